@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that tests and demos use, when they are missing. Idempotent.
+# Needs root (or passwordless sudo) only when something has to be installed.
+set -euo pipefail
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need ip iproute2
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-system-deps: nothing to install"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-system-deps: missing ${missing[*]} and not root; install them or run as root" >&2
+    exit 1
+  fi
+fi
+echo "install-system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Runs the type check and then every test file under test/ with Node's own test runner.
+// `node --test` takes no globs, and with no files it runs nothing and still exits 0, so this
+// script lists the files itself and fails when it finds none.
+// Usage: node scripts/run-tests.mjs [--soak] [--no-typecheck] [FILTER...]
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const args = process.argv.slice(2);
+const soak = args.includes('--soak');
+const typecheck = !args.includes('--no-typecheck');
+const filters = args.filter((a) => !a.startsWith('--'));
+const root = new URL('..', import.meta.url).pathname;
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
+}
+
+const files = walk(join(root, 'test'))
+  .filter((f) => f.endsWith('.test.ts'))
+  .filter((f) => soak === f.includes('/soak/'))
+  .filter((f) => filters.length === 0 || filters.some((p) => f.includes(p)))
+  .map((f) => relative(root, f))
+  .sort();
+if (files.length === 0) {
+  console.error('run-tests: no test files matched');
+  process.exit(1);
+}
+
+if (typecheck && filters.length === 0) {
+  console.log('run-tests: type check (tsc --noEmit)');
+  const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+}
+
+console.log(`run-tests: ${files.length} test files${soak ? ' (soak)' : ''}`);
+const env = { ...process.env, ...(soak ? { HBFT_SOAK: '1' } : {}) };
+const run = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
+  { cwd: root, stdio: 'inherit', env },
+);
+process.exit(run.status ?? 1);

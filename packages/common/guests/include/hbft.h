@@ -68,13 +68,14 @@
 #define HBFT_NIC_TX_HEAD (HBFT_NIC_BASE + 0x18u)
 #define HBFT_NIC_TX_TAIL (HBFT_NIC_BASE + 0x1cu)
 #define HBFT_NIC_CTRL (HBFT_NIC_BASE + 0x20u)       /* bit 0: enable (write after the rings are set) */
-#define HBFT_NIC_STATUS (HBFT_NIC_BASE + 0x24u)     /* bit 0: rx pending; bit 1: a bad tx record was dropped */
+#define HBFT_NIC_STATUS (HBFT_NIC_BASE + 0x24u)     /* bit 0: rx pending; bit 1: bad tx record dropped; bit 2: bad ring config */
 #define HBFT_NIC_CONN_MAX (HBFT_NIC_BASE + 0x28u)   /* number of connection slots */
 #define HBFT_NIC_RECORD_MAX (HBFT_NIC_BASE + 0x2cu) /* largest DATA payload the device delivers */
 
 #define HBFT_NIC_CTRL_ENABLE 1u
 #define HBFT_NIC_STATUS_RX_PENDING 1u
 #define HBFT_NIC_STATUS_TX_ERROR 2u
+#define HBFT_NIC_STATUS_CONFIG_ERROR 4u /* enable refused: ring base/size invalid */
 
 #define HBFT_NIC_PAD 0u
 #define HBFT_NIC_OPEN 1u

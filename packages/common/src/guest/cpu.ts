@@ -1,0 +1,887 @@
+import { RAM_BASE } from './addressMap.ts';
+import type { Bus } from './bus.ts';
+import type { GuestMemory } from './memory.ts';
+import { PTE_GUEST_WRITABLE } from '../tracking/shadowPageTable.ts';
+
+/*
+ * An RV32IM hart with the machine-mode subset of the privileged architecture that bare-metal
+ * programs and ISA tests use (RISC-V Unprivileged ISA v20191213 ch. 2 and 7; Privileged ISA
+ * v20211203 ch. 3). Guest traps are values: they redirect the pc to mtvec, never throw.
+ *
+ * Speed: one `execute` loop with registers in an Int32Array and every operand decoded in place
+ * (a pre-decoded cache measured slower in V8: design.md §5). The shadow page table is consulted
+ * inline: fetches and loads need its PRESENT bit, stores need WRITABLE|DIRTY without WATCHED;
+ * anything else, including every device access, takes a slow path.
+ */
+
+/** mcause values (Privileged ISA §3.1.15, table 3.6). */
+export const CAUSE_FETCH_MISALIGNED = 0;
+export const CAUSE_FETCH_ACCESS = 1;
+export const CAUSE_ILLEGAL_INSTRUCTION = 2;
+export const CAUSE_BREAKPOINT = 3;
+export const CAUSE_LOAD_MISALIGNED = 4;
+export const CAUSE_LOAD_ACCESS = 5;
+export const CAUSE_STORE_MISALIGNED = 6;
+export const CAUSE_STORE_ACCESS = 7;
+export const CAUSE_ECALL_M = 11;
+export const INTERRUPT_BIT = 0x8000_0000;
+export const IRQ_MSI = 3;
+export const IRQ_MTI = 7;
+export const IRQ_MEI = 11;
+
+export const MSTATUS_MIE = 1 << 3;
+export const MSTATUS_MPIE = 1 << 7;
+/** mstatus.MPP reads as M (3): only machine mode exists. */
+const MSTATUS_MPP_M = 3 << 11;
+export const MIP_MSIP = 1 << IRQ_MSI;
+export const MIP_MTIP = 1 << IRQ_MTI;
+export const MIP_MEIP = 1 << IRQ_MEI;
+const MIE_WRITABLE = MIP_MSIP | MIP_MTIP | MIP_MEIP;
+/** misa: MXL = 1 (32-bit), extensions I and M. */
+export const MISA_RV32IM = 0x4000_1100;
+
+/** Why `run` returned. */
+export const STOP_BUDGET = 0;
+export const STOP_HALT = 1;
+export const STOP_IDLE = 2;
+export type StopReason = typeof STOP_BUDGET | typeof STOP_HALT | typeof STOP_IDLE;
+
+/** The interrupt sources wired to this hart (CLINT and the NIC). */
+export interface InterruptLines {
+  msip(): boolean;
+  /** Cycle count at which the timer fires; Infinity when disarmed. */
+  mtimecmp(): number;
+  meip(): boolean;
+}
+
+const TWO_POW_32 = 2 ** 32;
+const MASK_64 = (1n << 64n) - 1n;
+/** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
+const RAM_XOR = RAM_BASE | 0;
+
+export class Cpu {
+  readonly x = new Int32Array(32);
+  /** The pc as a signed 32-bit value (compare `>>> 0` when printing). */
+  pc = RAM_BASE | 0;
+  mstatus = 0;
+  mie = 0;
+  mtvec = 0;
+  mscratch = 0;
+  mepc = 0;
+  mcause = 0;
+  mtval = 0;
+  /** Retired instructions (exact at slice boundaries). */
+  instret = 0;
+  /** Cycles skipped while waiting in `wfi` for the timer: cycle = instret + idleCycles. */
+  idleCycles = 0;
+  /** Offsets written through mcycle/minstret (64-bit, modulo 2^64). */
+  mcycleOffset = 0n;
+  minstretOffset = 0n;
+  /** Stopped in `wfi` until an enabled interrupt is pending. */
+  waiting = false;
+  halted = false;
+  /** Set by a fatal guest error (a trap whose handler itself traps at once). */
+  fatalError: string | null = null;
+  stopReason: StopReason = STOP_BUDGET;
+
+  private readonly memory: GuestMemory;
+  private readonly bus: Bus;
+  private readonly lines: InterruptLines;
+  private readonly frames: Uint8Array;
+  private readonly m32: Int32Array;
+  private readonly m16: Int16Array;
+  private readonly mu16: Uint16Array;
+  private readonly m8: Int8Array;
+  private readonly mu8: Uint8Array;
+  /*
+   * Slice bookkeeping, so slow paths can read exact counters mid-slice: before each slow call the
+   * loop stores how many instructions of the slice remain including the current one, so
+   * currentInstret() counts the instructions retired before it.
+   */
+  private sliceBudget = 0;
+  private sliceRemaining = 0;
+  private sliceExceptions = 0;
+  /** A slow path redirected the pc (trap taken): the loop reloads it. */
+  private trapped = false;
+  /** Leave the loop after this instruction: interrupts, halting or waiting need a look. */
+  private exitLoop = false;
+
+  constructor(memory: GuestMemory, bus: Bus, lines: InterruptLines) {
+    this.memory = memory;
+    this.bus = bus;
+    this.lines = lines;
+    this.frames = memory.table.entriesByFrame;
+    this.m32 = memory.i32;
+    this.m16 = memory.i16;
+    this.mu16 = memory.u16;
+    this.m8 = memory.i8;
+    this.mu8 = memory.u8;
+  }
+
+  /** The retired-instruction count, exact even inside a slow path. */
+  currentInstret(): number {
+    return this.instret + (this.sliceBudget - this.sliceRemaining) - this.sliceExceptions;
+  }
+
+  /** mtime and the cycle counter. */
+  currentCycle(): number {
+    return this.currentInstret() + this.idleCycles;
+  }
+
+  /** Makes the execute loop return after the current instruction (device changed a line, halt). */
+  requestExit(): void {
+    this.exitLoop = true;
+  }
+
+  halt(): void {
+    this.halted = true;
+    this.exitLoop = true;
+  }
+
+  mip(): number {
+    return (
+      (this.lines.msip() ? MIP_MSIP : 0) |
+      (this.currentCycle() >= this.lines.mtimecmp() ? MIP_MTIP : 0) |
+      (this.lines.meip() ? MIP_MEIP : 0)
+    );
+  }
+
+  /**
+   * Runs up to `budget` instructions; returns how many were executed (retired or trapped).
+   * `stopReason` says why it returned early: halted, or idle in `wfi` with nothing to wake it.
+   */
+  run(budget: number): number {
+    this.stopReason = STOP_BUDGET;
+    let executed = 0;
+    while (executed < budget) {
+      if (this.halted) {
+        this.stopReason = STOP_HALT;
+        break;
+      }
+      if (this.waiting && !this.tryWake()) {
+        this.stopReason = STOP_IDLE;
+        break;
+      }
+      this.takePendingInterrupt();
+      let slice = budget - executed;
+      // Stop exactly where the timer fires, so the interrupt lands on a deterministic instruction.
+      if ((this.mstatus & MSTATUS_MIE) !== 0 && (this.mie & MIP_MTIP) !== 0) {
+        const untilTimer = this.lines.mtimecmp() - this.currentCycle();
+        if (untilTimer > 0 && untilTimer < slice) slice = untilTimer;
+      }
+      const consumed = this.execute(slice);
+      this.instret += consumed - this.sliceExceptions;
+      this.sliceBudget = this.sliceRemaining = this.sliceExceptions = 0;
+      executed += consumed;
+    }
+    return executed;
+  }
+
+  /** Leaves `wfi` when an enabled interrupt is pending, or skips time to the timer (see addressMap.ts). */
+  private tryWake(): boolean {
+    if ((this.mip() & this.mie) !== 0) {
+      this.waiting = false;
+      return true;
+    }
+    // Only the timer can wake the hart: skip the idle cycles. With the NIC interrupt enabled the
+    // hart stays idle instead (input may arrive first); the driver may call skipToTimer().
+    if ((this.mie & MIP_MEIP) === 0) return this.skipToTimer();
+    return false;
+  }
+
+  /** While waiting with the timer armed, jumps the clock to mtimecmp. Returns whether it woke. */
+  skipToTimer(): boolean {
+    const mtimecmp = this.lines.mtimecmp();
+    if (!this.waiting || (this.mie & MIP_MTIP) === 0 || mtimecmp === Infinity) return false;
+    const cycle = this.currentCycle();
+    if (mtimecmp > cycle) this.idleCycles += mtimecmp - cycle;
+    this.waiting = false;
+    return true;
+  }
+
+  private takePendingInterrupt(): void {
+    if ((this.mstatus & MSTATUS_MIE) === 0) return;
+    const pending = this.mip() & this.mie;
+    if (pending === 0) return;
+    // Priority MEI > MSI > MTI (Privileged ISA §3.1.9).
+    const irq = (pending & MIP_MEIP) !== 0 ? IRQ_MEI : (pending & MIP_MSIP) !== 0 ? IRQ_MSI : IRQ_MTI;
+    this.mepc = this.pc;
+    this.mcause = (INTERRUPT_BIT | irq) | 0;
+    this.mtval = 0;
+    this.mstatus = (this.mstatus & MSTATUS_MIE) !== 0 ? (this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE : this.mstatus & ~MSTATUS_MPIE;
+    const base = this.mtvec & ~3;
+    this.pc = (this.mtvec & 1) !== 0 ? (base + 4 * irq) | 0 : base;
+  }
+
+  /**
+   * Raises a synchronous exception for the instruction at `this.pc`. A trap whose handler faults
+   * on its very first instruction would loop forever: that is a fatal guest error instead.
+   */
+  private exception(cause: number, tval: number): void {
+    const epc = this.pc;
+    const vector = this.mtvec & ~3;
+    this.sliceExceptions++;
+    this.trapped = true;
+    if (epc === vector) {
+      this.fatalError =
+        `the trap handler at 0x${(vector >>> 0).toString(16).padStart(8, '0')} itself raised ${describeCause(cause)}` +
+        ` (mtval 0x${(tval >>> 0).toString(16)}); the guest cannot continue`;
+      this.halt();
+      return;
+    }
+    this.mepc = epc;
+    this.mcause = cause;
+    this.mtval = tval | 0;
+    this.mstatus = (this.mstatus & MSTATUS_MIE) !== 0 ? (this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE : this.mstatus & ~MSTATUS_MPIE;
+    this.pc = vector;
+  }
+
+  private execute(budget: number): number {
+    const x = this.x;
+    const frames = this.frames;
+    const m32 = this.m32;
+    const m16 = this.m16;
+    const mu16 = this.mu16;
+    const m8 = this.m8;
+    const mu8 = this.mu8;
+    let pc = this.pc;
+    let n = budget;
+    this.sliceBudget = budget;
+    this.sliceRemaining = budget;
+    this.sliceExceptions = 0;
+    this.exitLoop = false;
+
+    loop: while (n > 0) {
+      n--;
+      if ((frames[pc >>> 12]! & 1) === 0) {
+        this.pc = pc;
+        this.sliceRemaining = n + 1;
+        this.fetchSlow(pc);
+        if (this.trapped) {
+          this.trapped = false;
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          continue;
+        }
+      }
+      const inst = m32[(pc ^ RAM_XOR) >> 2]!;
+      const rd = (inst >> 7) & 31;
+      switch (inst & 0x7f) {
+        case 0x13: {
+          // OP-IMM
+          const a = x[(inst >> 15) & 31]!;
+          const imm = inst >> 20;
+          let v: number;
+          switch ((inst >> 12) & 7) {
+            case 0:
+              v = (a + imm) | 0;
+              break;
+            case 1:
+              if (inst >>> 25 !== 0) {
+                this.illegal(pc, n, inst);
+                pc = this.pc;
+                if (this.exitLoop) break loop;
+                continue loop;
+              }
+              v = a << (imm & 31);
+              break;
+            case 2:
+              v = a < imm ? 1 : 0;
+              break;
+            case 3:
+              v = a >>> 0 < imm >>> 0 ? 1 : 0;
+              break;
+            case 4:
+              v = a ^ imm;
+              break;
+            case 5: {
+              const f7 = inst >>> 25;
+              if (f7 === 0) v = a >>> (imm & 31);
+              else if (f7 === 0x20) v = a >> (imm & 31);
+              else {
+                this.illegal(pc, n, inst);
+                pc = this.pc;
+                if (this.exitLoop) break loop;
+                continue loop;
+              }
+              break;
+            }
+            case 6:
+              v = a | imm;
+              break;
+            default:
+              v = a & imm;
+              break;
+          }
+          if (rd !== 0) x[rd] = v;
+          pc = (pc + 4) | 0;
+          break;
+        }
+        case 0x33: {
+          // OP and M extension
+          const a = x[(inst >> 15) & 31]!;
+          const b = x[(inst >> 20) & 31]!;
+          const f7 = inst >>> 25;
+          let v: number;
+          if (f7 === 0) {
+            switch ((inst >> 12) & 7) {
+              case 0:
+                v = (a + b) | 0;
+                break;
+              case 1:
+                v = a << (b & 31);
+                break;
+              case 2:
+                v = a < b ? 1 : 0;
+                break;
+              case 3:
+                v = a >>> 0 < b >>> 0 ? 1 : 0;
+                break;
+              case 4:
+                v = a ^ b;
+                break;
+              case 5:
+                v = a >>> (b & 31);
+                break;
+              case 6:
+                v = a | b;
+                break;
+              default:
+                v = a & b;
+                break;
+            }
+          } else if (f7 === 1) {
+            v = mulDiv((inst >> 12) & 7, a, b);
+          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 0) {
+            v = (a - b) | 0;
+          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 5) {
+            v = a >> (b & 31);
+          } else {
+            this.illegal(pc, n, inst);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = v;
+          pc = (pc + 4) | 0;
+          break;
+        }
+        case 0x03: {
+          // LOAD
+          const address = (x[(inst >> 15) & 31]! + (inst >> 20)) | 0;
+          const f3 = (inst >> 12) & 7;
+          let v = 0;
+          let slow = true;
+          if ((frames[address >>> 12]! & 1) !== 0) {
+            const offset = address ^ RAM_XOR;
+            if (f3 === 2) {
+              if ((offset & 3) === 0) {
+                v = m32[offset >> 2]!;
+                slow = false;
+              }
+            } else if (f3 === 4) {
+              v = mu8[offset]!;
+              slow = false;
+            } else if (f3 === 0) {
+              v = m8[offset]!;
+              slow = false;
+            } else if ((offset & 1) === 0) {
+              if (f3 === 5) {
+                v = mu16[offset >> 1]!;
+                slow = false;
+              } else if (f3 === 1) {
+                v = m16[offset >> 1]!;
+                slow = false;
+              }
+            }
+          }
+          if (slow) {
+            this.pc = pc;
+            this.sliceRemaining = n + 1;
+            v = this.loadSlow(address, f3, inst);
+            if (this.trapped) {
+              this.trapped = false;
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+            }
+          }
+          if (rd !== 0) x[rd] = v;
+          pc = (pc + 4) | 0;
+          break;
+        }
+        case 0x23: {
+          // STORE
+          const address = (x[(inst >> 15) & 31]! + (((inst >> 25) << 5) | ((inst >> 7) & 31))) | 0;
+          const value = x[(inst >> 20) & 31]!;
+          const f3 = (inst >> 12) & 7;
+          let slow = true;
+          // WRITABLE | DIRTY set and WATCHED clear (PTE_STORE_FAST_MASK / _VALUE).
+          if ((frames[address >>> 12]! & 0x26) === 0x06) {
+            const offset = address ^ RAM_XOR;
+            if (f3 === 2) {
+              if ((offset & 3) === 0) {
+                m32[offset >> 2] = value;
+                slow = false;
+              }
+            } else if (f3 === 0) {
+              m8[offset] = value;
+              slow = false;
+            } else if (f3 === 1 && (offset & 1) === 0) {
+              m16[offset >> 1] = value;
+              slow = false;
+            }
+          }
+          if (slow) {
+            this.pc = pc;
+            this.sliceRemaining = n + 1;
+            this.storeSlow(address, f3, value, inst);
+            if (this.trapped) {
+              this.trapped = false;
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+            }
+            pc = (pc + 4) | 0;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          pc = (pc + 4) | 0;
+          break;
+        }
+        case 0x63: {
+          // BRANCH
+          const a = x[(inst >> 15) & 31]!;
+          const b = x[(inst >> 20) & 31]!;
+          let taken: boolean;
+          switch ((inst >> 12) & 7) {
+            case 0:
+              taken = a === b;
+              break;
+            case 1:
+              taken = a !== b;
+              break;
+            case 4:
+              taken = a < b;
+              break;
+            case 5:
+              taken = a >= b;
+              break;
+            case 6:
+              taken = a >>> 0 < b >>> 0;
+              break;
+            case 7:
+              taken = a >>> 0 >= b >>> 0;
+              break;
+            default:
+              this.illegal(pc, n, inst);
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+          }
+          if (taken) {
+            const target =
+              (pc + (((inst >> 31) << 12) | (((inst >> 7) & 1) << 11) | (((inst >> 25) & 0x3f) << 5) | (((inst >> 8) & 0xf) << 1))) | 0;
+            if ((target & 3) !== 0) {
+              this.misalignedJump(pc, n, target);
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+            }
+            pc = target;
+          } else {
+            pc = (pc + 4) | 0;
+          }
+          break;
+        }
+        case 0x6f: {
+          // JAL
+          const target =
+            (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
+          if ((target & 3) !== 0) {
+            this.misalignedJump(pc, n, target);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = (pc + 4) | 0;
+          pc = target;
+          break;
+        }
+        case 0x67: {
+          // JALR
+          if (((inst >> 12) & 7) !== 0) {
+            this.illegal(pc, n, inst);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          const target = ((x[(inst >> 15) & 31]! + (inst >> 20)) & ~1) | 0;
+          if ((target & 3) !== 0) {
+            this.misalignedJump(pc, n, target);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = (pc + 4) | 0;
+          pc = target;
+          break;
+        }
+        case 0x37:
+          // LUI
+          if (rd !== 0) x[rd] = inst & 0xfffff000;
+          pc = (pc + 4) | 0;
+          break;
+        case 0x17:
+          // AUIPC
+          if (rd !== 0) x[rd] = (pc + (inst & 0xfffff000)) | 0;
+          pc = (pc + 4) | 0;
+          break;
+        case 0x0f: {
+          // MISC-MEM: fence and fence.i. There is no decode cache, so stores to code are seen at once.
+          const f3 = (inst >> 12) & 7;
+          if (f3 !== 0 && f3 !== 1) {
+            this.illegal(pc, n, inst);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          pc = (pc + 4) | 0;
+          break;
+        }
+        case 0x73: {
+          // SYSTEM
+          this.pc = pc;
+          this.sliceRemaining = n + 1;
+          this.system(inst);
+          this.trapped = false;
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          break;
+        }
+        default:
+          this.illegal(pc, n, inst);
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          continue loop;
+      }
+    }
+    this.pc = pc;
+    this.sliceRemaining = n;
+    return budget - n;
+  }
+
+  private illegal(pc: number, remaining: number, inst: number): void {
+    this.pc = pc;
+    this.sliceRemaining = remaining;
+    this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+    this.trapped = false;
+  }
+
+  private misalignedJump(pc: number, remaining: number, target: number): void {
+    this.pc = pc;
+    this.sliceRemaining = remaining;
+    this.exception(CAUSE_FETCH_MISALIGNED, target);
+    this.trapped = false;
+  }
+
+  /** A fetch from a page without PRESENT: a read fault on RAM, an access fault elsewhere. */
+  private fetchSlow(pc: number): void {
+    const offset = this.memory.ramOffset(pc);
+    if (offset < 0) {
+      this.exception(CAUSE_FETCH_ACCESS, pc);
+      return;
+    }
+    this.memory.prepareLoad(offset >>> 12);
+  }
+
+  private loadSlow(address: number, f3: number, inst: number): number {
+    const sizeBytes = f3 === 2 ? 4 : f3 === 1 || f3 === 5 ? 2 : f3 === 0 || f3 === 4 ? 1 : 0;
+    if (sizeBytes === 0) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return 0;
+    }
+    if ((address & (sizeBytes - 1)) !== 0) {
+      this.exception(CAUSE_LOAD_MISALIGNED, address);
+      return 0;
+    }
+    let raw: number;
+    const offset = this.memory.ramOffset(address);
+    if (offset >= 0) {
+      this.memory.prepareLoad(offset >>> 12);
+      raw = sizeBytes === 4 ? this.m32[offset >> 2]! : sizeBytes === 2 ? this.mu16[offset >> 1]! : this.mu8[offset]!;
+    } else {
+      const value = this.bus.load(address, sizeBytes);
+      if (value === undefined) {
+        this.exception(CAUSE_LOAD_ACCESS, address);
+        return 0;
+      }
+      raw = value;
+    }
+    switch (f3) {
+      case 0:
+        return (raw << 24) >> 24;
+      case 1:
+        return (raw << 16) >> 16;
+      case 4:
+        return raw & 0xff;
+      case 5:
+        return raw & 0xffff;
+      default:
+        return raw | 0;
+    }
+  }
+
+  private storeSlow(address: number, f3: number, value: number, inst: number): void {
+    const sizeBytes = f3 === 2 ? 4 : f3 === 1 ? 2 : f3 === 0 ? 1 : 0;
+    if (sizeBytes === 0) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return;
+    }
+    if ((address & (sizeBytes - 1)) !== 0) {
+      this.exception(CAUSE_STORE_MISALIGNED, address);
+      return;
+    }
+    const offset = this.memory.ramOffset(address);
+    if (offset >= 0) {
+      const page = offset >>> 12;
+      if ((this.memory.table.entries[page]! & PTE_GUEST_WRITABLE) === 0) {
+        this.exception(CAUSE_STORE_ACCESS, address);
+        return;
+      }
+      this.memory.prepareStore(page, 'cpu');
+      if (sizeBytes === 4) this.m32[offset >> 2] = value;
+      else if (sizeBytes === 2) this.m16[offset >> 1] = value;
+      else this.m8[offset] = value;
+      this.memory.finishStore(page, offset, sizeBytes, 'cpu');
+      return;
+    }
+    const mask = sizeBytes === 4 ? 0xffff_ffff : (1 << (sizeBytes * 8)) - 1;
+    if (!this.bus.store(address, sizeBytes, (value & mask) >>> 0)) {
+      this.exception(CAUSE_STORE_ACCESS, address);
+      return;
+    }
+    // A device may have raised or lowered an interrupt line, or halted the machine.
+    this.exitLoop = true;
+  }
+
+  /** SYSTEM instructions; leaves the next pc in this.pc. */
+  private system(inst: number): void {
+    const f3 = (inst >> 12) & 7;
+    if (f3 === 0) {
+      switch (inst >>> 0) {
+        case 0x0000_0073: // ecall
+          this.exception(CAUSE_ECALL_M, 0);
+          return;
+        case 0x0010_0073: // ebreak
+          this.exception(CAUSE_BREAKPOINT, this.pc);
+          return;
+        case 0x3020_0073: // mret
+          this.mstatus =
+            ((this.mstatus & MSTATUS_MPIE) !== 0 ? this.mstatus | MSTATUS_MIE : this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE;
+          this.pc = this.mepc & ~3;
+          this.exitLoop = true;
+          return;
+        case 0x1050_0073: // wfi
+          this.pc = (this.pc + 4) | 0;
+          if ((this.mip() & this.mie) === 0) {
+            this.waiting = true;
+            this.exitLoop = true;
+          }
+          return;
+        default:
+          this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+          return;
+      }
+    }
+    if (f3 === 4) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return;
+    }
+    // Zicsr (Unprivileged ISA ch. 9): csrrw/s/c and their immediate forms.
+    const csr = inst >>> 20;
+    const rd = (inst >> 7) & 31;
+    const rs1 = (inst >> 15) & 31;
+    const operand = f3 >= 5 ? rs1 : this.x[rs1]!;
+    const op = f3 & 3;
+    const writes = op === 1 || rs1 !== 0;
+    if (writes && csr >>> 10 === 3) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return;
+    }
+    const old = this.readCsr(csr);
+    if (old === undefined) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return;
+    }
+    if (writes) {
+      const value = op === 1 ? operand : op === 2 ? old | operand : old & ~operand;
+      this.writeCsr(csr, value | 0);
+      this.exitLoop = true;
+    }
+    if (rd !== 0) this.x[rd] = old;
+    this.pc = (this.pc + 4) | 0;
+  }
+
+  /** Reads a CSR; undefined when it does not exist here (an illegal instruction). */
+  readCsr(csr: number): number | undefined {
+    switch (csr) {
+      case 0x300:
+        return (this.mstatus & (MSTATUS_MIE | MSTATUS_MPIE)) | MSTATUS_MPP_M;
+      case 0x301:
+        return MISA_RV32IM;
+      case 0x304:
+        return this.mie;
+      case 0x305:
+        return this.mtvec;
+      case 0x340:
+        return this.mscratch;
+      case 0x341:
+        return this.mepc;
+      case 0x342:
+        return this.mcause;
+      case 0x343:
+        return this.mtval;
+      case 0x344:
+        return this.mip();
+      case 0xf11: // mvendorid
+      case 0xf12: // marchid
+      case 0xf13: // mimpid
+      case 0xf14: // mhartid
+        return 0;
+      case 0xb00:
+      case 0xc00:
+      case 0xc01: // time: mtime is the cycle count
+        return low32(this.counter64(csr === 0xc01 ? 0n : this.mcycleOffset, this.currentCycle()));
+      case 0xb80:
+      case 0xc80:
+      case 0xc81:
+        return high32(this.counter64(csr === 0xc81 ? 0n : this.mcycleOffset, this.currentCycle()));
+      case 0xb02:
+      case 0xc02:
+        return low32(this.counter64(this.minstretOffset, this.currentInstret()));
+      case 0xb82:
+      case 0xc82:
+        return high32(this.counter64(this.minstretOffset, this.currentInstret()));
+      default:
+        return undefined;
+    }
+  }
+
+  private counter64(offset: bigint, count: number): bigint {
+    return (BigInt(count) + offset) & MASK_64;
+  }
+
+  private writeCsr(csr: number, value: number): void {
+    switch (csr) {
+      case 0x300:
+        this.mstatus = value & (MSTATUS_MIE | MSTATUS_MPIE);
+        return;
+      case 0x304:
+        this.mie = value & MIE_WRITABLE;
+        return;
+      case 0x305:
+        // Modes 2 and 3 are reserved: WARL keeps direct mode.
+        this.mtvec = (value & 3) === 1 ? value : value & ~3;
+        return;
+      case 0x340:
+        this.mscratch = value;
+        return;
+      case 0x341:
+        this.mepc = value & ~3;
+        return;
+      case 0x342:
+        this.mcause = value;
+        return;
+      case 0x343:
+        this.mtval = value;
+        return;
+      case 0xb00:
+      case 0xb80:
+        this.mcycleOffset = this.rewriteCounter(this.mcycleOffset, this.currentCycle() + 1, csr === 0xb80, value);
+        return;
+      case 0xb02:
+      case 0xb82:
+        // A CSR write takes effect after the writing instruction completes (Privileged ISA
+        // §3.1.11): the next instruction reads exactly the value written.
+        this.minstretOffset = this.rewriteCounter(this.minstretOffset, this.currentInstret() + 1, csr === 0xb82, value);
+        return;
+      default:
+        // misa, mip and the read-only IDs ignore writes (WARL).
+        return;
+    }
+  }
+
+  private rewriteCounter(offset: bigint, count: number, high: boolean, value: number): bigint {
+    const current = this.counter64(offset, count);
+    const word = BigInt(value >>> 0);
+    const next = high ? (word << 32n) | (current & 0xffff_ffffn) : (current & ~0xffff_ffffn & MASK_64) | word;
+    return (next - BigInt(count)) & MASK_64;
+  }
+}
+
+function low32(value: bigint): number {
+  return Number(value & 0xffff_ffffn) | 0;
+}
+
+function high32(value: bigint): number {
+  return Number(value >> 32n) | 0;
+}
+
+/** High 32 bits of the unsigned 64-bit product, from 16-bit halves (exact in doubles). */
+function mulhu(a: number, b: number): number {
+  const aLow = a & 0xffff;
+  const aHigh = a >>> 16;
+  const bLow = b & 0xffff;
+  const bHigh = b >>> 16;
+  const low = aLow * bLow;
+  const mid1 = aHigh * bLow;
+  const mid2 = aLow * bHigh;
+  const carry = ((low >>> 16) + (mid1 & 0xffff) + (mid2 & 0xffff)) >>> 16;
+  return (aHigh * bHigh + (mid1 >>> 16) + (mid2 >>> 16) + carry) | 0;
+}
+
+/** The M extension (Unprivileged ISA ch. 7), including division by zero and overflow results. */
+function mulDiv(f3: number, a: number, b: number): number {
+  switch (f3) {
+    case 0:
+      return Math.imul(a, b);
+    case 1: // mulh: signed × signed
+      return (mulhu(a, b) - (a < 0 ? b : 0) - (b < 0 ? a : 0)) | 0;
+    case 2: // mulhsu: signed × unsigned
+      return (mulhu(a, b) - (a < 0 ? b : 0)) | 0;
+    case 3:
+      return mulhu(a, b);
+    case 4:
+      if (b === 0) return -1;
+      if (a === -0x8000_0000 && b === -1) return a;
+      return (a / b) | 0;
+    case 5:
+      if (b === 0) return -1;
+      return ((a >>> 0) / (b >>> 0)) | 0;
+    case 6:
+      if (b === 0) return a;
+      if (a === -0x8000_0000 && b === -1) return 0;
+      return a % b | 0;
+    default:
+      if (b === 0) return a;
+      return (a >>> 0) % (b >>> 0) | 0;
+  }
+}
+
+export function describeCause(cause: number): string {
+  const names: Record<number, string> = {
+    [CAUSE_FETCH_MISALIGNED]: 'instruction address misaligned',
+    [CAUSE_FETCH_ACCESS]: 'instruction access fault',
+    [CAUSE_ILLEGAL_INSTRUCTION]: 'illegal instruction',
+    [CAUSE_BREAKPOINT]: 'breakpoint',
+    [CAUSE_LOAD_MISALIGNED]: 'load address misaligned',
+    [CAUSE_LOAD_ACCESS]: 'load access fault',
+    [CAUSE_STORE_MISALIGNED]: 'store address misaligned',
+    [CAUSE_STORE_ACCESS]: 'store access fault',
+    [CAUSE_ECALL_M]: 'environment call',
+  };
+  return names[cause] ?? `exception ${cause}`;
+}
+
+export { TWO_POW_32 };

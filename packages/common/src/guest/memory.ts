@@ -1,0 +1,164 @@
+import { UsageError, assert } from '../errors.ts';
+import { formatBytes } from '../units.ts';
+import {
+  MEMORY_BYTES_MAX,
+  MEMORY_BYTES_MIN,
+  PAGE_BYTES,
+  PAGE_SHIFT,
+  RAM_BASE,
+} from './addressMap.ts';
+import {
+  L1_ENTRIES,
+  PTE_DIRTY,
+  PTE_PRESENT,
+  PTE_STORE_FAST_MASK,
+  PTE_STORE_FAST_VALUE,
+  PTE_WATCHED,
+  PTE_WRITABLE,
+  ShadowPageTable,
+} from '../tracking/shadowPageTable.ts';
+import type { DirtyTracker, WriteSource } from '../tracking/tracker.ts';
+import { NoTracking } from '../tracking/none.ts';
+
+/** Called after every store to a watched page (tohost, ground-truth recorders). */
+export type StoreObserver = (ramOffset: number, sizeBytes: number, source: WriteSource) => void;
+
+/** Checks a `--memory` value: 16 MiB to 2 GiB, a whole number of 2 MiB L1 ranges. */
+export function validateMemoryBytes(bytes: number, flag = '--memory'): number {
+  const granule = L1_ENTRIES * PAGE_BYTES;
+  if (!Number.isSafeInteger(bytes) || bytes < MEMORY_BYTES_MIN || bytes > MEMORY_BYTES_MAX) {
+    throw new UsageError(
+      `${flag}: ${formatBytes(bytes)} is out of range; guest memory must be from ${formatBytes(MEMORY_BYTES_MIN)} to ${formatBytes(MEMORY_BYTES_MAX)}`,
+    );
+  }
+  if (bytes % granule !== 0) {
+    throw new UsageError(`${flag}: ${formatBytes(bytes)} is not a multiple of 2MiB`);
+  }
+  return bytes;
+}
+
+/**
+ * Guest-physical RAM: one SharedArrayBuffer (so a worker thread can run the CPU over it while the
+ * main thread reads pages at a pause), typed-array views of every width, and the shadow page
+ * table consulted on each access.
+ *
+ * Every write into RAM goes through here or through the CPU's inlined fast path, which performs
+ * exactly the check in `isStoreFast`; whenever that check fails the CPU calls `prepareStore`.
+ * So dirty tracking sees each CPU store and each device DMA write alike.
+ */
+export class GuestMemory {
+  readonly buffer: SharedArrayBuffer;
+  readonly ramBytes: number;
+  readonly pageCount: number;
+  readonly u8: Uint8Array;
+  readonly i8: Int8Array;
+  readonly u16: Uint16Array;
+  readonly i16: Int16Array;
+  readonly i32: Int32Array;
+  readonly table: ShadowPageTable;
+  private trackerInUse: DirtyTracker;
+  private observer: StoreObserver | null = null;
+
+  constructor(ramBytes: number, buffer?: SharedArrayBuffer) {
+    validateMemoryBytes(ramBytes);
+    assert(buffer === undefined || buffer.byteLength === ramBytes, 'shared buffer matches the RAM size');
+    this.buffer = buffer ?? new SharedArrayBuffer(ramBytes);
+    this.ramBytes = ramBytes;
+    this.pageCount = ramBytes >>> PAGE_SHIFT;
+    this.u8 = new Uint8Array(this.buffer);
+    this.i8 = new Int8Array(this.buffer);
+    this.u16 = new Uint16Array(this.buffer);
+    this.i16 = new Int16Array(this.buffer);
+    this.i32 = new Int32Array(this.buffer);
+    this.table = new ShadowPageTable(this.pageCount);
+    this.trackerInUse = new NoTracking();
+    this.trackerInUse.attach(this.table);
+  }
+
+  get tracker(): DirtyTracker {
+    return this.trackerInUse;
+  }
+
+  /** Replaces the tracking strategy; the new one takes over the whole table. */
+  setTracker(tracker: DirtyTracker): void {
+    this.trackerInUse = tracker;
+    tracker.attach(this.table);
+  }
+
+  /** Installs the observer called after stores to watched pages (one at a time). */
+  setStoreObserver(observer: StoreObserver | null): void {
+    this.observer = observer;
+  }
+
+  /** Offset into RAM of a guest-physical address, or -1 when the address is not RAM. */
+  ramOffset(address: number): number {
+    const offset = (address - RAM_BASE) >>> 0;
+    return offset < this.ramBytes ? offset : -1;
+  }
+
+  /** The check the CPU inlines: may a store to this RAM page proceed without the slow path? */
+  isStoreFast(page: number): boolean {
+    return (this.table.entries[page]! & PTE_STORE_FAST_MASK) === PTE_STORE_FAST_VALUE;
+  }
+
+  /**
+   * The slow path of a store to RAM page `page`: lets the tracker handle the fault (or the dirty
+   * bit update) so that afterwards the entry allows the write. Call before writing.
+   */
+  prepareStore(page: number, source: WriteSource): void {
+    const entries = this.table.entries;
+    const entry = entries[page]!;
+    if ((entry & PTE_WRITABLE) === 0) this.trackerInUse.onWriteFault(page, source);
+    else if ((entry & PTE_DIRTY) === 0) this.trackerInUse.onCleanWrite(page, source);
+    assert((entries[page]! & (PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY)) === 7, 'tracker left the page writable');
+  }
+
+  /** After a store that took the slow path: tells the observer when the page is watched. */
+  finishStore(page: number, ramOffset: number, sizeBytes: number, source: WriteSource): void {
+    if ((this.table.entries[page]! & PTE_WATCHED) !== 0 && this.observer !== null) {
+      this.observer(ramOffset, sizeBytes, source);
+    }
+  }
+
+  /** The slow path of a load or fetch from RAM page `page`: a read fault when not present. */
+  prepareLoad(page: number): void {
+    if ((this.table.entries[page]! & PTE_PRESENT) === 0) this.trackerInUse.onReadFault(page);
+  }
+
+  /** Device DMA into RAM (and image loading): tracked page by page like CPU stores. */
+  writeBytes(ramOffset: number, bytes: Uint8Array, source: WriteSource = 'device'): void {
+    assert(ramOffset >= 0 && ramOffset + bytes.length <= this.ramBytes, 'DMA stays inside RAM');
+    let done = 0;
+    while (done < bytes.length) {
+      const offset = ramOffset + done;
+      const page = offset >>> PAGE_SHIFT;
+      const chunk = Math.min(bytes.length - done, PAGE_BYTES - (offset & (PAGE_BYTES - 1)));
+      const fast = this.isStoreFast(page);
+      if (!fast) this.prepareStore(page, source);
+      this.u8.set(bytes.subarray(done, done + chunk), offset);
+      if (!fast) this.finishStore(page, offset, chunk, source);
+      done += chunk;
+    }
+  }
+
+  /** Device DMA of one little-endian 32-bit word (aligned). */
+  writeU32(ramOffset: number, value: number, source: WriteSource = 'device'): void {
+    assert((ramOffset & 3) === 0 && ramOffset + 4 <= this.ramBytes, 'aligned word inside RAM');
+    const page = ramOffset >>> PAGE_SHIFT;
+    const fast = this.isStoreFast(page);
+    if (!fast) this.prepareStore(page, source);
+    this.i32[ramOffset >>> 2] = value;
+    if (!fast) this.finishStore(page, ramOffset, 4, source);
+  }
+
+  /** Reads without tracking effects (host-side reads, like Domain0 mapping pages read-only). */
+  readBytes(ramOffset: number, length: number): Uint8Array {
+    assert(ramOffset >= 0 && ramOffset + length <= this.ramBytes, 'read stays inside RAM');
+    return this.u8.subarray(ramOffset, ramOffset + length);
+  }
+
+  readU32(ramOffset: number): number {
+    assert((ramOffset & 3) === 0 && ramOffset + 4 <= this.ramBytes, 'aligned word inside RAM');
+    return this.i32[ramOffset >>> 2]! >>> 0;
+  }
+}

@@ -1,0 +1,200 @@
+import { EventEmitter } from 'node:events';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { HbftError } from '../../errors.ts';
+import type { MachineExit } from '../machine.ts';
+import {
+  CONTROL_WORDS,
+  CTRL_DOORBELL,
+  CTRL_REQUEST,
+  CTRL_STATUS,
+  CTRL_STATUS_SEQ,
+  REQUEST_PAUSE,
+  REQUEST_RUN,
+  REQUEST_STOP,
+  STATUS_NAMES,
+  STATUS_PAUSED,
+  STATUS_STARTING,
+  STATUS_STOPPED,
+} from './control.ts';
+import type { FromWorker, GuestWorkerData, ToWorker } from './messages.ts';
+
+export interface GuestWorkerOptions {
+  memory: SharedArrayBuffer;
+  image?: Uint8Array;
+  imageName?: string;
+  state?: Uint8Array;
+  args?: string;
+}
+
+export interface GuestWorkerEvents {
+  output: [tag: string, slot: number, bytes: Uint8Array];
+  guestClose: [tag: string, slot: number];
+  opened: [tag: string, slot: number];
+  refused: [tag: string, reason: string];
+  console: [text: string];
+  halted: [exit: MachineExit];
+  error: [error: Error];
+  exit: [];
+}
+
+/**
+ * The main thread's handle on a guest running in a worker_thread over shared memory. Pausing is
+ * an Atomics handshake: the worker checks the request word between slices of 4096 instructions,
+ * so it stops at an instruction boundary well within 100 µs; resume is one store and notify.
+ */
+export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
+  readonly memory: SharedArrayBuffer;
+  private readonly control: Int32Array;
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private nextCommandId = 1;
+  private readonly pendingCommands = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private exited = false;
+
+  private constructor(options: GuestWorkerOptions) {
+    super();
+    this.memory = options.memory;
+    this.control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+    const channel = new MessageChannel();
+    this.port = channel.port1 as unknown as MessagePort;
+    const data: GuestWorkerData = {
+      control: this.control.buffer as SharedArrayBuffer,
+      memory: options.memory,
+      image: options.image,
+      imageName: options.imageName,
+      state: options.state,
+      args: options.args,
+      port: channel.port2 as unknown as MessagePort,
+    };
+    this.worker = new Worker(new URL('./entry.mjs', import.meta.url), {
+      workerData: data,
+      transferList: [channel.port2 as never],
+    });
+    channel.port1.on('message', (message: FromWorker) => this.onMessage(message));
+    this.worker.on('error', (error) => this.emit('error', error));
+    this.worker.on('exit', () => {
+      this.exited = true;
+      for (const pending of this.pendingCommands.values()) pending.reject(new HbftError('E_WORKER_EXITED', 'the guest worker exited'));
+      this.pendingCommands.clear();
+      channel.port1.close();
+      this.emit('exit');
+    });
+  }
+
+  /** Starts a worker and resolves once it has booted (left the starting state). */
+  static async start(options: GuestWorkerOptions): Promise<GuestWorker> {
+    const guest = new GuestWorker(options);
+    await guest.waitForStatus((status) => status !== STATUS_STARTING);
+    if (guest.statusCode === STATUS_STOPPED) {
+      const exit = await new Promise<MachineExit | undefined>((resolve) => {
+        guest.once('halted', resolve);
+        setTimeout(() => resolve(undefined), 100);
+      });
+      throw new HbftError('E_GUEST_BOOT', exit?.kind === 'fault' ? exit.message : 'the guest worker could not boot');
+    }
+    return guest;
+  }
+
+  get statusCode(): number {
+    return Atomics.load(this.control, CTRL_STATUS);
+  }
+
+  get status(): (typeof STATUS_NAMES)[number] {
+    return STATUS_NAMES[this.statusCode] ?? 'stopped';
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.type) {
+      case 'output':
+        this.emit('output', message.tag, message.slot, message.bytes);
+        return;
+      case 'guestClose':
+        this.emit('guestClose', message.tag, message.slot);
+        return;
+      case 'opened':
+        this.emit('opened', message.tag, message.slot);
+        return;
+      case 'refused':
+        this.emit('refused', message.tag, message.reason);
+        return;
+      case 'console':
+        this.emit('console', message.text);
+        return;
+      case 'halted':
+        this.emit('halted', message.exit);
+        return;
+      case 'reply': {
+        const pending = this.pendingCommands.get(message.id);
+        if (pending === undefined) return;
+        this.pendingCommands.delete(message.id);
+        if (message.ok) pending.resolve(message.result);
+        else pending.reject(new HbftError(message.code, message.error));
+        return;
+      }
+    }
+  }
+
+  private ringDoorbell(): void {
+    Atomics.add(this.control, CTRL_DOORBELL, 1);
+    Atomics.notify(this.control, CTRL_DOORBELL);
+  }
+
+  private send(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (this.exited) return;
+    this.port.postMessage(message, transfer);
+    this.ringDoorbell();
+  }
+
+  /** Resolves when the worker's status satisfies `predicate`. */
+  private async waitForStatus(predicate: (status: number) => boolean): Promise<void> {
+    for (;;) {
+      const seq = Atomics.load(this.control, CTRL_STATUS_SEQ);
+      if (predicate(this.statusCode)) return;
+      if (this.exited) throw new HbftError('E_WORKER_EXITED', 'the guest worker exited');
+      const waiting = Atomics.waitAsync(this.control, CTRL_STATUS_SEQ, seq, 1000);
+      if (waiting.async) await waiting.value;
+    }
+  }
+
+  /** Stops the guest at the next instruction boundary; resolves once it is stopped. */
+  async pause(): Promise<void> {
+    Atomics.store(this.control, CTRL_REQUEST, REQUEST_PAUSE);
+    this.ringDoorbell();
+    await this.waitForStatus((status) => status === STATUS_PAUSED || status === STATUS_STOPPED);
+  }
+
+  resume(): void {
+    Atomics.store(this.control, CTRL_REQUEST, REQUEST_RUN);
+    this.ringDoorbell();
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((resolve) => this.once('exit', resolve));
+    Atomics.store(this.control, CTRL_REQUEST, REQUEST_STOP);
+    this.ringDoorbell();
+    await exited;
+  }
+
+  /** Runs a worker command (see commands.ts) between slices or while paused. */
+  command<T>(name: string, args?: unknown): Promise<T> {
+    if (this.exited) return Promise.reject(new HbftError('E_WORKER_EXITED', 'the guest worker exited'));
+    const id = this.nextCommandId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pendingCommands.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.send({ type: 'command', id, name, args });
+    });
+  }
+
+  open(tag: string): void {
+    this.send({ type: 'open', tag });
+  }
+
+  deliver(tag: string, bytes: Uint8Array): void {
+    this.send({ type: 'deliver', tag, bytes });
+  }
+
+  hangUp(tag: string): void {
+    this.send({ type: 'hangUp', tag });
+  }
+}

@@ -1,0 +1,174 @@
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { HbftError } from '../../errors.ts';
+import { STOP_IDLE } from '../cpu.ts';
+import { Machine } from '../machine.ts';
+import {
+  CTRL_DOORBELL,
+  CTRL_REQUEST,
+  CTRL_STATUS,
+  CTRL_STATUS_SEQ,
+  REQUEST_PAUSE,
+  REQUEST_STOP,
+  SLICE_INSTRUCTIONS,
+  STATUS_HALTED,
+  STATUS_IDLE,
+  STATUS_PAUSED,
+  STATUS_RUNNING,
+  STATUS_STOPPED,
+} from './control.ts';
+import type { FromWorker, GuestWorkerData, ToWorker } from './messages.ts';
+import { workerCommands } from './commands.ts';
+
+/*
+ * The guest's thread: runs the machine in slices and, between slices, takes input, answers
+ * commands and honours pause requests. It never yields to an event loop while the guest runs:
+ * messages are drained with receiveMessageOnPort when the doorbell says there are some.
+ */
+const data = workerData as GuestWorkerData;
+const control = new Int32Array(data.control);
+const port = data.port;
+const machine = new Machine({ memoryBuffer: data.memory, args: data.args });
+const slotsByTag = new Map<string, number>();
+const tagsBySlot = new Map<number, string>();
+let doorbellSeen = Atomics.load(control, CTRL_DOORBELL);
+
+function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+function setStatus(status: number): void {
+  if (Atomics.load(control, CTRL_STATUS) === status) return;
+  Atomics.store(control, CTRL_STATUS, status);
+  Atomics.add(control, CTRL_STATUS_SEQ, 1);
+  Atomics.notify(control, CTRL_STATUS_SEQ);
+}
+
+machine.uart.onOutput = (() => {
+  const decoder = new TextDecoder();
+  return (byte: number) => post({ type: 'console', text: decoder.decode(Uint8Array.of(byte), { stream: true }) });
+})();
+machine.nic.host = {
+  onTransmit(slot, bytes) {
+    post({ type: 'output', slot, tag: tagsBySlot.get(slot) ?? '', bytes }, [bytes.buffer as ArrayBuffer]);
+  },
+  onGuestClose(slot) {
+    const tag = tagsBySlot.get(slot) ?? '';
+    tagsBySlot.delete(slot);
+    slotsByTag.delete(tag);
+    post({ type: 'guestClose', slot, tag });
+  },
+};
+
+function handle(message: ToWorker): void {
+  switch (message.type) {
+    case 'open': {
+      const slot = machine.nic.openConnection(message.tag);
+      if (slot < 0) {
+        post({ type: 'refused', tag: message.tag, reason: 'every NIC connection slot is in use' });
+        return;
+      }
+      slotsByTag.set(message.tag, slot);
+      tagsBySlot.set(slot, message.tag);
+      post({ type: 'opened', tag: message.tag, slot });
+      return;
+    }
+    case 'deliver': {
+      const slot = slotsByTag.get(message.tag);
+      if (slot !== undefined) machine.nic.deliver(slot, message.bytes);
+      return;
+    }
+    case 'hangUp': {
+      const slot = slotsByTag.get(message.tag);
+      if (slot !== undefined) machine.nic.hangUp(slot);
+      return;
+    }
+    case 'command': {
+      const command = workerCommands[message.name];
+      try {
+        if (command === undefined) throw new HbftError('E_COMMAND', `unknown worker command "${message.name}"`);
+        post({ type: 'reply', id: message.id, ok: true, result: command(machine, message.args) });
+      } catch (error) {
+        const code = error instanceof HbftError ? error.code : 'E_INTERNAL';
+        post({ type: 'reply', id: message.id, ok: false, error: (error as Error).message, code });
+      }
+      return;
+    }
+  }
+}
+
+function drainMessages(): void {
+  const doorbell = Atomics.load(control, CTRL_DOORBELL);
+  if (doorbell === doorbellSeen) return;
+  doorbellSeen = doorbell;
+  for (let entry = receiveMessageOnPort(port); entry !== undefined; entry = receiveMessageOnPort(port)) {
+    handle(entry.message as ToWorker);
+  }
+}
+
+/** Sleeps until main rings the doorbell (or the timeout passes). */
+function waitForDoorbell(timeoutMs: number): void {
+  Atomics.wait(control, CTRL_DOORBELL, doorbellSeen, timeoutMs);
+}
+
+function rebuildTagMaps(): void {
+  slotsByTag.clear();
+  tagsBySlot.clear();
+  for (const slot of machine.nic.activeSlots()) {
+    const tag = machine.nic.tag(slot);
+    slotsByTag.set(tag, slot);
+    tagsBySlot.set(slot, tag);
+  }
+}
+
+function boot(): void {
+  if (data.state !== undefined) {
+    machine.setState(data.state);
+    rebuildTagMaps();
+  } else if (data.image !== undefined) {
+    machine.loadElf(data.image, data.imageName);
+  }
+}
+
+function loop(): void {
+  let haltReported = false;
+  for (;;) {
+    drainMessages();
+    const request = Atomics.load(control, CTRL_REQUEST);
+    if (request === REQUEST_STOP) break;
+    if (request === REQUEST_PAUSE) {
+      setStatus(STATUS_PAUSED);
+      while (Atomics.load(control, CTRL_REQUEST) === REQUEST_PAUSE) {
+        waitForDoorbell(1000);
+        drainMessages();
+      }
+      continue;
+    }
+    if (machine.halted) {
+      if (!haltReported && machine.exit !== null) post({ type: 'halted', exit: machine.exit });
+      haltReported = true;
+      setStatus(STATUS_HALTED);
+      waitForDoorbell(1000);
+      continue;
+    }
+    setStatus(STATUS_RUNNING);
+    const result = machine.run(SLICE_INSTRUCTIONS);
+    if (result.stop === STOP_IDLE) {
+      setStatus(STATUS_IDLE);
+      waitForDoorbell(10);
+      // A guest waiting for input and a timer: after a real wait, let the timer fire.
+      if (Atomics.load(control, CTRL_DOORBELL) === doorbellSeen) machine.cpu.skipToTimer();
+    }
+  }
+  setStatus(STATUS_STOPPED);
+  port.close();
+}
+
+try {
+  boot();
+} catch (error) {
+  post({ type: 'halted', exit: { kind: 'fault', message: (error as Error).message } });
+  setStatus(STATUS_STOPPED);
+  port.close();
+  throw error;
+}
+loop();

@@ -1,5 +1,5 @@
 import { assert } from '../errors.ts';
-import { PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, type ShadowPageTable } from './shadowPageTable.ts';
+import { PTE_DIRTY, PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_STRATEGY_BITS, PTE_WRITABLE, type ShadowPageTable } from './shadowPageTable.ts';
 import { emptyStats, type DirtyTracker, type EpochResult } from './tracker.ts';
 
 /**
@@ -14,7 +14,11 @@ export class NoTracking implements DirtyTracker {
 
   attach(table: ShadowPageTable): void {
     this.table = table;
-    table.setAllStrategyBits(PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY);
+    const entries = table.entries;
+    for (let page = 0; page < entries.length; page++) {
+      const entry = entries[page]!;
+      entries[page] = (entry & ~PTE_STRATEGY_BITS) | PTE_PRESENT | ((entry & PTE_GUEST_WRITABLE) !== 0 ? PTE_WRITABLE | PTE_DIRTY : 0);
+    }
     this.allPages = Uint32Array.from({ length: table.pageCount }, (_, page) => page);
   }
 
@@ -24,8 +28,10 @@ export class NoTracking implements DirtyTracker {
     assert(false, `no read fault can happen without tracking (page ${page})`);
   }
 
-  onWriteFault(page: number): never {
-    assert(false, `no write fault can happen without tracking (page ${page})`);
+  /** Only a device writing a page the guest may not write gets here. */
+  onWriteFault(page: number): void {
+    assert(this.table !== null, 'attached before use');
+    this.table.entries[page] = this.table.entries[page]! | PTE_WRITABLE | PTE_DIRTY;
   }
 
   onCleanWrite(page: number): never {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { HbftError } from '../../errors.ts';
 import type { MachineExit } from '../machine.ts';
 import {
@@ -56,7 +56,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     this.memory = options.memory;
     this.control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
     const channel = new MessageChannel();
-    this.port = channel.port1 as unknown as MessagePort;
+    this.port = channel.port1;
     const data: GuestWorkerData = {
       control: this.control.buffer as SharedArrayBuffer,
       memory: options.memory,
@@ -64,11 +64,11 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       imageName: options.imageName,
       state: options.state,
       args: options.args,
-      port: channel.port2 as unknown as MessagePort,
+      port: channel.port2,
     };
     this.worker = new Worker(new URL('./entry.mjs', import.meta.url), {
       workerData: data,
-      transferList: [channel.port2 as never],
+      transferList: [channel.port2],
     });
     channel.port1.on('message', (message: FromWorker) => this.onMessage(message));
     this.worker.on('error', (error) => this.emit('error', error));

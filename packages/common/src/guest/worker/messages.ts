@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { MachineExit } from '../machine.ts';
 
 /** Connections are named by a tag chosen by the main thread; the worker maps tags to NIC slots. */

@@ -1,0 +1,40 @@
+/** A small seeded PRNG (xorshift32) so that failing property tests replay from their seed. */
+export class SeededRandom {
+  private state: number;
+  readonly seed: number;
+
+  constructor(seed: number) {
+    this.seed = seed >>> 0 || 1;
+    this.state = this.seed;
+  }
+
+  nextU32(): number {
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state;
+  }
+
+  /** An integer in [0, n). */
+  below(n: number): number {
+    return Math.floor((this.nextU32() / 2 ** 32) * n);
+  }
+
+  chance(p: number): boolean {
+    return this.nextU32() / 2 ** 32 < p;
+  }
+
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.nextU32() & 0xff;
+    return out;
+  }
+}
+
+/** The seed for a randomized test: HBFT_SEED when set (to replay a failure), else fresh. */
+export function testSeed(): number {
+  const fromEnv = Number(process.env.HBFT_SEED);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : (Math.random() * 2 ** 32) >>> 0 || 1;
+}

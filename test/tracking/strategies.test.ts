@@ -8,7 +8,7 @@ import { PTE_PRESENT, PTE_PREDICTED } from '@hbft/common/tracking/shadowPageTabl
 import { createTracker } from '@hbft/common/tracking/strategies.ts';
 import { TRACKING_STRATEGIES, type DirtyTracker, type EpochResult } from '@hbft/common/tracking/tracker.ts';
 import { UsageError } from '@hbft/common/errors.ts';
-import { SeededRandom, testSeed } from '../helpers/random.ts';
+import { SeededRandom, testSeed } from '../helpers/seed.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 

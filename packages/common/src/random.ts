@@ -1,4 +1,7 @@
-/** A small seeded PRNG (xorshift32) so that failing property tests replay from their seed. */
+/**
+ * A small seeded PRNG (xorshift32). Everything random in hbft takes one of these (style.md: the
+ * random source is passed in), so a failing test, a benchmark or a load run replays from its seed.
+ */
 export class SeededRandom {
   private state: number;
   readonly seed: number;
@@ -31,10 +34,4 @@ export class SeededRandom {
     for (let i = 0; i < n; i++) out[i] = this.nextU32() & 0xff;
     return out;
   }
-}
-
-/** The seed for a randomized test: HBFT_SEED when set (to replay a failure), else fresh. */
-export function testSeed(): number {
-  const fromEnv = Number(process.env.HBFT_SEED);
-  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : (Math.random() * 2 ** 32) >>> 0 || 1;
 }

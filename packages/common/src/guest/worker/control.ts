@@ -12,6 +12,12 @@ export const CTRL_STATUS = 1;
 export const CTRL_STATUS_SEQ = 2;
 /** Incremented by main for every message posted and every request (the worker waits on it). */
 export const CTRL_DOORBELL = 3;
+/**
+ * Main → worker: end this epoch at the next instruction boundary (running or paused), or
+ * NO_CAPTURE. Independent of the request word, so a paused guest can be captured and stay paused.
+ */
+export const CTRL_CAPTURE_EPOCH = 4;
+export const NO_CAPTURE = -1;
 
 export const REQUEST_RUN = 0;
 export const REQUEST_PAUSE = 1;

@@ -4,10 +4,12 @@ import { HbftError } from '../../errors.ts';
 import type { MachineExit } from '../machine.ts';
 import {
   CONTROL_WORDS,
+  CTRL_CAPTURE_EPOCH,
   CTRL_DOORBELL,
   CTRL_REQUEST,
   CTRL_STATUS,
   CTRL_STATUS_SEQ,
+  NO_CAPTURE,
   REQUEST_PAUSE,
   REQUEST_RUN,
   REQUEST_STOP,
@@ -16,7 +18,8 @@ import {
   STATUS_STARTING,
   STATUS_STOPPED,
 } from './control.ts';
-import type { FromWorker, GuestWorkerData, ToWorker } from './messages.ts';
+import type { ConnectionOffsets, FromWorker, GuestWorkerData, GuestWorkerReplication, ToWorker } from './messages.ts';
+import type { CapturedCheckpoint } from '../../checkpoint/capture.ts';
 
 export interface GuestWorkerOptions {
   memory: SharedArrayBuffer;
@@ -24,10 +27,12 @@ export interface GuestWorkerOptions {
   imageName?: string;
   state?: Uint8Array;
   args?: string;
+  replication?: GuestWorkerReplication;
 }
 
 export interface GuestWorkerEvents {
-  output: [tag: string, slot: number, bytes: Uint8Array];
+  output: [tag: string, slot: number, bytes: Uint8Array, epoch: number];
+  captured: [checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]];
   guestClose: [tag: string, slot: number];
   opened: [tag: string, slot: number];
   refused: [tag: string, reason: string];
@@ -55,6 +60,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     super();
     this.memory = options.memory;
     this.control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+    this.control[CTRL_CAPTURE_EPOCH] = NO_CAPTURE;
     const channel = new MessageChannel();
     this.port = channel.port1;
     const data: GuestWorkerData = {
@@ -64,6 +70,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       imageName: options.imageName,
       state: options.state,
       args: options.args,
+      replication: options.replication,
       port: channel.port2,
     };
     this.worker = new Worker(new URL('./entry.mjs', import.meta.url), {
@@ -106,7 +113,10 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
   private onMessage(message: FromWorker): void {
     switch (message.type) {
       case 'output':
-        this.emit('output', message.tag, message.slot, message.bytes);
+        this.emit('output', message.tag, message.slot, message.bytes, message.epoch);
+        return;
+      case 'captured':
+        this.emit('captured', message.checkpoint, message.connections);
         return;
       case 'guestClose':
         this.emit('guestClose', message.tag, message.slot);
@@ -161,6 +171,16 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     Atomics.store(this.control, CTRL_REQUEST, REQUEST_PAUSE);
     this.ringDoorbell();
     await this.waitForStatus((status) => status === STATUS_PAUSED || status === STATUS_STOPPED);
+  }
+
+  /**
+   * Ends epoch `epoch` at the next instruction boundary: the worker captures the checkpoint into
+   * staging and carries on as it was (running, or paused). The result arrives as a `captured`
+   * event, after every `output` event of that epoch.
+   */
+  requestCapture(epoch: number): void {
+    Atomics.store(this.control, CTRL_CAPTURE_EPOCH, epoch | 0);
+    this.ringDoorbell();
   }
 
   resume(): void {

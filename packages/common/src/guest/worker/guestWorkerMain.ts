@@ -2,11 +2,17 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { HbftError } from '../../errors.ts';
 import { STOP_IDLE } from '../cpu.ts';
 import { Machine } from '../machine.ts';
+import { CheckpointCapturer } from '../../checkpoint/capture.ts';
+import { StagingRing } from '../../checkpoint/staging.ts';
+import { createMapper } from '../../tracking/mapper.ts';
+import { createTracker } from '../../tracking/strategies.ts';
 import {
+  CTRL_CAPTURE_EPOCH,
   CTRL_DOORBELL,
   CTRL_REQUEST,
   CTRL_STATUS,
   CTRL_STATUS_SEQ,
+  NO_CAPTURE,
   REQUEST_PAUSE,
   REQUEST_STOP,
   SLICE_INSTRUCTIONS,
@@ -31,6 +37,9 @@ const machine = new Machine({ memoryBuffer: data.memory, args: data.args });
 const slotsByTag = new Map<string, number>();
 const tagsBySlot = new Map<number, string>();
 let doorbellSeen = Atomics.load(control, CTRL_DOORBELL);
+/** The epoch the guest is running in: its output is tagged with it. */
+let epoch = data.replication?.firstEpoch ?? 0;
+let capturer: CheckpointCapturer | null = null;
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
@@ -49,7 +58,7 @@ machine.uart.onOutput = (() => {
 })();
 machine.nic.host = {
   onTransmit(slot, bytes) {
-    post({ type: 'output', slot, tag: tagsBySlot.get(slot) ?? '', bytes }, [bytes.buffer as ArrayBuffer]);
+    post({ type: 'output', slot, tag: tagsBySlot.get(slot) ?? '', bytes, epoch }, [bytes.buffer as ArrayBuffer]);
   },
   onGuestClose(slot) {
     const tag = tagsBySlot.get(slot) ?? '';
@@ -127,12 +136,38 @@ function boot(): void {
   } else if (data.image !== undefined) {
     machine.loadElf(data.image, data.imageName);
   }
+  const replication = data.replication;
+  if (replication !== undefined) {
+    // Tracking starts with the first instruction the guest runs here, so every page written from
+    // now on is in some checkpoint.
+    machine.memory.setTracker(createTracker(replication.tracking, replication.trackerOptions));
+    machine.memory.tracker.beginEpoch();
+    capturer = new CheckpointCapturer(
+      machine,
+      createMapper(replication.mapper, machine.memory.table.l1Count),
+      new StagingRing(replication.stagingPages, replication.staging),
+    );
+  }
+}
+
+/** Ends the epoch main asked for, if any: capture at this instruction boundary. */
+function captureIfRequested(): void {
+  const requested = Atomics.load(control, CTRL_CAPTURE_EPOCH);
+  if (requested === NO_CAPTURE) return;
+  if (capturer !== null && requested === (epoch | 0)) {
+    const checkpoint = capturer.capture(epoch);
+    const connections = machine.nic.activeSlots().map((slot) => ({ slot, tag: machine.nic.tag(slot), ...machine.nic.offsets(slot) }));
+    epoch++;
+    post({ type: 'captured', checkpoint, connections }, [checkpoint.pages.buffer as ArrayBuffer]);
+  }
+  Atomics.compareExchange(control, CTRL_CAPTURE_EPOCH, requested, NO_CAPTURE);
 }
 
 function loop(): void {
   let haltReported = false;
   for (;;) {
     drainMessages();
+    captureIfRequested();
     const request = Atomics.load(control, CTRL_REQUEST);
     if (request === REQUEST_STOP) break;
     if (request === REQUEST_PAUSE) {
@@ -140,6 +175,7 @@ function loop(): void {
       while (Atomics.load(control, CTRL_REQUEST) === REQUEST_PAUSE) {
         waitForDoorbell(1000);
         drainMessages();
+        captureIfRequested();
       }
       continue;
     }

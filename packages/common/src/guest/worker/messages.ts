@@ -1,5 +1,9 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { MachineExit } from '../machine.ts';
+import type { CapturedCheckpoint } from '../../checkpoint/capture.ts';
+import type { MapperOptions } from '../../tracking/mapper.ts';
+import type { TrackerOptions } from '../../tracking/baseTracker.ts';
+import type { NicStreamOffsets } from '../devices/nic.ts';
 
 /** Connections are named by a tag chosen by the main thread; the worker maps tags to NIC slots. */
 export type ToWorker =
@@ -11,12 +15,30 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'opened'; tag: string; slot: number }
   | { type: 'refused'; tag: string; reason: string }
-  | { type: 'output'; tag: string; slot: number; bytes: Uint8Array }
+  /** Bytes the guest transmitted during epoch `epoch` (held until that epoch is committed). */
+  | { type: 'output'; tag: string; slot: number; bytes: Uint8Array; epoch: number }
+  | { type: 'captured'; checkpoint: CapturedCheckpoint; connections: ConnectionOffsets[] }
   | { type: 'guestClose'; tag: string; slot: number }
   | { type: 'console'; text: string }
   | { type: 'halted'; exit: MachineExit }
   | { type: 'reply'; id: number; ok: true; result: unknown }
   | { type: 'reply'; id: number; ok: false; error: string; code: string };
+
+/** A connection's stream positions in a captured state. */
+export interface ConnectionOffsets extends NicStreamOffsets {
+  tag: string;
+  slot: number;
+}
+
+export interface GuestWorkerReplication {
+  tracking: string;
+  trackerOptions: TrackerOptions;
+  mapper: MapperOptions;
+  staging: SharedArrayBuffer;
+  stagingPages: number;
+  /** The epoch the guest starts in (0 at boot; after a failover, the next after the last applied). */
+  firstEpoch: number;
+}
 
 export interface GuestWorkerData {
   control: SharedArrayBuffer;
@@ -26,5 +48,7 @@ export interface GuestWorkerData {
   imageName?: string;
   state?: Uint8Array;
   args?: string;
+  /** Tracking and checkpointing; absent for a plain run. */
+  replication?: GuestWorkerReplication;
   port: MessagePort;
 }

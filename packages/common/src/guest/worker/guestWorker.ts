@@ -33,7 +33,7 @@ export interface GuestWorkerOptions {
 export interface GuestWorkerEvents {
   output: [tag: string, slot: number, bytes: Uint8Array, epoch: number];
   captured: [checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]];
-  guestClose: [tag: string, slot: number];
+  guestClose: [tag: string, slot: number, epoch: number];
   opened: [tag: string, slot: number];
   refused: [tag: string, reason: string];
   console: [text: string];
@@ -119,7 +119,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
         this.emit('captured', message.checkpoint, message.connections);
         return;
       case 'guestClose':
-        this.emit('guestClose', message.tag, message.slot);
+        this.emit('guestClose', message.tag, message.slot, message.epoch);
         return;
       case 'opened':
         this.emit('opened', message.tag, message.slot);

@@ -64,7 +64,7 @@ machine.nic.host = {
     const tag = tagsBySlot.get(slot) ?? '';
     tagsBySlot.delete(slot);
     slotsByTag.delete(tag);
-    post({ type: 'guestClose', slot, tag });
+    post({ type: 'guestClose', slot, tag, epoch });
   },
 };
 

@@ -18,7 +18,8 @@ export type FromWorker =
   /** Bytes the guest transmitted during epoch `epoch` (held until that epoch is committed). */
   | { type: 'output'; tag: string; slot: number; bytes: Uint8Array; epoch: number }
   | { type: 'captured'; checkpoint: CapturedCheckpoint; connections: ConnectionOffsets[] }
-  | { type: 'guestClose'; tag: string; slot: number }
+  /** The guest closed the connection during `epoch` (committed like output). */
+  | { type: 'guestClose'; tag: string; slot: number; epoch: number }
   | { type: 'console'; text: string }
   | { type: 'halted'; exit: MachineExit }
   | { type: 'reply'; id: number; ok: true; result: unknown }

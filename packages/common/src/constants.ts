@@ -1,0 +1,45 @@
+import { UsageError, assert } from './errors.ts';
+
+/**
+ * Replication defaults and the relations between them (TigerBeetle style: one place for every
+ * limit, relations asserted when the module loads, units last in names).
+ */
+export const EPOCH_MS_DEFAULT = 20;
+export const EPOCH_MS_MIN = 1;
+export const EPOCH_MS_MAX = 10_000;
+export const HEARTBEAT_MS_DEFAULT = 20;
+export const FAILOVER_TIMEOUT_MS_DEFAULT = 100;
+/** A peer is declared dead only after this many heartbeat intervals of silence. */
+export const FAILOVER_TIMEOUT_HEARTBEATS_MIN = 3;
+/** Checkpoints captured but not yet acknowledged, before the primary stalls the guest. */
+export const CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT = 3;
+/** How often a primary without its backup tries to reach it again. */
+export const BACKUP_RECONNECT_MS = 500;
+/** Pages of the primary's delta cache (what the backup holds), for XOR-RLE encoding. */
+export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
+
+assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
+assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
+
+export type BackupLossPolicy = 'hold' | 'continue';
+
+export interface TimingConfig {
+  epochMs: number;
+  heartbeatMs: number;
+  failoverTimeoutMs: number;
+}
+
+/** Checks the timing flags together; errors name the flags. */
+export function validateTiming(config: TimingConfig): TimingConfig {
+  const { epochMs, heartbeatMs, failoverTimeoutMs } = config;
+  if (!Number.isFinite(epochMs) || epochMs < EPOCH_MS_MIN || epochMs > EPOCH_MS_MAX) {
+    throw new UsageError(`--epoch-ms: must be from ${EPOCH_MS_MIN} to ${EPOCH_MS_MAX}, got ${epochMs}`);
+  }
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new UsageError(`--heartbeat-ms: must be at least 1, got ${heartbeatMs}`);
+  if (!Number.isFinite(failoverTimeoutMs) || failoverTimeoutMs < FAILOVER_TIMEOUT_HEARTBEATS_MIN * heartbeatMs) {
+    throw new UsageError(
+      `--failover-timeout-ms: ${failoverTimeoutMs} must be at least ${FAILOVER_TIMEOUT_HEARTBEATS_MIN} × --heartbeat-ms (${heartbeatMs}) = ${FAILOVER_TIMEOUT_HEARTBEATS_MIN * heartbeatMs}`,
+    );
+  }
+  return config;
+}

@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../log.ts';
+
+/** What /readyz reports; `ready` decides the status code (200 or 503). */
+export interface Readiness {
+  ready: boolean;
+  role: 'primary' | 'backup';
+  generation: number;
+  peerConnected: boolean;
+  /** Age of the newest state the backup holds (primary: of the last acknowledged checkpoint). */
+  replicationLagMs: number | null;
+  [field: string]: unknown;
+}
+
+export interface StatusServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: () => Readiness;
+  logger: Logger;
+  /** Extra routes (the dashboard): return true when handled. */
+  extraRoutes?: (request: IncomingMessage, response: ServerResponse) => boolean;
+}
+
+/**
+ * Each daemon's HTTP endpoint: /healthz (the process is up), /readyz (role, generation, peer,
+ * lag; 503 until ready), /metrics (Prometheus text format), plus the dashboard's routes.
+ */
+export class StatusServer {
+  readonly server: Server;
+  private readonly options: StatusServerOptions;
+
+  constructor(options: StatusServerOptions) {
+    this.options = options;
+    this.server = createServer((request, response) => {
+      this.handle(request, response).catch((error: Error) => {
+        options.logger.error({ err: error.message, url: request.url }, 'status request failed');
+        if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end('internal error\n');
+      });
+    });
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    return { host: this.options.host, port: typeof address === 'object' && address ? address.port : this.options.port };
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      if (this.options.extraRoutes?.(request, response)) return;
+      response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' });
+      response.end('only GET is supported\n');
+      return;
+    }
+    if (path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const readiness = this.options.readiness();
+      response.writeHead(readiness.ready ? 200 : 503, { 'content-type': 'application/json' });
+      response.end(`${JSON.stringify(readiness)}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      const body = await this.options.registry.metrics();
+      response.writeHead(200, { 'content-type': this.options.registry.contentType });
+      response.end(body);
+      return;
+    }
+    if (this.options.extraRoutes?.(request, response)) return;
+    response.writeHead(404, { 'content-type': 'text/plain' });
+    response.end(`no such page: ${path}\n`);
+  }
+}

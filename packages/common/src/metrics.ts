@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MapperStats } from './tracking/mapper.ts';
+import type { EpochTrackingStats } from './tracking/tracker.ts';
+
+/**
+ * The replication metrics of one daemon, in its own registry (no global state). Names follow
+ * Prometheus conventions: `hbft_` prefix, base units, `_total` for counters.
+ */
+export class ReplicationMetrics {
+  readonly registry = new Registry();
+  readonly role = new Gauge({ name: 'hbft_role', help: 'Current role (1 for the active one)', labelNames: ['role'], registers: [this.registry] });
+  readonly generation = new Gauge({ name: 'hbft_generation', help: 'Replication generation (rises at each failover)', registers: [this.registry] });
+  readonly epochs = new Counter({ name: 'hbft_epochs_total', help: 'Epochs ended (checkpoints captured)', registers: [this.registry] });
+  readonly dirtyPages = new Counter({ name: 'hbft_dirty_pages_total', help: 'Dirty pages captured', registers: [this.registry] });
+  readonly faults = new Counter({ name: 'hbft_tracking_faults_total', help: 'Tracking VM exits by kind', labelNames: ['kind'], registers: [this.registry] });
+  readonly predictions = new Counter({ name: 'hbft_predicted_pages_total', help: 'Histase predictions by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly recall = new Gauge({ name: 'hbft_prediction_recall_ratio', help: 'Last epoch: true predictions / dirty pages', registers: [this.registry] });
+  readonly precision = new Gauge({ name: 'hbft_prediction_precision_ratio', help: 'Last epoch: true predictions / predictions', registers: [this.registry] });
+  readonly mapAccesses = new Counter({ name: 'hbft_mapper_accesses_total', help: 'Dirty pages reached through the mapper', registers: [this.registry] });
+  readonly mapHits = new Counter({ name: 'hbft_mapper_hits_total', help: 'Mapper accesses already mapped', registers: [this.registry] });
+  readonly mapOperations = new Counter({ name: 'hbft_mapper_map_operations_total', help: 'Mapper map operations', registers: [this.registry] });
+  readonly checkpointBytes = new Counter({ name: 'hbft_checkpoint_bytes_total', help: 'Checkpoint page bytes, raw and on the wire', labelNames: ['form'], registers: [this.registry] });
+  readonly pauseSeconds = new Histogram({
+    name: 'hbft_pause_seconds',
+    help: 'Guest pause per epoch (capture into staging)',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+  readonly ackLatencySeconds = new Histogram({
+    name: 'hbft_ack_latency_seconds',
+    help: 'Checkpoint capture to backup acknowledgement',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly outputLatencySeconds = new Histogram({
+    name: 'hbft_output_latency_seconds',
+    help: 'Time guest output was held before release (output commit)',
+    buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly heldOutputBytes = new Gauge({ name: 'hbft_held_output_bytes', help: 'Guest output waiting for its epoch to commit', registers: [this.registry] });
+  readonly checkpointsInFlight = new Gauge({ name: 'hbft_checkpoints_in_flight', help: 'Checkpoints sent and not yet acknowledged', registers: [this.registry] });
+  readonly stallSeconds = new Counter({ name: 'hbft_stall_seconds_total', help: 'Time the guest was stalled waiting for the backup', registers: [this.registry] });
+  readonly heartbeatMisses = new Counter({ name: 'hbft_heartbeat_misses_total', help: 'Heartbeat intervals that passed without a frame from the peer', registers: [this.registry] });
+  readonly failovers = new Counter({ name: 'hbft_failovers_total', help: 'Promotions of this node from backup to primary', registers: [this.registry] });
+  readonly peerConnected = new Gauge({ name: 'hbft_peer_connected', help: '1 while the replication peer is connected', registers: [this.registry] });
+  readonly replicationLagSeconds = new Gauge({ name: 'hbft_replication_lag_seconds', help: 'Age of the newest checkpoint the backup has applied', registers: [this.registry] });
+  readonly guestInstructions = new Counter({ name: 'hbft_guest_instructions_total', help: 'Guest instructions retired', registers: [this.registry] });
+
+  constructor(role: 'primary' | 'backup', generation: number) {
+    this.setRole(role);
+    this.generation.set(generation);
+  }
+
+  setRole(role: 'primary' | 'backup'): void {
+    this.role.labels('primary').set(role === 'primary' ? 1 : 0);
+    this.role.labels('backup').set(role === 'backup' ? 1 : 0);
+  }
+
+  /** Accounts one captured epoch. */
+  recordEpoch(tracking: EpochTrackingStats, mapping: MapperStats, pauseNs: number, instructions: number): void {
+    this.epochs.inc();
+    this.dirtyPages.inc(tracking.dirtyPages);
+    this.faults.labels('read').inc(tracking.readFaults);
+    this.faults.labels('write').inc(tracking.writeFaults);
+    this.faults.labels('pml_log_full').inc(tracking.logFullExits);
+    this.predictions.labels('true').inc(tracking.truePredictions);
+    this.predictions.labels('false_dirty').inc(tracking.falseDirty);
+    if (!Number.isNaN(tracking.recall)) this.recall.set(tracking.recall);
+    if (!Number.isNaN(tracking.precision)) this.precision.set(tracking.precision);
+    this.mapAccesses.inc(mapping.accesses);
+    this.mapHits.inc(mapping.hits);
+    this.mapOperations.inc(mapping.mapOperations);
+    this.pauseSeconds.observe(pauseNs / 1e9);
+    if (instructions > 0) this.guestInstructions.inc(instructions);
+  }
+}

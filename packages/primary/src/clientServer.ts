@@ -1,0 +1,138 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '@hbft/common/log.ts';
+
+/** The guest's NIC as the client server sees it (GuestWorker implements it). */
+export interface GuestNic {
+  open(tag: string): void;
+  deliver(tag: string, bytes: Uint8Array): void;
+  hangUp(tag: string): void;
+}
+
+/** Plain TCP connections are tagged `p:<n>`; session connections (session/) `s:<id>`. */
+export const PLAIN_TAG_PREFIX = 'p:';
+
+/** Input queued for the guest but not yet taken into its ring, above which reading pauses. */
+const INPUT_IN_FLIGHT_BYTES_HIGH = 1024 * 1024;
+
+interface ClientConnection {
+  tag: string;
+  socket: Socket;
+  /** Bytes handed to the guest worker. */
+  inputSent: number;
+  /** Bytes the guest's NIC has accepted, as of the last capture. */
+  inputAccepted: number;
+  opened: boolean;
+  paused: boolean;
+}
+
+/**
+ * The `--serve` port: clients reach the guest's virtual NIC here. Input goes to the guest at once;
+ * output arrives only through `writeReleased`, i.e. after output commit. A plain client (redis-cli)
+ * is one NIC connection for as long as its TCP connection lasts.
+ */
+export class ClientServer {
+  private readonly server: Server;
+  private readonly connections = new Map<string, ClientConnection>();
+  private nextPlainId = 1;
+  private readonly nic: GuestNic;
+  private readonly logger: Logger;
+
+  constructor(nic: GuestNic, logger: Logger) {
+    this.nic = nic;
+    this.logger = logger;
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    return { host, port: typeof address === 'object' && address ? address.port : port };
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private accept(socket: Socket): void {
+    const tag = `${PLAIN_TAG_PREFIX}${this.nextPlainId++}`;
+    const connection: ClientConnection = { tag, socket, inputSent: 0, inputAccepted: 0, opened: false, paused: false };
+    this.connections.set(tag, connection);
+    this.nic.open(tag);
+    socket.on('data', (chunk: Buffer) => {
+      connection.inputSent += chunk.length;
+      this.nic.deliver(tag, chunk);
+      this.applyBackpressure(connection);
+    });
+    socket.on('error', (error) => this.logger.debug({ tag, err: error.message }, 'client connection error'));
+    socket.on('close', () => {
+      if (this.connections.get(tag) === connection) {
+        this.connections.delete(tag);
+        this.nic.hangUp(tag);
+      }
+    });
+  }
+
+  private applyBackpressure(connection: ClientConnection): void {
+    const waiting = connection.inputSent - connection.inputAccepted;
+    if (!connection.paused && waiting > INPUT_IN_FLIGHT_BYTES_HIGH) {
+      connection.paused = true;
+      connection.socket.pause();
+    } else if (connection.paused && waiting <= INPUT_IN_FLIGHT_BYTES_HIGH / 2) {
+      connection.paused = false;
+      connection.socket.resume();
+    }
+  }
+
+  /** The guest took a connection slot (before that, input waits in the worker). */
+  onOpened(tag: string): void {
+    const connection = this.connections.get(tag);
+    if (connection) connection.opened = true;
+  }
+
+  /** Every NIC slot was taken: tell a plain (RESP) client and close. */
+  onRefused(tag: string, reason: string): void {
+    const connection = this.connections.get(tag);
+    if (!connection) return;
+    this.connections.delete(tag);
+    this.logger.warn({ tag, reason }, 'client connection refused');
+    connection.socket.end(`-ERR ${reason}\r\n`);
+  }
+
+  /** Progress of the guest's NIC at a capture: how much input each connection has had taken. */
+  onInputAccepted(tag: string, rxAccepted: number): void {
+    const connection = this.connections.get(tag);
+    if (!connection) return;
+    connection.inputAccepted = rxAccepted;
+    this.applyBackpressure(connection);
+  }
+
+  /** Committed output: write it to the client if it is still connected. */
+  writeReleased(tag: string, bytes: Uint8Array): void {
+    this.connections.get(tag)?.socket.write(bytes);
+  }
+
+  /** The guest closed the connection: close it once the released output has been written. */
+  onGuestClose(tag: string): void {
+    const connection = this.connections.get(tag);
+    if (!connection) return;
+    this.connections.delete(tag);
+    connection.socket.end();
+  }
+
+  /** Tags of live plain connections, so that a promoted node can hang up the orphans. */
+  hasConnection(tag: string): boolean {
+    return this.connections.has(tag);
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections.values()) connection.socket.destroy();
+    this.connections.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

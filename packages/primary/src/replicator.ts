@@ -1,0 +1,258 @@
+import { assert } from '@hbft/common/errors.ts';
+import type { BackupLossPolicy } from '@hbft/common/constants.ts';
+
+/** Output the guest produced during `epoch`, held until that epoch is committed. */
+export interface HeldOutput {
+  epoch: number;
+  tag: string;
+  bytes: Uint8Array;
+  /** The guest closed the connection after these bytes. */
+  close: boolean;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** What the driver must do, in order. The state machine never touches sockets, timers or threads. */
+export type PrimaryEffect =
+  | { type: 'requestCapture'; epoch: number }
+  | { type: 'pauseGuest' }
+  | { type: 'resumeGuest' }
+  /** Begin sending every non-zero page to the backup, then FULL_SYNC_END. */
+  | { type: 'startFullSync' }
+  /** Encode and send captured checkpoint `epoch` (the driver holds its data). */
+  | { type: 'sendCheckpoint'; epoch: number }
+  /** Free a captured checkpoint's staging without sending it (no backup to send it to). */
+  | { type: 'discardCheckpoint'; epoch: number }
+  | { type: 'sendHeartbeat' }
+  /** Output whose epochs are committed (or released unprotected): write it to the clients. */
+  | { type: 'release'; outputs: HeldOutput[]; throughEpoch: number }
+  /** Close the replication connections (the driver will try to reconnect later). */
+  | { type: 'dropBackup'; reason: string }
+  | { type: 'log'; level: LogLevel; message: string; fields?: Record<string, unknown> };
+
+export type ProtectionMode = 'unprotected' | 'syncing' | 'protected';
+
+export interface PrimaryReplicatorConfig {
+  epochMs: number;
+  heartbeatMs: number;
+  /** Silence from the backup after which it is considered lost. */
+  failoverTimeoutMs: number;
+  checkpointsInFlightMax: number;
+  onBackupLoss: BackupLossPolicy;
+  /** The epoch the guest is running in at start (0 at boot, later after a promotion). */
+  firstEpoch: number;
+  nowMs: number;
+}
+
+interface InFlight {
+  epoch: number;
+  capturedAtMs: number;
+}
+
+export interface PrimaryStatus {
+  mode: ProtectionMode;
+  epoch: number;
+  checkpointsInFlight: number;
+  stalled: boolean;
+  heldOutputBytes: number;
+  heldOutputChunks: number;
+  lastCommittedEpoch: number | null;
+  lastAckLatencyMs: number | null;
+  msSinceBackupHeard: number | null;
+}
+
+/**
+ * The primary's replication protocol as a pure state machine (etcd-raft style: inputs are clock
+ * ticks, worker events and backup messages; outputs are effects for the driver).
+ *
+ * The order the driver must follow (style.md): capture → resume → send → release on ack. Output
+ * of epoch e is released only after the backup acknowledges checkpoint e (output commit); acks
+ * are cumulative because the backup applies checkpoints in order. At most
+ * `checkpointsInFlightMax` checkpoints may wait for an ack: at an epoch boundary beyond that the
+ * guest is stalled, and the next ack ends the epoch and resumes it.
+ */
+export class PrimaryReplicator {
+  private readonly config: PrimaryReplicatorConfig;
+  private mode: ProtectionMode = 'unprotected';
+  /** The epoch the guest is running in. */
+  private epoch: number;
+  private capturing = false;
+  private stalled = false;
+  private stallStartedMs = 0;
+  private nextEpochAtMs: number;
+  private nextHeartbeatAtMs: number;
+  private lastHeardMs = 0;
+  private readonly inFlight: InFlight[] = [];
+  private held: HeldOutput[] = [];
+  private heldBytes = 0;
+  private lastCommittedEpoch: number | null = null;
+  private lastAckLatencyMs: number | null = null;
+  /** Ack latencies since last read (for the metrics histogram). */
+  private ackLatenciesMs: number[] = [];
+  private stallMs = 0;
+
+  constructor(config: PrimaryReplicatorConfig) {
+    assert(config.checkpointsInFlightMax >= 1, 'at least one checkpoint in flight');
+    this.config = config;
+    this.epoch = config.firstEpoch;
+    this.nextEpochAtMs = config.nowMs + config.epochMs;
+    this.nextHeartbeatAtMs = config.nowMs;
+  }
+
+  status(nowMs: number): PrimaryStatus {
+    return {
+      mode: this.mode,
+      epoch: this.epoch,
+      checkpointsInFlight: this.inFlight.length,
+      stalled: this.stalled,
+      heldOutputBytes: this.heldBytes,
+      heldOutputChunks: this.held.length,
+      lastCommittedEpoch: this.lastCommittedEpoch,
+      lastAckLatencyMs: this.lastAckLatencyMs,
+      msSinceBackupHeard: this.mode === 'unprotected' ? null : nowMs - this.lastHeardMs,
+    };
+  }
+
+  /** Ack latencies observed since the last call (each a capture → ack time in ms). */
+  takeAckLatencies(): number[] {
+    const latencies = this.ackLatenciesMs;
+    this.ackLatenciesMs = [];
+    return latencies;
+  }
+
+  /** Total time the guest has spent stalled waiting for the backup. */
+  get stalledMs(): number {
+    return this.stallMs;
+  }
+
+  tick(nowMs: number): PrimaryEffect[] {
+    const effects: PrimaryEffect[] = [];
+    if (this.mode !== 'unprotected') {
+      if (nowMs - this.lastHeardMs > this.config.failoverTimeoutMs) {
+        const reason = `no frame from the backup for ${nowMs - this.lastHeardMs} ms (timeout ${this.config.failoverTimeoutMs} ms)`;
+        effects.push({ type: 'dropBackup', reason }, ...this.loseBackup(reason, nowMs));
+      } else if (nowMs >= this.nextHeartbeatAtMs) {
+        effects.push({ type: 'sendHeartbeat' });
+        this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
+      }
+    }
+    if (nowMs >= this.nextEpochAtMs && !this.capturing && !this.stalled) {
+      this.nextEpochAtMs = nowMs + this.config.epochMs;
+      // While the full synchronisation runs, staging space bounds what waits (the guest's thread
+      // blocks on it); once protected, the in-flight bound keeps output latency bounded too.
+      if (this.mode === 'protected' && this.inFlight.length >= this.config.checkpointsInFlightMax) {
+        this.stalled = true;
+        this.stallStartedMs = nowMs;
+        effects.push({ type: 'pauseGuest' });
+        effects.push({
+          type: 'log',
+          level: 'debug',
+          message: 'backup behind: guest stalled at the epoch boundary',
+          fields: { inFlight: this.inFlight.length, epoch: this.epoch },
+        });
+      } else {
+        this.capturing = true;
+        effects.push({ type: 'requestCapture', epoch: this.epoch });
+      }
+    }
+    return effects;
+  }
+
+  onOutput(epoch: number, tag: string, bytes: Uint8Array, close = false): void {
+    this.held.push({ epoch, tag, bytes, close });
+    this.heldBytes += bytes.length;
+  }
+
+  onCaptured(epoch: number, nowMs: number): PrimaryEffect[] {
+    assert(epoch === this.epoch, `captured epoch ${epoch} is the running epoch ${this.epoch}`);
+    this.capturing = false;
+    this.epoch = epoch + 1;
+    if (this.mode === 'unprotected') {
+      const effects: PrimaryEffect[] = [{ type: 'discardCheckpoint', epoch }];
+      if (this.config.onBackupLoss === 'continue') effects.push(...this.release(epoch));
+      return effects;
+    }
+    this.inFlight.push({ epoch, capturedAtMs: nowMs });
+    return [{ type: 'sendCheckpoint', epoch }];
+  }
+
+  /** Both channels are up and the handshake matched: synchronise the backup from scratch. */
+  onBackupReady(nowMs: number): PrimaryEffect[] {
+    const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
+    this.inFlight.length = 0;
+    this.mode = 'syncing';
+    this.lastHeardMs = nowMs;
+    this.nextHeartbeatAtMs = nowMs;
+    effects.push({ type: 'startFullSync' }, { type: 'log', level: 'info', message: 'backup connected: full synchronisation started' });
+    return effects;
+  }
+
+  onBackupHeard(nowMs: number): void {
+    this.lastHeardMs = nowMs;
+  }
+
+  /** The connections to the backup broke or were refused. */
+  onBackupLost(reason: string, nowMs: number): PrimaryEffect[] {
+    if (this.mode === 'unprotected') return [];
+    return this.loseBackup(reason, nowMs);
+  }
+
+  private loseBackup(reason: string, nowMs: number): PrimaryEffect[] {
+    const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
+    this.inFlight.length = 0;
+    this.mode = 'unprotected';
+    const policy =
+      this.config.onBackupLoss === 'hold'
+        ? 'holding all output until a backup is synchronised (--on-backup-loss hold)'
+        : 'RUNNING UNPROTECTED: output is released without a backup (--on-backup-loss continue)';
+    effects.push({ type: 'log', level: 'error', message: `backup lost: ${reason}; ${policy}` });
+    effects.push(...this.endStall(nowMs));
+    return effects;
+  }
+
+  onAck(epoch: number, nowMs: number): PrimaryEffect[] {
+    this.lastHeardMs = nowMs;
+    const effects: PrimaryEffect[] = [];
+    let acked: InFlight | undefined;
+    while (this.inFlight.length > 0 && this.inFlight[0]!.epoch <= epoch) acked = this.inFlight.shift();
+    if (acked === undefined) {
+      effects.push({ type: 'log', level: 'warn', message: 'ack for a checkpoint not in flight (ignored)', fields: { epoch } });
+      return effects;
+    }
+    this.lastAckLatencyMs = nowMs - acked.capturedAtMs;
+    this.ackLatenciesMs.push(this.lastAckLatencyMs);
+    if (this.mode === 'syncing') {
+      this.mode = 'protected';
+      effects.push({ type: 'log', level: 'info', message: 'backup synchronised: the guest is protected', fields: { epoch } });
+    }
+    effects.push(...this.release(epoch), ...this.endStall(nowMs));
+    return effects;
+  }
+
+  /** The backup refused a checkpoint: it no longer mirrors us, so start over with a full sync. */
+  onNack(epoch: number, reason: string, nowMs: number): PrimaryEffect[] {
+    const message = `backup refused checkpoint ${epoch}: ${reason}`;
+    return [{ type: 'dropBackup', reason: message }, ...this.loseBackup(message, nowMs)];
+  }
+
+  private release(throughEpoch: number): PrimaryEffect[] {
+    this.lastCommittedEpoch = throughEpoch;
+    let count = 0;
+    while (count < this.held.length && this.held[count]!.epoch <= throughEpoch) count++;
+    if (count === 0) return [];
+    const outputs = this.held.slice(0, count);
+    this.held = this.held.slice(count);
+    for (const output of outputs) this.heldBytes -= output.bytes.length;
+    return [{ type: 'release', outputs, throughEpoch }];
+  }
+
+  /** A stalled guest gets its epoch ended at once and resumes. */
+  private endStall(nowMs: number): PrimaryEffect[] {
+    if (!this.stalled) return [];
+    this.stalled = false;
+    this.stallMs += nowMs - this.stallStartedMs;
+    this.capturing = true;
+    this.nextEpochAtMs = nowMs + this.config.epochMs;
+    return [{ type: 'requestCapture', epoch: this.epoch }, { type: 'resumeGuest' }];
+  }
+}

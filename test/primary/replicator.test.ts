@@ -1,0 +1,111 @@
+// Proves the primary's replication rules on a fake clock: output is released only when its epoch
+// is acknowledged, the guest stalls when too many checkpoints wait, a silent backup is dropped,
+// and the backup-loss policy decides whether output waits or flows.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PrimaryReplicator, type PrimaryEffect } from '@hbft/primary/replicator.ts';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const types = (effects: PrimaryEffect[]) => effects.filter((e) => e.type !== 'log').map((e) => e.type);
+
+function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryReplicator>[0]> = {}) {
+  return new PrimaryReplicator({
+    epochMs: 20,
+    heartbeatMs: 20,
+    failoverTimeoutMs: 100,
+    checkpointsInFlightMax: 2,
+    onBackupLoss: 'hold',
+    firstEpoch: 0,
+    nowMs: 0,
+    ...overrides,
+  });
+}
+
+/** Brings a replicator to the protected state at time `now` (epoch 0 captured, sent, acked). */
+function protect(r: PrimaryReplicator): number {
+  assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
+  assert.deepEqual(types(r.tick(20)), ['sendHeartbeat', 'requestCapture']);
+  assert.deepEqual(types(r.onCaptured(0, 21)), ['sendCheckpoint']);
+  r.onAck(0, 25);
+  assert.equal(r.status(25).mode, 'protected');
+  return 25;
+}
+
+test('output of an epoch is released only after its checkpoint is acknowledged', () => {
+  const r = replicator();
+  protect(r);
+  r.onOutput(1, 'c1', bytes('+OK\r\n'));
+  r.onOutput(1, 'c2', bytes(':1\r\n'));
+  assert.deepEqual(types(r.tick(40)), ['sendHeartbeat', 'requestCapture']);
+  assert.deepEqual(types(r.onCaptured(1, 41)), ['sendCheckpoint'], 'capture alone releases nothing');
+  r.onOutput(2, 'c1', bytes('+later\r\n'));
+  const effects = r.onAck(1, 45);
+  const release = effects.find((e) => e.type === 'release');
+  assert.ok(release && release.type === 'release');
+  assert.deepEqual(release.outputs.map((o) => o.tag), ['c1', 'c2'], 'in order, and not epoch 2');
+  assert.equal(r.status(45).heldOutputChunks, 1);
+});
+
+test('acknowledgements are cumulative', () => {
+  const r = replicator({ checkpointsInFlightMax: 5 });
+  protect(r);
+  for (const [epoch, at] of [[1, 40], [2, 60], [3, 80]] as const) {
+    r.tick(at);
+    r.onOutput(epoch, 'c', bytes(String(epoch)));
+    r.onCaptured(epoch, at + 1);
+  }
+  assert.equal(r.status(85).checkpointsInFlight, 3);
+  const release = r.onAck(3, 85).find((e) => e.type === 'release');
+  assert.ok(release && release.type === 'release');
+  assert.equal(release.outputs.length, 3);
+  assert.equal(r.status(85).checkpointsInFlight, 0);
+});
+
+test('the guest stalls at an epoch boundary while too many checkpoints wait, and resumes on the next ack', () => {
+  const r = replicator({ checkpointsInFlightMax: 2 });
+  protect(r);
+  r.tick(40);
+  r.onCaptured(1, 41);
+  r.tick(60);
+  r.onCaptured(2, 61);
+  const stall = r.tick(80);
+  assert.ok(types(stall).includes('pauseGuest'));
+  assert.ok(!types(stall).includes('requestCapture'));
+  assert.equal(r.status(80).stalled, true);
+  assert.ok(!types(r.tick(100)).includes('requestCapture'), 'no capture while stalled');
+  const resume = types(r.onAck(1, 105));
+  assert.deepEqual(resume.slice(-2), ['requestCapture', 'resumeGuest'], 'capture first, then resume');
+  assert.equal(r.status(105).stalled, false);
+  assert.equal(r.stalledMs, 25);
+});
+
+test('a silent backup is dropped after the failover timeout; held output stays held', () => {
+  const r = replicator();
+  protect(r);
+  r.onOutput(1, 'c', bytes('x'));
+  r.onBackupHeard(30);
+  assert.ok(!types(r.tick(120)).includes('dropBackup'), '90 ms of silence is within the timeout');
+  const effects = r.tick(131);
+  assert.ok(types(effects).includes('dropBackup'));
+  assert.equal(r.status(131).mode, 'unprotected');
+  r.onCaptured(1, 135);
+  assert.equal(r.status(135).heldOutputChunks, 1, 'hold: output waits for a backup');
+});
+
+test('with --on-backup-loss continue, output flows at each capture while unprotected', () => {
+  const r = replicator({ onBackupLoss: 'continue' });
+  r.onOutput(0, 'c', bytes('x'));
+  assert.deepEqual(types(r.tick(20)), ['requestCapture']);
+  const effects = r.onCaptured(0, 21);
+  assert.deepEqual(types(effects), ['discardCheckpoint', 'release']);
+});
+
+test('a refused checkpoint drops the backup so that it is synchronised again', () => {
+  const r = replicator();
+  protect(r);
+  r.tick(40);
+  r.onCaptured(1, 41);
+  const effects = r.onNack(1, 'E_CHECKSUM: mismatch', 42);
+  assert.deepEqual(types(effects), ['dropBackup', 'discardCheckpoint']);
+  assert.deepEqual(types(r.onBackupReady(50)), ['startFullSync']);
+});

@@ -1,0 +1,236 @@
+import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { CheckpointStreamChecker, isCheckpointStreamKind } from '@hbft/common/protocol/checkpointStream.ts';
+import type { Frame } from '@hbft/common/protocol/frame.ts';
+import type { AckSubject } from '@hbft/common/protocol/messages.ts';
+import type { ReplicaStore } from './replicaStore.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type BackupEffect =
+  | { type: 'sendAck'; epoch: number; subject: AckSubject }
+  | { type: 'sendHeartbeat' }
+  /** Close the primary's connections with an ERROR frame carrying this reason. */
+  | { type: 'closePrimary'; code: string; reason: string }
+  /** Take over: resume the guest from the last applied checkpoint as generation `generation`. */
+  | { type: 'promote'; generation: number; epoch: number; state: Uint8Array; reason: string }
+  | { type: 'log'; level: LogLevel; message: string; fields?: Record<string, unknown> };
+
+export type BackupMode = 'waiting' | 'syncing' | 'protecting' | 'promoted';
+
+export interface BackupReplicatorConfig {
+  heartbeatMs: number;
+  failoverTimeoutMs: number;
+  memoryBytes: number;
+  nowMs: number;
+}
+
+/** What the primary says about itself in its handshake (already schema-checked). */
+export interface PrimaryHello {
+  generation: number;
+  memoryBytes: number;
+  guestImageHash: string;
+}
+
+export interface BackupStatus {
+  mode: BackupMode;
+  generation: number;
+  appliedEpoch: number | null;
+  primaryConnected: boolean;
+  msSincePrimaryHeard: number | null;
+  /** Age of the newest applied checkpoint. */
+  lagMs: number | null;
+  checkpointsApplied: number;
+}
+
+interface Staged {
+  epoch: number;
+  state: Uint8Array;
+  parts: Uint8Array[];
+}
+
+/**
+ * The backup's replication protocol as a pure state machine. For each checkpoint the order is:
+ * stage (BEGIN, every PAGES part) → verify (CheckpointStreamChecker: counts and the chained
+ * checksum; then every page record and the state) → apply (all at once, ReplicaStore) → ack.
+ * A checkpoint that fails any check is not applied at all; the backup closes the connection with
+ * the reason and the primary resynchronises it.
+ *
+ * Failure detection: any frame from the primary counts as a heartbeat; after failoverTimeoutMs of
+ * silence a backup holding a consistent state promotes itself (effect `promote`), and one without
+ * says loudly that it cannot.
+ */
+export class BackupReplicator {
+  private readonly config: BackupReplicatorConfig;
+  private readonly store: ReplicaStore;
+  private mode: BackupMode = 'waiting';
+  private generation = 0;
+  private guestImageHash: string | null = null;
+  private primaryConnected = false;
+  private lastHeardMs = 0;
+  private nextHeartbeatAtMs = 0;
+  private appliedAtMs: number | null = null;
+  private checkpointsApplied = 0;
+  private checker = new CheckpointStreamChecker();
+  private staged: Staged | null = null;
+  private cannotTakeOverReported = false;
+
+  constructor(store: ReplicaStore, config: BackupReplicatorConfig) {
+    this.store = store;
+    this.config = config;
+  }
+
+  status(nowMs: number): BackupStatus {
+    return {
+      mode: this.mode,
+      generation: this.generation,
+      appliedEpoch: this.store.appliedEpoch,
+      primaryConnected: this.primaryConnected,
+      msSincePrimaryHeard: this.primaryConnected || this.mode !== 'waiting' ? nowMs - this.lastHeardMs : null,
+      lagMs: this.appliedAtMs === null ? null : nowMs - this.appliedAtMs,
+      checkpointsApplied: this.checkpointsApplied,
+    };
+  }
+
+  /**
+   * A primary finished authentication and sent its handshake: accept it, or say why not. A
+   * promoted node refuses every primary (the caller is deposed); a primary of an older
+   * generation than the state held here is stale.
+   */
+  acceptPrimary(hello: PrimaryHello, nowMs: number): { ok: true } | { ok: false; code: string; reason: string } {
+    if (this.mode === 'promoted') {
+      return { ok: false, code: 'E_DEPOSED', reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed` };
+    }
+    if (hello.memoryBytes !== this.config.memoryBytes) {
+      return { ok: false, code: 'E_MEMORY_MISMATCH', reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)` };
+    }
+    if (hello.generation < this.generation) {
+      return { ok: false, code: 'E_STALE_GENERATION', reason: `generation ${hello.generation} is older than generation ${this.generation} held here` };
+    }
+    if (this.store.consistent && this.guestImageHash !== null && hello.guestImageHash !== this.guestImageHash && hello.generation === this.generation) {
+      return { ok: false, code: 'E_IMAGE_MISMATCH', reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…` };
+    }
+    this.generation = hello.generation;
+    this.guestImageHash = hello.guestImageHash;
+    this.primaryConnected = true;
+    this.lastHeardMs = nowMs;
+    this.nextHeartbeatAtMs = nowMs;
+    this.cannotTakeOverReported = false;
+    return { ok: true };
+  }
+
+  onPrimaryDisconnected(reason: string): BackupEffect[] {
+    if (!this.primaryConnected) return [];
+    this.primaryConnected = false;
+    this.staged = null;
+    this.checker = new CheckpointStreamChecker();
+    return [{ type: 'log', level: 'warn', message: `primary connection lost: ${reason}` }];
+  }
+
+  /** A verified frame from the primary on either channel. */
+  onFrame(frame: Frame, nowMs: number): BackupEffect[] {
+    this.lastHeardMs = nowMs;
+    if (this.mode === 'promoted') return [];
+    if (frame.kind === FrameKind.HEARTBEAT || frame.kind === FrameKind.GOODBYE) return [];
+    if (!isCheckpointStreamKind(frame.kind)) {
+      return [{ type: 'log', level: 'warn', message: `unexpected ${frame.kind} frame from the primary (ignored)` }];
+    }
+    if (frame.generation !== this.generation) {
+      return [{ type: 'closePrimary', code: 'E_GENERATION', reason: `frame of generation ${frame.generation} on a connection of generation ${this.generation}` }];
+    }
+    const step = this.checker.check(frame);
+    if (step.status === 'invalid') {
+      const subject: AckSubject = frame.kind <= FrameKind.FULL_SYNC_END ? 'full-sync' : 'checkpoint';
+      return this.refuse(subject, frame.epoch, step.failure.code, step.failure.reason);
+    }
+    switch (frame.kind) {
+      case FrameKind.FULL_SYNC_BEGIN:
+        this.mode = 'syncing';
+        this.store.beginFullSync();
+        return [{ type: 'log', level: 'info', message: 'full synchronisation started', fields: { pages: frame.meta.pageCount } }];
+      case FrameKind.FULL_SYNC_PAGES: {
+        const refusal = this.store.applyFullSyncPart(frame.payload);
+        return refusal === null ? [] : this.refuse('full-sync', frame.epoch, refusal.code, refusal.reason);
+      }
+      case FrameKind.FULL_SYNC_END:
+        this.store.endFullSync();
+        return [
+          { type: 'sendAck', epoch: frame.epoch, subject: 'full-sync' },
+          { type: 'log', level: 'info', message: 'full synchronisation received; waiting for the first checkpoint' },
+        ];
+      case FrameKind.CHECKPOINT_BEGIN:
+        this.staged = { epoch: frame.epoch, state: frame.payload, parts: [] };
+        return [];
+      case FrameKind.CHECKPOINT_PAGES:
+        this.staged!.parts.push(frame.payload);
+        return [];
+      case FrameKind.CHECKPOINT_END:
+        return this.applyStaged(nowMs);
+    }
+    return [];
+  }
+
+  private applyStaged(nowMs: number): BackupEffect[] {
+    const staged = this.staged!;
+    this.staged = null;
+    const previous = this.store.appliedEpoch;
+    if (previous !== null && staged.epoch !== previous + 1) {
+      return this.refuse('checkpoint', staged.epoch, 'E_EPOCH_ORDER', `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`);
+    }
+    const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts);
+    if (refusal !== null) return this.refuse('checkpoint', staged.epoch, refusal.code, refusal.reason);
+    const effects: BackupEffect[] = [{ type: 'sendAck', epoch: staged.epoch, subject: 'checkpoint' }];
+    if (this.mode !== 'protecting') {
+      effects.push({ type: 'log', level: 'info', message: 'first checkpoint applied: the backup can take over from now on', fields: { epoch: staged.epoch } });
+    }
+    this.mode = 'protecting';
+    this.appliedAtMs = nowMs;
+    this.checkpointsApplied++;
+    effects.push({ type: 'log', level: 'debug', message: 'checkpoint applied', fields: { epoch: staged.epoch, parts: staged.parts.length } });
+    return effects;
+  }
+
+  /**
+   * A checkpoint or full sync failed a check: nothing of it is applied, and the connection is
+   * closed with the reason, so that the primary reconnects and synchronises this backup again.
+   */
+  private refuse(subject: AckSubject, epoch: number, code: string, reason: string): BackupEffect[] {
+    this.staged = null;
+    return [
+      { type: 'log', level: 'error', message: `refused ${subject} ${epoch}: ${reason} (nothing of it was applied)`, fields: { code } },
+      { type: 'closePrimary', code, reason: `${subject} ${epoch} refused: ${reason}` },
+    ];
+  }
+
+  tick(nowMs: number): BackupEffect[] {
+    if (this.mode === 'promoted') return [];
+    const effects: BackupEffect[] = [];
+    if (this.primaryConnected && nowMs >= this.nextHeartbeatAtMs) {
+      effects.push({ type: 'sendHeartbeat' });
+      this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
+    }
+    const silentMs = nowMs - this.lastHeardMs;
+    if (this.mode === 'waiting' || silentMs <= this.config.failoverTimeoutMs) return effects;
+    const state = this.store.state;
+    const epoch = this.store.appliedEpoch;
+    if (state === null || epoch === null) {
+      if (!this.cannotTakeOverReported) {
+        this.cannotTakeOverReported = true;
+        effects.push({
+          type: 'log',
+          level: 'error',
+          message: `the primary is silent (${silentMs} ms) but this backup holds no consistent checkpoint yet (${this.mode}); it cannot take over`,
+        });
+      }
+      return effects;
+    }
+    this.mode = 'promoted';
+    this.generation++;
+    this.primaryConnected = false;
+    const reason = `no frame from the primary for ${silentMs} ms (timeout ${this.config.failoverTimeoutMs} ms)`;
+    effects.push(
+      { type: 'closePrimary', code: 'E_DEPOSED', reason: `the backup took over at generation ${this.generation}` },
+      { type: 'promote', generation: this.generation, epoch: epoch + 1, state, reason },
+    );
+    return effects;
+  }
+}

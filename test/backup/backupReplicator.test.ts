@@ -1,0 +1,155 @@
+// Proves the backup's apply rules with real frames from the primary's stream builder: a full sync
+// plus checkpoints reproduces the primary exactly; a damaged, incomplete or out-of-order checkpoint
+// changes nothing and closes the connection; only a backup with a consistent checkpoint promotes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Machine } from '@hbft/common/guest/machine.ts';
+import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
+import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/common/protocol/frame.ts';
+import { decodeFrame } from '@hbft/common/protocol/decoder.ts';
+import { bulkKinds } from '@hbft/common/protocol/kinds.ts';
+import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
+import { nonZeroPages, sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { ReplicaStore } from '@hbft/backup/replicaStore.ts';
+import { BackupReplicator, type BackupEffect } from '@hbft/backup/backupReplicator.ts';
+
+const MEMORY_BYTES = 16 * 1024 * 1024;
+const limits = protocolLimitsFor(MEMORY_BYTES);
+
+class Primary {
+  readonly machine = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=2 rounds=1000' });
+  readonly frames = new FrameEncoder(limits);
+  readonly deltas = new PageEncoder(new DeltaCache(256));
+  readonly words = this.machine.memory.i32;
+  epoch = 0;
+
+  constructor() {
+    this.machine.loadElf(readFileSync(resolveGuestImage('cfp')));
+    this.machine.run(3_000_000);
+    this.machine.memory.setTracker(createTracker('wfp'));
+    this.machine.memory.tracker.beginEpoch();
+  }
+
+  private async stream(spec: Omit<Parameters<typeof sendPageStream>[0], 'source' | 'memoryBytes' | 'generation'>, encoder: PageEncoder): Promise<Frame[]> {
+    const sent: EncodedFrame[] = [];
+    await sendPageStream(
+      { ...spec, generation: 1, memoryBytes: MEMORY_BYTES, source: { words: this.words, wordIndex: (i) => spec.pages[i]! * 1024 } },
+      this.frames,
+      encoder,
+      { write: (frame) => (sent.push(frame), true), drained: async () => {} },
+    );
+    return sent.map((frame) => {
+      const decoded = decodeFrame(concatFrame(frame), { limits, kindsAccepted: bulkKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });
+      assert.equal(decoded.failure, null);
+      return decoded.frame!;
+    });
+  }
+
+  async fullSync(): Promise<Frame[]> {
+    return this.stream({ kind: 'full-sync', epoch: 0, pages: await nonZeroPages(this.words) }, new PageEncoder(null));
+  }
+
+  /** Runs the guest for an epoch and returns that epoch's checkpoint frames. */
+  async checkpoint(instructions = 500_000): Promise<Frame[]> {
+    this.machine.run(instructions);
+    const result = this.machine.memory.tracker.endEpoch();
+    const frames = await this.stream({ kind: 'checkpoint', epoch: this.epoch, pages: result.dirtyPages, state: this.machine.getState() }, this.deltas);
+    this.machine.memory.tracker.beginEpoch();
+    this.epoch++;
+    return frames;
+  }
+}
+
+function backup(now = 0) {
+  const store = new ReplicaStore(MEMORY_BYTES);
+  const replicator = new BackupReplicator(store, { heartbeatMs: 20, failoverTimeoutMs: 100, memoryBytes: MEMORY_BYTES, nowMs: now });
+  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, now), { ok: true });
+  return { store, replicator };
+}
+
+function feed(replicator: BackupReplicator, frames: Frame[], now = 0): BackupEffect[] {
+  return frames.flatMap((frame) => replicator.onFrame(frame, now)).filter((e) => e.type !== 'log');
+}
+
+test('a full sync and then each checkpoint leave the backup equal to the primary', async () => {
+  const primary = new Primary();
+  const { store, replicator } = backup();
+  assert.deepEqual(feed(replicator, await primary.fullSync()), [{ type: 'sendAck', epoch: 0, subject: 'full-sync' }]);
+  assert.equal(store.consistent, false, 'a full sync alone is not a state to resume from');
+  for (let i = 0; i < 6; i++) {
+    const effects = feed(replicator, await primary.checkpoint());
+    assert.deepEqual(effects, [{ type: 'sendAck', epoch: i, subject: 'checkpoint' }]);
+    assert.equal(store.stateHash(), primary.machine.stateHash(), `after checkpoint ${i}`);
+  }
+  assert.equal(replicator.status(0).mode, 'protecting');
+});
+
+test('a damaged, incomplete or out-of-order checkpoint changes nothing and closes the connection', async () => {
+  const primary = new Primary();
+  const { store, replicator } = backup();
+  feed(replicator, await primary.fullSync());
+  feed(replicator, await primary.checkpoint());
+  const before = store.stateHash();
+
+  const good = await primary.checkpoint();
+  // A valid frame whose page record points outside guest memory.
+  const pages = good[1]!;
+  const damagedPayload = Buffer.from(pages.payload);
+  damagedPayload.writeUInt32LE(0xffff_0000, 0);
+  const damaged = [good[0]!, { ...pages, payload: damagedPayload } as Frame, ...good.slice(2)];
+  let effects = feed(replicator, damaged);
+  assert.equal(effects.at(-1)?.type, 'closePrimary');
+  assert.equal(store.stateHash(), before, 'damaged records: nothing applied');
+
+  // END before all parts: the stream check refuses it.
+  const fresh = backup();
+  feed(fresh.replicator, await new Primary().fullSync());
+  effects = feed(fresh.replicator, [good[0]!, good.at(-1)!]);
+  assert.equal(effects.at(-1)?.type, 'closePrimary');
+  assert.equal(fresh.store.consistent, false);
+
+  // A checkpoint that skips one.
+  const { store: store2, replicator: replicator2 } = backup();
+  const primary2 = new Primary();
+  feed(replicator2, await primary2.fullSync());
+  feed(replicator2, await primary2.checkpoint());
+  const before2 = store2.stateHash();
+  await primary2.checkpoint();
+  effects = feed(replicator2, await primary2.checkpoint());
+  assert.ok(effects.some((e) => e.type === 'closePrimary' && e.code === 'E_EPOCH_ORDER'));
+  assert.equal(store2.stateHash(), before2);
+});
+
+test('a silent primary is replaced only by a backup that holds a consistent checkpoint', async () => {
+  const primary = new Primary();
+  const { replicator } = backup(0);
+  feed(replicator, await primary.fullSync(), 0);
+  let effects = replicator.tick(500);
+  assert.ok(!effects.some((e) => e.type === 'promote'), 'no checkpoint applied yet: cannot take over');
+  assert.ok(effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
+
+  feed(replicator, await primary.checkpoint(), 600);
+  assert.ok(!replicator.tick(690).some((e) => e.type === 'promote'), 'within the timeout');
+  effects = replicator.tick(701);
+  const promote = effects.find((e) => e.type === 'promote');
+  assert.ok(promote && promote.type === 'promote');
+  assert.equal(promote.generation, 2);
+  assert.equal(promote.epoch, 1, 'resumes in the epoch after the last applied one');
+  assert.deepEqual(
+    replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 800),
+    { ok: false, code: 'E_DEPOSED', reason: 'this node took over as primary at generation 2; generation 1 is deposed' },
+  );
+});
+
+test('handshakes with the wrong memory size or an older generation are refused', () => {
+  const { replicator } = backup();
+  const wrongMemory = replicator.acceptPrimary({ generation: 1, memoryBytes: 32 * 1024 * 1024, guestImageHash: 'abc' }, 0);
+  assert.equal(wrongMemory.ok, false);
+  assert.match(!wrongMemory.ok ? wrongMemory.reason : '', /--memory must match/);
+  replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 0);
+  const stale = replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 0);
+  assert.equal(!stale.ok && stale.code, 'E_STALE_GENERATION');
+});

@@ -6,37 +6,42 @@
 #ifndef HBFT_H
 #define HBFT_H
 
+/* Constants are unsigned in C; assembly files (which may include this header too) get plain numbers. */
+#ifdef __ASSEMBLER__
+#define HBFT_U(x) x
+#else
+#define HBFT_U(x) x##u
 #include <stdint.h>
-
 #define HBFT_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+#endif
 
 /* Test finisher (QEMU sifive_test): write PASS, or (code << 16) | FAIL. */
-#define HBFT_FINISHER_BASE 0x00100000u
-#define HBFT_FINISHER_PASS 0x5555u
-#define HBFT_FINISHER_FAIL 0x3333u
+#define HBFT_FINISHER_BASE HBFT_U(0x00100000)
+#define HBFT_FINISHER_PASS HBFT_U(0x5555)
+#define HBFT_FINISHER_FAIL HBFT_U(0x3333)
 
 /* CLINT: machine timer. mtime counts guest cycles at HBFT_SYSINFO_TIMEBASE_HZ. */
-#define HBFT_CLINT_BASE 0x02000000u
-#define HBFT_CLINT_MSIP (HBFT_CLINT_BASE + 0x0000u)
-#define HBFT_CLINT_MTIMECMP_LO (HBFT_CLINT_BASE + 0x4000u)
-#define HBFT_CLINT_MTIMECMP_HI (HBFT_CLINT_BASE + 0x4004u)
-#define HBFT_CLINT_MTIME_LO (HBFT_CLINT_BASE + 0xbff8u)
-#define HBFT_CLINT_MTIME_HI (HBFT_CLINT_BASE + 0xbffcu)
+#define HBFT_CLINT_BASE HBFT_U(0x02000000)
+#define HBFT_CLINT_MSIP (HBFT_CLINT_BASE + HBFT_U(0x0000))
+#define HBFT_CLINT_MTIMECMP_LO (HBFT_CLINT_BASE + HBFT_U(0x4000))
+#define HBFT_CLINT_MTIMECMP_HI (HBFT_CLINT_BASE + HBFT_U(0x4004))
+#define HBFT_CLINT_MTIME_LO (HBFT_CLINT_BASE + HBFT_U(0xbff8))
+#define HBFT_CLINT_MTIME_HI (HBFT_CLINT_BASE + HBFT_U(0xbffc))
 
 /* Console: a write-only 16550 subset. Write a byte to THR; LSR bit 5 is always set (ready). */
-#define HBFT_UART_BASE 0x10000000u
-#define HBFT_UART_THR (HBFT_UART_BASE + 0x0u)
-#define HBFT_UART_LSR (HBFT_UART_BASE + 0x5u)
+#define HBFT_UART_BASE HBFT_U(0x10000000)
+#define HBFT_UART_THR (HBFT_UART_BASE + HBFT_U(0x0))
+#define HBFT_UART_LSR (HBFT_UART_BASE + HBFT_U(0x5))
 
 /* System information (read-only). */
-#define HBFT_SYSINFO_BASE 0x10002000u
-#define HBFT_SYSINFO_RAM_BASE (HBFT_SYSINFO_BASE + 0x00u)
-#define HBFT_SYSINFO_RAM_SIZE (HBFT_SYSINFO_BASE + 0x04u)
-#define HBFT_SYSINFO_TIMEBASE_HZ (HBFT_SYSINFO_BASE + 0x08u)
-#define HBFT_SYSINFO_ARGS_LEN (HBFT_SYSINFO_BASE + 0x0cu)
-#define HBFT_SYSINFO_ARGS (HBFT_SYSINFO_BASE + 0x100u) /* bytes, read with lw; up to 3840 */
+#define HBFT_SYSINFO_BASE HBFT_U(0x10002000)
+#define HBFT_SYSINFO_RAM_BASE (HBFT_SYSINFO_BASE + HBFT_U(0x00))
+#define HBFT_SYSINFO_RAM_SIZE (HBFT_SYSINFO_BASE + HBFT_U(0x04))
+#define HBFT_SYSINFO_TIMEBASE_HZ (HBFT_SYSINFO_BASE + HBFT_U(0x08))
+#define HBFT_SYSINFO_ARGS_LEN (HBFT_SYSINFO_BASE + HBFT_U(0x0c))
+#define HBFT_SYSINFO_ARGS (HBFT_SYSINFO_BASE + HBFT_U(0x100)) /* bytes, read with lw; up to 3840 */
 
-#define HBFT_RAM_BASE 0x80000000u
+#define HBFT_RAM_BASE HBFT_U(0x80000000)
 
 /*
  * Virtual NIC. Client byte streams reach the guest through two rings that the guest places in its
@@ -57,45 +62,59 @@
  *   CLOSE (conn)         close the connection; the slot may be reused afterwards
  * Interrupt: mip.MEIP is set while RX_HEAD != RX_TAIL. A guest can sleep with `wfi` after setting
  * mie.MEIE (it need not enable mstatus.MIE: wfi wakes on a pending enabled interrupt regardless).
+ *
+ * Details:
+ * - Ring bases are 8-byte aligned; sizes are powers of two from 4 KiB to 16 MiB. RX_BASE/SIZE and
+ *   TX_BASE/SIZE can be written only while the device is disabled; enabling checks them (STATUS
+ *   bit 2 reports a refusal) and resets all four offsets to 0.
+ * - A PAD record's length is the rest of the ring minus its 8-byte header.
+ * - Receive DATA records carry at most RECORD_MAX bytes, and may carry fewer so as to end exactly
+ *   at the end of the ring. RECORD_MAX does not limit transmit records (only the ring size does).
+ * - Slots and closing: a guest CLOSE frees the slot at once and the device may hand it to the next
+ *   client (OPEN). A client CLOSE for that slot may still be in the receive ring, queued before the
+ *   guest's CLOSE: the guest must ignore records for a slot it has closed until that slot's next
+ *   OPEN, or it would close the new client.
  */
-#define HBFT_NIC_BASE 0x10001000u
-#define HBFT_NIC_RX_BASE (HBFT_NIC_BASE + 0x00u)
-#define HBFT_NIC_RX_SIZE (HBFT_NIC_BASE + 0x04u)
-#define HBFT_NIC_RX_HEAD (HBFT_NIC_BASE + 0x08u)
-#define HBFT_NIC_RX_TAIL (HBFT_NIC_BASE + 0x0cu)
-#define HBFT_NIC_TX_BASE (HBFT_NIC_BASE + 0x10u)
-#define HBFT_NIC_TX_SIZE (HBFT_NIC_BASE + 0x14u)
-#define HBFT_NIC_TX_HEAD (HBFT_NIC_BASE + 0x18u)
-#define HBFT_NIC_TX_TAIL (HBFT_NIC_BASE + 0x1cu)
-#define HBFT_NIC_CTRL (HBFT_NIC_BASE + 0x20u)       /* bit 0: enable (write after the rings are set) */
-#define HBFT_NIC_STATUS (HBFT_NIC_BASE + 0x24u)     /* bit 0: rx pending; bit 1: bad tx record dropped; bit 2: bad ring config */
-#define HBFT_NIC_CONN_MAX (HBFT_NIC_BASE + 0x28u)   /* number of connection slots */
-#define HBFT_NIC_RECORD_MAX (HBFT_NIC_BASE + 0x2cu) /* largest DATA payload the device delivers */
+#define HBFT_NIC_BASE HBFT_U(0x10001000)
+#define HBFT_NIC_RX_BASE (HBFT_NIC_BASE + HBFT_U(0x00))
+#define HBFT_NIC_RX_SIZE (HBFT_NIC_BASE + HBFT_U(0x04))
+#define HBFT_NIC_RX_HEAD (HBFT_NIC_BASE + HBFT_U(0x08))
+#define HBFT_NIC_RX_TAIL (HBFT_NIC_BASE + HBFT_U(0x0c))
+#define HBFT_NIC_TX_BASE (HBFT_NIC_BASE + HBFT_U(0x10))
+#define HBFT_NIC_TX_SIZE (HBFT_NIC_BASE + HBFT_U(0x14))
+#define HBFT_NIC_TX_HEAD (HBFT_NIC_BASE + HBFT_U(0x18))
+#define HBFT_NIC_TX_TAIL (HBFT_NIC_BASE + HBFT_U(0x1c))
+#define HBFT_NIC_CTRL (HBFT_NIC_BASE + HBFT_U(0x20))       /* bit 0: enable (write after the rings are set) */
+#define HBFT_NIC_STATUS (HBFT_NIC_BASE + HBFT_U(0x24))     /* bit 0: rx pending; bit 1: bad tx record dropped; bit 2: bad ring config */
+#define HBFT_NIC_CONN_MAX (HBFT_NIC_BASE + HBFT_U(0x28))   /* number of connection slots */
+#define HBFT_NIC_RECORD_MAX (HBFT_NIC_BASE + HBFT_U(0x2c)) /* largest DATA payload the device delivers */
 
-#define HBFT_NIC_CTRL_ENABLE 1u
-#define HBFT_NIC_STATUS_RX_PENDING 1u
-#define HBFT_NIC_STATUS_TX_ERROR 2u
-#define HBFT_NIC_STATUS_CONFIG_ERROR 4u /* enable refused: ring base/size invalid */
+#define HBFT_NIC_CTRL_ENABLE HBFT_U(1)
+#define HBFT_NIC_STATUS_RX_PENDING HBFT_U(1)
+#define HBFT_NIC_STATUS_TX_ERROR HBFT_U(2)
+#define HBFT_NIC_STATUS_CONFIG_ERROR HBFT_U(4) /* enable refused: ring base/size invalid */
 
-#define HBFT_NIC_PAD 0u
-#define HBFT_NIC_OPEN 1u
-#define HBFT_NIC_DATA 2u
-#define HBFT_NIC_CLOSE 3u
+#define HBFT_NIC_PAD HBFT_U(0)
+#define HBFT_NIC_OPEN HBFT_U(1)
+#define HBFT_NIC_DATA HBFT_U(2)
+#define HBFT_NIC_CLOSE HBFT_U(3)
 
-#define HBFT_NIC_RING_SIZE_MIN 4096u
-#define HBFT_NIC_RING_SIZE_MAX (16u * 1024u * 1024u)
-#define HBFT_NIC_HEADER_BYTES 8u
+#define HBFT_NIC_RING_SIZE_MIN HBFT_U(4096)
+#define HBFT_NIC_RING_SIZE_MAX (HBFT_U(16) * HBFT_U(1024) * HBFT_U(1024))
+#define HBFT_NIC_HEADER_BYTES HBFT_U(8)
 
+#ifndef __ASSEMBLER__
 struct hbft_nic_record {
   uint16_t type;
   uint16_t conn;
   uint32_t length;
   /* payload follows */
 };
+#endif
 
 /* Machine-mode CSR bits used by guests. */
-#define HBFT_MIE_MEIE (1u << 11)
-#define HBFT_MIE_MTIE (1u << 7)
-#define HBFT_MSTATUS_MIE (1u << 3)
+#define HBFT_MIE_MEIE (HBFT_U(1) << 11)
+#define HBFT_MIE_MTIE (HBFT_U(1) << 7)
+#define HBFT_MSTATUS_MIE (HBFT_U(1) << 3)
 
 #endif

@@ -1,0 +1,76 @@
+// Proves that the C view of the machine (guests/include/hbft.h) and the TypeScript one
+// (addressMap.ts, devices/nic.ts) agree on every address, register offset and constant.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as map from '@hbft/common/guest/addressMap.ts';
+import * as nic from '@hbft/common/guest/devices/nic.ts';
+
+function readDefines(): Map<string, number> {
+  const text = readFileSync(new URL('../../packages/common/guests/include/hbft.h', import.meta.url), 'utf8');
+  const raw = new Map<string, string>();
+  for (const match of text.matchAll(/^#define (HBFT_[A-Z0-9_]+) (.+?)(?:\s*\/\*.*)?$/gm)) raw.set(match[1]!, match[2]!.trim());
+  const values = new Map<string, number>();
+  const evaluate = (name: string): number => {
+    if (values.has(name)) return values.get(name)!;
+    const expression = raw
+      .get(name)!
+      .replace(/HBFT_U\(([^)]+)\)/g, '$1')
+      .replace(/\b(HBFT_[A-Z0-9_]+)\b/g, (ref) => String(evaluate(ref)));
+    assert.match(expression, /^[\d\sx+*()a-fA-F<-]+$/, `${name} is a constant expression`);
+    const value = Function(`return (${expression});`)() as number;
+    values.set(name, value);
+    return value;
+  };
+  for (const name of raw.keys()) if (!/\(/.test(name) && !['HBFT_U', 'HBFT_REG', 'HBFT_H'].includes(name)) evaluate(name);
+  return values;
+}
+
+test('hbft.h and the TypeScript address map agree', () => {
+  const c = readDefines();
+  const expect: Record<string, number> = {
+    HBFT_FINISHER_BASE: map.FINISHER_BASE,
+    HBFT_FINISHER_PASS: map.FINISHER_PASS,
+    HBFT_FINISHER_FAIL: map.FINISHER_FAIL,
+    HBFT_CLINT_BASE: map.CLINT_BASE,
+    HBFT_CLINT_MSIP: map.CLINT_BASE + map.CLINT_MSIP,
+    HBFT_CLINT_MTIMECMP_LO: map.CLINT_BASE + map.CLINT_MTIMECMP,
+    HBFT_CLINT_MTIME_LO: map.CLINT_BASE + map.CLINT_MTIME,
+    HBFT_UART_THR: map.UART_BASE + map.UART_THR,
+    HBFT_UART_LSR: map.UART_BASE + map.UART_LSR,
+    HBFT_SYSINFO_RAM_BASE: map.SYSINFO_BASE + map.SYSINFO_RAM_BASE,
+    HBFT_SYSINFO_RAM_SIZE: map.SYSINFO_BASE + map.SYSINFO_RAM_SIZE,
+    HBFT_SYSINFO_TIMEBASE_HZ: map.SYSINFO_BASE + map.SYSINFO_TIMEBASE_HZ,
+    HBFT_SYSINFO_ARGS_LEN: map.SYSINFO_BASE + map.SYSINFO_ARGS_LEN,
+    HBFT_SYSINFO_ARGS: map.SYSINFO_BASE + map.SYSINFO_ARGS,
+    HBFT_RAM_BASE: map.RAM_BASE,
+    HBFT_NIC_BASE: map.NIC_BASE,
+    HBFT_NIC_RX_BASE: map.NIC_BASE + nic.NIC_RX_BASE,
+    HBFT_NIC_RX_SIZE: map.NIC_BASE + nic.NIC_RX_SIZE,
+    HBFT_NIC_RX_HEAD: map.NIC_BASE + nic.NIC_RX_HEAD,
+    HBFT_NIC_RX_TAIL: map.NIC_BASE + nic.NIC_RX_TAIL,
+    HBFT_NIC_TX_BASE: map.NIC_BASE + nic.NIC_TX_BASE,
+    HBFT_NIC_TX_SIZE: map.NIC_BASE + nic.NIC_TX_SIZE,
+    HBFT_NIC_TX_HEAD: map.NIC_BASE + nic.NIC_TX_HEAD,
+    HBFT_NIC_TX_TAIL: map.NIC_BASE + nic.NIC_TX_TAIL,
+    HBFT_NIC_CTRL: map.NIC_BASE + nic.NIC_CTRL,
+    HBFT_NIC_STATUS: map.NIC_BASE + nic.NIC_STATUS,
+    HBFT_NIC_CONN_MAX: map.NIC_BASE + nic.NIC_CONN_MAX,
+    HBFT_NIC_RECORD_MAX: map.NIC_BASE + nic.NIC_RECORD_MAX,
+    HBFT_NIC_CTRL_ENABLE: nic.NIC_CTRL_ENABLE,
+    HBFT_NIC_STATUS_RX_PENDING: nic.NIC_STATUS_RX_PENDING,
+    HBFT_NIC_STATUS_TX_ERROR: nic.NIC_STATUS_TX_ERROR,
+    HBFT_NIC_STATUS_CONFIG_ERROR: nic.NIC_STATUS_CONFIG_ERROR,
+    HBFT_NIC_PAD: nic.RECORD_PAD,
+    HBFT_NIC_OPEN: nic.RECORD_OPEN,
+    HBFT_NIC_DATA: nic.RECORD_DATA,
+    HBFT_NIC_CLOSE: nic.RECORD_CLOSE,
+    HBFT_NIC_RING_SIZE_MIN: nic.NIC_RING_BYTES_MIN,
+    HBFT_NIC_RING_SIZE_MAX: nic.NIC_RING_BYTES_MAX,
+    HBFT_NIC_HEADER_BYTES: nic.NIC_RECORD_HEADER_BYTES,
+  };
+  for (const [name, value] of Object.entries(expect)) {
+    assert.ok(c.has(name), `hbft.h defines ${name}`);
+    assert.equal(c.get(name)! >>> 0, value >>> 0, name);
+  }
+});

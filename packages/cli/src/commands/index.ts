@@ -1,7 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { runCommand } from './run.ts';
+import { clientCommand } from './client.ts';
+import { loadCommand } from './load.ts';
 
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
  */
-export const commands: CommandModule<any, any>[] = [runCommand];
+export const commands: CommandModule<any, any>[] = [runCommand, clientCommand, loadCommand];

@@ -19,7 +19,47 @@ export function encodeCommand(args: (string | number | Uint8Array)[]): Uint8Arra
 }
 
 /** Result of trying to parse one reply: the value and bytes used, or `incomplete`. */
-export type ParseResult = { value: RespValue; length: number } | 'incomplete' | { error: string };
+export type ParseResult<T = RespValue> = { value: T; length: number } | 'incomplete' | { error: string };
+
+/**
+ * A reply as the server typed it, for tools that show replies the way redis-cli does (a status
+ * `OK` and a bulk string "OK" look alike in `RespValue`). Null bulk strings and null arrays are `nil`.
+ */
+export type TypedReply =
+  | { type: 'status'; text: string }
+  | { type: 'error'; text: string }
+  | { type: 'integer'; value: number }
+  | { type: 'bulk'; text: string }
+  | { type: 'nil' }
+  | { type: 'array'; items: TypedReply[] };
+
+/** How the parser builds values: one parser, two shapes of result. */
+interface ReplyBuilder<T> {
+  status(text: string): T;
+  error(text: string): T;
+  integer(value: number): T;
+  bulk(text: string): T;
+  nil(): T;
+  array(items: T[]): T;
+}
+
+const valueBuilder: ReplyBuilder<RespValue> = {
+  status: (text) => text,
+  error: (text) => new RespError(text),
+  integer: (value) => value,
+  bulk: (text) => text,
+  nil: () => null,
+  array: (items) => items,
+};
+
+const typedBuilder: ReplyBuilder<TypedReply> = {
+  status: (text) => ({ type: 'status', text }),
+  error: (text) => ({ type: 'error', text }),
+  integer: (value) => ({ type: 'integer', value }),
+  bulk: (text) => ({ type: 'bulk', text }),
+  nil: () => ({ type: 'nil' }),
+  array: (items) => ({ type: 'array', items }),
+};
 
 const CR = 13;
 const LF = 10;
@@ -31,6 +71,15 @@ function findLineEnd(bytes: Uint8Array, from: number): number {
 
 /** Parses one complete reply at `offset`; never throws on malformed input. */
 export function parseReply(bytes: Uint8Array, offset = 0, depth = 0): ParseResult {
+  return parseWith(valueBuilder, bytes, offset, depth);
+}
+
+/** Like `parseReply`, keeping the reply's RESP type. */
+export function parseTypedReply(bytes: Uint8Array, offset = 0): ParseResult<TypedReply> {
+  return parseWith(typedBuilder, bytes, offset, 0);
+}
+
+function parseWith<T>(build: ReplyBuilder<T>, bytes: Uint8Array, offset: number, depth: number): ParseResult<T> {
   if (offset >= bytes.length) return 'incomplete';
   if (depth > 32) return { error: 'reply nested too deeply' };
   const end = findLineEnd(bytes, offset);
@@ -39,48 +88,53 @@ export function parseReply(bytes: Uint8Array, offset = 0, depth = 0): ParseResul
   const afterLine = end + 2;
   switch (bytes[offset]) {
     case 0x2b: // +
-      return { value: line, length: afterLine - offset };
+      return { value: build.status(line), length: afterLine - offset };
     case 0x2d: // -
-      return { value: new RespError(line), length: afterLine - offset };
+      return { value: build.error(line), length: afterLine - offset };
     case 0x3a: {
       // :
       const value = Number(line);
-      return Number.isFinite(value) && /^-?\d+$/.test(line) ? { value, length: afterLine - offset } : { error: `bad integer "${line}"` };
+      return Number.isFinite(value) && /^-?\d+$/.test(line) ? { value: build.integer(value), length: afterLine - offset } : { error: `bad integer "${line}"` };
     }
     case 0x24: {
       // $
       const size = Number(line);
-      if (size === -1) return { value: null, length: afterLine - offset };
+      if (size === -1) return { value: build.nil(), length: afterLine - offset };
       if (!Number.isInteger(size) || size < 0) return { error: `bad bulk length "${line}"` };
       if (afterLine + size + 2 > bytes.length) return 'incomplete';
       if (bytes[afterLine + size] !== CR || bytes[afterLine + size + 1] !== LF) return { error: 'bulk string not terminated by CRLF' };
       const value = Buffer.from(bytes.buffer, bytes.byteOffset + afterLine, size).toString('latin1');
-      return { value, length: afterLine + size + 2 - offset };
+      return { value: build.bulk(value), length: afterLine + size + 2 - offset };
     }
     case 0x2a: {
       // *
       const count = Number(line);
-      if (count === -1) return { value: null, length: afterLine - offset };
+      if (count === -1) return { value: build.nil(), length: afterLine - offset };
       if (!Number.isInteger(count) || count < 0) return { error: `bad array length "${line}"` };
-      const items: RespValue[] = [];
+      const items: T[] = [];
       let at = afterLine;
       for (let i = 0; i < count; i++) {
-        const item = parseReply(bytes, at, depth + 1);
+        const item = parseWith(build, bytes, at, depth + 1);
         if (item === 'incomplete' || 'error' in item) return item;
         items.push(item.value);
         at += item.length;
       }
-      return { value: items, length: at - offset };
+      return { value: build.array(items), length: at - offset };
     }
     default:
       return { error: `unexpected reply type byte 0x${bytes[offset]!.toString(16)}` };
   }
 }
 
-/** Accumulates bytes and yields complete replies in order. */
-export class ReplyReader {
+export type ReplyParser<T> = (bytes: Uint8Array, offset: number) => ParseResult<T>;
+
+/** Accumulates bytes and yields complete replies in order (`parseTypedReply` for typed ones). */
+export class ReplyReader<T = RespValue> {
   private buffer: Uint8Array = new Uint8Array(0);
   private offset = 0;
+
+  /** `parse` defaults to `parseReply` (then T is RespValue); pass `parseTypedReply` for typed replies. */
+  constructor(private readonly parse: ReplyParser<T> = parseReply as ReplyParser<never>) {}
 
   push(bytes: Uint8Array): void {
     const rest = this.buffer.subarray(this.offset);
@@ -92,8 +146,8 @@ export class ReplyReader {
   }
 
   /** The next complete reply, or undefined; throws on a malformed stream. */
-  next(): RespValue | undefined {
-    const result = parseReply(this.buffer, this.offset);
+  next(): T | undefined {
+    const result = this.parse(this.buffer, this.offset);
     if (result === 'incomplete') return undefined;
     if ('error' in result) throw new Error(`malformed reply: ${result.error}`);
     this.offset += result.length;

@@ -1,0 +1,145 @@
+/**
+ * `hbft load`: session clients doing INCRs, SETs and GETs against the `kv` guest while you kill
+ * the primary, recording a history that a separate checker judges at the end (no acknowledged write
+ * lost, none applied twice, counters exact, reads valid), with throughput, latency and failover gaps.
+ * `--check FILE` judges a saved history again without running any load.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { UsageError } from '@hbft/common/errors.ts';
+import { createLogger } from '@hbft/common/log.ts';
+import { checkHistory, formatVerdict, type Verdict } from '@hbft/common/session/checker.ts';
+import { formatHistory, parseHistory } from '@hbft/common/session/history.ts';
+import { formatMix, LOAD_DEFAULTS, parseMix, runLoad, type LoadProgress } from '@hbft/common/session/load.ts';
+import { SESSION_CLIENT_DEFAULTS } from '@hbft/common/session/client.ts';
+import { parseHostPort } from '@hbft/common/units.ts';
+import { integerFlag } from './options.ts';
+
+/** Exit status when the checker finds a violation (1 stays for errors, 2 for usage). */
+export const EXIT_VIOLATIONS = 3;
+const DURATION_S_DEFAULT = 10;
+
+interface LoadArgs {
+  servers?: string;
+  clients: number;
+  'duration-s'?: number;
+  operations?: number;
+  keys: number;
+  mix: string;
+  seed?: number;
+  history?: string;
+  json: boolean;
+  'key-prefix'?: string;
+  'response-timeout-ms': number;
+  check?: string;
+}
+
+/** `--servers a:1,b:2` → checked addresses. */
+export function parseServers(text: string | undefined, flag = '--servers'): string[] {
+  const servers = (text ?? '').split(',').map((server) => server.trim()).filter(Boolean);
+  if (servers.length === 0) throw new UsageError(`${flag}: name at least one node as HOST:PORT (comma-separated for several)`);
+  for (const server of servers) parseHostPort(server, flag);
+  return servers;
+}
+
+function formatProgress(progress: LoadProgress): string {
+  return (
+    `hbft load: ${(progress.elapsedMs / 1000).toFixed(1)} s  ok ${progress.ok}  failed ${progress.fail}  unknown ${progress.unknown}  ` +
+    `${progress.intervalOpsPerS.toFixed(0)} ops/s  generation ${progress.generation}  attached ${progress.connectedClients}  failovers seen ${progress.failovers}\n`
+  );
+}
+
+function formatSummary(verdict: Verdict): string {
+  const { stats } = verdict;
+  const lines = [
+    `operations: ${stats.operations} in ${(stats.durationMs / 1000).toFixed(2)} s — ${stats.ok} ok, ${stats.fail} failed, ${stats.unknown} unknown; ` +
+      `${stats.throughputOpsPerS} ops/s; latency p50 ${stats.latencyMsP50.toFixed(2)} ms, p99 ${stats.latencyMsP99.toFixed(2)} ms, max ${stats.latencyMsMax.toFixed(2)} ms`,
+  ];
+  for (const gap of verdict.failovers) {
+    lines.push(`failover: generation ${gap.fromGeneration} → ${gap.toGeneration}: ${gap.gapMs.toFixed(1)} ms without a response (last at ${gap.lastResponseBeforeMs.toFixed(1)} ms, next at ${gap.firstResponseAfterMs.toFixed(1)} ms)`);
+  }
+  if (verdict.clientFailovers.count > 0) {
+    lines.push(`client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function report(verdict: Verdict, json: boolean, extra: Record<string, unknown>): void {
+  if (json) process.stdout.write(JSON.stringify({ ...extra, verdict }, null, 2) + '\n');
+  else process.stdout.write(formatSummary(verdict) + formatVerdict(verdict));
+  if (!verdict.ok) process.exitCode = EXIT_VIOLATIONS;
+}
+
+export const loadCommand: CommandModule<object, LoadArgs> = {
+  command: 'load',
+  describe: 'drive the kv guest with session clients, then check the history (no lost or duplicated writes)',
+  builder: (yargs) =>
+    yargs
+      .option('servers', { type: 'string', describe: 'the nodes\' --serve addresses, HOST:PORT,HOST:PORT' })
+      .option('clients', { type: 'number', default: LOAD_DEFAULTS.clients, describe: 'concurrent session clients (one operation in flight each)' })
+      .option('duration-s', { type: 'number', describe: `seconds of load (default ${DURATION_S_DEFAULT} unless --operations)` })
+      .option('operations', { type: 'number', describe: 'stop after this many operations in total' })
+      .option('keys', { type: 'number', default: LOAD_DEFAULTS.keys, describe: 'counter keys and register keys (K of each)' })
+      .option('mix', { type: 'string', default: formatMix(LOAD_DEFAULTS.mix), describe: 'operation weights' })
+      .option('seed', { type: 'number', describe: 'seed of the operation choices (printed; random when left out)' })
+      .option('history', { type: 'string', describe: 'write the history here as JSON lines' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' })
+      .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
+      .option('response-timeout-ms', { type: 'number', default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs, describe: 'move to the next node after this long without progress' })
+      .option('check', { type: 'string', describe: 'judge a saved history file instead of running load' })
+      .epilogue(
+        `Exit status: 0 when the checker finds nothing wrong, ${EXIT_VIOLATIONS} when it finds a violation, 1 on errors, 2 on bad flags. ` +
+          'Every flag is also an environment variable (HBFT_SERVERS, HBFT_SEED, ...).',
+      ),
+  handler: async (argv) => {
+    if (argv.check) {
+      let text: string;
+      try {
+        text = readFileSync(argv.check, 'utf8');
+      } catch (error) {
+        throw new UsageError(`--check: cannot read ${argv.check}: ${(error as Error).message}`);
+      }
+      const history = parseHistory(text, argv.check);
+      if (!history.final) throw new UsageError(`--check: ${argv.check} has no final read (the run did not finish)`);
+      const seed = history.header?.seed;
+      if (seed !== undefined) process.stderr.write(`hbft load: checking ${argv.check} (seed ${seed})\n`);
+      const verdict = checkHistory({ operations: history.operations, final: history.final.values, failovers: history.failovers, seed, exactlyOnce: true });
+      report(verdict, argv.json, { history: argv.check, seed });
+      return;
+    }
+    const servers = parseServers(argv.servers);
+    const clients = integerFlag(argv.clients, '--clients', 1);
+    const keys = integerFlag(argv.keys, '--keys', 1);
+    const operations = argv.operations === undefined ? undefined : integerFlag(argv.operations, '--operations', 1);
+    const durationS = argv['duration-s'];
+    if (durationS !== undefined && !(durationS > 0)) throw new UsageError(`--duration-s: expected a positive number of seconds, got ${durationS}`);
+    const durationMs = durationS !== undefined ? durationS * 1000 : operations === undefined ? DURATION_S_DEFAULT * 1000 : undefined;
+    const mix = parseMix(argv.mix, '--mix');
+    const seed = argv.seed === undefined ? ((Math.random() * 2 ** 32) >>> 0 || 1) : integerFlag(argv.seed, '--seed', 1);
+    const responseTimeoutMs = integerFlag(argv['response-timeout-ms'], '--response-timeout-ms', 10);
+    const keyPrefix = argv['key-prefix'] ?? `hbft-load-${Date.now().toString(36)}`;
+    process.stderr.write(
+      `hbft load: seed ${seed} (repeat the operation choices with --seed ${seed}), ${clients} clients, ${keys} keys of each kind, mix ${formatMix(mix)}, ` +
+        `${durationMs !== undefined ? `${durationMs / 1000} s` : ''}${durationMs !== undefined && operations !== undefined ? ' or ' : ''}${operations !== undefined ? `${operations} operations` : ''}, key prefix ${keyPrefix}\n`,
+    );
+    const logger = createLogger({ role: 'load', level: process.env.HBFT_LOG_LEVEL ?? 'warn' });
+    const result = await runLoad({
+      servers,
+      clients,
+      keys,
+      mix,
+      seed,
+      keyPrefix,
+      durationMs,
+      operations,
+      responseTimeoutMs,
+      logger,
+      onProgress: (progress) => process.stderr.write(formatProgress(progress)),
+    });
+    if (argv.history) {
+      writeFileSync(argv.history, formatHistory(result.history));
+      process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
+    }
+    report(result.verdict, argv.json, { seed, keyPrefix, servers });
+  },
+};

@@ -1,0 +1,120 @@
+/**
+ * A plain RESP client (what redis-cli is): no session, so after a failover it simply reconnects and
+ * sees the committed state, and a command whose connection broke before the reply may or may not
+ * have run. `hbft client --plain` uses it to show exactly that difference.
+ *
+ * It connects to the first address that answers a PING (a backup or a deposed primary does not
+ * serve plain connections), sends commands on that connection, and reconnects on the next request
+ * after a failure. It never resends a command.
+ */
+import { HbftError } from '../errors.ts';
+import { parseHostPort } from '../units.ts';
+import { tcpConnect, type ConnectFunction, type Endpoint } from './client.ts';
+import { encodeCommand, parseTypedReply, ReplyReader, type TypedReply } from './resp.ts';
+
+interface Waiter {
+  resolve: (reply: TypedReply) => void;
+  reject: (error: Error) => void;
+}
+
+interface PlainConnection {
+  socket: ReturnType<ConnectFunction>;
+  address: string;
+  reader: ReplyReader<TypedReply>;
+  waiters: Waiter[];
+  broken: boolean;
+  brokenReason?: string;
+}
+
+export class PlainClient {
+  /** The address of the connected node, if any. */
+  address: string | null = null;
+  private readonly servers: Endpoint[];
+  private readonly connectFunction: ConnectFunction;
+  /** How long a node may take to answer the PING that opens a connection. */
+  private readonly probeTimeoutMs: number;
+  private connection: Promise<PlainConnection> | null = null;
+
+  constructor(options: { servers: readonly string[]; connect?: ConnectFunction; probeTimeoutMs?: number }) {
+    this.servers = options.servers.map((server) => parseHostPort(server, 'server address'));
+    this.connectFunction = options.connect ?? tcpConnect;
+    this.probeTimeoutMs = options.probeTimeoutMs ?? 2000;
+  }
+
+  /** Sends one command; rejects (E_PLAIN_CONNECTION) when no node answers or the connection breaks. */
+  async request(args: readonly (string | number | Uint8Array)[]): Promise<TypedReply> {
+    let connection = await (this.connection ??= this.connectAny());
+    if (connection.broken) connection = await (this.connection = this.connectAny());
+    return this.send(connection, args);
+  }
+
+  close(): void {
+    void this.connection?.then((connection) => connection.socket.destroy(), () => {});
+    this.connection = null;
+    this.address = null;
+  }
+
+  private send(connection: PlainConnection, args: readonly (string | number | Uint8Array)[]): Promise<TypedReply> {
+    return new Promise((resolve, reject) => {
+      connection.waiters.push({ resolve, reject });
+      connection.socket.write(encodeCommand([...args]));
+    });
+  }
+
+  private async connectAny(): Promise<PlainConnection> {
+    const failures: string[] = [];
+    for (const server of this.servers) {
+      const address = `${server.host}:${server.port}`;
+      let connection: PlainConnection | undefined;
+      try {
+        connection = this.open(server, address);
+        const probe = this.send(connection, ['PING']);
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${this.probeTimeoutMs} ms`)), this.probeTimeoutMs);
+        });
+        try {
+          const reply = await Promise.race([probe, timeout]);
+          if (reply.type === 'error') throw new Error(reply.text);
+        } catch (error) {
+          connection.socket.destroy();
+          throw error;
+        } finally {
+          clearTimeout(timer);
+        }
+        this.address = address;
+        return connection;
+      } catch (error) {
+        failures.push(`${address}: ${connection?.brokenReason ?? (error as Error).message}`);
+      }
+    }
+    this.connection = null;
+    throw new HbftError('E_PLAIN_CONNECTION', `no node accepted a plain connection (${failures.join('; ')})`);
+  }
+
+  private open(server: Endpoint, address: string): PlainConnection {
+    const socket = this.connectFunction(server);
+    const connection: PlainConnection = { socket, address, reader: new ReplyReader(parseTypedReply), waiters: [], broken: false };
+    const breakWith = (reason: string) => {
+      if (connection.broken) return;
+      connection.broken = true;
+      connection.brokenReason = reason;
+      socket.destroy();
+      if (this.address === address) this.address = null;
+      for (const waiter of connection.waiters.splice(0)) {
+        waiter.reject(new HbftError('E_PLAIN_CONNECTION', `${address}: ${reason} before the reply; the command may or may not have run`));
+      }
+    };
+    socket.on('data', (chunk) => {
+      connection.reader.push(chunk);
+      try {
+        for (let reply = connection.reader.next(); reply !== undefined; reply = connection.reader.next()) connection.waiters.shift()?.resolve(reply);
+      } catch (error) {
+        breakWith(`malformed reply (${(error as Error).message})`);
+      }
+    });
+    socket.on('error', (error) => breakWith(`connection error (${error.message})`));
+    socket.on('close', () => breakWith('connection closed'));
+    return connection;
+  }
+}

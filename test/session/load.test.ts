@@ -1,0 +1,159 @@
+// Proves end to end against the reference server that a load run through repeated failovers ends
+// with a clean verdict and no unknown operations, that a server which loses acknowledged state is
+// caught, and that `hbft load`, `hbft load --check` and `hbft client` report and exit as documented.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '@hbft/cli';
+import { runLoad } from '@hbft/common/session/load.ts';
+import { parseHistory } from '@hbft/common/session/history.ts';
+import { SeededRandom, testSeed } from '../helpers/seed.ts';
+import { FakeCluster } from './fakeServer.ts';
+
+const clusters: FakeCluster[] = [];
+after(async () => {
+  for (const cluster of clusters) await cluster.close();
+});
+
+async function startCluster(options: Parameters<typeof FakeCluster.start>[0]): Promise<FakeCluster> {
+  const cluster = await FakeCluster.start(options);
+  clusters.push(cluster);
+  return cluster;
+}
+
+/** Fails the cluster over every 40–100 ms until stopped. */
+function nemesis(cluster: FakeCluster, random: SeededRandom): () => Promise<void> {
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await new Promise((resolve) => setTimeout(resolve, 40 + random.below(60)));
+      if (running) await cluster.failover({ oldNode: random.chance(0.5) ? 'down' : 'notServing' });
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+  };
+}
+
+test('a load run through repeated failovers is judged clean, with no unknown operations', { timeout: 60_000 }, async (t) => {
+  const seed = testSeed();
+  t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
+  const cluster = await startCluster({ nodes: 3, epochMs: 3, random: new SeededRandom(seed), cutProbability: 0.01 });
+  const stop = nemesis(cluster, new SeededRandom(seed + 1));
+  const progress: number[] = [];
+  const result = await runLoad({
+    servers: cluster.addresses,
+    clients: 6,
+    operations: 1000,
+    keys: 4,
+    seed,
+    keyPrefix: 't',
+    responseTimeoutMs: 1000,
+    progressIntervalMs: 100,
+    onProgress: (p) => progress.push(p.ok),
+  });
+  await stop();
+  const { verdict } = result;
+  assert.deepEqual(verdict.violations, [], `seed ${seed}`);
+  assert.equal(verdict.ok, true);
+  assert.equal(verdict.stats.operations, 1000);
+  assert.equal(verdict.stats.unknown, 0);
+  assert.ok(verdict.failovers.length >= 2, `seed ${seed}: ${verdict.failovers.length} failovers measured`);
+  assert.ok(verdict.clientFailovers.count >= 2);
+  assert.ok(progress.length >= 2 && progress.at(-1) === verdict.stats.ok);
+  // Exactly once: every counter equals its acknowledged INCRs, and the store agrees with the final read.
+  const increments = new Map<string, number>();
+  for (const operation of result.history) if (operation.type === 'op' && operation.op === 'incr') increments.set(operation.key, (increments.get(operation.key) ?? 0) + 1);
+  for (const [key, count] of increments) assert.equal(result.final[key], String(count), `seed ${seed}: ${key}`);
+  t.diagnostic(`${cluster.stats.failovers} failovers, gaps ${verdict.failovers.map((gap) => gap.gapMs.toFixed(0)).join(', ')} ms`);
+});
+
+test('a server that loses acknowledged state fails the check', { timeout: 60_000 }, async (t) => {
+  const seed = testSeed();
+  t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
+  const cluster = await startCluster({ nodes: 2, epochMs: 3, random: new SeededRandom(seed), restoreStaleSnapshot: true });
+  const stop = nemesis(cluster, new SeededRandom(seed + 1));
+  const result = await runLoad({ servers: cluster.addresses, clients: 4, operations: 600, keys: 2, seed, keyPrefix: 'bad', responseTimeoutMs: 1000 });
+  await stop();
+  assert.equal(result.verdict.ok, false, `seed ${seed}: the lost state went unnoticed`);
+  const rules = new Set(result.verdict.violations.map((violation) => violation.rule));
+  t.diagnostic(`rules: ${[...rules].join(', ')}`);
+  assert.ok(rules.has('unknown-operations') || rules.has('counter-lost') || rules.has('write-lost'));
+});
+
+/** Runs `hbft ARGS...` in this process; returns its standard output and exit code. */
+async function hbft(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const writeOut = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  // Only strings are ours: the test runner reports to its parent through stdout with buffers.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((out += chunk), true) : writeOut(chunk, ...rest))) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((err += chunk), true) : writeErr(chunk, ...rest))) as typeof process.stderr.write;
+  try {
+    process.exitCode = 0;
+    await main(args);
+    return { out, err, code: Number(process.exitCode ?? 0) };
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+    process.exitCode = 0;
+  }
+}
+
+test('hbft load and hbft load --check print the verdict and exit by it', { timeout: 60_000 }, async () => {
+  const cluster = await startCluster({ epochMs: 2 });
+  const directory = mkdtempSync(join(tmpdir(), 'hbft-load-'));
+  const historyFile = join(directory, 'history.jsonl');
+  const run = await hbft('load', '--servers', cluster.addresses.join(','), '--operations', '200', '--clients', '3', '--seed', '99', '--json', '--history', historyFile);
+  assert.equal(run.code, 0, run.err);
+  const report = JSON.parse(run.out);
+  assert.equal(report.seed, 99);
+  assert.equal(report.verdict.ok, true);
+  assert.equal(report.verdict.stats.operations, 200);
+  assert.match(run.err, /seed 99/);
+
+  const check = await hbft('load', '--check', historyFile);
+  assert.equal(check.code, 0);
+  assert.match(check.out, /verdict: OK/);
+  assert.match(check.out, /latency p50/);
+
+  // Tamper with the final read: one increment too many.
+  const history = parseHistory(readFileSync(historyFile, 'utf8'), historyFile);
+  const counter = Object.keys(history.final!.values).find((key) => key.includes(':c:'))!;
+  const tampered = readFileSync(historyFile, 'utf8')
+    .split('\n')
+    .map((line) => {
+      if (!line.startsWith('{"type":"final"')) return line;
+      const final = JSON.parse(line);
+      final.values[counter] = String(Number(final.values[counter]) + 1);
+      return JSON.stringify(final);
+    })
+    .join('\n');
+  writeFileSync(join(directory, 'tampered.jsonl'), tampered);
+  const bad = await hbft('load', '--check', join(directory, 'tampered.jsonl'));
+  assert.equal(bad.code, 3);
+  assert.match(bad.out, /counter-duplicated/);
+
+  const usage = await hbft('load', '--servers', 'nonsense');
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--servers: expected HOST:PORT/);
+  assert.equal((await hbft('load', '--servers', cluster.addresses[0]!, '--mix', 'incr=1,del=2')).code, 2);
+});
+
+test('hbft client sends one command and prints the reply, over a session or plain', { timeout: 30_000 }, async () => {
+  const cluster = await startCluster({ epochMs: 2 });
+  const servers = cluster.addresses.join(',');
+  assert.deepEqual(await hbft('client', '--servers', servers, 'SET', 'k', '007'), { out: 'OK\n', err: '', code: 0 });
+  assert.equal((await hbft('client', '--servers', servers, '--no-raw', 'GET', 'k')).out, '"007"\n');
+  assert.equal((await hbft('client', '--servers', servers, 'GET k')).out, '007\n');
+  assert.equal((await hbft('client', '--servers', servers, '--plain', 'INCR', 'n')).out, '1\n');
+  await cluster.failover();
+  assert.equal((await hbft('client', '--servers', servers, '--plain', '--no-raw', 'INCR', 'n')).out, '(integer) 2\n');
+  const error = await hbft('client', '--servers', servers, '--no-raw', 'INCR', 'k', 'extra');
+  assert.equal(error.code, 1);
+  assert.match(error.out, /^\(error\) ERR wrong number of arguments/);
+});

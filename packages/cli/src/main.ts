@@ -2,16 +2,29 @@ import yargs, { type Argv, type CommandModule } from 'yargs';
 import { HbftError, UsageError } from '@hbft/common/errors.ts';
 import { commands } from './commands/index.ts';
 
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
 /**
  * Entry point of the `hbft` command. Every flag can also be given as an environment variable:
  * `--epoch-ms 20` is `HBFT_EPOCH_MS=20`. Errors from bad input are printed as one line naming the
  * problem (exit 2 for usage errors, 1 otherwise); only programmer errors show a stack trace.
+ *
+ * Unknown flags on the command line are errors; unknown HBFT_* variables are not, because one
+ * environment (a compose env file, say) serves several commands.
  */
 export async function main(argv: string[]): Promise<void> {
   const parser: Argv = yargs(argv)
     .scriptName('hbft')
     .env('HBFT')
-    .strict()
+    .strictCommands()
+    .option('log-level', {
+      type: 'string',
+      choices: LOG_LEVELS,
+      default: 'info',
+      global: true,
+      describe: 'daemon log level (logs are JSON lines on stderr)',
+    })
+    .middleware((args, instance) => rejectUnknownFlags(argv, instance.getOptions()))
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()
     .help()
@@ -40,4 +53,23 @@ export function reportError(error: unknown): number {
     return 1;
   }
   throw error;
+}
+
+/** Throws a UsageError for a `--flag` on the command line that the chosen command does not know. */
+function rejectUnknownFlags(tokens: string[], options: { key: Record<string, unknown>; alias: Record<string, string[]> }): void {
+  const known = new Set(Object.keys(options.key));
+  for (const [name, aliases] of Object.entries(options.alias)) {
+    known.add(name);
+    for (const alias of aliases) known.add(alias);
+  }
+  const camelToKebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  for (const token of tokens) {
+    if (token === '--') break;
+    if (!token.startsWith('-') || /^-\d/.test(token) || token === '-') continue;
+    const name = token.replace(/^--?/, '').split('=')[0]!;
+    const candidates = [name, camelToKebab(name), name.replace(/^no-/, '')];
+    if (!candidates.some((candidate) => known.has(candidate))) {
+      throw new UsageError(`unknown flag ${token.split('=')[0]}`);
+    }
+  }
 }

@@ -9,6 +9,7 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker } from '@hbft/common/tracking/strategies.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/common/protocol/frame.ts';
+import type { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { decodeFrame } from '@hbft/common/protocol/decoder.ts';
 import { bulkKinds } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
@@ -35,11 +36,18 @@ class Primary {
 
   private async stream(spec: Omit<Parameters<typeof sendPageStream>[0], 'source' | 'memoryBytes' | 'generation'>, encoder: PageEncoder): Promise<Frame[]> {
     const sent: EncodedFrame[] = [];
+    const frames = this.frames;
     await sendPageStream(
       { ...spec, generation: 1, memoryBytes: MEMORY_BYTES, source: { words: this.words, wordIndex: (i) => spec.pages[i]! * 1024 } },
-      this.frames,
+      {
+        send(kind: FrameKind, meta: never, fields) {
+          const frame = frames.encode(kind, meta, fields);
+          sent.push(frame);
+          return { sent: true, checksum: frame.checksum, backpressure: false };
+        },
+        drained: async () => {},
+      },
       encoder,
-      { write: (frame) => (sent.push(frame), true), drained: async () => {} },
     );
     return sent.map((frame) => {
       const decoded = decodeFrame(concatFrame(frame), { limits, kindsAccepted: bulkKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });

@@ -34,11 +34,11 @@ function protect(r: PrimaryReplicator): number {
 test('output of an epoch is released only after its checkpoint is acknowledged', () => {
   const r = replicator();
   protect(r);
-  r.onOutput(1, 'c1', bytes('+OK\r\n'));
-  r.onOutput(1, 'c2', bytes(':1\r\n'));
+  r.onOutput(1, 'c1', bytes('+OK\r\n'), false, 0);
+  r.onOutput(1, 'c2', bytes(':1\r\n'), false, 0);
   assert.deepEqual(types(r.tick(40)), ['sendHeartbeat', 'requestCapture']);
   assert.deepEqual(types(r.onCaptured(1, 41)), ['sendCheckpoint'], 'capture alone releases nothing');
-  r.onOutput(2, 'c1', bytes('+later\r\n'));
+  r.onOutput(2, 'c1', bytes('+later\r\n'), false, 0);
   const effects = r.onAck(1, 45);
   const release = effects.find((e) => e.type === 'release');
   assert.ok(release && release.type === 'release');
@@ -51,7 +51,7 @@ test('acknowledgements are cumulative', () => {
   protect(r);
   for (const [epoch, at] of [[1, 40], [2, 60], [3, 80]] as const) {
     r.tick(at);
-    r.onOutput(epoch, 'c', bytes(String(epoch)));
+    r.onOutput(epoch, 'c', bytes(String(epoch)), false, 0);
     r.onCaptured(epoch, at + 1);
   }
   assert.equal(r.status(85).checkpointsInFlight, 3);
@@ -82,7 +82,7 @@ test('the guest stalls at an epoch boundary while too many checkpoints wait, and
 test('a silent backup is dropped after the failover timeout; held output stays held', () => {
   const r = replicator();
   protect(r);
-  r.onOutput(1, 'c', bytes('x'));
+  r.onOutput(1, 'c', bytes('x'), false, 0);
   r.onBackupHeard(30);
   assert.ok(!types(r.tick(120)).includes('dropBackup'), '90 ms of silence is within the timeout');
   const effects = r.tick(131);
@@ -94,7 +94,7 @@ test('a silent backup is dropped after the failover timeout; held output stays h
 
 test('with --on-backup-loss continue, output flows at each capture while unprotected', () => {
   const r = replicator({ onBackupLoss: 'continue' });
-  r.onOutput(0, 'c', bytes('x'));
+  r.onOutput(0, 'c', bytes('x'), false, 0);
   assert.deepEqual(types(r.tick(20)), ['requestCapture']);
   const effects = r.onCaptured(0, 21);
   assert.deepEqual(types(effects), ['discardCheckpoint', 'release']);

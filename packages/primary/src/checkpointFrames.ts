@@ -1,8 +1,10 @@
 import { PAGE_BYTES } from '@hbft/common/guest/addressMap.ts';
 import { PAGE_RECORD_BYTES_MAX, PageEncoder, PageRecordWriter } from '@hbft/common/checkpoint/pageCodec.ts';
 import { CheckpointChecksum } from '@hbft/common/protocol/checkpointStream.ts';
-import type { EncodedFrame, FrameEncoder } from '@hbft/common/protocol/frame.ts';
+import type { FrameFields } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import type { MetaOf } from '@hbft/common/protocol/messages.ts';
+import type { SendResult } from '@hbft/common/transport/connection.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 
 const PAGE_WORDS = PAGE_BYTES / 4;
@@ -19,11 +21,14 @@ export interface PageSource {
   wordIndex(i: number): number;
 }
 
-/** A sink for frames: returns false when its buffer is above the high-water mark. */
-export interface FrameSink {
-  write(frame: EncodedFrame): boolean;
+/** Where frames go: a bulk connection (transport/), or a collector in tests. */
+export interface FrameSender {
+  send<K extends FrameKind>(kind: K, meta: MetaOf<K>, fields?: FrameFields): SendResult;
   drained(): Promise<void>;
 }
+
+/** The connection closed while a stream was being sent. */
+export class StreamAbortedError extends Error {}
 
 export interface StreamSpec {
   kind: 'checkpoint' | 'full-sync';
@@ -44,25 +49,27 @@ export interface StreamSpec {
  */
 export async function sendPageStream(
   spec: StreamSpec,
-  frames: FrameEncoder,
+  sender: FrameSender,
   pageEncoder: PageEncoder,
-  sink: FrameSink,
   onProgress?: (pagesSent: number) => void,
 ): Promise<{ rawBytes: number; wireBytes: number }> {
   const partCount = Math.ceil(spec.pages.length / PAGES_PER_PART);
   const checksum = new CheckpointChecksum();
   const header = { generation: spec.generation, epoch: spec.epoch };
   let wireBytes = 0;
-  const write = async (frame: EncodedFrame) => {
-    wireBytes += frame.bytes;
-    if (!sink.write(frame)) await sink.drained();
+  const sent = async (result: SendResult, bytes: number) => {
+    if (!result.sent) throw new StreamAbortedError(`the connection closed during ${spec.kind} ${spec.epoch}`);
+    checksum.add(result.checksum);
+    wireBytes += bytes;
+    if (result.backpressure) await sender.drained();
   };
-  const begin =
+  const state = spec.state ?? new Uint8Array(0);
+  await sent(
     spec.kind === 'checkpoint'
-      ? frames.encode(FrameKind.CHECKPOINT_BEGIN, { pageCount: spec.pages.length, partCount }, { ...header, payload: spec.state })
-      : frames.encode(FrameKind.FULL_SYNC_BEGIN, { memoryBytes: spec.memoryBytes, pageCount: spec.pages.length, partCount }, header);
-  checksum.add(begin.checksum);
-  await write(begin);
+      ? sender.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: spec.pages.length, partCount }, { ...header, payload: state })
+      : sender.send(FrameKind.FULL_SYNC_BEGIN, { memoryBytes: spec.memoryBytes, pageCount: spec.pages.length, partCount }, header),
+    state.length,
+  );
   const rawBefore = pageEncoder.counts.rawBytes;
   for (let part = 0; part < partCount; part++) {
     const first = part * PAGES_PER_PART;
@@ -71,13 +78,15 @@ export async function sendPageStream(
     const writer = new PageRecordWriter((end - first) * PAGE_RECORD_BYTES_MAX);
     for (let i = first; i < end; i++) pageEncoder.encode(spec.pages[i]!, spec.source.words, spec.source.wordIndex(i), writer);
     const kind = spec.kind === 'checkpoint' ? FrameKind.CHECKPOINT_PAGES : FrameKind.FULL_SYNC_PAGES;
-    const frame = frames.encode(kind, { part, pageCount: end - first }, { ...header, payload: writer.written() });
-    checksum.add(frame.checksum);
-    await write(frame);
+    const payload = writer.written();
+    await sent(sender.send(kind, { part, pageCount: end - first }, { ...header, payload }), payload.length);
     onProgress?.(end);
   }
   const endKind = spec.kind === 'checkpoint' ? FrameKind.CHECKPOINT_END : FrameKind.FULL_SYNC_END;
-  await write(frames.encode(endKind, { pageCount: spec.pages.length, partCount, checksum: checksum.value }, header));
+  const end = sender.send(endKind, { pageCount: spec.pages.length, partCount, checksum: checksum.value }, header);
+  if (!end.sent) throw new StreamAbortedError(`the connection closed during ${spec.kind} ${spec.epoch}`);
+  if (end.backpressure) await sender.drained();
+  // Frame headers are small; the figure that matters is page data as sent against raw.
   return { rawBytes: pageEncoder.counts.rawBytes - rawBefore, wireBytes };
 }
 

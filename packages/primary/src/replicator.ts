@@ -8,6 +8,8 @@ export interface HeldOutput {
   bytes: Uint8Array;
   /** The guest closed the connection after these bytes. */
   close: boolean;
+  /** When the guest produced it (to measure how long output commit held it). */
+  producedAtMs: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -58,6 +60,8 @@ export interface PrimaryStatus {
   heldOutputChunks: number;
   lastCommittedEpoch: number | null;
   lastAckLatencyMs: number | null;
+  /** Time since the last acknowledgement: how far behind the backup's state may be. */
+  msSinceLastAck: number | null;
   msSinceBackupHeard: number | null;
 }
 
@@ -87,6 +91,7 @@ export class PrimaryReplicator {
   private heldBytes = 0;
   private lastCommittedEpoch: number | null = null;
   private lastAckLatencyMs: number | null = null;
+  private lastAckAtMs: number | null = null;
   /** Ack latencies since last read (for the metrics histogram). */
   private ackLatenciesMs: number[] = [];
   private stallMs = 0;
@@ -109,6 +114,7 @@ export class PrimaryReplicator {
       heldOutputChunks: this.held.length,
       lastCommittedEpoch: this.lastCommittedEpoch,
       lastAckLatencyMs: this.lastAckLatencyMs,
+      msSinceLastAck: this.lastAckAtMs === null ? null : nowMs - this.lastAckAtMs,
       msSinceBackupHeard: this.mode === 'unprotected' ? null : nowMs - this.lastHeardMs,
     };
   }
@@ -158,8 +164,8 @@ export class PrimaryReplicator {
     return effects;
   }
 
-  onOutput(epoch: number, tag: string, bytes: Uint8Array, close = false): void {
-    this.held.push({ epoch, tag, bytes, close });
+  onOutput(epoch: number, tag: string, bytes: Uint8Array, close: boolean, nowMs: number): void {
+    this.held.push({ epoch, tag, bytes, close, producedAtMs: nowMs });
     this.heldBytes += bytes.length;
   }
 
@@ -220,6 +226,7 @@ export class PrimaryReplicator {
       return effects;
     }
     this.lastAckLatencyMs = nowMs - acked.capturedAtMs;
+    this.lastAckAtMs = nowMs;
     this.ackLatenciesMs.push(this.lastAckLatencyMs);
     if (this.mode === 'syncing') {
       this.mode = 'protected';

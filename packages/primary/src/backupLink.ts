@@ -1,0 +1,175 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '@hbft/common/log.ts';
+import { BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
+import type { Frame } from '@hbft/common/protocol/frame.ts';
+import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { protocolVersion, sessionIdBytes, type ProtocolLimits } from '@hbft/common/protocol/limits.ts';
+import type { Channel } from '@hbft/common/protocol/kinds.ts';
+import { connectBulk, type BulkConnection } from '@hbft/common/transport/bulk.ts';
+import type { CloseInfo, FrameConnection } from '@hbft/common/transport/connection.ts';
+import { connectControl, type ControlConnection } from '@hbft/common/transport/control.ts';
+
+export interface BackupLinkOptions {
+  host: string;
+  port: number;
+  auth: AuthConfig;
+  limits: ProtocolLimits;
+  logger: Logger;
+  memoryBytes: number;
+  /** SHA-256 of the guest image. */
+  guestImageHash: Buffer;
+  generation: number;
+  handshakeTimeoutMs?: number;
+}
+
+export interface BackupLinkEvents {
+  /** Both channels are authenticated and the backup accepted the handshake on each. */
+  ready: [appliedEpoch: number | null];
+  /** A frame from the backup after the handshake (control channel). */
+  frame: [frame: Frame];
+  /** The link broke; it reconnects by itself. */
+  lost: [reason: string];
+  /** The backup took over: this node must stop being a primary. */
+  deposed: [reason: string];
+}
+
+/**
+ * The primary's connections to its backup: control (ws: heartbeats, acks) and bulk (raw TCP:
+ * checkpoints), paired by a random session id in the handshake. Whatever breaks one breaks both,
+ * and the link keeps trying to reconnect until stopped.
+ */
+export class BackupLink extends EventEmitter<BackupLinkEvents> {
+  private readonly options: BackupLinkOptions;
+  private controlConnection: ControlConnection | null = null;
+  private bulkConnection: BulkConnection | null = null;
+  private connected = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+
+  constructor(options: BackupLinkOptions) {
+    super();
+    this.options = options;
+  }
+
+  get control(): ControlConnection | null {
+    return this.connected ? this.controlConnection : null;
+  }
+
+  get bulk(): BulkConnection | null {
+    return this.connected ? this.bulkConnection : null;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer !== null) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connect();
+    }, BACKUP_RECONNECT_MS);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const { host, port, auth, limits, logger } = this.options;
+    const attempt = ++this.attempt;
+    const sessionId = randomBytes(sessionIdBytes);
+    const connectionOptions = { host, port, auth, limits, logger };
+    let control: ControlConnection | null = null;
+    let bulk: BulkConnection | null = null;
+    try {
+      [control, bulk] = await Promise.all([connectControl(connectionOptions), connectBulk(connectionOptions)]);
+      const [controlOk] = await Promise.all([this.handshake(control, 'control', sessionId), this.handshake(bulk, 'bulk', sessionId)]);
+      if (this.stopped || attempt !== this.attempt) throw new Error('link stopped');
+      this.controlConnection = control;
+      this.bulkConnection = bulk;
+      this.connected = true;
+      for (const connection of [control, bulk]) connection.on('close', (info) => this.onClose(info));
+      control.on('frame', (frame) => this.emit('frame', frame));
+      this.emit('ready', controlOk);
+    } catch (error) {
+      control?.close('handshake failed');
+      bulk?.close('handshake failed');
+      const reason = (error as Error).message;
+      if (/E_DEPOSED/.test(reason)) {
+        this.emit('deposed', reason);
+        return;
+      }
+      if (attempt === 1 || attempt % 20 === 0) logger.warn({ backup: `${host}:${port}`, attempt, reason }, 'cannot reach the backup; retrying');
+      this.scheduleRetry();
+    }
+  }
+
+  /** Sends HANDSHAKE and waits for HANDSHAKE_OK (or the refusal) on one channel. */
+  private handshake(connection: FrameConnection, channel: Channel, sessionId: Buffer): Promise<number | null> {
+    const { memoryBytes, guestImageHash, generation } = this.options;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no handshake answer on the ${channel} channel`));
+      }, this.options.handshakeTimeoutMs ?? 5_000);
+      const onFrame = (frame: Frame) => {
+        cleanup();
+        if (frame.kind === FrameKind.HANDSHAKE_OK && frame.meta.sessionId.equals(sessionId) && frame.meta.channel === channel) {
+          resolve(frame.meta.appliedEpoch);
+        } else {
+          reject(new Error(`unexpected answer to the handshake on the ${channel} channel (kind ${frame.kind})`));
+        }
+      };
+      const onClose = (info: CloseInfo) => {
+        cleanup();
+        reject(new Error(`${info.code}: ${info.reason}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        connection.off('frame', onFrame);
+        connection.off('close', onClose);
+      };
+      connection.on('frame', onFrame);
+      connection.on('close', onClose);
+      connection.send(
+        FrameKind.HANDSHAKE,
+        { protocolVersion, memoryBytes, guestImageHash, role: 'primary', channel, sessionId },
+        { generation },
+      );
+    });
+  }
+
+  private onClose(info: CloseInfo): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.controlConnection?.close('the other channel closed');
+    this.bulkConnection?.close('the other channel closed');
+    const reason = `${info.code}: ${info.reason}`;
+    if (/E_DEPOSED/.test(reason)) {
+      this.emit('deposed', reason);
+      return;
+    }
+    this.emit('lost', reason);
+    this.scheduleRetry();
+  }
+
+  /** Closes the current connections (the link reconnects unless stopped). */
+  drop(reason: string): void {
+    if (!this.connected) return;
+    this.controlConnection?.close(reason);
+    this.bulkConnection?.close(reason);
+  }
+
+  stop(reason = 'the primary is shutting down'): void {
+    this.stopped = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.controlConnection?.close(reason);
+    this.bulkConnection?.close(reason);
+    this.connected = false;
+  }
+}

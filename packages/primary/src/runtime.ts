@@ -1,0 +1,379 @@
+import PQueue from 'p-queue';
+import type { Logger } from '@hbft/common/log.ts';
+import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
+import { DELTA_CACHE_PAGES_DEFAULT } from '@hbft/common/constants.ts';
+import { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
+import type { ConnectionOffsets } from '@hbft/common/guest/worker/messages.ts';
+import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
+import type { CapturedCheckpoint } from '@hbft/common/checkpoint/capture.ts';
+import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
+import type { MapperOptions } from '@hbft/common/tracking/mapper.ts';
+import type { TrackerOptions } from '@hbft/common/tracking/baseTracker.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
+import type { Frame } from '@hbft/common/protocol/frame.ts';
+import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
+import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import type { Readiness } from '@hbft/common/http/statusServer.ts';
+import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
+import { BackupLink } from './backupLink.ts';
+import { ClientServer } from './clientServer.ts';
+import { nonZeroPages, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+
+export type PrimaryBoot =
+  | { kind: 'image'; image: Uint8Array; imageName: string; args: string }
+  /** A promoted backup: RAM already holds the guest, `state` is the last applied checkpoint's. */
+  | { kind: 'resume'; memory: SharedArrayBuffer; state: Uint8Array; epoch: number };
+
+export interface PrimaryRuntimeOptions {
+  generation: number;
+  boot: PrimaryBoot;
+  memoryBytes: number;
+  guestImageHash: Buffer;
+  serve: { host: string; port: number };
+  /** Absent: no backup at all; the guest runs unprotected and its output flows. */
+  backup?: { host: string; port: number; auth: AuthConfig };
+  timing: TimingConfig;
+  checkpointsInFlightMax: number;
+  onBackupLoss: BackupLossPolicy;
+  tracking: string;
+  trackerOptions: TrackerOptions;
+  mapper: MapperOptions;
+  deltaCachePages?: number;
+  logger: Logger;
+  metrics: ReplicationMetrics;
+  /** Called when this node learns it was deposed (the backup took over): it must stop. */
+  onDeposed?: (reason: string) => void;
+  /** Console output of the guest. */
+  onConsole?: (text: string) => void;
+}
+
+interface Capture {
+  checkpoint: CapturedCheckpoint;
+  /** Sent (or being sent), so its staging is freed by the send. */
+  queued: boolean;
+  released: boolean;
+}
+
+/** How often the state machine's clock ticks. */
+const TICK_MS = 1;
+
+/**
+ * The primary daemon's driver: everything the pure PrimaryReplicator decides is carried out here,
+ * in the order it says (capture → resume → send → release on ack). The guest runs in a worker;
+ * this thread is Domain0: sockets, timers, output buffer.
+ */
+export class PrimaryRuntime {
+  readonly options: PrimaryRuntimeOptions;
+  readonly logger: Logger;
+  private readonly worker: GuestWorker;
+  private readonly staging: StagingRing;
+  private readonly replicator: PrimaryReplicator;
+  private readonly clients: ClientServer;
+  private readonly link: BackupLink | null;
+  private readonly sendQueue = new PQueue({ concurrency: 1 });
+  private readonly captures = new Map<number, Capture>();
+  private readonly ram: Int32Array;
+  private checkpointEncoder: PageEncoder;
+  private timer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private servingAddress: { host: string; port: number } | null = null;
+  private readonly startedAtMs = performance.now();
+  private lastInstret = 0;
+  private fullSyncProgress: { sent: number; total: number } | null = null;
+
+  private constructor(options: PrimaryRuntimeOptions, worker: GuestWorker, staging: StagingRing, logger: Logger) {
+    this.options = options;
+    this.logger = logger;
+    this.worker = worker;
+    this.staging = staging;
+    this.ram = new Int32Array(worker.memory);
+    const firstEpoch = options.boot.kind === 'resume' ? options.boot.epoch : 0;
+    this.replicator = new PrimaryReplicator({
+      epochMs: options.timing.epochMs,
+      heartbeatMs: options.timing.heartbeatMs,
+      failoverTimeoutMs: options.timing.failoverTimeoutMs,
+      checkpointsInFlightMax: options.checkpointsInFlightMax,
+      onBackupLoss: options.backup ? options.onBackupLoss : 'continue',
+      firstEpoch,
+      nowMs: performance.now(),
+    });
+    this.checkpointEncoder = new PageEncoder(new DeltaCache(options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
+    this.clients = new ClientServer(worker, logger);
+    this.link = options.backup
+      ? new BackupLink({
+          host: options.backup.host,
+          port: options.backup.port,
+          auth: options.backup.auth,
+          limits: protocolLimitsFor(options.memoryBytes),
+          logger,
+          memoryBytes: options.memoryBytes,
+          guestImageHash: options.guestImageHash,
+          generation: options.generation,
+        })
+      : null;
+  }
+
+  static async start(options: PrimaryRuntimeOptions): Promise<PrimaryRuntime> {
+    const logger = options.logger.child({ generation: options.generation });
+    const stagingPages = options.memoryBytes / 4096;
+    const staging = new StagingRing(stagingPages, new SharedArrayBuffer(StagingRing.byteLengthFor(stagingPages)));
+    const boot = options.boot;
+    const worker = await GuestWorker.start({
+      memory: boot.kind === 'resume' ? boot.memory : new SharedArrayBuffer(options.memoryBytes),
+      ...(boot.kind === 'image' ? { image: boot.image, imageName: boot.imageName, args: boot.args } : { state: boot.state }),
+      replication: {
+        tracking: options.tracking,
+        trackerOptions: options.trackerOptions,
+        mapper: options.mapper,
+        staging: staging.buffer,
+        stagingPages,
+        firstEpoch: boot.kind === 'resume' ? boot.epoch : 0,
+      },
+    });
+    const runtime = new PrimaryRuntime(options, worker, staging, logger);
+    await runtime.begin();
+    return runtime;
+  }
+
+  private async begin(): Promise<void> {
+    const { worker, clients, logger } = this;
+    worker.on('output', (tag, _slot, bytes, epoch) => this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
+    worker.on('guestClose', (tag, _slot, epoch) => this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now()));
+    worker.on('opened', (tag) => clients.onOpened(tag));
+    worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
+    worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
+    worker.on('console', (text) => this.options.onConsole?.(text));
+    worker.on('halted', (exit) => logger.error({ exit }, 'the guest stopped'));
+    worker.on('error', (error) => logger.error({ err: error.message }, 'guest worker error'));
+    if (this.link) {
+      this.link.on('ready', () => this.execute(this.replicator.onBackupReady(performance.now())));
+      this.link.on('frame', (frame) => this.onBackupFrame(frame));
+      this.link.on('lost', (reason) => this.execute(this.replicator.onBackupLost(reason, performance.now())));
+      this.link.on('deposed', (reason) => this.onDeposed(reason));
+      this.link.start();
+    } else {
+      logger.warn('no backup configured: the guest runs UNPROTECTED and its output is released without output commit');
+    }
+    this.servingAddress = await clients.listen(this.options.serve.host, this.options.serve.port);
+    this.timer = setInterval(() => this.execute(this.replicator.tick(performance.now())), TICK_MS);
+    this.options.metrics.setRole('primary');
+    this.options.metrics.generation.set(this.options.generation);
+    logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
+  }
+
+  get serveAddress(): { host: string; port: number } {
+    return this.servingAddress!;
+  }
+
+  get guest(): GuestWorker {
+    return this.worker;
+  }
+
+  private onBackupFrame(frame: Frame): void {
+    const now = performance.now();
+    this.replicator.onBackupHeard(now);
+    if (frame.kind === FrameKind.ACK && frame.meta.subject === 'checkpoint') {
+      this.execute(this.replicator.onAck(frame.epoch, now));
+      const metrics = this.options.metrics;
+      for (const latencyMs of this.replicator.takeAckLatencies()) metrics.ackLatencySeconds.observe(latencyMs / 1000);
+    } else if (frame.kind === FrameKind.ACK) {
+      this.logger.info('backup received the full synchronisation');
+    } else if (frame.kind === FrameKind.NACK) {
+      this.execute(this.replicator.onNack(frame.epoch, `${frame.meta.code}: ${frame.meta.message}`, now));
+    }
+  }
+
+  private onCaptured(checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]): void {
+    const metrics = this.options.metrics;
+    metrics.recordEpoch(checkpoint.tracking, checkpoint.mapping, checkpoint.pauseNs, checkpoint.instret - this.lastInstret);
+    this.lastInstret = checkpoint.instret;
+    for (const connection of connections) this.clients.onInputAccepted(connection.tag, connection.rxAccepted);
+    this.captures.set(checkpoint.epoch, { checkpoint, queued: false, released: false });
+    this.logger.debug(
+      { epoch: checkpoint.epoch, dirtyPages: checkpoint.pages.length, pauseUs: Math.round(checkpoint.pauseNs / 1000) },
+      'epoch captured',
+    );
+    this.execute(this.replicator.onCaptured(checkpoint.epoch, performance.now()));
+  }
+
+  /** Carries out the state machine's effects, in order. */
+  private execute(effects: PrimaryEffect[]): void {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'requestCapture':
+          this.worker.requestCapture(effect.epoch);
+          break;
+        case 'pauseGuest':
+          void this.worker.pause();
+          break;
+        case 'resumeGuest':
+          this.worker.resume();
+          break;
+        case 'startFullSync':
+          this.checkpointEncoder = new PageEncoder(new DeltaCache(this.options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
+          void this.sendQueue.add(() => this.sendFullSync());
+          break;
+        case 'sendCheckpoint': {
+          const capture = this.captures.get(effect.epoch);
+          if (capture === undefined) break;
+          capture.queued = true;
+          void this.sendQueue.add(() => this.sendCheckpoint(capture));
+          break;
+        }
+        case 'discardCheckpoint': {
+          const capture = this.captures.get(effect.epoch);
+          if (capture !== undefined && !capture.queued) this.releaseCapture(capture);
+          break;
+        }
+        case 'sendHeartbeat':
+          this.link?.control?.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation: this.options.generation });
+          break;
+        case 'release':
+          this.releaseOutput(effect.outputs);
+          break;
+        case 'dropBackup':
+          this.link?.drop(effect.reason);
+          break;
+        case 'log':
+          this.logger[effect.level](effect.fields ?? {}, effect.message);
+          break;
+      }
+    }
+    const status = this.replicator.status(performance.now());
+    this.options.metrics.heldOutputBytes.set(status.heldOutputBytes);
+    this.options.metrics.checkpointsInFlight.set(status.checkpointsInFlight);
+    this.options.metrics.peerConnected.set(status.mode === 'unprotected' ? 0 : 1);
+  }
+
+  private releaseOutput(outputs: { tag: string; bytes: Uint8Array; close: boolean; producedAtMs: number }[]): void {
+    const now = performance.now();
+    for (const output of outputs) {
+      if (output.bytes.length > 0) {
+        this.clients.writeReleased(output.tag, output.bytes);
+        this.options.metrics.outputLatencySeconds.observe((now - output.producedAtMs) / 1000);
+      }
+      if (output.close) this.clients.onGuestClose(output.tag);
+    }
+  }
+
+  private releaseCapture(capture: Capture): void {
+    if (capture.released) return;
+    capture.released = true;
+    this.staging.release(capture.checkpoint.allocation);
+    this.captures.delete(capture.checkpoint.epoch);
+  }
+
+  private async sendFullSync(): Promise<void> {
+    const bulk = this.link?.bulk;
+    if (!bulk) return;
+    const started = performance.now();
+    const pages = await nonZeroPages(this.ram);
+    this.fullSyncProgress = { sent: 0, total: pages.length };
+    let nextReport = 0.1;
+    const logger = this.logger;
+    const tty = process.stderr.isTTY;
+    try {
+      const result = await sendPageStream(
+        {
+          kind: 'full-sync',
+          epoch: 0,
+          generation: this.options.generation,
+          pages,
+          source: { words: this.ram, wordIndex: (i) => pages[i]! * 1024 },
+          memoryBytes: this.options.memoryBytes,
+        },
+        bulk,
+        new PageEncoder(null),
+        (sent) => {
+          this.fullSyncProgress = { sent, total: pages.length };
+          const share = sent / Math.max(1, pages.length);
+          if (tty) process.stderr.write(`\rfull synchronisation: ${sent}/${pages.length} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`);
+          if (share >= nextReport) {
+            logger.info({ sent, total: pages.length }, `full synchronisation ${(share * 100).toFixed(0)}%`);
+            nextReport += 0.1;
+          }
+        },
+      );
+      this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
+      this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
+      logger.info(
+        { pages: pages.length, memoryPages: this.ram.length / 1024, ms: Math.round(performance.now() - started), wireBytes: result.wireBytes },
+        'full synchronisation sent (zero pages skipped)',
+      );
+    } catch (error) {
+      if (!(error instanceof StreamAbortedError)) throw error;
+      logger.warn({ reason: error.message }, 'full synchronisation interrupted');
+    } finally {
+      this.fullSyncProgress = null;
+    }
+  }
+
+  private async sendCheckpoint(capture: Capture): Promise<void> {
+    const checkpoint = capture.checkpoint;
+    try {
+      const bulk = this.link?.bulk;
+      if (!bulk || capture.released) return;
+      const startSlot = checkpoint.allocation.start;
+      const result = await sendPageStream(
+        {
+          kind: 'checkpoint',
+          epoch: checkpoint.epoch,
+          generation: this.options.generation,
+          pages: checkpoint.pages,
+          state: checkpoint.state,
+          source: { words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset), wordIndex: (i) => (startSlot + i) * 1024 },
+          memoryBytes: this.options.memoryBytes,
+        },
+        bulk,
+        this.checkpointEncoder,
+      );
+      this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
+      this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
+    } catch (error) {
+      if (!(error instanceof StreamAbortedError)) throw error;
+    } finally {
+      // The socket has taken the bytes (or the connection is gone): staging is free again.
+      this.releaseCapture(capture);
+    }
+  }
+
+  private onDeposed(reason: string): void {
+    this.logger.error({ reason }, 'DEPOSED: the backup has taken over; this node stops serving');
+    this.options.onDeposed?.(reason);
+  }
+
+  readiness(): Readiness {
+    const status = this.replicator.status(performance.now());
+    return {
+      ready: !this.stopping && this.servingAddress !== null,
+      role: 'primary',
+      generation: this.options.generation,
+      peerConnected: status.mode !== 'unprotected',
+      replicationLagMs: status.msSinceLastAck,
+      protection: status.mode,
+      epoch: status.epoch,
+      checkpointsInFlight: status.checkpointsInFlight,
+      heldOutputBytes: status.heldOutputBytes,
+      stalled: status.stalled,
+      fullSync: this.fullSyncProgress,
+      clients: this.clients.connectionCount,
+      guest: this.worker.status,
+      uptimeMs: Math.round(performance.now() - this.startedAtMs),
+    };
+  }
+
+  status() {
+    return this.replicator.status(performance.now());
+  }
+
+  async stop(reason = 'shutting down'): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.link?.stop(reason);
+    await this.clients.close();
+    this.sendQueue.clear();
+    await this.worker.stop();
+  }
+}

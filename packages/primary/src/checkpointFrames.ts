@@ -90,7 +90,7 @@ export async function sendPageStream(
   return { rawBytes: pageEncoder.counts.rawBytes - rawBefore, wireBytes };
 }
 
-/** Page numbers of the non-zero pages of `ram`, yielding to the event loop every 16 MiB. */
+/** Page numbers of the non-zero pages of `ram`, yielding to the event loop every 4 MiB. */
 export async function nonZeroPages(ram: Int32Array): Promise<Uint32Array> {
   const pageCount = ram.length / PAGE_WORDS;
   const found = new Uint32Array(pageCount);
@@ -103,7 +103,7 @@ export async function nonZeroPages(ram: Int32Array): Promise<Uint32Array> {
         break;
       }
     }
-    if ((page & 4095) === 4095) await new Promise((resolve) => setImmediate(resolve));
+    if ((page & 1023) === 1023) await new Promise((resolve) => setImmediate(resolve));
   }
   return found.slice(0, count);
 }

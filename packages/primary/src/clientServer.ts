@@ -8,7 +8,10 @@ export interface GuestNic {
   hangUp(tag: string): void;
 }
 
-/** Plain TCP connections are tagged `p:<n>`; session connections (session/) `s:<id>`. */
+/**
+ * Plain TCP connections are tagged `p:<generation>:<n>` (the generation keeps a promoted node's
+ * new connections apart from the old primary's orphans); session connections are `s:<id>`.
+ */
 export const PLAIN_TAG_PREFIX = 'p:';
 
 /** Input queued for the guest but not yet taken into its ring, above which reading pauses. */
@@ -36,10 +39,12 @@ export class ClientServer {
   private nextPlainId = 1;
   private readonly nic: GuestNic;
   private readonly logger: Logger;
+  private readonly generation: number;
 
-  constructor(nic: GuestNic, logger: Logger) {
+  constructor(nic: GuestNic, logger: Logger, generation: number) {
     this.nic = nic;
     this.logger = logger;
+    this.generation = generation;
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -60,7 +65,7 @@ export class ClientServer {
   }
 
   private accept(socket: Socket): void {
-    const tag = `${PLAIN_TAG_PREFIX}${this.nextPlainId++}`;
+    const tag = `${PLAIN_TAG_PREFIX}${this.generation}:${this.nextPlainId++}`;
     const connection: ClientConnection = { tag, socket, inputSent: 0, inputAccepted: 0, opened: false, paused: false };
     this.connections.set(tag, connection);
     this.nic.open(tag);

@@ -1,5 +1,6 @@
 import PQueue from 'p-queue';
 import type { Logger } from '@hbft/common/log.ts';
+import { Ticker } from '@hbft/common/ticker.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import { DELTA_CACHE_PAGES_DEFAULT } from '@hbft/common/constants.ts';
 import { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
@@ -17,7 +18,7 @@ import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
 import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
 import { BackupLink } from './backupLink.ts';
-import { ClientServer } from './clientServer.ts';
+import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { nonZeroPages, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 
 export type PrimaryBoot =
@@ -75,7 +76,7 @@ export class PrimaryRuntime {
   private readonly captures = new Map<number, Capture>();
   private readonly ram: Int32Array;
   private checkpointEncoder: PageEncoder;
-  private timer: NodeJS.Timeout | null = null;
+  private ticker: Ticker | null = null;
   private stopping = false;
   private servingAddress: { host: string; port: number } | null = null;
   private readonly startedAtMs = performance.now();
@@ -99,7 +100,7 @@ export class PrimaryRuntime {
       nowMs: performance.now(),
     });
     this.checkpointEncoder = new PageEncoder(new DeltaCache(options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
-    this.clients = new ClientServer(worker, logger);
+    this.clients = new ClientServer(worker, logger, options.generation);
     this.link = options.backup
       ? new BackupLink({
           host: options.backup.host,
@@ -155,11 +156,24 @@ export class PrimaryRuntime {
     } else {
       logger.warn('no backup configured: the guest runs UNPROTECTED and its output is released without output commit');
     }
+    if (this.options.boot.kind === 'resume') await this.hangUpOrphans();
     this.servingAddress = await clients.listen(this.options.serve.host, this.options.serve.port);
-    this.timer = setInterval(() => this.execute(this.replicator.tick(performance.now())), TICK_MS);
+    this.ticker = new Ticker(TICK_MS, (now) => this.execute(this.replicator.tick(now)), logger);
+    this.ticker.start();
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
     logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
+  }
+
+  /**
+   * After a failover the guest still has the old primary's plain client connections open; their
+   * clients are gone with it, so the guest is told they hung up.
+   */
+  private async hangUpOrphans(): Promise<void> {
+    const slots = await this.worker.command<{ tag: string }[]>('nicOffsets');
+    const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
+    for (const orphan of orphans) this.worker.hangUp(orphan.tag);
+    if (orphans.length > 0) this.logger.info({ connections: orphans.length }, 'hung up the old primary\'s plain client connections');
   }
 
   get serveAddress(): { host: string; port: number } {
@@ -370,7 +384,7 @@ export class PrimaryRuntime {
   async stop(reason = 'shutting down'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
+    this.ticker?.stop();
     this.link?.stop(reason);
     await this.clients.close();
     this.sendQueue.clear();

@@ -91,7 +91,17 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
   /** Starts a worker and resolves once it has booted (left the starting state). */
   static async start(options: GuestWorkerOptions): Promise<GuestWorker> {
     const guest = new GuestWorker(options);
-    await guest.waitForStatus((status) => status !== STATUS_STARTING);
+    // Until the caller has its own listeners, a worker error fails the start instead of the process.
+    let bootError: Error | null = null;
+    const onBootError = (error: Error) => (bootError = error);
+    guest.on('error', onBootError);
+    try {
+      await guest.waitForStatus((status) => status !== STATUS_STARTING);
+    } catch (error) {
+      throw new HbftError('E_GUEST_BOOT', `the guest worker could not boot: ${(bootError ?? (error as Error)).message}`);
+    } finally {
+      guest.off('error', onBootError);
+    }
     if (guest.statusCode === STATUS_STOPPED) {
       const exit = await new Promise<MachineExit | undefined>((resolve) => {
         guest.once('halted', resolve);

@@ -1,0 +1,249 @@
+import type { Logger } from '@hbft/common/log.ts';
+import { Ticker } from '@hbft/common/ticker.ts';
+import type { TimingConfig } from '@hbft/common/constants.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
+import type { Frame } from '@hbft/common/protocol/frame.ts';
+import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
+import type { FrameConnection } from '@hbft/common/transport/connection.ts';
+import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
+import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import type { Readiness } from '@hbft/common/http/statusServer.ts';
+import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
+import { ReplicaStore } from './replicaStore.ts';
+import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
+
+/** What the node needs to run as a primary after it takes over. */
+export type PromotedOptions = Omit<PrimaryRuntimeOptions, 'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing'>;
+
+export interface BackupDaemonOptions {
+  listen: { host: string; port: number };
+  memoryBytes: number;
+  auth: AuthConfig;
+  timing: TimingConfig;
+  logger: Logger;
+  metrics: ReplicationMetrics;
+  promoted: PromotedOptions;
+  onPromoted?: (runtime: PrimaryRuntime) => void;
+  /** The takeover could not start the guest: the node is of no use any more. */
+  onPromotionFailed?: (reason: string) => void;
+}
+
+interface PrimarySession {
+  id: string;
+  control: FrameConnection | null;
+  bulk: FrameConnection | null;
+}
+
+const TICK_MS = 1;
+
+/**
+ * The backup daemon's driver: the replication listener, the pairing of a primary's two channels,
+ * and the BackupReplicator's effects; when that says `promote`, the node becomes a primary over
+ * the replica's memory (PrimaryRuntime with a resumed boot). The listener stays up afterwards so
+ * that a deposed primary that comes back is told so.
+ */
+export class BackupDaemon {
+  readonly store: ReplicaStore;
+  readonly replicator: BackupReplicator;
+  private readonly options: BackupDaemonOptions;
+  private readonly logger: Logger;
+  private listener!: ReplicationListener;
+  private session: PrimarySession | null = null;
+  private ticker: Ticker | null = null;
+  private runtime: PrimaryRuntime | null = null;
+  private guestImageHash: Buffer | null = null;
+  private stopping = false;
+
+  private constructor(options: BackupDaemonOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    this.store = new ReplicaStore(options.memoryBytes);
+    this.replicator = new BackupReplicator(this.store, {
+      heartbeatMs: options.timing.heartbeatMs,
+      failoverTimeoutMs: options.timing.failoverTimeoutMs,
+      memoryBytes: options.memoryBytes,
+      nowMs: performance.now(),
+    });
+  }
+
+  static async start(options: BackupDaemonOptions): Promise<BackupDaemon> {
+    const daemon = new BackupDaemon(options);
+    daemon.listener = await listen({
+      host: options.listen.host,
+      port: options.listen.port,
+      auth: options.auth,
+      limits: protocolLimitsFor(options.memoryBytes),
+      logger: options.logger,
+    });
+    daemon.listener.on('connection', (connection) => daemon.onConnection(connection));
+    daemon.listener.on('rejected', (rejected) => options.logger.warn(rejected, 'replication connection refused'));
+    daemon.ticker = new Ticker(TICK_MS, (now) => daemon.execute(daemon.replicator.tick(now)), options.logger);
+    daemon.ticker.start();
+    options.metrics.setRole('backup');
+    const address = daemon.listener.address();
+    options.logger.info({ listen: `${address.address}:${address.port}` }, 'waiting for a primary');
+    return daemon;
+  }
+
+  get listenAddress(): { host: string; port: number } {
+    const address = this.listener.address();
+    return { host: address.address, port: address.port };
+  }
+
+  /** The runtime this node runs as a primary after a takeover. */
+  get promotedRuntime(): PrimaryRuntime | null {
+    return this.runtime;
+  }
+
+  private onConnection(connection: FrameConnection): void {
+    const onFirst = (frame: Frame) => {
+      connection.off('frame', onFirst);
+      if (frame.kind !== FrameKind.HANDSHAKE) {
+        this.refuse(connection, 'E_HANDSHAKE', `expected HANDSHAKE first, got kind ${frame.kind}`);
+        return;
+      }
+      this.onHandshake(connection, frame);
+    };
+    connection.on('frame', onFirst);
+  }
+
+  private onHandshake(connection: FrameConnection, frame: Frame<typeof FrameKind.HANDSHAKE>): void {
+    const meta = frame.meta;
+    if (meta.role !== 'primary' || meta.channel !== connection.channel) {
+      this.refuse(connection, 'E_HANDSHAKE', `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`);
+      return;
+    }
+    const verdict = this.replicator.acceptPrimary(
+      { generation: frame.generation, memoryBytes: meta.memoryBytes, guestImageHash: meta.guestImageHash.toString('hex') },
+      performance.now(),
+    );
+    if (!verdict.ok) {
+      this.logger.warn({ code: verdict.code, reason: verdict.reason }, 'primary refused');
+      this.refuse(connection, verdict.code, verdict.reason);
+      return;
+    }
+    const id = meta.sessionId.toString('hex');
+    if (this.session?.id !== id) {
+      // A new primary session replaces the old one (the primary reconnected).
+      this.closeSession('replaced by a new connection from the primary');
+      this.session = { id, control: null, bulk: null };
+    }
+    const session = this.session!;
+    this.guestImageHash = meta.guestImageHash;
+    if (connection.channel === 'control') session.control = connection;
+    else session.bulk = connection;
+    connection.on('frame', (next) => {
+      if (this.session === session) this.execute(this.replicator.onFrame(next, performance.now()));
+    });
+    connection.on('close', (info) => {
+      if (this.session !== session) return;
+      this.closeSession(`${connection.channel} channel closed`);
+      this.execute(this.replicator.onPrimaryDisconnected(`${info.code}: ${info.reason}`));
+    });
+    connection.send(
+      FrameKind.HANDSHAKE_OK,
+      { role: 'backup', channel: connection.channel, sessionId: meta.sessionId, appliedEpoch: this.store.appliedEpoch },
+      { generation: frame.generation },
+    );
+    this.options.metrics.peerConnected.set(session.control && session.bulk ? 1 : 0);
+    if (session.control && session.bulk) this.logger.info({ generation: frame.generation }, 'primary connected');
+  }
+
+  private refuse(connection: FrameConnection, code: string, reason: string): void {
+    connection.send(FrameKind.ERROR, { code, message: reason.slice(0, 1000) });
+    connection.close(reason);
+  }
+
+  private closeSession(reason: string): void {
+    const session = this.session;
+    if (!session) return;
+    this.session = null;
+    session.control?.close(reason);
+    session.bulk?.close(reason);
+    this.options.metrics.peerConnected.set(0);
+  }
+
+  private execute(effects: BackupEffect[]): void {
+    const generation = this.replicator.status(0).generation;
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'sendAck':
+          this.session?.control?.send(FrameKind.ACK, { subject: effect.subject }, { generation, epoch: effect.epoch });
+          if (effect.subject === 'checkpoint') this.options.metrics.epochs.inc();
+          break;
+        case 'sendHeartbeat':
+          this.session?.control?.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation });
+          break;
+        case 'closePrimary': {
+          const session = this.session;
+          if (session) {
+            for (const connection of [session.control, session.bulk]) {
+              if (connection) this.refuse(connection, effect.code, effect.reason);
+            }
+          }
+          this.closeSession(effect.reason);
+          break;
+        }
+        case 'promote':
+          void this.promote(effect);
+          break;
+        case 'log':
+          this.logger[effect.level](effect.fields ?? {}, effect.message);
+          break;
+      }
+    }
+  }
+
+  private async promote(effect: Extract<BackupEffect, { type: 'promote' }>): Promise<void> {
+    const logger = this.logger.child({ generation: effect.generation });
+    logger.error(
+      { reason: effect.reason, resumeEpoch: effect.epoch },
+      `PRIMARY FAILED: taking over at generation ${effect.generation} from checkpoint ${effect.epoch - 1}; this node now runs UNPROTECTED`,
+    );
+    const metrics = this.options.metrics;
+    metrics.failovers.inc();
+    metrics.generation.set(effect.generation);
+    try {
+      this.runtime = await PrimaryRuntime.start({
+        ...this.options.promoted,
+        generation: effect.generation,
+        boot: { kind: 'resume', memory: this.store.memory, state: effect.state, epoch: effect.epoch },
+        memoryBytes: this.options.memoryBytes,
+        guestImageHash: this.guestImageHash ?? Buffer.alloc(32),
+        timing: this.options.timing,
+        logger: this.options.logger,
+        metrics,
+      });
+      this.options.onPromoted?.(this.runtime);
+    } catch (error) {
+      const reason = (error as Error).message;
+      logger.fatal({ err: reason }, 'takeover failed: the guest could not be resumed');
+      this.options.onPromotionFailed?.(reason);
+    }
+  }
+
+  readiness(): Readiness {
+    if (this.runtime) return this.runtime.readiness();
+    const status = this.replicator.status(performance.now());
+    return {
+      ready: !this.stopping && status.mode === 'protecting',
+      role: 'backup',
+      generation: status.generation,
+      peerConnected: status.primaryConnected,
+      replicationLagMs: status.lagMs,
+      mode: status.mode,
+      appliedEpoch: status.appliedEpoch,
+      checkpointsApplied: status.checkpointsApplied,
+    };
+  }
+
+  async stop(reason = 'the backup is shutting down'): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.ticker?.stop();
+    this.closeSession(reason);
+    await this.listener.close(reason);
+    await this.runtime?.stop(reason);
+  }
+}

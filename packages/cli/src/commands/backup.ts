@@ -1,0 +1,56 @@
+import type { Argv, CommandModule } from 'yargs';
+import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { BackupDaemon } from '@hbft/backup/daemon.ts';
+import {
+  authFrom,
+  guestConfigFrom,
+  hostPort,
+  memoryBytesFrom,
+  timingFrom,
+  withDaemonFlags,
+  withGuestFlags,
+  type DaemonArgs,
+  type GuestArgs,
+} from './daemonOptions.ts';
+import { runDaemon } from './daemonLifecycle.ts';
+
+type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string };
+
+export const backupCommand: CommandModule<object, BackupArgs> = {
+  command: 'backup',
+  describe: 'hold a replica of a primary\'s guest and take over when the primary fails',
+  builder: (yargs) =>
+    withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9101'))
+      .option('listen', { type: 'string', demandOption: true, describe: 'HOST:PORT for the primary\'s replication connections' })
+      .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
+      .epilogue('The tracking and mapper flags apply once this node has taken over and runs the guest.') as unknown as Argv<BackupArgs>,
+  handler: async (argv) => {
+    const memoryBytes = memoryBytesFrom(argv.memory);
+    const timing = timingFrom(argv);
+    const guest = guestConfigFrom(argv);
+    const auth = authFrom(argv);
+    const listenAt = hostPort(argv.listen, '--listen');
+    const serve = hostPort(argv.serve, '--serve');
+    const http = hostPort(argv.http, '--http');
+    const metrics = new ReplicationMetrics('backup', 0);
+    await runDaemon({
+      role: 'backup',
+      logLevel: argv['log-level'],
+      http,
+      metrics,
+      start: async (logger, shutdown) => {
+        const daemon = await BackupDaemon.start({
+          listen: listenAt,
+          memoryBytes,
+          auth,
+          timing,
+          logger,
+          metrics,
+          promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text) },
+          onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
+        });
+        return { readiness: () => daemon.readiness(), stop: (reason) => daemon.stop(reason) };
+      },
+    });
+  },
+};

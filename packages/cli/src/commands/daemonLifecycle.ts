@@ -1,0 +1,44 @@
+import { createLogger, type Logger } from '@hbft/common/log.ts';
+import { StatusServer, type Readiness } from '@hbft/common/http/statusServer.ts';
+import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
+
+/**
+ * What both daemons do around their work: a logger, the status server, and a clean stop on
+ * SIGTERM/SIGINT (within a few seconds: sockets closed, ports freed, worker stopped).
+ */
+export async function runDaemon(options: {
+  role: 'primary' | 'backup';
+  logLevel: string;
+  http: { host: string; port: number };
+  metrics: ReplicationMetrics;
+  /** Starts the daemon; it may call `shutdown` to stop itself (a deposed primary does). */
+  start: (
+    logger: Logger,
+    shutdown: (reason: string, exitCode: number) => void,
+  ) => Promise<{ readiness: () => Readiness; stop: (reason: string) => Promise<void> }>;
+}): Promise<void> {
+  const logger = createLogger({ role: options.role, level: options.logLevel });
+  let requestStop: (reason: string, exitCode: number) => void = () => {};
+  const daemon = await options.start(logger, (reason, exitCode) => requestStop(reason, exitCode));
+  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger });
+  const address = await status.listen();
+  logger.info({ http: `http://${address.host}:${address.port}/` }, 'status and dashboard');
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string, exitCode = 0) => {
+      if (stopping) return;
+      stopping = true;
+      process.exitCode = exitCode;
+      logger.info({ signal }, 'stopping');
+      const force = setTimeout(() => {
+        logger.error('did not stop within 5 s; exiting');
+        process.exit(1);
+      }, 5_000);
+      force.unref();
+      Promise.all([daemon.stop(`received ${signal}`), status.close()]).then(() => resolve(), () => resolve());
+    };
+    requestStop = (reason, exitCode) => stop(reason, exitCode);
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Argv } from 'yargs';
+import { UsageError } from '@hbft/common/errors.ts';
+import {
+  CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT,
+  DELTA_CACHE_PAGES_DEFAULT,
+  EPOCH_MS_DEFAULT,
+  FAILOVER_TIMEOUT_MS_DEFAULT,
+  HEARTBEAT_MS_DEFAULT,
+  validateTiming,
+  type BackupLossPolicy,
+  type TimingConfig,
+} from '@hbft/common/constants.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
+import { authKeyBytesMin } from '@hbft/common/protocol/limits.ts';
+import { createMapper, MAPPERS, MAP_SLOTS_DEFAULT, type MapperOptions } from '@hbft/common/tracking/mapper.ts';
+import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { TRACKING_STRATEGIES } from '@hbft/common/tracking/tracker.ts';
+import { HISTASE_ALPHA_DEFAULT } from '@hbft/common/tracking/wfp.ts';
+import { parseHostPort } from '@hbft/common/units.ts';
+import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
+
+/** Flags every daemon takes: timing, authentication, HTTP. */
+export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
+  return withMemory(yargs)
+    .option('epoch-ms', { type: 'number', default: EPOCH_MS_DEFAULT, describe: 'checkpoint epoch length' })
+    .option('heartbeat-ms', { type: 'number', default: HEARTBEAT_MS_DEFAULT, describe: 'heartbeat interval, both ways' })
+    .option('failover-timeout-ms', {
+      type: 'number',
+      default: FAILOVER_TIMEOUT_MS_DEFAULT,
+      describe: 'silence after which the peer is declared dead (at least 3 × --heartbeat-ms)',
+    })
+    .option('key-file', { type: 'string', describe: 'file holding the pre-shared replication key (or set HBFT_KEY)' })
+    .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'run the replication channel without authentication' })
+    .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' });
+}
+
+/** Flags of whatever runs the guest as a primary (the primary, and a backup once promoted). */
+export function withGuestFlags<T>(yargs: Argv<T>) {
+  return yargs
+    .option('tracking', { type: 'string', default: 'wfp', choices: [...TRACKING_STRATEGIES], describe: 'dirty-page tracking strategy' })
+    .option('histase-alpha', { type: 'number', default: HISTASE_ALPHA_DEFAULT, describe: 'Histase history weight α in [0, 1)' })
+    .option('exit-cost-ns', { type: 'number', default: 0, describe: 'modelled cost of one tracking VM exit' })
+    .option('mapper', { type: 'string', default: 'superpage', choices: [...MAPPERS], describe: 'how the copier reaches guest pages' })
+    .option('map-slots', { type: 'number', default: MAP_SLOTS_DEFAULT, describe: 'software superpage slots (2 MiB each)' })
+    .option('map-cost-ns', { type: 'number', default: 0, describe: 'modelled cost of one map operation' })
+    .option('checkpoints-in-flight', {
+      type: 'number',
+      default: CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT,
+      describe: 'unacknowledged checkpoints before the guest stalls at an epoch boundary',
+    })
+    .option('on-backup-loss', {
+      type: 'string',
+      default: 'hold',
+      choices: ['hold', 'continue'],
+      describe: 'without a backup: hold all output (safe) or release it unprotected',
+    })
+    .option('delta-cache-pages', { type: 'number', default: DELTA_CACHE_PAGES_DEFAULT, describe: 'pages remembered for XOR-RLE page deltas' });
+}
+
+export interface DaemonArgs {
+  memory: string;
+  'epoch-ms': number;
+  'heartbeat-ms': number;
+  'failover-timeout-ms': number;
+  'key-file'?: string;
+  key?: string;
+  insecure: boolean;
+  http: string;
+  'log-level': string;
+}
+
+export interface GuestArgs {
+  tracking: string;
+  'histase-alpha': number;
+  'exit-cost-ns': number;
+  mapper: string;
+  'map-slots': number;
+  'map-cost-ns': number;
+  'checkpoints-in-flight': number;
+  'on-backup-loss': string;
+  'delta-cache-pages': number;
+}
+
+export function timingFrom(args: DaemonArgs): TimingConfig {
+  return validateTiming({ epochMs: args['epoch-ms'], heartbeatMs: args['heartbeat-ms'], failoverTimeoutMs: args['failover-timeout-ms'] });
+}
+
+/** The replication key from --key-file, HBFT_KEY (--key), or explicit --insecure; else an error. */
+export function authFrom(args: DaemonArgs): AuthConfig {
+  if (args['key-file'] !== undefined && args.key !== undefined) throw new UsageError('give the key once: --key-file or HBFT_KEY, not both');
+  let key: Buffer | null = null;
+  if (args['key-file'] !== undefined) {
+    try {
+      key = Buffer.from(readFileSync(args['key-file'], 'utf8').trim(), 'utf8');
+    } catch (error) {
+      throw new UsageError(`--key-file: cannot read ${args['key-file']} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  } else if (args.key !== undefined) {
+    key = Buffer.from(args.key, 'utf8');
+  }
+  if (key !== null) {
+    if (args.insecure) throw new UsageError('--insecure and a replication key contradict each other; drop one');
+    if (key.length < authKeyBytesMin) throw new UsageError(`the replication key must be at least ${authKeyBytesMin} bytes, got ${key.length}`);
+    return { mode: 'hmac', key };
+  }
+  if (!args.insecure) {
+    throw new UsageError(
+      'no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure to run without authentication ' +
+        '(anyone who can reach the replication port could then overwrite the backup)',
+    );
+  }
+  return { mode: 'insecure' };
+}
+
+export interface GuestConfig {
+  tracking: string;
+  trackerOptions: { histaseAlpha: number; exitCostNs: number };
+  mapper: MapperOptions;
+  checkpointsInFlightMax: number;
+  onBackupLoss: BackupLossPolicy;
+  deltaCachePages: number;
+}
+
+/** Guest flags, checked now (the worker would otherwise find the problem later, on its thread). */
+export function guestConfigFrom(args: GuestArgs): GuestConfig {
+  const trackerOptions = { histaseAlpha: args['histase-alpha'], exitCostNs: args['exit-cost-ns'] };
+  createTracker(args.tracking, trackerOptions);
+  const mapper = { mapper: args.mapper, mapSlots: integerFlag(args['map-slots'], '--map-slots', 1), mapCostNs: args['map-cost-ns'] };
+  createMapper(mapper, 1);
+  return {
+    tracking: args.tracking,
+    trackerOptions,
+    mapper,
+    checkpointsInFlightMax: integerFlag(args['checkpoints-in-flight'], '--checkpoints-in-flight', 1),
+    onBackupLoss: args['on-backup-loss'] === 'continue' ? 'continue' : 'hold',
+    deltaCachePages: integerFlag(args['delta-cache-pages'], '--delta-cache-pages', 0),
+  };
+}
+
+export function hostPort(value: string, flag: string): { host: string; port: number } {
+  return parseHostPort(value, flag);
+}
+
+export { memoryBytesFrom };
+
+export function sha256(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}

@@ -1,0 +1,71 @@
+import type { Argv, CommandModule } from 'yargs';
+import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { readImage } from '@hbft/common/guest/run.ts';
+import { parseElf } from '@hbft/common/guest/elf.ts';
+import { PrimaryRuntime } from '@hbft/primary/runtime.ts';
+import {
+  authFrom,
+  guestConfigFrom,
+  hostPort,
+  memoryBytesFrom,
+  sha256,
+  timingFrom,
+  withDaemonFlags,
+  withGuestFlags,
+  type DaemonArgs,
+  type GuestArgs,
+} from './daemonOptions.ts';
+import { runDaemon } from './daemonLifecycle.ts';
+
+/** Exit status of a primary that learned its backup took over. */
+export const EXIT_DEPOSED = 3;
+
+type PrimaryArgs = DaemonArgs & GuestArgs & { backup?: string; serve: string; guest: string; args: string };
+
+export const primaryCommand: CommandModule<object, PrimaryArgs> = {
+  command: 'primary',
+  describe: 'run a guest and protect it by replicating it to a backup',
+  builder: (yargs) =>
+    withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9100'))
+      .option('backup', { type: 'string', describe: 'HOST:PORT of the backup (without it the guest runs unprotected)' })
+      .option('serve', { type: 'string', default: '127.0.0.1:6379', describe: 'HOST:PORT where clients reach the guest' })
+      .option('guest', { type: 'string', default: 'kv', describe: 'guest image: a shipped guest (kv, cfp, …) or an ELF path' })
+      .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
+      .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest') as unknown as Argv<PrimaryArgs>,
+  handler: async (argv) => {
+    const memoryBytes = memoryBytesFrom(argv.memory);
+    const timing = timingFrom(argv);
+    const guest = guestConfigFrom(argv);
+    const backup = argv.backup === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth: authFrom(argv) };
+    const serve = hostPort(argv.serve, '--serve');
+    const http = hostPort(argv.http, '--http');
+    const imagePath = resolveGuestImage(argv.guest);
+    const image = readImage(imagePath);
+    parseElf(image, memoryBytes, argv.guest);
+    const metrics = new ReplicationMetrics('primary', 1);
+    await runDaemon({
+      role: 'primary',
+      logLevel: argv['log-level'],
+      http,
+      metrics,
+      start: async (logger, shutdown) => {
+        const runtime = await PrimaryRuntime.start({
+          generation: 1,
+          boot: { kind: 'image', image, imageName: argv.guest, args: argv.args },
+          memoryBytes,
+          guestImageHash: sha256(image),
+          serve,
+          backup,
+          timing,
+          ...guest,
+          logger,
+          metrics,
+          onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
+          onConsole: (text) => process.stderr.write(text),
+        });
+        return { readiness: () => runtime.readiness(), stop: (reason) => runtime.stop(reason) };
+      },
+    });
+  },
+};

@@ -24,7 +24,8 @@ export async function main(argv: string[]): Promise<void> {
       global: true,
       describe: 'daemon log level (logs are JSON lines on stderr)',
     })
-    .middleware((args, instance) => rejectUnknownFlags(argv, instance.getOptions()))
+    // yargs passes the instance as a second argument, which its type declarations leave out.
+    .middleware(((_args: unknown, instance: { getOptions(): FlagOptions }) => rejectUnknownFlags(argv, instance.getOptions())) as never)
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()
     .help()
@@ -56,7 +57,12 @@ export function reportError(error: unknown): number {
 }
 
 /** Throws a UsageError for a `--flag` on the command line that the chosen command does not know. */
-function rejectUnknownFlags(tokens: string[], options: { key: Record<string, unknown>; alias: Record<string, string[]> }): void {
+interface FlagOptions {
+  key: Record<string, unknown>;
+  alias: Record<string, string[]>;
+}
+
+function rejectUnknownFlags(tokens: string[], options: FlagOptions): void {
   const known = new Set(Object.keys(options.key));
   for (const [name, aliases] of Object.entries(options.alias)) {
     known.add(name);

@@ -1,0 +1,76 @@
+/**
+ * Stable codes for everything that can go wrong on the wire (as ws's `WS_ERR_*`). Logs, ERROR
+ * frames, close reasons and tests all use these strings; a code never changes meaning.
+ */
+import { ProtocolError } from '../errors.ts';
+
+export const ProtocolErrorCode = {
+  /** The first four bytes of a frame are not `HBFT`. */
+  FRAME_MAGIC: 'E_FRAME_MAGIC',
+  /** The frame's protocol version is not ours. */
+  FRAME_VERSION: 'E_FRAME_VERSION',
+  /** The kind byte names no kind. */
+  FRAME_KIND: 'E_FRAME_KIND',
+  /** A known kind that is not accepted here (before authentication, or on the other channel). */
+  FRAME_KIND_UNEXPECTED: 'E_FRAME_KIND_UNEXPECTED',
+  /** A flag bit this version does not define is set. */
+  FRAME_FLAGS: 'E_FRAME_FLAGS',
+  FRAME_META_TOO_LARGE: 'E_FRAME_META_TOO_LARGE',
+  /** Payload longer than the kind allows (kinds without payload allow 0 bytes). */
+  FRAME_PAYLOAD_TOO_LARGE: 'E_FRAME_PAYLOAD_TOO_LARGE',
+  /** The epoch does not fit in a JavaScript number (≥ 2^53). */
+  FRAME_EPOCH_RANGE: 'E_FRAME_EPOCH_RANGE',
+  FRAME_CHECKSUM: 'E_FRAME_CHECKSUM',
+  /** The sequence number is not the next one (a frame was lost, duplicated or reordered). */
+  FRAME_SEQUENCE: 'E_FRAME_SEQUENCE',
+  /** The stream or message ended inside a frame. */
+  FRAME_TRUNCATED: 'E_FRAME_TRUNCATED',
+  /** A message-oriented transport (ws) delivered bytes after the end of the frame. */
+  FRAME_TRAILING: 'E_FRAME_TRAILING',
+  /** The meta bytes are not one MessagePack value. */
+  META_DECODE: 'E_META_DECODE',
+  /** The meta decoded but breaks its kind's schema; the reason names the field. */
+  META_INVALID: 'E_META_INVALID',
+  /** The peer's HANDSHAKE does not match this node (protocol version, memory size, guest image, role, channel). */
+  HANDSHAKE_MISMATCH: 'E_HANDSHAKE_MISMATCH',
+  /** A checkpoint's BEGIN / PAGES / END frames do not add up (order, epoch, counts, checksum). */
+  CHECKPOINT_STREAM: 'E_CHECKPOINT_STREAM',
+
+  /** A proof did not verify (wrong key, replayed or reflected proof). */
+  AUTH_FAILED: 'E_AUTH_FAILED',
+  /** A frame other than the next step of the challenge–response arrived before authentication. */
+  AUTH_UNEXPECTED: 'E_AUTH_UNEXPECTED',
+  /** One side has a key and the other runs in explicit insecure mode. */
+  AUTH_MODE_MISMATCH: 'E_AUTH_MODE_MISMATCH',
+  AUTH_TIMEOUT: 'E_AUTH_TIMEOUT',
+  /** The peer refused us during authentication (it sent ERROR). */
+  AUTH_REFUSED: 'E_AUTH_REFUSED',
+
+  /** An accepted socket's first bytes are neither an HTTP upgrade nor a frame. */
+  LISTENER_PROTOCOL: 'E_LISTENER_PROTOCOL',
+  /** An accepted socket sent nothing within the peek timeout. */
+  LISTENER_TIMEOUT: 'E_LISTENER_TIMEOUT',
+  /** The control channel received a text message, or ws itself reported a protocol error. */
+  WS_MESSAGE: 'E_WS_MESSAGE',
+  /** The peer sent ERROR: the reason carries its code and message. */
+  PEER_ERROR: 'E_PEER_ERROR',
+  /** The connection ended without GOODBYE or ERROR (peer crash, reset, network). */
+  CONNECTION_LOST: 'E_CONNECTION_LOST',
+} as const;
+
+export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+
+/** Why input was refused: returned as a value by decoders and state machines, never thrown. */
+export interface ProtocolFailure {
+  readonly code: ProtocolErrorCode;
+  readonly reason: string;
+}
+
+export function protocolFailure(code: ProtocolErrorCode, reason: string): ProtocolFailure {
+  return { code, reason };
+}
+
+/** For callers that do want an exception (promises, CLI): the failure as a ProtocolError. */
+export function toProtocolError(failure: ProtocolFailure): ProtocolError {
+  return new ProtocolError(failure.code, `${failure.code}: ${failure.reason}`);
+}

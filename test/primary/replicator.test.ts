@@ -12,7 +12,7 @@ function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryRepli
   return new PrimaryReplicator({
     epochMs: 20,
     heartbeatMs: 20,
-    failoverTimeoutMs: 100,
+    backupSilenceMs: 100,
     checkpointsInFlightMax: 2,
     onBackupLoss: 'hold',
     firstEpoch: 0,
@@ -92,12 +92,20 @@ test('a silent backup is dropped after the failover timeout; held output stays h
   assert.equal(r.status(135).heldOutputChunks, 1, 'hold: output waits for a backup');
 });
 
-test('with --on-backup-loss continue, output flows at each capture while unprotected', () => {
+test('with --on-backup-loss continue and no backup, output flows at once', () => {
   const r = replicator({ onBackupLoss: 'continue' });
-  r.onOutput(0, 'c', bytes('x'), false, 0);
+  assert.deepEqual(types(r.onOutput(0, 'c', bytes('x'), false, 0)), ['release']);
   assert.deepEqual(types(r.tick(20)), ['requestCapture']);
-  const effects = r.onCaptured(0, 21);
-  assert.deepEqual(types(effects), ['discardCheckpoint', 'release']);
+  assert.deepEqual(types(r.onCaptured(0, 21)), ['discardCheckpoint'], 'nothing was held');
+});
+
+test('with --on-backup-loss continue, output held while protected is released once the backup is lost', () => {
+  const r = replicator({ onBackupLoss: 'continue' });
+  protect(r);
+  assert.deepEqual(types(r.onOutput(1, 'c', bytes('x'), false, 30)), [], 'protected: held');
+  r.tick(40);
+  r.onBackupLost('gone', 41);
+  assert.deepEqual(types(r.onCaptured(1, 42)), ['discardCheckpoint', 'release']);
 });
 
 test('a refused checkpoint drops the backup so that it is synchronised again', () => {

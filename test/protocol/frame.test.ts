@@ -170,7 +170,7 @@ test('a stream that ends inside a frame is truncated; one that ends between fram
   assert.equal(failureOf(stream.subarray(0, 40), true), ProtocolErrorCode.FRAME_TRUNCATED, 'inside a body');
   const d = decoder();
   d.push(stream.subarray(0, stream.length - 1));
-  assert.match(d.end()!.reason, /stream ended after \d+ of the \d+ bytes of a GOODBYE frame/);
+  assert.match(d.end()!.reason, /stream ended after \d+ of the \d+ bytes of a CHECKPOINT_OUTPUT frame/);
   const clean = decoder();
   clean.push(stream);
   assert.equal(clean.end(), null);

@@ -3,6 +3,7 @@ import { CheckpointStreamChecker, isCheckpointStreamKind } from '@hbft/common/pr
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import type { AckSubject } from '@hbft/common/protocol/messages.ts';
 import type { ReplicaStore } from './replicaStore.ts';
+import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -10,7 +11,7 @@ export type BackupEffect =
   | { type: 'sendAck'; epoch: number; subject: AckSubject }
   | { type: 'sendHeartbeat' }
   /** Close the primary's connections with an ERROR frame carrying this reason. */
-  | { type: 'closePrimary'; code: string; reason: string }
+  | { type: 'closePrimary'; code: ProtocolErrorCode; reason: string }
   /** Take over: resume the guest from the last applied checkpoint as generation `generation`. */
   | { type: 'promote'; generation: number; epoch: number; state: Uint8Array; reason: string }
   | { type: 'log'; level: LogLevel; message: string; fields?: Record<string, unknown> };
@@ -46,6 +47,7 @@ interface Staged {
   epoch: number;
   state: Uint8Array;
   parts: Uint8Array[];
+  outputParts: Uint8Array[];
 }
 
 /**
@@ -96,18 +98,18 @@ export class BackupReplicator {
    * promoted node refuses every primary (the caller is deposed); a primary of an older
    * generation than the state held here is stale.
    */
-  acceptPrimary(hello: PrimaryHello, nowMs: number): { ok: true } | { ok: false; code: string; reason: string } {
+  acceptPrimary(hello: PrimaryHello, nowMs: number): { ok: true } | { ok: false; code: ProtocolErrorCode; reason: string } {
     if (this.mode === 'promoted') {
-      return { ok: false, code: 'E_DEPOSED', reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed` };
+      return { ok: false, code: ProtocolErrorCode.DEPOSED, reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed` };
     }
     if (hello.memoryBytes !== this.config.memoryBytes) {
-      return { ok: false, code: 'E_MEMORY_MISMATCH', reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)` };
+      return { ok: false, code: ProtocolErrorCode.MEMORY_MISMATCH, reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)` };
     }
     if (hello.generation < this.generation) {
-      return { ok: false, code: 'E_STALE_GENERATION', reason: `generation ${hello.generation} is older than generation ${this.generation} held here` };
+      return { ok: false, code: ProtocolErrorCode.STALE_GENERATION, reason: `generation ${hello.generation} is older than generation ${this.generation} held here` };
     }
     if (this.store.consistent && this.guestImageHash !== null && hello.guestImageHash !== this.guestImageHash && hello.generation === this.generation) {
-      return { ok: false, code: 'E_IMAGE_MISMATCH', reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…` };
+      return { ok: false, code: ProtocolErrorCode.IMAGE_MISMATCH, reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…` };
     }
     this.generation = hello.generation;
     this.guestImageHash = hello.guestImageHash;
@@ -135,7 +137,7 @@ export class BackupReplicator {
       return [{ type: 'log', level: 'warn', message: `unexpected ${frame.kind} frame from the primary (ignored)` }];
     }
     if (frame.generation !== this.generation) {
-      return [{ type: 'closePrimary', code: 'E_GENERATION', reason: `frame of generation ${frame.generation} on a connection of generation ${this.generation}` }];
+      return [{ type: 'closePrimary', code: ProtocolErrorCode.GENERATION, reason: `frame of generation ${frame.generation} on a connection of generation ${this.generation}` }];
     }
     const step = this.checker.check(frame);
     if (step.status === 'invalid') {
@@ -158,10 +160,13 @@ export class BackupReplicator {
           { type: 'log', level: 'info', message: 'full synchronisation received; waiting for the first checkpoint' },
         ];
       case FrameKind.CHECKPOINT_BEGIN:
-        this.staged = { epoch: frame.epoch, state: frame.payload, parts: [] };
+        this.staged = { epoch: frame.epoch, state: frame.payload, parts: [], outputParts: [] };
         return [];
       case FrameKind.CHECKPOINT_PAGES:
         this.staged!.parts.push(frame.payload);
+        return [];
+      case FrameKind.CHECKPOINT_OUTPUT:
+        this.staged!.outputParts.push(frame.payload);
         return [];
       case FrameKind.CHECKPOINT_END:
         return this.applyStaged(nowMs);
@@ -174,9 +179,9 @@ export class BackupReplicator {
     this.staged = null;
     const previous = this.store.appliedEpoch;
     if (previous !== null && staged.epoch !== previous + 1) {
-      return this.refuse('checkpoint', staged.epoch, 'E_EPOCH_ORDER', `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`);
+      return this.refuse('checkpoint', staged.epoch, ProtocolErrorCode.EPOCH_ORDER, `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`);
     }
-    const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts);
+    const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts, staged.outputParts);
     if (refusal !== null) return this.refuse('checkpoint', staged.epoch, refusal.code, refusal.reason);
     const effects: BackupEffect[] = [{ type: 'sendAck', epoch: staged.epoch, subject: 'checkpoint' }];
     if (this.mode !== 'protecting') {
@@ -193,7 +198,7 @@ export class BackupReplicator {
    * A checkpoint or full sync failed a check: nothing of it is applied, and the connection is
    * closed with the reason, so that the primary reconnects and synchronises this backup again.
    */
-  private refuse(subject: AckSubject, epoch: number, code: string, reason: string): BackupEffect[] {
+  private refuse(subject: AckSubject, epoch: number, code: ProtocolErrorCode, reason: string): BackupEffect[] {
     this.staged = null;
     return [
       { type: 'log', level: 'error', message: `refused ${subject} ${epoch}: ${reason} (nothing of it was applied)`, fields: { code } },
@@ -228,7 +233,7 @@ export class BackupReplicator {
     this.primaryConnected = false;
     const reason = `no frame from the primary for ${silentMs} ms (timeout ${this.config.failoverTimeoutMs} ms)`;
     effects.push(
-      { type: 'closePrimary', code: 'E_DEPOSED', reason: `the backup took over at generation ${this.generation}` },
+      { type: 'closePrimary', code: ProtocolErrorCode.DEPOSED, reason: `the backup took over at generation ${this.generation}` },
       { type: 'promote', generation: this.generation, epoch: epoch + 1, state, reason },
     );
     return effects;

@@ -6,11 +6,18 @@ import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import type { FrameConnection } from '@hbft/common/transport/connection.ts';
+import { ProtocolErrorCode, protocolFailure } from '@hbft/common/protocol/codes.ts';
 import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
 import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
 import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
+import type { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
+import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import { ReplicaStore } from './replicaStore.ts';
+import { ParkedPort } from './parkedPort.ts';
+
+/** How long a client connection that reaches the backup before a takeover is held. */
+const PARK_MS_DEFAULT = 1_000;
 import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
 
 /** What the node needs to run as a primary after it takes over. */
@@ -18,6 +25,8 @@ export type PromotedOptions = Omit<PrimaryRuntimeOptions, 'generation' | 'boot' 
 
 export interface BackupDaemonOptions {
   listen: { host: string; port: number };
+  /** Client connections that arrive before a takeover wait at most this long (default 1 s). */
+  parkMs?: number;
   memoryBytes: number;
   auth: AuthConfig;
   timing: TimingConfig;
@@ -54,6 +63,8 @@ export class BackupDaemon {
   private runtime: PrimaryRuntime | null = null;
   private guestImageHash: Buffer | null = null;
   private stopping = false;
+  private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
+  private parkedPort!: ParkedPort;
 
   private constructor(options: BackupDaemonOptions) {
     this.options = options;
@@ -69,6 +80,9 @@ export class BackupDaemon {
 
   static async start(options: BackupDaemonOptions): Promise<BackupDaemon> {
     const daemon = new BackupDaemon(options);
+    daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
+    daemon.parkedPort = new ParkedPort(options.parkMs ?? PARK_MS_DEFAULT, options.logger);
+    await daemon.parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
     daemon.listener = await listen({
       host: options.listen.host,
       port: options.listen.port,
@@ -100,7 +114,7 @@ export class BackupDaemon {
     const onFirst = (frame: Frame) => {
       connection.off('frame', onFirst);
       if (frame.kind !== FrameKind.HANDSHAKE) {
-        this.refuse(connection, 'E_HANDSHAKE', `expected HANDSHAKE first, got kind ${frame.kind}`);
+        this.refuse(connection, ProtocolErrorCode.HANDSHAKE, `expected HANDSHAKE first, got kind ${frame.kind}`);
         return;
       }
       this.onHandshake(connection, frame);
@@ -111,7 +125,7 @@ export class BackupDaemon {
   private onHandshake(connection: FrameConnection, frame: Frame<typeof FrameKind.HANDSHAKE>): void {
     const meta = frame.meta;
     if (meta.role !== 'primary' || meta.channel !== connection.channel) {
-      this.refuse(connection, 'E_HANDSHAKE', `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`);
+      this.refuse(connection, ProtocolErrorCode.HANDSHAKE, `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`);
       return;
     }
     const verdict = this.replicator.acceptPrimary(
@@ -150,9 +164,8 @@ export class BackupDaemon {
     if (session.control && session.bulk) this.logger.info({ generation: frame.generation }, 'primary connected');
   }
 
-  private refuse(connection: FrameConnection, code: string, reason: string): void {
-    connection.send(FrameKind.ERROR, { code, message: reason.slice(0, 1000) });
-    connection.close(reason);
+  private refuse(connection: FrameConnection, code: ProtocolErrorCode, reason: string): void {
+    connection.fail(protocolFailure(code, reason.slice(0, 1000)));
   }
 
   private closeSession(reason: string): void {
@@ -197,6 +210,8 @@ export class BackupDaemon {
 
   private async promote(effect: Extract<BackupEffect, { type: 'promote' }>): Promise<void> {
     const logger = this.logger.child({ generation: effect.generation });
+    // The replicator has nothing more to do; the runtime ticks from now on.
+    this.ticker?.stop();
     logger.error(
       { reason: effect.reason, resumeEpoch: effect.epoch },
       `PRIMARY FAILED: taking over at generation ${effect.generation} from checkpoint ${effect.epoch - 1}; this node now runs UNPROTECTED`,
@@ -208,7 +223,15 @@ export class BackupDaemon {
       this.runtime = await PrimaryRuntime.start({
         ...this.options.promoted,
         generation: effect.generation,
-        boot: { kind: 'resume', memory: this.store.memory, state: effect.state, epoch: effect.epoch },
+        boot: {
+          kind: 'resume',
+          memory: this.store.memory,
+          state: effect.state,
+          epoch: effect.epoch,
+          sessionOutput: this.store.sessionOutput.clone(),
+          standby: this.standby ?? undefined,
+          parked: this.parkedPort.handOver(),
+        },
         memoryBytes: this.options.memoryBytes,
         guestImageHash: this.guestImageHash ?? Buffer.alloc(32),
         timing: this.options.timing,
@@ -244,6 +267,8 @@ export class BackupDaemon {
     this.ticker?.stop();
     this.closeSession(reason);
     await this.listener.close(reason);
+    await this.parkedPort.close();
     await this.runtime?.stop(reason);
+    if (this.runtime === null) await this.standby?.worker.stop();
   }
 }

@@ -1,10 +1,18 @@
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { applyPageRecords, checkPageRecords } from '@hbft/common/checkpoint/pageCodec.ts';
+import {
+  decodeSessionRecords,
+  SESSION_OUTPUT_BYTES_MAX,
+  SESSION_RECORD_OUTPUT,
+  SessionOutputWindows,
+  type SessionRecord,
+} from '@hbft/common/checkpoint/sessionOutput.ts';
 import { StateFormatError } from '@hbft/common/errors.ts';
+import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 
 /** Why a checkpoint or full sync could not be applied (nothing of it was). */
 export interface ApplyRefusal {
-  code: string;
+  code: ProtocolErrorCode;
   reason: string;
 }
 
@@ -23,12 +31,28 @@ export class ReplicaStore {
   private appliedEpochValue: number | null = null;
   /** Whether RAM is being rewritten by a full synchronisation (no consistent state then). */
   private syncing = false;
+  /** Pages this replica has ever written (RAM starts zero): only these can need zeroing. */
+  private readonly written: Uint8Array;
+  /** Pages the current full synchronisation has sent. */
+  private readonly syncSent: Uint8Array;
+  /** Committed session output a resuming client may still need (from CHECKPOINT_OUTPUT). */
+  readonly sessionOutput = new SessionOutputWindows(SESSION_OUTPUT_BYTES_MAX);
 
   constructor(memoryBytes: number) {
     this.memory = new SharedArrayBuffer(memoryBytes);
     this.ram = new Uint8Array(this.memory);
     this.pageCount = memoryBytes / 4096;
     this.machine = new Machine({ memoryBuffer: this.memory });
+    this.written = new Uint8Array(this.pageCount);
+    this.syncSent = new Uint8Array(this.pageCount);
+  }
+
+  /** Applies checked records, remembering which pages were written. */
+  private apply(records: Uint8Array, sync: boolean): void {
+    applyPageRecords(records, this.ram, (page) => {
+      this.written[page] = 1;
+      if (sync) this.syncSent[page] = 1;
+    });
   }
 
   /** True when RAM plus state form a checkpoint the guest can resume from. */
@@ -45,43 +69,63 @@ export class ReplicaStore {
     return this.consistent ? this.stateBytes : null;
   }
 
-  /** A full synchronisation starts: RAM is rebuilt from zero; the old state is void. */
+  /**
+   * A full synchronisation starts: RAM is rebuilt; the old state is void. Pages the primary does
+   * not send are zero there, so at the end the pages this replica wrote before and did not get
+   * again are zeroed (a fresh replica has none: nothing to clear, no stall).
+   */
   beginFullSync(): void {
     this.syncing = true;
     this.stateBytes = null;
     this.appliedEpochValue = null;
-    this.ram.fill(0);
+    this.syncSent.fill(0);
   }
 
   /** Full-sync pages go straight into RAM (nothing consistent to protect yet). */
   applyFullSyncPart(records: Uint8Array): ApplyRefusal | null {
-    if (!this.syncing) return { code: 'E_SYNC_ORDER', reason: 'full-sync pages outside a full synchronisation' };
+    if (!this.syncing) return { code: ProtocolErrorCode.SYNC_ORDER, reason: 'full-sync pages outside a full synchronisation' };
     const check = checkPageRecords(records, this.pageCount);
-    if (!check.ok) return { code: 'E_PAGE_RECORDS', reason: check.reason! };
-    applyPageRecords(records, this.ram);
+    if (!check.ok) return { code: ProtocolErrorCode.PAGE_RECORDS, reason: check.reason! };
+    this.apply(records, true);
     return null;
   }
 
   /** The full synchronisation's pages are all here; the first checkpoint will make RAM consistent. */
   endFullSync(): void {
+    for (let page = 0; page < this.pageCount; page++) {
+      if (this.written[page] === 1 && this.syncSent[page] === 0) {
+        this.ram.fill(0, page * 4096, (page + 1) * 4096);
+        this.written[page] = 0;
+      }
+    }
     this.syncing = false;
   }
 
   /** Applies a whole checkpoint, or nothing of it. */
-  applyCheckpoint(epoch: number, state: Uint8Array, parts: Uint8Array[]): ApplyRefusal | null {
-    if (this.syncing) return { code: 'E_SYNC_ORDER', reason: 'a checkpoint arrived before the full synchronisation ended' };
+  applyCheckpoint(epoch: number, state: Uint8Array, parts: Uint8Array[], outputParts: Uint8Array[] = []): ApplyRefusal | null {
+    if (this.syncing) return { code: ProtocolErrorCode.SYNC_ORDER, reason: 'a checkpoint arrived before the full synchronisation ended' };
     for (const [index, records] of parts.entries()) {
       const check = checkPageRecords(records, this.pageCount);
-      if (!check.ok) return { code: 'E_PAGE_RECORDS', reason: `part ${index}: ${check.reason}` };
+      if (!check.ok) return { code: ProtocolErrorCode.PAGE_RECORDS, reason: `part ${index}: ${check.reason}` };
+    }
+    const sessionRecords: SessionRecord[] = [];
+    for (const [index, payload] of outputParts.entries()) {
+      const decoded = decodeSessionRecords(payload);
+      if ('reason' in decoded) return { code: ProtocolErrorCode.SESSION_RECORDS, reason: `output part ${index}: ${decoded.reason}` };
+      sessionRecords.push(...decoded.records);
     }
     try {
       // Validates all of the state before changing anything (Machine.setState).
       this.machine.setState(state);
     } catch (error) {
-      if (error instanceof StateFormatError) return { code: 'E_STATE', reason: error.message };
+      if (error instanceof StateFormatError) return { code: ProtocolErrorCode.STATE, reason: error.message };
       throw error;
     }
-    for (const records of parts) applyPageRecords(records, this.ram);
+    for (const records of parts) this.apply(records, false);
+    for (const record of sessionRecords) {
+      if (record.type === SESSION_RECORD_OUTPUT) this.sessionOutput.append(record.tag, record.offset, record.data);
+      else this.sessionOutput.trim(record.tag, record.offset);
+    }
     this.stateBytes = Uint8Array.from(state);
     this.appliedEpochValue = epoch;
     return null;

@@ -15,6 +15,17 @@ export const FAILOVER_TIMEOUT_HEARTBEATS_MIN = 3;
 export const CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT = 3;
 /** How often a primary without its backup tries to reach it again. */
 export const BACKUP_RECONNECT_MS = 500;
+/** After dropping a live connection, the first reconnection attempt comes this soon. */
+export const BACKUP_RECONNECT_FIRST_MS = 20;
+/**
+ * Silence after which the primary drops its backup. Longer than the backup's failover timeout on
+ * purpose: output is held either way, while a drop costs a full resynchronisation — and a drop
+ * provoked by a short stall of the backup would only invite a needless takeover.
+ */
+export const BACKUP_SILENCE_MS_MIN = 1_000;
+export function backupSilenceMs(failoverTimeoutMs: number): number {
+  return Math.max(BACKUP_SILENCE_MS_MIN, 10 * failoverTimeoutMs);
+}
 /** Pages of the primary's delta cache (what the backup holds), for XOR-RLE encoding. */
 export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 

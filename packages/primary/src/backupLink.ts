@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@hbft/common/log.ts';
-import { BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
+import { BACKUP_RECONNECT_FIRST_MS, BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
@@ -70,12 +70,12 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
     void this.connect();
   }
 
-  private scheduleRetry(): void {
+  private scheduleRetry(delayMs = BACKUP_RECONNECT_MS): void {
     if (this.stopped || this.retryTimer !== null) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.connect();
-    }, BACKUP_RECONNECT_MS);
+    }, delayMs);
   }
 
   private async connect(): Promise<void> {
@@ -155,7 +155,8 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
       return;
     }
     this.emit('lost', reason);
-    this.scheduleRetry();
+    // A connection that was up is worth trying again at once; a backup that is down, less often.
+    this.scheduleRetry(BACKUP_RECONNECT_FIRST_MS);
   }
 
   /** Closes the current connections (the link reconnects unless stopped). */

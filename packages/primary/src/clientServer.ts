@@ -1,5 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
+import { isSessionConnection } from '@hbft/common/session/protocol.ts';
+import { SessionManager } from './sessions.ts';
 
 /** The guest's NIC as the client server sees it (GuestWorker implements it). */
 export interface GuestNic {
@@ -34,21 +36,49 @@ interface ClientConnection {
  * is one NIC connection for as long as its TCP connection lasts.
  */
 export class ClientServer {
-  private readonly server: Server;
+  private server: Server;
+  private listening: { host: string; port: number } | null = null;
   private readonly connections = new Map<string, ClientConnection>();
   private nextPlainId = 1;
   private readonly nic: GuestNic;
   private readonly logger: Logger;
   private readonly generation: number;
+  readonly sessions: SessionManager;
 
-  constructor(nic: GuestNic, logger: Logger, generation: number) {
+  constructor(nic: GuestNic, logger: Logger, generation: number, sessions: SessionManager) {
     this.nic = nic;
     this.logger = logger;
     this.generation = generation;
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.sessions = sessions;
+    this.server = createServer({ noDelay: true }, (socket) => this.adopt(socket, Buffer.alloc(0)));
+  }
+
+  /**
+   * Serves a connection, whose first `received` bytes (possibly none) were read before this
+   * server took it over (a backup parks client connections until it takes over).
+   */
+  adopt(socket: Socket, received: Buffer): void {
+    socket.setNoDelay(true);
+    socket.on('error', (error) => this.logger.debug({ err: error.message }, 'client connection error'));
+    const dispatch = (first: Buffer) => {
+      if (isSessionConnection(first[0]!)) this.sessions.accept(socket, first, () => performance.now());
+      else this.accept(socket, first);
+    };
+    if (received.length > 0) dispatch(received);
+    else socket.once('data', dispatch);
+  }
+
+  /** Serves on a listening server that someone else bound (the backup's parked port). */
+  takeOver(server: Server): void {
+    this.server = server;
+    server.on('connection', (socket) => this.adopt(socket, Buffer.alloc(0)));
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    if (this.server.listening) {
+      const address = this.server.address();
+      return { host, port: typeof address === 'object' && address ? address.port : port };
+    }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -61,20 +91,22 @@ export class ClientServer {
   }
 
   get connectionCount(): number {
-    return this.connections.size;
+    return this.connections.size + this.sessions.count;
   }
 
-  private accept(socket: Socket): void {
+  /** A plain client: one NIC connection for the life of its TCP connection. */
+  private accept(socket: Socket, first: Buffer): void {
     const tag = `${PLAIN_TAG_PREFIX}${this.generation}:${this.nextPlainId++}`;
     const connection: ClientConnection = { tag, socket, inputSent: 0, inputAccepted: 0, opened: false, paused: false };
     this.connections.set(tag, connection);
     this.nic.open(tag);
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       connection.inputSent += chunk.length;
       this.nic.deliver(tag, chunk);
       this.applyBackpressure(connection);
-    });
-    socket.on('error', (error) => this.logger.debug({ tag, err: error.message }, 'client connection error'));
+    };
+    onData(first);
+    socket.on('data', onData);
     socket.on('close', () => {
       if (this.connections.get(tag) === connection) {
         this.connections.delete(tag);
@@ -102,6 +134,11 @@ export class ClientServer {
 
   /** Every NIC slot was taken: tell a plain (RESP) client and close. */
   onRefused(tag: string, reason: string): void {
+    if (SessionManager.isSessionTag(tag)) {
+      this.logger.warn({ tag, reason }, 'session refused');
+      this.sessions.onGuestClose(tag);
+      return;
+    }
     const connection = this.connections.get(tag);
     if (!connection) return;
     this.connections.delete(tag);
@@ -117,13 +154,18 @@ export class ClientServer {
     this.applyBackpressure(connection);
   }
 
-  /** Committed output: write it to the client if it is still connected. */
+  /** Committed output: write it to the client if it is still connected (sessions keep it too). */
   writeReleased(tag: string, bytes: Uint8Array): void {
-    this.connections.get(tag)?.socket.write(bytes);
+    if (SessionManager.isSessionTag(tag)) this.sessions.onReleased(tag, bytes);
+    else this.connections.get(tag)?.socket.write(bytes);
   }
 
   /** The guest closed the connection: close it once the released output has been written. */
   onGuestClose(tag: string): void {
+    if (SessionManager.isSessionTag(tag)) {
+      this.sessions.onGuestClose(tag);
+      return;
+    }
     const connection = this.connections.get(tag);
     if (!connection) return;
     this.connections.delete(tag);
@@ -136,8 +178,9 @@ export class ClientServer {
   }
 
   async close(): Promise<void> {
+    this.sessions.closeAll();
     for (const connection of this.connections.values()) connection.socket.destroy();
     this.connections.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -37,8 +37,8 @@ export type ProtectionMode = 'unprotected' | 'syncing' | 'protected';
 export interface PrimaryReplicatorConfig {
   epochMs: number;
   heartbeatMs: number;
-  /** Silence from the backup after which it is considered lost. */
-  failoverTimeoutMs: number;
+  /** Silence from the backup after which it is dropped (see constants.backupSilenceMs). */
+  backupSilenceMs: number;
   checkpointsInFlightMax: number;
   onBackupLoss: BackupLossPolicy;
   /** The epoch the guest is running in at start (0 at boot, later after a promotion). */
@@ -134,8 +134,8 @@ export class PrimaryReplicator {
   tick(nowMs: number): PrimaryEffect[] {
     const effects: PrimaryEffect[] = [];
     if (this.mode !== 'unprotected') {
-      if (nowMs - this.lastHeardMs > this.config.failoverTimeoutMs) {
-        const reason = `no frame from the backup for ${nowMs - this.lastHeardMs} ms (timeout ${this.config.failoverTimeoutMs} ms)`;
+      if (nowMs - this.lastHeardMs > this.config.backupSilenceMs) {
+        const reason = `no frame from the backup for ${Math.round(nowMs - this.lastHeardMs)} ms (limit ${this.config.backupSilenceMs} ms)`;
         effects.push({ type: 'dropBackup', reason }, ...this.loseBackup(reason, nowMs));
       } else if (nowMs >= this.nextHeartbeatAtMs) {
         effects.push({ type: 'sendHeartbeat' });
@@ -164,9 +164,18 @@ export class PrimaryReplicator {
     return effects;
   }
 
-  onOutput(epoch: number, tag: string, bytes: Uint8Array, close: boolean, nowMs: number): void {
-    this.held.push({ epoch, tag, bytes, close, producedAtMs: nowMs });
+  /**
+   * Output of epoch `epoch`. Held until that epoch commits; with no backup under the `continue`
+   * policy there is nothing to commit to, so it is released at once (returned as an effect).
+   */
+  onOutput(epoch: number, tag: string, bytes: Uint8Array, close: boolean, nowMs: number): PrimaryEffect[] {
+    const output = { epoch, tag, bytes, close, producedAtMs: nowMs };
+    if (this.mode === 'unprotected' && this.config.onBackupLoss === 'continue' && this.held.length === 0) {
+      return [{ type: 'release', outputs: [output], throughEpoch: this.lastCommittedEpoch ?? epoch - 1 }];
+    }
+    this.held.push(output);
     this.heldBytes += bytes.length;
+    return [];
   }
 
   onCaptured(epoch: number, nowMs: number): PrimaryEffect[] {

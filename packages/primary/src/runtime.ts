@@ -1,10 +1,11 @@
 import PQueue from 'p-queue';
+import type { Server, Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
-import { DELTA_CACHE_PAGES_DEFAULT } from '@hbft/common/constants.ts';
+import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs } from '@hbft/common/constants.ts';
 import { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
-import type { ConnectionOffsets } from '@hbft/common/guest/worker/messages.ts';
+import type { ConnectionOffsets, GuestWorkerReplication } from '@hbft/common/guest/worker/messages.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import type { CapturedCheckpoint } from '@hbft/common/checkpoint/capture.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
@@ -19,12 +20,25 @@ import type { Readiness } from '@hbft/common/http/statusServer.ts';
 import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
 import { BackupLink } from './backupLink.ts';
 import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
+import { SessionManager } from './sessions.ts';
+import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
+import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 import { nonZeroPages, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 
 export type PrimaryBoot =
   | { kind: 'image'; image: Uint8Array; imageName: string; args: string }
   /** A promoted backup: RAM already holds the guest, `state` is the last applied checkpoint's. */
-  | { kind: 'resume'; memory: SharedArrayBuffer; state: Uint8Array; epoch: number };
+  | {
+      kind: 'resume';
+      memory: SharedArrayBuffer;
+      state: Uint8Array;
+      epoch: number;
+      sessionOutput: SessionOutputWindows;
+      /** A worker already booted over `memory` and paused (the backup's standby), with its staging. */
+      standby?: { worker: GuestWorker; staging: StagingRing };
+      /** The --serve port, already bound, and client connections that waited for the takeover. */
+      parked?: { server: Server; connections: { socket: Socket; received: Buffer }[] };
+    };
 
 export interface PrimaryRuntimeOptions {
   generation: number;
@@ -93,14 +107,15 @@ export class PrimaryRuntime {
     this.replicator = new PrimaryReplicator({
       epochMs: options.timing.epochMs,
       heartbeatMs: options.timing.heartbeatMs,
-      failoverTimeoutMs: options.timing.failoverTimeoutMs,
+      backupSilenceMs: backupSilenceMs(options.timing.failoverTimeoutMs),
       checkpointsInFlightMax: options.checkpointsInFlightMax,
       onBackupLoss: options.backup ? options.onBackupLoss : 'continue',
       firstEpoch,
       nowMs: performance.now(),
     });
     this.checkpointEncoder = new PageEncoder(new DeltaCache(options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
-    this.clients = new ClientServer(worker, logger, options.generation);
+    const sessions = new SessionManager(worker, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
+    this.clients = new ClientServer(worker, logger, options.generation, sessions);
     this.link = options.backup
       ? new BackupLink({
           host: options.backup.host,
@@ -117,30 +132,66 @@ export class PrimaryRuntime {
 
   static async start(options: PrimaryRuntimeOptions): Promise<PrimaryRuntime> {
     const logger = options.logger.child({ generation: options.generation });
-    const stagingPages = options.memoryBytes / 4096;
-    const staging = new StagingRing(stagingPages, new SharedArrayBuffer(StagingRing.byteLengthFor(stagingPages)));
     const boot = options.boot;
-    const worker = await GuestWorker.start({
-      memory: boot.kind === 'resume' ? boot.memory : new SharedArrayBuffer(options.memoryBytes),
-      ...(boot.kind === 'image' ? { image: boot.image, imageName: boot.imageName, args: boot.args } : { state: boot.state }),
-      replication: {
-        tracking: options.tracking,
-        trackerOptions: options.trackerOptions,
-        mapper: options.mapper,
-        staging: staging.buffer,
-        stagingPages,
-        firstEpoch: boot.kind === 'resume' ? boot.epoch : 0,
-      },
-    });
+    let worker: GuestWorker;
+    let staging: StagingRing;
+    if (boot.kind === 'resume' && boot.standby !== undefined) {
+      // The fast path of a takeover: the worker is already up; only CPU and devices are restored.
+      ({ worker, staging } = boot.standby);
+      await worker.activate(boot.state, boot.epoch);
+    } else {
+      staging = PrimaryRuntime.createStaging(options.memoryBytes);
+      worker = await GuestWorker.start({
+        memory: boot.kind === 'resume' ? boot.memory : new SharedArrayBuffer(options.memoryBytes),
+        ...(boot.kind === 'image' ? { image: boot.image, imageName: boot.imageName, args: boot.args } : { state: boot.state }),
+        replication: PrimaryRuntime.replicationConfig(options, staging, boot.kind === 'resume' ? boot.epoch : 0),
+      });
+    }
     const runtime = new PrimaryRuntime(options, worker, staging, logger);
     await runtime.begin();
     return runtime;
   }
 
+  static createStaging(memoryBytes: number): StagingRing {
+    const stagingPages = memoryBytes / 4096;
+    return new StagingRing(stagingPages, new SharedArrayBuffer(StagingRing.byteLengthFor(stagingPages)));
+  }
+
+  static replicationConfig(
+    options: Pick<PrimaryRuntimeOptions, 'tracking' | 'trackerOptions' | 'mapper'>,
+    staging: StagingRing,
+    firstEpoch: number,
+  ): GuestWorkerReplication {
+    return {
+      tracking: options.tracking,
+      trackerOptions: options.trackerOptions,
+      mapper: options.mapper,
+      staging: staging.buffer,
+      stagingPages: staging.capacityPages,
+      firstEpoch,
+    };
+  }
+
+  /**
+   * A backup's standby: a guest worker booted over the replica's memory and paused, so that a
+   * takeover does not wait for a thread and its modules to start.
+   */
+  static async startStandby(
+    memory: SharedArrayBuffer,
+    options: Pick<PrimaryRuntimeOptions, 'tracking' | 'trackerOptions' | 'mapper' | 'memoryBytes'>,
+  ): Promise<{ worker: GuestWorker; staging: StagingRing }> {
+    const staging = PrimaryRuntime.createStaging(options.memoryBytes);
+    const worker = await GuestWorker.start({ memory, standby: true, replication: PrimaryRuntime.replicationConfig(options, staging, 0) });
+    return { worker, staging };
+  }
+
   private async begin(): Promise<void> {
     const { worker, clients, logger } = this;
-    worker.on('output', (tag, _slot, bytes, epoch) => this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
-    worker.on('guestClose', (tag, _slot, epoch) => this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now()));
+    worker.on('output', (tag, _slot, bytes, epoch) => {
+      if (SessionManager.isSessionTag(tag)) clients.sessions.onProduced(tag, bytes, epoch);
+      this.execute(this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
+    });
+    worker.on('guestClose', (tag, _slot, epoch) => this.execute(this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now())));
     worker.on('opened', (tag) => clients.onOpened(tag));
     worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
     worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
@@ -156,10 +207,23 @@ export class PrimaryRuntime {
     } else {
       logger.warn('no backup configured: the guest runs UNPROTECTED and its output is released without output commit');
     }
-    if (this.options.boot.kind === 'resume') await this.hangUpOrphans();
+    const boot = this.options.boot;
+    if (boot.kind === 'resume') await this.hangUpOrphans();
+    if (boot.kind === 'resume' && boot.parked !== undefined) {
+      clients.takeOver(boot.parked.server);
+      for (const parked of boot.parked.connections) clients.adopt(parked.socket, parked.received);
+    }
     this.servingAddress = await clients.listen(this.options.serve.host, this.options.serve.port);
-    this.ticker = new Ticker(TICK_MS, (now) => this.execute(this.replicator.tick(now)), logger);
+    this.ticker = new Ticker(
+      TICK_MS,
+      (now) => {
+        this.execute(this.replicator.tick(now));
+        clients.sessions.expire(now);
+      },
+      logger,
+    );
     this.ticker.start();
+    if (this.options.boot.kind === 'resume' && this.options.boot.standby !== undefined) worker.resume();
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
     logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
@@ -170,10 +234,12 @@ export class PrimaryRuntime {
    * clients are gone with it, so the guest is told they hung up.
    */
   private async hangUpOrphans(): Promise<void> {
-    const slots = await this.worker.command<{ tag: string }[]>('nicOffsets');
+    const slots = await this.worker.command<{ tag: string; rxAccepted: number; txProduced: number }[]>('nicOffsets');
     const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
     for (const orphan of orphans) this.worker.hangUp(orphan.tag);
     if (orphans.length > 0) this.logger.info({ connections: orphans.length }, 'hung up the old primary\'s plain client connections');
+    this.clients.sessions.adopt(slots, performance.now());
+    this.logger.info({ sessions: this.clients.sessions.count }, 'client sessions waiting to resume');
   }
 
   get serveAddress(): { host: string; port: number } {
@@ -203,6 +269,7 @@ export class PrimaryRuntime {
     metrics.recordEpoch(checkpoint.tracking, checkpoint.mapping, checkpoint.pauseNs, checkpoint.instret - this.lastInstret);
     this.lastInstret = checkpoint.instret;
     for (const connection of connections) this.clients.onInputAccepted(connection.tag, connection.rxAccepted);
+    this.clients.sessions.onCaptured(checkpoint.epoch, connections);
     this.captures.set(checkpoint.epoch, { checkpoint, queued: false, released: false });
     this.logger.debug(
       { epoch: checkpoint.epoch, dirtyPages: checkpoint.pages.length, pauseUs: Math.round(checkpoint.pauseNs / 1000) },
@@ -226,6 +293,7 @@ export class PrimaryRuntime {
           break;
         case 'startFullSync':
           this.checkpointEncoder = new PageEncoder(new DeltaCache(this.options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
+          this.clients.sessions.onFullSync();
           void this.sendQueue.add(() => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
@@ -237,7 +305,10 @@ export class PrimaryRuntime {
         }
         case 'discardCheckpoint': {
           const capture = this.captures.get(effect.epoch);
-          if (capture !== undefined && !capture.queued) this.releaseCapture(capture);
+          if (capture !== undefined && !capture.queued) {
+            this.releaseCapture(capture);
+            this.clients.sessions.discardEpoch(effect.epoch);
+          }
           break;
         }
         case 'sendHeartbeat':
@@ -245,6 +316,7 @@ export class PrimaryRuntime {
           break;
         case 'release':
           this.releaseOutput(effect.outputs);
+          this.clients.sessions.onCommitted(effect.throughEpoch);
           break;
         case 'dropBackup':
           this.link?.drop(effect.reason);
@@ -325,9 +397,15 @@ export class PrimaryRuntime {
 
   private async sendCheckpoint(capture: Capture): Promise<void> {
     const checkpoint = capture.checkpoint;
+    const sessions = this.clients.sessions;
+    let records: SessionRecord[] = [];
     try {
       const bulk = this.link?.bulk;
-      if (!bulk || capture.released) return;
+      if (!bulk || capture.released) {
+        sessions.discardEpoch(checkpoint.epoch);
+        return;
+      }
+      records = sessions.takeCheckpointRecords(checkpoint.epoch);
       const startSlot = checkpoint.allocation.start;
       const result = await sendPageStream(
         {
@@ -336,6 +414,7 @@ export class PrimaryRuntime {
           generation: this.options.generation,
           pages: checkpoint.pages,
           state: checkpoint.state,
+          outputParts: encodeSessionRecords(records, framePayloadBytesMax),
           source: { words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset), wordIndex: (i) => (startSlot + i) * 1024 },
           memoryBytes: this.options.memoryBytes,
         },
@@ -344,9 +423,11 @@ export class PrimaryRuntime {
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
+      records = [];
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;
     } finally {
+      if (records.length > 0) sessions.giveBack(records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
       this.releaseCapture(capture);
     }

@@ -266,8 +266,8 @@ function checkXorRle(view: DataView, at: number, length: number): string | null 
   return word === PAGE_WORDS || (word < PAGE_WORDS && offset === end) ? null : 'XOR-RLE runs do not cover the page';
 }
 
-/** Applies checked records to guest RAM (`ram` is the whole of it). */
-export function applyPageRecords(records: Uint8Array, ram: Uint8Array): number {
+/** Applies checked records to guest RAM (`ram` is the whole of it); `onPage` hears each page. */
+export function applyPageRecords(records: Uint8Array, ram: Uint8Array, onPage?: (page: number) => void): number {
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
   const ram32 = new Int32Array(ram.buffer, ram.byteOffset, ram.byteLength >>> 2);
   let offset = 0;
@@ -278,6 +278,7 @@ export function applyPageRecords(records: Uint8Array, ram: Uint8Array): number {
     const length = view.getUint16(offset + 6, true);
     const dataAt = offset + PAGE_RECORD_HEADER_BYTES;
     const pageAt = page * PAGE_BYTES;
+    onPage?.(page);
     if (encoding === ENCODING_ZERO) ram.fill(0, pageAt, pageAt + PAGE_BYTES);
     else if (encoding === ENCODING_RAW) ram.set(records.subarray(dataAt, dataAt + PAGE_BYTES), pageAt);
     else {

@@ -56,6 +56,30 @@ export const ProtocolErrorCode = {
   PEER_ERROR: 'E_PEER_ERROR',
   /** The connection ended without GOODBYE or ERROR (peer crash, reset, network). */
   CONNECTION_LOST: 'E_CONNECTION_LOST',
+
+  /* Replication refusals (the backup's answers to a primary). */
+  /** The first frame after authentication was not a valid HANDSHAKE. */
+  HANDSHAKE: 'E_HANDSHAKE',
+  /** The backup took over: the primary that connects is deposed and must stop. */
+  DEPOSED: 'E_DEPOSED',
+  /** The primary's generation is older than the state the backup holds. */
+  STALE_GENERATION: 'E_STALE_GENERATION',
+  /** Frames of a generation other than the handshake's. */
+  GENERATION: 'E_GENERATION',
+  /** The guests' memory sizes differ (--memory must match). */
+  MEMORY_MISMATCH: 'E_MEMORY_MISMATCH',
+  /** The primary runs another guest image than the one the backup holds. */
+  IMAGE_MISMATCH: 'E_IMAGE_MISMATCH',
+  /** A checkpoint that does not follow the last one applied. */
+  EPOCH_ORDER: 'E_EPOCH_ORDER',
+  /** Checkpoint pages, full sync and checkpoints out of order. */
+  SYNC_ORDER: 'E_SYNC_ORDER',
+  /** Page records that fail their check (checkpoint/pageCodec.ts). */
+  PAGE_RECORDS: 'E_PAGE_RECORDS',
+  /** Session records that fail their check (checkpoint/sessionOutput.ts). */
+  SESSION_RECORDS: 'E_SESSION_RECORDS',
+  /** A machine state that does not restore (Machine.setState refused it). */
+  STATE: 'E_STATE',
 } as const;
 
 export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];

@@ -31,6 +31,11 @@ export const FrameKind = {
   ERROR: 16,
   /** Either way: an orderly close. */
   GOODBYE: 17,
+  /**
+   * Primary → backup, after a checkpoint's PAGES: the epoch's session output and client
+   * acknowledgements (checkpoint/sessionOutput.ts), so a backup that takes over can resume sessions.
+   */
+  CHECKPOINT_OUTPUT: 18,
 } as const;
 
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -80,6 +85,7 @@ export const bulkKinds: ReadonlySet<FrameKind> = new Set([
   FrameKind.CHECKPOINT_BEGIN,
   FrameKind.CHECKPOINT_PAGES,
   FrameKind.CHECKPOINT_END,
+  FrameKind.CHECKPOINT_OUTPUT,
   FrameKind.ERROR,
   FrameKind.GOODBYE,
 ]);

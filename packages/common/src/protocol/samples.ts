@@ -4,6 +4,7 @@
  */
 import { PAGE_BYTES } from '../guest/addressMap.ts';
 import { ENCODING_RAW, ENCODING_ZERO, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
+import { encodeSessionRecords, SESSION_RECORD_CLIENT_ACK, SESSION_RECORD_OUTPUT } from '../checkpoint/sessionOutput.ts';
 import { FrameKind } from './kinds.ts';
 import { authNonceBytes, authProofBytes, guestImageHashBytes, protocolVersion, sessionIdBytes } from './limits.ts';
 import type { MetaOf } from './messages.ts';
@@ -68,9 +69,9 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
     { kind: FrameKind.FULL_SYNC_BEGIN, meta: { memoryBytes, pageCount: 2, partCount: 1 }, generation: 3, epoch, payload: state },
     { kind: FrameKind.FULL_SYNC_PAGES, meta: { part: 0, pageCount: 2 }, generation: 3, epoch, payload: samplePageRecords(0, 0x11) },
     { kind: FrameKind.FULL_SYNC_END, meta: { pageCount: 2, partCount: 1, checksum: 0xdeadbeef }, generation: 3, epoch, payload: none },
-    { kind: FrameKind.CHECKPOINT_BEGIN, meta: { pageCount: 4, partCount: 2 }, generation: 3, epoch: epoch + 1, payload: state },
+    { kind: FrameKind.CHECKPOINT_BEGIN, meta: { pageCount: 4, partCount: 2, outputPartCount: 1 }, generation: 3, epoch: epoch + 1, payload: state },
     { kind: FrameKind.CHECKPOINT_PAGES, meta: { part: 1, pageCount: 2 }, generation: 3, epoch: epoch + 1, payload: samplePageRecords(10, 0x22) },
-    { kind: FrameKind.CHECKPOINT_END, meta: { pageCount: 4, partCount: 2, checksum: 1 }, generation: 3, epoch: epoch + 1, payload: none },
+    { kind: FrameKind.CHECKPOINT_END, meta: { pageCount: 4, partCount: 2, checksum: 1, outputPartCount: 1 }, generation: 3, epoch: epoch + 1, payload: none },
     { kind: FrameKind.ACK, meta: { subject: 'checkpoint' }, generation: 3, epoch: epoch + 1, payload: none },
     {
       kind: FrameKind.NACK,
@@ -81,5 +82,20 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
     },
     { kind: FrameKind.ERROR, meta: { code: 'E_FRAME_CHECKSUM', message: 'frame 12 checksum' }, generation: 3, epoch: 0, payload: none },
     { kind: FrameKind.GOODBYE, meta: { reason: 'shutting down — ünïcode' }, generation: 3, epoch: 0, payload: none },
+    {
+      kind: FrameKind.CHECKPOINT_OUTPUT,
+      meta: { part: 0, recordCount: 2 },
+      generation: 3,
+      epoch: epoch + 1,
+      payload: Buffer.from(
+        encodeSessionRecords(
+          [
+            { type: SESSION_RECORD_OUTPUT, tag: 's:0011', offset: 10, data: Buffer.from('+OK\r\n') },
+            { type: SESSION_RECORD_CLIENT_ACK, tag: 's:0011', offset: 5, data: Buffer.alloc(0) },
+          ],
+          1 << 20,
+        )[0]!.payload,
+      ),
+    },
   ];
 }

@@ -23,6 +23,8 @@ import type { CapturedCheckpoint } from '../../checkpoint/capture.ts';
 
 export interface GuestWorkerOptions {
   memory: SharedArrayBuffer;
+  /** Boot paused with nothing loaded, waiting for activate() (a backup's standby). */
+  standby?: boolean;
   image?: Uint8Array;
   imageName?: string;
   state?: Uint8Array;
@@ -61,6 +63,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     this.memory = options.memory;
     this.control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
     this.control[CTRL_CAPTURE_EPOCH] = NO_CAPTURE;
+    if (options.standby) this.control[CTRL_REQUEST] = REQUEST_PAUSE;
     const channel = new MessageChannel();
     this.port = channel.port1;
     const data: GuestWorkerData = {
@@ -204,6 +207,19 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     Atomics.store(this.control, CTRL_REQUEST, REQUEST_STOP);
     this.ringDoorbell();
     await exited;
+  }
+
+  /**
+   * A standby worker takes over the guest: its RAM already holds the state's memory; this
+   * restores CPU and devices and sets the epoch. The guest runs once resume() is called.
+   */
+  activate(state: Uint8Array, firstEpoch: number): Promise<void> {
+    if (this.exited) return Promise.reject(new HbftError('E_WORKER_EXITED', 'the guest worker exited'));
+    const id = this.nextCommandId++;
+    return new Promise<void>((resolve, reject) => {
+      this.pendingCommands.set(id, { resolve: () => resolve(), reject });
+      this.send({ type: 'activate', id, state, firstEpoch });
+    });
   }
 
   /** Runs a worker command (see commands.ts) between slices or while paused. */

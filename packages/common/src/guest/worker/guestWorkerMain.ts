@@ -91,6 +91,19 @@ function handle(message: ToWorker): void {
       if (slot !== undefined) machine.nic.hangUp(slot);
       return;
     }
+    case 'activate': {
+      try {
+        machine.setState(message.state);
+        rebuildTagMaps();
+        epoch = message.firstEpoch;
+        armTracking();
+        post({ type: 'reply', id: message.id, ok: true, result: null });
+      } catch (error) {
+        const code = error instanceof HbftError ? error.code : 'E_INTERNAL';
+        post({ type: 'reply', id: message.id, ok: false, error: (error as Error).message, code });
+      }
+      return;
+    }
     case 'command': {
       const command = workerCommands[message.name];
       try {
@@ -136,18 +149,23 @@ function boot(): void {
   } else if (data.image !== undefined) {
     machine.loadElf(data.image, data.imageName);
   }
+  armTracking();
+}
+
+/**
+ * Tracking starts with the first instruction the guest runs here, so every page written from
+ * then on is in some checkpoint.
+ */
+function armTracking(): void {
   const replication = data.replication;
-  if (replication !== undefined) {
-    // Tracking starts with the first instruction the guest runs here, so every page written from
-    // now on is in some checkpoint.
-    machine.memory.setTracker(createTracker(replication.tracking, replication.trackerOptions));
-    machine.memory.tracker.beginEpoch();
-    capturer = new CheckpointCapturer(
-      machine,
-      createMapper(replication.mapper, machine.memory.table.l1Count),
-      new StagingRing(replication.stagingPages, replication.staging),
-    );
-  }
+  if (replication === undefined) return;
+  machine.memory.setTracker(createTracker(replication.tracking, replication.trackerOptions));
+  machine.memory.tracker.beginEpoch();
+  capturer = new CheckpointCapturer(
+    machine,
+    createMapper(replication.mapper, machine.memory.table.l1Count),
+    new StagingRing(replication.stagingPages, replication.staging),
+  );
 }
 
 /** Ends the epoch main asked for, if any: capture at this instruction boundary. */

@@ -10,7 +10,9 @@ export type ToWorker =
   | { type: 'open'; tag: string }
   | { type: 'deliver'; tag: string; bytes: Uint8Array }
   | { type: 'hangUp'; tag: string }
-  | { type: 'command'; id: number; name: string; args: unknown };
+  | { type: 'command'; id: number; name: string; args: unknown }
+  /** A standby worker takes over: restore this state and run from epoch `firstEpoch` once resumed. */
+  | { type: 'activate'; id: number; state: Uint8Array; firstEpoch: number };
 
 export type FromWorker =
   | { type: 'opened'; tag: string; slot: number }
@@ -44,7 +46,10 @@ export interface GuestWorkerReplication {
 export interface GuestWorkerData {
   control: SharedArrayBuffer;
   memory: SharedArrayBuffer;
-  /** Boot from an image, or continue from a saved state (RAM already holds the guest). */
+  /**
+   * Boot from an image, or continue from a saved state (RAM already holds the guest); with
+   * neither, the worker is a standby: booted and paused, waiting for `activate`.
+   */
   image?: Uint8Array;
   imageName?: string;
   state?: Uint8Array;

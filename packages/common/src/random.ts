@@ -20,9 +20,14 @@ export class SeededRandom {
     return this.state;
   }
 
+  /** A number in [0, 1). */
+  next(): number {
+    return this.nextU32() / 2 ** 32;
+  }
+
   /** An integer in [0, n). */
   below(n: number): number {
-    return Math.floor((this.nextU32() / 2 ** 32) * n);
+    return Math.floor(this.next() * n);
   }
 
   chance(p: number): boolean {

@@ -2,10 +2,11 @@ import type { CommandModule } from 'yargs';
 import { runCommand } from './run.ts';
 import { clientCommand } from './client.ts';
 import { loadCommand } from './load.ts';
+import { chaosCommand } from './chaos.ts';
 import { primaryCommand } from './primary.ts';
 import { backupCommand } from './backup.ts';
 
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
  */
-export const commands: CommandModule<any, any>[] = [runCommand, primaryCommand, backupCommand, clientCommand, loadCommand];
+export const commands: CommandModule<any, any>[] = [runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand];

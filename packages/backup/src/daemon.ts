@@ -10,6 +10,7 @@ import { ProtocolErrorCode, protocolFailure } from '@hbft/common/protocol/codes.
 import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
 import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
+import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
 import type { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
 import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
@@ -65,6 +66,7 @@ export class BackupDaemon {
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
   private parkedPort!: ParkedPort;
+  readonly feed: LiveFeed;
 
   private constructor(options: BackupDaemonOptions) {
     this.options = options;
@@ -76,6 +78,20 @@ export class BackupDaemon {
       memoryBytes: options.memoryBytes,
       nowMs: performance.now(),
     });
+    this.feed = new LiveFeed(() => {
+      const status = this.replicator.status(performance.now());
+      return {
+        role: 'backup' as const,
+        generation: status.generation,
+        mode: status.mode,
+        epoch: status.appliedEpoch,
+        heldOutputBytes: 0,
+        peerConnected: status.primaryConnected,
+        msSincePeerHeard: status.msSincePrimaryHeard,
+        clients: this.parkedPort?.waiting ?? 0,
+      };
+    });
+    this.feed.start();
   }
 
   static async start(options: BackupDaemonOptions): Promise<BackupDaemon> {
@@ -153,6 +169,7 @@ export class BackupDaemon {
     connection.on('close', (info) => {
       if (this.session !== session) return;
       this.closeSession(`${connection.channel} channel closed`);
+      this.feed.event('primary-lost', `primary connection lost: ${info.code}: ${info.reason}`);
       this.execute(this.replicator.onPrimaryDisconnected(`${info.code}: ${info.reason}`));
     });
     connection.send(
@@ -183,7 +200,10 @@ export class BackupDaemon {
       switch (effect.type) {
         case 'sendAck':
           this.session?.control?.send(FrameKind.ACK, { subject: effect.subject }, { generation, epoch: effect.epoch });
-          if (effect.subject === 'checkpoint') this.options.metrics.epochs.inc();
+          if (effect.subject === 'checkpoint') {
+            this.options.metrics.epochs.inc();
+            this.feed.recordEpoch({ dirtyPages: 0, readFaults: 0, writeFaults: 0, truePredictions: 0, predicted: 0, mapAccesses: 0, mapHits: 0, pauseNs: 0, instructions: 0 });
+          }
           break;
         case 'sendHeartbeat':
           this.session?.control?.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation });
@@ -218,6 +238,7 @@ export class BackupDaemon {
     );
     const metrics = this.options.metrics;
     metrics.failovers.inc();
+    this.feed.event('failover', `primary failed (${effect.reason}); this node took over at generation ${effect.generation}`);
     metrics.generation.set(effect.generation);
     try {
       this.runtime = await PrimaryRuntime.start({
@@ -237,6 +258,7 @@ export class BackupDaemon {
         timing: this.options.timing,
         logger: this.options.logger,
         metrics,
+        feed: this.feed,
       });
       this.options.onPromoted?.(this.runtime);
     } catch (error) {
@@ -265,6 +287,7 @@ export class BackupDaemon {
     if (this.stopping) return;
     this.stopping = true;
     this.ticker?.stop();
+    this.feed.stop();
     this.closeSession(reason);
     await this.listener.close(reason);
     await this.parkedPort.close();

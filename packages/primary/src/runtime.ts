@@ -17,6 +17,7 @@ import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
+import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
 import { BackupLink } from './backupLink.ts';
 import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
@@ -61,6 +62,8 @@ export interface PrimaryRuntimeOptions {
   onDeposed?: (reason: string) => void;
   /** Console output of the guest. */
   onConsole?: (text: string) => void;
+  /** The node's live view (a promoted backup passes its own, so the timeline continues). */
+  feed?: LiveFeed;
 }
 
 interface Capture {
@@ -96,6 +99,8 @@ export class PrimaryRuntime {
   private readonly startedAtMs = performance.now();
   private lastInstret = 0;
   private fullSyncProgress: { sent: number; total: number } | null = null;
+  readonly feed: LiveFeed;
+  private lastMode: string = 'unprotected';
 
   private constructor(options: PrimaryRuntimeOptions, worker: GuestWorker, staging: StagingRing, logger: Logger) {
     this.options = options;
@@ -114,6 +119,8 @@ export class PrimaryRuntime {
       nowMs: performance.now(),
     });
     this.checkpointEncoder = new PageEncoder(new DeltaCache(options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
+    this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
+    this.feed.setStatusSource(() => this.liveStatus());
     const sessions = new SessionManager(worker, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
     this.clients = new ClientServer(worker, logger, options.generation, sessions);
     this.link = options.backup
@@ -223,6 +230,7 @@ export class PrimaryRuntime {
       logger,
     );
     this.ticker.start();
+    this.feed.start();
     if (this.options.boot.kind === 'resume' && this.options.boot.standby !== undefined) worker.resume();
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
@@ -250,13 +258,30 @@ export class PrimaryRuntime {
     return this.worker;
   }
 
+  private liveStatus() {
+    const status = this.replicator.status(performance.now());
+    return {
+      role: 'primary' as const,
+      generation: this.options.generation,
+      mode: status.mode,
+      epoch: status.epoch,
+      heldOutputBytes: status.heldOutputBytes,
+      peerConnected: status.mode !== 'unprotected',
+      msSincePeerHeard: status.msSinceBackupHeard,
+      clients: this.clients.connectionCount,
+    };
+  }
+
   private onBackupFrame(frame: Frame): void {
     const now = performance.now();
     this.replicator.onBackupHeard(now);
     if (frame.kind === FrameKind.ACK && frame.meta.subject === 'checkpoint') {
       this.execute(this.replicator.onAck(frame.epoch, now));
       const metrics = this.options.metrics;
-      for (const latencyMs of this.replicator.takeAckLatencies()) metrics.ackLatencySeconds.observe(latencyMs / 1000);
+      for (const latencyMs of this.replicator.takeAckLatencies()) {
+        metrics.ackLatencySeconds.observe(latencyMs / 1000);
+        this.feed.recordAckLatency(latencyMs);
+      }
     } else if (frame.kind === FrameKind.ACK) {
       this.logger.info('backup received the full synchronisation');
     } else if (frame.kind === FrameKind.NACK) {
@@ -267,6 +292,17 @@ export class PrimaryRuntime {
   private onCaptured(checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]): void {
     const metrics = this.options.metrics;
     metrics.recordEpoch(checkpoint.tracking, checkpoint.mapping, checkpoint.pauseNs, checkpoint.instret - this.lastInstret);
+    this.feed.recordEpoch({
+      dirtyPages: checkpoint.tracking.dirtyPages,
+      readFaults: checkpoint.tracking.readFaults,
+      writeFaults: checkpoint.tracking.writeFaults,
+      truePredictions: checkpoint.tracking.truePredictions,
+      predicted: checkpoint.tracking.pagesPredicted,
+      mapAccesses: checkpoint.mapping.accesses,
+      mapHits: checkpoint.mapping.hits,
+      pauseNs: checkpoint.pauseNs,
+      instructions: checkpoint.instret - this.lastInstret,
+    });
     this.lastInstret = checkpoint.instret;
     for (const connection of connections) this.clients.onInputAccepted(connection.tag, connection.rxAccepted);
     this.clients.sessions.onCaptured(checkpoint.epoch, connections);
@@ -327,6 +363,12 @@ export class PrimaryRuntime {
       }
     }
     const status = this.replicator.status(performance.now());
+    if (status.mode !== this.lastMode) {
+      if (status.mode === 'syncing') this.feed.event('backup-connected', 'backup connected: full synchronisation');
+      else if (status.mode === 'protected') this.feed.event('protected', 'the guest is protected');
+      else this.feed.event('backup-lost', 'backup lost: the guest is unprotected');
+      this.lastMode = status.mode;
+    }
     this.options.metrics.heldOutputBytes.set(status.heldOutputBytes);
     this.options.metrics.checkpointsInFlight.set(status.checkpointsInFlight);
     this.options.metrics.peerConnected.set(status.mode === 'unprotected' ? 0 : 1);
@@ -338,6 +380,7 @@ export class PrimaryRuntime {
       if (output.bytes.length > 0) {
         this.clients.writeReleased(output.tag, output.bytes);
         this.options.metrics.outputLatencySeconds.observe((now - output.producedAtMs) / 1000);
+        this.feed.recordOutputLatency(now - output.producedAtMs);
       }
       if (output.close) this.clients.onGuestClose(output.tag);
     }
@@ -435,6 +478,7 @@ export class PrimaryRuntime {
 
   private onDeposed(reason: string): void {
     this.logger.error({ reason }, 'DEPOSED: the backup has taken over; this node stops serving');
+    this.feed.event('deposed', `deposed: ${reason}`);
     this.options.onDeposed?.(reason);
   }
 
@@ -466,6 +510,7 @@ export class PrimaryRuntime {
     if (this.stopping) return;
     this.stopping = true;
     this.ticker?.stop();
+    this.feed.stop();
     this.link?.stop(reason);
     await this.clients.close();
     this.sendQueue.clear();

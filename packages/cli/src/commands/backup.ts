@@ -6,6 +6,7 @@ import {
   guestConfigFrom,
   hostPort,
   memoryBytesFrom,
+  printConfiguration,
   timingFrom,
   withDaemonFlags,
   withGuestFlags,
@@ -32,6 +33,10 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const listenAt = hostPort(argv.listen, '--listen');
     const serve = hostPort(argv.serve, '--serve');
     const http = hostPort(argv.http, '--http');
+    if (argv['dry-run']) {
+      printConfiguration('backup', { memoryBytes, timing, ...guest, auth, listen: listenAt, serve, http });
+      return;
+    }
     const metrics = new ReplicationMetrics('backup', 0);
     await runDaemon({
       role: 'backup',
@@ -49,7 +54,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text) },
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
         });
-        return { readiness: () => daemon.readiness(), stop: (reason) => daemon.stop(reason) };
+        return { readiness: () => daemon.readiness(), stop: (reason) => daemon.stop(reason), feed: daemon.feed };
       },
     });
   },

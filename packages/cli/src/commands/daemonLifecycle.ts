@@ -1,5 +1,6 @@
 import { createLogger, type Logger } from '@hbft/common/log.ts';
 import { StatusServer, type Readiness } from '@hbft/common/http/statusServer.ts';
+import type { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 
 /**
@@ -15,12 +16,12 @@ export async function runDaemon(options: {
   start: (
     logger: Logger,
     shutdown: (reason: string, exitCode: number) => void,
-  ) => Promise<{ readiness: () => Readiness; stop: (reason: string) => Promise<void> }>;
+  ) => Promise<{ readiness: () => Readiness; stop: (reason: string) => Promise<void>; feed: LiveFeed }>;
 }): Promise<void> {
   const logger = createLogger({ role: options.role, level: options.logLevel });
   let requestStop: (reason: string, exitCode: number) => void = () => {};
   const daemon = await options.start(logger, (reason, exitCode) => requestStop(reason, exitCode));
-  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger });
+  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger, feed: daemon.feed });
   const address = await status.listen();
   logger.info({ http: `http://${address.host}:${address.port}/` }, 'status and dashboard');
   await new Promise<void>((resolve) => {

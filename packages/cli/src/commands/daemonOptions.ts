@@ -34,7 +34,8 @@ export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
     .option('key-file', { type: 'string', describe: 'file holding the pre-shared replication key (or set HBFT_KEY)' })
     .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
     .option('insecure', { type: 'boolean', default: false, describe: 'run the replication channel without authentication' })
-    .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' });
+    .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'check every flag, print the resulting configuration and exit' });
 }
 
 /** Flags of whatever runs the guest as a primary (the primary, and a backup once promoted). */
@@ -70,6 +71,13 @@ export interface DaemonArgs {
   insecure: boolean;
   http: string;
   'log-level': string;
+  'dry-run': boolean;
+}
+
+/** For --dry-run: the checked configuration, secrets left out. */
+export function printConfiguration(role: string, config: Record<string, unknown>): void {
+  const redacted = JSON.parse(JSON.stringify(config, (key, value) => (key === 'key' ? '(set)' : value)));
+  process.stdout.write(`${JSON.stringify({ role, ...redacted }, null, 2)}\n`);
 }
 
 export interface GuestArgs {

@@ -9,6 +9,7 @@ import {
   guestConfigFrom,
   hostPort,
   memoryBytesFrom,
+  printConfiguration,
   sha256,
   timingFrom,
   withDaemonFlags,
@@ -43,6 +44,10 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);
     parseElf(image, memoryBytes, argv.guest);
+    if (argv['dry-run']) {
+      printConfiguration('primary', { memoryBytes, timing, ...guest, backup, serve, http, guest: imagePath, args: argv.args });
+      return;
+    }
     const metrics = new ReplicationMetrics('primary', 1);
     await runDaemon({
       role: 'primary',
@@ -64,7 +69,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
           onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
           onConsole: (text) => process.stderr.write(text),
         });
-        return { readiness: () => runtime.readiness(), stop: (reason) => runtime.stop(reason) };
+        return { readiness: () => runtime.readiness(), stop: (reason) => runtime.stop(reason), feed: runtime.feed };
       },
     });
   },

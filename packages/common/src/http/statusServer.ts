@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import type { LiveFeed } from './liveFeed.ts';
 
 /** What /readyz reports; `ready` decides the status code (200 or 503). */
 export interface Readiness {
@@ -21,6 +22,8 @@ export interface StatusServerOptions {
   logger: Logger;
   /** Extra routes (the dashboard): return true when handled. */
   extraRoutes?: (request: IncomingMessage, response: ServerResponse) => boolean;
+  /** The node's live view, streamed to the dashboard. */
+  feed?: LiveFeed;
 }
 
 /**

@@ -137,7 +137,6 @@ before(async () => {
       trackerOptions: {},
       mapper: {},
       checkpointsInFlightMax: 2,
-      onBackupLoss: 'hold',
     },
   });
   // A good primary brings the backup to a consistent state.

@@ -22,7 +22,10 @@ const PARK_MS_DEFAULT = 1_000;
 import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
 
 /** What the node needs to run as a primary after it takes over. */
-export type PromotedOptions = Omit<PrimaryRuntimeOptions, 'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing'>;
+export type PromotedOptions = Omit<
+  PrimaryRuntimeOptions,
+  'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing' | 'backup' | 'onBackupLoss'
+>;
 
 export interface BackupDaemonOptions {
   listen: { host: string; port: number };
@@ -34,6 +37,8 @@ export interface BackupDaemonOptions {
   logger: Logger;
   metrics: ReplicationMetrics;
   promoted: PromotedOptions;
+  /** After a takeover, protect the guest again by replicating to a backup here. */
+  reprotect?: { host: string; port: number };
   onPromoted?: (runtime: PrimaryRuntime) => void;
   /** The takeover could not start the guest: the node is of no use any more. */
   onPromotionFailed?: (reason: string) => void;
@@ -241,8 +246,12 @@ export class BackupDaemon {
     this.feed.event('failover', `primary failed (${effect.reason}); this node took over at generation ${effect.generation}`);
     metrics.generation.set(effect.generation);
     try {
+      const reprotect = this.options.reprotect;
       this.runtime = await PrimaryRuntime.start({
         ...this.options.promoted,
+        // Without a backup yet, holding output would stop the service: output flows until one is back.
+        onBackupLoss: 'continue',
+        backup: reprotect ? { ...reprotect, auth: this.options.auth } : undefined,
         generation: effect.generation,
         boot: {
           kind: 'resume',

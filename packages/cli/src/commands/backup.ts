@@ -15,7 +15,7 @@ import {
 } from './daemonOptions.ts';
 import { runDaemon } from './daemonLifecycle.ts';
 
-type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string };
+type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string; reprotect?: string };
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup',
@@ -24,6 +24,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9101'))
       .option('listen', { type: 'string', demandOption: true, describe: 'HOST:PORT for the primary\'s replication connections' })
       .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
+      .option('reprotect', { type: 'string', describe: 'after a takeover, replicate to a new backup at HOST:PORT as soon as one is there' })
       .epilogue('The tracking and mapper flags apply once this node has taken over and runs the guest.') as unknown as Argv<BackupArgs>,
   handler: async (argv) => {
     const memoryBytes = memoryBytesFrom(argv.memory);
@@ -33,8 +34,9 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const listenAt = hostPort(argv.listen, '--listen');
     const serve = hostPort(argv.serve, '--serve');
     const http = hostPort(argv.http, '--http');
+    const reprotect = argv.reprotect === undefined ? undefined : hostPort(argv.reprotect, '--reprotect');
     if (argv['dry-run']) {
-      printConfiguration('backup', { memoryBytes, timing, ...guest, auth, listen: listenAt, serve, http });
+      printConfiguration('backup', { memoryBytes, timing, ...guest, auth, listen: listenAt, serve, http, reprotect });
       return;
     }
     const metrics = new ReplicationMetrics('backup', 0);
@@ -52,6 +54,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           logger,
           metrics,
           promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text) },
+          reprotect,
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
         });
         return { readiness: () => daemon.readiness(), stop: (reason) => daemon.stop(reason), feed: daemon.feed };

@@ -3,10 +3,11 @@ import { runCommand } from './run.ts';
 import { clientCommand } from './client.ts';
 import { loadCommand } from './load.ts';
 import { chaosCommand } from './chaos.ts';
+import { demoCommand } from './demo.ts';
 import { primaryCommand } from './primary.ts';
 import { backupCommand } from './backup.ts';
 
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
  */
-export const commands: CommandModule<any, any>[] = [runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand];
+export const commands: CommandModule<any, any>[] = [demoCommand, runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand];

@@ -1,0 +1,83 @@
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '@hbft/common/errors.ts';
+import { DemoSupervisor } from '../demo/supervisor.ts';
+import { integerFlag, memoryBytesFrom } from './options.ts';
+
+interface DemoArgs {
+  dir: string;
+  memory: string;
+  guest: string;
+  'base-port': number;
+  clients: number;
+  load: boolean;
+}
+
+export const demoCommand: CommandModule<object, DemoArgs> = {
+  command: 'demo',
+  describe: 'run the local two-node demo: backup, primary, chaos proxy and a load generator (npm start)',
+  builder: (yargs) =>
+    yargs
+      .option('dir', { type: 'string', default: '.hbft', describe: 'where the demo keeps its key, logs and demo.json' })
+      .option('memory', { type: 'string', default: '64MiB', describe: 'guest RAM' })
+      .option('guest', { type: 'string', default: 'kv', describe: 'guest image' })
+      .option('base-port', { type: 'number', default: 7000, describe: 'replication ports start here (7000: clients on 6379/6380, dashboards on 9100/9101)' })
+      .option('clients', { type: 'number', default: 4, describe: 'session clients of the load generator' })
+      .option('load', { type: 'boolean', default: true, describe: 'run the load generator (--no-load to leave the guest idle)' }) as unknown as Argv<DemoArgs>,
+  handler: async (argv) => {
+    memoryBytesFrom(argv.memory);
+    const basePort = integerFlag(argv['base-port'], '--base-port', 1024);
+    if (basePort > 64_000) throw new UsageError('--base-port: must leave room for the demo\'s ports (at most 64000)');
+    const demo = new DemoSupervisor({
+      dir: argv.dir,
+      memory: argv.memory,
+      guest: argv.guest,
+      basePort,
+      clients: integerFlag(argv.clients, '--clients', 1),
+      host: '127.0.0.1',
+    });
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        process.stdout.write('\ndemo: stopping…\n');
+        await demo.stop();
+        process.stdout.write('demo: stopped; every process has exited and the ports are free\n');
+      })();
+      return stopping;
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+    try {
+      process.stdout.write('demo: starting the chaos proxy, the backup and the primary…\n');
+      await demo.start();
+      await demo.waitProtected((line) => process.stdout.write(`demo: ${line}\n`));
+      if (argv.load) demo.startLoad();
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    const [primary, backup] = demo.servers();
+    process.stdout.write(
+      [
+        '',
+        'hbft demo is running: the kv guest is protected.',
+        `  dashboard   ${demo.dashboardUrl()}`,
+        `  clients     redis-cli -p ${primary!.split(':')[1]}   (the primary; after a takeover: -p ${backup!.split(':')[1]})`,
+        `              npx hbft client --servers ${primary},${backup} INCR visits`,
+        argv.load ? `  load        ${argv.clients} session clients, history in ${argv.dir}/load-history.jsonl` : '  load        off (--no-load)',
+        `  failover    scripts/kill-primary.sh        (kills the primary under load, checks nothing was lost)`,
+        `  network     scripts/chaos.sh latency 100   (then: scripts/chaos.sh clear)`,
+        `  logs        ${argv.dir}/logs/`,
+        '  Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const wait = setInterval(() => {
+        if (stopping) {
+          clearInterval(wait);
+          void stopping.then(resolve);
+        }
+      }, 200);
+    });
+  },
+};

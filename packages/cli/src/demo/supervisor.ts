@@ -1,0 +1,293 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HbftError } from '@hbft/common/errors.ts';
+
+const CLI = fileURLToPath(new URL('../../bin/hbft.js', import.meta.url));
+
+export interface DemoOptions {
+  dir: string;
+  memory: string;
+  guest: string;
+  basePort: number;
+  clients: number;
+  host: string;
+}
+
+/** One side of the demo: it runs a primary or a backup, and comes back as a backup if it dies. */
+interface Site {
+  name: 'a' | 'b';
+  listen: number;
+  serve: number;
+  http: number;
+  /** The proxy port through which the other site reaches this site's backup. */
+  proxied: number;
+  process: ChildProcess | null;
+  role: 'primary' | 'backup';
+  restarts: number;
+}
+
+export interface DemoState {
+  mode: 'local';
+  dir: string;
+  keyFile: string;
+  primary: { site: string; pid: number | null; serve: string; http: string; replication: string };
+  backup: { site: string; pid: number | null; serve: string; http: string; listen: string };
+  chaos: { api: string; proxy: string; pid: number | null };
+  load: { pid: number | null; history: string } | null;
+  dashboard: string;
+}
+
+async function assertPortFree(host: string, port: number): Promise<void> {
+  await new Promise<void>((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new HbftError('E_PORT_IN_USE', `port ${port} on ${host} is in use (${error.code}); stop whatever holds it or pass --base-port`)),
+    );
+    server.listen(port, host, () => server.close(() => resolvePort()));
+  });
+}
+
+/**
+ * The local demo without Docker: a chaos proxy, two sites that take turns as primary and backup,
+ * and a load generator. Every process is a real `hbft` child with its log in `<dir>/logs/`.
+ */
+export class DemoSupervisor {
+  private readonly options: DemoOptions;
+  private readonly sites: Record<'a' | 'b', Site>;
+  private readonly children = new Set<ChildProcess>();
+  private chaos: ChildProcess | null = null;
+  private load: ChildProcess | null = null;
+  private stopping = false;
+  private readonly keyFile: string;
+  private readonly statePath: string;
+  private readonly logDir: string;
+  readonly chaosApi: string;
+
+  constructor(options: DemoOptions) {
+    this.options = options;
+    const base = options.basePort;
+    this.sites = {
+      a: { name: 'a', listen: base + 1, serve: 6379, http: 9100, proxied: base + 10, process: null, role: 'primary', restarts: 0 },
+      b: { name: 'b', listen: base + 2, serve: 6380, http: 9101, proxied: base + 20, process: null, role: 'backup', restarts: 0 },
+    };
+    if (base !== 7000) {
+      this.sites.a.serve = base + 379;
+      this.sites.b.serve = base + 380;
+      this.sites.a.http = base + 100;
+      this.sites.b.http = base + 101;
+    }
+    this.chaosApi = `${options.host}:${base + 1474}`;
+    mkdirSync(options.dir, { recursive: true });
+    this.logDir = join(options.dir, 'logs');
+    mkdirSync(this.logDir, { recursive: true });
+    this.keyFile = join(options.dir, 'replication.key');
+    if (!existsSync(this.keyFile)) writeFileSync(this.keyFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    this.statePath = join(options.dir, 'demo.json');
+  }
+
+  private other(site: Site): Site {
+    return site.name === 'a' ? this.sites.b : this.sites.a;
+  }
+
+  private spawnHbft(name: string, args: string[]): ChildProcess {
+    const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' } });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  private siteArgs(site: Site): string[] {
+    const host = this.options.host;
+    return ['--memory', this.options.memory, '--key-file', this.keyFile, '--serve', `${host}:${site.serve}`, '--http', `${host}:${site.http}`];
+  }
+
+  private startBackup(site: Site): void {
+    const host = this.options.host;
+    site.role = 'backup';
+    // A node that takes over protects itself again through the proxy in front of the other site.
+    site.process = this.spawnHbft(`site-${site.name}-backup-${site.restarts}`, [
+      'backup',
+      '--listen', `${host}:${site.listen}`,
+      '--reprotect', `${host}:${this.other(site).proxied}`,
+      ...this.siteArgs(site),
+    ]);
+    this.watch(site);
+  }
+
+  private startPrimary(site: Site): void {
+    const host = this.options.host;
+    site.role = 'primary';
+    site.process = this.spawnHbft(`site-${site.name}-primary`, [
+      'primary',
+      '--backup', `${host}:${this.other(site).proxied}`,
+      '--guest', this.options.guest,
+      ...this.siteArgs(site),
+    ]);
+    this.watch(site);
+  }
+
+  /** A site whose process dies is started again as the backup: the survivor re-protects to it. */
+  private watch(site: Site): void {
+    const child = site.process!;
+    child.on('exit', (code, signal) => {
+      if (this.stopping || site.process !== child) return;
+      site.process = null;
+      process.stdout.write(`demo: site ${site.name} (${site.role}) exited (${signal ?? `code ${code}`}); restarting it as the backup in 1 s\n`);
+      if (site.role === 'primary') this.other(site).role = 'primary';
+      setTimeout(() => {
+        if (this.stopping) return;
+        site.restarts++;
+        this.startBackup(site);
+        this.writeState();
+      }, 1000);
+      this.writeState();
+    });
+  }
+
+  async start(): Promise<void> {
+    const host = this.options.host;
+    const ports = [
+      ...Object.values(this.sites).flatMap((s) => [s.listen, s.serve, s.http, s.proxied]),
+      Number(this.chaosApi.split(':')[1]),
+    ];
+    for (const port of ports) await assertPortFree(host, port);
+    const { a, b } = this.sites;
+    this.chaos = this.spawnHbft('chaos', [
+      'chaos', 'proxy',
+      '--api', this.chaosApi,
+      '--proxy', `to-b=${host}:${b.proxied}>${host}:${b.listen}`,
+      '--proxy', `to-a=${host}:${a.proxied}>${host}:${a.listen}`,
+    ]);
+    this.startBackup(b);
+    await this.waitHttp(b.http, '/healthz', 30_000);
+    this.startPrimary(a);
+    await this.waitHttp(a.http, '/healthz', 30_000);
+    this.writeState();
+  }
+
+  /** Prints the initial synchronisation's progress until the backup can take over. */
+  async waitProtected(onProgress: (line: string) => void): Promise<void> {
+    const deadline = performance.now() + 120_000;
+    let lastLine = '';
+    while (performance.now() < deadline && !this.stopping) {
+      const primary = await this.readiness(this.sites.a.http);
+      const backup = await this.readiness(this.sites.b.http);
+      const sync = primary?.fullSync as { sent: number; total: number } | null | undefined;
+      const line = sync
+        ? `initial synchronisation: ${sync.sent}/${sync.total} non-zero pages`
+        : `primary ${String(primary?.protection ?? 'starting')}, backup ${String(backup?.mode ?? 'starting')}`;
+      if (line !== lastLine) onProgress(line);
+      lastLine = line;
+      if (backup?.ready === true) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  startLoad(): void {
+    const history = join(this.options.dir, 'load-history.jsonl');
+    this.load = this.spawnHbft('load', [
+      'load',
+      '--servers', this.servers().join(','),
+      '--clients', String(this.options.clients),
+      '--duration-s', String(7 * 24 * 3600),
+      '--history', history,
+    ]);
+    this.writeState();
+  }
+
+  servers(): string[] {
+    return [this.sites.a, this.sites.b].map((site) => `${this.options.host}:${site.serve}`);
+  }
+
+  private async readiness(port: number): Promise<Record<string, unknown> | null> {
+    try {
+      const response = await fetch(`http://${this.options.host}:${port}/readyz`);
+      return (await response.json()) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+
+  private async waitHttp(port: number, path: string, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      try {
+        const response = await fetch(`http://${this.options.host}:${port}${path}`);
+        if (response.ok) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new HbftError('E_DEMO_START', `a demo node did not come up on port ${port} within ${timeoutMs / 1000} s; see ${this.logDir}`);
+  }
+
+  dashboardUrl(): string {
+    const primary = this.primarySite();
+    return `http://${this.options.host}:${primary.http}/?peer=${this.options.host}:${this.other(primary).http}`;
+  }
+
+  private primarySite(): Site {
+    return this.sites.a.role === 'primary' ? this.sites.a : this.sites.b;
+  }
+
+  state(): DemoState {
+    const host = this.options.host;
+    const primary = this.primarySite();
+    const backup = this.other(primary);
+    return {
+      mode: 'local',
+      dir: resolve(this.options.dir),
+      keyFile: resolve(this.keyFile),
+      primary: {
+        site: primary.name,
+        pid: primary.process?.pid ?? null,
+        serve: `${host}:${primary.serve}`,
+        http: `${host}:${primary.http}`,
+        replication: `${host}:${backup.proxied}`,
+      },
+      backup: { site: backup.name, pid: backup.process?.pid ?? null, serve: `${host}:${backup.serve}`, http: `${host}:${backup.http}`, listen: `${host}:${backup.listen}` },
+      chaos: { api: this.chaosApi, proxy: backup.name === 'b' ? 'to-b' : 'to-a', pid: this.chaos?.pid ?? null },
+      load: this.load ? { pid: this.load.pid ?? null, history: resolve(join(this.options.dir, 'load-history.jsonl')) } : null,
+      dashboard: this.dashboardUrl(),
+    };
+  }
+
+  writeState(): void {
+    if (!this.stopping) writeFileSync(this.statePath, `${JSON.stringify(this.state(), null, 2)}\n`);
+  }
+
+  /** Stops every child (SIGTERM, then SIGKILL after 5 s) and removes demo.json. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const children = [...this.children];
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolveChild) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolveChild();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolveChild();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    rmSync(this.statePath, { force: true });
+  }
+
+  /** The demo's state file, for scripts. */
+  static readState(dir: string): DemoState | null {
+    const path = join(dir, 'demo.json');
+    return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as DemoState) : null;
+  }
+}

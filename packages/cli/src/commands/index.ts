@@ -6,8 +6,9 @@ import { chaosCommand } from './chaos.ts';
 import { demoCommand } from './demo.ts';
 import { primaryCommand } from './primary.ts';
 import { backupCommand } from './backup.ts';
+import { benchCommand } from './bench.ts';
 
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
  */
-export const commands: CommandModule<any, any>[] = [demoCommand, runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand];
+export const commands: CommandModule<any, any>[] = [demoCommand, runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand, benchCommand];

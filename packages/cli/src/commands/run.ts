@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { runElf } from '@hbft/common/guest/run.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
 
@@ -16,6 +17,7 @@ interface RunArgs {
   'max-instructions'?: number;
   args: string;
   quiet: boolean;
+  engine: CpuEngine;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
@@ -27,6 +29,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('max-instructions', { type: 'number', describe: 'stop after this many instructions (exit 124)' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest, e.g. "mb=32 rounds=4"' })
       .option('quiet', { type: 'boolean', default: false, describe: 'do not print the summary line' })
+      .option('engine', {
+        choices: CPU_ENGINES,
+        default: 'blocks' as CpuEngine,
+        describe: 'CPU engine: compiled basic blocks, or the reference interpreter (same results, slower)',
+      })
       .epilogue(
         'Exit status: 0 when the guest passes (finisher PASS or tohost = 1); the guest\'s exit code or the failing ' +
           `test number (capped at ${EXIT_FAIL_MAX}) when it fails; ${EXIT_GUEST_IDLE} when it waits for input that ` +
@@ -39,6 +46,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       memoryBytes: memoryBytesFrom(argv.memory),
       maxInstructions,
       args: argv.args,
+      engine: argv.engine,
       onConsole: (text) => process.stdout.write(text),
     });
     const seconds = (performance.now() - started) / 1000;

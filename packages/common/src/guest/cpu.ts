@@ -1,18 +1,44 @@
+import { assert } from '../errors.ts';
 import { RAM_BASE } from './addressMap.ts';
+import {
+  BlockCache,
+  STORE_CODE_CHANGED,
+  STORE_CONTINUE,
+  STORE_EXIT,
+  STORE_TRAPPED,
+  blockLength,
+  type BlockRuntime,
+} from './blockCompiler.ts';
 import type { Bus } from './bus.ts';
 import type { GuestMemory } from './memory.ts';
-import { PTE_GUEST_WRITABLE } from '../tracking/shadowPageTable.ts';
+import { mulDiv } from './mext.ts';
+import { PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from '../tracking/shadowPageTable.ts';
 
 /*
  * An RV32IM hart with the machine-mode subset of the privileged architecture that bare-metal
  * programs and ISA tests use (RISC-V Unprivileged ISA v20191213 ch. 2 and 7; Privileged ISA
  * v20211203 ch. 3). Guest traps are values: they redirect the pc to mtvec, never throw.
  *
- * Speed: one `execute` loop with registers in an Int32Array and every operand decoded in place
- * (a pre-decoded cache measured slower in V8: design.md §5). The shadow page table is consulted
- * inline: fetches and loads need its PRESENT bit, stores need WRITABLE|DIRTY without WATCHED;
- * anything else, including every device access, takes a slow path.
+ * Two engines run the same semantics. The interpreter, the reference, is one `interpret` loop
+ * with registers in an Int32Array and every operand decoded in place (a pre-decoded cache measured
+ * slower in V8: design.md §5). The default engine runs basic blocks compiled to JS functions
+ * (blockCompiler.ts; `hbft bench cpu` measures it several times as fast) and falls back to the
+ * interpreter for what blocks leave out. Both consult the shadow page table inline: fetches and loads need its PRESENT bit, stores
+ * need WRITABLE|DIRTY without WATCHED or CODE; anything else, including every device access,
+ * takes the same slow paths, so faults and traps happen at the same instructions.
  */
+
+/** The execution engines: `blocks` (the default) and `interpreter` (the reference). */
+export const CPU_ENGINES = ['blocks', 'interpreter'] as const;
+export type CpuEngine = (typeof CPU_ENGINES)[number];
+
+export interface CpuOptions {
+  engine?: CpuEngine;
+  /** Entries into a block before it is compiled (blockCompiler.ts; tests use 0 to compile all). */
+  blockEntriesBeforeCompile?: number;
+  /** Compiled blocks kept before the cache starts again from empty (blockCompiler.ts). */
+  cachedBlocksMax?: number;
+}
 
 /** mcause values (Privileged ISA §3.1.15, table 3.6). */
 export const CAUSE_FETCH_MISALIGNED = 0;
@@ -59,7 +85,10 @@ const MASK_64 = (1n << 64n) - 1n;
 /** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
 const RAM_XOR = RAM_BASE | 0;
 
-export class Cpu {
+// The interpreter inlines these as literals (0x66, 0x06) for speed.
+assert(PTE_STORE_FAST_MASK === 0x66 && PTE_STORE_FAST_VALUE === 0x06 && PTE_PRESENT === 1, 'interpreter page-entry literals');
+
+export class Cpu implements BlockRuntime {
   readonly x = new Int32Array(32);
   /** The pc as a signed 32-bit value (compare `>>> 0` when printing). */
   pc = RAM_BASE | 0;
@@ -83,6 +112,7 @@ export class Cpu {
   /** Set by a fatal guest error (a trap whose handler itself traps at once). */
   fatalError: string | null = null;
   stopReason: StopReason = STOP_BUDGET;
+  readonly engine: CpuEngine;
 
   private readonly memory: GuestMemory;
   private readonly bus: Bus;
@@ -101,21 +131,35 @@ export class Cpu {
   private sliceBudget = 0;
   private sliceRemaining = 0;
   private sliceExceptions = 0;
-  /** A slow path redirected the pc (trap taken): the loop reloads it. */
-  private trapped = false;
+  /**
+   * A slow path redirected the pc (trap taken): the loop reloads it. Public for compiled blocks,
+   * which read and clear it after a slow load.
+   */
+  trapped = false;
   /** Leave the loop after this instruction: interrupts, halting or waiting need a look. */
   private exitLoop = false;
+  /** The compiled blocks (null on the interpreter). */
+  private readonly blocks: BlockCache | null;
 
-  constructor(memory: GuestMemory, bus: Bus, lines: InterruptLines) {
+  constructor(memory: GuestMemory, bus: Bus, lines: InterruptLines, options: CpuOptions = {}) {
+    const engine = options.engine ?? 'blocks';
     this.memory = memory;
     this.bus = bus;
     this.lines = lines;
+    this.engine = engine;
     this.frames = memory.table.entriesByFrame;
     this.m32 = memory.i32;
     this.m16 = memory.i16;
     this.mu16 = memory.u16;
     this.m8 = memory.i8;
     this.mu8 = memory.u8;
+    this.blocks =
+      engine === 'blocks' ? new BlockCache(memory, this.x, this, options.blockEntriesBeforeCompile, options.cachedBlocksMax) : null;
+  }
+
+  /** The block cache's counters (undefined on the interpreter). */
+  get blockStats(): BlockCache['stats'] | undefined {
+    return this.blocks?.stats;
   }
 
   /** The retired-instruction count, exact even inside a slow path. */
@@ -169,10 +213,8 @@ export class Cpu {
         const untilTimer = this.lines.mtimecmp() - this.currentCycle();
         if (untilTimer > 0 && untilTimer < slice) slice = untilTimer;
       }
-      const consumed = this.execute(slice);
-      this.instret += consumed - this.sliceExceptions;
-      this.sliceBudget = this.sliceRemaining = this.sliceExceptions = 0;
-      executed += consumed;
+      this.exitLoop = false;
+      executed += this.blocks !== null ? this.executeBlocks(slice) : this.interpret(slice);
     }
     return executed;
   }
@@ -236,7 +278,104 @@ export class Cpu {
     this.pc = vector;
   }
 
-  private execute(budget: number): number {
+  /**
+   * Runs up to `budget` instructions on the compiled blocks, with the interpreter for what they
+   * leave out: a fetch from a page that is not present (the read fault), blocks not yet compiled,
+   * instructions no block can hold, and the tail of the slice shorter than the next block. Block
+   * functions return ~executed where the interpreter would look at exitLoop (blockCompiler.ts).
+   * Retires into instret.
+   */
+  private executeBlocks(budget: number): number {
+    const frames = this.frames;
+    const blocks = this.blocks!;
+    const pages = blocks.pages;
+    let n = budget;
+    this.sliceBudget = budget;
+    this.sliceRemaining = budget;
+    this.sliceExceptions = 0;
+    while (n > 0) {
+      const pc = this.pc;
+      let executed: number;
+      // A region lies within one page: one PRESENT check on entry is the fetch check of all the
+      // instructions it runs (during an epoch, faults only ever add PRESENT).
+      if ((frames[pc >>> 12]! & 1) !== 0) {
+        const blocksOfPage = pages[(pc ^ RAM_XOR) >>> 12];
+        const block = blocksOfPage !== undefined ? blocksOfPage[(pc >>> 2) & 1023] : undefined;
+        if (block !== undefined) {
+          executed = block(n);
+        } else {
+          const compiled = blocks.enterUncompiled(pc);
+          executed = compiled !== undefined ? compiled(n) : this.interpretBlock(n, blockLength(this.m32, pc));
+        }
+      } else {
+        executed = this.interpretBlock(n, 1);
+      }
+      if (executed > 0) {
+        n -= executed;
+      } else if (executed === 0) {
+        n -= this.interpretInside(n, n);
+        break;
+      } else {
+        n -= ~executed;
+        if (this.exitLoop) break;
+      }
+    }
+    this.instret += this.sliceBudget - n - this.sliceExceptions;
+    this.sliceBudget = this.sliceRemaining = this.sliceExceptions = 0;
+    return budget - n;
+  }
+
+  /**
+   * Runs `count` instructions on the interpreter from inside executeBlocks, which has `remaining`
+   * left: retires what the blocks ran so far, lets the interpreter retire its own, and restarts
+   * the slice bookkeeping at what is left. Returns how many the interpreter executed.
+   */
+  private interpretInside(remaining: number, count: number): number {
+    this.instret += this.sliceBudget - remaining - this.sliceExceptions;
+    const executed = this.interpret(count);
+    this.sliceBudget = this.sliceRemaining = remaining - executed;
+    this.sliceExceptions = 0;
+    return executed;
+  }
+
+  /**
+   * Interprets what a block of `length` instructions would have run (1 when none can start here),
+   * with a block's return protocol. exitLoop is only ever set where the interpreter looks at it at
+   * once (a slow store, a SYSTEM instruction, a trap), so when it is set after the run, the
+   * interpreter stopped there too.
+   */
+  private interpretBlock(remaining: number, length: number): number {
+    const executed = this.interpretInside(remaining, Math.min(remaining, length > 0 ? length : 1));
+    return this.exitLoop ? ~executed : executed;
+  }
+
+  /** A load that missed the fast path, from a compiled block (see BlockRuntime). */
+  loadInBlock(pc: number, remaining: number, address: number, f3: number, inst: number): number {
+    this.pc = pc;
+    this.sliceRemaining = remaining;
+    return this.loadSlow(address, f3, inst);
+  }
+
+  /** A store that missed the fast path, from a compiled block: says how the block goes on. */
+  storeInBlock(pc: number, remaining: number, address: number, f3: number, value: number, inst: number): number {
+    this.pc = pc;
+    this.sliceRemaining = remaining;
+    this.storeSlow(address, f3, value, inst);
+    if (this.trapped) {
+      this.trapped = false;
+      return STORE_TRAPPED;
+    }
+    if (this.exitLoop) return STORE_EXIT;
+    return this.blocks!.hasPage(pc) ? STORE_CONTINUE : STORE_CODE_CHANGED;
+  }
+
+  /** A branch or jump from a compiled block to a misaligned target. */
+  jumpMisalignedInBlock(pc: number, remaining: number, target: number): void {
+    this.misalignedJump(pc, remaining, target);
+  }
+
+  /** The reference engine: runs up to `budget` instructions and retires them into instret. */
+  private interpret(budget: number): number {
     const x = this.x;
     const frames = this.frames;
     const m32 = this.m32;
@@ -249,7 +388,6 @@ export class Cpu {
     this.sliceBudget = budget;
     this.sliceRemaining = budget;
     this.sliceExceptions = 0;
-    this.exitLoop = false;
 
     loop: while (n > 0) {
       n--;
@@ -416,8 +554,8 @@ export class Cpu {
           const value = x[(inst >> 20) & 31]!;
           const f3 = (inst >> 12) & 7;
           let slow = true;
-          // WRITABLE | DIRTY set and WATCHED clear (PTE_STORE_FAST_MASK / _VALUE).
-          if ((frames[address >>> 12]! & 0x26) === 0x06) {
+          // WRITABLE | DIRTY set, WATCHED and CODE clear (PTE_STORE_FAST_MASK / _VALUE).
+          if ((frames[address >>> 12]! & 0x66) === 0x06) {
             const offset = address ^ RAM_XOR;
             if (f3 === 2) {
               if ((offset & 3) === 0) {
@@ -538,7 +676,8 @@ export class Cpu {
           pc = (pc + 4) | 0;
           break;
         case 0x0f: {
-          // MISC-MEM: fence and fence.i. There is no decode cache, so stores to code are seen at once.
+          // MISC-MEM: fence and fence.i. Stores to code are seen at once by both engines (a write
+          // to a page drops its compiled blocks), so fence.i has nothing left to do.
           const f3 = (inst >> 12) & 7;
           if (f3 !== 0 && f3 !== 1) {
             this.illegal(pc, n, inst);
@@ -567,7 +706,8 @@ export class Cpu {
       }
     }
     this.pc = pc;
-    this.sliceRemaining = n;
+    this.instret += budget - n - this.sliceExceptions;
+    this.sliceBudget = this.sliceRemaining = this.sliceExceptions = 0;
     return budget - n;
   }
 
@@ -826,47 +966,6 @@ function low32(value: bigint): number {
 
 function high32(value: bigint): number {
   return Number(value >> 32n) | 0;
-}
-
-/** High 32 bits of the unsigned 64-bit product, from 16-bit halves (exact in doubles). */
-function mulhu(a: number, b: number): number {
-  const aLow = a & 0xffff;
-  const aHigh = a >>> 16;
-  const bLow = b & 0xffff;
-  const bHigh = b >>> 16;
-  const low = aLow * bLow;
-  const mid1 = aHigh * bLow;
-  const mid2 = aLow * bHigh;
-  const carry = ((low >>> 16) + (mid1 & 0xffff) + (mid2 & 0xffff)) >>> 16;
-  return (aHigh * bHigh + (mid1 >>> 16) + (mid2 >>> 16) + carry) | 0;
-}
-
-/** The M extension (Unprivileged ISA ch. 7), including division by zero and overflow results. */
-function mulDiv(f3: number, a: number, b: number): number {
-  switch (f3) {
-    case 0:
-      return Math.imul(a, b);
-    case 1: // mulh: signed × signed
-      return (mulhu(a, b) - (a < 0 ? b : 0) - (b < 0 ? a : 0)) | 0;
-    case 2: // mulhsu: signed × unsigned
-      return (mulhu(a, b) - (a < 0 ? b : 0)) | 0;
-    case 3:
-      return mulhu(a, b);
-    case 4:
-      if (b === 0) return -1;
-      if (a === -0x8000_0000 && b === -1) return a;
-      return (a / b) | 0;
-    case 5:
-      if (b === 0) return -1;
-      return ((a >>> 0) / (b >>> 0)) | 0;
-    case 6:
-      if (b === 0) return a;
-      if (a === -0x8000_0000 && b === -1) return 0;
-      return a % b | 0;
-    default:
-      if (b === 0) return a;
-      return (a >>> 0) % (b >>> 0) | 0;
-  }
 }
 
 export function describeCause(cause: number): string {

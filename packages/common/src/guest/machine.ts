@@ -3,7 +3,7 @@ import msgpack from 'msgpack-lite';
 import { StateFormatError, assert } from '../errors.ts';
 import { MEMORY_BYTES_DEFAULT, PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import { Bus } from './bus.ts';
-import { Cpu, STOP_HALT, STOP_IDLE, describeCause, type StopReason } from './cpu.ts';
+import { Cpu, STOP_HALT, STOP_IDLE, describeCause, type CpuEngine, type CpuOptions, type StopReason } from './cpu.ts';
 import { Clint } from './devices/clint.ts';
 import type { Device } from './devices/device.ts';
 import { Finisher } from './devices/finisher.ts';
@@ -22,6 +22,10 @@ export interface MachineOptions {
   memoryBuffer?: SharedArrayBuffer;
   /** The guest's argument string (SYSINFO). */
   args?: string;
+  /** CPU engine: compiled basic blocks (default) or the reference interpreter; same results. */
+  engine?: CpuEngine;
+  /** Tuning of the block engine (tests compile every block at once to exercise the compiler). */
+  cpu?: Omit<CpuOptions, 'engine'>;
 }
 
 /** How a run ended. */
@@ -68,7 +72,7 @@ export class Machine {
       msip: () => this.clint.msip,
       mtimecmp: () => this.clint.mtimecmp,
       meip: () => this.nic.rxPending,
-    });
+    }, { ...options.cpu, engine: options.engine });
     for (const device of this.devices()) this.bus.attach(device);
     this.clint.onChange = () => this.cpu.requestExit();
     this.nic.onInterruptChange = () => this.cpu.requestExit();
@@ -98,6 +102,8 @@ export class Machine {
       const zeroFrom = offset + segment.data.length;
       this.memory.u8.fill(0, zeroFrom, offset + segment.memoryBytes);
     }
+    // The fill above bypassed the write path.
+    this.memory.invalidateCode();
     this.cpu.pc = image.entry | 0;
     const tohost = image.symbols.get('tohost');
     this.setTohost(tohost !== undefined && this.memory.ramOffset(tohost) >= 0 ? this.memory.ramOffset(tohost) : -1);
@@ -215,6 +221,8 @@ export class Machine {
     target.waiting = cpu.waiting;
     target.halted = cpu.halted;
     target.fatalError = cpu.fatalError;
+    // RAM usually changed wholesale before a restore (a checkpoint applied to the buffer).
+    this.memory.invalidateCode();
     this.exitState = exit;
     this.setTohost(tohost);
   }

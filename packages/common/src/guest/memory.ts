@@ -9,6 +9,7 @@ import {
 } from './addressMap.ts';
 import {
   L1_ENTRIES,
+  PTE_CODE,
   PTE_DIRTY,
   PTE_PRESENT,
   PTE_STORE_FAST_MASK,
@@ -22,6 +23,14 @@ import { NoTracking } from '../tracking/none.ts';
 
 /** Called after every store to a watched page (tohost, ground-truth recorders). */
 export type StoreObserver = (ramOffset: number, sizeBytes: number, source: WriteSource) => void;
+
+/** The CPU's cache of code compiled from RAM (blockCompiler.ts), told when that code goes stale. */
+export interface CodeCache {
+  /** A write is about to change RAM page `page`, which holds compiled code (PTE_CODE). */
+  onCodeWrite(page: number): void;
+  /** RAM may have changed anywhere: drop everything. */
+  onCodeInvalidateAll(): void;
+}
 
 /** Checks a `--memory` value: 16 MiB to 2 GiB, a whole number of 2 MiB L1 ranges. */
 export function validateMemoryBytes(bytes: number, flag = '--memory'): number {
@@ -44,7 +53,11 @@ export function validateMemoryBytes(bytes: number, flag = '--memory'): number {
  *
  * Every write into RAM goes through here or through the CPU's inlined fast path, which performs
  * exactly the check in `isStoreFast`; whenever that check fails the CPU calls `prepareStore`.
- * So dirty tracking sees each CPU store and each device DMA write alike.
+ * So dirty tracking sees each CPU store and each device DMA write alike, and so does the CPU's
+ * compiled-code cache: a page holding compiled code has PTE_CODE, which fails the fast check.
+ *
+ * Anything that changes RAM without this path (restoring a checkpoint into the buffer, filling
+ * .bss) must call `invalidateCode()` before the CPU runs again.
  */
 export class GuestMemory {
   readonly buffer: SharedArrayBuffer;
@@ -58,6 +71,7 @@ export class GuestMemory {
   readonly table: ShadowPageTable;
   private trackerInUse: DirtyTracker;
   private observer: StoreObserver | null = null;
+  private codeCache: CodeCache | null = null;
 
   constructor(ramBytes: number, buffer?: SharedArrayBuffer) {
     validateMemoryBytes(ramBytes);
@@ -90,6 +104,24 @@ export class GuestMemory {
     this.observer = observer;
   }
 
+  /** Installs the CPU's compiled-code cache (one at a time). */
+  setCodeCache(cache: CodeCache | null): void {
+    this.codeCache = cache;
+  }
+
+  /** Marks RAM page `page` as holding compiled code: every write to it now takes the slow path. */
+  markCode(page: number): void {
+    assert(this.codeCache !== null, 'a code cache is installed before code is marked');
+    this.table.entries[page] = this.table.entries[page]! | PTE_CODE;
+  }
+
+  /** RAM changed behind the write path: forgets every compiled block. */
+  invalidateCode(): void {
+    const entries = this.table.entries;
+    for (let page = 0; page < entries.length; page++) entries[page] = entries[page]! & ~PTE_CODE;
+    this.codeCache?.onCodeInvalidateAll();
+  }
+
   /** Offset into RAM of a guest-physical address, or -1 when the address is not RAM. */
   ramOffset(address: number): number {
     const offset = (address - RAM_BASE) >>> 0;
@@ -107,7 +139,13 @@ export class GuestMemory {
    */
   prepareStore(page: number, source: WriteSource): void {
     const entries = this.table.entries;
-    const entry = entries[page]!;
+    let entry = entries[page]!;
+    if ((entry & PTE_CODE) !== 0) {
+      // Self-modifying code or DMA over code: the compiled blocks of this page go stale.
+      entry &= ~PTE_CODE;
+      entries[page] = entry;
+      this.codeCache?.onCodeWrite(page);
+    }
     if ((entry & PTE_WRITABLE) === 0) this.trackerInUse.onWriteFault(page, source);
     else if ((entry & PTE_DIRTY) === 0) this.trackerInUse.onCleanWrite(page, source);
     assert((entries[page]! & (PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY)) === 7, 'tracker left the page writable');

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { GuestImageError } from '../errors.ts';
-import { STOP_IDLE } from './cpu.ts';
+import { STOP_IDLE, type CpuEngine } from './cpu.ts';
 import { Machine } from './machine.ts';
 
 export interface RunElfOptions {
@@ -13,6 +13,8 @@ export interface RunElfOptions {
   onConsole?: (text: string) => void;
   /** Instructions per run() call. */
   sliceInstructions?: number;
+  /** CPU engine (default: compiled blocks). */
+  engine?: CpuEngine;
 }
 
 export type RunOutcome = 'pass' | 'fail' | 'limit' | 'fault' | 'idle';
@@ -45,7 +47,7 @@ export function readImage(path: string): Uint8Array {
 export function runElf(image: Uint8Array | string, options: RunElfOptions = {}): RunElfResult {
   const name = typeof image === 'string' ? basename(image) : 'image';
   const bytes = typeof image === 'string' ? readImage(image) : image;
-  const machine = new Machine({ memoryBytes: options.memoryBytes, args: options.args });
+  const machine = new Machine({ memoryBytes: options.memoryBytes, args: options.args, engine: options.engine });
   let consoleText = '';
   const decoder = new TextDecoder();
   machine.uart.onOutput = (byte) => {

@@ -7,9 +7,10 @@ import { assert } from '../errors.ts';
  * consults it on every access; the tracking strategies manipulate it.
  *
  * One byte per page. The CPU's fast paths test it without a call: a load or fetch needs PRESENT,
- * a store needs WRITABLE and DIRTY and not WATCHED. Anything else goes to the slow path, where a
- * missing PRESENT is a read fault, a missing WRITABLE a write fault (both VM exits), and WRITABLE
- * without DIRTY is the "hardware" setting the dirty bit (no exit; PML logs the page there).
+ * a store needs WRITABLE and DIRTY and neither WATCHED nor CODE. Anything else goes to the slow
+ * path, where a missing PRESENT is a read fault, a missing WRITABLE a write fault (both VM exits),
+ * and WRITABLE without DIRTY is the "hardware" setting the dirty bit (no exit; PML logs the page
+ * there).
  */
 export const PTE_PRESENT = 0x01;
 export const PTE_WRITABLE = 0x02;
@@ -20,10 +21,16 @@ export const PTE_PREDICTED = 0x08;
 export const PTE_GUEST_WRITABLE = 0x10;
 /** The host observes every store to this page (tohost, ground-truth recording). Not a strategy bit. */
 export const PTE_WATCHED = 0x20;
+/**
+ * The CPU holds code compiled from this page (guest/blockCompiler.ts). Not a strategy bit: a store
+ * here takes the slow path, where GuestMemory drops the compiled code and clears the bit, so the
+ * next fetch sees the new instructions. It never causes a fault or changes what the tracker sees.
+ */
+export const PTE_CODE = 0x40;
 
-/** Bits a strategy owns; the others (GUEST_WRITABLE, WATCHED) survive every strategy operation. */
+/** Bits a strategy owns; the others (GUEST_WRITABLE, WATCHED, CODE) survive every strategy operation. */
 export const PTE_STRATEGY_BITS = PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY | PTE_PREDICTED;
-export const PTE_STORE_FAST_MASK = PTE_WRITABLE | PTE_DIRTY | PTE_WATCHED;
+export const PTE_STORE_FAST_MASK = PTE_WRITABLE | PTE_DIRTY | PTE_WATCHED | PTE_CODE;
 export const PTE_STORE_FAST_VALUE = PTE_WRITABLE | PTE_DIRTY;
 
 export const L1_ENTRIES = 512;

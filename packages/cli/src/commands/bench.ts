@@ -1,0 +1,63 @@
+/**
+ * `hbft bench <suite>`: benchmarks that print ratios measured side by side in one run. `cpu`
+ * compares the two CPU engines (compiled blocks and the reference interpreter) on the workloads.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '@hbft/common/errors.ts';
+import { CPU_BENCH_DEFAULTS, CPU_BENCH_WORKLOADS, formatCpuBench, runCpuBench } from '@hbft/common/guest/cpuBench.ts';
+import type { GuestName } from '@hbft/common/guest/images.ts';
+import { integerFlag } from './options.ts';
+
+/** Longest measurement one flag may ask for, so a typo does not tie up the machine for a day. */
+const SECONDS_MAX = 600;
+
+interface CpuBenchArgs {
+  json: boolean;
+  seconds: number;
+  rounds: number;
+  workloads: string;
+}
+
+function parseWorkloads(text: string): GuestName[] {
+  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!(CPU_BENCH_WORKLOADS as string[]).includes(name)) {
+      throw new UsageError(`--workloads: unknown workload "${name}"; accepted: ${CPU_BENCH_WORKLOADS.join(', ')}`);
+    }
+  }
+  if (names.length === 0) throw new UsageError('--workloads: name at least one workload');
+  return names as GuestName[];
+}
+
+const cpuBenchCommand: CommandModule<object, CpuBenchArgs> = {
+  command: 'cpu',
+  describe: 'guest MIPS of the compiled-block engine and the interpreter on cfp, cint, jbb and web, without tracking',
+  builder: (yargs) =>
+    yargs
+      .option('json', { type: 'boolean', default: false, describe: 'print only the result as JSON' })
+      .option('seconds', { type: 'number', default: CPU_BENCH_DEFAULTS.seconds, describe: 'measured seconds per workload and engine' })
+      .option('rounds', { type: 'number', default: CPU_BENCH_DEFAULTS.rounds, describe: 'turns each engine takes per workload' })
+      .option('workloads', { type: 'string', default: CPU_BENCH_WORKLOADS.join(','), describe: 'comma-separated workloads' })
+      .epilogue('Progress goes to stderr; the table (or the JSON) to stdout.'),
+  handler: (argv) => {
+    const seconds = argv.seconds;
+    if (!(typeof seconds === 'number' && seconds > 0 && seconds <= SECONDS_MAX)) {
+      throw new UsageError(`--seconds: expected a number of seconds in (0, ${SECONDS_MAX}], got "${String(seconds)}"`);
+    }
+    const result = runCpuBench({
+      ...CPU_BENCH_DEFAULTS,
+      workloads: parseWorkloads(argv.workloads),
+      seconds,
+      rounds: integerFlag(argv.rounds, '--rounds', 1),
+      progress: (line) => process.stderr.write(`hbft bench cpu: ${line}\n`),
+    });
+    process.stdout.write(argv.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatCpuBench(result)}\n`);
+  },
+};
+
+export const benchCommand: CommandModule = {
+  command: 'bench',
+  describe: 'run a benchmark (suites: cpu)',
+  builder: (yargs: Argv) => yargs.command(cpuBenchCommand as CommandModule).demandCommand(1, 'name a benchmark suite: cpu'),
+  handler: () => {},
+};

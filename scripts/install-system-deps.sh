@@ -6,6 +6,13 @@ set -euo pipefail
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need ip iproute2
+# The deployment tests and scripts: docker-compose.yml is validated with Debian's docker-compose
+# (its dependency python3-yaml reads the resolved config), curl probes the nodes' status servers,
+# ss (iproute2) finds a node's process by its port.
+need docker-compose docker-compose
+need curl curl
+# The dashboard's browser test drives Debian's Chromium (playwright cannot download browsers here).
+need chromium chromium
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-system-deps: nothing to install"

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const CLI = new URL('../../packages/cli/bin/hbft.js', import.meta.url).pathname;
+const CLI = new URL('../bin/hbft.js', import.meta.url).pathname;
 
 /** Ports nobody listens on right now (bound to 0 and released). */
 export async function freePorts(count: number): Promise<number[]> {
@@ -20,6 +20,8 @@ export async function freePorts(count: number): Promise<number[]> {
 }
 
 export interface ClusterOptions {
+  /** Start a backup (default); without one the primary runs unprotected and lets output flow. */
+  withBackup?: boolean;
   memory?: string;
   guest?: string;
   primaryArgs?: string[];
@@ -54,7 +56,7 @@ export class Cluster {
 
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
     const cluster = new Cluster(await freePorts(5), options);
-    await cluster.startBackup();
+    if (options.withBackup !== false) await cluster.startBackup();
     await cluster.startPrimary();
     return cluster;
   }
@@ -96,7 +98,7 @@ export class Cluster {
     const target = this.options.replicationVia ? await this.options.replicationVia(replication) : replication;
     this.primary = this.spawnNode([
       'primary',
-      '--backup', `127.0.0.1:${target}`,
+      ...(this.options.withBackup === false ? [] : ['--backup', `127.0.0.1:${target}`]),
       '--serve', `127.0.0.1:${primaryServe}`,
       '--http', `127.0.0.1:${primaryHttp}`,
       '--key-file', this.keyFile,
@@ -124,9 +126,20 @@ export class Cluster {
     throw new Error(`timed out waiting for ${path} on port ${port} (last answer: ${last})\n${this.logs()}`);
   }
 
-  /** Until the backup holds a checkpoint it could take over from. */
+  /** Until the backup holds a checkpoint it could take over from (without a backup: until the primary serves). */
   async waitProtected(timeoutMs = 30_000): Promise<void> {
+    if (this.options.withBackup === false) {
+      await this.waitFor(this.ports.primaryHttp, '/readyz', (status) => status === 200, timeoutMs, this.primary);
+      return;
+    }
     await this.waitFor(this.ports.backupHttp, '/readyz', (status) => status === 200, timeoutMs, this.backup);
+  }
+
+  /** A counter from the primary's /metrics. */
+  async metric(name: string, port = this.ports.primaryHttp): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? NaN : Number(line.split(' ').at(-1));
   }
 
   async readiness(port: number): Promise<Record<string, unknown>> {
@@ -142,10 +155,14 @@ export class Cluster {
     return [`--- primary ---`, ...(this.primary?.log.slice(-30) ?? []), `--- backup ---`, ...(this.backup?.log.slice(-30) ?? [])].join('\n');
   }
 
+  get servesWithBackup(): boolean {
+    return this.options.withBackup !== false;
+  }
+
   /** Stops both nodes (SIGTERM, then SIGKILL after 5 s). */
   async stop(): Promise<void> {
     await Promise.all(
-      [this.primary, this.backup].filter(Boolean).map(async (node) => {
+      [this.primary, this.backup].filter((node) => node !== undefined).map(async (node) => {
         if (node.process.exitCode !== null || node.process.signalCode !== null) return;
         node.process.kill('SIGTERM');
         const timer = setTimeout(() => node.process.kill('SIGKILL'), 5_000);

@@ -466,6 +466,7 @@ export class PrimaryRuntime {
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
+      this.feed.recordCheckpointBytes(result.rawBytes, result.wireBytes);
       records = [];
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;

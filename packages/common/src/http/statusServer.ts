@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import type { LiveFeed } from './liveFeed.ts';
+import { Dashboard } from './dashboard/dashboard.ts';
 
 /** What /readyz reports; `ready` decides the status code (200 or 503). */
 export interface Readiness {
@@ -24,6 +25,8 @@ export interface StatusServerOptions {
   extraRoutes?: (request: IncomingMessage, response: ServerResponse) => boolean;
   /** The node's live view, streamed to the dashboard. */
   feed?: LiveFeed;
+  /** HOST:PORT of the peer's status server: the dashboard shows both nodes. */
+  peerHttp?: string;
 }
 
 /**
@@ -33,9 +36,12 @@ export interface StatusServerOptions {
 export class StatusServer {
   readonly server: Server;
   private readonly options: StatusServerOptions;
+  // --- dashboard (packages/common/src/http/dashboard/) ---
+  private readonly dashboard: Dashboard | null;
 
   constructor(options: StatusServerOptions) {
     this.options = options;
+    this.dashboard = options.feed ? new Dashboard({ feed: options.feed, logger: options.logger, peerHttp: options.peerHttp }) : null;
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: Error) => {
         options.logger.error({ err: error.message, url: request.url }, 'status request failed');
@@ -43,6 +49,7 @@ export class StatusServer {
         response.end('internal error\n');
       });
     });
+    this.dashboard?.attach(this.server);
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -58,6 +65,8 @@ export class StatusServer {
   }
 
   async close(): Promise<void> {
+    // Upgraded dashboard sockets are not HTTP connections: closeAllConnections does not end them.
+    await this.dashboard?.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -77,7 +86,7 @@ export class StatusServer {
     }
     if (path === '/readyz') {
       const readiness = this.options.readiness();
-      response.writeHead(readiness.ready ? 200 : 503, { 'content-type': 'application/json' });
+      response.writeHead(readiness.ready ? 200 : 503, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
       response.end(`${JSON.stringify(readiness)}\n`);
       return;
     }
@@ -87,6 +96,7 @@ export class StatusServer {
       response.end(body);
       return;
     }
+    if (this.dashboard?.handle(request, response)) return;
     if (this.options.extraRoutes?.(request, response)) return;
     response.writeHead(404, { 'content-type': 'text/plain' });
     response.end(`no such page: ${path}\n`);

@@ -1,0 +1,1 @@
+export { Cluster, freePorts, type ClusterOptions, type Node } from '@hbft/cli/cluster.ts';

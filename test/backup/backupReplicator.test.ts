@@ -74,7 +74,7 @@ class Primary {
 function backup(now = 0) {
   const store = new ReplicaStore(MEMORY_BYTES);
   const replicator = new BackupReplicator(store, { heartbeatMs: 20, failoverTimeoutMs: 100, memoryBytes: MEMORY_BYTES, nowMs: now });
-  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, now), { ok: true });
+  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, now), { ok: true });
   return { store, replicator };
 }
 
@@ -147,17 +147,42 @@ test('a silent primary is replaced only by a backup that holds a consistent chec
   assert.equal(promote.generation, 2);
   assert.equal(promote.epoch, 1, 'resumes in the epoch after the last applied one');
   assert.deepEqual(
-    replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 800),
+    replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 800),
     { ok: false, code: 'E_DEPOSED', reason: 'this node took over as primary at generation 2; generation 1 is deposed' },
   );
 });
 
 test('handshakes with the wrong memory size or an older generation are refused', () => {
   const { replicator } = backup();
-  const wrongMemory = replicator.acceptPrimary({ generation: 1, memoryBytes: 32 * 1024 * 1024, guestImageHash: 'abc' }, 0);
+  const wrongMemory = replicator.acceptPrimary({ generation: 1, memoryBytes: 32 * 1024 * 1024, guestImageHash: 'abc', instanceId: 'i1' }, 0);
   assert.equal(wrongMemory.ok, false);
   assert.match(!wrongMemory.ok ? wrongMemory.reason : '', /--memory must match/);
-  replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 0);
-  const stale = replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc' }, 0);
+  replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 0);
+  const stale = replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 0);
   assert.equal(!stale.ok && stale.code, 'E_STALE_GENERATION');
+});
+
+test('a promoted node refuses older primaries and fences itself before a newer one', async () => {
+  const primary = new Primary();
+  const { replicator } = backup(0);
+  feed(replicator, await primary.fullSync(), 0);
+  feed(replicator, await primary.checkpoint(), 10);
+  assert.ok(replicator.tick(200).some((e) => e.type === 'promote'));
+  const older = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 300);
+  assert.equal(!older.ok && older.code, 'E_DEPOSED');
+  assert.equal(!older.ok && older.fenceSelf, undefined, 'the older primary is the deposed one');
+  const newer = replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i9' }, 300);
+  assert.equal(!newer.ok && newer.fenceSelf, true, 'a newer generation exists: this node must stop');
+  assert.equal(!newer.ok && newer.code, 'E_RESPONDER_STALE', 'and the newer primary is not told that it is deposed');
+});
+
+test('a backup holding a primary\'s state refuses another primary process of the same generation', async () => {
+  const primary = new Primary();
+  const { replicator } = backup(0);
+  feed(replicator, await primary.fullSync(), 0);
+  feed(replicator, await primary.checkpoint(), 10);
+  const restarted = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i2' }, 20);
+  assert.equal(!restarted.ok && restarted.code, 'E_STALE_INSTANCE');
+  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 20), { ok: true }, 'the same process reconnecting is welcome');
+  assert.deepEqual(replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i3' }, 20), { ok: true }, 'a newer generation is welcome');
 });

@@ -42,7 +42,10 @@ const source = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=2 rounds=1000'
 const deltas = new PageEncoder(new DeltaCache(64));
 let epoch = 0;
 
-function link(generation = 1): BackupLink {
+/** The test plays one primary process that reconnects: every link carries its instance id. */
+const INSTANCE_ID = Buffer.alloc(16, 0x5a);
+
+function link(generation = 1, instanceId = INSTANCE_ID): BackupLink {
   return new BackupLink({
     host: '127.0.0.1',
     port: daemon.listenAddress.port,
@@ -52,6 +55,7 @@ function link(generation = 1): BackupLink {
     memoryBytes: MEMORY_BYTES,
     guestImageHash: Buffer.alloc(32, 7),
     generation,
+    instanceId,
   });
 }
 
@@ -258,4 +262,17 @@ test('a checkpoint of the wrong epoch, of another generation or with damaged pag
   assert.ok(loggedSince(mark, /E_PAGE_RECORDS/));
   assert.equal(daemon.store.stateHash(), hash);
   assert.equal(daemon.store.appliedEpoch, applied);
+});
+
+test('another primary process of the same generation cannot overwrite the replica', async () => {
+  const hash = daemon.store.stateHash();
+  const mark = logLines.length;
+  const restarted = link(1, Buffer.alloc(16, 0x11));
+  const refused = new Promise<string>((resolve) => restarted.once('lost', resolve));
+  restarted.start();
+  // The link retries in the background; one refusal is enough.
+  await Promise.race([refused, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  restarted.stop();
+  assert.ok(loggedSince(mark, /E_STALE_INSTANCE/), 'refused as a restarted primary');
+  assert.equal(daemon.store.stateHash(), hash);
 });

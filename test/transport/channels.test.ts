@@ -121,6 +121,7 @@ test('both channels through one port: authenticated, frames flow both ways, a ch
     role: 'primary' as const,
     channel: 'control' as const,
     sessionId,
+    instanceId: Buffer.alloc(16, 3),
   };
   const gotHandshake = nextFrame(serverControl);
   control.send(FrameKind.HANDSHAKE, handshake, { generation: 4 });

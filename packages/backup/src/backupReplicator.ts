@@ -30,7 +30,14 @@ export interface PrimaryHello {
   generation: number;
   memoryBytes: number;
   guestImageHash: string;
+  /** The primary process's identity (hex). */
+  instanceId: string;
 }
+
+export type PrimaryVerdict =
+  | { ok: true }
+  /** `fenceSelf`: the caller is the newer primary, so this node — a promoted one — must stop. */
+  | { ok: false; code: ProtocolErrorCode; reason: string; fenceSelf?: boolean };
 
 export interface BackupStatus {
   mode: BackupMode;
@@ -67,6 +74,8 @@ export class BackupReplicator {
   private mode: BackupMode = 'waiting';
   private generation = 0;
   private guestImageHash: string | null = null;
+  /** The primary process whose checkpoints the replica holds. */
+  private primaryInstance: string | null = null;
   private primaryConnected = false;
   private lastHeardMs = 0;
   private nextHeartbeatAtMs = 0;
@@ -98,8 +107,17 @@ export class BackupReplicator {
    * promoted node refuses every primary (the caller is deposed); a primary of an older
    * generation than the state held here is stale.
    */
-  acceptPrimary(hello: PrimaryHello, nowMs: number): { ok: true } | { ok: false; code: ProtocolErrorCode; reason: string } {
+  acceptPrimary(hello: PrimaryHello, nowMs: number): PrimaryVerdict {
     if (this.mode === 'promoted') {
+      if (hello.generation > this.generation) {
+        // A later takeover happened elsewhere while this node was cut off: this node is the stale one.
+        return {
+          ok: false,
+          code: ProtocolErrorCode.RESPONDER_STALE,
+          reason: `a primary of generation ${hello.generation} exists; this node (generation ${this.generation}) is deposed and stops`,
+          fenceSelf: true,
+        };
+      }
       return { ok: false, code: ProtocolErrorCode.DEPOSED, reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed` };
     }
     if (hello.memoryBytes !== this.config.memoryBytes) {
@@ -111,8 +129,18 @@ export class BackupReplicator {
     if (this.store.consistent && this.guestImageHash !== null && hello.guestImageHash !== this.guestImageHash && hello.generation === this.generation) {
       return { ok: false, code: ProtocolErrorCode.IMAGE_MISMATCH, reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…` };
     }
+    if (this.store.consistent && hello.generation === this.generation && this.primaryInstance !== null && hello.instanceId !== this.primaryInstance) {
+      return {
+        ok: false,
+        code: ProtocolErrorCode.STALE_INSTANCE,
+        reason:
+          `this backup holds the guest of another primary process of generation ${hello.generation}; a restarted primary ` +
+          'must rejoin as a backup (the backup takes over if that primary stays silent)',
+      };
+    }
     this.generation = hello.generation;
     this.guestImageHash = hello.guestImageHash;
+    this.primaryInstance = hello.instanceId;
     this.primaryConnected = true;
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
@@ -213,7 +241,7 @@ export class BackupReplicator {
       effects.push({ type: 'sendHeartbeat' });
       this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
     }
-    const silentMs = nowMs - this.lastHeardMs;
+    const silentMs = Math.round(nowMs - this.lastHeardMs);
     if (this.mode === 'waiting' || silentMs <= this.config.failoverTimeoutMs) return effects;
     const state = this.store.state;
     const epoch = this.store.appliedEpoch;

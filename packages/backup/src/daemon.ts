@@ -42,6 +42,8 @@ export interface BackupDaemonOptions {
   onPromoted?: (runtime: PrimaryRuntime) => void;
   /** The takeover could not start the guest: the node is of no use any more. */
   onPromotionFailed?: (reason: string) => void;
+  /** After a takeover, this node learned that a newer primary exists: it must stop. */
+  onDeposed?: (reason: string) => void;
 }
 
 interface PrimarySession {
@@ -150,12 +152,18 @@ export class BackupDaemon {
       return;
     }
     const verdict = this.replicator.acceptPrimary(
-      { generation: frame.generation, memoryBytes: meta.memoryBytes, guestImageHash: meta.guestImageHash.toString('hex') },
+      {
+        generation: frame.generation,
+        memoryBytes: meta.memoryBytes,
+        guestImageHash: meta.guestImageHash.toString('hex'),
+        instanceId: meta.instanceId.toString('hex'),
+      },
       performance.now(),
     );
     if (!verdict.ok) {
       this.logger.warn({ code: verdict.code, reason: verdict.reason }, 'primary refused');
       this.refuse(connection, verdict.code, verdict.reason);
+      if (verdict.fenceSelf) this.fence(verdict.reason);
       return;
     }
     const id = meta.sessionId.toString('hex');
@@ -268,6 +276,7 @@ export class BackupDaemon {
         logger: this.options.logger,
         metrics,
         feed: this.feed,
+        onDeposed: (reason) => this.fence(reason),
       });
       this.options.onPromoted?.(this.runtime);
     } catch (error) {
@@ -275,6 +284,13 @@ export class BackupDaemon {
       logger.fatal({ err: reason }, 'takeover failed: the guest could not be resumed');
       this.options.onPromotionFailed?.(reason);
     }
+  }
+
+  /** This node is no longer the primary: stop serving at once, and tell the process to exit. */
+  private fence(reason: string): void {
+    this.logger.error({ reason }, 'DEPOSED: a newer primary exists; this node stops serving');
+    this.feed.event('deposed', reason);
+    void this.runtime?.stop(`deposed: ${reason}`).then(() => this.options.onDeposed?.(reason));
   }
 
   readiness(): Readiness {

@@ -21,6 +21,8 @@ export interface BackupLinkOptions {
   /** SHA-256 of the guest image. */
   guestImageHash: Buffer;
   generation: number;
+  /** This primary process's identity, the same on every reconnection. */
+  instanceId: Buffer;
   handshakeTimeoutMs?: number;
 }
 
@@ -111,7 +113,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
 
   /** Sends HANDSHAKE and waits for HANDSHAKE_OK (or the refusal) on one channel. */
   private handshake(connection: FrameConnection, channel: Channel, sessionId: Buffer): Promise<number | null> {
-    const { memoryBytes, guestImageHash, generation } = this.options;
+    const { memoryBytes, guestImageHash, generation, instanceId } = this.options;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
@@ -138,7 +140,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
       connection.on('close', onClose);
       connection.send(
         FrameKind.HANDSHAKE,
-        { protocolVersion, memoryBytes, guestImageHash, role: 'primary', channel, sessionId },
+        { protocolVersion, memoryBytes, guestImageHash, role: 'primary', channel, sessionId, instanceId },
         { generation },
       );
     });

@@ -1,4 +1,5 @@
 import PQueue from 'p-queue';
+import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
@@ -133,6 +134,7 @@ export class PrimaryRuntime {
           memoryBytes: options.memoryBytes,
           guestImageHash: options.guestImageHash,
           generation: options.generation,
+          instanceId: randomBytes(16),
         })
       : null;
   }

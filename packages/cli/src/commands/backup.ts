@@ -14,6 +14,7 @@ import {
   type GuestArgs,
 } from './daemonOptions.ts';
 import { runDaemon } from './daemonLifecycle.ts';
+import { EXIT_DEPOSED } from './primary.ts';
 
 type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string; reprotect?: string };
 
@@ -44,6 +45,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       role: 'backup',
       logLevel: argv['log-level'],
       http,
+      peerHttp: argv['peer-http'] === undefined ? undefined : `${hostPort(argv['peer-http'], '--peer-http').host}:${hostPort(argv['peer-http'], '--peer-http').port}`,
       metrics,
       start: async (logger, shutdown) => {
         const daemon = await BackupDaemon.start({
@@ -56,6 +58,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text) },
           reprotect,
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
+          onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
         });
         return { readiness: () => daemon.readiness(), stop: (reason) => daemon.stop(reason), feed: daemon.feed };
       },

@@ -62,6 +62,16 @@ export const ProtocolErrorCode = {
   HANDSHAKE: 'E_HANDSHAKE',
   /** The backup took over: the primary that connects is deposed and must stop. */
   DEPOSED: 'E_DEPOSED',
+  /**
+   * Another primary process than the one whose state the backup holds, at the same generation: a
+   * restarted primary must rejoin as a backup rather than overwrite the replica.
+   */
+  STALE_INSTANCE: 'E_STALE_INSTANCE',
+  /**
+   * The answering node is a promoted primary of an older generation than the caller: it is the
+   * deposed one and stops. The caller carries on (and finds a backup there later).
+   */
+  RESPONDER_STALE: 'E_RESPONDER_STALE',
   /** The primary's generation is older than the state the backup holds. */
   STALE_GENERATION: 'E_STALE_GENERATION',
   /** Frames of a generation other than the handshake's. */

@@ -63,6 +63,11 @@ export interface HandshakeMeta {
   channel: Channel;
   /** Random, chosen by the primary per session, equal on both channels (sessionIdBytes). */
   sessionId: Buffer;
+  /**
+   * Random, chosen once per primary process (sessionIdBytes): a backup that holds the state of one
+   * primary instance tells a restarted primary apart from the same one reconnecting.
+   */
+  instanceId: Buffer;
 }
 
 export interface HandshakeOkMeta {
@@ -322,6 +327,7 @@ const schemas: Readonly<Record<FrameKind, Schema>> = {
       role,
       channel,
       sessionId: bytes([sessionIdBytes]),
+      instanceId: bytes([sessionIdBytes]),
     },
   },
   [FrameKind.HANDSHAKE_OK]: { fields: { role, channel, sessionId: bytes([sessionIdBytes]), appliedEpoch: nullable(epochNumber) } },

@@ -53,6 +53,7 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
         role: 'primary',
         channel: 'bulk',
         sessionId: bytes(sessionIdBytes, 6),
+        instanceId: bytes(sessionIdBytes, 8),
       },
       generation: 3,
       epoch: 0,

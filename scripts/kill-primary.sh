@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Kills the primary with SIGKILL in the middle of a load run and reports what the clients saw:
+# the failover time and the checker's verdict (no acknowledged write lost, none applied twice).
+#
+#   scripts/kill-primary.sh [--mode local|netns|compose] [--seconds N] [--clients N] [--no-rejoin]
+#
+#   --mode      local: the demo (npm start; reads .hbft/demo.json); netns: scripts/two-hosts.sh;
+#               compose: docker-compose.yml (docker compose, or docker-compose). Default: the
+#               demo if .hbft/demo.json exists, else the namespaces if they exist.
+#   --seconds   length of the load run (default 8); the kill comes halfway through
+#   --clients   session clients (default 4)
+#   --no-rejoin leave the killed node dead. By default, netns and compose restart it afterwards,
+#               it rejoins as the new backup, and the script waits until the pair is protected
+#               again, so the script can be run again and again. (local: the demo owns its
+#               processes, so the survivor stays unprotected unless the demo brings a backup back.)
+#
+# Whichever node runs as primary now is the one killed (after a failover that is the other one).
+# Refuses to start when the pair is not protected: a kill then would only take the service down.
+# Exit status: 0 when the checker finds nothing wrong and the clients saw the takeover, 3 on a
+# violation (the history is kept for `hbft load --check`), 1 on any other failure.
+set -euo pipefail
+SCRIPT_NAME=kill-primary.sh
+# shellcheck source=scripts/lib/hbft.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/hbft.sh"
+
+mode=""
+seconds=8
+clients=4
+rejoin=true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mode) mode="${2:?--mode needs a value}"; shift 2 ;;
+    --mode=*) mode="${1#*=}"; shift ;;
+    --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
+    --seconds=*) seconds="${1#*=}"; shift ;;
+    --clients) clients="${2:?--clients needs a value}"; shift 2 ;;
+    --clients=*) clients="${1#*=}"; shift ;;
+    --no-rejoin) rejoin=false; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$seconds" =~ ^[0-9]+$ && "$seconds" -ge 2 ]] || die "--seconds: expected a whole number ≥ 2, got '$seconds'"
+[[ "$clients" =~ ^[0-9]+$ && "$clients" -ge 1 ]] || die "--clients: expected a whole number ≥ 1, got '$clients'"
+resolve_mode "$mode"
+
+# ---- who is primary now ----
+primary_state="$(node_state primary)"
+backup_state="$(node_state backup)"
+say "primary slot: $primary_state; backup slot: $backup_state (role generation peerConnected ready)"
+read -r primary_role primary_generation _ _ <<<"$primary_state"
+read -r backup_role backup_generation _ backup_ready <<<"$backup_state"
+if [ "$primary_role" = primary ] && [ "$backup_role" = backup ]; then
+  victim=primary survivor=backup generation="$primary_generation" survivor_ready="$backup_ready"
+elif [ "$backup_role" = primary ] && [ "$primary_role" = backup ]; then
+  victim=backup survivor=primary generation="$backup_generation" survivor_ready="$(read -r _ _ _ r <<<"$primary_state"; echo "$r")"
+else
+  die "no protected pair to test: need one node running as primary and the other as its backup (primary slot: $primary_state; backup slot: $backup_state)"
+fi
+[ "$survivor_ready" = true ] || die "the $survivor node is a backup without a checkpoint yet (not ready): killing the primary now would lose the service; wait and try again"
+say "the $victim node runs as primary (generation $generation); the $survivor node is its backup"
+
+# ---- load, kill, verdict ----
+work="$(mktemp -d "${TMPDIR:-/tmp}/hbft-kill-primary.XXXXXX")"
+load_pid=""
+cleanup() {
+  if [ -n "$load_pid" ] && kill -0 "$load_pid" 2>/dev/null; then kill -TERM "$load_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+history_args=()
+# The history file is written by the load process; in compose it runs in a container.
+[ "$MODE" != compose ] && history_args=(--history "$work/history.jsonl")
+say "load: $clients session clients for $seconds s against $(node_serve primary) and $(node_serve backup)"
+run_load --clients "$clients" --duration-s "$seconds" "${history_args[@]}" >"$work/load.out" 2>"$work/load.err" &
+load_pid=$!
+
+# The kill comes halfway through the load's own clock (its progress lines on stderr), once the
+# clients have had answers from the current primary: starting the load takes a while on a busy
+# machine, and a kill before the first answer would measure nothing.
+half_s="$(awk "BEGIN { print $seconds / 2 }")"
+deadline=$((SECONDS + seconds + 60))
+while :; do
+  if ! kill -0 "$load_pid" 2>/dev/null; then
+    cat "$work/load.err" "$work/load.out" >&2
+    die "the load run ended before the kill"
+  fi
+  [ "$SECONDS" -lt "$deadline" ] || die "the load run shows no progress (log: $(tail -n 3 "$work/load.err"))"
+  progress="$(grep '^hbft load: [0-9.]* s ' "$work/load.err" | tail -n 1 || true)"
+  elapsed="$(sed -n 's/^hbft load: \([0-9.]*\) s .*/\1/p' <<<"$progress")"
+  answered="$(sed -n 's/.* ok \([0-9]*\) .*/\1/p' <<<"$progress")"
+  seen="$(sed -n 's/.* generation \([0-9]*\) .*/\1/p' <<<"$progress")"
+  if [ -n "$elapsed" ] && [ "${answered:-0}" -gt 0 ] && [ "${seen:-0}" -ge "$generation" ] && awk "BEGIN { exit !($elapsed >= $half_s) }"; then break; fi
+  sleep 0.1
+done
+say "kill -9 of the $victim node (primary, generation $generation), $elapsed s into the run ($answered operations answered)"
+node_kill9 "$victim"
+
+# The takeover as the survivor's status server reports it.
+expected="primary $((generation + 1))"
+took_over=false
+deadline=$((SECONDS + 10))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  state="$(node_state "$survivor")"
+  if [[ "$state" == "$expected "* ]]; then
+    took_over=true
+    break
+  fi
+  sleep 0.1
+done
+if $took_over; then
+  say "the $survivor node took over: $state (role generation peerConnected ready)"
+else
+  warn "the $survivor node did not report taking over within 10 s after the kill (it says: $state)"
+fi
+
+load_status=0
+wait "$load_pid" || load_status=$?
+load_pid=""
+grep -v '^hbft load: [0-9.]* s ' "$work/load.err" >&2 || true
+cat "$work/load.out"
+
+failover_line="$(grep -m1 "^failover: generation $generation → $((generation + 1))" "$work/load.out" || true)"
+verdict_line="$(grep -m1 '^verdict:' "$work/load.out" || true)"
+echo
+say "---- result ----"
+if [ -n "$failover_line" ]; then
+  gap_ms="$(sed -n 's/.*: \([0-9.]*\) ms without a response.*/\1/p' <<<"$failover_line")"
+  say "failover time: $gap_ms ms without a response, as the clients saw it (generation $generation → $((generation + 1)))"
+else
+  say "failover time: not seen by the clients"
+fi
+say "${verdict_line:-verdict: none (the load run failed, exit $load_status)}"
+
+status=0
+if [ "$load_status" -eq 3 ]; then
+  status=3
+elif [ "$load_status" -ne 0 ]; then
+  say "the load run failed (exit $load_status)"
+  status=1
+elif [ -z "$failover_line" ] || ! $took_over; then
+  say "FAILED: the takeover was not observed"
+  status=1
+fi
+if [ "$status" -ne 0 ] && [ -f "$work/history.jsonl" ]; then
+  kept="$STATE_DIR/kill-primary-history-$(date +%Y%m%d-%H%M%S).jsonl"
+  mkdir -p "$STATE_DIR" && cp "$work/history.jsonl" "$kept"
+  say "history kept in $kept (judge it again with: hbft load --check $kept)"
+fi
+
+# ---- put the pair back together ----
+if $rejoin; then
+  case "$MODE" in
+    netns)
+      say "restarting the $victim node: it rejoins as the backup of the $survivor node"
+      "$REPO/scripts/two-hosts.sh" start | sed 's/^/  /'
+      ;;
+    compose)
+      say "restarting the $victim service: it rejoins as the backup of the $survivor service"
+      run compose start "$victim"
+      deadline=$((SECONDS + 60))
+      while [ "$SECONDS" -lt "$deadline" ]; do
+        [[ "$(node_state "$victim")" == "backup "*" true" ]] && break
+        sleep 0.1
+      done
+      say "$victim: $(node_state "$victim"); $survivor: $(node_state "$survivor")"
+      ;;
+    local)
+      say "local mode: the demo owns its processes; the $survivor node runs unprotected until the demo brings a backup back"
+      ;;
+  esac
+fi
+say "done in $SECONDS s"
+exit "$status"

@@ -1,0 +1,166 @@
+// Proves the two-host topology of scripts/two-hosts.sh: nodes in their own network namespaces
+// replicate across their own addresses, cutting the replication link makes the backup take over
+// at its address with the data, the deposed primary gives up once the link is back, a restarted
+// primary rejoins as the new backup, kill-primary.sh --mode netns loses nothing, and down leaves
+// no namespace behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, runCommand, runScript, type ScriptResult } from './runScript.ts';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+}
+
+// Unique per run, and recognisable: a run that died before its `down` is swept by the next one.
+const PREFIX = `hbft-t${process.pid.toString(36)}`;
+const STALE = /^hbft-t([0-9a-z]+)-(?:primary|backup|client|chaos|sw)\b/;
+
+/** Takes down the namespaces of earlier runs whose test process is gone. */
+async function sweepStaleRuns(): Promise<string[]> {
+  const listed = await runCommand('ip', ['netns', 'list']);
+  const prefixes = new Set<string>();
+  for (const line of listed.stdout.split('\n')) {
+    const match = STALE.exec(line);
+    if (match && !isAlive(parseInt(match[1]!, 36))) prefixes.add(`hbft-t${match[1]}`);
+  }
+  for (const prefix of prefixes) await runScript('two-hosts.sh', ['down'], { HBFT_NETNS_PREFIX: prefix, HBFT_STATE_DIR: tmpdir() });
+  return [...prefixes];
+}
+const PRIMARY = { front: '10.77.0.1', http: '10.77.0.1:9100', serve: '10.77.0.1:6379' };
+const BACKUP = { front: '10.77.0.2', http: '10.77.0.2:9101', serve: '10.77.0.2:6379' };
+
+test('two hosts in network namespaces: replication, cut link, takeover, rejoin, kill -9, teardown', { timeout: 150_000 }, async (t) => {
+  assert.equal(
+    process.getuid?.(),
+    0,
+    'this test needs root: scripts/two-hosts.sh makes network namespaces and veth links (CI runs as root; run the tests as root or with sudo)',
+  );
+  const swept = await sweepStaleRuns();
+  if (swept.length > 0) t.diagnostic(`took down namespaces left by earlier runs: ${swept.join(', ')}`);
+  const stateDir = mkdtempSync(join(tmpdir(), 'hbft-two-hosts-'));
+  const env = {
+    HBFT_NETNS_PREFIX: PREFIX,
+    HBFT_STATE_DIR: stateDir,
+    HBFT_MEMORY: '32MiB',
+    // Generous: the test shares two cores with other tests, and a stall longer than the failover
+    // timeout would be a takeover nobody asked for.
+    HBFT_HEARTBEAT_MS: '50',
+    HBFT_FAILOVER_TIMEOUT_MS: '1000',
+  };
+  const twoHosts = async (...args: string[]): Promise<ScriptResult> => {
+    const result = await runScript('two-hosts.sh', args, env);
+    t.diagnostic(`two-hosts.sh ${args.join(' ')} → exit ${result.code}`);
+    return result;
+  };
+  const inClient = (...args: string[]) => runCommand('ip', ['netns', 'exec', `${PREFIX}-client`, ...args], { timeoutMs: 30_000 });
+  const readyz = async (http: string): Promise<Record<string, unknown> | null> => {
+    const result = await inClient('curl', '-sS', '--max-time', '2', `http://${http}/readyz`);
+    try {
+      return JSON.parse(result.stdout) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  };
+  const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      if (await check()) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.fail(`timed out waiting until ${what}\n${logs()}`);
+  };
+  const logs = () =>
+    ['primary', 'backup', 'chaos']
+      .map((node) => {
+        try {
+          return `--- ${node} ---\n${readFileSync(join(stateDir, `netns-${PREFIX}`, `${node}.log`), 'utf8').split('\n').slice(-15).join('\n')}`;
+        } catch {
+          return `--- ${node}: no log ---`;
+        }
+      })
+      .join('\n');
+  const client = (...command: string[]) => inClient('node', CLI, 'client', '--servers', `${PRIMARY.serve},${BACKUP.serve}`, '--timeout-ms', '20000', ...command);
+
+  try {
+    // up is idempotent and gives each node its own address.
+    for (let round = 0; round < 2; round++) {
+      const up = await twoHosts('up');
+      assert.equal(up.code, 0, up.output);
+    }
+    const status = await twoHosts('status');
+    assert.equal(status.code, 0, status.output);
+    assert.match(status.stdout, /primary \(\S+-primary\): front0 UP 10\.77\.0\.1\/24 +repl0 UP 10\.77\.1\.1\/24/);
+    assert.match(status.stdout, /backup \(\S+-backup\): front0 UP 10\.77\.0\.2\/24 +repl0 UP 10\.77\.1\.2\/24/);
+    assert.match(status.stdout, /client \(\S+-client\): front0 UP 10\.77\.0\.3\/24/);
+    const inNamespace = await twoHosts('exec', 'client', 'ip', '-4', '-br', 'addr', 'show', 'front0');
+    assert.match(inNamespace.stdout, /10\.77\.0\.3\/24/, 'exec runs inside the node\'s namespace');
+
+    // start: chaos proxy, backup, primary; it returns once the pair is protected.
+    const start = await twoHosts('start');
+    assert.equal(start.code, 0, `${start.output}\n${logs()}`);
+    const backupReady = await readyz(BACKUP.http);
+    assert.equal(backupReady?.role, 'backup');
+    assert.equal(backupReady?.ready, true, 'the backup holds a checkpoint, reached across the namespaces');
+    assert.equal(backupReady?.peerConnected, true);
+    const primaryReady = await readyz(PRIMARY.http);
+    assert.equal(primaryReady?.role, 'primary');
+    assert.equal(primaryReady?.generation, 1);
+
+    const set = await client('SET', 'two-hosts', 'replicated');
+    assert.equal(set.stdout.trim(), 'OK', set.output);
+
+    // Cut the primary's replication link: the backup hears nothing and takes over at its address.
+    const cut = await twoHosts('cut');
+    assert.equal(cut.code, 0, cut.output);
+    await waitFor('the backup runs as primary at generation 2', async () => {
+      const state = await readyz(BACKUP.http);
+      return state?.role === 'primary' && state.generation === 2 && state.ready === true;
+    });
+    const read = await inClient('node', CLI, 'client', '--servers', BACKUP.serve, '--timeout-ms', '20000', 'GET', 'two-hosts');
+    assert.equal(read.stdout.trim(), 'replicated', `the backup serves the replicated data at ${BACKUP.serve}\n${read.output}`);
+
+    // Restore: the old primary reaches the backup again, learns it was deposed and stops.
+    const restore = await twoHosts('restore');
+    assert.equal(restore.code, 0, restore.output);
+    const deposedPid = Number(readFileSync(join(stateDir, `netns-${PREFIX}`, 'primary.pid'), 'utf8'));
+    await waitFor('the deposed primary has exited', async () => !isAlive(deposedPid));
+    assert.match(readFileSync(join(stateDir, `netns-${PREFIX}`, 'primary.log'), 'utf8'), /DEPOSED/);
+
+    // start again: the dead primary slot rejoins as the backup of the new primary.
+    const rejoin = await twoHosts('start');
+    assert.equal(rejoin.code, 0, `${rejoin.output}\n${logs()}`);
+    assert.match(rejoin.stdout, /backup: already running/);
+    const rejoined = await readyz(PRIMARY.http);
+    assert.equal(rejoined?.role, 'backup', 'the old primary came back as a backup');
+    assert.equal(rejoined?.ready, true);
+    const promoted = await readyz(BACKUP.http);
+    assert.equal(promoted?.peerConnected, true, 'the promoted node is protected again');
+
+    // kill -9 of whichever node is primary now, under load: nothing lost, the takeover seen.
+    const kill = await runScript('kill-primary.sh', ['--mode', 'netns', '--seconds', '4'], env);
+    t.diagnostic(kill.stdout.split('\n').filter((line) => /failover time|verdict/.test(line)).join('\n'));
+    assert.equal(kill.code, 0, `${kill.output}\n${logs()}`);
+    assert.match(kill.stdout, /kill -9 of the backup node \(primary, generation 2\)/);
+    assert.match(kill.stdout, /failover time: [0-9.]+ ms without a response, as the clients saw it \(generation 2 → 3\)/);
+    assert.match(kill.stdout, /verdict: OK/);
+    const afterKill = await readyz(PRIMARY.http);
+    assert.equal(afterKill?.role, 'primary');
+    assert.equal(afterKill?.generation, 3);
+    assert.equal(afterKill?.peerConnected, true, 'kill-primary.sh brought the killed node back as the new backup');
+    assert.equal((await client('GET', 'two-hosts')).stdout.trim(), 'replicated', 'the data survived two takeovers');
+  } finally {
+    const down = await twoHosts('down');
+    const left = await runCommand('ip', ['netns', 'list']);
+    rmSync(stateDir, { recursive: true, force: true });
+    assert.equal(down.code, 0, down.output);
+    assert.doesNotMatch(left.stdout, new RegExp(`^${PREFIX}-`, 'm'), 'down removes every namespace of the run');
+  }
+});

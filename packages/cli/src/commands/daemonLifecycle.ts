@@ -11,6 +11,8 @@ export async function runDaemon(options: {
   role: 'primary' | 'backup';
   logLevel: string;
   http: { host: string; port: number };
+  /** The other node's status address, for the dashboard. */
+  peerHttp?: string;
   metrics: ReplicationMetrics;
   /** Starts the daemon; it may call `shutdown` to stop itself (a deposed primary does). */
   start: (
@@ -21,7 +23,7 @@ export async function runDaemon(options: {
   const logger = createLogger({ role: options.role, level: options.logLevel });
   let requestStop: (reason: string, exitCode: number) => void = () => {};
   const daemon = await options.start(logger, (reason, exitCode) => requestStop(reason, exitCode));
-  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger, feed: daemon.feed });
+  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger, feed: daemon.feed, peerHttp: options.peerHttp });
   const address = await status.listen();
   logger.info({ http: `http://${address.host}:${address.port}/` }, 'status and dashboard');
   await new Promise<void>((resolve) => {

@@ -35,6 +35,7 @@ export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
     .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
     .option('insecure', { type: 'boolean', default: false, describe: 'run the replication channel without authentication' })
     .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' })
+    .option('peer-http', { type: 'string', describe: 'HOST:PORT of the other node\'s --http, so the dashboard shows both nodes' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'check every flag, print the resulting configuration and exit' });
 }
 
@@ -72,6 +73,7 @@ export interface DaemonArgs {
   http: string;
   'log-level': string;
   'dry-run': boolean;
+  'peer-http'?: string;
 }
 
 /** For --dry-run: the checked configuration, secrets left out. */

@@ -53,6 +53,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       role: 'primary',
       logLevel: argv['log-level'],
       http,
+      peerHttp: argv['peer-http'] === undefined ? undefined : `${hostPort(argv['peer-http'], '--peer-http').host}:${hostPort(argv['peer-http'], '--peer-http').port}`,
       metrics,
       start: async (logger, shutdown) => {
         const runtime = await PrimaryRuntime.start({

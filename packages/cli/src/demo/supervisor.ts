@@ -105,7 +105,13 @@ export class DemoSupervisor {
 
   private siteArgs(site: Site): string[] {
     const host = this.options.host;
-    return ['--memory', this.options.memory, '--key-file', this.keyFile, '--serve', `${host}:${site.serve}`, '--http', `${host}:${site.http}`];
+    return [
+      '--memory', this.options.memory,
+      '--key-file', this.keyFile,
+      '--serve', `${host}:${site.serve}`,
+      '--http', `${host}:${site.http}`,
+      '--peer-http', `${host}:${this.other(site).http}`,
+    ];
   }
 
   private startBackup(site: Site): void {

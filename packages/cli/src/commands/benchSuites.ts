@@ -1,0 +1,111 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '@hbft/common/errors.ts';
+import { GUEST_NAMES, type GuestName } from '@hbft/common/guest/images.ts';
+import { runTrackingBench, TRACKING_BENCH_DEFAULTS } from '@hbft/common/bench/tracking.ts';
+import { formatTrackingReport, trackingSvg, trackingTargets } from '@hbft/common/bench/trackingReport.ts';
+import { TRACKING_STRATEGIES, type TrackingStrategyName } from '@hbft/common/tracking/tracker.ts';
+import {
+  formatReplicationReport,
+  REPLICATION_BENCH_DEFAULTS,
+  REPLICATION_BENCH_PARTS,
+  runReplicationBench,
+  type ReplicationBenchPart,
+} from '../bench/replication.ts';
+import { integerFlag } from './options.ts';
+
+/** A comma-separated flag whose every item must be one of `accepted`. */
+function listFlag<T extends string>(value: string, flag: string, accepted: readonly T[]): T[] {
+  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!(accepted as readonly string[]).includes(item)) throw new UsageError(`${flag}: unknown "${item}"; accepted: ${accepted.join(', ')}`);
+  }
+  if (items.length === 0) throw new UsageError(`${flag}: name at least one of ${accepted.join(', ')}`);
+  return items as T[];
+}
+
+function numberList(value: string, flag: string): number[] {
+  const items = value.split(',').map((item) => Number(item.trim()));
+  if (items.length === 0 || items.some((n) => !Number.isFinite(n) || n < 0)) throw new UsageError(`${flag}: expected numbers ≥ 0 separated by commas, got "${value}"`);
+  return items;
+}
+
+interface TrackingArgs {
+  json: boolean;
+  svg: string;
+  workloads: string;
+  strategies: string;
+  'exit-cost-ns': string;
+  'measure-ms': number;
+  rounds: number;
+  sweep: string;
+  quick: boolean;
+}
+
+export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
+  command: 'tracking',
+  describe: 'dirty-page tracking strategies and mappers on every workload, as the paper measures them',
+  builder: (yargs) =>
+    yargs
+      .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
+      .option('svg', { type: 'string', default: 'bench-out/tracking.svg', describe: 'where to write the chart' })
+      .option('workloads', { type: 'string', default: TRACKING_BENCH_DEFAULTS.workloads.join(','), describe: 'comma-separated workloads' })
+      .option('strategies', { type: 'string', default: TRACKING_BENCH_DEFAULTS.strategies.join(','), describe: 'comma-separated strategies (none is the baseline)' })
+      .option('exit-cost-ns', { type: 'string', default: TRACKING_BENCH_DEFAULTS.exitCostsNs.join(','), describe: 'modelled VM exit costs to run with' })
+      .option('measure-ms', { type: 'number', default: TRACKING_BENCH_DEFAULTS.measureMs, describe: 'measured wall time per configuration and round' })
+      .option('rounds', { type: 'number', default: TRACKING_BENCH_DEFAULTS.rounds, describe: 'rounds (configurations take turns)' })
+      .option('sweep', { type: 'string', default: TRACKING_BENCH_DEFAULTS.sweepEpochsMs.join(','), describe: 'epoch lengths of the jbb sweep ("" to skip)' })
+      .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<TrackingArgs>,
+  handler: (argv) => {
+    const workloads = listFlag(argv.workloads, '--workloads', GUEST_NAMES) as GuestName[];
+    const strategies = listFlag(argv.strategies, '--strategies', TRACKING_STRATEGIES) as TrackingStrategyName[];
+    if (!strategies.includes('none')) strategies.unshift('none');
+    const quick = argv.quick;
+    const report = runTrackingBench({
+      ...TRACKING_BENCH_DEFAULTS,
+      workloads,
+      strategies,
+      exitCostsNs: numberList(argv['exit-cost-ns'], '--exit-cost-ns'),
+      measureMs: quick ? 150 : integerFlag(argv['measure-ms'], '--measure-ms', 20),
+      rounds: quick ? 1 : integerFlag(argv.rounds, '--rounds', 1),
+      warmupInstructions: quick ? 20_000_000 : TRACKING_BENCH_DEFAULTS.warmupInstructions,
+      trackerWarmupInstructions: quick ? 5_000_000 : TRACKING_BENCH_DEFAULTS.trackerWarmupInstructions,
+      sweepEpochsMs: argv.sweep === '' ? [] : quick ? [20, 50] : numberList(argv.sweep, '--sweep'),
+      progress: (line) => process.stderr.write(`hbft bench tracking: ${line}\n`),
+    });
+    mkdirSync(dirname(argv.svg), { recursive: true });
+    writeFileSync(argv.svg, trackingSvg(report));
+    if (argv.json) process.stdout.write(`${JSON.stringify({ ...report, targets: trackingTargets(report) }, null, 2)}\n`);
+    else process.stdout.write(`${formatTrackingReport(report)}\nChart: ${argv.svg}\n`);
+  },
+};
+
+interface ReplicationArgs {
+  json: boolean;
+  parts: string;
+  'failover-kills': number;
+  quick: boolean;
+}
+
+export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
+  command: 'replication',
+  describe: 'checkpoint stream, pause, output-commit latency, protected throughput and failover time',
+  builder: (yargs) =>
+    yargs
+      .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
+      .option('parts', { type: 'string', default: REPLICATION_BENCH_PARTS.join(','), describe: 'which measurements to run' })
+      .option('failover-kills', { type: 'number', default: REPLICATION_BENCH_DEFAULTS.failoverKills, describe: 'primaries to kill for the failover figure' })
+      .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<ReplicationArgs>,
+  handler: async (argv) => {
+    const quick = argv.quick;
+    const report = await runReplicationBench({
+      ...REPLICATION_BENCH_DEFAULTS,
+      parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
+      failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
+      ...(quick ? { streamMiB: 32, streamRounds: 1, pauseEpochs: 5, latencyEpochsMs: [20], latencyRequests: 60, throughputSeconds: 2 } : {}),
+      progress: (line) => process.stderr.write(`hbft bench replication: ${line}\n`),
+    });
+    process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReplicationReport(report)}\n`);
+  },
+};

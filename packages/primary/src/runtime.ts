@@ -102,6 +102,8 @@ export class PrimaryRuntime {
   private fullSyncProgress: { sent: number; total: number } | null = null;
   readonly feed: LiveFeed;
   private lastMode: string = 'unprotected';
+  /** Stall time already counted in the metrics. */
+  private stallMsCounted = 0;
 
   private constructor(options: PrimaryRuntimeOptions, worker: GuestWorker, staging: StagingRing, logger: Logger) {
     this.options = options;
@@ -294,6 +296,8 @@ export class PrimaryRuntime {
   private onCaptured(checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]): void {
     const metrics = this.options.metrics;
     metrics.recordEpoch(checkpoint.tracking, checkpoint.mapping, checkpoint.pauseNs, checkpoint.instret - this.lastInstret);
+    // A capture that waited for staging space held the guest too (the backup is behind).
+    if (checkpoint.stallNs > 0) metrics.stallSeconds.inc(checkpoint.stallNs / 1e9);
     this.feed.recordEpoch({
       dirtyPages: checkpoint.tracking.dirtyPages,
       readFaults: checkpoint.tracking.readFaults,
@@ -372,6 +376,11 @@ export class PrimaryRuntime {
       this.lastMode = status.mode;
     }
     this.options.metrics.heldOutputBytes.set(status.heldOutputBytes);
+    const stalledMs = this.replicator.stalledMs;
+    if (stalledMs > this.stallMsCounted) {
+      this.options.metrics.stallSeconds.inc((stalledMs - this.stallMsCounted) / 1000);
+      this.stallMsCounted = stalledMs;
+    }
     this.options.metrics.checkpointsInFlight.set(status.checkpointsInFlight);
     this.options.metrics.peerConnected.set(status.mode === 'unprotected' ? 0 : 1);
   }

@@ -77,6 +77,7 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
       await registry.addToxic('repl', { type: 'latency', stream, attributes: { latency: 50, jitter: 10 } });
     }
     const load = runLoad({ servers: cluster.servers, clients: 3, durationMs: SOAK ? 20_000 : 6_000, keys: 6, seed: testSeed(), keyPrefix: 'lat', responseTimeoutMs: 3_000 });
+    load.catch(() => {}); // awaited below; if the test fails first, the load ends with the cluster
     await new Promise((resolve) => setTimeout(resolve, 500));
     const during = median(await roundTrips(cluster.ports.primaryServe, 40));
     const { verdict } = await load;
@@ -101,6 +102,7 @@ test('a partition longer than the failover timeout: one node serves, the old pri
     const seed = testSeed();
     t.diagnostic(`seed ${seed}`);
     const load = runLoad({ servers: cluster.servers, clients: 4, durationMs: 8_000, keys: 6, seed, keyPrefix: 'part', responseTimeoutMs: 1_500 });
+    load.catch(() => {}); // awaited below; if the test fails first, the load ends with the cluster
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await registry.update('repl', { enabled: false, partition: 'cut' });
     // A plain client of the old primary during the partition: its request must not be answered,

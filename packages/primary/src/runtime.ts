@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
+import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs } from '@hbft/common/constants.ts';
 import { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
@@ -93,7 +94,8 @@ export class PrimaryRuntime {
   private readonly sendQueue = new PQueue({ concurrency: 1 });
   private readonly captures = new Map<number, Capture>();
   private readonly ram: Int32Array;
-  private checkpointEncoder: PageEncoder;
+  /** Encodes pages for the connected backup (its delta cache says what that backup holds). */
+  private checkpointEncoder: PageEncoder | null = null;
   private ticker: Ticker | null = null;
   private stopping = false;
   private servingAddress: { host: string; port: number } | null = null;
@@ -121,7 +123,6 @@ export class PrimaryRuntime {
       firstEpoch,
       nowMs: performance.now(),
     });
-    this.checkpointEncoder = new PageEncoder(new DeltaCache(options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
     const sessions = new SessionManager(worker, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
@@ -460,6 +461,8 @@ export class PrimaryRuntime {
         return;
       }
       records = sessions.takeCheckpointRecords(checkpoint.epoch);
+      const encoder = this.checkpointEncoder;
+      assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
       const startSlot = checkpoint.allocation.start;
       const result = await sendPageStream(
         {
@@ -473,7 +476,7 @@ export class PrimaryRuntime {
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
-        this.checkpointEncoder,
+        encoder,
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);

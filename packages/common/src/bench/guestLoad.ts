@@ -23,6 +23,8 @@ export interface BenchGuest {
   pump(): void;
   /** Completed requests (kv) or 0. */
   completedRequests(): number;
+  /** The machine was restored to a snapshot: requests in flight were never seen by it. */
+  reset(): void;
 }
 
 const KV_CONNECTIONS = 8;
@@ -32,7 +34,7 @@ const KV_KEYS = 200_000;
 export function createBenchGuest(name: GuestName, memoryBytes: number, seed = 1): BenchGuest {
   const machine = new Machine({ memoryBytes, args: BENCH_WORKLOAD_ARGS[name] });
   machine.loadElf(readFileSync(resolveGuestImage(name)), `${name}.elf`);
-  if (name !== 'kv') return { machine, pump: () => {}, completedRequests: () => 0 };
+  if (name !== 'kv') return { machine, pump: () => {}, completedRequests: () => 0, reset: () => {} };
 
   const random = new SeededRandom(seed);
   const value = 'v'.repeat(64);
@@ -78,5 +80,11 @@ export function createBenchGuest(name: GuestName, memoryBytes: number, seed = 1)
       }
     },
     completedRequests: () => completed,
+    reset() {
+      for (let i = 0; i < KV_CONNECTIONS; i++) {
+        outstanding[i] = 0;
+        readers[i] = new ReplyReader();
+      }
+    },
   };
 }

@@ -199,6 +199,7 @@ class PreparedWorkload {
     const machine = this.guest.machine;
     machine.memory.u8.set(snapshot.ram);
     machine.setState(snapshot.state);
+    this.guest.reset();
   }
 
   measure(strategy: TrackingStrategyName, exitCostNs: number, epochMs: number, durationMs: number, copy?: { mapper: MapperName; mapCostNs: number; mapSlots: number }): Measurement {
@@ -215,7 +216,8 @@ class PreparedWorkload {
           staging,
         )
       : null;
-    this.runEpochs(capturer, staging, tracked, epochMs, this.guest.machine.cpu.instret + this.trackerWarmupInstructions, Infinity, emptyTotals());
+    // Bounded in time as well, in case a workload goes idle before the count is reached.
+    this.runEpochs(capturer, staging, tracked, epochMs, this.guest.machine.cpu.instret + this.trackerWarmupInstructions, performance.now() + 20_000, emptyTotals());
     const totals = emptyTotals();
     const startInstret = machine.cpu.instret;
     const startRequests = this.guest.completedRequests();

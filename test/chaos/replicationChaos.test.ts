@@ -12,7 +12,8 @@ import { pino } from 'pino';
 import { ProxyRegistry } from '@hbft/common/chaos/registry.ts';
 import { runLoad } from '@hbft/common/session/load.ts';
 import { formatVerdict } from '@hbft/common/session/checker.ts';
-import { encodeCommand, ReplyReader } from '@hbft/common/session/resp.ts';
+import { encodeCommand } from '@hbft/common/session/resp.ts';
+import { incrRoundTrips } from '@hbft/common/session/roundTrips.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { testSeed } from '../helpers/seed.ts';
 
@@ -36,29 +37,6 @@ async function throughProxy(options: ConstructorParameters<typeof Object>[0] = {
   return { registry, cluster };
 }
 
-/** Sequential INCR round trips on a plain connection; returns the latencies in ms. */
-async function roundTrips(port: number, count: number): Promise<number[]> {
-  const socket = connect(port, '127.0.0.1');
-  socket.setNoDelay(true);
-  await once(socket, 'connect');
-  const reader = new ReplyReader();
-  let wake: (() => void) | null = null;
-  socket.on('data', (chunk: Buffer) => {
-    reader.push(chunk);
-    if (reader.next() !== undefined) wake?.();
-  });
-  const latencies: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    const replied = new Promise<void>((resolve) => (wake = resolve));
-    socket.write(encodeCommand(['INCR', 'chaos:latency']));
-    await replied;
-    latencies.push(performance.now() - started);
-  }
-  socket.destroy();
-  return latencies;
-}
-
 function median(values: number[]): number {
   return [...values].sort((a, b) => a - b)[values.length >> 1]!;
 }
@@ -72,14 +50,14 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
   const { registry, cluster } = await throughProxy();
   try {
     await cluster.waitProtected();
-    const before = median(await roundTrips(cluster.ports.primaryServe, 60));
+    const before = median(await incrRoundTrips(cluster.ports.primaryServe, { count: 60, key: 'chaos:latency' }));
     for (const stream of ['upstream', 'downstream']) {
       await registry.addToxic('repl', { type: 'latency', stream, attributes: { latency: 50, jitter: 10 } });
     }
     const load = runLoad({ servers: cluster.servers, clients: 3, durationMs: SOAK ? 20_000 : 6_000, keys: 6, seed: testSeed(), keyPrefix: 'lat', responseTimeoutMs: 3_000 });
     load.catch(() => {}); // awaited below; if the test fails first, the load ends with the cluster
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const during = median(await roundTrips(cluster.ports.primaryServe, 40));
+    const during = median(await incrRoundTrips(cluster.ports.primaryServe, { count: 40, key: 'chaos:latency' }));
     const { verdict } = await load;
     t.diagnostic(`INCR round trip: ${before.toFixed(1)} ms before, ${during.toFixed(1)} ms with 50 ± 10 ms each way`);
     assert.ok(during >= before + 80, `output latency grows with the 100 ms round trip (${before.toFixed(1)} → ${during.toFixed(1)} ms)`);

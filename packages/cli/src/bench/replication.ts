@@ -18,11 +18,13 @@ import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { encodeCommand, ReplyReader } from '@hbft/common/session/resp.ts';
+import { incrRoundTrips } from '@hbft/common/session/roundTrips.ts';
 import { runLoad } from '@hbft/common/session/load.ts';
 import { SeededRandom } from '@hbft/common/random.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import { Cluster } from '../cluster.ts';
+import { markdownTable as table } from '@hbft/common/bench/table.ts';
 
 /**
  * `hbft bench replication` (issue 4): figures of the whole replication path, each measured side by
@@ -290,30 +292,6 @@ export interface LatencyRow {
   meetsTarget: boolean;
 }
 
-async function roundTrips(port: number, requests: number): Promise<number[]> {
-  const socket = netConnect(port, '127.0.0.1');
-  socket.setNoDelay(true);
-  await once(socket, 'connect');
-  const reader = new ReplyReader();
-  let waiting: (() => void) | null = null;
-  socket.on('data', (chunk: Buffer) => {
-    reader.push(chunk);
-    if (reader.next() !== undefined) waiting?.();
-  });
-  const latencies: number[] = [];
-  for (let i = 0; i < requests + 50; i++) {
-    const started = performance.now();
-    const replied = new Promise<void>((resolve) => (waiting = resolve));
-    socket.write(encodeCommand(['INCR', 'latency']));
-    await replied;
-    if (i >= 50) latencies.push(performance.now() - started);
-    // Requests arrive at random points of an epoch, as independent clients would.
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
-  }
-  socket.destroy();
-  return latencies;
-}
-
 async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRow[]> {
   const rows: LatencyRow[] = [];
   for (const epochMs of options.latencyEpochsMs) {
@@ -323,7 +301,7 @@ async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRo
       const cluster = await Cluster.start({ withBackup: protectedRun, primaryArgs: ['--epoch-ms', String(epochMs)], backupArgs: ['--epoch-ms', String(epochMs)] });
       try {
         await cluster.waitProtected();
-        measured[protectedRun ? 'protected' : 'unprotected'] = await roundTrips(cluster.ports.primaryServe, options.latencyRequests);
+        measured[protectedRun ? 'protected' : 'unprotected'] = await incrRoundTrips(cluster.ports.primaryServe, { count: options.latencyRequests, warmup: 50, spreadMs: 5 });
       } finally {
         await cluster.stop();
       }
@@ -493,12 +471,6 @@ export async function runReplicationBench(options: ReplicationBenchOptions): Pro
 
 const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 const yes = (ok: boolean) => (ok ? 'yes' : 'NO');
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
-}
 
 export function formatReplicationReport(report: ReplicationBenchReport): string {
   const out: string[] = [];

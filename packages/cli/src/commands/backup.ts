@@ -3,11 +3,9 @@ import { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import {
   authFrom,
-  guestConfigFrom,
+  daemonConfigFrom,
   hostPort,
-  memoryBytesFrom,
   printConfiguration,
-  timingFrom,
   withDaemonFlags,
   withGuestFlags,
   type DaemonArgs,
@@ -28,13 +26,10 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       .option('reprotect', { type: 'string', describe: 'after a takeover, replicate to a new backup at HOST:PORT as soon as one is there' })
       .epilogue('The tracking and mapper flags apply once this node has taken over and runs the guest.') as unknown as Argv<BackupArgs>,
   handler: async (argv) => {
-    const memoryBytes = memoryBytesFrom(argv.memory);
-    const timing = timingFrom(argv);
-    const guest = guestConfigFrom(argv);
+    const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
     const auth = authFrom(argv);
     const listenAt = hostPort(argv.listen, '--listen');
     const serve = hostPort(argv.serve, '--serve');
-    const http = hostPort(argv.http, '--http');
     const reprotect = argv.reprotect === undefined ? undefined : hostPort(argv.reprotect, '--reprotect');
     if (argv['dry-run']) {
       printConfiguration('backup', { memoryBytes, timing, ...guest, auth, listen: listenAt, serve, http, reprotect });
@@ -45,7 +40,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       role: 'backup',
       logLevel: argv['log-level'],
       http,
-      peerHttp: argv['peer-http'] === undefined ? undefined : `${hostPort(argv['peer-http'], '--peer-http').host}:${hostPort(argv['peer-http'], '--peer-http').port}`,
+      peerHttp,
       metrics,
       start: async (logger, shutdown) => {
         const daemon = await BackupDaemon.start({

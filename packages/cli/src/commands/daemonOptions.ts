@@ -150,6 +150,18 @@ export function guestConfigFrom(args: GuestArgs): GuestConfig {
   };
 }
 
+/** What both daemons take from their shared flags, checked before anything starts. */
+export function daemonConfigFrom(args: DaemonArgs & GuestArgs) {
+  const peerHttp = args['peer-http'] === undefined ? undefined : hostPort(args['peer-http'], '--peer-http');
+  return {
+    memoryBytes: memoryBytesFrom(args.memory),
+    timing: timingFrom(args),
+    guest: guestConfigFrom(args),
+    http: hostPort(args.http, '--http'),
+    peerHttp: peerHttp === undefined ? undefined : `${peerHttp.host}:${peerHttp.port}`,
+  };
+}
+
 export function hostPort(value: string, flag: string): { host: string; port: number } {
   return parseHostPort(value, flag);
 }

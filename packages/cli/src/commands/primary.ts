@@ -6,12 +6,10 @@ import { parseElf } from '@hbft/common/guest/elf.ts';
 import { PrimaryRuntime } from '@hbft/primary/runtime.ts';
 import {
   authFrom,
-  guestConfigFrom,
+  daemonConfigFrom,
   hostPort,
-  memoryBytesFrom,
   printConfiguration,
   sha256,
-  timingFrom,
   withDaemonFlags,
   withGuestFlags,
   type DaemonArgs,
@@ -35,12 +33,9 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
       .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest') as unknown as Argv<PrimaryArgs>,
   handler: async (argv) => {
-    const memoryBytes = memoryBytesFrom(argv.memory);
-    const timing = timingFrom(argv);
-    const guest = guestConfigFrom(argv);
+    const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
     const backup = argv.backup === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth: authFrom(argv) };
     const serve = hostPort(argv.serve, '--serve');
-    const http = hostPort(argv.http, '--http');
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);
     parseElf(image, memoryBytes, argv.guest);
@@ -53,7 +48,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       role: 'primary',
       logLevel: argv['log-level'],
       http,
-      peerHttp: argv['peer-http'] === undefined ? undefined : `${hostPort(argv['peer-http'], '--peer-http').host}:${hostPort(argv['peer-http'], '--peer-http').port}`,
+      peerHttp,
       metrics,
       start: async (logger, shutdown) => {
         const runtime = await PrimaryRuntime.start({

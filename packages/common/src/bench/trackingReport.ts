@@ -1,4 +1,5 @@
 import type { MappingRow, SweepRow, TrackingBenchReport, TrackingRow } from './tracking.ts';
+import { markdownTable as table } from './table.ts';
 
 /** Targets of issue 3, evaluated on a report; each says what was measured and whether it holds. */
 export interface TargetCheck {
@@ -53,12 +54,6 @@ export function trackingTargets(report: TrackingBenchReport): TargetCheck[] {
     }
   }
   return checks;
-}
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
 /** Markdown tables (they read as plain text in a terminal too). */

@@ -1,5 +1,5 @@
 import { BusyWaitCost } from './costModel.ts';
-import type { ShadowPageTable } from './shadowPageTable.ts';
+import { L1_SHIFT, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, type ShadowPageTable } from './shadowPageTable.ts';
 import { emptyStats, type DirtyTracker, type EpochResult, type EpochTrackingStats, type TrackingStrategyName, type WriteSource } from './tracker.ts';
 import { assert } from '../errors.ts';
 
@@ -72,6 +72,24 @@ export abstract class BaseTracker implements DirtyTracker {
   protected exit(): void {
     this.stats.exits++;
     this.exitCost.charge();
+  }
+
+  /**
+   * The shadow-fault handlers of the trapping strategies: one exit, and the entry rebuilt present
+   * (read-only, so a later write still traps) or present, writable and dirty.
+   */
+  protected faultInReadOnly(page: number): void {
+    this.stats.readFaults++;
+    this.exit();
+    this.table.entries[page] = this.table.entries[page]! | PTE_PRESENT;
+    this.table.l1Present[page >>> L1_SHIFT] = 1;
+  }
+
+  protected faultInDirty(page: number): void {
+    this.stats.writeFaults++;
+    this.exit();
+    this.table.entries[page] = this.table.entries[page]! | PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY;
+    this.table.l1Present[page >>> L1_SHIFT] = 1;
   }
 
   onReadFault(page: number): void {

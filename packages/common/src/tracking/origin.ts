@@ -1,5 +1,5 @@
 import { BaseTracker, PageList } from './baseTracker.ts';
-import { L1_SHIFT, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, L1_ENTRIES } from './shadowPageTable.ts';
+import { L1_ENTRIES } from './shadowPageTable.ts';
 import type { EpochResult, WriteSource } from './tracker.ts';
 
 /**
@@ -18,18 +18,12 @@ export class OriginTracker extends BaseTracker {
   }
 
   override onReadFault(page: number): void {
-    this.stats.readFaults++;
-    this.exit();
     // Rebuilt read-only: log-dirty revokes write on every entry it constructs.
-    this.table.entries[page] = this.table.entries[page]! | PTE_PRESENT;
-    this.table.l1Present[page >>> L1_SHIFT] = 1;
+    this.faultInReadOnly(page);
   }
 
   override onWriteFault(page: number, _source: WriteSource): void {
-    this.stats.writeFaults++;
-    this.exit();
-    this.table.entries[page] = this.table.entries[page]! | PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY;
-    this.table.l1Present[page >>> L1_SHIFT] = 1;
+    this.faultInDirty(page);
     this.dirty.push(page);
   }
 

@@ -33,18 +33,12 @@ export class RfrTracker extends BaseTracker {
   }
 
   override onReadFault(page: number): void {
-    this.stats.readFaults++;
-    this.exit();
-    this.table.entries[page] = this.table.entries[page]! | PTE_PRESENT;
-    this.table.l1Present[page >>> L1_SHIFT] = 1;
+    this.faultInReadOnly(page);
   }
 
   override onWriteFault(page: number, _source: WriteSource): void {
-    this.stats.writeFaults++;
-    this.exit();
+    this.faultInDirty(page);
     const table = this.table;
-    table.entries[page] = table.entries[page]! | PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY;
-    table.l1Present[page >>> L1_SHIFT] = 1;
     table.markers[page >>> L1_SHIFT] = table.markers[page >>> L1_SHIFT]! | (1 << ((page >>> MARKER_SEGMENT_SHIFT) & (MARKER_BITS - 1)));
   }
 

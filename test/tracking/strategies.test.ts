@@ -155,6 +155,34 @@ test('wfp predicts along a repeating stride and drops unwritten predictions as f
   for (let p = 0; p < 512; p++) assert.equal(driver.memory.table.entries[p]! & PTE_PREDICTED, 0);
 });
 
+test('wfp predicts nothing for isolated writes (his_stride 1), so scattered workloads get no false dirty pages', () => {
+  const driver = new Driver(createTracker('wfp'));
+  const random = new SeededRandom(testSeed());
+  for (let epoch = 0; epoch < 8; epoch++) {
+    // Every 8th page of one L1, a random half of them each epoch: runs of exactly one page.
+    for (let p = 0; p < 512; p += 8) if (random.below(2) === 0) driver.store(p, epoch);
+    const { result, written } = driver.endEpoch();
+    assert.equal(result.stats.pagesPredicted, 0, `epoch ${epoch}: nothing predicted`);
+    assert.equal(result.falseDirtyPages.length, 0);
+    assert.equal(result.stats.writeFaults, written.size, 'every isolated write faults, as under rfr');
+  }
+});
+
+test('wfp predicts exactly the rest of a run whose length history has settled', () => {
+  const driver = new Driver(createTracker('wfp'));
+  for (let epoch = 0; epoch < 10; epoch++) {
+    // Runs of 4 pages at the same places every epoch: his_stride converges to 4.
+    for (let base = 0; base < 512; base += 32) for (let p = base; p < base + 4; p++) driver.store(p, epoch);
+    const { result } = driver.endEpoch();
+    if (epoch < 2) continue;
+    // The first write of each run faults and predicts the 3 pages after it (and 1 before it,
+    // which is a false dirty page except for the run at the start of the L1).
+    assert.equal(result.stats.writeFaults, 16, `epoch ${epoch}: one fault per run`);
+    assert.equal(result.stats.truePredictions, 48);
+    assert.equal(result.falseDirtyPages.length, 15);
+  }
+});
+
 test('wfp never predicts pages the guest does not allow to be written', () => {
   const driver = new Driver(createTracker('wfp'));
   for (let p = 20; p < 40; p++) driver.memory.table.setGuestWritable(p, false);

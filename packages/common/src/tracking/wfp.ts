@@ -18,8 +18,8 @@ export const HISTASE_ALPHA_DEFAULT = 0.7;
 
 /**
  * `wfp`, write-fault prediction with Histase (seed 001, §4.1.2): rfr, plus on every write fault
- * grant write to the his_stride entries after the faulting one and his_stride/3 before it (same
- * L1, guest-writable only), marked PREDICTED with DIRTY clear. A predicted page that is then
+ * grant write to the entries within his_stride forwards (the faulting entry counts as the first)
+ * and his_stride/3 backwards (same L1, guest-writable only), marked PREDICTED with DIRTY clear. A predicted page that is then
  * written gets its DIRTY bit from the "hardware" (onCleanWrite, no exit); one still clean at the
  * boundary is a false dirty page and is left out of the checkpoint.
  *
@@ -62,9 +62,12 @@ export class WfpTracker extends RfrTracker {
     super.onWriteFault(page, source);
     const l1 = page >>> L1_SHIFT;
     const stride = this.hisStride[l1]!;
-    if (stride < 1) return;
-    const forward = Math.floor(stride);
+    // The window is his_stride entries long and the faulting entry is the first of them: a run
+    // of `stride` written pages starting here. An L1 of isolated writes (his_stride ≈ 1, the
+    // paper's SPECweb) therefore predicts nothing, which keeps Histase precise (§5.3, Fig. 12).
+    const forward = Math.floor(stride) - 1;
     const backward = Math.floor(stride / 3);
+    if (forward <= 0 && backward <= 0) return;
     const l1First = l1 * L1_ENTRIES;
     const l1Last = l1First + L1_ENTRIES - 1;
     const last = Math.min(page + forward, l1Last);

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData, type Worker } from 'node:worker_threads';
+import { startTsWorker } from '@hbft/common/tsWorker.ts';
 import { silentLogger } from '@hbft/common/log.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
@@ -55,13 +56,9 @@ if (!isMainThread && workerData === 'sender') {
   parentPort!.postMessage('ready');
 }
 
-/**
- * Starts this file as the sender thread. Workers do not inherit tsx's loader under Node 20, so
- * the worker registers it first (as guest/worker/entry.mjs does), then imports this file.
- */
+/** Starts this file as the sender thread. */
 async function startSenderThread(): Promise<Worker> {
-  const source = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); });`;
-  const worker = new Worker(source, { eval: true, workerData: 'sender' });
+  const worker = startTsWorker(import.meta.url, { workerData: 'sender' });
   const [message] = await once(worker, 'message');
   assert.equal(message, 'ready');
   return worker;

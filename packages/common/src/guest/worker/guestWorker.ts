@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { startTsWorker } from '../../tsWorker.ts';
 import { HbftError } from '../../errors.ts';
 import type { MachineExit } from '../machine.ts';
 import {
@@ -76,7 +77,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       replication: options.replication,
       port: channel.port2,
     };
-    this.worker = new Worker(new URL('./entry.mjs', import.meta.url), {
+    this.worker = startTsWorker(new URL('./guestWorkerMain.ts', import.meta.url), {
       workerData: data,
       transferList: [channel.port2],
     });

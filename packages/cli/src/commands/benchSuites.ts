@@ -57,12 +57,12 @@ export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
       .option('rounds', { type: 'number', default: TRACKING_BENCH_DEFAULTS.rounds, describe: 'rounds (configurations take turns)' })
       .option('sweep', { type: 'string', default: TRACKING_BENCH_DEFAULTS.sweepEpochsMs.join(','), describe: 'epoch lengths of the jbb sweep ("" to skip)' })
       .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<TrackingArgs>,
-  handler: (argv) => {
+  handler: async (argv) => {
     const workloads = listFlag(argv.workloads, '--workloads', GUEST_NAMES) as GuestName[];
     const strategies = listFlag(argv.strategies, '--strategies', TRACKING_STRATEGIES) as TrackingStrategyName[];
     if (!strategies.includes('none')) strategies.unshift('none');
     const quick = argv.quick;
-    const report = runTrackingBench({
+    const report = await runTrackingBench({
       ...TRACKING_BENCH_DEFAULTS,
       workloads,
       strategies,

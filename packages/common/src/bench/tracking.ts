@@ -1,24 +1,26 @@
 import { cpus } from 'node:os';
 import type { GuestName } from '../guest/images.ts';
-import { CheckpointCapturer } from '../checkpoint/capture.ts';
-import { StagingRing } from '../checkpoint/staging.ts';
-import { createMapper, type MapperName } from '../tracking/mapper.ts';
-import { createTracker } from '../tracking/strategies.ts';
-import type { EpochTrackingStats, TrackingStrategyName } from '../tracking/tracker.ts';
-import { createBenchGuest, type BenchGuest } from './guestLoad.ts';
+import type { MapperName } from '../tracking/mapper.ts';
+import type { TrackingStrategyName } from '../tracking/tracker.ts';
+import { createBenchGuest } from './guestLoad.ts';
+import { measureOnFreshThread, runGuest, type EpochTotals, type Measurement, type MeasureJob } from './trackingMeasure.ts';
 
 /**
  * The tracking benchmark (issue 3): reproduces the paper's measurements (seed 001, §5.3–5.5) on
  * hbft's own workloads. Every configuration starts from the same warmed-up snapshot of its
- * workload, epochs are cut on wall time, the boundary work is inside the measured time, and
- * configurations are run round-robin so that each ratio compares runs made side by side.
+ * workload on a fresh thread and runs the same stretch of instructions, epochs are cut on wall time,
+ * the boundary work is inside the measured time, and configurations are run round-robin so that
+ * each ratio compares runs made side by side.
  */
 export interface TrackingBenchOptions {
   workloads: GuestName[];
   strategies: TrackingStrategyName[];
   exitCostsNs: number[];
   epochMs: number;
-  /** Measured wall time per configuration and round. */
+  /**
+   * About how long each configuration is measured: the instructions the workload runs in this
+   * time without tracking (each configuration then runs exactly those).
+   */
   measureMs: number;
   /** Instructions run before the snapshot, to get past each workload's initialisation. */
   warmupInstructions: number;
@@ -45,38 +47,13 @@ export const TRACKING_BENCH_DEFAULTS: TrackingBenchOptions = {
   measureMs: 600,
   warmupInstructions: 150_000_000,
   trackerWarmupInstructions: 120_000_000,
-  rounds: 2,
+  rounds: 3,
   memoryBytes: 128 * 1024 * 1024,
   sweepEpochsMs: [20, 50, 100, 200],
   mapCostNs: 1500,
   mapSlots: 32,
   progress: () => {},
 };
-
-interface Measurement {
-  instructions: number;
-  requests: number;
-  wallMs: number;
-  epochs: number;
-  totals: EpochTotals;
-}
-
-interface EpochTotals {
-  readFaults: number;
-  writeFaults: number;
-  exits: number;
-  pagesPredicted: number;
-  truePredictions: number;
-  falseDirty: number;
-  dirtyPages: number;
-  entriesScanned: number;
-  scanNs: number;
-  pauseNs: number;
-  copyNs: number;
-  mapAccesses: number;
-  mapHits: number;
-  mapOperations: number;
-}
 
 export interface TrackingRow {
   workload: GuestName;
@@ -130,150 +107,54 @@ export interface TrackingBenchReport {
   sweep: SweepRow[];
 }
 
-interface Snapshot {
-  ram: Uint8Array;
-  state: Uint8Array;
-}
+const CALIBRATION_MS = 1000;
 
-function emptyTotals(): EpochTotals {
-  return {
-    readFaults: 0, writeFaults: 0, exits: 0, pagesPredicted: 0, truePredictions: 0, falseDirty: 0, dirtyPages: 0,
-    entriesScanned: 0, scanNs: 0, pauseNs: 0, copyNs: 0, mapAccesses: 0, mapHits: 0, mapOperations: 0,
-  };
-}
-
-function addTracking(totals: EpochTotals, stats: EpochTrackingStats): void {
-  totals.readFaults += stats.readFaults;
-  totals.writeFaults += stats.writeFaults;
-  totals.exits += stats.exits;
-  totals.pagesPredicted += stats.pagesPredicted;
-  totals.truePredictions += stats.truePredictions;
-  totals.falseDirty += stats.falseDirty;
-  totals.dirtyPages += stats.dirtyPages;
-  totals.entriesScanned += stats.entriesScanned;
-  totals.scanNs += stats.scanNs;
-}
-
-const SLICE_INSTRUCTIONS = 20_000;
-
-/** A workload prepared once: its machine, and a snapshot after warm-up to restart every run from. */
+/** A workload warmed up once; every measurement starts from this snapshot on its own thread. */
 class PreparedWorkload {
-  readonly guest: BenchGuest;
-  private snapshot: Snapshot | null = null;
+  private ram: SharedArrayBuffer | null = null;
+  private state: Uint8Array | null = null;
+  private instructionsPerMs = 0;
 
   constructor(
     readonly name: GuestName,
-    memoryBytes: number,
+    private readonly memoryBytes: number,
     private readonly trackerWarmupInstructions: number,
-  ) {
-    this.guest = createBenchGuest(name, memoryBytes);
-  }
+  ) {}
 
   warmUp(instructions: number): void {
-    const machine = this.guest.machine;
-    while (machine.cpu.instret < instructions && !machine.halted) {
-      this.guest.pump();
-      machine.run(SLICE_INSTRUCTIONS);
-    }
+    const guest = createBenchGuest(this.name, this.memoryBytes);
+    const machine = guest.machine;
+    runGuest(guest, instructions);
     if (machine.halted) throw new Error(`${this.name} ended during warm-up: ${JSON.stringify(machine.exit)}`);
-    this.quiesce();
-    this.snapshot = { ram: machine.memory.u8.slice(), state: machine.getState() };
-  }
-
-  /** kv: let the server answer everything outstanding, so a snapshot holds no half-done work. */
-  private quiesce(): void {
-    if (this.name !== 'kv') return;
-    const machine = this.guest.machine;
-    for (let i = 0; i < 10_000; i++) if (machine.run(SLICE_INSTRUCTIONS).stop !== 0) break;
-  }
-
-  private staging: StagingRing | null = null;
-
-  private stagingRing(): StagingRing {
-    this.staging ??= new StagingRing(this.guest.machine.memory.pageCount);
-    return this.staging;
-  }
-
-  restore(): void {
-    const snapshot = this.snapshot!;
-    const machine = this.guest.machine;
-    machine.memory.u8.set(snapshot.ram);
-    machine.setState(snapshot.state);
-    this.guest.reset();
-  }
-
-  measure(strategy: TrackingStrategyName, exitCostNs: number, epochMs: number, durationMs: number, copy?: { mapper: MapperName; mapCostNs: number; mapSlots: number }): Measurement {
-    this.restore();
-    const machine = this.guest.machine;
-    machine.memory.setTracker(createTracker(strategy, { exitCostNs }));
-    machine.memory.tracker.beginEpoch();
-    const tracked = strategy !== 'none';
-    const staging = copy && tracked ? this.stagingRing() : null;
-    const capturer = copy && staging
-      ? new CheckpointCapturer(
-          machine,
-          createMapper({ mapper: copy.mapper, mapCostNs: copy.mapCostNs, mapSlots: copy.mapSlots }, machine.memory.table.l1Count),
-          staging,
-        )
-      : null;
-    // Bounded in time as well, in case a workload goes idle before the count is reached.
-    this.runEpochs(capturer, staging, tracked, epochMs, this.guest.machine.cpu.instret + this.trackerWarmupInstructions, performance.now() + 20_000, emptyTotals());
-    const totals = emptyTotals();
-    const startInstret = machine.cpu.instret;
-    const startRequests = this.guest.completedRequests();
+    // kv: let the server answer everything outstanding, so the snapshot holds no half-done work.
+    if (this.name === 'kv') for (let i = 0; i < 10_000; i++) if (machine.run(20_000).stop !== 0) break;
+    this.ram = new SharedArrayBuffer(machine.memory.ramBytes);
+    new Uint8Array(this.ram).set(machine.memory.u8);
+    this.state = machine.getState();
+    // The speed of the snapshot's continuation, to turn a measuring time into an instruction count.
     const start = performance.now();
-    const epochs = this.runEpochs(capturer, staging, tracked, epochMs, Infinity, start + durationMs, totals);
-    const now = performance.now();
-    if (machine.halted) throw new Error(`${this.name} ended during measurement: ${JSON.stringify(machine.exit)}`);
-    return {
-      instructions: machine.cpu.instret - startInstret,
-      requests: this.guest.completedRequests() - startRequests,
-      wallMs: now - start,
-      epochs,
-      totals,
-    };
+    const startInstret = machine.cpu.instret;
+    while (performance.now() - start < CALIBRATION_MS && !machine.halted) {
+      guest.pump();
+      machine.run(20_000);
+    }
+    this.instructionsPerMs = (machine.cpu.instret - startInstret) / (performance.now() - start);
   }
 
-  /** Runs epochs until the instruction count or the deadline is reached; returns how many. */
-  private runEpochs(
-    capturer: CheckpointCapturer | null,
-    staging: StagingRing | null,
-    tracked: boolean,
-    epochMs: number,
-    untilInstret: number,
-    deadline: number,
-    totals: EpochTotals,
-  ): number {
-    const machine = this.guest.machine;
-    let epochs = 0;
-    let now = performance.now();
-    while (now < deadline && machine.cpu.instret < untilInstret && !machine.halted) {
-      const epochEnd = Math.min(deadline, now + epochMs);
-      while (now < epochEnd && machine.cpu.instret < untilInstret && !machine.halted) {
-        this.guest.pump();
-        machine.run(SLICE_INSTRUCTIONS);
-        now = performance.now();
-      }
-      if (tracked) {
-        const pauseStart = performance.now();
-        if (capturer) {
-          const checkpoint = capturer.capture(epochs);
-          staging!.release(checkpoint.allocation);
-          addTracking(totals, checkpoint.tracking);
-          totals.copyNs += checkpoint.copyNs;
-          totals.mapAccesses += checkpoint.mapping.accesses;
-          totals.mapHits += checkpoint.mapping.hits;
-          totals.mapOperations += checkpoint.mapping.mapOperations;
-        } else {
-          addTracking(totals, machine.memory.tracker.endEpoch().stats);
-          machine.memory.tracker.beginEpoch();
-        }
-        totals.pauseNs += (performance.now() - pauseStart) * 1e6;
-      }
-      epochs++;
-      now = performance.now();
-    }
-    return epochs;
+  measure(strategy: TrackingStrategyName, exitCostNs: number, epochMs: number, durationMs: number, copy?: MeasureJob['copy']): Promise<Measurement> {
+    return measureOnFreshThread({
+      workload: this.name,
+      memoryBytes: this.memoryBytes,
+      ram: this.ram!,
+      state: this.state!,
+      strategy,
+      exitCostNs,
+      epochMs,
+      instructions: Math.round(this.instructionsPerMs * durationMs),
+      timeLimitMs: Math.max(20_000, 20 * durationMs),
+      trackerWarmupInstructions: this.trackerWarmupInstructions,
+      copy,
+    });
   }
 }
 
@@ -292,7 +173,7 @@ function ratio(numerator: number, denominator: number): number | null {
   return denominator > 0 ? numerator / denominator : null;
 }
 
-export function runTrackingBench(options: TrackingBenchOptions): TrackingBenchReport {
+export async function runTrackingBench(options: TrackingBenchOptions): Promise<TrackingBenchReport> {
   const report: TrackingBenchReport = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
     options: { ...options, progress: undefined } as unknown as TrackingBenchReport['options'],
@@ -316,7 +197,7 @@ export function runTrackingBench(options: TrackingBenchOptions): TrackingBenchRe
         const results = new Map<TrackingStrategyName, Measurement>();
         for (const strategy of order) {
           options.progress(`${workload}: ${strategy} exit cost ${exitCostNs} ns, round ${round + 1}/${options.rounds}`);
-          results.set(strategy, prepared.measure(strategy, exitCostNs, options.epochMs, options.measureMs));
+          results.set(strategy, await prepared.measure(strategy, exitCostNs, options.epochMs, options.measureMs));
         }
         const native = throughput(workload, results.get('none') ?? results.values().next().value!);
         for (const [strategy, m] of results) {
@@ -363,9 +244,9 @@ export function runTrackingBench(options: TrackingBenchOptions): TrackingBenchRe
     const costNs = Math.max(...options.exitCostsNs);
     for (let round = 0; round < options.rounds; round++) {
       options.progress(`${workload}: mapping round ${round + 1}/${options.rounds}`);
-      const native = throughput(workload, prepared.measure('none', 0, options.epochMs, options.measureMs));
+      const native = throughput(workload, await prepared.measure('none', 0, options.epochMs, options.measureMs));
       for (const config of rotate(mappingConfigs, round)) {
-        const m = prepared.measure(config.strategy, costNs, options.epochMs, options.measureMs, { mapper: config.mapper, ...copy });
+        const m = await prepared.measure(config.strategy, costNs, options.epochMs, options.measureMs, { mapper: config.mapper, ...copy });
         const key = `${config.strategy}/${config.mapper}`;
         mappingRuns.set(key, [...(mappingRuns.get(key) ?? []), { m, normalized: throughput(workload, m) / native }]);
       }
@@ -396,11 +277,11 @@ export function runTrackingBench(options: TrackingBenchOptions): TrackingBenchRe
       const sweepMs = Math.max(options.measureMs, 4 * Math.max(...options.sweepEpochsMs));
       const values = new Map<string, number[]>();
       for (let round = 0; round < options.rounds; round++) {
-        const native = throughput(workload, prepared.measure('none', 0, options.epochMs, sweepMs));
+        const native = throughput(workload, await prepared.measure('none', 0, options.epochMs, sweepMs));
         for (const epochMs of options.sweepEpochsMs) {
           for (const strategy of rotate(sweepStrategies, round)) {
             options.progress(`${workload}: sweep ${strategy} at ${epochMs} ms, round ${round + 1}/${options.rounds}`);
-            const m = prepared.measure(strategy, costNs, epochMs, sweepMs);
+            const m = await prepared.measure(strategy, costNs, epochMs, sweepMs);
             const key = `${strategy}/${epochMs}`;
             values.set(key, [...(values.get(key) ?? []), throughput(workload, m) / native]);
           }

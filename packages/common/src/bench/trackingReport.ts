@@ -8,8 +8,9 @@ export interface TargetCheck {
   met: boolean;
 }
 
-const pct = (value: number | null) => (value === null || Number.isNaN(value) ? '—' : `${(value * 100).toFixed(1)}%`);
-const num = (value: number, digits = 1) => (Number.isNaN(value) ? '—' : value.toFixed(digits));
+// A report read back from JSON has null where the run had NaN (no dirty pages, nothing predicted).
+const pct = (value: number | null) => (value === null || !Number.isFinite(value) ? '—' : `${(value * 100).toFixed(1)}%`);
+const num = (value: number | null, digits = 1) => (value === null || !Number.isFinite(value) ? '—' : value.toFixed(digits));
 
 function row(report: TrackingBenchReport, workload: string, strategy: string, exitCostNs: number): TrackingRow | undefined {
   return report.tracking.find((r) => r.workload === workload && r.strategy === strategy && r.exitCostNs === exitCostNs);

@@ -19,7 +19,7 @@ test('hbft bench tracking measures cint with every strategy and reports it', { t
   const svg = join(mkdtempSync(join(tmpdir(), 'hbft-bench-')), 'tracking.svg');
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [hbft, 'bench', 'tracking', '--workloads', 'cint', '--measure-ms', '300', '--rounds', '1', '--exit-cost-ns', '1500', '--json', '--svg', svg],
+    [hbft, 'bench', 'tracking', '--workloads', 'cint', '--measure-ms', '300', '--warmup-ms', '500', '--rounds', '1', '--exit-cost-ns', '1500', '--json', '--svg', svg],
     { maxBuffer: 16 * 1024 * 1024 },
   );
   const report = JSON.parse(stdout) as TrackingBenchReport & { targets: unknown[] };

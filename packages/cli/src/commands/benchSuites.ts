@@ -38,6 +38,7 @@ interface TrackingArgs {
   strategies: string;
   'exit-cost-ns': string;
   'measure-ms': number;
+  'warmup-ms': number;
   rounds: number;
   sweep: string;
   quick: boolean;
@@ -54,6 +55,7 @@ export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
       .option('strategies', { type: 'string', default: TRACKING_BENCH_DEFAULTS.strategies.join(','), describe: 'comma-separated strategies (none is the baseline)' })
       .option('exit-cost-ns', { type: 'string', default: TRACKING_BENCH_DEFAULTS.exitCostsNs.join(','), describe: 'modelled VM exit costs to run with' })
       .option('measure-ms', { type: 'number', default: TRACKING_BENCH_DEFAULTS.measureMs, describe: 'measured wall time per configuration and round' })
+      .option('warmup-ms', { type: 'number', default: TRACKING_BENCH_DEFAULTS.trackerWarmupMs, describe: 'time each configuration runs before it is measured' })
       .option('rounds', { type: 'number', default: TRACKING_BENCH_DEFAULTS.rounds, describe: 'rounds (configurations take turns)' })
       .option('sweep', { type: 'string', default: TRACKING_BENCH_DEFAULTS.sweepEpochsMs.join(','), describe: 'epoch lengths of the jbb sweep ("" to skip)' })
       .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<TrackingArgs>,
@@ -70,7 +72,7 @@ export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
       measureMs: quick ? 150 : integerFlag(argv['measure-ms'], '--measure-ms', 20),
       rounds: quick ? 1 : integerFlag(argv.rounds, '--rounds', 1),
       warmupInstructions: quick ? 20_000_000 : TRACKING_BENCH_DEFAULTS.warmupInstructions,
-      trackerWarmupInstructions: quick ? 5_000_000 : TRACKING_BENCH_DEFAULTS.trackerWarmupInstructions,
+      trackerWarmupMs: quick ? 50 : integerFlag(argv['warmup-ms'], '--warmup-ms', 0),
       sweepEpochsMs: argv.sweep === '' ? [] : quick ? [20, 50] : numberList(argv.sweep, '--sweep'),
       progress: (line) => process.stderr.write(`hbft bench tracking: ${line}\n`),
     });

@@ -25,10 +25,13 @@ export interface TrackingBenchOptions {
   /** Instructions run before the snapshot, to get past each workload's initialisation. */
   warmupInstructions: number;
   /**
-   * Instructions run with the strategy attached before measuring, so that shadow tables and
-   * Histase's history are built as in a long-running guest (the paper measures those).
+   * About how long each configuration runs with its strategy attached before it is measured (as
+   * an instruction count, like measureMs): shadow tables and Histase's history are then built as
+   * in a long-running guest, which is what the paper measures, and V8 has settled on the guest's
+   * compiled blocks on the fresh thread (in the first second the faults' slow paths still cost
+   * deoptimisations, which a long-running daemon no longer pays).
    */
-  trackerWarmupInstructions: number;
+  trackerWarmupMs: number;
   rounds: number;
   memoryBytes: number;
   /** Epoch lengths for the Fig. 13 sweep (on jbb); empty to skip. */
@@ -42,12 +45,12 @@ export interface TrackingBenchOptions {
 export const TRACKING_BENCH_DEFAULTS: TrackingBenchOptions = {
   workloads: ['cfp', 'cint', 'jbb', 'web', 'kv'],
   strategies: ['none', 'origin', 'rfr', 'wfp', 'pml'],
-  exitCostsNs: [1500, 0],
+  exitCostsNs: [1500],
   epochMs: 20,
-  measureMs: 600,
+  measureMs: 1000,
   warmupInstructions: 150_000_000,
-  trackerWarmupInstructions: 120_000_000,
-  rounds: 3,
+  trackerWarmupMs: 1500,
+  rounds: 5,
   memoryBytes: 128 * 1024 * 1024,
   sweepEpochsMs: [20, 50, 100, 200],
   mapCostNs: 1500,
@@ -65,6 +68,8 @@ export interface TrackingRow {
   requestsPerSecond: number | null;
   /** Throughput relative to `none` in the same round (median over rounds). */
   normalized: number;
+  /** Lowest and highest of the per-round ratios (how much the rounds disagreed). */
+  normalizedRange: [number, number];
   epochs: number;
   readFaultsPerEpoch: number;
   writeFaultsPerEpoch: number;
@@ -83,6 +88,7 @@ export interface MappingRow {
   strategy: TrackingStrategyName;
   mapper: MapperName;
   normalized: number;
+  normalizedRange: [number, number];
   mips: number;
   dirtyPagesPerEpoch: number;
   hitRatio: number | null;
@@ -118,7 +124,7 @@ class PreparedWorkload {
   constructor(
     readonly name: GuestName,
     private readonly memoryBytes: number,
-    private readonly trackerWarmupInstructions: number,
+    private readonly trackerWarmupMs: number,
   ) {}
 
   warmUp(instructions: number): void {
@@ -152,10 +158,14 @@ class PreparedWorkload {
       epochMs,
       instructions: Math.round(this.instructionsPerMs * durationMs),
       timeLimitMs: Math.max(20_000, 20 * durationMs),
-      trackerWarmupInstructions: this.trackerWarmupInstructions,
+      trackerWarmupInstructions: Math.round(this.instructionsPerMs * this.trackerWarmupMs),
       copy,
     });
   }
+}
+
+function range(values: number[]): [number, number] {
+  return [Math.min(...values), Math.max(...values)];
 }
 
 function median(values: number[]): number {
@@ -185,7 +195,7 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
   const copy = { mapCostNs: options.mapCostNs, mapSlots: options.mapSlots };
   for (const workload of options.workloads) {
     options.progress(`${workload}: warming up (${(options.warmupInstructions / 1e6).toFixed(0)}M instructions)`);
-    const prepared = new PreparedWorkload(workload, options.memoryBytes, options.trackerWarmupInstructions);
+    const prepared = new PreparedWorkload(workload, options.memoryBytes, options.trackerWarmupMs);
     prepared.warmUp(options.warmupInstructions);
 
     // Tracking only (Fig. 10–12): the boundary scans and re-arms the tables; nothing is copied.
@@ -219,6 +229,7 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
           mips: runs.reduce((s, m) => s + m.instructions, 0) / wallMs / 1000,
           requestsPerSecond: workload === 'kv' ? (runs.reduce((s, m) => s + m.requests, 0) / wallMs) * 1000 : null,
           normalized: median(normalized.get(strategy)!),
+          normalizedRange: range(normalized.get(strategy)!),
           epochs,
           readFaultsPerEpoch: tracked ? sum((t) => t.readFaults) / epochs : 0,
           writeFaultsPerEpoch: tracked ? sum((t) => t.writeFaults) / epochs : 0,
@@ -261,6 +272,7 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
         strategy: config.strategy,
         mapper: config.mapper,
         normalized: median(runs.map((r) => r.normalized)),
+        normalizedRange: range(runs.map((r) => r.normalized)),
         mips: runs.reduce((s, r) => s + r.m.instructions, 0) / runs.reduce((s, r) => s + r.m.wallMs, 0) / 1000,
         dirtyPagesPerEpoch: sum((t) => t.dirtyPages) / epochs,
         hitRatio: config.mapper === 'superpage' ? ratio(sum((t) => t.mapHits), sum((t) => t.mapAccesses)) : null,

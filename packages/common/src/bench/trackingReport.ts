@@ -12,6 +12,12 @@ export interface TargetCheck {
 const pct = (value: number | null) => (value === null || !Number.isFinite(value) ? '—' : `${(value * 100).toFixed(1)}%`);
 const num = (value: number | null, digits = 1) => (value === null || !Number.isFinite(value) ? '—' : value.toFixed(digits));
 
+/** The median ratio and, when the rounds disagreed, their lowest and highest. */
+function ratioWithRange(median: number, range: [number, number] | undefined): string {
+  if (!range || range[0] === range[1]) return num(median, 3);
+  return `${num(median, 3)} (${num(range[0], 2)}–${num(range[1], 2)})`;
+}
+
 function row(report: TrackingBenchReport, workload: string, strategy: string, exitCostNs: number): TrackingRow | undefined {
   return report.tracking.find((r) => r.workload === workload && r.strategy === strategy && r.exitCostNs === exitCostNs);
 }
@@ -61,13 +67,13 @@ export function trackingTargets(report: TrackingBenchReport): TargetCheck[] {
 export function formatTrackingReport(report: TrackingBenchReport): string {
   const out: string[] = [];
   for (const cost of report.options.exitCostsNs) {
-    out.push(`Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none; kv in requests/s):`, '');
+    out.push(`Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none: median of the rounds, lowest–highest in brackets; kv in requests/s):`, '');
     const rows = report.tracking
       .filter((r) => r.exitCostNs === cost)
       .map((r) => [
         r.workload,
         r.strategy,
-        num(r.normalized, 3),
+        ratioWithRange(r.normalized, r.normalizedRange),
         r.workload === 'kv' ? `${num(r.requestsPerSecond ?? NaN, 0)} req/s` : `${num(r.mips, 0)} MIPS`,
         num(r.readFaultsPerEpoch),
         num(r.writeFaultsPerEpoch),
@@ -92,7 +98,7 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
           m.workload,
           m.strategy,
           m.mapper,
-          num(m.normalized, 3),
+          ratioWithRange(m.normalized, m.normalizedRange),
           num(m.dirtyPagesPerEpoch),
           pct(m.hitRatio),
           num(m.mapOperationsPerEpoch),

@@ -12,6 +12,7 @@ import { ChaosClient, type ToxicInput } from '@hbft/common/chaos/client.ts';
 import { ProxyRegistry } from '@hbft/common/chaos/registry.ts';
 import { seededRandom } from '@hbft/common/chaos/random.ts';
 import { silentLogger } from '@hbft/common/log.ts';
+import { median } from '@hbft/common/stats.ts';
 
 /** An upstream that echoes, and counts what it received and how many connections reached it. */
 interface Upstream {
@@ -94,11 +95,6 @@ async function roundTripMs(socket: net.Socket): Promise<number> {
   socket.write('p');
   await once(socket, 'data');
   return performance.now() - startMs;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 test('50 ms of latency each way makes round trips 100 ms slower (median within ±20 %)', async (t) => {

@@ -16,6 +16,7 @@ import { encodeCommand } from '@hbft/common/session/resp.ts';
 import { incrRoundTrips } from '@hbft/common/session/roundTrips.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { testSeed } from '../helpers/seed.ts';
+import { median } from '@hbft/common/stats.ts';
 
 const SOAK = Boolean(process.env.HBFT_SOAK);
 
@@ -35,10 +36,6 @@ async function throughProxy(options: ConstructorParameters<typeof Object>[0] = {
     },
   });
   return { registry, cluster };
-}
-
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[values.length >> 1]!;
 }
 
 function rssBytes(pid: number): number {

@@ -12,6 +12,7 @@ import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import { connectBulk } from '@hbft/common/transport/bulk.ts';
 import { listen } from '@hbft/common/transport/listener.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
+import { median } from '@hbft/common/stats.ts';
 
 const limits = protocolLimitsFor(256 * 1024 * 1024);
 const auth: AuthConfig = { mode: 'hmac', key: Buffer.from('throughput test key, 32 bytes...') };
@@ -129,11 +130,6 @@ async function measureFramed(frameBytes: number, frames: number): Promise<number
   await sent;
   await listener.close();
   return gbPerS;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 if (isMainThread) {

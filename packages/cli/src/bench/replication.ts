@@ -25,6 +25,7 @@ import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import { Cluster } from '../cluster.ts';
 import { markdownTable as table } from '@hbft/common/bench/table.ts';
+import { median, percentile } from '@hbft/common/stats.ts';
 
 /**
  * `hbft bench replication` (issue 4): figures of the whole replication path, each measured side by
@@ -61,16 +62,6 @@ export const REPLICATION_BENCH_DEFAULTS: ReplicationBenchOptions = {
 const MiB = 1024 * 1024;
 const BENCH_INSTANCE_ID = randomBytes(16);
 const PAGE = 4096;
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function median(values: number[]): number {
-  return percentile(values, 50);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Stream: checkpoints (encode, frame, CRC, decode, verify, apply, ack) vs raw TCP bytes.
@@ -266,9 +257,9 @@ function benchPause(options: ReplicationBenchOptions): PauseRow[] {
       workload,
       dirtyPagesPerEpoch: pages / pause.length,
       pauseUsP50,
-      pauseUsP99: percentile(pause, 99) / 1000,
+      pauseUsP99: percentile(pause, 0.99) / 1000,
       copyUsP50,
-      copyUsP99: percentile(copy, 99) / 1000,
+      copyUsP99: percentile(copy, 0.99) / 1000,
       pauseNsPerPage: pause.reduce((a, b) => a + b, 0) / Math.max(1, pages),
       copyNsPerPage: copy.reduce((a, b) => a + b, 0) / Math.max(1, pages),
       meetsTarget: pauseUsP50 <= 2 * copyUsP50 + 200,
@@ -311,12 +302,12 @@ async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRo
     rows.push({
       epochMs,
       protectedMsP50: median(measured.protected!),
-      protectedMsP99: percentile(measured.protected!, 99),
+      protectedMsP99: percentile(measured.protected!, 0.99),
       unprotectedMsP50: base,
-      unprotectedMsP99: percentile(measured.unprotected!, 99),
+      unprotectedMsP99: percentile(measured.unprotected!, 0.99),
       addedMsP50: median(added),
-      addedMsP99: percentile(added, 99),
-      meetsTarget: percentile(added, 99) <= epochMs + 5,
+      addedMsP99: percentile(added, 0.99),
+      meetsTarget: percentile(added, 0.99) <= epochMs + 5,
     });
   }
   return rows;
@@ -444,7 +435,7 @@ async function benchFailover(options: ReplicationBenchOptions): Promise<Failover
       await cluster.stop();
     }
   }
-  const p99 = percentile(gaps, 99);
+  const p99 = percentile(gaps, 0.99);
   return { kills: options.failoverKills, gapsMs: gaps, p50Ms: median(gaps), p99Ms: p99, maxMs: Math.max(...gaps), violations, failoverTimeoutMs: 100, meetsTarget: p99 <= 150 && violations === 0 };
 }
 

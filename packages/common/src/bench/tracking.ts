@@ -4,6 +4,7 @@ import type { MapperName } from '../tracking/mapper.ts';
 import type { TrackingStrategyName } from '../tracking/tracker.ts';
 import { createBenchGuest } from './guestLoad.ts';
 import { measureOnFreshThread, runGuest, type EpochTotals, type Measurement, type MeasureJob } from './trackingMeasure.ts';
+import { median } from '../stats.ts';
 
 /**
  * The tracking benchmark (issue 3): reproduces the paper's measurements (seed 001, §5.3–5.5) on
@@ -166,12 +167,6 @@ class PreparedWorkload {
 
 function range(values: number[]): [number, number] {
   return [Math.min(...values), Math.max(...values)];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** Throughput of a measurement: requests/s for kv (what its clients see), else instructions/s. */

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { median } from '../stats.ts';
 
 /** The part of a sample that describes the node's state rather than the interval's figures. */
 export type LiveStatus = Pick<
@@ -68,12 +69,6 @@ function emptyAccumulator(): Accumulator {
     epochs: 0, dirtyPages: 0, readFaults: 0, writeFaults: 0, truePredictions: 0, predicted: 0, mapAccesses: 0, mapHits: 0,
     rawBytes: 0, wireBytes: 0, pauseNs: 0, instructions: 0, ackLatencyMs: [], outputLatencyMs: [],
   };
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
 }
 
 export interface LiveFeedEvents {
@@ -172,8 +167,8 @@ export class LiveFeed extends EventEmitter<LiveFeedEvents> {
       checkpointRawBytesPerEpoch: perEpoch(a.rawBytes),
       checkpointWireBytesPerEpoch: perEpoch(a.wireBytes),
       pauseUsPerEpoch: perEpoch(a.pauseNs) / 1000,
-      ackLatencyMs: median(a.ackLatencyMs),
-      outputLatencyMs: median(a.outputLatencyMs),
+      ackLatencyMs: a.ackLatencyMs.length > 0 ? median(a.ackLatencyMs) : null,
+      outputLatencyMs: a.outputLatencyMs.length > 0 ? median(a.outputLatencyMs) : null,
       guestMips: a.instructions / elapsedMs / 1000,
     };
   }

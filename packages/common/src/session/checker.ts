@@ -34,7 +34,8 @@
  * answered, the gap from the last response of the older to the first response of the newer.
  */
 import type { FailoverRecord, HistoryStats, Operation } from './history.ts';
-import { percentile, summarizeOperations } from './history.ts';
+import { summarizeOperations } from './history.ts';
+import { percentile } from '../stats.ts';
 
 export const VIOLATION_RULES = [
   'counter-lost',
@@ -169,7 +170,7 @@ export function checkHistory(input: CheckInput): Verdict {
     checked,
     stats,
     failovers: measureFailovers(input.operations),
-    clientFailovers: { count: clientGaps.length, gapMsMedian: percentile(clientGaps, 0.5), gapMsMax: clientGaps.at(-1) ?? 0 },
+    clientFailovers: { count: clientGaps.length, gapMsMedian: percentile(clientGaps, 0.5) || 0, gapMsMax: clientGaps.at(-1) ?? 0 },
   };
 }
 

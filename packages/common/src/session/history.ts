@@ -5,6 +5,7 @@
  * history is saved as JSON lines so that a run can be checked again or inspected.
  */
 import { UsageError } from '../errors.ts';
+import { percentile } from '../stats.ts';
 
 export type OperationKind = 'incr' | 'set' | 'get';
 export const OPERATION_KINDS: readonly OperationKind[] = ['incr', 'set', 'get'];
@@ -181,12 +182,6 @@ export function parseHistory(text: string, source: string): History {
   return history;
 }
 
-/** Nearest-rank percentile of sorted values (0 for none). */
-export function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
-}
-
 export interface HistoryStats {
   operations: number;
   ok: number;
@@ -224,8 +219,8 @@ export function summarizeOperations(operations: readonly Operation[]): HistorySt
     byKind,
     durationMs: round(durationMs),
     throughputOpsPerS: durationMs > 0 ? Math.round((count('ok') / durationMs) * 1000 * 10) / 10 : 0,
-    latencyMsP50: round(percentile(latencies, 0.5)),
-    latencyMsP99: round(percentile(latencies, 0.99)),
+    latencyMsP50: round(percentile(latencies, 0.5) || 0),
+    latencyMsP99: round(percentile(latencies, 0.99) || 0),
     latencyMsMax: round(latencies.at(-1) ?? 0),
   };
 }

@@ -76,6 +76,29 @@ test('without a cached copy a changed page goes raw', () => {
   assert.equal(writer.offset, PAGE + 8);
 });
 
+test('a page changed throughout goes raw at once; one changed word, or one unchanged sample, still tries the delta', () => {
+  const primary = new Uint8Array(3 * PAGE).fill(5);
+  const backup = new Uint8Array(3 * PAGE);
+  const words = new Int32Array(primary.buffer);
+  const encoder = new PageEncoder(new DeltaCache(4));
+  const writer = new PageRecordWriter(3 * (PAGE + 8));
+  for (let page = 0; page < 3; page++) encoder.encode(page, words, page * 1024, writer);
+  applyPageRecords(writer.written(), backup);
+  writer.reset();
+  for (let i = 0; i < 1024; i++) words[i] = i + 1; // page 0: every word changed
+  words[1024 + 500] = 9; // page 1: one word changed
+  for (let i = 0; i < 1024; i++) if (i !== 64) words[2048 + i] = -i - 1; // page 2: all but one sampled word changed
+  for (let page = 0; page < 3; page++) encoder.encode(page, words, page * 1024, writer);
+  const records = writer.written();
+  assert.equal(records[4], ENCODING_RAW, 'page 0 raw');
+  assert.equal(records[PAGE + 8 + 4], ENCODING_XOR_RLE, 'page 1 as a delta');
+  assert.equal(new DataView(records.buffer).getUint16(PAGE + 8 + 6, true), 8, 'one run header and one literal');
+  assert.equal(records[PAGE + 8 + 16 + 4], ENCODING_RAW, 'page 2 tried as a delta, longer than raw, sent raw');
+  assert.ok(checkPageRecords(records, 3).ok);
+  applyPageRecords(records, backup);
+  assert.deepEqual(backup, primary);
+});
+
 test('damaged records are refused with a reason and nothing is applied', () => {
   const ram = new Uint8Array(4 * PAGE);
   const random = new SeededRandom(5);

@@ -124,11 +124,17 @@ export class PageRecordWriter {
  * Encodes pages into records. One encoder per backup connection: it owns the delta cache that
  * says what that backup holds. Nothing is allocated per page.
  */
+/** Words compared before a delta is tried: one every SAMPLE_STRIDE words of the page. */
+const SAMPLE_STRIDE = 64;
+const SAMPLES = PAGE_WORDS / SAMPLE_STRIDE;
+
+/**
+ * Encodes pages into records. One encoder per backup connection: it owns the delta cache that
+ * says what that backup holds. Nothing is allocated per page.
+ */
 export class PageEncoder {
   readonly counts = emptyEncodingCounts();
   private readonly cache: DeltaCache | null;
-  private readonly scratch = new Int32Array(PAGE_WORDS);
-  private readonly scratch16 = new Uint16Array(this.scratch.buffer);
 
   constructor(cache: DeltaCache | null) {
     this.cache = cache;
@@ -158,11 +164,11 @@ export class PageEncoder {
     let length = 0;
     if (nonZero) {
       const base = this.cache === null ? -1 : this.cache.lookup(page);
-      const deltaWords = base >= 0 ? this.encodeXorRle(source, sourceWord, this.cache!.words(), base) : PAGE_WORDS;
+      const cached = this.cache?.words();
+      const deltaWords = base >= 0 && worthDelta(source, sourceWord, cached!, base) ? encodeXorRle(source, sourceWord, cached!, base, out.words, dataWord) : PAGE_WORDS;
       if (deltaWords < PAGE_WORDS) {
         encoding = ENCODING_XOR_RLE;
         length = deltaWords * 4;
-        for (let k = 0; k < deltaWords; k++) out.words[dataWord + k] = this.scratch[k]!;
       } else {
         encoding = ENCODING_RAW;
         length = PAGE_BYTES;
@@ -180,35 +186,48 @@ export class PageEncoder {
     else this.counts.xorRle++;
     this.counts.encodedBytes += PAGE_RECORD_HEADER_BYTES + length;
   }
+}
 
-  /** Writes the XOR-RLE form into scratch; returns its length in words (1024 when not worth it). */
-  private encodeXorRle(words: Int32Array, at: number, cached: Int32Array, base: number): number {
-    const scratch = this.scratch;
-    const scratch16 = this.scratch16;
-    let out = 0;
-    let i = 0;
-    while (i < PAGE_WORDS) {
-      let zeros = 0;
-      while (i + zeros < PAGE_WORDS && (words[at + i + zeros]! ^ cached[base + i + zeros]!) === 0) zeros++;
-      i += zeros;
-      if (i === PAGE_WORDS) break;
-      let literals = 0;
-      // A literal run ends at two equal words in a row (one alone is cheaper kept inline).
-      while (i + literals < PAGE_WORDS) {
-        const x = words[at + i + literals]! ^ cached[base + i + literals]!;
-        if (x === 0 && (i + literals + 1 >= PAGE_WORDS || (words[at + i + literals + 1]! ^ cached[base + i + literals + 1]!) === 0)) break;
-        literals++;
-      }
-      if (out + 1 + literals >= PAGE_WORDS) return PAGE_WORDS;
-      scratch16[out * 2] = zeros;
-      scratch16[out * 2 + 1] = literals;
-      out++;
-      for (let k = 0; k < literals; k++) scratch[out + k] = words[at + i + k]! ^ cached[base + i + k]!;
-      out += literals;
-      i += literals;
-    }
-    return out;
+/**
+ * False when every sampled word differs from the cached copy: the page changed throughout (a
+ * sweep over an array), a delta would save little or nothing, and trying it would cost a full
+ * pass. A page that changed in a few places shows unchanged words among the samples.
+ */
+function worthDelta(words: Int32Array, at: number, cached: Int32Array, base: number): boolean {
+  for (let k = 0; k < SAMPLES; k++) {
+    const i = k * SAMPLE_STRIDE;
+    if (words[at + i] === cached[base + i]) return true;
   }
+  return false;
+}
+
+/**
+ * Writes the XOR-RLE form of words[at..] against cached[base..] into out[outAt..] in one pass;
+ * returns its length in words, or PAGE_WORDS as soon as it would not be shorter than the page
+ * (out may then hold a partial encoding, which the caller overwrites with the raw page).
+ */
+function encodeXorRle(words: Int32Array, at: number, cached: Int32Array, base: number, out: Int32Array, outAt: number): number {
+  let n = 0;
+  let i = 0;
+  while (i < PAGE_WORDS) {
+    const runStart = i;
+    while (i < PAGE_WORDS && words[at + i] === cached[base + i]) i++;
+    if (i === PAGE_WORDS) break;
+    const zeros = i - runStart;
+    const header = n++;
+    const literalStart = i;
+    // A literal run ends at two equal words in a row (one alone is cheaper kept inline).
+    while (i < PAGE_WORDS) {
+      const x = words[at + i]! ^ cached[base + i]!;
+      if (x === 0 && (i + 1 === PAGE_WORDS || words[at + i + 1] === cached[base + i + 1])) break;
+      if (n + 1 >= PAGE_WORDS) return PAGE_WORDS;
+      out[outAt + n++] = x;
+      i++;
+    }
+    // Run header: u16 zero words then u16 literal words, little-endian in one word.
+    out[outAt + header] = zeros | ((i - literalStart) << 16);
+  }
+  return n;
 }
 
 export interface PageRecordsCheck {

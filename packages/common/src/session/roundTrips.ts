@@ -11,7 +11,11 @@ export interface RoundTripOptions {
   /** Requests sent first and not measured (connection and JIT warm-up). */
   warmup?: number;
   key?: string;
-  /** Waits a random 0..spreadMs between requests, so they land at random points of an epoch. */
+  /**
+   * Waits a random 0..spreadMs between requests. With spreadMs = the epoch length requests land at
+   * uniformly random points of an epoch; without it each request follows the previous reply, i.e.
+   * the release just after an ack, and waits nearly a whole epoch every time.
+   */
   spreadMs?: number;
   host?: string;
 }

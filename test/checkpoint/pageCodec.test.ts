@@ -28,7 +28,7 @@ function mutate(ram: Uint8Array, random: SeededRandom, page: number): void {
   }
 }
 
-test('epochs of mutated pages round-trip to the backup exactly, mostly as XOR-RLE', () => {
+test('epochs of mutated pages round-trip to the backup exactly, edited pages as XOR-RLE', () => {
   const seed = testSeed();
   const random = new SeededRandom(seed);
   const primary = new Uint8Array(PAGES * PAGE);
@@ -51,8 +51,11 @@ test('epochs of mutated pages round-trip to the backup exactly, mostly as XOR-RL
     applyPageRecords(writer.written(), backup);
     assert.deepEqual(backup, primary, `seed ${seed} epoch ${epoch}: backup equals primary`);
   }
-  assert.ok(encoder.counts.xorRle > encoder.counts.raw, `delta encoding used: ${JSON.stringify(encoder.counts)}`);
-  assert.ok(encoder.counts.encodedBytes < encoder.counts.rawBytes, 'fewer bytes than raw pages');
+  // A quarter of the mutations rewrite a whole page with random bytes and the first epoch has no
+  // cached copies: those go raw. Over 5 000 seeds the delta share was 42-70 % and the bytes 27-47 % of raw.
+  const { xorRle, raw, encodedBytes, rawBytes } = encoder.counts;
+  assert.ok(xorRle >= 0.3 * (xorRle + raw), `seed ${seed}: delta encoding used: ${JSON.stringify(encoder.counts)}`);
+  assert.ok(encodedBytes < 0.6 * rawBytes, `seed ${seed}: fewer bytes than raw pages: ${JSON.stringify(encoder.counts)}`);
 });
 
 test('a page equal to the cached copy costs only its header', () => {

@@ -34,7 +34,10 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest') as unknown as Argv<PrimaryArgs>,
   handler: async (argv) => {
     const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
-    const backup = argv.backup === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth: authFrom(argv) };
+    // A key given without --backup is still checked: a typo in --key-file must not pass unnoticed.
+    const keyGiven = argv['key-file'] !== undefined || argv.key !== undefined;
+    const auth = argv.backup !== undefined || keyGiven ? authFrom(argv) : undefined;
+    const backup = argv.backup === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth: auth! };
     const serve = hostPort(argv.serve, '--serve');
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);

@@ -1,5 +1,6 @@
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
+import { formatEndpoint } from '@hbft/common/units.ts';
 import type { TimingConfig } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
@@ -65,14 +66,14 @@ export class BackupDaemon {
   readonly replicator: BackupReplicator;
   private readonly options: BackupDaemonOptions;
   private readonly logger: Logger;
-  private listener!: ReplicationListener;
+  private listener: ReplicationListener | null = null;
   private session: PrimarySession | null = null;
   private ticker: Ticker | null = null;
   private runtime: PrimaryRuntime | null = null;
   private guestImageHash: Buffer | null = null;
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
-  private parkedPort!: ParkedPort;
+  private parkedPort: ParkedPort | null = null;
   readonly feed: LiveFeed;
 
   private constructor(options: BackupDaemonOptions) {
@@ -103,28 +104,35 @@ export class BackupDaemon {
 
   static async start(options: BackupDaemonOptions): Promise<BackupDaemon> {
     const daemon = new BackupDaemon(options);
-    daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
-    daemon.parkedPort = new ParkedPort(options.parkMs ?? PARK_MS_DEFAULT, options.logger);
-    await daemon.parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
-    daemon.listener = await listen({
-      host: options.listen.host,
-      port: options.listen.port,
-      auth: options.auth,
-      limits: protocolLimitsFor(options.memoryBytes),
-      logger: options.logger,
-    });
-    daemon.listener.on('connection', (connection) => daemon.onConnection(connection));
-    daemon.listener.on('rejected', (rejected) => options.logger.warn(rejected, 'replication connection refused'));
+    try {
+      daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
+      const parkedPort = new ParkedPort(options.parkMs ?? PARK_MS_DEFAULT, options.logger);
+      await parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
+      daemon.parkedPort = parkedPort;
+      const listener = await listen({
+        host: options.listen.host,
+        port: options.listen.port,
+        auth: options.auth,
+        limits: protocolLimitsFor(options.memoryBytes),
+        logger: options.logger,
+      });
+      daemon.listener = listener;
+      listener.on('connection', (connection) => daemon.onConnection(connection));
+      listener.on('rejected', (rejected) => options.logger.warn(rejected, 'replication connection refused'));
+    } catch (error) {
+      // Whatever did start (the standby worker, a bound port) must not keep the process up.
+      await daemon.stop(`start failed: ${(error as Error).message}`);
+      throw error;
+    }
     daemon.ticker = new Ticker(TICK_MS, (now) => daemon.execute(daemon.replicator.tick(now)), options.logger);
     daemon.ticker.start();
     options.metrics.setRole('backup');
-    const address = daemon.listener.address();
-    options.logger.info({ listen: `${address.address}:${address.port}` }, 'waiting for a primary');
+    options.logger.info({ listen: formatEndpoint(daemon.listenAddress) }, 'waiting for a primary');
     return daemon;
   }
 
   get listenAddress(): { host: string; port: number } {
-    const address = this.listener.address();
+    const address = this.listener!.address();
     return { host: address.address, port: address.port };
   }
 
@@ -268,7 +276,7 @@ export class BackupDaemon {
           epoch: effect.epoch,
           sessionOutput: this.store.sessionOutput.clone(),
           standby: this.standby ?? undefined,
-          parked: this.parkedPort.handOver(),
+          parked: this.parkedPort!.handOver(),
         },
         memoryBytes: this.options.memoryBytes,
         guestImageHash: this.guestImageHash ?? Buffer.alloc(32),
@@ -314,8 +322,8 @@ export class BackupDaemon {
     this.ticker?.stop();
     this.feed.stop();
     this.closeSession(reason);
-    await this.listener.close(reason);
-    await this.parkedPort.close();
+    await this.listener?.close(reason);
+    await this.parkedPort?.close();
     await this.runtime?.stop(reason);
     if (this.runtime === null) await this.standby?.worker.stop();
   }

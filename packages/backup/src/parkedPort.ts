@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
+import { listenOn } from '@hbft/common/transport/listen.ts';
 
 /** Bytes a parked client may send before the takeover; more and it is closed. */
 const PARKED_BYTES_MAX = 64 * 1024;
@@ -31,13 +32,7 @@ export class ParkedPort {
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.server, host, port, '--serve (clients, after a takeover)');
   }
 
   get waiting(): number {

@@ -37,6 +37,11 @@ export function formatBytes(bytes: number): string {
   return `${bytes}B`;
 }
 
+/** `HOST:PORT`, with an IPv6 host in brackets: the inverse of parseHostPort. */
+export function formatEndpoint(endpoint: { host: string; port: number }): string {
+  return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}
+
 /** Parses `HOST:PORT` (IPv4, name, or `[v6]:port`). */
 export function parseHostPort(text: string, flag: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
+import { listenOn } from '@hbft/common/transport/listen.ts';
 import { isSessionConnection } from '@hbft/common/session/protocol.ts';
 import { SessionManager } from './sessions.ts';
 
@@ -79,15 +80,7 @@ export class ClientServer {
       const address = this.server.address();
       return { host, port: typeof address === 'object' && address ? address.port : port };
     }
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    return { host, port: typeof address === 'object' && address ? address.port : port };
+    return { host, port: await listenOn(this.server, host, port, '--serve (clients)') };
   }
 
   get connectionCount(): number {

@@ -160,7 +160,14 @@ export class PrimaryRuntime {
       });
     }
     const runtime = new PrimaryRuntime(options, worker, staging, logger);
-    await runtime.begin();
+    try {
+      await runtime.begin();
+    } catch (error) {
+      // A port that cannot be bound, say: stop the worker and the link, or the process would
+      // stay up serving nothing.
+      await runtime.stop(`start failed: ${(error as Error).message}`);
+      throw error;
+    }
     return runtime;
   }
 

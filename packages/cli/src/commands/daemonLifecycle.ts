@@ -24,7 +24,10 @@ export async function runDaemon(options: {
   let requestStop: (reason: string, exitCode: number) => void = () => {};
   const daemon = await options.start(logger, (reason, exitCode) => requestStop(reason, exitCode));
   const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger, feed: daemon.feed, peerHttp: options.peerHttp });
-  const address = await status.listen();
+  const address = await status.listen().catch(async (error: unknown) => {
+    await daemon.stop(`start failed: ${(error as Error).message}`);
+    throw error;
+  });
   logger.info({ http: `http://${address.host}:${address.port}/` }, 'status and dashboard');
   await new Promise<void>((resolve) => {
     let stopping = false;

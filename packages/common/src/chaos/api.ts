@@ -21,6 +21,7 @@
 import http from 'node:http';
 import { HbftError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { listenOn } from '../transport/listen.ts';
 import { ChaosConflictError, ChaosNotFoundError, InvalidFieldError } from './errors.ts';
 import { apiBodyBytesMax } from './limits.ts';
 import type { Endpoint } from './model.ts';
@@ -62,18 +63,9 @@ export class ChaosApiServer {
     const server = http.createServer((request, response) => {
       void handle(options.registry, logger, request, response);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: options.listen.host, port: options.listen.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw new UsageError(`--api: cannot listen on ${options.listen.host}:${options.listen.port} (${error.code ?? error.message})`);
-    });
-    const address = server.address() as import('node:net').AddressInfo;
-    logger.info({ host: address.address, port: address.port }, 'chaos API listening');
-    return new ChaosApiServer(server, { host: options.listen.host, port: address.port });
+    const port = await listenOn(server, options.listen.host, options.listen.port, '--api');
+    logger.info({ host: options.listen.host, port }, 'chaos API listening');
+    return new ChaosApiServer(server, { host: options.listen.host, port });
   }
 
   /** Stops listening and drops idle keep-alive connections, so the port is free when this resolves. */

@@ -93,9 +93,6 @@ export interface Endpoint {
   port: number;
 }
 
-export function formatEndpoint(endpoint: Endpoint): string {
-  return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
-}
 
 /** One sentence fragment describing a toxic, for logs and the CLI's one-line answers. */
 export function describeToxic(toxic: Toxic): string {

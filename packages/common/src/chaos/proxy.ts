@@ -9,10 +9,12 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.ts';
 import { ChaosConflictError, InvalidFieldError } from './errors.ts';
 import { connectionsPerProxyMax } from './limits.ts';
-import { formatEndpoint, type Endpoint, type PartitionMode, type StreamName, type Toxic } from './model.ts';
+import { type Endpoint, type PartitionMode, type StreamName, type Toxic } from './model.ts';
 import { ToxicPipeline } from './pipeline.ts';
 import type { RandomSource } from './random.ts';
 import type { StreamItem } from './stages.ts';
+import { formatEndpoint } from '../units.ts';
+import { listenOn, type ListenError } from '../transport/listen.ts';
 
 export interface ChaosProxyOptions {
   name: string;
@@ -216,21 +218,14 @@ export class ChaosProxy {
   private async openListener(): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
     server.on('connection', (socket) => this.onConnection(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      const where = formatEndpoint(this.listenAt);
-      if (error.code === 'EADDRINUSE') throw new ChaosConflictError('listen', `listen: ${where} is already in use`);
-      throw new InvalidFieldError('listen', `cannot listen on ${where} (${error.code ?? error.message})`);
+    const port = await listenOn(server, this.listenAt.host, this.listenAt.port, 'listen').catch((error: ListenError) => {
+      // The API answers a taken address as a conflict (409), anything else as a bad field (400).
+      if (error.errno === 'EADDRINUSE') throw new ChaosConflictError('listen', error.message);
+      throw new InvalidFieldError('listen', error.message);
     });
     server.on('error', (error) => this.logger.error({ err: error }, 'listen socket failed'));
-    const address = server.address() as net.AddressInfo;
     // Remember the port the kernel picked, so that healing a cut reopens the same address.
-    this.listenAt = { host: this.listenAt.host, port: address.port };
+    this.listenAt = { host: this.listenAt.host, port };
     this.server = server;
   }
 

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { listenOn } from '../transport/listen.ts';
 import type { LiveFeed } from './liveFeed.ts';
 import { Dashboard } from './dashboard/dashboard.ts';
 
@@ -53,15 +54,8 @@ export class StatusServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    return { host: this.options.host, port: typeof address === 'object' && address ? address.port : this.options.port };
+    const port = await listenOn(this.server, this.options.host, this.options.port, '--http (status and dashboard)');
+    return { host: this.options.host, port };
   }
 
   async close(): Promise<void> {

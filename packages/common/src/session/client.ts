@@ -27,7 +27,7 @@ import net from 'node:net';
 import { assert, HbftError, ProtocolError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { SeededRandom } from '../random.ts';
-import { parseHostPort } from '../units.ts';
+import { formatEndpoint, parseHostPort } from '../units.ts';
 import { ByteQueue } from './byteQueue.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { SessionError, SessionErrorCode } from './errors.ts';
@@ -177,10 +177,6 @@ interface Connection {
 interface PendingRequest {
   resolve: (value: RespValue) => void;
   reject: (error: Error) => void;
-}
-
-function formatEndpoint(endpoint: Endpoint): string {
-  return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
 export class SessionClient extends EventEmitter<SessionClientEvents> {

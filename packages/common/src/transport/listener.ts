@@ -13,6 +13,7 @@ import { ProtocolErrorCode, type ProtocolFailure } from '../protocol/codes.ts';
 import { frameMagicBytes } from '../protocol/frame.ts';
 import { listenerPeekTimeoutMs } from '../protocol/limits.ts';
 import { acceptBulk, type BulkConnectionOptions } from './bulk.ts';
+import { listenOn } from './listen.ts';
 import type { FrameConnection } from './connection.ts';
 import { ControlConnection, controlPath, createControlServer } from './control.ts';
 
@@ -83,14 +84,8 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
   }
 
   /** Starts listening; resolves when bound. */
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.removeListener('error', reject);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    await listenOn(this.server, this.options.host, this.options.port, '--listen (replication)');
   }
 
   address(): net.AddressInfo {

@@ -1,0 +1,70 @@
+// Proves that the daemons answer bad flags and unusable addresses with one line naming the problem
+// and a non-zero exit: no stack trace, and no process left running (a port that cannot be bound
+// after the guest worker started must not leave the process up serving nothing).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from '../helpers/cluster.ts';
+
+const hbft = fileURLToPath(new URL('../../packages/cli/bin/hbft.js', import.meta.url));
+/** Far above a daemon's start-up (about 1.5 s); reaching it means the process hung. */
+const HANG_MS = 30_000;
+
+async function run(args: string[]): Promise<{ code: number | null; err: string; hung: boolean }> {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('HBFT_')) delete env[name];
+  const child = spawn(process.execPath, [hbft, ...args, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  return { code, err, hung: signal === 'SIGKILL' };
+}
+
+test('bad daemon flags exit 2 naming the flag', async () => {
+  const cases: [string[], RegExp][] = [
+    [['primary', '--guest', 'kv', '--backup', '127.0.0.1:7300'], /no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure/],
+    [['primary', '--guest', 'kv', '--key-file', '/nonexistent/hbft-key'], /--key-file: cannot read \/nonexistent\/hbft-key \(ENOENT\)/],
+    [['backup', '--insecure', '--listen', '127.0.0.1:7300', '--failover-timeout-ms', '50', '--heartbeat-ms', '20'], /failover-timeout-ms/],
+    [['primary', '--insecure', '--tracking', 'bogus'], /tracking.*Choices: "none", "origin", "rfr", "wfp", "pml"/s],
+    [['primary', '--insecure', '--memory', '3MiB'], /--memory: 3MiB is out of range/],
+    [['backup', '--insecure', '--listen', 'nohost'], /--listen: expected HOST:PORT/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => run(args)));
+  for (const [i, [args, message]] of cases.entries()) {
+    const result = results[i]!;
+    assert.equal(result.code, 2, `${args.join(' ')}: exit ${result.code}\n${result.err}`);
+    assert.match(result.err, message);
+    assert.doesNotMatch(result.err, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('an address that cannot be bound ends the daemon with one line naming the flag, and the process exits', async () => {
+  const [busyPort, a, b, c] = await freePorts(4);
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(busyPort, '127.0.0.1', resolve));
+  try {
+    const taken = `127.0.0.1:${busyPort}`;
+    const cases: [string[], RegExp][] = [
+      [['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', taken, '--http', `127.0.0.1:${b}`], /--serve \(clients, after a takeover\): cannot listen on 127\.0\.0\.1:\d+: the address is already in use/],
+      [['backup', '--insecure', '--listen', taken, '--serve', `127.0.0.1:${a}`, '--http', `127.0.0.1:${b}`], /--listen \(replication\): cannot listen on .*already in use/],
+      [['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', `127.0.0.1:${b}`, '--http', taken], /--http \(status and dashboard\): cannot listen on .*already in use/],
+      [['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', taken, '--http', `127.0.0.1:${c}`], /--serve \(clients\): cannot listen on .*already in use/],
+      [['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', `127.0.0.1:${c}`, '--http', taken], /--http \(status and dashboard\): cannot listen on .*already in use/],
+    ];
+    // One at a time: the cases share the free ports a, b and c.
+    for (const [args, message] of cases) {
+      const result = await run(args);
+      assert.equal(result.hung, false, `${args.join(' ')}: still running after ${HANG_MS} ms`);
+      assert.equal(result.code, 1, `${args.join(' ')}: exit ${result.code}\n${result.err}`);
+      assert.match(result.err, message);
+      assert.doesNotMatch(result.err, /\n\s+at /, 'no stack trace');
+    }
+  } finally {
+    busy.close();
+  }
+});

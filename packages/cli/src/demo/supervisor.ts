@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HbftError } from '@hbft/common/errors.ts';
+import { listenOn, type ListenError } from '@hbft/common/transport/listen.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/hbft.js', import.meta.url));
 
@@ -42,13 +43,11 @@ export interface DemoState {
 }
 
 async function assertPortFree(host: string, port: number): Promise<void> {
-  await new Promise<void>((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new HbftError('E_PORT_IN_USE', `port ${port} on ${host} is in use (${error.code}); stop whatever holds it or pass --base-port`)),
-    );
-    server.listen(port, host, () => server.close(() => resolvePort()));
+  const server = createServer();
+  await listenOn(server, host, port, 'the demo').catch((error: ListenError) => {
+    throw new HbftError('E_PORT_IN_USE', `${error.message}; stop whatever holds it or pass --base-port`);
   });
+  await new Promise((resolveClose) => server.close(resolveClose));
 }
 
 /**

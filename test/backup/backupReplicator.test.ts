@@ -43,7 +43,7 @@ class Primary {
         send(kind: FrameKind, meta: never, fields) {
           const frame = frames.encode(kind, meta, fields);
           sent.push(frame);
-          return { sent: true, checksum: frame.checksum, backpressure: false };
+          return { sent: true, checksum: frame.checksum, backpressure: false, endsAt: 0 };
         },
         drained: async () => {},
       },

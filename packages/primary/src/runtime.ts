@@ -26,7 +26,8 @@ import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { SessionManager } from './sessions.ts';
 import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
-import { nonZeroPages, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 
 export type PrimaryBoot =
   | { kind: 'image'; image: Uint8Array; imageName: string; args: string }
@@ -96,6 +97,7 @@ export class PrimaryRuntime {
   private readonly ram: Int32Array;
   /** Encodes pages for the connected backup (its delta cache says what that backup holds). */
   private checkpointEncoder: PageEncoder | null = null;
+  private recordBuffers: { bulk: BulkConnection; buffers: RecordBuffers } | null = null;
   private ticker: Ticker | null = null;
   private stopping = false;
   private servingAddress: { host: string; port: number } | null = null;
@@ -412,6 +414,12 @@ export class PrimaryRuntime {
     this.captures.delete(capture.checkpoint.epoch);
   }
 
+  /** The record buffers of the current bulk connection (positions are per connection). */
+  private recordBuffersFor(bulk: BulkConnection): RecordBuffers {
+    if (this.recordBuffers?.bulk !== bulk) this.recordBuffers = { bulk, buffers: new RecordBuffers(() => bulk.bytesHandedOver) };
+    return this.recordBuffers.buffers;
+  }
+
   private async sendFullSync(): Promise<void> {
     const bulk = this.link?.bulk;
     if (!bulk) return;
@@ -433,7 +441,7 @@ export class PrimaryRuntime {
         },
         bulk,
         new PageEncoder(null),
-        (sent) => {
+        { buffers: this.recordBuffersFor(bulk), onProgress: (sent) => {
           this.fullSyncProgress = { sent, total: pages.length };
           const share = sent / Math.max(1, pages.length);
           if (tty) process.stderr.write(`\rfull synchronisation: ${sent}/${pages.length} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`);
@@ -441,7 +449,7 @@ export class PrimaryRuntime {
             logger.info({ sent, total: pages.length }, `full synchronisation ${(share * 100).toFixed(0)}%`);
             nextReport += 0.1;
           }
-        },
+        } },
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
@@ -484,6 +492,7 @@ export class PrimaryRuntime {
         },
         bulk,
         encoder,
+        { buffers: this.recordBuffersFor(bulk) },
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);

@@ -39,9 +39,14 @@ export interface SendResult {
   readonly checksum: number;
   /** True when queued bytes are at or above the high-water mark: stop producing and `await drained()`. */
   readonly backpressure: boolean;
+  /**
+   * Where the frame ends in the connection's output (bytes sent since it opened): once
+   * `bytesHandedOver` reaches it, the transport holds no reference to the frame's payload.
+   */
+  readonly endsAt: number;
 }
 
-const droppedSend: SendResult = { sent: false, checksum: 0, backpressure: true };
+const droppedSend: SendResult = { sent: false, checksum: 0, backpressure: true, endsAt: 0 };
 
 export interface ConnectionEvents {
   frame: [frame: Frame];
@@ -78,6 +83,8 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   private state: ConnectionState = 'authenticating';
   private closeInfo: CloseInfo | null = null;
   private queuedBytes = 0;
+  private bytesQueuedTotal = 0;
+  private bytesHandedOverTotal = 0;
   private readonly highWaterBytes: number;
   private drainWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   /**
@@ -128,6 +135,11 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
     return this.queuedBytes;
   }
 
+  /** Bytes the transport has written (or dropped) since the connection opened; see SendResult.endsAt. */
+  get bytesHandedOver(): number {
+    return this.bytesHandedOverTotal;
+  }
+
   /**
    * Sends a frame. The result says whether it was sent (false once the connection is closed: the
    * frame is dropped and `close` has been emitted), its checksum (for CheckpointChecksum), and
@@ -141,7 +153,7 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
     assert(kind !== FrameKind.ERROR && kind !== FrameKind.GOODBYE, 'ERROR and GOODBYE are sent by fail() and close()');
     const frame = this.encoder.encode(kind, meta, fields);
     this.sendFrame(frame);
-    return { sent: true, checksum: frame.checksum, backpressure: this.queuedBytes >= this.highWaterBytes };
+    return { sent: true, checksum: frame.checksum, backpressure: this.queuedBytes >= this.highWaterBytes, endsAt: this.bytesQueuedTotal };
   }
 
   /** Resolves when the write buffer is below its high-water mark; rejects if the connection closes first. */
@@ -195,6 +207,7 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   /** Subclasses call this as frames leave the process (write callbacks), with the bytes written. */
   protected written(bytes: number): void {
     this.queuedBytes -= bytes;
+    this.bytesHandedOverTotal += bytes;
     if (this.queuedBytes < this.highWaterBytes && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -211,6 +224,7 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
 
   private sendFrame(frame: EncodedFrame): void {
     this.queuedBytes += frame.bytes;
+    this.bytesQueuedTotal += frame.bytes;
     this.writeFrame(frame);
   }
 

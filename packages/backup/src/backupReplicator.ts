@@ -148,6 +148,11 @@ export class BackupReplicator {
     return { ok: true };
   }
 
+  /** True while a checkpoint is staged: the payloads of its frames are still referenced here. */
+  get holdsPayloads(): boolean {
+    return this.staged !== null;
+  }
+
   onPrimaryDisconnected(reason: string): BackupEffect[] {
     if (!this.primaryConnected) return [];
     this.primaryConnected = false;

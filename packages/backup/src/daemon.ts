@@ -9,6 +9,7 @@ import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import type { FrameConnection } from '@hbft/common/transport/connection.ts';
 import { ProtocolErrorCode, protocolFailure } from '@hbft/common/protocol/codes.ts';
 import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
+import { BodyPool } from '@hbft/common/transport/bodyPool.ts';
 import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
 import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
@@ -74,12 +75,17 @@ export class BackupDaemon {
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
   private parkedPort: ParkedPort | null = null;
+  private readonly bodies: BodyPool;
+  /** Bodies of frames handed to the replicator since it last held no payload. */
+  private delivered: ArrayBufferLike[] = [];
   readonly feed: LiveFeed;
 
   private constructor(options: BackupDaemonOptions) {
     this.options = options;
     this.logger = options.logger;
     this.store = new ReplicaStore(options.memoryBytes);
+    const limits = protocolLimitsFor(options.memoryBytes);
+    this.bodies = new BodyPool(limits.frameMetaBytesMax + limits.framePayloadBytesMax);
     this.replicator = new BackupReplicator(this.store, {
       heartbeatMs: options.timing.heartbeatMs,
       failoverTimeoutMs: options.timing.failoverTimeoutMs,
@@ -115,6 +121,7 @@ export class BackupDaemon {
         auth: options.auth,
         limits: protocolLimitsFor(options.memoryBytes),
         logger: options.logger,
+        allocateBody: daemon.bodies.allocate,
       });
       daemon.listener = listener;
       listener.on('connection', (connection) => daemon.onConnection(connection));
@@ -139,6 +146,17 @@ export class BackupDaemon {
   /** The runtime this node runs as a primary after a takeover. */
   get promotedRuntime(): PrimaryRuntime | null {
     return this.runtime;
+  }
+
+  /**
+   * Frame bodies go back to the pool once the replicator holds none of them: a staged checkpoint
+   * keeps its parts until it is applied or dropped.
+   */
+  private recycle(memory: ArrayBufferLike | null): void {
+    if (memory !== null) this.delivered.push(memory);
+    if (this.replicator.holdsPayloads) return;
+    for (const delivered of this.delivered) this.bodies.release(delivered);
+    this.delivered = [];
   }
 
   private onConnection(connection: FrameConnection): void {
@@ -186,12 +204,14 @@ export class BackupDaemon {
     else session.bulk = connection;
     connection.on('frame', (next) => {
       if (this.session === session) this.execute(this.replicator.onFrame(next, performance.now()));
+      this.recycle(next.payload.buffer);
     });
     connection.on('close', (info) => {
       if (this.session !== session) return;
       this.closeSession(`${connection.channel} channel closed`);
       this.feed.event('primary-lost', `primary connection lost: ${info.code}: ${info.reason}`);
       this.execute(this.replicator.onPrimaryDisconnected(`${info.code}: ${info.reason}`));
+      this.recycle(null);
     });
     connection.send(
       FrameKind.HANDSHAKE_OK,

@@ -105,7 +105,7 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       ...REPLICATION_BENCH_DEFAULTS,
       parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
       failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
-      ...(quick ? { streamMiB: 32, streamRounds: 1, pauseEpochs: 5, latencyEpochsMs: [20], latencyRequests: 60, throughputSeconds: 2 } : {}),
+      ...(quick ? { streamMiB: 32, streamRounds: 1, pauseEpochs: 5, latencyEpochsMs: [20], latencyRequests: 60, throughputSeconds: 2, throughputRounds: 1 } : {}),
       progress: (line) => process.stderr.write(`hbft bench replication: ${line}\n`),
     });
     process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReplicationReport(report)}\n`);

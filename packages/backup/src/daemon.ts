@@ -5,7 +5,7 @@ import type { TimingConfig } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
-import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
+import { protocolLimitsFor, type ProtocolLimits } from '@hbft/common/protocol/limits.ts';
 import type { FrameConnection } from '@hbft/common/transport/connection.ts';
 import { ProtocolErrorCode, protocolFailure } from '@hbft/common/protocol/codes.ts';
 import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
@@ -75,6 +75,7 @@ export class BackupDaemon {
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
   private parkedPort: ParkedPort | null = null;
+  private readonly limits: ProtocolLimits;
   private readonly bodies: BodyPool;
   /** Bodies of frames handed to the replicator since it last held no payload. */
   private delivered: ArrayBufferLike[] = [];
@@ -84,8 +85,8 @@ export class BackupDaemon {
     this.options = options;
     this.logger = options.logger;
     this.store = new ReplicaStore(options.memoryBytes);
-    const limits = protocolLimitsFor(options.memoryBytes);
-    this.bodies = new BodyPool(limits.frameMetaBytesMax + limits.framePayloadBytesMax);
+    this.limits = protocolLimitsFor(options.memoryBytes);
+    this.bodies = new BodyPool(this.limits.frameMetaBytesMax + this.limits.framePayloadBytesMax);
     this.replicator = new BackupReplicator(this.store, {
       heartbeatMs: options.timing.heartbeatMs,
       failoverTimeoutMs: options.timing.failoverTimeoutMs,
@@ -119,7 +120,7 @@ export class BackupDaemon {
         host: options.listen.host,
         port: options.listen.port,
         auth: options.auth,
-        limits: protocolLimitsFor(options.memoryBytes),
+        limits: daemon.limits,
         logger: options.logger,
         allocateBody: daemon.bodies.allocate,
       });

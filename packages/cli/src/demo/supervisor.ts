@@ -42,6 +42,9 @@ export interface DemoState {
   dashboard: string;
 }
 
+const DEMO_HEARTBEAT_MS = 30;
+const DEMO_FAILOVER_TIMEOUT_MS = 300;
+
 async function assertPortFree(host: string, port: number): Promise<void> {
   const server = createServer();
   await listenOn(server, host, port, 'the demo').catch((error: ListenError) => {
@@ -106,6 +109,10 @@ export class DemoSupervisor {
     const host = this.options.host;
     return [
       '--memory', this.options.memory,
+      // As in docker-compose.yml and two-hosts.sh: the chaos scripts the demo points to (latency
+      // 100 ms each way, say) must not look like a dead primary; 100 ms would take over at once.
+      '--heartbeat-ms', String(DEMO_HEARTBEAT_MS),
+      '--failover-timeout-ms', String(DEMO_FAILOVER_TIMEOUT_MS),
       '--key-file', this.keyFile,
       '--serve', `${host}:${site.serve}`,
       '--http', `${host}:${site.http}`,

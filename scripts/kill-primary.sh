@@ -95,6 +95,10 @@ while :; do
   sleep 0.1
 done
 say "kill -9 of the $victim node (primary, generation $generation), $elapsed s into the run ($answered operations answered)"
+# The demo rewrites demo.json when a node exits (its slots follow the roles), so in local mode the
+# survivor is watched at the address it has now.
+survivor_http=""
+[ "$MODE" = local ] && survivor_http="$(node_http "$survivor")"
 node_kill9 "$victim"
 
 # The takeover as the survivor's status server reports it.
@@ -102,7 +106,7 @@ expected="primary $((generation + 1))"
 took_over=false
 deadline=$((SECONDS + 10))
 while [ "$SECONDS" -lt "$deadline" ]; do
-  state="$(node_state "$survivor")"
+  state="$(node_state "$survivor" "$survivor_http")"
   if [[ "$state" == "$expected "* ]]; then
     took_over=true
     break

@@ -123,10 +123,11 @@ node_serve() {
   esac
 }
 
-# A node slot's /readyz body, or nothing when it does not answer.
+# A node slot's /readyz body, or nothing when it does not answer. $2: an HTTP address to ask instead
+# of the slot's current one (local mode: the demo moves its slots with the roles).
 node_readyz() {
   local url
-  url="http://$(node_http "$1")/readyz"
+  url="http://${2:-$(node_http "$1")}/readyz"
   case "$MODE" in
     local) curl -sS --max-time 2 "$url" 2>/dev/null || true ;;
     netns) ip netns exec "$(netns_name client)" curl -sS --max-time 2 "$url" 2>/dev/null || true ;;
@@ -138,7 +139,7 @@ node_readyz() {
 # not node: the scripts poll this in loops, and starting node each time is slow on a busy machine.
 node_state() {
   local body
-  body="$(node_readyz "$1")"
+  body="$(node_readyz "$1" "${2:-}")"
   readyz_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([a-z0-9]*\).*/\1/p" <<<"$body"; }
   local role
   role="$(readyz_field role)"

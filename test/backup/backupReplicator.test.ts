@@ -186,3 +186,21 @@ test('a backup holding a primary\'s state refuses another primary process of the
   assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 20), { ok: true }, 'the same process reconnecting is welcome');
   assert.deepEqual(replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i3' }, 20), { ok: true }, 'a newer generation is welcome');
 });
+
+test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes first, and frames move the takeover later', async () => {
+  const primary = new Primary();
+  const { replicator } = backup(0);
+  assert.equal(replicator.nextDeadlineMs(), 0, 'connected and never heartbeated: due now');
+  replicator.tick(0);
+  assert.equal(replicator.nextDeadlineMs(), 20, 'waiting for a full sync: heartbeats only');
+  feed(replicator, await primary.fullSync(), 0);
+  feed(replicator, await primary.checkpoint(), 10);
+  replicator.tick(20);
+  assert.equal(replicator.nextDeadlineMs(), 40);
+  feed(replicator, await primary.checkpoint(), 35);
+  for (const at of [40, 60, 80, 100, 120]) replicator.tick(at);
+  assert.equal(replicator.nextDeadlineMs(), 136, 'heard at 35: takeover once 100 ms have passed, before the heartbeat at 140');
+  assert.ok(!replicator.tick(135).some((e) => e.type === 'promote'));
+  assert.ok(replicator.tick(136).some((e) => e.type === 'promote'));
+  assert.equal(replicator.nextDeadlineMs(), Infinity, 'promoted: the runtime ticks from now on');
+});

@@ -117,3 +117,25 @@ test('a refused checkpoint drops the backup so that it is synchronised again', (
   assert.deepEqual(types(effects), ['dropBackup', 'discardCheckpoint']);
   assert.deepEqual(types(r.onBackupReady(50)), ['startFullSync']);
 });
+
+test('nextDeadlineMs says when tick next has work: boundaries on a fixed grid, heartbeats, the silence limit', () => {
+  const r = replicator();
+  assert.equal(r.nextDeadlineMs(), 20, 'unprotected: only the epoch boundary');
+  const now = protect(r);
+  // protect() ticked at 20: the next boundary is 40, the next heartbeat 40, the silence limit 101.
+  assert.equal(r.nextDeadlineMs(), 40);
+  assert.ok(now < 40);
+  assert.deepEqual(types(r.tick(39)), [], 'nothing before the deadline');
+  // A tick a few ms late keeps the grid: the boundary after 43 is 60, not 63.
+  r.onBackupHeard(42);
+  assert.deepEqual(types(r.tick(43)), ['sendHeartbeat', 'requestCapture']);
+  r.onCaptured(1, 44);
+  assert.equal(r.nextDeadlineMs(), 60);
+  // Silence: with heartbeats and boundaries far off, the limit is the deadline.
+  const quiet = replicator({ heartbeatMs: 1000, epochMs: 1000 });
+  quiet.onBackupReady(0);
+  quiet.tick(0);
+  assert.equal(quiet.nextDeadlineMs(), 101, 'the backup was last heard at 0; limit 100 ms');
+  assert.deepEqual(types(quiet.tick(100)), [], 'not yet silent too long');
+  assert.ok(types(quiet.tick(101)).includes('dropBackup'));
+});

@@ -239,6 +239,17 @@ export class BackupReplicator {
     ];
   }
 
+  /**
+   * The earliest moment `tick` has something to do: the next heartbeat, or the takeover if nothing
+   * is heard from the primary before then. Frames only move the takeover later, so the driver may
+   * sleep until this.
+   */
+  nextDeadlineMs(): number {
+    if (this.mode === 'promoted') return Infinity;
+    const heartbeat = this.primaryConnected ? this.nextHeartbeatAtMs : Infinity;
+    return this.mode === 'waiting' ? heartbeat : Math.min(heartbeat, this.lastHeardMs + this.config.failoverTimeoutMs + 1);
+  }
+
   tick(nowMs: number): BackupEffect[] {
     if (this.mode === 'promoted') return [];
     const effects: BackupEffect[] = [];

@@ -132,7 +132,9 @@ export class BackupDaemon {
       await daemon.stop(`start failed: ${(error as Error).message}`);
       throw error;
     }
-    daemon.ticker = new Ticker(TICK_MS, (now) => daemon.execute(daemon.replicator.tick(now)), options.logger);
+    daemon.ticker = new Ticker(TICK_MS, (now) => daemon.execute(daemon.replicator.tick(now)), options.logger, {
+      nextDeadlineMs: () => daemon.replicator.nextDeadlineMs(),
+    });
     daemon.ticker.start();
     options.metrics.setRole('backup');
     options.logger.info({ listen: formatEndpoint(daemon.listenAddress) }, 'waiting for a primary');

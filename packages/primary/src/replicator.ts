@@ -131,6 +131,17 @@ export class PrimaryReplicator {
     return this.stallMs;
   }
 
+  /**
+   * The earliest moment `tick` has something to do: the epoch boundary, the next heartbeat, the
+   * backup's silence limit. Events either act at once (an ack ends a stall) or move these later
+   * (a frame from the backup), so the driver may sleep until then; an overdue boundary (a capture
+   * or a stall still in progress) reads as due.
+   */
+  nextDeadlineMs(): number {
+    if (this.mode === 'unprotected') return this.nextEpochAtMs;
+    return Math.min(this.nextEpochAtMs, this.nextHeartbeatAtMs, this.lastHeardMs + this.config.backupSilenceMs + 1);
+  }
+
   tick(nowMs: number): PrimaryEffect[] {
     const effects: PrimaryEffect[] = [];
     if (this.mode !== 'unprotected') {
@@ -143,7 +154,10 @@ export class PrimaryReplicator {
       }
     }
     if (nowMs >= this.nextEpochAtMs && !this.capturing && !this.stalled) {
-      this.nextEpochAtMs = nowMs + this.config.epochMs;
+      // Boundaries stay on a fixed grid (a tick a millisecond late does not stretch every epoch);
+      // after falling a whole epoch behind, the grid restarts from now.
+      const next = this.nextEpochAtMs + this.config.epochMs;
+      this.nextEpochAtMs = next > nowMs ? next : nowMs + this.config.epochMs;
       // While the full synchronisation runs, staging space bounds what waits (the guest's thread
       // blocks on it); once protected, the in-flight bound keeps output latency bounded too.
       if (this.mode === 'protected' && this.inFlight.length >= this.config.checkpointsInFlightMax) {

@@ -242,6 +242,7 @@ export class PrimaryRuntime {
         clients.sessions.expire(now);
       },
       logger,
+      { nextDeadlineMs: () => this.replicator.nextDeadlineMs() },
     );
     this.ticker.start();
     this.feed.start();

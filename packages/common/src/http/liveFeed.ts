@@ -43,9 +43,8 @@ export interface LiveEvent {
   message: string;
 }
 
-/** Epoch figures accumulated between samples. */
-interface Accumulator {
-  epochs: number;
+/** What one epoch adds to the live figures (recordEpoch). */
+export interface EpochFigures {
   dirtyPages: number;
   readFaults: number;
   writeFaults: number;
@@ -53,10 +52,15 @@ interface Accumulator {
   predicted: number;
   mapAccesses: number;
   mapHits: number;
-  rawBytes: number;
-  wireBytes: number;
   pauseNs: number;
   instructions: number;
+}
+
+/** Epoch figures accumulated between samples. */
+interface Accumulator extends EpochFigures {
+  epochs: number;
+  rawBytes: number;
+  wireBytes: number;
   ackLatencyMs: number[];
   outputLatencyMs: number[];
 }
@@ -109,17 +113,7 @@ export class LiveFeed extends EventEmitter<LiveFeedEvents> {
     if (this.timer) clearInterval(this.timer);
   }
 
-  recordEpoch(figures: {
-    dirtyPages: number;
-    readFaults: number;
-    writeFaults: number;
-    truePredictions: number;
-    predicted: number;
-    mapAccesses: number;
-    mapHits: number;
-    pauseNs: number;
-    instructions: number;
-  }): void {
+  recordEpoch(figures: EpochFigures): void {
     const a = this.accumulator;
     a.epochs++;
     a.dirtyPages += figures.dirtyPages;

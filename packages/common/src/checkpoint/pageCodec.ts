@@ -120,10 +120,6 @@ export class PageRecordWriter {
   }
 }
 
-/**
- * Encodes pages into records. One encoder per backup connection: it owns the delta cache that
- * says what that backup holds. Nothing is allocated per page.
- */
 /** Words compared before a delta is tried: one every SAMPLE_STRIDE words of the page. */
 const SAMPLE_STRIDE = 64;
 const SAMPLES = PAGE_WORDS / SAMPLE_STRIDE;

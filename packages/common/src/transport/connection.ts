@@ -82,7 +82,7 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   private readonly authTimer: NodeJS.Timeout;
   private state: ConnectionState = 'authenticating';
   private closeInfo: CloseInfo | null = null;
-  private queuedBytes = 0;
+  /** Bytes given to the transport, and bytes it has written, since the connection opened. */
   private bytesQueuedTotal = 0;
   private bytesHandedOverTotal = 0;
   private readonly highWaterBytes: number;
@@ -132,7 +132,7 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
 
   /** Bytes handed to the transport and not yet written to the kernel. */
   get bufferedBytes(): number {
-    return this.queuedBytes;
+    return this.bytesQueuedTotal - this.bytesHandedOverTotal;
   }
 
   /** Bytes the transport has written (or dropped) since the connection opened; see SendResult.endsAt. */
@@ -153,13 +153,13 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
     assert(kind !== FrameKind.ERROR && kind !== FrameKind.GOODBYE, 'ERROR and GOODBYE are sent by fail() and close()');
     const frame = this.encoder.encode(kind, meta, fields);
     this.sendFrame(frame);
-    return { sent: true, checksum: frame.checksum, backpressure: this.queuedBytes >= this.highWaterBytes, endsAt: this.bytesQueuedTotal };
+    return { sent: true, checksum: frame.checksum, backpressure: this.bufferedBytes >= this.highWaterBytes, endsAt: this.bytesQueuedTotal };
   }
 
   /** Resolves when the write buffer is below its high-water mark; rejects if the connection closes first. */
   drained(): Promise<void> {
     if (this.closeInfo !== null) return Promise.reject(closedError(this.closeInfo));
-    if (this.queuedBytes < this.highWaterBytes) return Promise.resolve();
+    if (this.bufferedBytes < this.highWaterBytes) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
@@ -206,9 +206,8 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
 
   /** Subclasses call this as frames leave the process (write callbacks), with the bytes written. */
   protected written(bytes: number): void {
-    this.queuedBytes -= bytes;
     this.bytesHandedOverTotal += bytes;
-    if (this.queuedBytes < this.highWaterBytes && this.drainWaiters.length > 0) {
+    if (this.bufferedBytes < this.highWaterBytes && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const waiter of waiters) waiter.resolve();
@@ -223,7 +222,6 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   protected abstract endTransport(info: CloseInfo): void;
 
   private sendFrame(frame: EncodedFrame): void {
-    this.queuedBytes += frame.bytes;
     this.bytesQueuedTotal += frame.bytes;
     this.writeFrame(frame);
   }

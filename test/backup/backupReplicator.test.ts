@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
+import type { DirtyTracker } from '@hbft/common/tracking/tracker.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/common/protocol/frame.ts';
 import type { FrameKind } from '@hbft/common/protocol/kinds.ts';
@@ -25,13 +26,13 @@ class Primary {
   readonly frames = new FrameEncoder(limits);
   readonly deltas = new PageEncoder(new DeltaCache(256));
   readonly words = this.machine.memory.i32;
+  readonly tracker: DirtyTracker;
   epoch = 0;
 
   constructor() {
     this.machine.loadElf(readFileSync(resolveGuestImage('cfp')));
     this.machine.run(3_000_000);
-    this.machine.memory.setTracker(createTracker('wfp'));
-    this.machine.memory.tracker.beginEpoch();
+    this.tracker = trackMemory(this.machine.memory, createTracker('wfp'));
   }
 
   private async stream(spec: Omit<Parameters<typeof sendPageStream>[0], 'source' | 'memoryBytes' | 'generation'>, encoder: PageEncoder): Promise<Frame[]> {
@@ -63,9 +64,9 @@ class Primary {
   /** Runs the guest for an epoch and returns that epoch's checkpoint frames. */
   async checkpoint(instructions = 500_000): Promise<Frame[]> {
     this.machine.run(instructions);
-    const result = this.machine.memory.tracker.endEpoch();
+    const result = this.tracker.endEpoch();
     const frames = await this.stream({ kind: 'checkpoint', epoch: this.epoch, pages: result.dirtyPages, state: this.machine.getState() }, this.deltas);
-    this.machine.memory.tracker.beginEpoch();
+    this.tracker.beginEpoch();
     this.epoch++;
     return frames;
   }

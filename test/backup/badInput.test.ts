@@ -11,14 +11,15 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
+import type { DirtyTracker } from '@hbft/common/tracking/tracker.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { encodeFrameUnchecked, encodeMeta, concatFrame, FrameOffset } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { connectBulk } from '@hbft/common/transport/bulk.ts';
-import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { nonZeroPages, sendPageStream } from '@hbft/primary/checkpointFrames.ts';
@@ -41,6 +42,7 @@ let daemon: BackupDaemon;
 const source = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=2 rounds=1000' });
 const deltas = new PageEncoder(new DeltaCache(64));
 let epoch = 0;
+let tracker: DirtyTracker;
 
 /** The test plays one primary process that reconnects: every link carries its instance id. */
 const INSTANCE_ID = Buffer.alloc(16, 0x5a);
@@ -81,8 +83,8 @@ function ackOf(l: BackupLink, wanted: number): Promise<void> {
 
 async function sendCheckpoint(l: BackupLink, epochNumber: number, generation = 1): Promise<void> {
   source.run(300_000);
-  const result = source.memory.tracker.endEpoch();
-  source.memory.tracker.beginEpoch();
+  const result = tracker.endEpoch();
+  tracker.beginEpoch();
   await sendPageStream(
     {
       kind: 'checkpoint',
@@ -126,8 +128,7 @@ function rawFrame(sequence: number, fields: Partial<Parameters<typeof encodeFram
 before(async () => {
   source.loadElf(readFileSync(resolveGuestImage('cfp')));
   source.run(2_000_000);
-  source.memory.setTracker(createTracker('rfr'));
-  source.memory.tracker.beginEpoch();
+  tracker = trackMemory(source.memory, createTracker('rfr'));
   daemon = await BackupDaemon.start({
     listen: { host: '127.0.0.1', port: 0 },
     memoryBytes: MEMORY_BYTES,

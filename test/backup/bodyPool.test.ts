@@ -9,12 +9,12 @@ import { once } from 'node:events';
 import { silentLogger } from '@hbft/common/log.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
-import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BodyPool } from '@hbft/common/transport/bodyPool.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
@@ -51,8 +51,7 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
   const source = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=8 rounds=1000' });
   source.loadElf(readFileSync(resolveGuestImage('cfp')));
   source.run(2_000_000);
-  source.memory.setTracker(createTracker('rfr'));
-  source.memory.tracker.beginEpoch();
+  const tracker = trackMemory(source.memory, createTracker('rfr'));
   const daemon = await BackupDaemon.start({
     listen: { host: '127.0.0.1', port: 0 },
     memoryBytes: MEMORY_BYTES,
@@ -92,8 +91,8 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     let largest = 0;
     for (let epoch = 1; epoch <= epochs; epoch++) {
       source.run(15_000_000);
-      const dirty = source.memory.tracker.endEpoch().dirtyPages.slice();
-      source.memory.tracker.beginEpoch();
+      const dirty = tracker.endEpoch().dirtyPages.slice();
+      tracker.beginEpoch();
       largest = Math.max(largest, dirty.length);
       // Not waiting for acks: the next checkpoint's parts arrive while this one may be staged.
       await sendPageStream(

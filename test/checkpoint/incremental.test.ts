@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { GuestWorker } from '@hbft/common/guest/worker/guestWorker.ts';
+import { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import msgpack from 'msgpack-lite';
 import { Machine, type MachineOptions } from '@hbft/common/guest/machine.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import type { DirtyTracker, EpochResult, TrackingStrategyName } from '@hbft/common/tracking/tracker.ts';
 
 export interface EnginePair {
@@ -80,8 +80,7 @@ export function runLockstep(pair: EnginePair, options: LockstepOptions): Lockste
   if (options.tracking !== undefined) {
     trackers = machines.map(() => createTracker(options.tracking!));
     machines.forEach((machine, i) => {
-      machine.memory.setTracker(trackers[i]!);
-      trackers[i]!.beginEpoch();
+      trackMemory(machine.memory, trackers[i]!);
     });
   }
   const epochInstructions = options.epochInstructions ?? Infinity;

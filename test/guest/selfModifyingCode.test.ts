@@ -5,7 +5,7 @@ import { FINISHER_BASE, FINISHER_PASS, PAGE_BYTES, RAM_BASE } from '@hbft/common
 import { NIC_CTRL, NIC_CTRL_ENABLE, NIC_RX_BASE, NIC_RX_SIZE, NIC_TX_BASE, NIC_TX_SIZE } from '@hbft/common/guest/devices/nic.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import type { CpuEngine } from '@hbft/common/guest/cpu.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { addi, bne, jal, li, sw, xor } from './rv32Assembler.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
@@ -102,9 +102,7 @@ test('a CPU store from another page replaces a compiled instruction', () => {
 test('device DMA through GuestMemory.writeBytes replaces a compiled instruction, with dirty tracking on', () => {
   const results = ENGINES.map((engine) =>
     patchMidway(engine, (machine) => {
-      const tracker = createTracker('wfp');
-      machine.memory.setTracker(tracker);
-      tracker.beginEpoch();
+      const tracker = trackMemory(machine.memory, createTracker('wfp'));
       machine.memory.writeBytes(LOOP + 16 - RAM_BASE, new Uint8Array(Int32Array.of(ADD_HUNDRED).buffer), 'device');
       assert.deepEqual([...tracker.endEpoch().dirtyPages], [(LOOP - RAM_BASE) / PAGE_BYTES], 'the DMA dirtied the code page');
       tracker.beginEpoch();

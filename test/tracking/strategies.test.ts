@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GuestMemory } from '@hbft/common/guest/memory.ts';
-import { PTE_PRESENT, PTE_PREDICTED } from '@hbft/common/tracking/shadowPageTable.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { PTE_PRESENT, PTE_PREDICTED } from '@hbft/common/guest/shadowPageTable.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { TRACKING_STRATEGIES, type DirtyTracker, type EpochResult } from '@hbft/common/tracking/tracker.ts';
 import { UsageError } from '@hbft/common/errors.ts';
 import { SeededRandom, testSeed } from '../helpers/seed.ts';
@@ -18,8 +18,7 @@ class Driver {
   readonly written = new Set<number>();
 
   constructor(readonly tracker: DirtyTracker) {
-    this.memory.setTracker(tracker);
-    tracker.beginEpoch();
+    trackMemory(this.memory, tracker);
   }
 
   load(page: number): void {

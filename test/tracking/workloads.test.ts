@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage, type GuestName } from '@hbft/common/guest/images.ts';
-import { createTracker } from '@hbft/common/tracking/strategies.ts';
+import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import type { TrackingStrategyName } from '@hbft/common/tracking/tracker.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
 
@@ -63,14 +63,13 @@ for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
         for (let page = Math.floor(offset / PAGE); page <= Math.floor((offset + size - 1) / PAGE); page++) written.add(page);
       });
       for (let page = 0; page < machine.memory.pageCount; page++) machine.memory.table.setWatched(page, true);
-      machine.memory.setTracker(createTracker(strategy));
-      machine.memory.tracker.beginEpoch();
+      const tracker = trackMemory(machine.memory, createTracker(strategy));
       const epochs: number[][] = [];
       for (let epoch = 0; epoch < EPOCHS; epoch++) {
         written.clear();
         runEpoch(machine, feed);
-        const result = machine.memory.tracker.endEpoch();
-        machine.memory.tracker.beginEpoch();
+        const result = tracker.endEpoch();
+        tracker.beginEpoch();
         const dirty = [...result.dirtyPages];
         assert.deepEqual(dirty, [...written].sort((a, b) => a - b), `${strategy} epoch ${epoch}: dirty list = pages written`);
         for (const page of result.falseDirtyPages) assert.ok(!written.has(page), `${strategy}: false dirty page ${page} was written`);
@@ -87,15 +86,14 @@ for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
   test(`${name}: with the fast paths active every changed page is in the dirty list`, () => {
     for (const strategy of STRATEGIES) {
       const { machine, feed } = boot(name);
-      machine.memory.setTracker(createTracker(strategy));
-      machine.memory.tracker.beginEpoch();
+      const tracker = trackMemory(machine.memory, createTracker(strategy));
       const ram = machine.memory.u8;
       const words = machine.memory.i32;
       for (let epoch = 0; epoch < 3; epoch++) {
         const before = new Int32Array(words);
         runEpoch(machine, feed);
-        const result = machine.memory.tracker.endEpoch();
-        machine.memory.tracker.beginEpoch();
+        const result = tracker.endEpoch();
+        tracker.beginEpoch();
         const dirty = new Set(result.dirtyPages);
         for (let page = 0; page < machine.memory.pageCount; page++) {
           for (let w = page * 1024; w < (page + 1) * 1024; w++) {

@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:net';
 import { pino } from 'pino';
-import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 
 const memoryBytes = Number(process.argv[2]);

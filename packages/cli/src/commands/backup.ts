@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import {
   authFrom,

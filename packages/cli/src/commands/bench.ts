@@ -4,7 +4,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '@hbft/common/errors.ts';
-import { CPU_BENCH_DEFAULTS, CPU_BENCH_WORKLOADS, formatCpuBench, runCpuBench } from '@hbft/common/guest/cpuBench.ts';
+import { CPU_BENCH_DEFAULTS, CPU_BENCH_WORKLOADS, formatCpuBench, runCpuBench } from '@hbft/common/bench/cpu.ts';
 import type { GuestName } from '@hbft/common/guest/images.ts';
 import { integerFlag } from './options.ts';
 import { replicationBenchCommand, trackingBenchCommand } from './benchSuites.ts';

@@ -1,7 +1,7 @@
 import { createLogger, type Logger } from '@hbft/common/log.ts';
 import { StatusServer, type Readiness } from '@hbft/common/http/statusServer.ts';
 import type { LiveFeed } from '@hbft/common/http/liveFeed.ts';
-import type { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import type { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 
 /**
  * What both daemons do around their work: a logger, the status server, and a clean stop on

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { ReplicationMetrics } from '@hbft/common/metrics.ts';
+import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { readImage } from '@hbft/common/guest/run.ts';
 import { parseElf } from '@hbft/common/guest/elf.ts';

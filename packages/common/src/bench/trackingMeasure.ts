@@ -3,8 +3,8 @@ import type { GuestName } from '../guest/images.ts';
 import { CheckpointCapturer } from '../checkpoint/capture.ts';
 import { StagingRing } from '../checkpoint/staging.ts';
 import { createMapper, type MapperName } from '../tracking/mapper.ts';
-import { createTracker } from '../tracking/strategies.ts';
-import type { EpochTrackingStats, TrackingStrategyName } from '../tracking/tracker.ts';
+import { createTracker, trackMemory } from '../tracking/strategies.ts';
+import type { DirtyTracker, EpochTrackingStats, TrackingStrategyName } from '../tracking/tracker.ts';
 import { startTsWorker } from '../tsWorker.ts';
 import { createBenchGuest, type BenchGuest } from './guestLoad.ts';
 
@@ -94,6 +94,7 @@ export function runGuest(guest: BenchGuest, instructions: number): void {
 /** Runs epochs until the instruction count or the deadline is reached; returns how many. */
 function runEpochs(
   guest: BenchGuest,
+  tracker: DirtyTracker,
   capturer: CheckpointCapturer | null,
   staging: StagingRing | null,
   tracked: boolean,
@@ -123,8 +124,8 @@ function runEpochs(
         totals.mapHits += checkpoint.mapping.hits;
         totals.mapOperations += checkpoint.mapping.mapOperations;
       } else {
-        addTracking(totals, machine.memory.tracker.endEpoch().stats);
-        machine.memory.tracker.beginEpoch();
+        addTracking(totals, tracker.endEpoch().stats);
+        tracker.beginEpoch();
       }
       totals.pauseNs += (performance.now() - pauseStart) * 1e6;
     }
@@ -141,20 +142,19 @@ export function measure(job: MeasureJob): Measurement {
   machine.memory.u8.set(new Uint8Array(job.ram));
   machine.setState(job.state);
   guest.reset();
-  machine.memory.setTracker(createTracker(job.strategy, { exitCostNs: job.exitCostNs }));
-  machine.memory.tracker.beginEpoch();
+  const tracker = trackMemory(machine.memory, createTracker(job.strategy, { exitCostNs: job.exitCostNs }));
   const tracked = job.strategy !== 'none';
   const staging = job.copy && tracked ? new StagingRing(machine.memory.pageCount) : null;
   const capturer = job.copy && staging
-    ? new CheckpointCapturer(machine, createMapper(job.copy, machine.memory.table.l1Count), staging)
+    ? new CheckpointCapturer(machine, tracker, createMapper(job.copy, machine.memory.table.l1Count), staging)
     : null;
   // Bounded in time as well, in case a workload goes idle before the count is reached.
-  runEpochs(guest, capturer, staging, tracked, job.epochMs, machine.cpu.instret + job.trackerWarmupInstructions, performance.now() + 20_000, emptyTotals());
+  runEpochs(guest, tracker, capturer, staging, tracked, job.epochMs, machine.cpu.instret + job.trackerWarmupInstructions, performance.now() + 20_000, emptyTotals());
   const totals = emptyTotals();
   const startInstret = machine.cpu.instret;
   const startRequests = guest.completedRequests();
   const start = performance.now();
-  const epochs = runEpochs(guest, capturer, staging, tracked, job.epochMs, startInstret + job.instructions, start + job.timeLimitMs, totals);
+  const epochs = runEpochs(guest, tracker, capturer, staging, tracked, job.epochMs, startInstret + job.instructions, start + job.timeLimitMs, totals);
   const wallMs = performance.now() - start;
   if (machine.halted) throw new Error(`${job.workload} ended during measurement: ${JSON.stringify(machine.exit)}`);
   if (machine.cpu.instret - startInstret < job.instructions) {

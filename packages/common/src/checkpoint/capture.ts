@@ -1,7 +1,7 @@
 import { PAGE_BYTES, PAGE_SHIFT } from '../guest/addressMap.ts';
 import type { Machine } from '../guest/machine.ts';
 import type { MapperStats, PageMapper } from '../tracking/mapper.ts';
-import type { EpochTrackingStats } from '../tracking/tracker.ts';
+import type { DirtyTracker, EpochTrackingStats } from '../tracking/tracker.ts';
 import type { StagingAllocation, StagingRing } from './staging.ts';
 
 /** One incremental checkpoint as captured at the pause: pages in staging, state alongside. */
@@ -31,18 +31,21 @@ export interface CapturedCheckpoint {
  */
 export class CheckpointCapturer {
   private readonly machine: Machine;
+  private readonly tracker: DirtyTracker;
   private readonly mapper: PageMapper;
   private readonly staging: StagingRing;
 
-  constructor(machine: Machine, mapper: PageMapper, staging: StagingRing) {
+  /** `tracker` is the fault handler installed in the machine's MMU (tracking/strategies.ts trackMemory). */
+  constructor(machine: Machine, tracker: DirtyTracker, mapper: PageMapper, staging: StagingRing) {
     this.machine = machine;
+    this.tracker = tracker;
     this.mapper = mapper;
     this.staging = staging;
   }
 
   capture(epoch: number): CapturedCheckpoint {
     const started = performance.now();
-    const result = this.machine.memory.tracker.endEpoch();
+    const result = this.tracker.endEpoch();
     const pages = result.dirtyPages;
     const stallStarted = performance.now();
     const allocation = this.staging.allocateBlocking(pages.length);
@@ -66,7 +69,7 @@ export class CheckpointCapturer {
     this.mapper.finishCheckpoint();
     const copyNs = (performance.now() - copyStarted) * 1e6;
     const state = this.machine.getState();
-    this.machine.memory.tracker.beginEpoch();
+    this.tracker.beginEpoch();
     return {
       epoch,
       // The tracker reuses its arrays; the checkpoint keeps its own copy of the page list.

@@ -2,7 +2,7 @@ import { assert } from '../errors.ts';
 import { PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import type { CodeCache, GuestMemory } from './memory.ts';
 import { MEXT_FUNCTIONS, MEXT_FUNCTION_NAMES } from './mext.ts';
-import { PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from '../tracking/shadowPageTable.ts';
+import { PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadowPageTable.ts';
 
 /*
  * The basic-block compiler: the CPU's fast engine (design.md §5: ≈2× the interpreter). A block is

@@ -12,7 +12,7 @@ import {
 import type { Bus } from './bus.ts';
 import type { GuestMemory } from './memory.ts';
 import { mulDiv } from './mext.ts';
-import { PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from '../tracking/shadowPageTable.ts';
+import { PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadowPageTable.ts';
 
 /*
  * An RV32IM hart with the machine-mode subset of the privileged architecture that bare-metal

@@ -12,7 +12,7 @@ import { SysInfo } from './devices/sysinfo.ts';
 import { Uart } from './devices/uart.ts';
 import { parseElf, type ElfImage } from './elf.ts';
 import { GuestMemory, type StoreObserver } from './memory.ts';
-import type { WriteSource } from '../tracking/tracker.ts';
+import type { WriteSource } from './shadowPageTable.ts';
 
 export { describeCause };
 

@@ -16,10 +16,11 @@ import {
   PTE_STORE_FAST_VALUE,
   PTE_WATCHED,
   PTE_WRITABLE,
+  MapEverything,
   ShadowPageTable,
-} from '../tracking/shadowPageTable.ts';
-import type { DirtyTracker, WriteSource } from '../tracking/tracker.ts';
-import { NoTracking } from '../tracking/none.ts';
+  type ShadowFaultHandler,
+  type WriteSource,
+} from './shadowPageTable.ts';
 
 /** Called after every store to a watched page (tohost, ground-truth recorders). */
 export type StoreObserver = (ramOffset: number, sizeBytes: number, source: WriteSource) => void;
@@ -69,7 +70,7 @@ export class GuestMemory {
   readonly i16: Int16Array;
   readonly i32: Int32Array;
   readonly table: ShadowPageTable;
-  private trackerInUse: DirtyTracker;
+  private faultHandlerInUse: ShadowFaultHandler;
   private observer: StoreObserver | null = null;
   private codeCache: CodeCache | null = null;
 
@@ -85,18 +86,14 @@ export class GuestMemory {
     this.i16 = new Int16Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
     this.table = new ShadowPageTable(this.pageCount);
-    this.trackerInUse = new NoTracking();
-    this.trackerInUse.attach(this.table);
+    this.faultHandlerInUse = new MapEverything();
+    this.faultHandlerInUse.attach(this.table);
   }
 
-  get tracker(): DirtyTracker {
-    return this.trackerInUse;
-  }
-
-  /** Replaces the tracking strategy; the new one takes over the whole table. */
-  setTracker(tracker: DirtyTracker): void {
-    this.trackerInUse = tracker;
-    tracker.attach(this.table);
+  /** Installs the MMU's fault handler (a tracking strategy); it takes over the whole table. */
+  setFaultHandler(handler: ShadowFaultHandler): void {
+    this.faultHandlerInUse = handler;
+    handler.attach(this.table);
   }
 
   /** Installs the observer called after stores to watched pages (one at a time). */
@@ -146,8 +143,8 @@ export class GuestMemory {
       entries[page] = entry;
       this.codeCache?.onCodeWrite(page);
     }
-    if ((entry & PTE_WRITABLE) === 0) this.trackerInUse.onWriteFault(page, source);
-    else if ((entry & PTE_DIRTY) === 0) this.trackerInUse.onCleanWrite(page, source);
+    if ((entry & PTE_WRITABLE) === 0) this.faultHandlerInUse.onWriteFault(page, source);
+    else if ((entry & PTE_DIRTY) === 0) this.faultHandlerInUse.onCleanWrite(page, source);
     assert((entries[page]! & (PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY)) === 7, 'tracker left the page writable');
   }
 
@@ -160,7 +157,7 @@ export class GuestMemory {
 
   /** The slow path of a load or fetch from RAM page `page`: a read fault when not present. */
   prepareLoad(page: number): void {
-    if ((this.table.entries[page]! & PTE_PRESENT) === 0) this.trackerInUse.onReadFault(page);
+    if ((this.table.entries[page]! & PTE_PRESENT) === 0) this.faultHandlerInUse.onReadFault(page);
   }
 
   /** Device DMA into RAM (and image loading): tracked page by page like CPU stores. */

@@ -1,6 +1,7 @@
 import { BusyWaitCost } from './costModel.ts';
-import { L1_SHIFT, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, type ShadowPageTable } from './shadowPageTable.ts';
-import { emptyStats, type DirtyTracker, type EpochResult, type EpochTrackingStats, type TrackingStrategyName, type WriteSource } from './tracker.ts';
+import { L1_SHIFT, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, type ShadowPageTable } from '../guest/shadowPageTable.ts';
+import { emptyStats, type DirtyTracker, type EpochResult, type EpochTrackingStats, type TrackingStrategyName } from './tracker.ts';
+import type { WriteSource } from '../guest/shadowPageTable.ts';
 import { assert } from '../errors.ts';
 
 export interface TrackerOptions {

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { BusyWaitCost } from './costModel.ts';
-import { L1_SHIFT } from './shadowPageTable.ts';
+import { L1_SHIFT } from '../guest/shadowPageTable.ts';
 
 export const MAPPERS = ['superpage', 'per-page'] as const;
 export type MapperName = (typeof MAPPERS)[number];

@@ -1,6 +1,7 @@
 import { BaseTracker, PageList } from './baseTracker.ts';
-import { L1_ENTRIES } from './shadowPageTable.ts';
-import type { EpochResult, WriteSource } from './tracker.ts';
+import { L1_ENTRIES } from '../guest/shadowPageTable.ts';
+import type { EpochResult } from './tracker.ts';
+import type { WriteSource } from '../guest/shadowPageTable.ts';
 
 /**
  * `origin`: Xen's log-dirty mode as used by Remus and the paper's baseline (seed 001, §2.2). At

@@ -1,6 +1,7 @@
 import { BaseTracker, PageList } from './baseTracker.ts';
-import { PTE_DIRTY, PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_WRITABLE } from './shadowPageTable.ts';
-import type { EpochResult, WriteSource } from './tracker.ts';
+import { PTE_DIRTY, PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_WRITABLE } from '../guest/shadowPageTable.ts';
+import type { EpochResult } from './tracker.ts';
+import type { WriteSource } from '../guest/shadowPageTable.ts';
 
 /** Entries in Intel's page-modification log (seed 003). */
 export const PML_LOG_ENTRIES = 512;

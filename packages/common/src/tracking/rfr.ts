@@ -9,8 +9,9 @@ import {
   PTE_PREDICTED,
   PTE_PRESENT,
   PTE_WRITABLE,
-} from './shadowPageTable.ts';
-import type { EpochResult, WriteSource } from './tracker.ts';
+} from '../guest/shadowPageTable.ts';
+import type { EpochResult } from './tracker.ts';
+import type { WriteSource } from '../guest/shadowPageTable.ts';
 
 /**
  * `rfr`, read-fault reduction (seed 001, §4.1.1, Fig. 7): shadow tables survive the epoch

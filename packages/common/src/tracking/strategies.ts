@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts';
+import type { GuestMemory } from '../guest/memory.ts';
 import type { TrackerOptions } from './baseTracker.ts';
 import { NoTracking } from './none.ts';
 import { OriginTracker } from './origin.ts';
@@ -28,4 +29,14 @@ export function createTracker(name: string, options: TrackerOptions = {}): Dirty
     case 'pml':
       return new PmlTracker(options);
   }
+}
+
+/**
+ * Makes `tracker` the MMU's fault handler for `memory` and starts its first epoch: every page
+ * written from here on is in some epoch's dirty list.
+ */
+export function trackMemory<T extends DirtyTracker>(memory: GuestMemory, tracker: T): T {
+  memory.setFaultHandler(tracker);
+  tracker.beginEpoch();
+  return tracker;
 }

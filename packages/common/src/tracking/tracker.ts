@@ -1,10 +1,7 @@
-import type { ShadowPageTable } from './shadowPageTable.ts';
+import type { ShadowFaultHandler } from '../guest/shadowPageTable.ts';
 
 export const TRACKING_STRATEGIES = ['none', 'origin', 'rfr', 'wfp', 'pml'] as const;
 export type TrackingStrategyName = (typeof TRACKING_STRATEGIES)[number];
-
-/** Who wrote: the guest CPU or a device's DMA into guest memory (virtual NIC receive). */
-export type WriteSource = 'cpu' | 'device';
 
 /** What one epoch of tracking saw, as the paper measures it (seed 001, §5.3.2). */
 export interface EpochTrackingStats {
@@ -42,23 +39,15 @@ export interface EpochResult {
 }
 
 /**
- * A dirty-page tracking strategy. The machine's single write path calls the fault handlers when
- * the fast check refuses an access; the checkpointer calls endEpoch() at the pause and then
- * beginEpoch() before the guest resumes.
- *
- * Contract: after onReadFault the entry is PRESENT; after onWriteFault or onCleanWrite it is
- * PRESENT | WRITABLE | DIRTY (the store then completes). endEpoch() returns every page written
- * since the last beginEpoch().
+ * A dirty-page tracking strategy: the MMU's fault handler (guest/shadowPageTable.ts) plus the
+ * epoch API. The checkpointer calls endEpoch() at the pause and then beginEpoch() before the guest
+ * resumes; endEpoch() returns every page written since the last beginEpoch().
  */
-export interface DirtyTracker {
+export interface DirtyTracker extends ShadowFaultHandler {
   readonly name: TrackingStrategyName;
   /** True when every page counts as dirty (no tracking). */
   readonly tracksNothing: boolean;
-  attach(table: ShadowPageTable): void;
   beginEpoch(): void;
-  onReadFault(page: number): void;
-  onWriteFault(page: number, source: WriteSource): void;
-  onCleanWrite(page: number, source: WriteSource): void;
   endEpoch(): EpochResult;
 }
 

@@ -11,8 +11,8 @@ import {
   PTE_PREDICTED,
   PTE_PRESENT,
   PTE_WRITABLE,
-} from './shadowPageTable.ts';
-import type { WriteSource } from './tracker.ts';
+} from '../guest/shadowPageTable.ts';
+import type { WriteSource } from '../guest/shadowPageTable.ts';
 
 export const HISTASE_ALPHA_DEFAULT = 0.7;
 

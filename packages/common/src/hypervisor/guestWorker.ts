@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { startTsWorker } from '../../tsWorker.ts';
-import { HbftError } from '../../errors.ts';
-import type { MachineExit } from '../machine.ts';
+import { startTsWorker } from '../tsWorker.ts';
+import { HbftError } from '../errors.ts';
+import type { MachineExit } from '../guest/machine.ts';
 import {
   CONTROL_WORDS,
   CTRL_CAPTURE_EPOCH,
@@ -20,7 +20,7 @@ import {
   STATUS_STOPPED,
 } from './control.ts';
 import type { ConnectionOffsets, FromWorker, GuestWorkerData, GuestWorkerReplication, ToWorker } from './messages.ts';
-import type { CapturedCheckpoint } from '../../checkpoint/capture.ts';
+import type { CapturedCheckpoint } from '../checkpoint/capture.ts';
 
 export interface GuestWorkerOptions {
   memory: SharedArrayBuffer;

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { MapperStats } from './tracking/mapper.ts';
-import type { EpochTrackingStats } from './tracking/tracker.ts';
+import type { MapperStats } from '../tracking/mapper.ts';
+import type { EpochTrackingStats } from '../tracking/tracker.ts';
 
 /**
  * The replication metrics of one daemon, in its own registry (no global state). Names follow

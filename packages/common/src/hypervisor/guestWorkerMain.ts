@@ -1,11 +1,11 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { HbftError } from '../../errors.ts';
-import { STOP_IDLE } from '../cpu.ts';
-import { Machine } from '../machine.ts';
-import { CheckpointCapturer } from '../../checkpoint/capture.ts';
-import { StagingRing } from '../../checkpoint/staging.ts';
-import { createMapper } from '../../tracking/mapper.ts';
-import { createTracker } from '../../tracking/strategies.ts';
+import { HbftError } from '../errors.ts';
+import { STOP_IDLE } from '../guest/cpu.ts';
+import { Machine } from '../guest/machine.ts';
+import { CheckpointCapturer } from '../checkpoint/capture.ts';
+import { StagingRing } from '../checkpoint/staging.ts';
+import { createMapper } from '../tracking/mapper.ts';
+import { createTracker, trackMemory } from '../tracking/strategies.ts';
 import {
   CTRL_CAPTURE_EPOCH,
   CTRL_DOORBELL,
@@ -159,10 +159,9 @@ function boot(): void {
 function armTracking(): void {
   const replication = data.replication;
   if (replication === undefined) return;
-  machine.memory.setTracker(createTracker(replication.tracking, replication.trackerOptions));
-  machine.memory.tracker.beginEpoch();
   capturer = new CheckpointCapturer(
     machine,
+    trackMemory(machine.memory, createTracker(replication.tracking, replication.trackerOptions)),
     createMapper(replication.mapper, machine.memory.table.l1Count),
     new StagingRing(replication.stagingPages, replication.staging),
   );

@@ -1,4 +1,4 @@
-import type { Machine } from '../machine.ts';
+import type { Machine } from '../guest/machine.ts';
 
 /**
  * Commands the main thread may send to the guest worker. They run between slices (or while

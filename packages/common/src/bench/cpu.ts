@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { assert } from '../errors.ts';
-import { BENCH_WORKLOAD_ARGS } from '../bench/guestLoad.ts';
-import { CPU_ENGINES, type CpuEngine } from './cpu.ts';
-import { resolveGuestImage, type GuestName } from './images.ts';
-import { Machine } from './machine.ts';
+import { BENCH_WORKLOAD_ARGS } from './guestLoad.ts';
+import { CPU_ENGINES, type CpuEngine } from '../guest/cpu.ts';
+import { resolveGuestImage, type GuestName } from '../guest/images.ts';
+import { Machine } from '../guest/machine.ts';
 
 /**
  * The CPU benchmark: guest instructions per second of each engine on each workload, natively (no

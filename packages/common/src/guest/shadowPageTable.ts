@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, RAM_BASE } from '../guest/addressMap.ts';
+import { PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import { assert } from '../errors.ts';
 
 /*
@@ -96,5 +96,54 @@ export class ShadowPageTable {
   setGuestWritable(page: number, writable: boolean): void {
     const entries = this.entries;
     entries[page] = writable ? entries[page]! | PTE_GUEST_WRITABLE : entries[page]! & ~PTE_GUEST_WRITABLE;
+  }
+}
+
+/** Who wrote: the guest CPU or a device's DMA into guest memory (virtual NIC receive). */
+export type WriteSource = 'cpu' | 'device';
+
+/**
+ * What the MMU calls when its fast check refuses an access: a VM exit (seed 001, §2.2). The
+ * dirty-tracking strategies (tracking/) implement it from above; the machine knows only this.
+ *
+ * Contract: after onReadFault the entry is PRESENT; after onWriteFault or onCleanWrite it is
+ * PRESENT | WRITABLE | DIRTY (the store then completes).
+ */
+export interface ShadowFaultHandler {
+  /** Takes over the whole table: sets every entry as the handler's epoch start wants it. */
+  attach(table: ShadowPageTable): void;
+  onReadFault(page: number): void;
+  onWriteFault(page: number, source: WriteSource): void;
+  onCleanWrite(page: number, source: WriteSource): void;
+}
+
+/**
+ * No tracking: every entry is present, writable and dirty, so no access ever faults. The MMU of a
+ * machine nobody tracks; the tracking layer's `none` strategy builds on it.
+ */
+export class MapEverything implements ShadowFaultHandler {
+  protected table: ShadowPageTable | null = null;
+
+  attach(table: ShadowPageTable): void {
+    this.table = table;
+    const entries = table.entries;
+    for (let page = 0; page < entries.length; page++) {
+      const entry = entries[page]!;
+      entries[page] = (entry & ~PTE_STRATEGY_BITS) | PTE_PRESENT | ((entry & PTE_GUEST_WRITABLE) !== 0 ? PTE_WRITABLE | PTE_DIRTY : 0);
+    }
+  }
+
+  onReadFault(page: number): never {
+    assert(false, `no read fault can happen without tracking (page ${page})`);
+  }
+
+  /** Only a device writing a page the guest may not write gets here. */
+  onWriteFault(page: number): void {
+    assert(this.table !== null, 'attached before use');
+    this.table.entries[page] = this.table.entries[page]! | PTE_WRITABLE | PTE_DIRTY;
+  }
+
+  onCleanWrite(page: number): never {
+    assert(false, `no clean write can happen without tracking (page ${page})`);
   }
 }

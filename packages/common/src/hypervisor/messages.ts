@@ -1,9 +1,9 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { MachineExit } from '../machine.ts';
-import type { CapturedCheckpoint } from '../../checkpoint/capture.ts';
-import type { MapperOptions } from '../../tracking/mapper.ts';
-import type { TrackerOptions } from '../../tracking/baseTracker.ts';
-import type { NicStreamOffsets } from '../devices/nic.ts';
+import type { MachineExit } from '../guest/machine.ts';
+import type { CapturedCheckpoint } from '../checkpoint/capture.ts';
+import type { MapperOptions } from '../tracking/mapper.ts';
+import type { TrackerOptions } from '../tracking/baseTracker.ts';
+import type { NicStreamOffsets } from '../guest/devices/nic.ts';
 
 /** Connections are named by a tag chosen by the main thread; the worker maps tags to NIC slots. */
 export type ToWorker =

@@ -2,14 +2,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { listenOn } from '@hbft/common/transport/listen.ts';
 import { isSessionConnection } from '@hbft/common/session/protocol.ts';
+import type { GuestNic } from './guestNic.ts';
 import { SessionManager } from './sessions.ts';
-
-/** The guest's NIC as the client server sees it (GuestWorker implements it). */
-export interface GuestNic {
-  open(tag: string): void;
-  deliver(tag: string, bytes: Uint8Array): void;
-  hangUp(tag: string): void;
-}
 
 /**
  * Plain TCP connections are tagged `p:<generation>:<n>` (the generation keeps a promoted node's

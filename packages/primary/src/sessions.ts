@@ -15,7 +15,7 @@ import {
   HandshakeStatus,
   SessionDecoder,
 } from '@hbft/common/session/protocol.ts';
-import type { GuestNic } from './clientServer.ts';
+import type { GuestNic } from './guestNic.ts';
 
 /** Session connections are NIC connections tagged `s:<session id in hex>`. */
 export const SESSION_TAG_PREFIX = 's:';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the type check and then every test file under test/ with Node's own test runner.
+// Runs the type check, the layering rules and then every test file under test/ with Node's own test runner.
 // `node --test` takes no globs, and with no files it runs nothing and still exits 0, so this
 // script lists the files itself and fails when it finds none.
 // --soak runs the same files with HBFT_SOAK=1: more kills, longer loads and fuzzing (minutes).
@@ -35,6 +35,10 @@ if (typecheck && filters.length === 0) {
   console.log('run-tests: type check (tsc --noEmit)');
   const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  // The layers of .dependency-cruiser.cjs: every import points down, and no import cycle.
+  console.log('run-tests: layering (depcruise)');
+  const layers = spawnSync('npx', ['depcruise', '--config', '.dependency-cruiser.cjs', 'packages', 'test', 'scripts'], { cwd: root, stdio: 'inherit' });
+  if (layers.status !== 0) process.exit(layers.status ?? 1);
 }
 
 // Files that run whole clusters of daemon processes and judge timing-sensitive behaviour (failure

@@ -211,11 +211,11 @@ chaos_cli() {
   esac
 }
 
-# The names of the proxies that carry the replication link: the demo's chaos.proxy (a name or a
-# list) when it says, else every proxy the chaos API knows.
+# The names of the proxies that carry the replication link (one per direction a takeover can turn
+# it): the demo's chaos.proxies when it lists them, else every proxy the chaos API knows.
 chaos_proxies() {
   local named=""
-  [ "$MODE" = local ] && named="$(json "$DEMO_FILE" chaos.proxy)"
+  [ "$MODE" = local ] && named="$(json "$DEMO_FILE" chaos.proxies)"
   if [ -n "$named" ]; then
     echo "$named"
   else

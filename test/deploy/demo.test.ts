@@ -1,8 +1,8 @@
 // Proves the README's walk-through on the real `hbft demo` (what `npm start` runs): it starts and
 // protects the kv guest, `scripts/chaos.sh latency 100` slows the replication link without a false
 // takeover, `scripts/kill-primary.sh` kills the primary under load and sees the backup take over
-// with nothing lost, twice (the demo rewrites demo.json as the roles move), and Ctrl-C stops
-// everything.
+// with nothing lost, twice (the demo rewrites demo.json as the roles move), chaos.sh after a
+// failover changes and clears both proxies of the link, and Ctrl-C stops everything.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,6 +11,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runScript } from './runScript.ts';
+
+interface ChaosProxy {
+  name: string;
+  enabled: boolean;
+  toxics: { type: string; stream: string }[];
+}
 
 interface Readiness {
   role: string;
@@ -46,8 +52,8 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
       ['primary 1', 'backup 1'],
       `100 ms each way is no dead primary:\n${output}`,
     );
-    const clear = await runScript('chaos.sh', ['clear'], env);
-    assert.equal(clear.code, 0, clear.output);
+    const cleared = await runScript('chaos.sh', ['clear'], env);
+    assert.equal(cleared.code, 0, cleared.output);
 
     const kill = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], env);
     t.diagnostic(kill.stdout.split('\n').filter((line) => /took over|failover time|verdict/.test(line)).join('\n'));
@@ -66,6 +72,26 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
       assert.ok(Date.now() < protectedAgain, `the demo did not bring a backup back:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    // After a failover the link runs through the other proxy: every chaos.sh command reaches both
+    // of them (a change to one alone was left behind by the next takeover), and status lists both.
+    const chaosApi = (JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as { chaos: { api: string } }).chaos.api;
+    const proxies = async () => (await (await fetch(`http://${chaosApi}/proxies`)).json()) as Record<string, ChaosProxy>;
+    const latency = await runScript('chaos.sh', ['latency', '20'], env);
+    assert.equal(latency.code, 0, latency.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(proxy.toxics.filter((toxic) => toxic.type === 'latency').map((toxic) => toxic.stream).sort(), ['downstream', 'upstream'], `latency on ${proxy.name}:\n${latency.output}`);
+    }
+    const status = await runScript('chaos.sh', ['status'], env);
+    assert.equal(status.code, 0, status.output);
+    assert.match(status.stdout, /^to-a: .*latency/m);
+    assert.match(status.stdout, /^to-b: .*latency/m);
+    const clear = await runScript('chaos.sh', ['clear'], env);
+    assert.equal(clear.code, 0, clear.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(proxy.toxics, [], `clear reaches ${proxy.name}:\n${clear.output}`);
+      assert.equal(proxy.enabled, true);
+    }
+
     const again = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], env);
     assert.equal(again.code, 0, `${again.output}\n--- demo ---\n${output}`);
     assert.match(again.stdout, /the backup node took over: primary 3 /);

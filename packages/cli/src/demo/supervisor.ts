@@ -37,7 +37,8 @@ export interface DemoState {
   keyFile: string;
   primary: { site: string; pid: number | null; serve: string; http: string; replication: string };
   backup: { site: string; pid: number | null; serve: string; http: string; listen: string };
-  chaos: { api: string; proxy: string; pid: number | null };
+  /** `proxies`: every proxy of the replication link, one per direction a takeover can send it. */
+  chaos: { api: string; proxies: string[]; pid: number | null };
   load: { pid: number | null; history: string } | null;
   dashboard: string;
 }
@@ -266,7 +267,9 @@ export class DemoSupervisor {
         replication: `${host}:${backup.proxied}`,
       },
       backup: { site: backup.name, pid: backup.process?.pid ?? null, serve: `${host}:${backup.serve}`, http: `${host}:${backup.http}`, listen: `${host}:${backup.listen}` },
-      chaos: { api: this.chaosApi, proxy: backup.name === 'b' ? 'to-b' : 'to-a', pid: this.chaos?.pid ?? null },
+      // Both, whoever is primary now: a change made to one of them alone would follow the roles,
+      // and a takeover would leave it behind on the proxy the link no longer uses.
+      chaos: { api: this.chaosApi, proxies: ['to-a', 'to-b'], pid: this.chaos?.pid ?? null },
       load: this.load ? { pid: this.load.pid ?? null, history: resolve(join(this.options.dir, 'load-history.jsonl')) } : null,
       dashboard: this.dashboardUrl(),
     };

@@ -2,15 +2,17 @@
 // protects the kv guest, `scripts/chaos.sh latency 100` slows the replication link without a false
 // takeover, `scripts/kill-primary.sh` kills the primary under load and sees the backup take over
 // with nothing lost, twice (the demo rewrites demo.json as the roles move), chaos.sh after a
-// failover changes and clears both proxies of the link, and Ctrl-C stops everything.
+// failover changes and clears both proxies of the link, and Ctrl-C (to the whole process group,
+// twice, as a terminal under `npm start` delivers it) stops everything, removes demo.json and
+// leaves the load's history complete: the checker reads it and finds nothing lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runScript } from './runScript.ts';
+import { CLI, runCommand, runScript } from './runScript.ts';
 
 interface ChaosProxy {
   name: string;
@@ -30,7 +32,8 @@ async function readiness(http: string): Promise<Readiness> {
 test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeovers, and Ctrl-C stops it all', { timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
-  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that the test can signal the group as a terminal's Ctrl-C does.
+  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   demo.stdout!.on('data', (chunk: Buffer) => (output += chunk));
   demo.stderr!.on('data', (chunk: Buffer) => (output += chunk));
@@ -96,10 +99,28 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
     assert.equal(again.code, 0, `${again.output}\n--- demo ---\n${output}`);
     assert.match(again.stdout, /the backup node took over: primary 3 /);
     assert.match(again.stdout, /generation 2 → 3/);
-  } finally {
-    demo.kill('SIGINT');
+
+    // Ctrl-C: the terminal signals the whole foreground group, and `npm start` passes it on again.
+    process.kill(-demo.pid!, 'SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (demo.exitCode === null) process.kill(-demo.pid!, 'SIGINT');
     await exited;
+    assert.match(output, /demo: stopped; every process has exited and the ports are free/);
+    assert.equal(existsSync(join(dir, 'demo.json')), false, `demo.json is gone:\n${output}`);
+    const history = join(dir, 'load-history.jsonl');
+    assert.ok(existsSync(history), `the load's history was written:\n${output}`);
+    const check = await runCommand(process.execPath, [CLI, 'load', '--check', history]);
+    t.diagnostic(check.stdout.split('\n').filter((line) => /operations:|verdict/.test(line)).join('\n'));
+    assert.equal(check.code, 0, `the checker reads the history and finds nothing wrong:\n${check.output}\n--- demo ---\n${output}`);
+    assert.match(check.stdout, /verdict: OK/);
+  } finally {
+    if (demo.exitCode === null && demo.signalCode === null) {
+      // A failed assertion: stop it the way that also stops its children, and kill it if that hangs.
+      demo.kill('SIGTERM');
+      const killer = setTimeout(() => process.kill(-demo.pid!, 'SIGKILL'), 40_000);
+      await exited;
+      clearTimeout(killer);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.match(output, /demo: stopped; every process has exited and the ports are free/);
 });

@@ -38,9 +38,12 @@ export function reconnectDelayMs(failures: number, random: () => number): number
   return Math.round(ceilingMs / 2 + (random() * ceilingMs) / 2);
 }
 
-/** What kind of failure a reason is (its error code when it names one), to log each kind once. */
-function failureKind(reason: string): string {
-  return /\b(E[A-Z][A-Z0-9_]+)\b/.exec(reason)?.[1] ?? reason;
+/**
+ * What kind of failure a reason is, to log each kind once: the error codes it names (a refusal
+ * reads `E_PEER_ERROR: peer: E_MEMORY_MISMATCH: ...`), else its words without the numbers.
+ */
+export function failureKind(reason: string): string {
+  return reason.match(/\bE[A-Z][A-Z0-9_]+\b/g)?.join(' ') ?? reason.replace(/\d+/g, 'N');
 }
 
 export interface BackupLinkEvents {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, renameSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -322,8 +322,11 @@ export class DemoSupervisor {
     };
   }
 
+  /** Written whole and renamed into place: a script (or test) reading it never sees half a file. */
   writeState(): void {
-    if (!this.stopping) writeFileSync(this.statePath, `${JSON.stringify(this.state(), null, 2)}\n`);
+    if (this.stopping) return;
+    writeFileSync(`${this.statePath}.tmp`, `${JSON.stringify(this.state(), null, 2)}\n`);
+    renameSync(`${this.statePath}.tmp`, this.statePath);
   }
 
   /**

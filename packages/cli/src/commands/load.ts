@@ -82,7 +82,7 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       .option('keys', { type: 'number', default: LOAD_DEFAULTS.keys, describe: 'counter keys and register keys (K of each)' })
       .option('mix', { type: 'string', default: formatMix(LOAD_DEFAULTS.mix), describe: 'operation weights' })
       .option('seed', { type: 'number', describe: 'seed of the operation choices (printed; random when left out)' })
-      .option('history', { type: 'string', describe: 'write the history here as JSON lines' })
+      .option('history', { type: 'string', describe: 'write the history here as JSON lines, each as its operation completes (SIGINT/SIGTERM end the run with its final read)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' })
       .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
       .option('response-timeout-ms', { type: 'number', default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs, describe: 'move to the next node after this long without progress' })

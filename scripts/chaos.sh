@@ -16,7 +16,8 @@
 # it, and a promoted backup re-protects through it), and by default this script drives it through
 # `hbft chaos` (Toxiproxy's toxics; TCP cannot lose bytes, so `loss` stalls the stream for a
 # retransmission timeout at each lost segment, or with `reset` resets PCT % of connections). Each
-# change applies to every proxy of the link (the demo's chaos.proxy names them; else all).
+# change applies to every proxy of the link (the demo's chaos.proxies names them; else all), and
+# `status` shows every proxy.
 #   local    hbft chaos ... --api <demo.json chaos.api>
 #   netns    ip netns exec PREFIX-chaos hbft chaos ... --api 127.0.0.1:8474
 #   compose  docker compose exec chaos hbft chaos ... --api 127.0.0.1:8474

@@ -85,7 +85,10 @@ resolve_mode() {
     say "mode $MODE (detected; pass --mode to choose)"
   fi
   case "$MODE" in
-    local) [ -f "$DEMO_FILE" ] || die "--mode local reads $DEMO_FILE, which does not exist: start the demo (npm start) first" ;;
+    local)
+      [ -f "$DEMO_FILE" ] || die "--mode local reads $DEMO_FILE, which does not exist: start the demo (npm start) first"
+      require_demo_running
+      ;;
     netns)
       require_root
       netns_exists "$(netns_name primary)" || die "--mode netns: the namespaces $NETNS_PREFIX-* do not exist: run scripts/two-hosts.sh up && scripts/two-hosts.sh start"
@@ -93,6 +96,31 @@ resolve_mode() {
     compose) compose_cmd >/dev/null ;;
     *) die "--mode: expected local, netns or compose, got '$MODE'" ;;
   esac
+}
+
+# Whether process $1 runs and is an hbft process (a pid left in a stale file may have been reused).
+hbft_process_alive() {
+  local pid="$1" cmdline
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  if [ -d /proc/self ]; then
+    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    [[ "$cmdline" == *hbft* ]]
+  else
+    kill -0 "$pid" 2>/dev/null
+  fi
+}
+
+# Dies unless the demo that wrote demo.json still runs, with its chaos proxy: a file left behind by
+# a demo that was killed would send the scripts to ports that nobody (or something else) serves.
+require_demo_running() {
+  local pid chaos_pid
+  pid="$(json "$DEMO_FILE" pid)" || die "$DEMO_FILE is not JSON; remove it and start the demo again (npm start)"
+  [ -n "$pid" ] || die "$DEMO_FILE names no demo process (no pid): it comes from an older hbft demo; stop that demo and start it again (npm start)"
+  hbft_process_alive "$pid" || die "$DEMO_FILE is stale: the demo that wrote it (pid $pid) is not running. Remove it (rm $DEMO_FILE) and start the demo again (npm start)"
+  chaos_pid="$(json "$DEMO_FILE" chaos.pid)"
+  if [ -n "$chaos_pid" ] && ! hbft_process_alive "$chaos_pid"; then
+    die "the demo (pid $pid) runs, but its chaos proxy (pid $chaos_pid) does not, so the replication link is gone: stop the demo (Ctrl-C) and start it again; see $STATE_DIR/logs/chaos.log"
+  fi
 }
 
 # An address to connect to: a wildcard listen address means this machine.
@@ -211,11 +239,11 @@ chaos_cli() {
   esac
 }
 
-# The names of the proxies that carry the replication link: the demo's chaos.proxy (a name or a
-# list) when it says, else every proxy the chaos API knows.
+# The names of the proxies that carry the replication link (one per direction a takeover can turn
+# it): the demo's chaos.proxies when it lists them, else every proxy the chaos API knows.
 chaos_proxies() {
   local named=""
-  [ "$MODE" = local ] && named="$(json "$DEMO_FILE" chaos.proxy)"
+  [ "$MODE" = local ] && named="$(json "$DEMO_FILE" chaos.proxies)"
   if [ -n "$named" ]; then
     echo "$named"
   else

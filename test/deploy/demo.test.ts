@@ -1,16 +1,24 @@
 // Proves the README's walk-through on the real `hbft demo` (what `npm start` runs): it starts and
 // protects the kv guest, `scripts/chaos.sh latency 100` slows the replication link without a false
 // takeover, `scripts/kill-primary.sh` kills the primary under load and sees the backup take over
-// with nothing lost, twice (the demo rewrites demo.json as the roles move), and Ctrl-C stops
-// everything.
+// with nothing lost, twice (the demo rewrites demo.json as the roles move), chaos.sh after a
+// failover changes and clears both proxies of the link, and Ctrl-C (to the whole process group,
+// twice, as a terminal under `npm start` delivers it) stops everything, removes demo.json and
+// leaves the load's history complete: the checker reads it and finds nothing lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runScript } from './runScript.ts';
+import { CLI, runCommand, runScript } from './runScript.ts';
+
+interface ChaosProxy {
+  name: string;
+  enabled: boolean;
+  toxics: { type: string; stream: string }[];
+}
 
 interface Readiness {
   role: string;
@@ -24,7 +32,8 @@ async function readiness(http: string): Promise<Readiness> {
 test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeovers, and Ctrl-C stops it all', { timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
-  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that the test can signal the group as a terminal's Ctrl-C does.
+  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   demo.stdout!.on('data', (chunk: Buffer) => (output += chunk));
   demo.stderr!.on('data', (chunk: Buffer) => (output += chunk));
@@ -46,8 +55,8 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
       ['primary 1', 'backup 1'],
       `100 ms each way is no dead primary:\n${output}`,
     );
-    const clear = await runScript('chaos.sh', ['clear'], env);
-    assert.equal(clear.code, 0, clear.output);
+    const cleared = await runScript('chaos.sh', ['clear'], env);
+    assert.equal(cleared.code, 0, cleared.output);
 
     const kill = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], env);
     t.diagnostic(kill.stdout.split('\n').filter((line) => /took over|failover time|verdict/.test(line)).join('\n'));
@@ -66,14 +75,52 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
       assert.ok(Date.now() < protectedAgain, `the demo did not bring a backup back:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    // After a failover the link runs through the other proxy: every chaos.sh command reaches both
+    // of them (a change to one alone was left behind by the next takeover), and status lists both.
+    const chaosApi = (JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as { chaos: { api: string } }).chaos.api;
+    const proxies = async () => (await (await fetch(`http://${chaosApi}/proxies`)).json()) as Record<string, ChaosProxy>;
+    const latency = await runScript('chaos.sh', ['latency', '20'], env);
+    assert.equal(latency.code, 0, latency.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(proxy.toxics.filter((toxic) => toxic.type === 'latency').map((toxic) => toxic.stream).sort(), ['downstream', 'upstream'], `latency on ${proxy.name}:\n${latency.output}`);
+    }
+    const status = await runScript('chaos.sh', ['status'], env);
+    assert.equal(status.code, 0, status.output);
+    assert.match(status.stdout, /^to-a: .*latency/m);
+    assert.match(status.stdout, /^to-b: .*latency/m);
+    const clear = await runScript('chaos.sh', ['clear'], env);
+    assert.equal(clear.code, 0, clear.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(proxy.toxics, [], `clear reaches ${proxy.name}:\n${clear.output}`);
+      assert.equal(proxy.enabled, true);
+    }
+
     const again = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], env);
     assert.equal(again.code, 0, `${again.output}\n--- demo ---\n${output}`);
     assert.match(again.stdout, /the backup node took over: primary 3 /);
     assert.match(again.stdout, /generation 2 → 3/);
-  } finally {
-    demo.kill('SIGINT');
+
+    // Ctrl-C: the terminal signals the whole foreground group, and `npm start` passes it on again.
+    process.kill(-demo.pid!, 'SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (demo.exitCode === null) process.kill(-demo.pid!, 'SIGINT');
     await exited;
+    assert.match(output, /demo: stopped; every process has exited and the ports are free/);
+    assert.equal(existsSync(join(dir, 'demo.json')), false, `demo.json is gone:\n${output}`);
+    const history = join(dir, 'load-history.jsonl');
+    assert.ok(existsSync(history), `the load's history was written:\n${output}`);
+    const check = await runCommand(process.execPath, [CLI, 'load', '--check', history]);
+    t.diagnostic(check.stdout.split('\n').filter((line) => /operations:|verdict/.test(line)).join('\n'));
+    assert.equal(check.code, 0, `the checker reads the history and finds nothing wrong:\n${check.output}\n--- demo ---\n${output}`);
+    assert.match(check.stdout, /verdict: OK/);
+  } finally {
+    if (demo.exitCode === null && demo.signalCode === null) {
+      // A failed assertion: stop it the way that also stops its children, and kill it if that hangs.
+      demo.kill('SIGTERM');
+      const killer = setTimeout(() => process.kill(-demo.pid!, 'SIGKILL'), 40_000);
+      await exited;
+      clearTimeout(killer);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.match(output, /demo: stopped; every process has exited and the ports are free/);
 });

@@ -67,9 +67,11 @@ before(async () => {
   // The fields the scripts read, in the shape `hbft demo` writes.
   const demo = {
     mode: 'local',
+    // The scripts check that the demo runs: the chaos proxy stands in for its supervisor.
+    pid: chaos.pid,
     primary: { pid: cluster.primary.process.pid, serve: `127.0.0.1:${ports.primaryServe}`, http: `127.0.0.1:${ports.primaryHttp}`, replication: 'via chaos' },
     backup: { pid: cluster.backup.process.pid, serve: `127.0.0.1:${ports.backupServe}`, http: `127.0.0.1:${ports.backupHttp}`, listen: `127.0.0.1:${ports.replication}` },
-    chaos: { api: `127.0.0.1:${apiPort}`, proxy: 'repl' },
+    chaos: { api: `127.0.0.1:${apiPort}`, proxies: ['repl'], pid: chaos.pid },
     keyFile: 'unused',
   };
   writeFileSync(join(stateDir, 'demo.json'), JSON.stringify(demo, null, 2));

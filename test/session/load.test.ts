@@ -1,9 +1,12 @@
 // Proves end to end against the reference server that a load run through repeated failovers ends
 // with a clean verdict and no unknown operations, that a server which loses acknowledged state is
-// caught, and that `hbft load`, `hbft load --check` and `hbft client` report and exit as documented.
+// caught, that `hbft load`, `hbft load --check` and `hbft client` report and exit as documented, and
+// that `hbft load` stopped by a signal leaves a complete history the checker accepts.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@hbft/cli';
@@ -156,4 +159,31 @@ test('hbft client sends one command and prints the reply, over a session or plai
   const error = await hbft('client', '--servers', servers, '--no-raw', 'INCR', 'k', 'extra');
   assert.equal(error.code, 1);
   assert.match(error.out, /^\(error\) ERR wrong number of arguments/);
+});
+
+test('hbft load writes its history as it goes, and SIGTERM ends the run with the final read', { timeout: 60_000 }, async () => {
+  const cluster = await startCluster({ epochMs: 2 });
+  const historyFile = join(mkdtempSync(join(tmpdir(), 'hbft-load-')), 'history.jsonl');
+  const cli = new URL('../../packages/cli/bin/hbft.js', import.meta.url).pathname;
+  const load = spawn(process.execPath, [cli, 'load', '--servers', cluster.addresses.join(','), '--duration-s', '600', '--clients', '2', '--history', historyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  load.stdout!.on('data', (chunk: Buffer) => (output += chunk));
+  load.stderr!.on('data', (chunk: Buffer) => (output += chunk));
+  const exited = once(load, 'exit');
+  const lines = () => (existsSync(historyFile) ? readFileSync(historyFile, 'utf8').split('\n').filter(Boolean).length : 0);
+  const deadline = Date.now() + 30_000;
+  while (lines() < 50) {
+    assert.ok(Date.now() < deadline && load.exitCode === null, `operations reach the history file while the run goes on:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  load.kill('SIGTERM');
+  const [code] = await exited;
+  assert.equal(code, 0, output);
+  assert.match(output, /verdict: OK/);
+  const history = parseHistory(readFileSync(historyFile, 'utf8'), historyFile);
+  assert.ok(history.header && history.final, 'header and final read are in');
+  assert.ok(history.operations.length >= 49, `${history.operations.length} operations`);
+  const check = await hbft('load', '--check', historyFile);
+  assert.equal(check.code, 0, check.out + check.err);
+  assert.match(check.out, /verdict: OK/);
 });

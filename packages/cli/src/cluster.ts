@@ -23,6 +23,8 @@ export interface ClusterOptions {
   /** Start a backup (default); without one the primary runs unprotected and lets output flow. */
   withBackup?: boolean;
   memory?: string;
+  /** The backup's --memory when it should differ from the primary's (a refused handshake). */
+  backupMemory?: string;
   guest?: string;
   primaryArgs?: string[];
   backupArgs?: string[];
@@ -86,7 +88,7 @@ export class Cluster {
       '--serve', `127.0.0.1:${backupServe}`,
       '--http', `127.0.0.1:${backupHttp}`,
       '--key-file', this.keyFile,
-      '--memory', this.options.memory ?? '32MiB',
+      '--memory', this.options.backupMemory ?? this.options.memory ?? '32MiB',
       ...(this.options.backupArgs ?? []),
       ...extra,
     ]);

@@ -13,8 +13,13 @@ export const FAILOVER_TIMEOUT_MS_DEFAULT = 100;
 export const FAILOVER_TIMEOUT_HEARTBEATS_MIN = 3;
 /** Checkpoints captured but not yet acknowledged, before the primary stalls the guest. */
 export const CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT = 3;
-/** How often a primary without its backup tries to reach it again. */
+/**
+ * A primary without its backup tries to reach it again after this long, doubling at each failure
+ * up to BACKUP_RECONNECT_MAX_MS (each delay jittered down by up to half, so that primaries cut off
+ * together do not knock in step). The cap bounds how long a healed link waits to be noticed.
+ */
 export const BACKUP_RECONNECT_MS = 500;
+export const BACKUP_RECONNECT_MAX_MS = 2_000;
 /** After dropping a live connection, the first reconnection attempt comes this soon. */
 export const BACKUP_RECONNECT_FIRST_MS = 20;
 /**
@@ -31,6 +36,7 @@ export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 
 assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
 assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
+assert(BACKUP_RECONNECT_FIRST_MS <= BACKUP_RECONNECT_MS && BACKUP_RECONNECT_MS <= BACKUP_RECONNECT_MAX_MS, 'reconnection delays grow from the first to the cap');
 
 export type BackupLossPolicy = 'hold' | 'continue';
 

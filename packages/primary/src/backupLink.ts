@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@hbft/common/log.ts';
-import { BACKUP_RECONNECT_FIRST_MS, BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
+import { BACKUP_RECONNECT_FIRST_MS, BACKUP_RECONNECT_MAX_MS, BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
@@ -24,6 +24,26 @@ export interface BackupLinkOptions {
   /** This primary process's identity, the same on every reconnection. */
   instanceId: Buffer;
   handshakeTimeoutMs?: number;
+  /** A number in [0, 1) for each retry's jitter (style.md: the random source is passed in). */
+  random?: () => number;
+}
+
+/**
+ * How long to wait before attempt `failures + 1` after `failures` failed ones in a row: doubling
+ * from BACKUP_RECONNECT_MS up to BACKUP_RECONNECT_MAX_MS, each delay between half and all of
+ * that ("equal jitter").
+ */
+export function reconnectDelayMs(failures: number, random: () => number): number {
+  const ceilingMs = Math.min(BACKUP_RECONNECT_MAX_MS, BACKUP_RECONNECT_MS * 2 ** Math.max(0, failures - 1));
+  return Math.round(ceilingMs / 2 + (random() * ceilingMs) / 2);
+}
+
+/**
+ * What kind of failure a reason is, to log each kind once: the error codes it names (a refusal
+ * reads `E_PEER_ERROR: peer: E_MEMORY_MISMATCH: ...`), else its words without the numbers.
+ */
+export function failureKind(reason: string): string {
+  return reason.match(/\bE[A-Z][A-Z0-9_]+\b/g)?.join(' ') ?? reason.replace(/\d+/g, 'N');
 }
 
 export interface BackupLinkEvents {
@@ -50,6 +70,9 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
+  /** Attempts that failed since the link was last up, and the last one's reason. */
+  private failures = 0;
+  private failure: string | null = null;
 
   constructor(options: BackupLinkOptions) {
     super();
@@ -68,11 +91,16 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
     return this.connected;
   }
 
+  /** Why the last attempt to reach the backup failed, while the link is down (else null). */
+  get lastFailure(): string | null {
+    return this.connected ? null : this.failure;
+  }
+
   start(): void {
     void this.connect();
   }
 
-  private scheduleRetry(delayMs = BACKUP_RECONNECT_MS): void {
+  private scheduleRetry(delayMs: number): void {
     if (this.stopped || this.retryTimer !== null) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -85,7 +113,11 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
     const { host, port, auth, limits, logger } = this.options;
     const attempt = ++this.attempt;
     const sessionId = randomBytes(sessionIdBytes);
-    const connectionOptions = { host, port, auth, limits, logger };
+    // The link reports its own state changes (above, and 'lost' to the runtime); the connections'
+    // per-attempt lines (authenticated, closed) would repeat them at every retry, so they show only
+    // at debug level.
+    const connectionLogger = logger.child({}, { level: logger.isLevelEnabled('debug') ? logger.level : 'error' });
+    const connectionOptions = { host, port, auth, limits, logger: connectionLogger };
     let control: ControlConnection | null = null;
     let bulk: BulkConnection | null = null;
     try {
@@ -95,6 +127,9 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
       this.controlConnection = control;
       this.bulkConnection = bulk;
       this.connected = true;
+      if (this.failures > 0) logger.info({ backup: `${host}:${port}`, failedAttempts: this.failures }, 'reached the backup again');
+      this.failures = 0;
+      this.failure = null;
       for (const connection of [control, bulk]) connection.on('close', (info) => this.onClose(info));
       control.on('frame', (frame) => this.emit('frame', frame));
       this.emit('ready', controlOk);
@@ -106,8 +141,14 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
         this.emit('deposed', reason);
         return;
       }
-      if (attempt === 1 || attempt % 20 === 0) logger.warn({ backup: `${host}:${port}`, attempt, reason }, 'cannot reach the backup; retrying');
-      this.scheduleRetry();
+      // One line when the failure starts or changes kind, not one per attempt: a backup that is
+      // down for an hour would otherwise fill the log (the reason stays on /healthz meanwhile).
+      if (this.failure === null || failureKind(reason) !== failureKind(this.failure)) {
+        logger.warn({ backup: `${host}:${port}`, attempt, reason }, 'cannot reach the backup; retrying with backoff');
+      }
+      this.failures++;
+      this.failure = reason;
+      this.scheduleRetry(reconnectDelayMs(this.failures, this.options.random ?? Math.random));
     }
   }
 

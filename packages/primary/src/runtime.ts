@@ -21,6 +21,7 @@ import type { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
 import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
+import { PRIMARY_HEALTH_REASONS, primaryHealth, type PrimaryHealth, type PrimaryHealthReason } from './health.ts';
 import { BackupLink } from './backupLink.ts';
 import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { SessionManager } from './sessions.ts';
@@ -106,6 +107,11 @@ export class PrimaryRuntime {
   private fullSyncProgress: { sent: number; total: number } | null = null;
   readonly feed: LiveFeed;
   private lastMode: string = 'unprotected';
+  /** The policy the replicator runs with: without a backup there is nothing to hold output for. */
+  private readonly onBackupLoss: BackupLossPolicy;
+  /** Set when this node learns that a newer generation exists. */
+  private fenced = false;
+  private lastHealthReason: PrimaryHealthReason | null = null;
   /** Stall time already counted in the metrics. */
   private stallMsCounted = 0;
 
@@ -116,12 +122,13 @@ export class PrimaryRuntime {
     this.staging = staging;
     this.ram = new Int32Array(worker.memory);
     const firstEpoch = options.boot.kind === 'resume' ? options.boot.epoch : 0;
+    this.onBackupLoss = options.backup ? options.onBackupLoss : 'continue';
     this.replicator = new PrimaryReplicator({
       epochMs: options.timing.epochMs,
       heartbeatMs: options.timing.heartbeatMs,
       backupSilenceMs: backupSilenceMs(options.timing.failoverTimeoutMs),
       checkpointsInFlightMax: options.checkpointsInFlightMax,
-      onBackupLoss: options.backup ? options.onBackupLoss : 'continue',
+      onBackupLoss: this.onBackupLoss,
       firstEpoch,
       nowMs: performance.now(),
     });
@@ -394,6 +401,21 @@ export class PrimaryRuntime {
     }
     this.options.metrics.checkpointsInFlight.set(status.checkpointsInFlight);
     this.options.metrics.peerConnected.set(status.mode === 'unprotected' ? 0 : 1);
+    this.publishHealth();
+  }
+
+  /** Whether this node answers its clients now, and why (see health.ts). */
+  health(): PrimaryHealth {
+    return primaryHealth({ mode: this.replicator.status(performance.now()).mode, onBackupLoss: this.onBackupLoss, fenced: this.fenced });
+  }
+
+  /** The health gauges, when the reason changes: one of hbft_health{reason} is 1. */
+  private publishHealth(): void {
+    const health = this.health();
+    if (health.reason === this.lastHealthReason) return;
+    this.lastHealthReason = health.reason;
+    for (const reason of PRIMARY_HEALTH_REASONS) this.options.metrics.health.labels(reason).set(reason === health.reason ? 1 : 0);
+    this.options.metrics.answersClients.set(health.answersClients ? 1 : 0);
   }
 
   private releaseOutput(outputs: { tag: string; bytes: Uint8Array; close: boolean; producedAtMs: number }[]): void {
@@ -511,13 +533,19 @@ export class PrimaryRuntime {
   private onDeposed(reason: string): void {
     this.logger.error({ reason }, 'DEPOSED: the backup has taken over; this node stops serving');
     this.feed.event('deposed', `deposed: ${reason}`);
+    this.fenced = true;
+    this.publishHealth();
     this.options.onDeposed?.(reason);
   }
 
   readiness(): Readiness {
     const status = this.replicator.status(performance.now());
+    const health = this.health();
     return {
-      ready: !this.stopping && this.servingAddress !== null,
+      ready: !this.stopping && this.servingAddress !== null && health.answersClients,
+      reason: health.reason,
+      // Why the backup cannot be reached, while it cannot (a refused handshake names the mismatch).
+      detail: this.link?.lastFailure ?? null,
       role: 'primary',
       generation: this.options.generation,
       peerConnected: status.mode !== 'unprotected',

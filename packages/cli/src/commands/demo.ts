@@ -27,6 +27,15 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     memoryBytesFrom(argv.memory);
     const basePort = integerFlag(argv['base-port'], '--base-port', 1024);
     if (basePort > 64_000) throw new UsageError('--base-port: must leave room for the demo\'s ports (at most 64000)');
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        process.stdout.write('\ndemo: stopping (the load first: it finishes its operations and makes its final read)…\n');
+        await demo.stop();
+        process.stdout.write('demo: stopped; every process has exited and the ports are free\n');
+      })();
+      return stopping;
+    };
     const demo = new DemoSupervisor({
       dir: argv.dir,
       memory: argv.memory,
@@ -34,18 +43,20 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       basePort,
       clients: integerFlag(argv.clients, '--clients', 1),
       host: '127.0.0.1',
+      onFatal: (reason) => {
+        process.stdout.write(`demo: ${reason}; stopping\n`);
+        process.exitCode = 1;
+        void stop();
+      },
     });
-    let stopping: Promise<void> | null = null;
-    const stop = () => {
-      stopping ??= (async () => {
-        process.stdout.write('\ndemo: stopping…\n');
-        await demo.stop();
-        process.stdout.write('demo: stopped; every process has exited and the ports are free\n');
-      })();
-      return stopping;
+    // Every signal, not just the first: `npm start` passes Ctrl-C on to a process that has had it
+    // from the terminal already, and a second SIGINT without a handler would kill the supervisor
+    // in the middle of its stop.
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) process.stdout.write(`demo: ${signal}: already stopping\n`);
+      void stop();
     };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
     try {
       process.stdout.write('demo: starting the chaos proxy, the backup and the primary…\n');
       await demo.start();
@@ -56,14 +67,16 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       throw error;
     }
     const [primary, backup] = demo.servers();
-    process.stdout.write(
+    const history = `${argv.dir}/load-history.jsonl`;
+    if (!stopping) process.stdout.write(
       [
         '',
         'hbft demo is running: the kv guest is protected.',
         `  dashboard   ${demo.dashboardUrl()}`,
         `  clients     redis-cli -p ${primary!.split(':')[1]}   (the primary; after a takeover: -p ${backup!.split(':')[1]})`,
         `              npx hbft client --servers ${primary},${backup} INCR visits`,
-        argv.load ? `  load        ${argv.clients} session clients, history in ${argv.dir}/load-history.jsonl` : '  load        off (--no-load)',
+        argv.load ? `  load        ${argv.clients} session clients, history in ${history}` : '  load        off (--no-load)',
+        ...(argv.load ? [`              (after Ctrl-C: npx hbft load --check ${history})`] : []),
         `  failover    scripts/kill-primary.sh        (kills the primary under load, checks nothing was lost)`,
         `  network     scripts/chaos.sh latency 100   (then: scripts/chaos.sh clear)`,
         `  logs        ${argv.dir}/logs/`,

@@ -4,12 +4,12 @@
  * lost, none applied twice, counters exact, reads valid), with throughput, latency and failover gaps.
  * `--check FILE` judges a saved history again without running any load.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '@hbft/common/errors.ts';
 import { createLogger } from '@hbft/common/log.ts';
 import { checkHistory, formatVerdict, type Verdict } from '@hbft/common/session/checker.ts';
-import { formatHistory, parseHistory } from '@hbft/common/session/history.ts';
+import { formatHistoryLine, parseHistory, type HistoryEntry } from '@hbft/common/session/history.ts';
 import { formatMix, LOAD_DEFAULTS, parseMix, runLoad, type LoadProgress } from '@hbft/common/session/load.ts';
 import { SESSION_CLIENT_DEFAULTS } from '@hbft/common/session/client.ts';
 import { parseHostPort } from '@hbft/common/units.ts';
@@ -82,7 +82,7 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       .option('keys', { type: 'number', default: LOAD_DEFAULTS.keys, describe: 'counter keys and register keys (K of each)' })
       .option('mix', { type: 'string', default: formatMix(LOAD_DEFAULTS.mix), describe: 'operation weights' })
       .option('seed', { type: 'number', describe: 'seed of the operation choices (printed; random when left out)' })
-      .option('history', { type: 'string', describe: 'write the history here as JSON lines' })
+      .option('history', { type: 'string', describe: 'write the history here as JSON lines, each as its operation completes (SIGINT/SIGTERM end the run with its final read)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' })
       .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
       .option('response-timeout-ms', { type: 'number', default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs, describe: 'move to the next node after this long without progress' })
@@ -123,23 +123,52 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
         `${durationMs !== undefined ? `${durationMs / 1000} s` : ''}${durationMs !== undefined && operations !== undefined ? ' or ' : ''}${operations !== undefined ? `${operations} operations` : ''}, key prefix ${keyPrefix}\n`,
     );
     const logger = createLogger({ role: 'load', level: process.env.HBFT_LOG_LEVEL ?? 'warn' });
-    const result = await runLoad({
-      servers,
-      clients,
-      keys,
-      mix,
-      seed,
-      keyPrefix,
-      durationMs,
-      operations,
-      responseTimeoutMs,
-      logger,
-      onProgress: (progress) => process.stderr.write(formatProgress(progress)),
-    });
+    // The history goes to its file line by line as operations complete (each write handed to the
+    // kernel at once), so that a run that is stopped or dies can still be read, and checked once
+    // its final read is in.
+    let historyFd: number | null = null;
     if (argv.history) {
-      writeFileSync(argv.history, formatHistory(result.history));
-      process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
+      try {
+        historyFd = openSync(argv.history, 'w');
+      } catch (error) {
+        throw new UsageError(`--history: cannot write ${argv.history}: ${(error as Error).message}`);
+      }
     }
+    const writeEntry = (entry: HistoryEntry) => {
+      if (historyFd !== null) writeSync(historyFd, formatHistoryLine(entry));
+    };
+    // SIGINT or SIGTERM ends the run early, with the final read and the verdict as at its end.
+    const abort = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (abort.signal.aborted) return;
+      process.stderr.write(`hbft load: ${signal}: stopping; in-flight operations finish, then the final read\n`);
+      abort.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let result: Awaited<ReturnType<typeof runLoad>>;
+    try {
+      result = await runLoad({
+        servers,
+        clients,
+        keys,
+        mix,
+        seed,
+        keyPrefix,
+        durationMs,
+        operations,
+        responseTimeoutMs,
+        logger,
+        onProgress: (progress) => process.stderr.write(formatProgress(progress)),
+        onEntry: writeEntry,
+        signal: abort.signal,
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (historyFd !== null) closeSync(historyFd);
+    }
+    if (argv.history) process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
     report(result.verdict, argv.json, { seed, keyPrefix, servers });
   },
 };

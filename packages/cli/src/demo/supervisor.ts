@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, renameSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,8 @@ export interface DemoOptions {
   basePort: number;
   clients: number;
   host: string;
+  /** A child the demo cannot run without has died: the caller should stop the demo. */
+  onFatal?: (reason: string) => void;
 }
 
 /** One side of the demo: it runs a primary or a backup, and comes back as a backup if it dies. */
@@ -33,17 +35,24 @@ interface Site {
 
 export interface DemoState {
   mode: 'local';
+  /** The supervisor (`hbft demo`): the scripts check that it still runs before they trust the file. */
+  pid: number;
   dir: string;
   keyFile: string;
   primary: { site: string; pid: number | null; serve: string; http: string; replication: string };
   backup: { site: string; pid: number | null; serve: string; http: string; listen: string };
-  chaos: { api: string; proxy: string; pid: number | null };
+  /** `proxies`: every proxy of the replication link, one per direction a takeover can send it. */
+  chaos: { api: string; proxies: string[]; pid: number | null };
   load: { pid: number | null; history: string } | null;
   dashboard: string;
 }
 
 const DEMO_HEARTBEAT_MS = 30;
 const DEMO_FAILOVER_TIMEOUT_MS = 300;
+/** How long the load may take to drain and make its final read when the demo stops. */
+const LOAD_STOP_MS = 25_000;
+/** How long a daemon may take to stop after SIGTERM before it gets SIGKILL. */
+const CHILD_STOP_MS = 5_000;
 
 async function assertPortFree(host: string, port: number): Promise<void> {
   const server = createServer();
@@ -51,6 +60,19 @@ async function assertPortFree(host: string, port: number): Promise<void> {
     throw new HbftError('E_PORT_IN_USE', `${error.message}; stop whatever holds it or pass --base-port`);
   });
   await new Promise((resolveClose) => server.close(resolveClose));
+}
+
+/** SIGTERM to a child, SIGKILL if it has not exited after `graceMs`; resolves once it has exited. */
+function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise<void>((resolveChild) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolveChild();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveChild();
+    });
+    child.kill('SIGTERM');
+  });
 }
 
 /**
@@ -97,7 +119,10 @@ export class DemoSupervisor {
 
   private spawnHbft(name: string, args: string[]): ChildProcess {
     const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' } });
+    // Each child in its own process group: Ctrl-C in the terminal signals the whole foreground
+    // group, and it must reach only the supervisor, which stops the load first (its final read
+    // needs the nodes up) and the nodes after it. The 'exit' hook below kills what is left.
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' }, detached: true });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     this.children.add(child);
@@ -163,7 +188,17 @@ export class DemoSupervisor {
     });
   }
 
+  /**
+   * However this process ends (an error, an unexpected exit), no child outlives it and no
+   * demo.json is left behind for the scripts to act on.
+   */
+  private readonly onProcessExit = (): void => {
+    rmSync(this.statePath, { force: true });
+    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+
   async start(): Promise<void> {
+    process.on('exit', this.onProcessExit);
     const host = this.options.host;
     const ports = [
       ...Object.values(this.sites).flatMap((s) => [s.listen, s.serve, s.http, s.proxied]),
@@ -177,6 +212,10 @@ export class DemoSupervisor {
       '--proxy', `to-b=${host}:${b.proxied}>${host}:${b.listen}`,
       '--proxy', `to-a=${host}:${a.proxied}>${host}:${a.listen}`,
     ]);
+    const chaos = this.chaos;
+    chaos.on('exit', (code, signal) => {
+      if (!this.stopping) this.options.onFatal?.(`the chaos proxy exited (${signal ?? `code ${code}`}); the replication link is gone (see ${this.logDir}/chaos.log)`);
+    });
     this.startBackup(b);
     await this.waitHttp(b.http, '/healthz', 30_000);
     this.startPrimary(a);
@@ -203,14 +242,21 @@ export class DemoSupervisor {
   }
 
   startLoad(): void {
+    if (this.stopping) return;
     const history = join(this.options.dir, 'load-history.jsonl');
-    this.load = this.spawnHbft('load', [
+    const load = this.spawnHbft('load', [
       'load',
       '--servers', this.servers().join(','),
       '--clients', String(this.options.clients),
       '--duration-s', String(7 * 24 * 3600),
       '--history', history,
     ]);
+    load.on('exit', (code, signal) => {
+      if (this.stopping) return;
+      process.stdout.write(`demo: the load generator exited (${signal ?? `code ${code}`}); its history is in ${history}; the demo goes on without load\n`);
+      this.writeState();
+    });
+    this.load = load;
     this.writeState();
   }
 
@@ -254,8 +300,10 @@ export class DemoSupervisor {
     const host = this.options.host;
     const primary = this.primarySite();
     const backup = this.other(primary);
+    const running = (child: ChildProcess | null) => (child !== null && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null);
     return {
       mode: 'local',
+      pid: process.pid,
       dir: resolve(this.options.dir),
       keyFile: resolve(this.keyFile),
       primary: {
@@ -266,35 +314,32 @@ export class DemoSupervisor {
         replication: `${host}:${backup.proxied}`,
       },
       backup: { site: backup.name, pid: backup.process?.pid ?? null, serve: `${host}:${backup.serve}`, http: `${host}:${backup.http}`, listen: `${host}:${backup.listen}` },
-      chaos: { api: this.chaosApi, proxy: backup.name === 'b' ? 'to-b' : 'to-a', pid: this.chaos?.pid ?? null },
-      load: this.load ? { pid: this.load.pid ?? null, history: resolve(join(this.options.dir, 'load-history.jsonl')) } : null,
+      // Both, whoever is primary now: a change made to one of them alone would follow the roles,
+      // and a takeover would leave it behind on the proxy the link no longer uses.
+      chaos: { api: this.chaosApi, proxies: ['to-a', 'to-b'], pid: this.chaos?.pid ?? null },
+      load: this.load ? { pid: running(this.load), history: resolve(join(this.options.dir, 'load-history.jsonl')) } : null,
       dashboard: this.dashboardUrl(),
     };
   }
 
+  /** Written whole and renamed into place: a script (or test) reading it never sees half a file. */
   writeState(): void {
-    if (!this.stopping) writeFileSync(this.statePath, `${JSON.stringify(this.state(), null, 2)}\n`);
+    if (this.stopping) return;
+    writeFileSync(`${this.statePath}.tmp`, `${JSON.stringify(this.state(), null, 2)}\n`);
+    renameSync(`${this.statePath}.tmp`, this.statePath);
   }
 
-  /** Stops every child (SIGTERM, then SIGKILL after 5 s) and removes demo.json. */
+  /**
+   * Removes demo.json at once (the scripts must not act on a demo that is going away), stops the
+   * load first so that it drains and makes its final read while the nodes still serve, then every
+   * other child (SIGTERM, then SIGKILL after a while).
+   */
   async stop(): Promise<void> {
     this.stopping = true;
-    const children = [...this.children];
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolveChild) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolveChild();
-            const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolveChild();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
     rmSync(this.statePath, { force: true });
+    if (this.load) await stopChild(this.load, LOAD_STOP_MS);
+    await Promise.all([...this.children].map((child) => stopChild(child, CHILD_STOP_MS)));
+    process.off('exit', this.onProcessExit);
   }
 
   /** The demo's state file, for scripts. */

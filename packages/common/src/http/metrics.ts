@@ -43,6 +43,13 @@ export class ReplicationMetrics {
   readonly stallSeconds = new Counter({ name: 'hbft_stall_seconds_total', help: 'Time the guest was stalled waiting for the backup', registers: [this.registry] });
   readonly heartbeatMisses = new Counter({ name: 'hbft_heartbeat_misses_total', help: 'Heartbeat intervals that passed without a frame from the peer', registers: [this.registry] });
   readonly failovers = new Counter({ name: 'hbft_failovers_total', help: 'Promotions of this node from backup to primary', registers: [this.registry] });
+  readonly health = new Gauge({
+    name: 'hbft_health',
+    help: '1 for why the primary answers clients or not: protected, syncing, holding, unprotected, fenced',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly answersClients = new Gauge({ name: 'hbft_answers_clients', help: '1 while the node answers its clients (/readyz ready)', registers: [this.registry] });
   readonly peerConnected = new Gauge({ name: 'hbft_peer_connected', help: '1 while the replication peer is connected', registers: [this.registry] });
   readonly replicationLagSeconds = new Gauge({ name: 'hbft_replication_lag_seconds', help: 'Age of the newest checkpoint the backup has applied', registers: [this.registry] });
   readonly guestInstructions = new Counter({ name: 'hbft_guest_instructions_total', help: 'Guest instructions retired', registers: [this.registry] });

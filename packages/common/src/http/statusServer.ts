@@ -13,6 +13,10 @@ export interface Readiness {
   peerConnected: boolean;
   /** Age of the newest state the backup holds (primary: of the last acknowledged checkpoint). */
   replicationLagMs: number | null;
+  /** Why the node answers clients or not (a primary: protected, syncing, holding, unprotected, fenced). */
+  reason?: string;
+  /** More about the reason: why the peer cannot be reached, say. */
+  detail?: string | null;
   [field: string]: unknown;
 }
 
@@ -31,8 +35,9 @@ export interface StatusServerOptions {
 }
 
 /**
- * Each daemon's HTTP endpoint: /healthz (the process is up), /readyz (role, generation, peer,
- * lag; 503 until ready), /metrics (Prometheus text format), plus the dashboard's routes.
+ * Each daemon's HTTP endpoint: /healthz (the process is up: always 200, and the body says why the
+ * node answers clients or not), /readyz (role, generation, peer, lag; 503 while the node does not
+ * answer clients), /metrics (Prometheus text format), plus the dashboard's routes.
  */
 export class StatusServer {
   readonly server: Server;
@@ -74,8 +79,9 @@ export class StatusServer {
       return;
     }
     if (path === '/healthz') {
-      response.writeHead(200, { 'content-type': 'text/plain' });
-      response.end('ok\n');
+      const { role, ready, reason, detail } = this.options.readiness();
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(`${JSON.stringify({ status: 'ok', role, ready, reason: reason ?? null, detail: detail ?? null })}\n`);
       return;
     }
     if (path === '/readyz') {

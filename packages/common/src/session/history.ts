@@ -87,14 +87,21 @@ export interface PendingOperation {
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
-/** Records operations as clients invoke and complete them; times come from the injected clock. */
+/**
+ * Records operations as clients invoke and complete them; times come from the injected clock.
+ * `onEntry` sees each completed operation and failover as it is recorded (to write the history
+ * while the run goes on).
+ */
 export class HistoryRecorder {
   readonly operations: Operation[] = [];
   readonly failovers: FailoverRecord[] = [];
   private nextId = 0;
   private readonly originMs: number;
 
-  constructor(private readonly clock: { nowMs(): number }) {
+  constructor(
+    private readonly clock: { nowMs(): number },
+    private readonly onEntry?: (entry: Operation | FailoverRecord) => void,
+  ) {
     this.originMs = clock.nowMs();
   }
 
@@ -122,19 +129,26 @@ export class HistoryRecorder {
       ...(details.error !== undefined ? { error: details.error } : {}),
     };
     this.operations.push(operation);
+    this.onEntry?.(operation);
     return operation;
   }
 
   failover(client: number, info: Omit<FailoverRecord, 'type' | 'client' | 'at'>): FailoverRecord {
     const record: FailoverRecord = { type: 'failover', client, at: this.now(), ...info, gapMs: round(info.gapMs) };
     this.failovers.push(record);
+    this.onEntry?.(record);
     return record;
   }
 }
 
 /** One JSON object per line. */
 export function formatHistory(entries: readonly HistoryEntry[]): string {
-  return entries.map((entry) => JSON.stringify(entry)).join('\n') + '\n';
+  return entries.map(formatHistoryLine).join('');
+}
+
+/** One entry as its line of the history file. */
+export function formatHistoryLine(entry: HistoryEntry): string {
+  return `${JSON.stringify(entry)}\n`;
 }
 
 /** Reads a saved history back; `source` names the file in errors. */

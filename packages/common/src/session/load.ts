@@ -79,6 +79,10 @@ export interface LoadOptions {
   reconnectDeadlineMs?: number;
   progressIntervalMs?: number;
   onProgress?: (progress: LoadProgress) => void;
+  /** Each history entry as soon as it is known (header, operations and failovers, final read). */
+  onEntry?: (entry: HistoryEntry) => void;
+  /** Ends the run early: no new operations, in-flight ones drain, then the final read as usual. */
+  signal?: AbortSignal;
   drainTimeoutMs?: number;
 }
 
@@ -121,7 +125,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const logger = options.logger ?? silentLogger();
   if (options.durationMs === undefined && options.operations === undefined) throw new UsageError('give a duration or an operation count');
   if (!(clients >= 1 && keys >= 1)) throw new UsageError('clients and keys must be at least 1');
-  const recorder = new HistoryRecorder(clock);
+  const recorder = new HistoryRecorder(clock, options.onEntry);
   const header: HistoryHeader = {
     type: 'header',
     seed: options.seed,
@@ -132,6 +136,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     mix,
     startedAt: new Date().toISOString(),
   };
+  options.onEntry?.(header);
   const sessionOptions = {
     servers: options.servers,
     connect: options.connect,
@@ -233,21 +238,25 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   if (options.onProgress) scheduleProgress();
 
-  // The run: stop issuing at the deadline, then let in-flight operations finish or give up on them.
+  // The run: stop issuing at the deadline (or when aborted), then let in-flight operations finish
+  // or give up on them.
   const running = Array.from({ length: clients }, (_, client) => runClient(client));
   let stopTimer: unknown = null;
   let drainTimer: unknown = null;
-  if (options.durationMs !== undefined) {
-    stopTimer = clock.setTimeout(() => {
-      stopping = true;
-      // In-flight operations get a while to finish; then their sessions close and they count as unknown.
-      drainTimer = clock.setTimeout(() => {
-        logger.warn('in-flight operations did not finish in time; recording them as unknown');
-        for (const session of sessions) void session?.close();
-      }, options.drainTimeoutMs ?? LOAD_DEFAULTS.drainTimeoutMs);
-    }, options.durationMs);
-  }
+  const beginStop = () => {
+    if (stopping) return;
+    stopping = true;
+    // In-flight operations get a while to finish; then their sessions close and they count as unknown.
+    drainTimer = clock.setTimeout(() => {
+      logger.warn('in-flight operations did not finish in time; recording them as unknown');
+      for (const session of sessions) void session?.close();
+    }, options.drainTimeoutMs ?? LOAD_DEFAULTS.drainTimeoutMs);
+  };
+  if (options.durationMs !== undefined) stopTimer = clock.setTimeout(beginStop, options.durationMs);
+  if (options.signal?.aborted) beginStop();
+  options.signal?.addEventListener('abort', beginStop, { once: true });
   await Promise.all(running);
+  options.signal?.removeEventListener('abort', beginStop);
   stopping = true;
   for (const timer of [stopTimer, drainTimer, progressTimer]) if (timer !== null) clock.clearTimeout(timer);
   if (options.onProgress) reportProgress();
@@ -257,6 +266,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const usedKeys = [...new Set(recorder.operations.map((operation) => operation.key))].sort();
   const final = await finalRead(usedKeys, sessionOptions, logger);
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };
+  options.onEntry?.(finalEntry);
   const verdict = checkHistory({ operations: recorder.operations, final, failovers: recorder.failovers, seed: options.seed, exactlyOnce: true });
   return { header, history: [header, ...recorder.operations, ...recorder.failovers, finalEntry], final, verdict };
 }

@@ -77,8 +77,8 @@ function decodeAll(bytes: Buffer): { frames: Frame[]; failure: string | undefine
 }
 
 /**
- * A hand-driven bulk initiator over a raw socket: authenticates with the AuthMachine, then lets the
- * test write arbitrary bytes (to cut a frame in half, or send a kind the channel refuses).
+ * A hand-driven bulk initiator over a raw socket: authenticates with the AuthMachine (and seals
+ * what it encodes afterwards, as a connection does), then lets the test write arbitrary bytes (to cut a frame in half, or send a kind the channel refuses).
  */
 async function rawBulkInitiator(port: number): Promise<{ socket: net.Socket; encoder: FrameEncoder }> {
   const socket = net.connect({ host, port });
@@ -96,6 +96,9 @@ async function rawBulkInitiator(port: number): Promise<{ socket: net.Socket; enc
       for (const frame of step.frames) write(machine.onFrame(frame).send);
       if (machine.status.state === 'authenticated') {
         socket.removeListener('data', onData);
+        // Everything after authentication is sealed, as a real connection does it.
+        const keys = machine.sealKeys('bulk');
+        if (keys !== null) encoder.seal(keys.send);
         resolve();
       } else if (machine.status.state === 'failed' || step.failure !== null) reject(new Error('raw initiator failed to authenticate'));
     };

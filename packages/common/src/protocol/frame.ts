@@ -63,7 +63,7 @@ export type Frame<K extends FrameKind = FrameKind> = K extends FrameKind
       readonly generation: number;
       readonly epoch: number;
       readonly sequence: number;
-      /** The frame's CRC-32, as verified (checkpoint checksums chain these). */
+      /** The frame's CRC-32, as verified (checkpoint checksums chain these); 0 for a sealed frame, whose tag was verified instead. */
       readonly checksum: number;
       readonly meta: MetaOf<K>;
       /** A view into the received bytes when the frame arrived in one chunk; empty for meta-only kinds. */
@@ -78,7 +78,7 @@ export interface EncodedFrame {
   /** head.length + payload.length */
   readonly bytes: number;
   readonly sequence: number;
-  /** The frame's CRC-32 (checkpoint checksums chain these). */
+  /** The frame's CRC-32 (checkpoint checksums chain these); 0 for a sealed frame. */
   readonly checksum: number;
 }
 

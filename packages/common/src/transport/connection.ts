@@ -39,7 +39,7 @@ export const closeCodeGoodbye = 'GOODBYE';
 export interface SendResult {
   /** False when the connection was already closed and the frame was dropped. */
   readonly sent: boolean;
-  /** The frame's CRC-32 (checkpoint senders chain these into the END checksum). */
+  /** The frame's CRC-32 (checkpoint senders chain these into the END checksum); 0 once the connection is sealed. */
   readonly checksum: number;
   /** True when queued bytes are at or above the high-water mark: stop producing and `await drained()`. */
   readonly backpressure: boolean;

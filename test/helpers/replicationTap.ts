@@ -11,13 +11,16 @@
  *              backup never acknowledged (2^40), numbered as the next frame, with the flags the
  *              connection uses.
  *   alterPages — on the bulk channel, changes the next PAGES frame: where `needle` appears in it
- *              in plaintext, the needle's first byte; otherwise one bit of its last byte.
+ *              in plaintext, the needle's first byte; otherwise one bit of its last byte. A frame in
+ *              plaintext gets its CRC-32 recomputed, and the checkpoint's END its chained checksum
+ *              (checkpointStream.ts), so that the forgery is consistent all the way.
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { encodeFrameUnchecked, encodeMeta, concatFrame } from '@hbft/common/protocol/frame.ts';
+import msgpack from 'msgpack-lite';
+import { encodeFrameUnchecked, encodeMeta, concatFrame, metaCodec } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 
 const headerBytes = 36;
@@ -51,6 +54,26 @@ function frameLength(header: Buffer): number {
 function fixChecksum(frame: Buffer): void {
   frame.writeUInt32LE(0, offsets.checksum);
   frame.writeUInt32LE(crc32(frame), offsets.checksum);
+}
+
+const beginKinds = new Set<number>([FrameKind.CHECKPOINT_BEGIN, FrameKind.FULL_SYNC_BEGIN]);
+const chainedKinds = new Set<number>([FrameKind.CHECKPOINT_PAGES, FrameKind.FULL_SYNC_PAGES, FrameKind.CHECKPOINT_OUTPUT]);
+const endKinds = new Set<number>([FrameKind.CHECKPOINT_END, FrameKind.FULL_SYNC_END]);
+
+/** The END frame `end` (unsealed) with its meta's chained checksum replaced, and its own CRC recomputed. */
+function withChainChecksum(end: Buffer, chain: number): Buffer {
+  const metaBytes = end.readUInt32LE(offsets.metaBytes);
+  const meta = msgpack.decode(end.subarray(headerBytes, headerBytes + metaBytes), { codec: metaCodec }) as Record<string, unknown>;
+  return concatFrame(
+    encodeFrameUnchecked({
+      kind: end.readUInt8(offsets.kind),
+      flags: end.readUInt16LE(offsets.flags),
+      generation: end.readUInt32LE(offsets.generation),
+      epoch: end.readUInt32LE(offsets.epoch) + end.readUInt32LE(offsets.epoch + 4) * 2 ** 32,
+      sequence: end.readUInt32LE(offsets.sequence),
+      metaBytes: encodeMeta({ ...meta, checksum: chain }),
+    }),
+  );
 }
 
 export class ReplicationTap extends EventEmitter<TapEvents> {
@@ -112,6 +135,10 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
     let upgraded = false;
     let withholding = false;
     let lastHeader: Buffer | null = null;
+    /** The chained checksum of the checkpoint passing through, and whether the tap changed one of its frames. */
+    const word = Buffer.alloc(4);
+    let chain = 0;
+    let chainAltered = false;
 
     fromPrimary.on('data', (chunk: Buffer) => {
       record.toBackup.push(Buffer.from(chunk));
@@ -127,16 +154,25 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
       while (upstream.length >= headerBytes) {
         const length = frameLength(upstream);
         if (upstream.length < length) break;
-        const frame = Buffer.from(upstream.subarray(0, length));
+        let frame: Buffer = Buffer.from(upstream.subarray(0, length));
         upstream = upstream.subarray(length);
-        if (this.pendingAlterPages !== null && frame.readUInt8(offsets.kind) === FrameKind.CHECKPOINT_PAGES) {
-          const sealed = (frame.readUInt16LE(offsets.flags) & sealedFlag) !== 0;
+        const kind = frame.readUInt8(offsets.kind);
+        const sealed = (frame.readUInt16LE(offsets.flags) & sealedFlag) !== 0;
+        if (this.pendingAlterPages !== null && kind === FrameKind.CHECKPOINT_PAGES) {
           const at = frame.indexOf(this.pendingAlterPages, headerBytes);
           if (at >= 0) frame[at] = frame[at]! === 0x41 ? 0x42 : 0x41;
           else frame[frame.length - 1]! ^= 0x01;
           if (!sealed) fixChecksum(frame);
+          chainAltered = !sealed;
           this.pendingAlterPages = null;
-          this.emit('attacked', `altered PAGES epoch ${frame.readUInt32LE(offsets.epoch)} ${at >= 0 ? 'at the value' : 'in its last byte'}${sealed ? '' : ' and fixed its CRC'}`);
+          this.emit('attacked', `altered PAGES epoch ${frame.readUInt32LE(offsets.epoch)} ${at >= 0 ? 'at the value' : 'in its last byte'}${sealed ? '' : ', fixed its CRC and the END checksum'}`);
+        }
+        if (beginKinds.has(kind) || chainedKinds.has(kind)) {
+          word.writeUInt32LE(frame.readUInt32LE(offsets.checksum));
+          chain = crc32(word, beginKinds.has(kind) ? 0 : chain);
+        } else if (endKinds.has(kind) && chainAltered) {
+          frame = withChainChecksum(frame, chain);
+          chainAltered = false;
         }
         toBackup.write(frame);
       }

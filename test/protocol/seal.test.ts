@@ -259,3 +259,27 @@ test('a decoder that pauses at authentication holds the sealed frames behind AUT
   assert.deepEqual(resumed.frames.map((f) => f.meta), [0, 1, 2].map((part) => ({ part, pageCount: 2 })));
   assert.equal(decoder.holding, false);
 });
+
+test('random damage to a sealed stream never throws and never yields a frame that was not sent', (t) => {
+  const seed = testSeed();
+  t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
+  const random = new SeededRandom(seed);
+  const frames = threeFrames();
+  const stream = Buffer.concat(frames);
+  const sent = new Set(frames.map((f) => f.subarray(0, frameHeaderBytes).toString('hex')));
+  const originals = sealedDecoder().push(stream).frames.map((f) => f.payload.toString('hex'));
+  for (let round = 0; round < 300; round++) {
+    const damaged = Buffer.from(stream);
+    const edits = 1 + random.below(4);
+    for (let i = 0; i < edits; i++) damaged[random.below(damaged.length)] = random.below(256);
+    const decoder = sealedDecoder();
+    const step = pushSplit(decoder, damaged, random);
+    // A length field made larger leaves the decoder waiting: the stream's end then tells.
+    const failure = step.failure ?? decoder.end();
+    if (!damaged.equals(stream)) assert.notEqual(failure, null, `round ${round}: damage is noticed`);
+    step.frames.forEach((frame, i) => {
+      assert.equal(frame.payload.toString('hex'), originals[i], `round ${round}: frame ${i} is as sent`);
+    });
+    assert.ok(step.frames.length <= sent.size);
+  }
+});

@@ -126,14 +126,14 @@ test('a PAGES frame altered on the bulk channel is refused with E_FRAME_SEAL and
     assert.equal(await command(cluster.ports.primaryServe, ['SET', key, value]), '+OK\r\n');
     const [description] = await attacked;
     t.diagnostic(description as string);
-    const refusal = cluster.backup.log.find((line) => line.includes('bulk connection closed') && line.includes('E_FRAME_SEAL'));
-    assert.ok(refusal, `the backup logs why it closed the bulk channel\n${cluster.logs()}`);
-    assert.match(refusal, /CHECKPOINT_PAGES \(sealed frame \d+ of this connection\) does not authenticate/);
     // The reply above means the backup acknowledged a checkpoint holding the write (after the
     // primary reconnected and resynchronised). Take over from it and read the value back.
     cluster.killPrimary();
     await cluster.waitFor(cluster.ports.backupHttp, '/readyz', (status, body) => status === 200 && body.includes('"role":"primary"'), 30_000, cluster.backup);
-    assert.equal(await command(cluster.ports.backupServe, ['GET', key]), `$${value.length}\r\n${value}\r\n`, cluster.logs());
+    assert.equal(await command(cluster.ports.backupServe, ['GET', key]), `$${value.length}\r\n${value}\r\n`, `the value as written\n${cluster.logs()}`);
+    const refusal = cluster.backup.log.find((line) => line.includes('bulk connection closed') && line.includes('E_FRAME_SEAL'));
+    assert.ok(refusal, `the backup logs why it closed the bulk channel\n${cluster.logs()}`);
+    assert.match(refusal, /CHECKPOINT_PAGES \(sealed frame \d+ of this connection\) does not authenticate/);
   } finally {
     await cluster.stop();
     await tap.close();

@@ -14,7 +14,8 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import type { DirtyTracker } from '@hbft/common/tracking/tracker.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
-import { encodeFrameUnchecked, encodeMeta, concatFrame, FrameOffset } from '@hbft/common/protocol/frame.ts';
+import { encodeFrameUnchecked, encodeSealedFrameUnchecked, encodeMeta, concatFrame, FrameFlag, FrameOffset } from '@hbft/common/protocol/frame.ts';
+import type { FrameSealer } from '@hbft/common/protocol/seal.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
@@ -101,28 +102,28 @@ async function sendCheckpoint(l: BackupLink, epochNumber: number, generation = 1
 }
 
 /** Raw bytes on an authenticated, handshaken bulk channel; returns how the backup closed it. */
-async function inject(bytesFor: (sequence: number) => Buffer, endAfter = false): Promise<string> {
+async function inject(bytesFor: (sequence: number, sealer: FrameSealer) => Buffer, endAfter = false): Promise<string> {
   const l = await connected();
-  const bulk = l.bulk! as unknown as { socket: import('node:net').Socket; encoder: { nextSequence: number } };
+  const bulk = l.bulk! as unknown as { socket: import('node:net').Socket; encoder: { nextSequence: number; sealer: FrameSealer } };
   const closed = new Promise<string>((resolve) => l.once('lost', resolve));
-  bulk.socket.write(bytesFor(bulk.encoder.nextSequence));
+  bulk.socket.write(bytesFor(bulk.encoder.nextSequence, bulk.encoder.sealer));
   if (endAfter) bulk.socket.end();
   const reason = await closed;
   l.stop();
   return reason;
 }
 
-function rawFrame(sequence: number, fields: Partial<Parameters<typeof encodeFrameUnchecked>[0]> = {}): Buffer {
-  return concatFrame(
-    encodeFrameUnchecked({
-      kind: FrameKind.CHECKPOINT_BEGIN,
-      sequence,
-      generation: 1,
-      epoch: 99,
-      metaBytes: encodeMeta({ pageCount: 0, partCount: 0, outputPartCount: 0 }),
-      ...fields,
-    }),
-  );
+/** A frame laid out by hand: in plaintext, or sealed by the connection's own sealer (so that only the field changed is wrong). */
+function rawFrame(sequence: number, fields: Partial<Parameters<typeof encodeFrameUnchecked>[0]> = {}, sealer?: FrameSealer): Buffer {
+  const raw = {
+    kind: FrameKind.CHECKPOINT_BEGIN,
+    sequence,
+    generation: 1,
+    epoch: 99,
+    metaBytes: encodeMeta({ pageCount: 0, partCount: 0, outputPartCount: 0 }),
+    ...fields,
+  };
+  return concatFrame(sealer === undefined ? encodeFrameUnchecked(raw) : encodeSealedFrameUnchecked(raw, sealer));
 }
 
 before(async () => {
@@ -196,12 +197,13 @@ test('garbage, frames before authentication and a wrong key are refused', async 
 
 test('malformed frames after authentication close the connection and change nothing', async () => {
   const hash = daemon.store.stateHash();
-  const cases: [string, (sequence: number) => Buffer, RegExp, boolean?][] = [
+  const cases: [string, (sequence: number, sealer: FrameSealer) => Buffer, RegExp, boolean?][] = [
     ['wrong magic', (seq) => rawFrame(seq, { magic: 0x12345678 }), /E_FRAME_MAGIC/],
     ['wrong version', (seq) => rawFrame(seq, { version: protocolVersion + 1 }), /E_FRAME_VERSION/],
-    ['bad checksum', (seq) => rawFrame(seq, { checksum: 0xdeadbeef }), /E_FRAME_CHECKSUM/],
+    ['unsealed frame', (seq) => rawFrame(seq), /E_FRAME_SEAL/],
+    ['forged seal', (seq) => Buffer.concat([rawFrame(seq, { flags: FrameFlag.sealed }), Buffer.alloc(16, 0xaa)]), /E_FRAME_SEAL/],
     ['unknown kind', (seq) => rawFrame(seq, { kind: 200 }), /E_FRAME_KIND/],
-    ['wrong sequence', (seq) => rawFrame(seq + 5), /E_FRAME_SEQUENCE/],
+    ['wrong sequence', (seq, sealer) => rawFrame(seq + 5, {}, sealer), /E_FRAME_SEQUENCE/],
     [
       'oversize payload length',
       (seq) => {

@@ -13,7 +13,8 @@ import { FrameDecoder } from '@hbft/common/protocol/decoder.ts';
 import { FrameEncoder, concatFrame, encodeFrameUnchecked, encodeMeta, type Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind, authKinds, frameKinds } from '@hbft/common/protocol/kinds.ts';
 import { controlMessageBytesMax, protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
-import { samplePageRecords } from '@hbft/common/protocol/samples.ts';
+import type { MetaOf } from '@hbft/common/protocol/messages.ts';
+import { sampleMessages, samplePageRecords } from '@hbft/common/protocol/samples.ts';
 import { connectBulk, type BulkConnection } from '@hbft/common/transport/bulk.ts';
 import type { CloseInfo, FrameConnection } from '@hbft/common/transport/connection.ts';
 import { connectControl, controlPath, type ControlConnection } from '@hbft/common/transport/control.ts';
@@ -77,8 +78,8 @@ function decodeAll(bytes: Buffer): { frames: Frame[]; failure: string | undefine
 }
 
 /**
- * A hand-driven bulk initiator over a raw socket: authenticates with the AuthMachine, then lets the
- * test write arbitrary bytes (to cut a frame in half, or send a kind the channel refuses).
+ * A hand-driven bulk initiator over a raw socket: authenticates with the AuthMachine (and seals
+ * what it encodes afterwards, as a connection does), then lets the test write arbitrary bytes (to cut a frame in half, or send a kind the channel refuses).
  */
 async function rawBulkInitiator(port: number): Promise<{ socket: net.Socket; encoder: FrameEncoder }> {
   const socket = net.connect({ host, port });
@@ -96,6 +97,9 @@ async function rawBulkInitiator(port: number): Promise<{ socket: net.Socket; enc
       for (const frame of step.frames) write(machine.onFrame(frame).send);
       if (machine.status.state === 'authenticated') {
         socket.removeListener('data', onData);
+        // Everything after authentication is sealed, as a real connection does it.
+        const keys = machine.sealKeys('bulk');
+        if (keys !== null) encoder.seal(keys.send);
         resolve();
       } else if (machine.status.state === 'failed' || step.failure !== null) reject(new Error('raw initiator failed to authenticate'));
     };
@@ -313,6 +317,53 @@ test('the bulk channel refuses a control kind after authentication, and a cut fr
     assert.equal(info.code, ProtocolErrorCode.FRAME_TRUNCATED);
     assert.equal(info.by, 'transport');
   }
+});
+
+test('after authentication a bulk frame altered on the wire, or one sent in plaintext, closes the connection with E_FRAME_SEAL and is never emitted', async (t) => {
+  const h = await harness(t);
+  for (const [name, bytes, reason] of [
+    [
+      'altered',
+      (encoder: FrameEncoder) => {
+        const frame = concatFrame(encoder.encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) }));
+        frame[frame.length - 100]! ^= 0x04;
+        return frame;
+      },
+      /CHECKPOINT_PAGES \(sealed frame 0 of this connection\) does not authenticate/,
+    ],
+    [
+      'plaintext',
+      () => concatFrame(new FrameEncoder(limits).encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) })),
+      /is not sealed/,
+    ],
+  ] as const) {
+    const serverP = h.nextConnection();
+    const { socket, encoder } = await rawBulkInitiator(h.port);
+    const server = await serverP;
+    const emitted: Frame[] = [];
+    server.on('frame', (frame) => emitted.push(frame));
+    const closed = nextClose(server);
+    socket.write(bytes(encoder));
+    const info = await closed;
+    assert.equal(info.code, ProtocolErrorCode.FRAME_SEAL, name);
+    assert.match(info.reason, reason);
+    assert.equal(emitted.length, 0, `${name}: nothing emitted`);
+    socket.destroy();
+  }
+});
+
+test('a sealed frame the acceptor sends as soon as it has authenticated is read with the new keys, even in the same read as AUTH_OK', async (t) => {
+  const h = await harness(t);
+  const handshakeOk = sampleMessages(memoryBytes).find((m) => m.kind === FrameKind.HANDSHAKE_OK)!;
+  // The acceptor answers at once, in the same turn of the event loop as its AUTH_OK.
+  h.listener.once('connection', (server) => {
+    server.send(FrameKind.HANDSHAKE_OK, handshakeOk.meta as MetaOf<typeof FrameKind.HANDSHAKE_OK>, { generation: 3 });
+  });
+  const client = await connectBulk({ host, port: h.port, auth, limits, logger });
+  const frame = client.closed === null ? await nextFrame(client) : assert.fail(`closed: ${client.closed.code}: ${client.closed.reason}`);
+  assert.equal(frame.kind, FrameKind.HANDSHAKE_OK);
+  assert.equal(frame.generation, 3);
+  client.close();
 });
 
 test('an ERROR from the peer closes the connection with its code', async (t) => {

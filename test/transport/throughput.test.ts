@@ -1,4 +1,4 @@
-// Measures, side by side in one run, how fast checkpoint-sized frames (1 and 4 MiB) cross loopback on the framed bulk channel compared with a bare net socket pipe; it prints the figures and asserts only that every byte arrived (no timed assertion).
+// Measures, side by side in one run, how fast checkpoint-sized frames (1 and 4 MiB) cross loopback on the framed bulk channel, sealed (with a key) and with --insecure, compared with a bare net socket pipe; it prints the figures and asserts only that every byte arrived (no timed assertion).
 // The sender runs in a worker thread (as the primary and backup are separate processes); set HBFT_THROUGHPUT_MIB to move more data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,12 +15,15 @@ import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import { median } from '@hbft/common/stats.ts';
 
 const limits = protocolLimitsFor(256 * 1024 * 1024);
-const auth: AuthConfig = { mode: 'hmac', key: Buffer.from('throughput test key, 32 bytes...') };
+const sealed: AuthConfig = { mode: 'hmac', key: Buffer.from('throughput test key, 32 bytes...') };
+const insecure: AuthConfig = { mode: 'insecure' };
 const recordBytes = 8 + 4096;
 const totalBytes = Number(process.env.HBFT_THROUGHPUT_MIB ?? 256) * 1024 * 1024;
 
 interface SenderJob {
   mode: 'raw' | 'framed';
+  /** For framed jobs: a key (every frame sealed) or insecure (CRC-32 only). */
+  sealed?: boolean;
   port: number;
   frameBytes: number;
   frames: number;
@@ -36,7 +39,7 @@ async function runSender(job: SenderJob): Promise<void> {
     socket.end();
     return;
   }
-  const bulk = await connectBulk({ host: '127.0.0.1', port: job.port, auth, limits, logger: silentLogger() });
+  const bulk = await connectBulk({ host: '127.0.0.1', port: job.port, auth: job.sealed === true ? sealed : insecure, limits, logger: silentLogger() });
   const pageCount = job.frameBytes / recordBytes;
   for (let i = 0; i < job.frames; i++) {
     if (bulk.send(FrameKind.CHECKPOINT_PAGES, { part: i, pageCount }, { payload }).backpressure) await bulk.drained();
@@ -101,8 +104,8 @@ async function measureRaw(frameBytes: number, frames: number): Promise<number> {
 }
 
 /** Receives frames on the framed bulk channel through the shared listener; returns payload GB/s. */
-async function measureFramed(frameBytes: number, frames: number): Promise<number> {
-  const listener = await listen({ host: '127.0.0.1', port: 0, auth, limits, logger: silentLogger() });
+async function measureFramed(frameBytes: number, frames: number, sealedRun: boolean): Promise<number> {
+  const listener = await listen({ host: '127.0.0.1', port: 0, auth: sealedRun ? sealed : insecure, limits, logger: silentLogger() });
   const received = new Promise<number>((resolve, reject) => {
     listener.once('connection', (connection) => {
       let bytes = 0;
@@ -125,7 +128,7 @@ async function measureFramed(frameBytes: number, frames: number): Promise<number
       });
     });
   });
-  const sent = startSender({ mode: 'framed', port: listener.address().port, frameBytes, frames });
+  const sent = startSender({ mode: 'framed', sealed: sealedRun, port: listener.address().port, frameBytes, frames });
   const gbPerS = await received;
   await sent;
   await listener.close();
@@ -138,11 +141,12 @@ if (isMainThread) {
     t.after(() => senderThread.terminate());
     // Warm both paths up (JIT, connection set-up) before measuring.
     await measureRaw(recordBytes * 255, 16);
-    await measureFramed(recordBytes * 255, 16);
+    await measureFramed(recordBytes * 255, 16, false);
+    await measureFramed(recordBytes * 255, 16, true);
     for (const pages of [255, 1021]) {
       const frameBytes = pages * recordBytes; // just under 1 MiB and 4 MiB of page records
       const frames = Math.max(4, Math.floor(totalBytes / frameBytes));
-      const variants = ['raw TCP', 'framed'] as const;
+      const variants = ['raw TCP', 'framed --insecure', 'framed sealed'] as const;
       const rate = new Map<string, number[]>(variants.map((v) => [v, []]));
       const cpuPerGb = new Map<string, number[]>(variants.map((v) => [v, []]));
       const gigabytes = (frameBytes * frames) / 1e9;
@@ -152,7 +156,7 @@ if (isMainThread) {
       for (let round = 0; round < 3; round++) {
         for (const variant of variants) {
           const cpu = process.cpuUsage();
-          const gbPerS = variant === 'raw TCP' ? await measureRaw(frameBytes, frames) : await measureFramed(frameBytes, frames);
+          const gbPerS = variant === 'raw TCP' ? await measureRaw(frameBytes, frames) : await measureFramed(frameBytes, frames, variant === 'framed sealed');
           const used = process.cpuUsage(cpu);
           rate.get(variant)!.push(gbPerS);
           cpuPerGb.get(variant)!.push((used.user + used.system) / 1e6 / gigabytes);

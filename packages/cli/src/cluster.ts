@@ -28,6 +28,8 @@ export interface ClusterOptions {
   guest?: string;
   primaryArgs?: string[];
   backupArgs?: string[];
+  /** Both nodes with --insecure instead of a key (for tests that need the link in plaintext). */
+  insecure?: boolean;
   /** Where the backup's replication port is reached from the primary (a chaos proxy, say). */
   replicationVia?: (replicationPort: number) => Promise<number>;
 }
@@ -54,6 +56,10 @@ export class Cluster {
     const dir = mkdtempSync(join(tmpdir(), 'hbft-cluster-'));
     this.keyFile = join(dir, 'key');
     writeFileSync(this.keyFile, 'test-key-0123456789-abcdef\n');
+  }
+
+  private get keyArgs(): string[] {
+    return this.options.insecure === true ? ['--insecure'] : ['--key-file', this.keyFile];
   }
 
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
@@ -87,7 +93,7 @@ export class Cluster {
       '--listen', `127.0.0.1:${replication}`,
       '--serve', `127.0.0.1:${backupServe}`,
       '--http', `127.0.0.1:${backupHttp}`,
-      '--key-file', this.keyFile,
+      ...this.keyArgs,
       '--memory', this.options.backupMemory ?? this.options.memory ?? '32MiB',
       ...(this.options.backupArgs ?? []),
       ...extra,
@@ -103,7 +109,7 @@ export class Cluster {
       ...(this.options.withBackup === false ? [] : ['--backup', `127.0.0.1:${target}`]),
       '--serve', `127.0.0.1:${primaryServe}`,
       '--http', `127.0.0.1:${primaryHttp}`,
-      '--key-file', this.keyFile,
+      ...this.keyArgs,
       '--memory', this.options.memory ?? '32MiB',
       '--guest', this.options.guest ?? 'kv',
       ...(this.options.primaryArgs ?? []),

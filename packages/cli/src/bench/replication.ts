@@ -17,6 +17,7 @@ import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts'
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import { encodeCommand, ReplyReader } from '@hbft/common/session/resp.ts';
 import { incrRoundTrips } from '@hbft/common/session/roundTrips.ts';
 import { runLoad } from '@hbft/common/session/load.ts';
@@ -66,7 +67,8 @@ const BENCH_INSTANCE_ID = randomBytes(16);
 const PAGE = 4096;
 
 // ---------------------------------------------------------------------------------------------
-// Stream: checkpoints (encode, frame, CRC, decode, verify, apply, ack) vs raw TCP bytes.
+// Stream: checkpoints (encode, frame, seal or CRC, decode, open or verify, apply, ack) vs raw TCP
+// bytes; sealed (with a key, as deployed) and --insecure (plaintext, CRC only) side by side.
 
 export interface StreamResult {
   rawTcpMBps: number;
@@ -76,11 +78,18 @@ export interface StreamResult {
   /** Effective: raw page bytes delivered per second when pages change little (XOR-RLE). */
   ratioDeltaPages: number;
   deltaWireShare: number;
+  /** The same two streams with --insecure: no sealing, a CRC-32 per frame. */
+  insecureRawPagesMBps: number;
+  insecureDeltaPagesMBps: number;
+  /** Median over rounds of sealed / insecure throughput, each round's pair measured back to back. */
+  sealedShareRawPages: number;
+  sealedShareDeltaPages: number;
 }
 
-async function startReceiver(memoryBytes: number, key: Buffer): Promise<{ raw: number; backup: number; stop: () => void }> {
+async function startReceiver(memoryBytes: number, auth: AuthConfig): Promise<{ raw: number; backup: number; stop: () => void }> {
   const script = fileURLToPath(new URL('./streamReceiver.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, String(memoryBytes), key.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const keyArg = auth.mode === 'hmac' ? auth.key.toString('hex') : 'insecure';
+  const child = spawn(process.execPath, ['--import', 'tsx', script, String(memoryBytes), keyArg], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   const ports = JSON.parse(line.toString()) as { raw: number; backup: number };
   return { ...ports, stop: () => child.kill('SIGTERM') };
@@ -108,7 +117,7 @@ interface EpochCounter {
 
 async function checkpointStream(
   port: number,
-  key: Buffer,
+  auth: AuthConfig,
   memoryBytes: number,
   mib: number,
   delta: boolean,
@@ -118,7 +127,7 @@ async function checkpointStream(
   const link = new BackupLink({
     host: '127.0.0.1',
     port,
-    auth: { mode: 'hmac', key },
+    auth,
     limits,
     logger: pino({ level: 'silent' }),
     memoryBytes,
@@ -173,26 +182,48 @@ async function checkpointStream(
 
 async function benchStream(options: ReplicationBenchOptions): Promise<StreamResult> {
   const memoryBytes = 256 * MiB;
-  const key = randomBytes(24);
-  const receiver = await startReceiver(memoryBytes, key);
+  const sealed: AuthConfig = { mode: 'hmac', key: randomBytes(24) };
+  const insecure: AuthConfig = { mode: 'insecure' };
+  // One receiving process per mode (a backup has one key), both up for the whole run.
+  const receiver = await startReceiver(memoryBytes, sealed);
+  const insecureReceiver = await startReceiver(memoryBytes, insecure);
   const epochs: EpochCounter = { next: 0 };
+  const insecureEpochs: EpochCounter = { next: 0 };
   const raw: number[] = [];
   const pages: number[] = [];
   const deltas: number[] = [];
+  const insecurePages: number[] = [];
+  const insecureDeltas: number[] = [];
+  const sharesPages: number[] = [];
+  const sharesDeltas: number[] = [];
   let wireShare = NaN;
   try {
     for (let round = 0; round < options.streamRounds; round++) {
       options.progress(`stream: round ${round + 1}/${options.streamRounds}`);
       raw.push(await rawTcp(receiver.raw, options.streamMiB));
       options.progress(`stream: raw TCP ${raw.at(-1)!.toFixed(0)} MB/s`);
-      pages.push((await checkpointStream(receiver.backup, key, memoryBytes, options.streamMiB, false, epochs)).mbps);
-      options.progress(`stream: checkpoints of incompressible pages ${pages.at(-1)!.toFixed(0)} MB/s`);
-      const delta = await checkpointStream(receiver.backup, key, memoryBytes, options.streamMiB, true, epochs);
-      deltas.push(delta.mbps);
-      wireShare = delta.wireShare;
+      // Sealed and insecure alternate which goes first, so that neither always has the warmer machine.
+      const sealedFirst = round % 2 === 0;
+      for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
+        const [target, auth, counter, into] =
+          mode === 'sealed' ? [receiver, sealed, epochs, pages] as const : [insecureReceiver, insecure, insecureEpochs, insecurePages] as const;
+        into.push((await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, false, counter)).mbps);
+        options.progress(`stream: ${mode} checkpoints of incompressible pages ${into.at(-1)!.toFixed(0)} MB/s`);
+      }
+      for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
+        const [target, auth, counter, into] =
+          mode === 'sealed' ? [receiver, sealed, epochs, deltas] as const : [insecureReceiver, insecure, insecureEpochs, insecureDeltas] as const;
+        const delta = await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, true, counter);
+        into.push(delta.mbps);
+        wireShare = delta.wireShare;
+        options.progress(`stream: ${mode} checkpoints, ~1 % of words changed ${into.at(-1)!.toFixed(0)} MB/s`);
+      }
+      sharesPages.push(pages.at(-1)! / insecurePages.at(-1)!);
+      sharesDeltas.push(deltas.at(-1)! / insecureDeltas.at(-1)!);
     }
   } finally {
     receiver.stop();
+    insecureReceiver.stop();
   }
   const rawTcpMBps = median(raw);
   return {
@@ -202,6 +233,10 @@ async function benchStream(options: ReplicationBenchOptions): Promise<StreamResu
     ratioRawPages: median(pages) / rawTcpMBps,
     ratioDeltaPages: median(deltas) / rawTcpMBps,
     deltaWireShare: wireShare,
+    insecureRawPagesMBps: median(insecurePages),
+    insecureDeltaPagesMBps: median(insecureDeltas),
+    sealedShareRawPages: median(sharesPages),
+    sealedShareDeltaPages: median(sharesDeltas),
   };
 }
 
@@ -522,14 +557,28 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
   const out: string[] = [];
   if (report.stream) {
     const s = report.stream;
-    out.push('Checkpoint stream vs raw TCP between the same two processes (target ≥ 70 %):', '');
+    out.push('Checkpoint stream (sealed, as deployed) vs raw TCP between the same two processes (target ≥ 70 %), and vs --insecure (no sealing, CRC-32 only):', '');
     out.push(
       table(
-        ['stream', 'MB/s', 'vs raw TCP', 'met'],
+        ['stream', 'MB/s', 'vs raw TCP', 'met', '--insecure MB/s', 'sealed / insecure'],
         [
-          ['raw TCP', f(s.rawTcpMBps, 0), '100 %', ''],
-          ['checkpoints, incompressible pages', f(s.checkpointRawPagesMBps, 0), `${f(s.ratioRawPages * 100, 0)} %`, yes(s.ratioRawPages >= 0.7)],
-          [`checkpoints, ~1 % of words changed (XOR-RLE, ${f(s.deltaWireShare * 100, 1)} % on the wire)`, f(s.checkpointDeltaPagesMBps, 0), `${f(s.ratioDeltaPages * 100, 0)} %`, yes(s.ratioDeltaPages >= 0.7)],
+          ['raw TCP', f(s.rawTcpMBps, 0), '100 %', '', '', ''],
+          [
+            'checkpoints, incompressible pages',
+            f(s.checkpointRawPagesMBps, 0),
+            `${f(s.ratioRawPages * 100, 0)} %`,
+            yes(s.ratioRawPages >= 0.7),
+            f(s.insecureRawPagesMBps, 0),
+            `${f(s.sealedShareRawPages * 100, 0)} %`,
+          ],
+          [
+            `checkpoints, ~1 % of words changed (XOR-RLE, ${f(s.deltaWireShare * 100, 1)} % on the wire)`,
+            f(s.checkpointDeltaPagesMBps, 0),
+            `${f(s.ratioDeltaPages * 100, 0)} %`,
+            yes(s.ratioDeltaPages >= 0.7),
+            f(s.insecureDeltaPagesMBps, 0),
+            `${f(s.sealedShareDeltaPages * 100, 0)} %`,
+          ],
         ],
       ),
       '',

@@ -7,9 +7,11 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
+import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 
 const memoryBytes = Number(process.argv[2]);
-const key = Buffer.from(process.argv[3]!, 'hex');
+/** The key in hex, or `insecure` for a plaintext link (the bench compares both). */
+const auth: AuthConfig = process.argv[3] === 'insecure' ? { mode: 'insecure' } : { mode: 'hmac', key: Buffer.from(process.argv[3]!, 'hex') };
 const raw = createServer((socket) => {
   let expected = -1;
   let received = 0;
@@ -26,7 +28,7 @@ await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
 const daemon = await BackupDaemon.start({
   listen: { host: '127.0.0.1', port: 0 },
   memoryBytes,
-  auth: { mode: 'hmac', key },
+  auth,
   timing: { epochMs: 20, heartbeatMs: 1000, failoverTimeoutMs: 3_600_000 },
   logger: pino({ level: 'warn' }),
   metrics: new ReplicationMetrics('backup', 0),

@@ -87,6 +87,7 @@ interface ReplicationArgs {
   json: boolean;
   parts: string;
   'failover-kills': number;
+  'stream-rounds': number;
   quick: boolean;
 }
 
@@ -98,6 +99,7 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
       .option('parts', { type: 'string', default: REPLICATION_BENCH_PARTS.join(','), describe: 'which measurements to run' })
       .option('failover-kills', { type: 'number', default: REPLICATION_BENCH_DEFAULTS.failoverKills, describe: 'primaries to kill for the failover figure' })
+      .option('stream-rounds', { type: 'number', default: REPLICATION_BENCH_DEFAULTS.streamRounds, describe: 'rounds of the stream part (raw TCP, then sealed and --insecure checkpoints)' })
       .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<ReplicationArgs>,
   handler: async (argv) => {
     const quick = argv.quick;
@@ -105,6 +107,7 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       ...REPLICATION_BENCH_DEFAULTS,
       parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
       failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
+      streamRounds: integerFlag(argv['stream-rounds'], '--stream-rounds', 1),
       ...(quick ? { streamMiB: 32, streamRounds: 1, pauseEpochs: 5, latencyEpochsMs: [20], latencyRequests: 60, throughputSeconds: 2, throughputRounds: 1 } : {}),
       progress: (line) => process.stderr.write(`hbft bench replication: ${line}\n`),
     });

@@ -33,7 +33,7 @@ export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
     })
     .option('key-file', { type: 'string', describe: 'file holding the pre-shared replication key (or set HBFT_KEY)' })
     .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
-    .option('insecure', { type: 'boolean', default: false, describe: 'run the replication channel without authentication' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'FOR TESTS ONLY: run the replication link without authentication or encryption (anyone on the path can read guest memory and client data and forge checkpoints and acks)' })
     .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' })
     .option('peer-http', { type: 'string', describe: 'HOST:PORT of the other node\'s --http, so the dashboard shows both nodes' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'check every flag, print the resulting configuration and exit' });
@@ -118,8 +118,8 @@ export function authFrom(args: DaemonArgs): AuthConfig {
   }
   if (!args.insecure) {
     throw new UsageError(
-      'no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure to run without authentication ' +
-        '(anyone who can reach the replication port could then overwrite the backup)',
+      'no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure (for tests only) to run the link without ' +
+        'authentication or encryption (anyone on the path could then read the guest and overwrite the backup)',
     );
   }
   return { mode: 'insecure' };

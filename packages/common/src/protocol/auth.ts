@@ -18,8 +18,12 @@
  * only after the acceptor has proved knowledge of the key. Proofs are compared with
  * `crypto.timingSafeEqual`.
  *
+ * With a key, both sides then seal every later frame of the connection with keys derived from the
+ * key and both nonces (`sealKeys`, seal.ts): AUTH_OK is the acceptor's last plaintext frame, and
+ * AUTH_PROOF the initiator's.
+ *
  * Insecure mode (no key) must be chosen explicitly and by both sides: the same messages flow with
- * empty proofs. A keyed side refuses an insecure peer and vice versa, with E_AUTH_MODE_MISMATCH.
+ * empty proofs, and nothing is sealed afterwards. A keyed side refuses an insecure peer and vice versa, with E_AUTH_MODE_MISMATCH.
  *
  * Anything other than the next expected message fails authentication (E_AUTH_UNEXPECTED). On any
  * failure the machine emits an ERROR for the peer (so its operator learns why), except when the
@@ -29,9 +33,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { assert } from '../errors.ts';
 import { ProtocolErrorCode, protocolFailure, type ProtocolErrorCode as Code, type ProtocolFailure } from './codes.ts';
 import type { Frame } from './frame.ts';
-import { FrameKind, frameKindName } from './kinds.ts';
+import { FrameKind, frameKindName, type Channel } from './kinds.ts';
 import { authKeyBytesMin, authNonceBytes, authTimeoutMs as authTimeoutMsDefault, errorMessageBytesMax, protocolVersion } from './limits.ts';
 import type { AuthMode, MetaOf } from './messages.ts';
+import { sealKeysFor, type SealKeys } from './seal.ts';
 
 /** A key for HMAC mode, or explicit insecure mode. There is no default: the caller chooses. */
 export type AuthConfig = { readonly mode: 'hmac'; readonly key: Buffer } | { readonly mode: 'insecure' };
@@ -105,6 +110,16 @@ export class AuthMachine {
 
   get mode(): AuthMode {
     return this.config.mode;
+  }
+
+  /**
+   * The keys that seal the rest of this connection on `channel` (seal.ts), once authenticated with
+   * a key; null in insecure mode.
+   */
+  sealKeys(channel: Channel): SealKeys | null {
+    assert(this.statusNow.state === 'authenticated', 'sealing keys exist once authenticated');
+    if (this.config.mode !== 'hmac') return null;
+    return sealKeysFor(this.config.key, this.role, channel, this.nonceInitiator, this.nonceAcceptor);
   }
 
   /** Called once when the connection is up: the initiator says HELLO, the acceptor waits. */

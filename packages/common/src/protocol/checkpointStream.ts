@@ -3,7 +3,9 @@
  * OUTPUT × outputPartCount, END. Each frame is verified by its own CRC; the checkpoint as a whole
  * is verified by chaining those CRCs: the END frame's `checksum` is the CRC-32 of the BEGIN, PAGES
  * and OUTPUT frames' checksums (u32 LE each), in order. That covers every byte of the checkpoint (header, meta and payload of every frame) and
- * its order, without a second pass over the page data.
+ * its order, without a second pass over the page data. On a sealed connection (seal.ts) frames
+ * carry checksum 0 and the chain proves nothing more: each frame's AEAD tag, under a nonce that is
+ * its position in the stream, already covers its bytes and its order.
  *
  * `CheckpointChecksum` computes it (the sender adds each encoded frame's checksum, the receiver
  * each decoded one); `CheckpointStreamChecker` is the receiver's pure check that BEGIN / PAGES /

@@ -21,6 +21,11 @@ export const ProtocolErrorCode = {
   /** The epoch does not fit in a JavaScript number (≥ 2^53). */
   FRAME_EPOCH_RANGE: 'E_FRAME_EPOCH_RANGE',
   FRAME_CHECKSUM: 'E_FRAME_CHECKSUM',
+  /**
+   * After a keyed authentication: a frame whose AEAD tag does not verify (altered, injected,
+   * replayed, reordered, after a dropped frame, or sealed with another key), or one not sealed.
+   */
+  FRAME_SEAL: 'E_FRAME_SEAL',
   /** The sequence number is not the next one (a frame was lost, duplicated or reordered). */
   FRAME_SEQUENCE: 'E_FRAME_SEQUENCE',
   /** The stream or message ended inside a frame. */

@@ -9,9 +9,7 @@
  * stops when told to.
  */
 import net from 'node:net';
-import { FrameDecoder } from '../protocol/decoder.ts';
 import type { EncodedFrame } from '../protocol/frame.ts';
-import { authKinds, type FrameKind } from '../protocol/kinds.ts';
 import { bulkWriteBufferBytesHigh } from '../protocol/limits.ts';
 import type { AuthRole } from '../protocol/auth.ts';
 import { FrameConnection, closeLingerMs, type CloseInfo, type ConnectionOptions } from './connection.ts';
@@ -25,7 +23,6 @@ export interface BulkConnectionOptions extends ConnectionOptions {
 
 export class BulkConnection extends FrameConnection {
   private readonly socket: net.Socket;
-  private readonly decoder: FrameDecoder;
   private lingerTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -33,16 +30,15 @@ export class BulkConnection extends FrameConnection {
    * the socket (the listener's peek); they are decoded first.
    */
   constructor(socket: net.Socket, role: AuthRole, options: BulkConnectionOptions, initialBytes?: Buffer) {
-    super('bulk', role, options, options.writeBufferBytesHigh ?? bulkWriteBufferBytesHigh, {
-      peer: `${socket.remoteAddress}:${socket.remotePort}`,
-    });
+    super(
+      'bulk',
+      role,
+      options,
+      options.writeBufferBytesHigh ?? bulkWriteBufferBytesHigh,
+      { peer: `${socket.remoteAddress}:${socket.remotePort}` },
+      options.allocateBody,
+    );
     this.socket = socket;
-    this.decoder = new FrameDecoder({
-      limits: options.limits,
-      kindsAccepted: authKinds,
-      kindsAcceptedWhere: 'before authentication',
-      ...(options.allocateBody === undefined ? {} : { allocateBody: options.allocateBody }),
-    });
     // Checkpoint ends (small END frames after large PAGES) must not wait for Nagle.
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
@@ -83,10 +79,6 @@ export class BulkConnection extends FrameConnection {
     socket.write(frame.head);
     socket.write(frame.payload, done);
     socket.uncork();
-  }
-
-  protected acceptKinds(kinds: ReadonlySet<FrameKind>, where: string): void {
-    this.decoder.accept(kinds, where);
   }
 
   protected endTransport(_info: CloseInfo): void {

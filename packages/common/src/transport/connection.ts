@@ -7,7 +7,11 @@
  *   authenticating — every decoded frame goes to the AuthMachine; only auth kinds are accepted
  *                    (others are refused from their header); `ready` settles at the end.
  *   open           — frames of the channel's kinds are emitted as `frame`; ERROR and GOODBYE
- *                    from the peer close the connection and are not emitted.
+ *                    from the peer close the connection and are not emitted. With a key, every
+ *                    frame in both directions is sealed (protocol/seal.ts) by the encoder and
+ *                    decoder here, so every transport that carries frames is sealed alike; a
+ *                    frame that does not authenticate closes the connection (E_FRAME_SEAL) and
+ *                    is never emitted.
  *   closed         — `close` has been emitted once with a code, a reason and who closed.
  */
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
@@ -15,9 +19,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
 import { AuthMachine, type AuthConfig, type AuthRole, type AuthStep } from '../protocol/auth.ts';
 import { ProtocolErrorCode, toProtocolError, type ProtocolFailure } from '../protocol/codes.ts';
-import type { DecodeStep } from '../protocol/decoder.ts';
+import { FrameDecoder, type DecodeStep } from '../protocol/decoder.ts';
 import { FrameEncoder, type EncodedFrame, type Frame, type FrameFields } from '../protocol/frame.ts';
-import { FrameKind, frameKindName, kindsForChannel, type Channel } from '../protocol/kinds.ts';
+import { FrameKind, authKinds, frameKindName, kindsForChannel, type Channel } from '../protocol/kinds.ts';
 import { authTimeoutMs as authTimeoutMsDefault, errorMessageBytesMax, type ProtocolLimits } from '../protocol/limits.ts';
 import type { AuthMode, MetaOf } from '../protocol/messages.ts';
 import { ProtocolError, assert } from '../errors.ts';
@@ -35,7 +39,7 @@ export const closeCodeGoodbye = 'GOODBYE';
 export interface SendResult {
   /** False when the connection was already closed and the frame was dropped. */
   readonly sent: boolean;
-  /** The frame's CRC-32 (checkpoint senders chain these into the END checksum). */
+  /** The frame's CRC-32 (checkpoint senders chain these into the END checksum); 0 once the connection is sealed. */
   readonly checksum: number;
   /** True when queued bytes are at or above the high-water mark: stop producing and `await drained()`. */
   readonly backpressure: boolean;
@@ -76,6 +80,8 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   readonly ready: Promise<AuthMode>;
   protected readonly limits: ProtocolLimits;
   protected readonly logger: Logger;
+  /** Decodes (and, once sealed, opens) what the transport receives: subclasses push bytes or messages into it. */
+  protected readonly decoder: FrameDecoder;
   private readonly encoder: FrameEncoder;
   private readonly auth: AuthMachine;
   private readonly nowMs: () => number;
@@ -95,13 +101,28 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
   private resolveReady!: (mode: AuthMode) => void;
   private rejectReady!: (error: Error) => void;
 
-  protected constructor(channel: Channel, role: AuthRole, options: ConnectionOptions, highWaterBytes: number, logBindings: object) {
+  /** `allocateBody`: see FrameDecoderOptions (where received frame bodies are assembled). */
+  protected constructor(
+    channel: Channel,
+    role: AuthRole,
+    options: ConnectionOptions,
+    highWaterBytes: number,
+    logBindings: object,
+    allocateBody?: (bytes: number) => Buffer,
+  ) {
     super();
     this.channel = channel;
     this.role = role;
     this.limits = options.limits;
     this.logger = options.logger.child({ channel, side: role, ...logBindings });
     this.encoder = new FrameEncoder(options.limits);
+    this.decoder = new FrameDecoder({
+      limits: options.limits,
+      kindsAccepted: authKinds,
+      kindsAcceptedWhere: 'before authentication',
+      pausesAtAuthentication: true,
+      ...(allocateBody === undefined ? {} : { allocateBody }),
+    });
     this.highWaterBytes = highWaterBytes;
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.ready = new Promise<AuthMode>((resolve, reject) => {
@@ -192,6 +213,9 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
       this.onFrame(frame);
     }
     if (step.failure !== null && this.state !== 'closed') this.fail(step.failure);
+    // Bytes that arrived behind the frame that ended authentication: decoded now that the keys
+    // (and the channel's kinds) are in place.
+    else if (this.state === 'open' && this.decoder.holding) this.receive(this.decoder.resume());
   }
 
   /** Subclasses call this when the transport ended or failed; `failure` when bytes were cut mid-frame. */
@@ -216,8 +240,6 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
 
   /** Writes one encoded frame; must call `written(frame.bytes)` once the transport has taken it. */
   protected abstract writeFrame(frame: EncodedFrame): void;
-  /** The kinds accepted by the decoder from now on. */
-  protected abstract acceptKinds(kinds: ReadonlySet<FrameKind>, where: string): void;
   /** Ends the transport after queued writes are flushed (then tears it down). */
   protected abstract endTransport(info: CloseInfo): void;
 
@@ -265,8 +287,13 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
       this.state = 'open';
       this.deferred = [];
       setImmediate(() => this.flushDeferred());
-      this.acceptKinds(kindsForChannel(this.channel), `on the ${this.channel} channel`);
-      this.logger.info({ authMode: status.mode }, `${this.channel} connection authenticated`);
+      const keys = this.auth.sealKeys(this.channel);
+      if (keys !== null) {
+        this.encoder.seal(keys.send);
+        this.decoder.open(keys.receive);
+      }
+      this.decoder.accept(kindsForChannel(this.channel), `on the ${this.channel} channel`);
+      this.logger.info({ authMode: status.mode, sealed: keys !== null }, `${this.channel} connection authenticated`);
       this.resolveReady(status.mode);
     } else if (status.state === 'failed') {
       const byPeer = status.failure.code === ProtocolErrorCode.AUTH_REFUSED;

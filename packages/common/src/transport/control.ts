@@ -13,9 +13,7 @@ import net from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AuthRole } from '../protocol/auth.ts';
 import { ProtocolErrorCode, protocolFailure } from '../protocol/codes.ts';
-import { FrameDecoder } from '../protocol/decoder.ts';
 import { concatFrame, type EncodedFrame } from '../protocol/frame.ts';
-import { authKinds, type FrameKind } from '../protocol/kinds.ts';
 import { authTimeoutMs, controlMessageBytesMax } from '../protocol/limits.ts';
 import { FrameConnection, closeCodeGoodbye, closeLingerMs, type CloseInfo, type ConnectionOptions } from './connection.ts';
 
@@ -31,14 +29,12 @@ const wsCloseProtocolError = 1002;
 
 export class ControlConnection extends FrameConnection {
   private readonly ws: WebSocket;
-  private readonly decoder: FrameDecoder;
   private lingerTimer: NodeJS.Timeout | null = null;
 
   /** Wraps an open WebSocket and starts authentication. */
   constructor(ws: WebSocket, role: AuthRole, options: ConnectionOptions, peer: string) {
     super('control', role, options, controlWriteBufferBytesHigh, { peer });
     this.ws = ws;
-    this.decoder = new FrameDecoder({ limits: options.limits, kindsAccepted: authKinds, kindsAcceptedWhere: 'before authentication' });
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.closed !== null) return;
@@ -70,10 +66,6 @@ export class ControlConnection extends FrameConnection {
       return;
     }
     this.ws.send(concatFrame(frame), { binary: true }, () => this.written(frame.bytes));
-  }
-
-  protected acceptKinds(kinds: ReadonlySet<FrameKind>, where: string): void {
-    this.decoder.accept(kinds, where);
   }
 
   protected endTransport(info: CloseInfo): void {

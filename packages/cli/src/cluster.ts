@@ -26,6 +26,8 @@ export interface ClusterOptions {
   guest?: string;
   primaryArgs?: string[];
   backupArgs?: string[];
+  /** Extra environment of both daemons. */
+  env?: Record<string, string>;
   /** Where the backup's replication port is reached from the primary (a chaos proxy, say). */
   replicationVia?: (replicationPort: number) => Promise<number>;
 }
@@ -66,7 +68,7 @@ export class Cluster {
   }
 
   private spawnNode(args: string[]): Node {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info', ...this.options.env } });
     const log: string[] = [];
     const keep = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n')) if (line) log.push(line);

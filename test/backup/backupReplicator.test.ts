@@ -135,13 +135,15 @@ test('a silent primary is replaced only by a backup that holds a consistent chec
   const primary = new Primary();
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
-  let effects = replicator.tick(500);
+  replicator.tick(500);
+  let effects = replicator.tick(501);
   assert.ok(!effects.some((e) => e.type === 'promote'), 'no checkpoint applied yet: cannot take over');
   assert.ok(effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
 
   feed(replicator, await primary.checkpoint(), 600);
   assert.ok(!replicator.tick(690).some((e) => e.type === 'promote'), 'within the timeout');
-  effects = replicator.tick(701);
+  assert.ok(!replicator.tick(701).some((e) => e.type === 'promote'), 'suspected: confirmed only at the next tick');
+  effects = replicator.tick(702);
   const promote = effects.find((e) => e.type === 'promote');
   assert.ok(promote && promote.type === 'promote');
   assert.equal(promote.generation, 2);
@@ -167,7 +169,8 @@ test('a promoted node refuses older primaries and fences itself before a newer o
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
   feed(replicator, await primary.checkpoint(), 10);
-  assert.ok(replicator.tick(200).some((e) => e.type === 'promote'));
+  replicator.tick(200);
+  assert.ok(replicator.tick(201).some((e) => e.type === 'promote'));
   const older = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 300);
   assert.equal(!older.ok && older.code, 'E_DEPOSED');
   assert.equal(!older.ok && older.fenceSelf, undefined, 'the older primary is the deposed one');
@@ -201,6 +204,8 @@ test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes firs
   for (const at of [40, 60, 80, 100, 120]) replicator.tick(at);
   assert.equal(replicator.nextDeadlineMs(), 136, 'heard at 35: takeover once 100 ms have passed, before the heartbeat at 140');
   assert.ok(!replicator.tick(135).some((e) => e.type === 'promote'));
-  assert.ok(replicator.tick(136).some((e) => e.type === 'promote'));
+  assert.ok(!replicator.tick(136).some((e) => e.type === 'promote'), 'suspected at 136');
+  assert.equal(replicator.nextDeadlineMs(), 136, 'a suspicion is judged at the very next tick');
+  assert.ok(replicator.tick(137).some((e) => e.type === 'promote'));
   assert.equal(replicator.nextDeadlineMs(), Infinity, 'promoted: the runtime ticks from now on');
 });

@@ -64,9 +64,15 @@ interface Staged {
  * A checkpoint that fails any check is not applied at all; the backup closes the connection with
  * the reason and the primary resynchronises it.
  *
- * Failure detection: any frame from the primary counts as a heartbeat; after failoverTimeoutMs of
- * silence a backup holding a consistent state promotes itself (effect `promote`), and one without
- * says loudly that it cannot.
+ * Failure detection: any frame from the primary on any of its channels counts as a heartbeat —
+ * the heartbeat channel (sent from a thread of the primary's own, so a busy main thread there
+ * does not silence it), the control channel and the bulk channel: the primary is silent only when
+ * all of them are. After failoverTimeoutMs of silence the primary is *suspected*; it is declared
+ * failed at a later tick only if nothing arrived in between. The driver ticks only after its
+ * event loop has read the sockets (ticker.ts), so the confirming tick sees every frame that
+ * waited in the kernel while this node's own thread was busy: a stall of the backup alone never
+ * looks like a silent primary. A backup holding a consistent state then promotes itself (effect
+ * `promote`), and one without says loudly that it cannot.
  */
 export class BackupReplicator {
   private readonly config: BackupReplicatorConfig;
@@ -84,6 +90,8 @@ export class BackupReplicator {
   private checker = new CheckpointStreamChecker();
   private staged: Staged | null = null;
   private cannotTakeOverReported = false;
+  /** When the silence first passed the timeout; null while the primary is heard. */
+  private suspectedAtMs: number | null = null;
 
   constructor(store: ReplicaStore, config: BackupReplicatorConfig) {
     this.store = store;
@@ -145,6 +153,7 @@ export class BackupReplicator {
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
     this.cannotTakeOverReported = false;
+    this.suspectedAtMs = null;
     return { ok: true };
   }
 
@@ -164,6 +173,7 @@ export class BackupReplicator {
   /** A verified frame from the primary on either channel. */
   onFrame(frame: Frame, nowMs: number): BackupEffect[] {
     this.lastHeardMs = nowMs;
+    this.suspectedAtMs = null;
     if (this.mode === 'promoted') return [];
     if (frame.kind === FrameKind.HEARTBEAT || frame.kind === FrameKind.GOODBYE) return [];
     if (!isCheckpointStreamKind(frame.kind)) {
@@ -247,7 +257,10 @@ export class BackupReplicator {
   nextDeadlineMs(): number {
     if (this.mode === 'promoted') return Infinity;
     const heartbeat = this.primaryConnected ? this.nextHeartbeatAtMs : Infinity;
-    return this.mode === 'waiting' ? heartbeat : Math.min(heartbeat, this.lastHeardMs + this.config.failoverTimeoutMs + 1);
+    if (this.mode === 'waiting') return heartbeat;
+    // A suspicion is confirmed (or cleared) at the very next tick.
+    if (this.suspectedAtMs !== null) return this.suspectedAtMs;
+    return Math.min(heartbeat, this.lastHeardMs + this.config.failoverTimeoutMs + 1);
   }
 
   tick(nowMs: number): BackupEffect[] {
@@ -259,6 +272,11 @@ export class BackupReplicator {
     }
     const silentMs = Math.round(nowMs - this.lastHeardMs);
     if (this.mode === 'waiting' || silentMs <= this.config.failoverTimeoutMs) return effects;
+    if (this.suspectedAtMs === null) {
+      // Frames may be waiting in the sockets behind this node's own stall: judge at the next tick.
+      this.suspectedAtMs = nowMs;
+      return effects;
+    }
     const state = this.store.state;
     const epoch = this.store.appliedEpoch;
     if (state === null || epoch === null) {

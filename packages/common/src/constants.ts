@@ -26,11 +26,24 @@ export const BACKUP_SILENCE_MS_MIN = 1_000;
 export function backupSilenceMs(failoverTimeoutMs: number): number {
   return Math.max(BACKUP_SILENCE_MS_MIN, 10 * failoverTimeoutMs);
 }
+/**
+ * A primary's main thread that has not run for this long is hung, not busy: its heartbeat thread
+ * stops sending, so that the backup takes over. Stalls on a loaded machine last tens to a few
+ * hundred milliseconds and must not cost a takeover; a thread stuck for seconds serves nobody.
+ */
+export const MAIN_THREAD_HUNG_MS_MIN = 1_000;
+export function mainThreadHungMs(failoverTimeoutMs: number): number {
+  return Math.max(MAIN_THREAD_HUNG_MS_MIN, 10 * failoverTimeoutMs);
+}
 /** Pages of the primary's delta cache (what the backup holds), for XOR-RLE encoding. */
 export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 
 assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
 assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
+assert(
+  mainThreadHungMs(FAILOVER_TIMEOUT_MS_DEFAULT) >= 3 * FAILOVER_TIMEOUT_MS_DEFAULT,
+  'a main thread is called hung only well after a silent primary would be taken over',
+);
 
 export type BackupLossPolicy = 'hold' | 'continue';
 

@@ -1,6 +1,7 @@
 // Proves the backup's apply rules with real frames from the primary's stream builder: a full sync
 // plus checkpoints reproduces the primary exactly; a damaged, incomplete or out-of-order checkpoint
-// changes nothing and closes the connection; only a backup with a consistent checkpoint promotes.
+// changes nothing and closes the connection; only a backup with a consistent checkpoint promotes;
+// and the failure detector, on a fake clock, takes over only from a primary silent on every channel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker } from '@hbft/common/tracking/strategies.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/common/protocol/frame.ts';
-import type { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { FrameKind as FrameKindValues, heartbeatKinds, type FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { decodeFrame } from '@hbft/common/protocol/decoder.ts';
 import { bulkKinds } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
@@ -208,4 +209,82 @@ test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes firs
   assert.equal(replicator.nextDeadlineMs(), 136, 'a suspicion is judged at the very next tick');
   assert.ok(replicator.tick(137).some((e) => e.type === 'promote'));
   assert.equal(replicator.nextDeadlineMs(), Infinity, 'promoted: the runtime ticks from now on');
+});
+
+/** A HEARTBEAT as the heartbeat (or control) channel delivers it. */
+function heartbeatFrame(): Frame {
+  const encoded = new FrameEncoder(limits).encode(FrameKindValues.HEARTBEAT, { sentAtMs: 0 }, { generation: 1 });
+  const decoded = decodeFrame(concatFrame(encoded), { limits, kindsAccepted: heartbeatKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });
+  assert.equal(decoded.failure, null);
+  return decoded.frame!;
+}
+
+/** A protecting backup (full sync and one checkpoint applied at `now`). */
+async function protecting(now: number) {
+  const primary = new Primary();
+  const { replicator } = backup(now);
+  feed(replicator, await primary.fullSync(), now);
+  feed(replicator, await primary.checkpoint(), now);
+  assert.equal(replicator.status(now).mode, 'protecting');
+  return { primary, replicator };
+}
+
+const promotes = (effects: BackupEffect[]) => effects.some((e) => e.type === 'promote');
+
+test('detector: a primary silent on every channel is suspected past the timeout and taken over at the next tick', async () => {
+  const { replicator } = await protecting(0);
+  let promotedAt: number | null = null;
+  // A driver ticking every millisecond (the fake clock is the tick's argument).
+  for (let now = 1; now <= 300 && promotedAt === null; now++) {
+    if (promotes(replicator.tick(now))) promotedAt = now;
+  }
+  assert.equal(promotedAt, 102, 'silence passes 100 ms at 101 (suspected), confirmed at 102');
+});
+
+test('detector: a stall of the backup itself never reads as a silent primary', async () => {
+  const heartbeat = heartbeatFrame();
+  const { replicator } = await protecting(0);
+  for (let now = 20; now <= 100; now += 20) {
+    replicator.onFrame(heartbeat, now);
+    replicator.tick(now);
+  }
+  // The backup's thread stalls from 100 to 400 ms; the primary's heartbeats wait in the socket.
+  assert.equal(promotes(replicator.tick(400)), false, '300 ms of apparent silence only raise a suspicion');
+  assert.equal(replicator.nextDeadlineMs(), 400, 'the suspicion is judged at the very next tick');
+  // The event loop reads the socket before the next tick: fifteen heartbeats arrive at once.
+  for (let i = 0; i < 15; i++) replicator.onFrame(heartbeat, 401);
+  for (let now = 402; now <= 1_000; now += 20) {
+    assert.equal(promotes(replicator.tick(now)), false, `heard again: no takeover at ${now}`);
+    replicator.onFrame(heartbeat, now);
+  }
+  assert.equal(replicator.status(1_000).mode, 'protecting');
+});
+
+test('detector: frames on any one channel keep the primary alive (heartbeat channel alone, or checkpoints alone)', async () => {
+  const heartbeat = heartbeatFrame();
+  const { primary, replicator } = await protecting(0);
+  // Only the heartbeat thread is heard (the primary's main thread is busy: no checkpoint, no control frame).
+  for (let now = 1; now <= 1_000; now++) {
+    if (now % 20 === 0) replicator.onFrame(heartbeat, now);
+    assert.equal(promotes(replicator.tick(now)), false, `heartbeat channel alive at ${now}`);
+  }
+  // Only checkpoints are heard, every 60 ms (within the timeout).
+  for (let now = 1_001; now <= 2_000; now++) {
+    if (now % 60 === 0) feed(replicator, await primary.checkpoint(10_000), now);
+    assert.equal(promotes(replicator.tick(now)), false, `bulk channel alive at ${now}`);
+  }
+});
+
+test('detector: a frame between the suspicion and its confirmation clears it; a lost connection does not delay the takeover', async () => {
+  const heartbeat = heartbeatFrame();
+  const { replicator } = await protecting(0);
+  assert.equal(promotes(replicator.tick(150)), false, 'suspected');
+  replicator.onFrame(heartbeat, 151);
+  assert.equal(promotes(replicator.tick(152)), false, 'cleared by the frame');
+  assert.equal(promotes(replicator.tick(250)), false, 'within the timeout of the frame at 151');
+  replicator.onPrimaryDisconnected('E_CONNECTION_LOST: reset');
+  assert.equal(promotes(replicator.tick(252)), false, 'suspected again: 101 ms since 151');
+  const effects = replicator.tick(253);
+  const promote = effects.find((e) => e.type === 'promote');
+  assert.ok(promote && promote.type === 'promote' && /no frame from the primary for 102 ms/.test(promote.reason), JSON.stringify(effects));
 });

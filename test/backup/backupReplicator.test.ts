@@ -83,6 +83,20 @@ function feed(replicator: BackupReplicator, frames: Frame[], now = 0): BackupEff
   return frames.flatMap((frame) => replicator.onFrame(frame, now)).filter((e) => e.type !== 'log');
 }
 
+const promotes = (effects: BackupEffect[]) => effects.some((e) => e.type === 'promote');
+
+/** Ticks every `stepMs` in (fromMs, toMs] as the driver does (ticker.ts): all effects, and when it took over. */
+function tickEvery(replicator: BackupReplicator, fromMs: number, toMs: number, stepMs = 5, each?: (nowMs: number) => void) {
+  const effects: BackupEffect[] = [];
+  for (let now = fromMs + stepMs; now <= toMs; now += stepMs) {
+    each?.(now);
+    const step = replicator.tick(now);
+    effects.push(...step);
+    if (promotes(step)) return { promotedAt: now as number | null, effects };
+  }
+  return { promotedAt: null as number | null, effects };
+}
+
 test('a full sync and then each checkpoint leave the backup equal to the primary', async () => {
   const primary = new Primary();
   const { store, replicator } = backup();
@@ -136,16 +150,14 @@ test('a silent primary is replaced only by a backup that holds a consistent chec
   const primary = new Primary();
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
-  replicator.tick(500);
-  let effects = replicator.tick(501);
-  assert.ok(!effects.some((e) => e.type === 'promote'), 'no checkpoint applied yet: cannot take over');
-  assert.ok(effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
+  let ticked = tickEvery(replicator, 0, 500);
+  assert.equal(ticked.promotedAt, null, 'no checkpoint applied yet: cannot take over');
+  assert.ok(ticked.effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
 
   feed(replicator, await primary.checkpoint(), 600);
-  assert.ok(!replicator.tick(690).some((e) => e.type === 'promote'), 'within the timeout');
-  assert.ok(!replicator.tick(701).some((e) => e.type === 'promote'), 'suspected: confirmed only at the next tick');
-  effects = replicator.tick(702);
-  const promote = effects.find((e) => e.type === 'promote');
+  ticked = tickEvery(replicator, 600, 800);
+  assert.equal(ticked.promotedAt, 710, 'silence past the timeout at 705 (suspected), confirmed at the next tick');
+  const promote = ticked.effects.find((e) => e.type === 'promote');
   assert.ok(promote && promote.type === 'promote');
   assert.equal(promote.generation, 2);
   assert.equal(promote.epoch, 1, 'resumes in the epoch after the last applied one');
@@ -170,8 +182,7 @@ test('a promoted node refuses older primaries and fences itself before a newer o
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
   feed(replicator, await primary.checkpoint(), 10);
-  replicator.tick(200);
-  assert.ok(replicator.tick(201).some((e) => e.type === 'promote'));
+  assert.notEqual(tickEvery(replicator, 10, 300).promotedAt, null);
   const older = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 300);
   assert.equal(!older.ok && older.code, 'E_DEPOSED');
   assert.equal(!older.ok && older.fenceSelf, undefined, 'the older primary is the deposed one');
@@ -229,8 +240,6 @@ async function protecting(now: number) {
   return { primary, replicator };
 }
 
-const promotes = (effects: BackupEffect[]) => effects.some((e) => e.type === 'promote');
-
 test('detector: a primary silent on every channel is suspected past the timeout and taken over at the next tick', async () => {
   const { replicator } = await protecting(0);
   let promotedAt: number | null = null;
@@ -244,20 +253,29 @@ test('detector: a primary silent on every channel is suspected past the timeout 
 test('detector: a stall of the backup itself never reads as a silent primary', async () => {
   const heartbeat = heartbeatFrame();
   const { replicator } = await protecting(0);
-  for (let now = 20; now <= 100; now += 20) {
-    replicator.onFrame(heartbeat, now);
-    replicator.tick(now);
-  }
-  // The backup's thread stalls from 100 to 400 ms; the primary's heartbeats wait in the socket.
-  assert.equal(promotes(replicator.tick(400)), false, '300 ms of apparent silence only raise a suspicion');
-  assert.equal(replicator.nextDeadlineMs(), 400, 'the suspicion is judged at the very next tick');
+  tickEvery(replicator, 0, 100, 20, (now) => replicator.onFrame(heartbeat, now));
+  // The backup's thread (or its whole host) stalls from 100 to 400 ms: the primary's heartbeats
+  // wait in the socket, and of those 300 ms only SILENCE_PER_TICK_MS_MAX count as silence.
+  assert.equal(promotes(replicator.tick(400)), false);
+  assert.equal(replicator.status(400).mode, 'protecting');
   // The event loop reads the socket before the next tick: fifteen heartbeats arrive at once.
   for (let i = 0; i < 15; i++) replicator.onFrame(heartbeat, 401);
-  for (let now = 402; now <= 1_000; now += 20) {
-    assert.equal(promotes(replicator.tick(now)), false, `heard again: no takeover at ${now}`);
-    replicator.onFrame(heartbeat, now);
-  }
-  assert.equal(replicator.status(1_000).mode, 'protecting');
+  const ticked = tickEvery(replicator, 401, 1_000, 5, (now) => {
+    if (now % 20 === 1) replicator.onFrame(heartbeat, now);
+  });
+  assert.equal(ticked.promotedAt, null, 'heard again: no takeover');
+});
+
+test('detector: after its own stall the backup still takes over once it has watched the timeout of silence', async () => {
+  const { replicator } = await protecting(0);
+  tickEvery(replicator, 0, 100, 20);
+  // Silence counted by 100: 100 ms. A stall to 400 adds only 25 — but the primary is dead.
+  const before = replicator.tick(101);
+  assert.equal(promotes(before), false, 'suspected at 101');
+  assert.equal(promotes(replicator.tick(400)), true, 'nothing arrived since the suspicion: taken over at the next tick');
+  const { replicator: fresh } = await protecting(0);
+  assert.equal(promotes(fresh.tick(300)), false, 'a first tick 300 ms late counts 25 ms');
+  assert.equal(tickEvery(fresh, 300, 1_000).promotedAt, 385, '25 + 80 ms > 100 at 380 (suspected), confirmed at 385');
 });
 
 test('detector: frames on any one channel keep the primary alive (heartbeat channel alone, or checkpoints alone)', async () => {
@@ -278,13 +296,12 @@ test('detector: frames on any one channel keep the primary alive (heartbeat chan
 test('detector: a frame between the suspicion and its confirmation clears it; a lost connection does not delay the takeover', async () => {
   const heartbeat = heartbeatFrame();
   const { replicator } = await protecting(0);
-  assert.equal(promotes(replicator.tick(150)), false, 'suspected');
-  replicator.onFrame(heartbeat, 151);
-  assert.equal(promotes(replicator.tick(152)), false, 'cleared by the frame');
-  assert.equal(promotes(replicator.tick(250)), false, 'within the timeout of the frame at 151');
+  assert.equal(tickEvery(replicator, 0, 105).promotedAt, null, 'suspected at 105');
+  replicator.onFrame(heartbeat, 106);
+  assert.equal(promotes(replicator.tick(110)), false, 'cleared by the frame');
   replicator.onPrimaryDisconnected('E_CONNECTION_LOST: reset');
-  assert.equal(promotes(replicator.tick(252)), false, 'suspected again: 101 ms since 151');
-  const effects = replicator.tick(253);
-  const promote = effects.find((e) => e.type === 'promote');
-  assert.ok(promote && promote.type === 'promote' && /no frame from the primary for 102 ms/.test(promote.reason), JSON.stringify(effects));
+  const ticked = tickEvery(replicator, 110, 400);
+  assert.equal(ticked.promotedAt, 215, 'silence past the timeout at 210 (suspected), confirmed at 215');
+  const promote = ticked.effects.find((e) => e.type === 'promote');
+  assert.ok(promote && promote.type === 'promote' && /no frame from the primary for 109 ms \(timeout 100 ms\)/.test(promote.reason), promote?.type === 'promote' ? promote.reason : '');
 });

@@ -6,7 +6,9 @@
  * false here, since nothing kills the primary: it is counted, the pair is restarted, and the run
  * goes on. Each pair's main-thread event-loop delay (from its /metrics) is reported too.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { Cluster } from '../cluster.ts';
 import { runLoad } from '@hbft/common/session/load.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
@@ -27,6 +29,8 @@ export interface FalseTakeoverOptions {
   /** Loaded only: length of each stretch of session load (its history is checked at the end of each). */
   loadStretchS: number;
   seed: number;
+  /** Where the logs of a pair that took over are written (for the reason), or null. */
+  logsDir: string | null;
   progress: (line: string) => void;
 }
 
@@ -199,6 +203,12 @@ export async function runFalseTakeoverBench(options: FalseTakeoverOptions): Prom
           const line = cluster.backup.log.find((l) => l.includes('PRIMARY FAILED')) ?? cluster.primary.log.slice(-3).join(' | ');
           life.takeoverReason = /"reason":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 300);
           options.progress(`${options.load}: FALSE TAKEOVER at ${elapsedS().toFixed(0)} s: ${life.takeoverReason}`);
+          if (options.logsDir !== null) {
+            mkdirSync(options.logsDir, { recursive: true });
+            for (const [role, node] of [['primary', cluster.primary], ['backup', cluster.backup]] as const) {
+              writeFileSync(join(options.logsDir, `${options.load}-pair${pairs.length}-${role}.log`), `${node.log.join('\n')}\n`);
+            }
+          }
           break;
         }
         if (elapsedS() - lastReportS >= 60) {

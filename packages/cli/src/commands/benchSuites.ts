@@ -127,6 +127,7 @@ interface FalseTakeoverArgs {
   'burst-every-s': number;
   seed: number;
   'daemon-args': string;
+  'logs-dir': string;
 }
 
 /** An hour is what the issue asks for; a day is the most one flag may ask. */
@@ -144,6 +145,7 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
       .option('burst-every-s', { type: 'number', default: FALSE_TAKEOVER_DEFAULTS.burstEveryS, describe: 'loaded: seconds between bursts' })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the session load' })
       .option('daemon-args', { type: 'string', default: '', describe: 'extra flags for both daemons, space-separated (default timing when empty)' })
+      .option('logs-dir', { type: 'string', default: 'bench-out/false-takeovers', describe: 'where the logs of a pair that took over go ("" for nowhere)' })
       .epilogue('Each daemon pair uses free ports. Progress goes to stderr; the report (or the JSON) to stdout.') as unknown as Argv<FalseTakeoverArgs>,
   handler: async (argv) => {
     const [load] = listFlag(argv.load, '--load', FALSE_TAKEOVER_LOADS) as FalseTakeoverLoad[];
@@ -157,6 +159,7 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
       burstEveryS: integerFlag(argv['burst-every-s'], '--burst-every-s', 1),
       loadStretchS: FALSE_TAKEOVER_DEFAULTS.loadStretchS,
       seed: integerFlag(argv.seed, '--seed', 0),
+      logsDir: argv['logs-dir'] === '' ? null : argv['logs-dir'],
       progress: (line) => process.stderr.write(`hbft bench false-takeovers: ${line}\n`),
     });
     process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFalseTakeoverReport(report)}\n`);

@@ -1,11 +1,12 @@
 // Proves that the backup tells a busy primary from a dead one: a primary whose main thread is
 // blocked for 300 ms at a time (three times the failover timeout; the process and its other
 // threads alive) is not taken over, and the same primary killed with SIGKILL is taken over after
-// about the failover timeout of silence.
+// about the failover timeout of silence; and one whose main thread is hung (not just busy) is
+// taken over too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '@hbft/common/random.ts';
-import { FAILOVER_TIMEOUT_MS_DEFAULT } from '@hbft/common/constants.ts';
+import { FAILOVER_TIMEOUT_MS_DEFAULT, mainThreadHungMs } from '@hbft/common/constants.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { testSeed } from '../helpers/seed.ts';
 
@@ -52,6 +53,25 @@ test('a primary whose main thread is blocked for 300 ms is not taken over; a kil
     t.diagnostic(`takeover after ${silentMs} ms of silence (timeout ${FAILOVER_TIMEOUT_MS_DEFAULT} ms)`);
     assert.ok(silentMs > FAILOVER_TIMEOUT_MS_DEFAULT && silentMs < 3 * FAILOVER_TIMEOUT_MS_DEFAULT, `silence before the takeover: ${silentMs} ms`);
     await cluster.waitFor(cluster.ports.backupHttp, '/readyz', (_status, body) => /"role":"primary"/.test(body), 10_000, cluster.backup);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('a primary whose main thread is hung for longer than mainThreadHungMs is taken over', { timeout: 90_000 }, async (t) => {
+  const hungMs = mainThreadHungMs(FAILOVER_TIMEOUT_MS_DEFAULT);
+  const stallMs = hungMs + 1_500;
+  t.diagnostic(`main thread blocked for ${stallMs} ms; heartbeats stop after ${hungMs} ms of it`);
+  const cluster = await Cluster.start({ env: { HBFT_TEST_STALL_MAIN_MS: String(stallMs) } });
+  try {
+    await cluster.waitProtected();
+    await waitForLine(cluster.primary.log, /heartbeat channel joined/, 5_000);
+    cluster.primary.process.kill('SIGUSR2');
+    const takeover = await waitForLine(cluster.backup.log, /PRIMARY FAILED/, stallMs + 5_000);
+    assert.ok(takeover, `the backup took over from the hung primary\n${cluster.logs()}`);
+    assert.ok(cluster.primary.log.some((l) => l.includes('the main thread is hung')), 'the heartbeat thread said why it stopped');
+    // When its main thread runs again, the old primary learns that it was deposed and stops (exit 3).
+    assert.equal(await cluster.primary.exited, 3, `the deposed primary stopped\n${cluster.logs()}`);
   } finally {
     await cluster.stop();
   }

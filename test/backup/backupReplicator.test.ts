@@ -1,6 +1,7 @@
 // Proves the backup's apply rules with real frames from the primary's stream builder: a full sync
 // plus checkpoints reproduces the primary exactly; a damaged, incomplete or out-of-order checkpoint
-// changes nothing and closes the connection; only a backup with a consistent checkpoint promotes.
+// changes nothing and closes the connection; only a backup with a consistent checkpoint promotes;
+// and the failure detector, on a fake clock, takes over only from a primary silent on every channel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts'
 import type { DirtyTracker } from '@hbft/common/tracking/tracker.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/common/protocol/frame.ts';
-import type { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { FrameKind as FrameKindValues, heartbeatKinds, type FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { decodeFrame } from '@hbft/common/protocol/decoder.ts';
 import { bulkKinds } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
@@ -83,6 +84,20 @@ function feed(replicator: BackupReplicator, frames: Frame[], now = 0): BackupEff
   return frames.flatMap((frame) => replicator.onFrame(frame, now)).filter((e) => e.type !== 'log');
 }
 
+const promotes = (effects: BackupEffect[]) => effects.some((e) => e.type === 'promote');
+
+/** Ticks every `stepMs` in (fromMs, toMs] as the driver does (ticker.ts): all effects, and when it took over. */
+function tickEvery(replicator: BackupReplicator, fromMs: number, toMs: number, stepMs = 5, each?: (nowMs: number) => void) {
+  const effects: BackupEffect[] = [];
+  for (let now = fromMs + stepMs; now <= toMs; now += stepMs) {
+    each?.(now);
+    const step = replicator.tick(now);
+    effects.push(...step);
+    if (promotes(step)) return { promotedAt: now as number | null, effects };
+  }
+  return { promotedAt: null as number | null, effects };
+}
+
 test('a full sync and then each checkpoint leave the backup equal to the primary', async () => {
   const primary = new Primary();
   const { store, replicator } = backup();
@@ -136,14 +151,14 @@ test('a silent primary is replaced only by a backup that holds a consistent chec
   const primary = new Primary();
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
-  let effects = replicator.tick(500);
-  assert.ok(!effects.some((e) => e.type === 'promote'), 'no checkpoint applied yet: cannot take over');
-  assert.ok(effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
+  let ticked = tickEvery(replicator, 0, 500);
+  assert.equal(ticked.promotedAt, null, 'no checkpoint applied yet: cannot take over');
+  assert.ok(ticked.effects.some((e) => e.type === 'log' && /cannot take over/.test(e.message)));
 
   feed(replicator, await primary.checkpoint(), 600);
-  assert.ok(!replicator.tick(690).some((e) => e.type === 'promote'), 'within the timeout');
-  effects = replicator.tick(701);
-  const promote = effects.find((e) => e.type === 'promote');
+  ticked = tickEvery(replicator, 600, 800);
+  assert.equal(ticked.promotedAt, 710, 'silence past the timeout at 705 (suspected), confirmed at the next tick');
+  const promote = ticked.effects.find((e) => e.type === 'promote');
   assert.ok(promote && promote.type === 'promote');
   assert.equal(promote.generation, 2);
   assert.equal(promote.epoch, 1, 'resumes in the epoch after the last applied one');
@@ -168,7 +183,7 @@ test('a promoted node refuses older primaries and fences itself before a newer o
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
   feed(replicator, await primary.checkpoint(), 10);
-  assert.ok(replicator.tick(200).some((e) => e.type === 'promote'));
+  assert.notEqual(tickEvery(replicator, 10, 300).promotedAt, null);
   const older = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 300);
   assert.equal(!older.ok && older.code, 'E_DEPOSED');
   assert.equal(!older.ok && older.fenceSelf, undefined, 'the older primary is the deposed one');
@@ -202,6 +217,92 @@ test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes firs
   for (const at of [40, 60, 80, 100, 120]) replicator.tick(at);
   assert.equal(replicator.nextDeadlineMs(), 136, 'heard at 35: takeover once 100 ms have passed, before the heartbeat at 140');
   assert.ok(!replicator.tick(135).some((e) => e.type === 'promote'));
-  assert.ok(replicator.tick(136).some((e) => e.type === 'promote'));
+  assert.ok(!replicator.tick(136).some((e) => e.type === 'promote'), 'suspected at 136');
+  assert.equal(replicator.nextDeadlineMs(), 136, 'a suspicion is judged at the very next tick');
+  assert.ok(replicator.tick(137).some((e) => e.type === 'promote'));
   assert.equal(replicator.nextDeadlineMs(), Infinity, 'promoted: the runtime ticks from now on');
+});
+
+/** A HEARTBEAT as the heartbeat (or control) channel delivers it. */
+function heartbeatFrame(): Frame {
+  const encoded = new FrameEncoder(limits).encode(FrameKindValues.HEARTBEAT, { sentAtMs: 0 }, { generation: 1 });
+  const decoded = decodeFrame(concatFrame(encoded), { limits, kindsAccepted: heartbeatKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });
+  assert.equal(decoded.failure, null);
+  return decoded.frame!;
+}
+
+/** A protecting backup (full sync and one checkpoint applied at `now`). */
+async function protecting(now: number) {
+  const primary = new Primary();
+  const { replicator } = backup(now);
+  feed(replicator, await primary.fullSync(), now);
+  feed(replicator, await primary.checkpoint(), now);
+  assert.equal(replicator.status(now).mode, 'protecting');
+  return { primary, replicator };
+}
+
+test('detector: a primary silent on every channel is suspected past the timeout and taken over at the next tick', async () => {
+  const { replicator } = await protecting(0);
+  let promotedAt: number | null = null;
+  // A driver ticking every millisecond (the fake clock is the tick's argument).
+  for (let now = 1; now <= 300 && promotedAt === null; now++) {
+    if (promotes(replicator.tick(now))) promotedAt = now;
+  }
+  assert.equal(promotedAt, 102, 'silence passes 100 ms at 101 (suspected), confirmed at 102');
+});
+
+test('detector: a stall of the backup itself never reads as a silent primary', async () => {
+  const heartbeat = heartbeatFrame();
+  const { replicator } = await protecting(0);
+  tickEvery(replicator, 0, 100, 20, (now) => replicator.onFrame(heartbeat, now));
+  // The backup's thread (or its whole host) stalls from 100 to 400 ms: the primary's heartbeats
+  // wait in the socket, and of those 300 ms only SILENCE_PER_TICK_MS_MAX count as silence.
+  assert.equal(promotes(replicator.tick(400)), false);
+  assert.equal(replicator.status(400).mode, 'protecting');
+  // The event loop reads the socket before the next tick: fifteen heartbeats arrive at once.
+  for (let i = 0; i < 15; i++) replicator.onFrame(heartbeat, 401);
+  const ticked = tickEvery(replicator, 401, 1_000, 5, (now) => {
+    if (now % 20 === 1) replicator.onFrame(heartbeat, now);
+  });
+  assert.equal(ticked.promotedAt, null, 'heard again: no takeover');
+});
+
+test('detector: after its own stall the backup still takes over once it has watched the timeout of silence', async () => {
+  const { replicator } = await protecting(0);
+  tickEvery(replicator, 0, 100, 20);
+  // Silence counted by 100: 100 ms. A stall to 400 adds only 25 — but the primary is dead.
+  const before = replicator.tick(101);
+  assert.equal(promotes(before), false, 'suspected at 101');
+  assert.equal(promotes(replicator.tick(400)), true, 'nothing arrived since the suspicion: taken over at the next tick');
+  const { replicator: fresh } = await protecting(0);
+  assert.equal(promotes(fresh.tick(300)), false, 'a first tick 300 ms late counts 25 ms');
+  assert.equal(tickEvery(fresh, 300, 1_000).promotedAt, 385, '25 + 80 ms > 100 at 380 (suspected), confirmed at 385');
+});
+
+test('detector: frames on any one channel keep the primary alive (heartbeat channel alone, or checkpoints alone)', async () => {
+  const heartbeat = heartbeatFrame();
+  const { primary, replicator } = await protecting(0);
+  // Only the heartbeat thread is heard (the primary's main thread is busy: no checkpoint, no control frame).
+  for (let now = 1; now <= 1_000; now++) {
+    if (now % 20 === 0) replicator.onFrame(heartbeat, now);
+    assert.equal(promotes(replicator.tick(now)), false, `heartbeat channel alive at ${now}`);
+  }
+  // Only checkpoints are heard, every 60 ms (within the timeout).
+  for (let now = 1_001; now <= 2_000; now++) {
+    if (now % 60 === 0) feed(replicator, await primary.checkpoint(10_000), now);
+    assert.equal(promotes(replicator.tick(now)), false, `bulk channel alive at ${now}`);
+  }
+});
+
+test('detector: a frame between the suspicion and its confirmation clears it; a lost connection does not delay the takeover', async () => {
+  const heartbeat = heartbeatFrame();
+  const { replicator } = await protecting(0);
+  assert.equal(tickEvery(replicator, 0, 105).promotedAt, null, 'suspected at 105');
+  replicator.onFrame(heartbeat, 106);
+  assert.equal(promotes(replicator.tick(110)), false, 'cleared by the frame');
+  replicator.onPrimaryDisconnected('E_CONNECTION_LOST: reset');
+  const ticked = tickEvery(replicator, 110, 400);
+  assert.equal(ticked.promotedAt, 215, 'silence past the timeout at 210 (suspected), confirmed at 215');
+  const promote = ticked.effects.find((e) => e.type === 'promote');
+  assert.ok(promote && promote.type === 'promote' && /no frame from the primary for 109 ms \(timeout 100 ms\)/.test(promote.reason), promote?.type === 'promote' ? promote.reason : '');
 });

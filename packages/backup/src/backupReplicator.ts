@@ -4,6 +4,7 @@ import type { Frame } from '@hbft/common/protocol/frame.ts';
 import type { AckSubject } from '@hbft/common/protocol/messages.ts';
 import type { ReplicaStore } from './replicaStore.ts';
 import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
+import { SILENCE_PER_TICK_MS_MAX } from '@hbft/common/constants.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -64,9 +65,17 @@ interface Staged {
  * A checkpoint that fails any check is not applied at all; the backup closes the connection with
  * the reason and the primary resynchronises it.
  *
- * Failure detection: any frame from the primary counts as a heartbeat; after failoverTimeoutMs of
- * silence a backup holding a consistent state promotes itself (effect `promote`), and one without
- * says loudly that it cannot.
+ * Failure detection: any frame from the primary on any of its channels counts as a heartbeat —
+ * the heartbeat channel (sent from a thread of the primary's own, so a busy main thread there
+ * does not silence it), the control channel and the bulk channel: the primary is silent only when
+ * all of them are. Silence is counted tick by tick, at most SILENCE_PER_TICK_MS_MAX per tick: a
+ * longer gap between ticks is this node's own stall (its thread busy, its host not scheduling
+ * it), and time it did not watch is not silence it saw. After failoverTimeoutMs of counted
+ * silence the primary is *suspected*; it is declared failed at a later tick only if nothing
+ * arrived in between. The driver ticks only after its event loop has read the sockets
+ * (ticker.ts), so the confirming tick sees every frame that waited in the kernel while this
+ * node's thread was busy. A backup holding a consistent state then promotes itself (effect
+ * `promote`), and one without says loudly that it cannot.
  */
 export class BackupReplicator {
   private readonly config: BackupReplicatorConfig;
@@ -84,10 +93,16 @@ export class BackupReplicator {
   private checker = new CheckpointStreamChecker();
   private staged: Staged | null = null;
   private cannotTakeOverReported = false;
+  /** When the silence first passed the timeout; null while the primary is heard. */
+  private suspectedAtMs: number | null = null;
+  /** Silence since the last frame, counted while this node ran (see SILENCE_PER_TICK_MS_MAX). */
+  private silenceMs = 0;
+  private lastTickMs: number;
 
   constructor(store: ReplicaStore, config: BackupReplicatorConfig) {
     this.store = store;
     this.config = config;
+    this.lastTickMs = config.nowMs;
   }
 
   status(nowMs: number): BackupStatus {
@@ -145,7 +160,14 @@ export class BackupReplicator {
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
     this.cannotTakeOverReported = false;
+    this.heard(nowMs);
     return { ok: true };
+  }
+
+  private heard(nowMs: number): void {
+    this.lastHeardMs = nowMs;
+    this.silenceMs = 0;
+    this.suspectedAtMs = null;
   }
 
   /** True while a checkpoint is staged: the payloads of its frames are still referenced here. */
@@ -163,7 +185,7 @@ export class BackupReplicator {
 
   /** A verified frame from the primary on either channel. */
   onFrame(frame: Frame, nowMs: number): BackupEffect[] {
-    this.lastHeardMs = nowMs;
+    this.heard(nowMs);
     if (this.mode === 'promoted') return [];
     if (frame.kind === FrameKind.HEARTBEAT || frame.kind === FrameKind.GOODBYE) return [];
     if (!isCheckpointStreamKind(frame.kind)) {
@@ -247,18 +269,30 @@ export class BackupReplicator {
   nextDeadlineMs(): number {
     if (this.mode === 'promoted') return Infinity;
     const heartbeat = this.primaryConnected ? this.nextHeartbeatAtMs : Infinity;
-    return this.mode === 'waiting' ? heartbeat : Math.min(heartbeat, this.lastHeardMs + this.config.failoverTimeoutMs + 1);
+    if (this.mode === 'waiting') return heartbeat;
+    // A suspicion is confirmed (or cleared) at the very next tick.
+    if (this.suspectedAtMs !== null) return this.suspectedAtMs;
+    const countedFromMs = Math.max(this.lastTickMs, this.lastHeardMs);
+    return Math.min(heartbeat, countedFromMs + (this.config.failoverTimeoutMs - this.silenceMs) + 1);
   }
 
   tick(nowMs: number): BackupEffect[] {
     if (this.mode === 'promoted') return [];
+    // Silence since the later of the last tick and the last frame, up to the per-tick limit.
+    this.silenceMs += Math.max(0, Math.min(nowMs - Math.max(this.lastTickMs, this.lastHeardMs), SILENCE_PER_TICK_MS_MAX));
+    this.lastTickMs = nowMs;
     const effects: BackupEffect[] = [];
     if (this.primaryConnected && nowMs >= this.nextHeartbeatAtMs) {
       effects.push({ type: 'sendHeartbeat' });
       this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
     }
     const silentMs = Math.round(nowMs - this.lastHeardMs);
-    if (this.mode === 'waiting' || silentMs <= this.config.failoverTimeoutMs) return effects;
+    if (this.mode === 'waiting' || this.silenceMs <= this.config.failoverTimeoutMs) return effects;
+    if (this.suspectedAtMs === null) {
+      // Frames may be waiting in the sockets behind this node's own stall: judge at the next tick.
+      this.suspectedAtMs = nowMs;
+      return effects;
+    }
     const state = this.store.state;
     const epoch = this.store.appliedEpoch;
     if (state === null || epoch === null) {
@@ -275,7 +309,10 @@ export class BackupReplicator {
     this.mode = 'promoted';
     this.generation++;
     this.primaryConnected = false;
-    const reason = `no frame from the primary for ${silentMs} ms (timeout ${this.config.failoverTimeoutMs} ms)`;
+    const watchedMs = Math.round(this.silenceMs);
+    const reason =
+      `no frame from the primary for ${silentMs} ms` +
+      `${watchedMs < silentMs - 1 ? ` (${watchedMs} ms of it while this node ran)` : ''} (timeout ${this.config.failoverTimeoutMs} ms)`;
     effects.push(
       { type: 'closePrimary', code: ProtocolErrorCode.DEPOSED, reason: `the backup took over at generation ${this.generation}` },
       { type: 'promote', generation: this.generation, epoch: epoch + 1, state, reason },

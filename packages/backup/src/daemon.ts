@@ -52,6 +52,8 @@ interface PrimarySession {
   id: string;
   control: FrameConnection | null;
   bulk: FrameConnection | null;
+  /** The primary's heartbeat thread's connection: joins a session its control and bulk channels made. */
+  heartbeat: FrameConnection | null;
 }
 
 const TICK_MS = 1;
@@ -180,6 +182,11 @@ export class BackupDaemon {
       this.refuse(connection, ProtocolErrorCode.HANDSHAKE, `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`);
       return;
     }
+    const id = meta.sessionId.toString('hex');
+    if (connection.channel === 'heartbeat') {
+      this.onHeartbeatChannel(connection, frame, id);
+      return;
+    }
     const verdict = this.replicator.acceptPrimary(
       {
         generation: frame.generation,
@@ -195,11 +202,10 @@ export class BackupDaemon {
       if (verdict.fenceSelf) this.fence(verdict.reason);
       return;
     }
-    const id = meta.sessionId.toString('hex');
     if (this.session?.id !== id) {
       // A new primary session replaces the old one (the primary reconnected).
       this.closeSession('replaced by a new connection from the primary');
-      this.session = { id, control: null, bulk: null };
+      this.session = { id, control: null, bulk: null, heartbeat: null };
     }
     const session = this.session!;
     this.guestImageHash = meta.guestImageHash;
@@ -225,6 +231,34 @@ export class BackupDaemon {
     if (session.control && session.bulk) this.logger.info({ generation: frame.generation }, 'primary connected');
   }
 
+  /**
+   * The primary's heartbeat thread joins the session its control and bulk channels opened. Its
+   * frames count as hearing from the primary like any other; losing it alone ends nothing (the
+   * control channel carries heartbeats too), and the session's end closes it.
+   */
+  private onHeartbeatChannel(connection: FrameConnection, frame: Frame<typeof FrameKind.HANDSHAKE>, id: string): void {
+    const session = this.session;
+    if (session === null || session.id !== id || session.control === null || session.bulk === null) {
+      this.refuse(connection, ProtocolErrorCode.HANDSHAKE, 'the heartbeat channel names no open session of this backup');
+      return;
+    }
+    session.heartbeat?.close('replaced by a new heartbeat channel');
+    session.heartbeat = connection;
+    connection.on('frame', (next) => {
+      if (this.session === session && session.heartbeat === connection) this.execute(this.replicator.onFrame(next, performance.now()));
+    });
+    connection.on('close', (info) => {
+      if (session.heartbeat !== connection) return;
+      session.heartbeat = null;
+      if (this.session === session) this.logger.warn({ code: info.code, reason: info.reason }, 'heartbeat channel of the primary lost');
+    });
+    connection.send(
+      FrameKind.HANDSHAKE_OK,
+      { role: 'backup', channel: 'heartbeat', sessionId: frame.meta.sessionId, appliedEpoch: this.store.appliedEpoch },
+      { generation: frame.generation },
+    );
+  }
+
   private refuse(connection: FrameConnection, code: ProtocolErrorCode, reason: string): void {
     connection.fail(protocolFailure(code, reason.slice(0, 1000)));
   }
@@ -235,6 +269,7 @@ export class BackupDaemon {
     this.session = null;
     session.control?.close(reason);
     session.bulk?.close(reason);
+    session.heartbeat?.close(reason);
     this.options.metrics.peerConnected.set(0);
   }
 
@@ -255,7 +290,7 @@ export class BackupDaemon {
         case 'closePrimary': {
           const session = this.session;
           if (session) {
-            for (const connection of [session.control, session.bulk]) {
+            for (const connection of [session.control, session.bulk, session.heartbeat]) {
               if (connection) this.refuse(connection, effect.code, effect.reason);
             }
           }

@@ -30,6 +30,8 @@ export interface ClusterOptions {
   backupArgs?: string[];
   /** Both nodes with --insecure instead of a key (for tests that need the link in plaintext). */
   insecure?: boolean;
+  /** Extra environment of both daemons. */
+  env?: Record<string, string>;
   /** Where the backup's replication port is reached from the primary (a chaos proxy, say). */
   replicationVia?: (replicationPort: number) => Promise<number>;
 }
@@ -74,7 +76,7 @@ export class Cluster {
   }
 
   private spawnNode(args: string[]): Node {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info', ...this.options.env } });
     const log: string[] = [];
     const keep = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n')) if (line) log.push(line);

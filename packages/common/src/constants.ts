@@ -11,6 +11,15 @@ export const HEARTBEAT_MS_DEFAULT = 20;
 export const FAILOVER_TIMEOUT_MS_DEFAULT = 100;
 /** A peer is declared dead only after this many heartbeat intervals of silence. */
 export const FAILOVER_TIMEOUT_HEARTBEATS_MIN = 3;
+/** The longest a daemon's ticker sleeps between two ticks while it has nothing due (ticker.ts). */
+export const TICK_WAIT_MS_MAX = 10;
+/**
+ * Of a gap between two ticks of the backup, at most this much counts as the primary's silence. A
+ * longer gap means this node did not run (its thread was busy, or its host did not schedule it —
+ * on this VM the hypervisor steals 15-20 % of the CPU): what it did not watch is not silence it
+ * saw. A backup that ticks on time counts all of it, so a dead primary is taken over on time.
+ */
+export const SILENCE_PER_TICK_MS_MAX = 25;
 /** Checkpoints captured but not yet acknowledged, before the primary stalls the guest. */
 export const CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT = 3;
 /**
@@ -31,12 +40,27 @@ export const BACKUP_SILENCE_MS_MIN = 1_000;
 export function backupSilenceMs(failoverTimeoutMs: number): number {
   return Math.max(BACKUP_SILENCE_MS_MIN, 10 * failoverTimeoutMs);
 }
+/**
+ * A primary's main thread that has not run for this long is hung, not busy: its heartbeat thread
+ * stops sending, so that the backup takes over. Stalls on a loaded machine last tens to a few
+ * hundred milliseconds and must not cost a takeover; a thread stuck for seconds serves nobody.
+ */
+export const MAIN_THREAD_HUNG_MS_MIN = 1_000;
+export function mainThreadHungMs(failoverTimeoutMs: number): number {
+  return Math.max(MAIN_THREAD_HUNG_MS_MIN, 10 * failoverTimeoutMs);
+}
 /** Pages of the primary's delta cache (what the backup holds), for XOR-RLE encoding. */
 export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 
 assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
 assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
 assert(BACKUP_RECONNECT_FIRST_MS <= BACKUP_RECONNECT_MS && BACKUP_RECONNECT_MS <= BACKUP_RECONNECT_MAX_MS, 'reconnection delays grow from the first to the cap');
+assert(SILENCE_PER_TICK_MS_MAX >= 2 * TICK_WAIT_MS_MAX, 'a backup that ticks on time, even a little late, counts all of the silence');
+assert(SILENCE_PER_TICK_MS_MAX <= FAILOVER_TIMEOUT_MS_DEFAULT / 3, 'one stall of the backup is never most of the timeout');
+assert(
+  mainThreadHungMs(FAILOVER_TIMEOUT_MS_DEFAULT) >= 3 * FAILOVER_TIMEOUT_MS_DEFAULT,
+  'a main thread is called hung only well after a silent primary would be taken over',
+);
 
 export type BackupLossPolicy = 'hold' | 'continue';
 

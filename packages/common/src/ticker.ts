@@ -1,4 +1,5 @@
 import type { Logger } from './log.ts';
+import { TICK_WAIT_MS_MAX } from './constants.ts';
 
 export interface TickerOptions {
   /** A gap between ticks longer than this is logged as a stall of this thread. */
@@ -36,7 +37,7 @@ export class Ticker {
   ) {
     this.stallWarnMs = options.stallWarnMs ?? 50;
     this.nextDeadlineMs = options.nextDeadlineMs;
-    this.maxWaitMs = options.maxWaitMs ?? 10;
+    this.maxWaitMs = options.maxWaitMs ?? TICK_WAIT_MS_MAX;
   }
 
   start(): void {

@@ -10,6 +10,7 @@ import type { Channel } from '@hbft/common/protocol/kinds.ts';
 import { connectBulk, type BulkConnection } from '@hbft/common/transport/bulk.ts';
 import type { CloseInfo, FrameConnection } from '@hbft/common/transport/connection.ts';
 import { connectControl, type ControlConnection } from '@hbft/common/transport/control.ts';
+import { HeartbeatThread } from './heartbeatThread.ts';
 
 export interface BackupLinkOptions {
   host: string;
@@ -26,6 +27,8 @@ export interface BackupLinkOptions {
   handshakeTimeoutMs?: number;
   /** A number in [0, 1) for each retry's jitter (style.md: the random source is passed in). */
   random?: () => number;
+  /** Heartbeats from a thread of their own (heartbeatThread.ts); absent in tests of the link alone. */
+  heartbeat?: { heartbeatMs: number; mainThreadHungMs: number };
 }
 
 /**
@@ -73,10 +76,25 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
   /** Attempts that failed since the link was last up, and the last one's reason. */
   private failures = 0;
   private failure: string | null = null;
+  private readonly heartbeat: HeartbeatThread | null;
 
   constructor(options: BackupLinkOptions) {
     super();
     this.options = options;
+    this.heartbeat = options.heartbeat
+      ? new HeartbeatThread({
+          host: options.host,
+          port: options.port,
+          auth: options.auth,
+          memoryBytes: options.memoryBytes,
+          guestImageHash: new Uint8Array(options.guestImageHash),
+          generation: options.generation,
+          instanceId: new Uint8Array(options.instanceId),
+          heartbeatMs: options.heartbeat.heartbeatMs,
+          mainThreadHungMs: options.heartbeat.mainThreadHungMs,
+          logLevel: options.logger.level,
+        })
+      : null;
   }
 
   get control(): ControlConnection | null {
@@ -132,6 +150,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
       this.failure = null;
       for (const connection of [control, bulk]) connection.on('close', (info) => this.onClose(info));
       control.on('frame', (frame) => this.emit('frame', frame));
+      this.heartbeat?.connect(sessionId);
       this.emit('ready', controlOk);
     } catch (error) {
       control?.close('handshake failed');
@@ -154,37 +173,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
 
   /** Sends HANDSHAKE and waits for HANDSHAKE_OK (or the refusal) on one channel. */
   private handshake(connection: FrameConnection, channel: Channel, sessionId: Buffer): Promise<number | null> {
-    const { memoryBytes, guestImageHash, generation, instanceId } = this.options;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`no handshake answer on the ${channel} channel`));
-      }, this.options.handshakeTimeoutMs ?? 5_000);
-      const onFrame = (frame: Frame) => {
-        cleanup();
-        if (frame.kind === FrameKind.HANDSHAKE_OK && frame.meta.sessionId.equals(sessionId) && frame.meta.channel === channel) {
-          resolve(frame.meta.appliedEpoch);
-        } else {
-          reject(new Error(`unexpected answer to the handshake on the ${channel} channel (kind ${frame.kind})`));
-        }
-      };
-      const onClose = (info: CloseInfo) => {
-        cleanup();
-        reject(new Error(`${info.code}: ${info.reason}`));
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        connection.off('frame', onFrame);
-        connection.off('close', onClose);
-      };
-      connection.on('frame', onFrame);
-      connection.on('close', onClose);
-      connection.send(
-        FrameKind.HANDSHAKE,
-        { protocolVersion, memoryBytes, guestImageHash, role: 'primary', channel, sessionId, instanceId },
-        { generation },
-      );
-    });
+    return primaryHandshake(connection, channel, sessionId, this.options);
   }
 
   private onClose(info: CloseInfo): void {
@@ -209,11 +198,54 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
     this.bulkConnection?.close(reason);
   }
 
-  stop(reason = 'the primary is shutting down'): void {
+  /** Stops at once (no frame is sent after this returns); resolves when the heartbeat thread has ended. */
+  stop(reason = 'the primary is shutting down'): Promise<void> {
     this.stopped = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.controlConnection?.close(reason);
     this.bulkConnection?.close(reason);
     this.connected = false;
+    return this.heartbeat?.stop() ?? Promise.resolve();
   }
+}
+
+/** Who the primary says it is, on every channel of a session. */
+export type PrimaryIdentity = Pick<BackupLinkOptions, 'memoryBytes' | 'guestImageHash' | 'generation' | 'instanceId' | 'handshakeTimeoutMs'>;
+
+/**
+ * Sends HANDSHAKE on one channel and waits for HANDSHAKE_OK (resolves with the backup's applied
+ * epoch) or the refusal (rejects with its code and reason). The heartbeat thread uses it too.
+ */
+export function primaryHandshake(connection: FrameConnection, channel: Channel, sessionId: Buffer, identity: PrimaryIdentity): Promise<number | null> {
+  const { memoryBytes, guestImageHash, generation, instanceId } = identity;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no handshake answer on the ${channel} channel`));
+    }, identity.handshakeTimeoutMs ?? 5_000);
+    const onFrame = (frame: Frame) => {
+      cleanup();
+      if (frame.kind === FrameKind.HANDSHAKE_OK && frame.meta.sessionId.equals(sessionId) && frame.meta.channel === channel) {
+        resolve(frame.meta.appliedEpoch);
+      } else {
+        reject(new Error(`unexpected answer to the handshake on the ${channel} channel (kind ${frame.kind})`));
+      }
+    };
+    const onClose = (info: CloseInfo) => {
+      cleanup();
+      reject(new Error(`${info.code}: ${info.reason}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      connection.off('frame', onFrame);
+      connection.off('close', onClose);
+    };
+    connection.on('frame', onFrame);
+    connection.on('close', onClose);
+    connection.send(
+      FrameKind.HANDSHAKE,
+      { protocolVersion, memoryBytes, guestImageHash, role: 'primary', channel, sessionId, instanceId },
+      { generation },
+    );
+  });
 }

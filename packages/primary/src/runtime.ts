@@ -5,7 +5,7 @@ import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
-import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs } from '@hbft/common/constants.ts';
+import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs, mainThreadHungMs } from '@hbft/common/constants.ts';
 import { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
 import type { ConnectionOffsets, GuestWorkerReplication } from '@hbft/common/hypervisor/messages.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
@@ -147,6 +147,7 @@ export class PrimaryRuntime {
           guestImageHash: options.guestImageHash,
           generation: options.generation,
           instanceId: randomBytes(16),
+          heartbeat: { heartbeatMs: options.timing.heartbeatMs, mainThreadHungMs: mainThreadHungMs(options.timing.failoverTimeoutMs) },
         })
       : null;
   }
@@ -571,9 +572,10 @@ export class PrimaryRuntime {
     this.stopping = true;
     this.ticker?.stop();
     this.feed.stop();
-    this.link?.stop(reason);
+    const linkStopped = this.link?.stop(reason);
     await this.clients.close();
     this.sendQueue.clear();
     await this.worker.stop();
+    await linkStopped;
   }
 }

@@ -7,7 +7,7 @@ import { UsageError } from '@hbft/common/errors.ts';
 import { CPU_BENCH_DEFAULTS, CPU_BENCH_WORKLOADS, formatCpuBench, runCpuBench } from '@hbft/common/bench/cpu.ts';
 import type { GuestName } from '@hbft/common/guest/images.ts';
 import { integerFlag } from './options.ts';
-import { replicationBenchCommand, trackingBenchCommand } from './benchSuites.ts';
+import { falseTakeoverBenchCommand, replicationBenchCommand, trackingBenchCommand } from './benchSuites.ts';
 
 /** Longest measurement one flag may ask for, so a typo does not tie up the machine for a day. */
 const SECONDS_MAX = 600;
@@ -58,12 +58,13 @@ const cpuBenchCommand: CommandModule<object, CpuBenchArgs> = {
 
 export const benchCommand: CommandModule = {
   command: 'bench',
-  describe: 'run a benchmark (suites: cpu, tracking, replication)',
+  describe: 'run a benchmark (suites: cpu, tracking, replication, false-takeovers)',
   builder: (yargs: Argv) =>
     yargs
       .command(cpuBenchCommand as CommandModule)
       .command(trackingBenchCommand as CommandModule)
       .command(replicationBenchCommand as CommandModule)
-      .demandCommand(1, 'name a benchmark suite: cpu, tracking or replication'),
+      .command(falseTakeoverBenchCommand as CommandModule)
+      .demandCommand(1, 'name a benchmark suite: cpu, tracking, replication or false-takeovers'),
   handler: () => {},
 };

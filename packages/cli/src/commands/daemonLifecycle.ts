@@ -29,6 +29,8 @@ export async function runDaemon(options: {
     throw error;
   });
   logger.info({ http: `http://${address.host}:${address.port}/` }, 'status and dashboard');
+  options.metrics.watchEventLoop();
+  installTestStallHook(logger);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string, exitCode = 0) => {
@@ -46,5 +48,23 @@ export async function runDaemon(options: {
     requestStop = (reason, exitCode) => stop(reason, exitCode);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/**
+ * Test only: with HBFT_TEST_STALL_MAIN_MS=N in the environment, each SIGUSR2 keeps the main thread
+ * busy for N ms (a synchronous loop; the process and its other threads stay alive), as a GC or a
+ * burst of work would. The failover tests use it to show that a busy primary is not taken over.
+ */
+function installTestStallHook(logger: Logger): void {
+  const stallMs = Number(process.env.HBFT_TEST_STALL_MAIN_MS ?? '');
+  if (!(Number.isInteger(stallMs) && stallMs > 0 && stallMs <= 10_000)) return;
+  logger.warn({ stallMs }, 'test hook: SIGUSR2 blocks the main thread (HBFT_TEST_STALL_MAIN_MS)');
+  process.on('SIGUSR2', () => {
+    const until = performance.now() + stallMs;
+    while (performance.now() < until) {
+      // busy on purpose
+    }
+    logger.warn({ stallMs }, 'test hook: main thread was blocked');
   });
 }

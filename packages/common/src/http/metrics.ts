@@ -1,6 +1,10 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MapperStats } from '../tracking/mapper.ts';
 import type { EpochTrackingStats } from '../tracking/tracker.ts';
+
+/** Sampling interval of the event-loop delay monitor. */
+const EVENT_LOOP_RESOLUTION_MS = 10;
 
 /**
  * The replication metrics of one daemon, in its own registry (no global state). Names follow
@@ -53,6 +57,35 @@ export class ReplicationMetrics {
   readonly peerConnected = new Gauge({ name: 'hbft_peer_connected', help: '1 while the replication peer is connected', registers: [this.registry] });
   readonly replicationLagSeconds = new Gauge({ name: 'hbft_replication_lag_seconds', help: 'Age of the newest checkpoint the backup has applied', registers: [this.registry] });
   readonly guestInstructions = new Counter({ name: 'hbft_guest_instructions_total', help: 'Guest instructions retired', registers: [this.registry] });
+  private eventLoop: IntervalHistogram | null = null;
+  readonly eventLoopDelaySeconds = new Gauge({
+    name: 'hbft_event_loop_delay_seconds',
+    help: 'How late the main thread\'s event loop ran a timer, since the daemon started serving (quantile 1 is the maximum)',
+    labelNames: ['quantile'],
+    registers: [this.registry],
+    collect: () => this.collectEventLoopDelay(),
+  });
+
+  /**
+   * Starts measuring the main thread's event-loop delay (perf_hooks.monitorEventLoopDelay, never
+   * reset, so a scrape reports everything since the daemon began serving; start-up is left out).
+   */
+  watchEventLoop(): void {
+    if (this.eventLoop !== null) return;
+    this.eventLoop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+    this.eventLoop.enable();
+  }
+
+  private collectEventLoopDelay(): void {
+    const histogram = this.eventLoop;
+    if (histogram === null || histogram.count === 0) return;
+    // The histogram holds the time between wake-ups of a timer of EVENT_LOOP_RESOLUTION_MS: its
+    // delay is what exceeds that.
+    const delaySeconds = (ns: number) => Math.max(0, ns / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1000;
+    this.eventLoopDelaySeconds.labels('0.5').set(delaySeconds(histogram.percentile(50)));
+    this.eventLoopDelaySeconds.labels('0.99').set(delaySeconds(histogram.percentile(99)));
+    this.eventLoopDelaySeconds.labels('1').set(delaySeconds(histogram.max));
+  }
 
   constructor(role: 'primary' | 'backup', generation: number) {
     this.setRole(role);

@@ -90,8 +90,20 @@ export const bulkKinds: ReadonlySet<FrameKind> = new Set([
   FrameKind.GOODBYE,
 ]);
 
-export type Channel = 'control' | 'bulk';
+/**
+ * Kinds accepted on the heartbeat channel (ws, a connection of the primary's heartbeat thread)
+ * once authenticated: nothing but liveness, so a busy main thread cannot delay it.
+ */
+export const heartbeatKinds: ReadonlySet<FrameKind> = new Set([
+  FrameKind.HANDSHAKE,
+  FrameKind.HANDSHAKE_OK,
+  FrameKind.HEARTBEAT,
+  FrameKind.ERROR,
+  FrameKind.GOODBYE,
+]);
+
+export type Channel = 'control' | 'bulk' | 'heartbeat';
 
 export function kindsForChannel(channel: Channel): ReadonlySet<FrameKind> {
-  return channel === 'control' ? controlKinds : bulkKinds;
+  return channel === 'control' ? controlKinds : channel === 'bulk' ? bulkKinds : heartbeatKinds;
 }

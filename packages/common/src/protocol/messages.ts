@@ -260,7 +260,7 @@ const errorCode = text(errorCodeBytesMax, /^[A-Z][A-Z0-9_]*$/);
 const message = text(errorMessageBytesMax);
 const authMode = oneOf(['hmac', 'insecure']);
 const role = oneOf(['primary', 'backup']);
-const channel = oneOf(['control', 'bulk']);
+const channel = oneOf(['control', 'bulk', 'heartbeat']);
 const ackSubject = oneOf(['checkpoint', 'full-sync']);
 const checkpointPages = uint((limits) => limits.checkpointPagesMax);
 const checkpointParts = uint((limits) => limits.checkpointPartsMax);

@@ -19,6 +19,15 @@ import { FrameConnection, closeCodeGoodbye, closeLingerMs, type CloseInfo, type 
 
 /** The HTTP path of the control channel's upgrade request. */
 export const controlPath = '/hbft/control';
+/** The HTTP path of the heartbeat channel's upgrade request (the same transport as control). */
+export const heartbeatPath = '/hbft/heartbeat';
+
+/** The channels that travel as WebSocket messages. */
+export type WsChannel = 'control' | 'heartbeat';
+
+export function wsPathFor(channel: WsChannel): string {
+  return channel === 'control' ? controlPath : heartbeatPath;
+}
 
 /** Queued bytes above which `send` on the control channel reports backpressure (it should never). */
 export const controlWriteBufferBytesHigh = 1024 * 1024;
@@ -32,14 +41,14 @@ export class ControlConnection extends FrameConnection {
   private lingerTimer: NodeJS.Timeout | null = null;
 
   /** Wraps an open WebSocket and starts authentication. */
-  constructor(ws: WebSocket, role: AuthRole, options: ConnectionOptions, peer: string) {
-    super('control', role, options, controlWriteBufferBytesHigh, { peer });
+  constructor(ws: WebSocket, role: AuthRole, options: ConnectionOptions, peer: string, channel: WsChannel = 'control') {
+    super(channel, role, options, controlWriteBufferBytesHigh, { peer });
     this.ws = ws;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.closed !== null) return;
       if (!isBinary) {
-        this.fail(protocolFailure(ProtocolErrorCode.WS_MESSAGE, 'a text message on the control channel (frames are binary messages)'));
+        this.fail(protocolFailure(ProtocolErrorCode.WS_MESSAGE, `a text message on the ${this.channel} channel (frames are binary messages)`));
         return;
       }
       const message = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
@@ -91,13 +100,16 @@ export function createControlServer(): WebSocketServer {
 export interface ConnectControlOptions extends ConnectionOptions {
   host: string;
   port: number;
+  /** The control channel by default; the heartbeat channel travels the same way. */
+  channel?: WsChannel;
 }
 
-/** Connects the control channel to a backup and authenticates; resolves when authenticated. */
+/** Connects the control (or heartbeat) channel to a backup and authenticates; resolves when authenticated. */
 export function connectControl(options: ConnectControlOptions): Promise<ControlConnection> {
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const channel = options.channel ?? 'control';
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${host}:${options.port}${controlPath}`, {
+    const ws = new WebSocket(`ws://${host}:${options.port}${wsPathFor(channel)}`, {
       perMessageDeflate: false,
       maxPayload: controlMessageBytesMax,
       handshakeTimeout: options.authTimeoutMs ?? authTimeoutMs,
@@ -112,12 +124,12 @@ export function connectControl(options: ConnectControlOptions): Promise<ControlC
     ws.once('unexpected-response', (_request, response) => {
       ws.removeListener('error', onError);
       ws.on('error', () => {});
-      reject(new Error(`the control upgrade was answered with HTTP ${response.statusCode}`));
+      reject(new Error(`the ${channel} upgrade was answered with HTTP ${response.statusCode}`));
       ws.terminate();
     });
     ws.once('open', () => {
       ws.removeListener('error', onError);
-      const connection = new ControlConnection(ws, 'initiator', options, `${options.host}:${options.port}`);
+      const connection = new ControlConnection(ws, 'initiator', options, `${options.host}:${options.port}`, channel);
       connection.ready.then(() => resolve(connection), reject);
     });
   });

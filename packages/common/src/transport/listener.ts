@@ -15,7 +15,7 @@ import { listenerPeekTimeoutMs } from '../protocol/limits.ts';
 import { acceptBulk, type BulkConnectionOptions } from './bulk.ts';
 import { listenOn } from './listen.ts';
 import type { FrameConnection } from './connection.ts';
-import { ControlConnection, controlPath, createControlServer } from './control.ts';
+import { ControlConnection, controlPath, createControlServer, heartbeatPath } from './control.ts';
 
 const httpGet = Buffer.from('GET ', 'latin1');
 /** Bytes that decide what a socket speaks. */
@@ -144,14 +144,15 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
   private onUpgrade(request: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const path = (request.url ?? '').split('?')[0];
-    if (path !== controlPath) {
+    if (path !== controlPath && path !== heartbeatPath) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      this.reject(socket, ProtocolErrorCode.LISTENER_PROTOCOL, `WebSocket upgrade for ${path?.slice(0, 64)}, not ${controlPath}`, false);
+      this.reject(socket, ProtocolErrorCode.LISTENER_PROTOCOL, `WebSocket upgrade for ${path?.slice(0, 64)}, not ${controlPath} or ${heartbeatPath}`, false);
       return;
     }
+    const channel = path === controlPath ? 'control' : 'heartbeat';
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.sockets.delete(socket);
-      this.track(new ControlConnection(ws, 'acceptor', this.options, remote), remote);
+      this.track(new ControlConnection(ws, 'acceptor', this.options, remote, channel), remote);
     });
   }
 

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '@hbft/common/random.ts';
-import { AuthMachine, authProof, type AuthConfig, type AuthRole, type AuthStep, type OutgoingMessage } from '@hbft/common/protocol/auth.ts';
+import { AuthMachine, authProof, type AuthConfig, type AuthStep, type OutgoingMessage } from '@hbft/common/protocol/auth.ts';
+import type { AuthRole } from '@hbft/common/protocol/seal.ts';
 import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 import { FrameDecoder } from '@hbft/common/protocol/decoder.ts';
 import { FrameEncoder, concatFrame, type Frame } from '@hbft/common/protocol/frame.ts';

@@ -36,13 +36,11 @@ import type { Frame } from './frame.ts';
 import { FrameKind, frameKindName, type Channel } from './kinds.ts';
 import { authKeyBytesMin, authNonceBytes, authTimeoutMs as authTimeoutMsDefault, errorMessageBytesMax, protocolVersion } from './limits.ts';
 import type { AuthMode, MetaOf } from './messages.ts';
-import { sealKeysFor, type SealKeys } from './seal.ts';
+import { sealKeysFor, type AuthRole, type SealKeys } from './seal.ts';
 
 /** A key for HMAC mode, or explicit insecure mode. There is no default: the caller chooses. */
 export type AuthConfig = { readonly mode: 'hmac'; readonly key: Buffer } | { readonly mode: 'insecure' };
 
-/** Who opened the connection (the primary, for both channels) and who accepted it. */
-export type AuthRole = 'initiator' | 'acceptor';
 
 /** A message for the driver to encode and send (it assigns sequence numbers; generation and epoch are 0). */
 export type OutgoingMessage = { [K in FrameKind]: { readonly kind: K; readonly meta: MetaOf<K> } }[FrameKind];

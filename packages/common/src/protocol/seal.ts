@@ -35,9 +35,11 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, type CipherChaCha20Poly1305, type DecipherChaCha20Poly1305 } from 'node:crypto';
 import { assert } from '../errors.ts';
-import type { AuthRole } from './auth.ts';
 import type { Channel } from './kinds.ts';
 import { frameHeaderBytes } from './limits.ts';
+
+/** Who opened the connection (the primary, for both channels) and who accepted it. */
+export type AuthRole = 'initiator' | 'acceptor';
 
 export const sealAlgorithm = 'chacha20-poly1305';
 export const sealKeyBytes = 32;

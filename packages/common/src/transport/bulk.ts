@@ -11,7 +11,7 @@
 import net from 'node:net';
 import type { EncodedFrame } from '../protocol/frame.ts';
 import { bulkWriteBufferBytesHigh } from '../protocol/limits.ts';
-import type { AuthRole } from '../protocol/auth.ts';
+import type { AuthRole } from '../protocol/seal.ts';
 import { FrameConnection, closeLingerMs, type CloseInfo, type ConnectionOptions } from './connection.ts';
 
 export interface BulkConnectionOptions extends ConnectionOptions {

@@ -17,7 +17,8 @@
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
-import { AuthMachine, type AuthConfig, type AuthRole, type AuthStep } from '../protocol/auth.ts';
+import { AuthMachine, type AuthConfig, type AuthStep } from '../protocol/auth.ts';
+import type { AuthRole } from '../protocol/seal.ts';
 import { ProtocolErrorCode, toProtocolError, type ProtocolFailure } from '../protocol/codes.ts';
 import { FrameDecoder, type DecodeStep } from '../protocol/decoder.ts';
 import { FrameEncoder, type EncodedFrame, type Frame, type FrameFields } from '../protocol/frame.ts';

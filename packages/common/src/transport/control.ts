@@ -11,7 +11,7 @@
  */
 import net from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { AuthRole } from '../protocol/auth.ts';
+import type { AuthRole } from '../protocol/seal.ts';
 import { ProtocolErrorCode, protocolFailure } from '../protocol/codes.ts';
 import { concatFrame, type EncodedFrame } from '../protocol/frame.ts';
 import { authTimeoutMs, controlMessageBytesMax } from '../protocol/limits.ts';

@@ -32,7 +32,16 @@ export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
 assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
 
-export type BackupLossPolicy = 'hold' | 'continue';
+/**
+ * What a primary does with output while it has no synchronised backup, after a backup received a
+ * checkpoint of its generation: `hold` it until a backup is synchronised again (safe: a backup
+ * that took over has every output released), or `continue-unsafe`: release it, which is split
+ * brain whenever the backup is alive behind a partition (both nodes answer clients, and what the
+ * old primary acknowledged is lost when the clients move to the new one). Plain `continue` is
+ * refused so that nobody chooses it without naming the risk.
+ */
+export type BackupLossPolicy = 'hold' | 'continue-unsafe';
+export const BACKUP_LOSS_POLICIES: readonly BackupLossPolicy[] = ['hold', 'continue-unsafe'];
 
 export interface TimingConfig {
   epochMs: number;

@@ -121,7 +121,12 @@ export class PrimaryRuntime {
       heartbeatMs: options.timing.heartbeatMs,
       backupSilenceMs: backupSilenceMs(options.timing.failoverTimeoutMs),
       checkpointsInFlightMax: options.checkpointsInFlightMax,
-      onBackupLoss: options.backup ? options.onBackupLoss : 'continue',
+      onBackupLoss: options.onBackupLoss,
+      // See PrimaryReplicator: before its first checkpoint of this generation goes out, no other
+      // node can take over with this generation's state. A promoted node and one without a backup
+      // release output; one that booted holds it until its first sync unless told continue-unsafe.
+      outputBeforeFirstCheckpoint:
+        options.boot.kind === 'resume' || !options.backup || options.onBackupLoss === 'continue-unsafe' ? 'release' : 'hold',
       firstEpoch,
       nowMs: performance.now(),
     });
@@ -523,6 +528,8 @@ export class PrimaryRuntime {
       peerConnected: status.mode !== 'unprotected',
       replicationLagMs: status.msSinceLastAck,
       protection: status.mode,
+      outputHeld: status.outputHeld,
+      outputRelease: status.outputRelease,
       epoch: status.epoch,
       checkpointsInFlight: status.checkpointsInFlight,
       heldOutputBytes: status.heldOutputBytes,

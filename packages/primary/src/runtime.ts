@@ -352,13 +352,13 @@ export class PrimaryRuntime {
         case 'startFullSync':
           this.checkpointEncoder = new PageEncoder(new DeltaCache(this.options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
           this.clients.sessions.onFullSync();
-          void this.sendQueue.add(() => this.sendFullSync());
+          this.queueSend('full synchronisation', () => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
           const capture = this.captures.get(effect.epoch);
           if (capture === undefined) break;
           capture.queued = true;
-          void this.sendQueue.add(() => this.sendCheckpoint(capture));
+          this.queueSend(`checkpoint ${capture.checkpoint.epoch}`, () => this.sendCheckpoint(capture));
           break;
         }
         case 'discardCheckpoint': {
@@ -399,6 +399,18 @@ export class PrimaryRuntime {
     }
     this.options.metrics.checkpointsInFlight.set(status.checkpointsInFlight);
     this.options.metrics.peerConnected.set(status.mode === 'unprotected' ? 0 : 1);
+  }
+
+  /**
+   * Sends one stream after the ones queued before it. A send that fails for any reason costs the
+   * backup (it is dropped and synchronised again), never the process: this node may hold the only
+   * copy of the guest.
+   */
+  private queueSend(what: string, send: () => Promise<void>): void {
+    this.sendQueue.add(send).catch((error: Error) => {
+      this.logger.error({ err: error.message, stack: error.stack }, `sending the ${what} failed; dropping the backup to synchronise it again`);
+      this.link?.drop(`sending the ${what} failed: ${error.message}`);
+    });
   }
 
   private releaseOutput(outputs: { tag: string; bytes: Uint8Array; close: boolean; producedAtMs: number }[]): void {

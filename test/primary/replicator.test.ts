@@ -26,6 +26,7 @@ function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryRepli
 /** Brings a replicator to the protected state at time `now` (epoch 0 captured, sent, acked). */
 function protect(r: PrimaryReplicator): number {
   assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
+  r.onFullSyncSent();
   assert.deepEqual(types(r.tick(20)), ['sendHeartbeat', 'requestCapture']);
   assert.deepEqual(types(r.onCaptured(0, 21)), ['sendCheckpoint']);
   r.onAck(0, 25);
@@ -123,6 +124,7 @@ test('a booted primary holds its output until its backup acknowledges the first 
   assert.equal(r.status(0).outputRelease, 'holding');
   r.onBackupReady(1);
   assert.equal(r.status(1).outputRelease, 'syncing');
+  r.onFullSyncSent();
   r.tick(20);
   r.onCaptured(0, 21);
   assert.equal(r.status(21).heldOutputChunks, 1);
@@ -147,6 +149,7 @@ test('a promoted primary releases at once while no backup has received a checkpo
 test('from the first checkpoint sent in its generation, a promoted primary releases only on acks', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
   r.onBackupReady(0);
+  r.onFullSyncSent();
   r.onOutput(50, 'c', bytes('a'), false, 1);
   r.tick(20);
   assert.deepEqual(types(r.onCaptured(50, 21)), ['sendCheckpoint']);
@@ -166,6 +169,7 @@ test('from the first checkpoint sent in its generation, a promoted primary relea
 test('a promoted primary that loses its backup after a checkpoint went out holds (--on-backup-loss hold)', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
   r.onBackupReady(0);
+  r.onFullSyncSent();
   r.tick(20);
   r.onCaptured(50, 21);
   r.onAck(50, 25);
@@ -178,12 +182,14 @@ test('a promoted primary that loses its backup after a checkpoint went out holds
   // It holds even when the backup was lost before it acknowledged anything: the checkpoint went out.
   const early = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
   early.onBackupReady(0);
+  early.onFullSyncSent();
   early.tick(20);
   early.onCaptured(50, 21);
   early.onBackupLost('partition', 22);
   assert.deepEqual(types(early.onOutput(51, 'c', bytes('x'), false, 23)), []);
   // A new backup synchronised again releases what waited.
   r.onBackupReady(50);
+  r.onFullSyncSent();
   r.tick(60);
   r.onCaptured(52, 61);
   const release = r.onAck(52, 65).find((e) => e.type === 'release');
@@ -198,6 +204,34 @@ test('a refused checkpoint drops the backup so that it is synchronised again', (
   const effects = r.onNack(1, 'E_CHECKSUM: mismatch', 42);
   assert.deepEqual(types(effects), ['dropBackup', 'discardCheckpoint']);
   assert.deepEqual(types(r.onBackupReady(50)), ['startFullSync']);
+});
+
+test('checkpoints captured while the full synchronisation runs go to the backup as one, after it', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  r.onBackupReady(0);
+  // The sync reads RAM while the guest runs: a checkpoint applied on top of it before the read
+  // ended would mix moments. Captures are kept (no effect) and output still flows: none went out.
+  r.tick(20);
+  assert.deepEqual(types(r.onCaptured(50, 21)), []);
+  assert.deepEqual(types(r.onOutput(51, 'c', bytes('a'), false, 22)), ['release']);
+  r.tick(40);
+  assert.deepEqual(types(r.onCaptured(51, 41)), []);
+  r.onFullSyncSent();
+  r.tick(60);
+  const send = r.onCaptured(52, 61).find((e) => e.type === 'sendCheckpoint');
+  assert.deepEqual(send, { type: 'sendCheckpoint', epoch: 52, fromEpoch: 50 });
+  assert.deepEqual(types(r.onOutput(53, 'c', bytes('b'), false, 62)), [], 'held from the first checkpoint sent');
+  assert.equal(r.status(62).checkpointsInFlight, 3);
+  r.tick(80);
+  assert.deepEqual(r.onCaptured(53, 81).find((e) => e.type === 'sendCheckpoint'), { type: 'sendCheckpoint', epoch: 53, fromEpoch: 53 });
+  r.onAck(52, 85);
+  assert.equal(r.status(85).checkpointsInFlight, 1, 'the ack of the merged checkpoint covers every capture in it');
+  // Lost before the sync ended: the kept captures are discarded with the rest.
+  const lost = replicator();
+  lost.onBackupReady(0);
+  lost.tick(20);
+  lost.onCaptured(0, 21);
+  assert.deepEqual(types(lost.onBackupLost('gone', 22)), ['discardCheckpoint']);
 });
 
 test('nextDeadlineMs says when tick next has work: boundaries on a fixed grid, heartbeats, the silence limit', () => {

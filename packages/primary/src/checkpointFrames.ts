@@ -144,6 +144,22 @@ export async function sendPageStream(
   return { rawBytes: pageEncoder.counts.rawBytes - rawBefore, wireBytes };
 }
 
+/**
+ * One checkpoint out of several captured in a row (held back during a full synchronisation):
+ * every page any of them holds, ascending, each with the staging slot of its newest copy. Each
+ * capture is its pages and the staging slot of its first page (its pages sit in consecutive slots).
+ */
+export function mergeCapturedPages(captures: readonly { pages: Uint32Array; startSlot: number }[]): { pages: Uint32Array; slots: Uint32Array } {
+  const newest = new Map<number, number>();
+  for (const capture of captures) {
+    for (let i = 0; i < capture.pages.length; i++) newest.set(capture.pages[i]!, capture.startSlot + i);
+  }
+  const pages = Uint32Array.from(newest.keys()).sort();
+  const slots = new Uint32Array(pages.length);
+  for (let i = 0; i < pages.length; i++) slots[i] = newest.get(pages[i]!)!;
+  return { pages, slots };
+}
+
 /** Page numbers of the non-zero pages of `ram`, yielding to the event loop every 4 MiB. */
 export async function nonZeroPages(ram: Int32Array): Promise<Uint32Array> {
   const pageCount = ram.length / PAGE_WORDS;

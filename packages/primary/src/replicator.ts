@@ -21,8 +21,13 @@ export type PrimaryEffect =
   | { type: 'resumeGuest' }
   /** Begin sending every non-zero page to the backup, then FULL_SYNC_END. */
   | { type: 'startFullSync' }
-  /** Encode and send captured checkpoint `epoch` (the driver holds its data). */
-  | { type: 'sendCheckpoint'; epoch: number }
+  /**
+   * Encode and send captured checkpoint `epoch` (the driver holds its data). With `fromEpoch`
+   * before `epoch`, the captures fromEpoch … epoch (kept unsent while a full synchronisation ran)
+   * go as one checkpoint `epoch`: every page any of them holds, the newest copy of each, the state
+   * of `epoch`, and the session records of all of them in order.
+   */
+  | { type: 'sendCheckpoint'; epoch: number; fromEpoch: number }
   /** Free a captured checkpoint's staging without sending it (no backup to send it to). */
   | { type: 'discardCheckpoint'; epoch: number }
   | { type: 'sendHeartbeat' }
@@ -131,6 +136,15 @@ export class PrimaryReplicator {
    * generation's state and take over from it, so output waits for acks (see the class comment).
    */
   private checkpointSent = false;
+  /**
+   * A full synchronisation is being sent: it reads RAM while the guest runs, so the replica holds
+   * pages of different moments until a checkpoint captured after the last page was read is applied.
+   * Checkpoints captured meanwhile are kept, not sent, and go with that checkpoint (`fromEpoch`):
+   * every checkpoint the backup applies is then a state the guest was really in.
+   */
+  private fullSyncPending = false;
+  /** The first epoch captured and kept during the running full synchronisation. */
+  private keptFromEpoch: number | null = null;
 
   constructor(config: PrimaryReplicatorConfig) {
     assert(config.checkpointsInFlightMax >= 1, 'at least one checkpoint in flight');
@@ -253,6 +267,13 @@ export class PrimaryReplicator {
       return effects;
     }
     const effects: PrimaryEffect[] = [];
+    this.inFlight.push({ epoch, capturedAtMs: nowMs });
+    if (this.fullSyncPending) {
+      // Kept for the first checkpoint after the synchronisation (the driver holds its staging).
+      this.keptFromEpoch ??= epoch;
+      if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+      return effects;
+    }
     // Output of this epoch and before that went out unprotected is in this checkpoint's state;
     // from here on a backup may hold that state, so nothing more is released without its ack.
     if (this.releasesUnprotected()) effects.push(...this.release(epoch));
@@ -260,8 +281,8 @@ export class PrimaryReplicator {
       this.checkpointSent = true;
       effects.push({ type: 'log', level: 'info', message: 'first checkpoint of this generation sent: output is released only on the backup\'s acks from now on', fields: { epoch } });
     }
-    this.inFlight.push({ epoch, capturedAtMs: nowMs });
-    effects.push({ type: 'sendCheckpoint', epoch });
+    effects.push({ type: 'sendCheckpoint', epoch, fromEpoch: this.keptFromEpoch ?? epoch });
+    this.keptFromEpoch = null;
     return effects;
   }
 
@@ -270,10 +291,20 @@ export class PrimaryReplicator {
     const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
     this.inFlight.length = 0;
     this.mode = 'syncing';
+    this.fullSyncPending = true;
+    this.keptFromEpoch = null;
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
     effects.push({ type: 'startFullSync' }, { type: 'log', level: 'info', message: 'backup connected: full synchronisation started' });
     return effects;
+  }
+
+  /**
+   * The driver has read and handed over every page of the full synchronisation: the next capture
+   * is the first checkpoint the backup gets, together with those kept meanwhile.
+   */
+  onFullSyncSent(): void {
+    if (this.mode === 'syncing') this.fullSyncPending = false;
   }
 
   onBackupHeard(nowMs: number): void {
@@ -290,6 +321,8 @@ export class PrimaryReplicator {
     const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
     this.inFlight.length = 0;
     this.mode = 'unprotected';
+    this.fullSyncPending = false;
+    this.keptFromEpoch = null;
     const policy = !this.checkpointSent
       ? this.releasesUnprotected()
         ? 'no backup has received a checkpoint of this generation, so none can take over: output keeps flowing'

@@ -26,7 +26,7 @@ import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { SessionManager } from './sessions.ts';
 import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
-import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+import { mergeCapturedPages, nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 
 export type PrimaryBoot =
@@ -355,10 +355,15 @@ export class PrimaryRuntime {
           this.queueSend('full synchronisation', () => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
-          const capture = this.captures.get(effect.epoch);
-          if (capture === undefined) break;
-          capture.queued = true;
-          this.queueSend(`checkpoint ${capture.checkpoint.epoch}`, () => this.sendCheckpoint(capture));
+          const captures: Capture[] = [];
+          for (let epoch = effect.fromEpoch; epoch <= effect.epoch; epoch++) {
+            const capture = this.captures.get(epoch);
+            if (capture === undefined) continue;
+            capture.queued = true;
+            captures.push(capture);
+          }
+          if (captures.length === 0) break;
+          this.queueSend(`checkpoint ${effect.epoch}`, () => this.sendCheckpoint(captures));
           break;
         }
         case 'discardCheckpoint': {
@@ -475,6 +480,8 @@ export class PrimaryRuntime {
         { pages: pages.length, memoryPages: this.ram.length / 1024, ms: Math.round(performance.now() - started), wireBytes: result.wireBytes },
         'full synchronisation sent (zero pages skipped)',
       );
+      // Every page has been read: the next capture makes the replica a state the guest was in.
+      if (this.link?.bulk === bulk) this.replicator.onFullSyncSent();
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;
       logger.warn({ reason: error.message }, 'full synchronisation interrupted');
@@ -483,29 +490,41 @@ export class PrimaryRuntime {
     }
   }
 
-  private async sendCheckpoint(capture: Capture): Promise<void> {
-    const checkpoint = capture.checkpoint;
+  /**
+   * Sends captures as one checkpoint of the last one's epoch: usually one capture; after a full
+   * synchronisation, every capture kept while it ran (see PrimaryReplicator.onFullSyncSent).
+   */
+  private async sendCheckpoint(captures: Capture[]): Promise<void> {
+    const last = captures.at(-1)!.checkpoint;
     const sessions = this.clients.sessions;
     let records: SessionRecord[] = [];
     try {
       const bulk = this.link?.bulk;
-      if (!bulk || capture.released) {
-        sessions.discardEpoch(checkpoint.epoch);
+      if (!bulk || captures.some((capture) => capture.released)) {
+        for (const capture of captures) sessions.discardEpoch(capture.checkpoint.epoch);
         return;
       }
-      records = sessions.takeCheckpointRecords(checkpoint.epoch);
+      for (const capture of captures) records.push(...sessions.takeCheckpointRecords(capture.checkpoint.epoch));
       const encoder = this.checkpointEncoder;
       assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
-      const startSlot = checkpoint.allocation.start;
+      const words = new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset);
+      let pages = last.pages;
+      let wordIndex = (i: number) => (last.allocation.start + i) * 1024;
+      if (captures.length > 1) {
+        const merged = mergeCapturedPages(captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })));
+        pages = merged.pages;
+        wordIndex = (i: number) => merged.slots[i]! * 1024;
+        this.logger.info({ epoch: last.epoch, captures: captures.length, pages: pages.length }, 'first checkpoint after the full synchronisation (with the pages written while it ran)');
+      }
       const result = await sendPageStream(
         {
           kind: 'checkpoint',
-          epoch: checkpoint.epoch,
+          epoch: last.epoch,
           generation: this.options.generation,
-          pages: checkpoint.pages,
-          state: checkpoint.state,
+          pages,
+          state: last.state,
           outputParts: encodeSessionRecords(records, framePayloadBytesMax),
-          source: { words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset), wordIndex: (i) => (startSlot + i) * 1024 },
+          source: { words, wordIndex },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -521,7 +540,7 @@ export class PrimaryRuntime {
     } finally {
       if (records.length > 0) sessions.giveBack(records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
-      this.releaseCapture(capture);
+      for (const capture of captures) this.releaseCapture(capture);
     }
   }
 

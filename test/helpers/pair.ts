@@ -66,10 +66,16 @@ export class Pair {
         partition: 'cut',
       });
     }
-    pair.startBackup(pair.sites.b);
-    await pair.waitReady(pair.sites.b.http, () => true, 20_000);
-    pair.startPrimary(pair.sites.a);
-    await pair.waitProtected(pair.sites.b);
+    try {
+      pair.startBackup(pair.sites.b);
+      await pair.waitReady(pair.sites.b.http, () => true, 20_000);
+      pair.startPrimary(pair.sites.a);
+      await pair.waitProtected(pair.sites.b);
+    } catch (error) {
+      // The caller gets no pair to stop: stop it here, or its processes outlive the test.
+      await pair.stop();
+      throw error;
+    }
     return pair;
   }
 

@@ -30,6 +30,8 @@ export interface PairOptions {
   memory?: string;
   /** Extra flags for every daemon. */
   args?: string[];
+  /** Flags for node itself in every daemon (`--cpu-prof`, say). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -100,7 +102,7 @@ export class Pair {
   }
 
   private spawnSite(site: Site, role: 'primary' | 'backup', args: string[]): void {
-    const child = spawn(process.execPath, [CLI, role, ...args, ...this.commonArgs(site)], {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), CLI, role, ...args, ...this.commonArgs(site)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
     });

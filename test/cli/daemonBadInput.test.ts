@@ -33,6 +33,10 @@ test('bad daemon flags exit 2 naming the flag', async () => {
     [['primary', '--insecure', '--tracking', 'bogus'], /tracking.*Choices: "none", "origin", "rfr", "wfp", "pml"/s],
     [['primary', '--insecure', '--memory', '3MiB'], /--memory: 3MiB is out of range/],
     [['backup', '--insecure', '--listen', 'nohost'], /--listen: expected HOST:PORT/],
+    // Plain `continue` is split brain under a partition: refused, with the risk and the name to use.
+    [['primary', '--insecure', '--on-backup-loss', 'continue'], /--on-backup-loss continue: .*split brain.*acknowledged are lost.*continue-unsafe/s],
+    [['backup', '--insecure', '--listen', '127.0.0.1:7300', '--on-backup-loss', 'continue'], /--on-backup-loss continue: .*split brain/s],
+    [['primary', '--insecure', '--on-backup-loss', 'bogus'], /--on-backup-loss: expected one of hold, continue-unsafe, got "bogus"/],
   ];
   const results = await Promise.all(cases.map(([args]) => run(args)));
   for (const [i, [args, message]] of cases.entries()) {
@@ -66,5 +70,18 @@ test('an address that cannot be bound ends the daemon with one line naming the f
     }
   } finally {
     busy.close();
+  }
+});
+
+test('--on-backup-loss continue-unsafe is accepted by both daemons (the risk is named)', async () => {
+  for (const args of [['primary', '--insecure'], ['backup', '--insecure', '--listen', '127.0.0.1:7300']]) {
+    const env = { ...process.env };
+    for (const name of Object.keys(env)) if (name.startsWith('HBFT_')) delete env[name];
+    const child = spawn(process.execPath, [hbft, ...args, '--on-backup-loss', 'continue-unsafe', '--dry-run'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, `${args[0]} --on-backup-loss continue-unsafe --dry-run: exit ${code}`);
+    assert.equal(JSON.parse(out).onBackupLoss, 'continue-unsafe');
   }
 });

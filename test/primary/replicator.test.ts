@@ -1,6 +1,7 @@
 // Proves the primary's replication rules on a fake clock: output is released only when its epoch
 // is acknowledged, the guest stalls when too many checkpoints wait, a silent backup is dropped,
-// and the backup-loss policy decides whether output waits or flows.
+// the backup-loss policy decides whether output waits or flows, and output goes out unacknowledged
+// only while no backup can hold a state of this generation (the split-brain rule).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PrimaryReplicator, type PrimaryEffect } from '@hbft/primary/replicator.ts';
@@ -15,6 +16,7 @@ function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryRepli
     backupSilenceMs: 100,
     checkpointsInFlightMax: 2,
     onBackupLoss: 'hold',
+    outputBeforeFirstCheckpoint: 'hold',
     firstEpoch: 0,
     nowMs: 0,
     ...overrides,
@@ -24,6 +26,7 @@ function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryRepli
 /** Brings a replicator to the protected state at time `now` (epoch 0 captured, sent, acked). */
 function protect(r: PrimaryReplicator): number {
   assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
+  r.onFullSyncSent();
   assert.deepEqual(types(r.tick(20)), ['sendHeartbeat', 'requestCapture']);
   assert.deepEqual(types(r.onCaptured(0, 21)), ['sendCheckpoint']);
   r.onAck(0, 25);
@@ -92,20 +95,105 @@ test('a silent backup is dropped after the failover timeout; held output stays h
   assert.equal(r.status(135).heldOutputChunks, 1, 'hold: output waits for a backup');
 });
 
-test('with --on-backup-loss continue and no backup, output flows at once', () => {
-  const r = replicator({ onBackupLoss: 'continue' });
+test('without a backup (release before the first checkpoint), output flows at once', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release' });
   assert.deepEqual(types(r.onOutput(0, 'c', bytes('x'), false, 0)), ['release']);
   assert.deepEqual(types(r.tick(20)), ['requestCapture']);
   assert.deepEqual(types(r.onCaptured(0, 21)), ['discardCheckpoint'], 'nothing was held');
+  assert.equal(r.status(21).outputHeld, false);
+  assert.equal(r.status(21).outputRelease, 'unprotected');
 });
 
-test('with --on-backup-loss continue, output held while protected is released once the backup is lost', () => {
-  const r = replicator({ onBackupLoss: 'continue' });
+test('with --on-backup-loss continue-unsafe, output held while protected is released once the backup is lost', () => {
+  const r = replicator({ onBackupLoss: 'continue-unsafe' });
   protect(r);
   assert.deepEqual(types(r.onOutput(1, 'c', bytes('x'), false, 30)), [], 'protected: held');
   r.tick(40);
   r.onBackupLost('gone', 41);
   assert.deepEqual(types(r.onCaptured(1, 42)), ['discardCheckpoint', 'release']);
+  assert.equal(r.status(42).outputRelease, 'unprotected');
+});
+
+// The split-brain rule (PrimaryReplicator's class comment): output of epoch e goes out only when
+// every node that could take over holds a state at or past e.
+
+test('a booted primary holds its output until its backup acknowledges the first checkpoint', () => {
+  const r = replicator();
+  assert.deepEqual(types(r.onOutput(0, 'c', bytes('x'), false, 0)), [], 'held at boot');
+  assert.equal(r.status(0).outputHeld, true);
+  assert.equal(r.status(0).outputRelease, 'holding');
+  r.onBackupReady(1);
+  assert.equal(r.status(1).outputRelease, 'syncing');
+  r.onFullSyncSent();
+  r.tick(20);
+  r.onCaptured(0, 21);
+  assert.equal(r.status(21).heldOutputChunks, 1);
+  assert.ok(types(r.onAck(0, 25)).includes('release'));
+  assert.equal(r.status(25).outputHeld, false);
+  assert.equal(r.status(25).outputRelease, 'committed');
+});
+
+test('a promoted primary releases at once while no backup has received a checkpoint of its generation', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  assert.deepEqual(types(r.onOutput(50, 'c', bytes('a'), false, 0)), ['release'], 'no backup yet');
+  assert.equal(r.status(0).outputHeld, false);
+  // A backup connects and its full synchronisation begins: still no checkpoint has gone out.
+  r.onBackupReady(5);
+  assert.deepEqual(types(r.onOutput(50, 'c', bytes('b'), false, 6)), ['release'], 'syncing, nothing sent yet');
+  assert.equal(r.status(6).outputRelease, 'unprotected');
+  // A backup lost before any checkpoint went to it cannot take over: output keeps flowing.
+  r.onBackupLost('gone before its first checkpoint', 7);
+  assert.deepEqual(types(r.onOutput(50, 'c', bytes('c'), false, 8)), ['release']);
+});
+
+test('from the first checkpoint sent in its generation, a promoted primary releases only on acks', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  r.onBackupReady(0);
+  r.onFullSyncSent();
+  r.onOutput(50, 'c', bytes('a'), false, 1);
+  r.tick(20);
+  assert.deepEqual(types(r.onCaptured(50, 21)), ['sendCheckpoint']);
+  // The backup may apply checkpoint 50 before its ack arrives, and take over from it: output of
+  // epoch 51 must wait for the ack of 51.
+  assert.deepEqual(types(r.onOutput(51, 'c', bytes('b'), false, 22)), [], 'held once a checkpoint is out');
+  assert.equal(r.status(22).outputHeld, true);
+  assert.equal(r.status(22).outputRelease, 'syncing');
+  r.onAck(50, 25);
+  assert.equal(r.status(25).heldOutputChunks, 1, 'the ack of 50 does not release output of 51');
+  r.tick(40);
+  r.onCaptured(51, 41);
+  assert.ok(types(r.onAck(51, 45)).includes('release'));
+  assert.equal(r.status(45).outputRelease, 'committed');
+});
+
+test('a promoted primary that loses its backup after a checkpoint went out holds (--on-backup-loss hold)', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  r.onBackupReady(0);
+  r.onFullSyncSent();
+  r.tick(20);
+  r.onCaptured(50, 21);
+  r.onAck(50, 25);
+  r.onBackupLost('partition', 30);
+  assert.equal(r.status(30).outputRelease, 'holding');
+  assert.deepEqual(types(r.onOutput(51, 'c', bytes('x'), false, 31)), [], 'held: the lost backup may take over from 50');
+  r.tick(40);
+  assert.deepEqual(types(r.onCaptured(51, 41)), ['discardCheckpoint'], 'and not released at the epoch end');
+  assert.equal(r.status(41).heldOutputChunks, 1);
+  // It holds even when the backup was lost before it acknowledged anything: the checkpoint went out.
+  const early = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  early.onBackupReady(0);
+  early.onFullSyncSent();
+  early.tick(20);
+  early.onCaptured(50, 21);
+  early.onBackupLost('partition', 22);
+  assert.deepEqual(types(early.onOutput(51, 'c', bytes('x'), false, 23)), []);
+  // A new backup synchronised again releases what waited.
+  r.onBackupReady(50);
+  r.onFullSyncSent();
+  r.tick(60);
+  r.onCaptured(52, 61);
+  const release = r.onAck(52, 65).find((e) => e.type === 'release');
+  assert.ok(release && release.type === 'release' && release.outputs.length === 1);
 });
 
 test('a refused checkpoint drops the backup so that it is synchronised again', () => {
@@ -116,6 +204,34 @@ test('a refused checkpoint drops the backup so that it is synchronised again', (
   const effects = r.onNack(1, 'E_CHECKSUM: mismatch', 42);
   assert.deepEqual(types(effects), ['dropBackup', 'discardCheckpoint']);
   assert.deepEqual(types(r.onBackupReady(50)), ['startFullSync']);
+});
+
+test('checkpoints captured while the full synchronisation runs go to the backup as one, after it', () => {
+  const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  r.onBackupReady(0);
+  // The sync reads RAM while the guest runs: a checkpoint applied on top of it before the read
+  // ended would mix moments. Captures are kept (no effect) and output still flows: none went out.
+  r.tick(20);
+  assert.deepEqual(types(r.onCaptured(50, 21)), []);
+  assert.deepEqual(types(r.onOutput(51, 'c', bytes('a'), false, 22)), ['release']);
+  r.tick(40);
+  assert.deepEqual(types(r.onCaptured(51, 41)), []);
+  r.onFullSyncSent();
+  r.tick(60);
+  const send = r.onCaptured(52, 61).find((e) => e.type === 'sendCheckpoint');
+  assert.deepEqual(send, { type: 'sendCheckpoint', epoch: 52, fromEpoch: 50 });
+  assert.deepEqual(types(r.onOutput(53, 'c', bytes('b'), false, 62)), [], 'held from the first checkpoint sent');
+  assert.equal(r.status(62).checkpointsInFlight, 3);
+  r.tick(80);
+  assert.deepEqual(r.onCaptured(53, 81).find((e) => e.type === 'sendCheckpoint'), { type: 'sendCheckpoint', epoch: 53, fromEpoch: 53 });
+  r.onAck(52, 85);
+  assert.equal(r.status(85).checkpointsInFlight, 1, 'the ack of the merged checkpoint covers every capture in it');
+  // Lost before the sync ended: the kept captures are discarded with the rest.
+  const lost = replicator();
+  lost.onBackupReady(0);
+  lost.tick(20);
+  lost.onCaptured(0, 21);
+  assert.deepEqual(types(lost.onBackupLost('gone', 22)), ['discardCheckpoint']);
 });
 
 test('nextDeadlineMs says when tick next has work: boundaries on a fixed grid, heartbeats, the silence limit', () => {

@@ -1,7 +1,7 @@
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import { formatEndpoint } from '@hbft/common/units.ts';
-import type { TimingConfig } from '@hbft/common/constants.ts';
+import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
@@ -27,7 +27,7 @@ import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
 export type PromotedOptions = Omit<
   PrimaryRuntimeOptions,
   'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing' | 'backup' | 'onBackupLoss'
->;
+> & { onBackupLoss?: BackupLossPolicy };
 
 export interface BackupDaemonOptions {
   listen: { host: string; port: number };
@@ -313,7 +313,7 @@ export class BackupDaemon {
     this.ticker?.stop();
     logger.error(
       { reason: effect.reason, resumeEpoch: effect.epoch },
-      `PRIMARY FAILED: taking over at generation ${effect.generation} from checkpoint ${effect.epoch - 1}; this node now runs UNPROTECTED`,
+      `PRIMARY FAILED: taking over at generation ${effect.generation} from checkpoint ${effect.epoch - 1}; this node runs UNPROTECTED until a backup is synchronised`,
     );
     const metrics = this.options.metrics;
     metrics.failovers.inc();
@@ -322,9 +322,12 @@ export class BackupDaemon {
     try {
       const reprotect = this.options.reprotect;
       this.runtime = await PrimaryRuntime.start({
+        // The configured --on-backup-loss, as for any primary: the runtime releases output until
+        // the first checkpoint of this generation goes to a backup, and after that only on acks
+        // (PrimaryReplicator states the rule). A promoted node that kept releasing after its new
+        // backup had synchronised lost acknowledged writes when that backup took over in turn.
         ...this.options.promoted,
-        // Without a backup yet, holding output would stop the service: output flows until one is back.
-        onBackupLoss: 'continue',
+        onBackupLoss: this.options.promoted.onBackupLoss ?? 'hold',
         backup: reprotect ? { ...reprotect, auth: this.options.auth } : undefined,
         generation: effect.generation,
         boot: {

@@ -118,8 +118,11 @@ export class ReplicaStore {
       // Validates all of the state before changing anything (Machine.setState).
       this.machine.setState(state);
     } catch (error) {
-      if (error instanceof StateFormatError) return { code: ProtocolErrorCode.STATE, reason: error.message };
-      throw error;
+      // The state came from the network: whatever setState throws on it is a refusal, not a crash
+      // (a malformed blob may fail deeper than its format checks, a RangeError from a DataView, say).
+      // Nothing was applied: RAM is written below, and the state kept here only after that.
+      const reason = error instanceof StateFormatError ? error.message : `malformed state: ${(error as Error).message}`;
+      return { code: ProtocolErrorCode.STATE, reason };
     }
     for (const records of parts) this.apply(records, false);
     for (const record of sessionRecords) {

@@ -62,7 +62,16 @@ assert(
   'a main thread is called hung only well after a silent primary would be taken over',
 );
 
-export type BackupLossPolicy = 'hold' | 'continue';
+/**
+ * What a primary does with output while it has no synchronised backup, after a backup received a
+ * checkpoint of its generation: `hold` it until a backup is synchronised again (safe: a backup
+ * that took over has every output released), or `continue-unsafe`: release it, which is split
+ * brain whenever the backup is alive behind a partition (both nodes answer clients, and what the
+ * old primary acknowledged is lost when the clients move to the new one). Plain `continue` is
+ * refused so that nobody chooses it without naming the risk.
+ */
+export type BackupLossPolicy = 'hold' | 'continue-unsafe';
+export const BACKUP_LOSS_POLICIES: readonly BackupLossPolicy[] = ['hold', 'continue-unsafe'];
 
 export interface TimingConfig {
   epochMs: number;

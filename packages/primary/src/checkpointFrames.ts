@@ -98,11 +98,15 @@ export async function sendPageStream(
   const checksum = new CheckpointChecksum();
   const header = { generation: spec.generation, epoch: spec.epoch };
   let wireBytes = 0;
+  const aborted = () => new StreamAbortedError(`the connection closed during ${spec.kind} ${spec.epoch}`);
+  // drained() rejects when the connection closes meanwhile (ProtocolError GOODBYE when this node
+  // dropped it): that is the peer going away, an ordinary end of the stream, never a crash.
+  const drained = () => sender.drained().catch(() => Promise.reject(aborted()));
   const sent = async (result: SendResult, bytes: number) => {
-    if (!result.sent) throw new StreamAbortedError(`the connection closed during ${spec.kind} ${spec.epoch}`);
+    if (!result.sent) throw aborted();
     checksum.add(result.checksum);
     wireBytes += bytes;
-    if (result.backpressure) await sender.drained();
+    if (result.backpressure) await drained();
   };
   const state = spec.state ?? new Uint8Array(0);
   const outputParts = spec.outputParts ?? [];
@@ -134,10 +138,26 @@ export async function sendPageStream(
     spec.kind === 'checkpoint'
       ? sender.send(FrameKind.CHECKPOINT_END, { ...totals, outputPartCount: outputParts.length }, header)
       : sender.send(FrameKind.FULL_SYNC_END, totals, header);
-  if (!end.sent) throw new StreamAbortedError(`the connection closed during ${spec.kind} ${spec.epoch}`);
-  if (end.backpressure) await sender.drained();
+  if (!end.sent) throw aborted();
+  if (end.backpressure) await drained();
   // Frame headers are small; the figure that matters is page data as sent against raw.
   return { rawBytes: pageEncoder.counts.rawBytes - rawBefore, wireBytes };
+}
+
+/**
+ * One checkpoint out of several captured in a row (held back during a full synchronisation):
+ * every page any of them holds, ascending, each with the staging slot of its newest copy. Each
+ * capture is its pages and the staging slot of its first page (its pages sit in consecutive slots).
+ */
+export function mergeCapturedPages(captures: readonly { pages: Uint32Array; startSlot: number }[]): { pages: Uint32Array; slots: Uint32Array } {
+  const newest = new Map<number, number>();
+  for (const capture of captures) {
+    for (let i = 0; i < capture.pages.length; i++) newest.set(capture.pages[i]!, capture.startSlot + i);
+  }
+  const pages = Uint32Array.from(newest.keys()).sort();
+  const slots = new Uint32Array(pages.length);
+  for (let i = 0; i < pages.length; i++) slots[i] = newest.get(pages[i]!)!;
+  return { pages, slots };
 }
 
 /** Page numbers of the non-zero pages of `ram`, yielding to the event loop every 4 MiB. */

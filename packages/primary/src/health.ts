@@ -1,12 +1,12 @@
-import type { BackupLossPolicy } from '@hbft/common/constants.ts';
-import type { PrimaryStatus } from './replicator.ts';
+import type { OutputRelease } from './replicator.ts';
 
 /**
  * Why a primary does or does not answer its clients now:
  * - `protected`: a backup acknowledges its checkpoints; output flows as each epoch commits.
  * - `syncing`: a backup is being synchronised; output waits for its first acknowledgement.
  * - `holding`: no backup, and output is held until one is synchronised (--on-backup-loss hold).
- * - `unprotected`: no backup, and output is released without one (answers, but a crash loses it).
+ * - `unprotected`: output is released without a backup's ack (no node can take over from this
+ *   one yet, or continue-unsafe): it answers, but a crash of this host loses what it released.
  * - `fenced`: a newer generation exists; this node must never release output again.
  */
 export type PrimaryHealthReason = 'protected' | 'syncing' | 'holding' | 'unprotected' | 'fenced';
@@ -14,9 +14,8 @@ export type PrimaryHealthReason = 'protected' | 'syncing' | 'holding' | 'unprote
 export const PRIMARY_HEALTH_REASONS: readonly PrimaryHealthReason[] = ['protected', 'syncing', 'holding', 'unprotected', 'fenced'];
 
 export interface PrimaryHealthInputs {
-  mode: PrimaryStatus['mode'];
-  /** The policy the replicator runs with (a primary without --backup releases: `continue`). */
-  onBackupLoss: BackupLossPolicy;
+  /** How the replicator releases output now (PrimaryStatus.outputRelease). */
+  outputRelease: OutputRelease;
   /** The node has learnt that it was deposed. */
   fenced: boolean;
 }
@@ -27,19 +26,17 @@ export interface PrimaryHealth {
   answersClients: boolean;
 }
 
-/**
- * The one place that turns the replicator's status into health. Output is held whenever the
- * replicator is not protected, except that an unprotected replicator under `continue` releases it;
- * if the status comes to say directly whether output is held, that fact replaces the policy here.
- */
+/** The one place that turns the replicator's status into health: the replicator decides release. */
 export function primaryHealth(inputs: PrimaryHealthInputs): PrimaryHealth {
   if (inputs.fenced) return { reason: 'fenced', answersClients: false };
-  switch (inputs.mode) {
-    case 'protected':
+  switch (inputs.outputRelease) {
+    case 'committed':
       return { reason: 'protected', answersClients: true };
     case 'syncing':
       return { reason: 'syncing', answersClients: false };
+    case 'holding':
+      return { reason: 'holding', answersClients: false };
     case 'unprotected':
-      return inputs.onBackupLoss === 'hold' ? { reason: 'holding', answersClients: false } : { reason: 'unprotected', answersClients: true };
+      return { reason: 'unprotected', answersClients: true };
   }
 }

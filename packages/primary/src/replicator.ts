@@ -21,8 +21,13 @@ export type PrimaryEffect =
   | { type: 'resumeGuest' }
   /** Begin sending every non-zero page to the backup, then FULL_SYNC_END. */
   | { type: 'startFullSync' }
-  /** Encode and send captured checkpoint `epoch` (the driver holds its data). */
-  | { type: 'sendCheckpoint'; epoch: number }
+  /**
+   * Encode and send captured checkpoint `epoch` (the driver holds its data). With `fromEpoch`
+   * before `epoch`, the captures fromEpoch … epoch (kept unsent while a full synchronisation ran)
+   * go as one checkpoint `epoch`: every page any of them holds, the newest copy of each, the state
+   * of `epoch`, and the session records of all of them in order.
+   */
+  | { type: 'sendCheckpoint'; epoch: number; fromEpoch: number }
   /** Free a captured checkpoint's staging without sending it (no backup to send it to). */
   | { type: 'discardCheckpoint'; epoch: number }
   | { type: 'sendHeartbeat' }
@@ -34,6 +39,13 @@ export type PrimaryEffect =
 
 export type ProtectionMode = 'unprotected' | 'syncing' | 'protected';
 
+/**
+ * How output leaves the primary now: `committed`, on the backup's acks; `syncing`, held until a
+ * backup being synchronised acks a checkpoint; `holding`, held with no backup at all
+ * (--on-backup-loss hold); `unprotected`, released at once, without a backup's ack.
+ */
+export type OutputRelease = 'committed' | 'syncing' | 'holding' | 'unprotected';
+
 export interface PrimaryReplicatorConfig {
   epochMs: number;
   heartbeatMs: number;
@@ -41,6 +53,14 @@ export interface PrimaryReplicatorConfig {
   backupSilenceMs: number;
   checkpointsInFlightMax: number;
   onBackupLoss: BackupLossPolicy;
+  /**
+   * What happens to output before the first checkpoint of this generation goes to a backup.
+   * `release` when no other node can hold this generation's state: a promoted primary (the old
+   * primary holds its output or is dead, and nobody else has its state) or a primary without a
+   * backup. A primary that booted with a backup `hold`s until its first sync: it may be a deposed
+   * primary that an operator restarted, and the handshake is what tells it so.
+   */
+  outputBeforeFirstCheckpoint: 'release' | 'hold';
   /** The epoch the guest is running in at start (0 at boot, later after a promotion). */
   firstEpoch: number;
   nowMs: number;
@@ -53,6 +73,9 @@ interface InFlight {
 
 export interface PrimaryStatus {
   mode: ProtectionMode;
+  /** True while output waits for a backup that is not there or not yet synchronised (see `outputRelease`). */
+  outputHeld: boolean;
+  outputRelease: OutputRelease;
   epoch: number;
   checkpointsInFlight: number;
   stalled: boolean;
@@ -74,6 +97,19 @@ export interface PrimaryStatus {
  * are cumulative because the backup applies checkpoints in order. At most
  * `checkpointsInFlightMax` checkpoints may wait for an ack: at an epoch boundary beyond that the
  * guest is stalled, and the next ack ends the epoch and resumes it.
+ *
+ * The rule that keeps a pair of nodes without an arbiter from split brain, in every generation:
+ * a primary releases output of epoch e only when every node that could take over from it holds a
+ * state at or past e. A backup can take over only from a complete checkpoint it applied, so:
+ * - before the first checkpoint of this generation goes to a backup, no other node can take over
+ *   with this generation's state, and a promoted primary (or one without a backup) may release
+ *   output at once (`outputBeforeFirstCheckpoint: 'release'`); a primary that booted holds until
+ *   its first sync;
+ * - from the first checkpoint sent in this generation, output is released only through acks: a
+ *   backup may apply that checkpoint (and so be able to take over from it) before its ack arrives;
+ * - after losing that backup the primary follows --on-backup-loss: `hold` (the default) until a
+ *   backup is synchronised again; `continue-unsafe` releases output that a backup which takes over
+ *   will not have, which is split brain under a partition.
  */
 export class PrimaryReplicator {
   private readonly config: PrimaryReplicatorConfig;
@@ -95,6 +131,20 @@ export class PrimaryReplicator {
   /** Ack latencies since last read (for the metrics histogram). */
   private ackLatenciesMs: number[] = [];
   private stallMs = 0;
+  /**
+   * A checkpoint of this generation has gone to a backup: from now on a backup may hold this
+   * generation's state and take over from it, so output waits for acks (see the class comment).
+   */
+  private checkpointSent = false;
+  /**
+   * A full synchronisation is being sent: it reads RAM while the guest runs, so the replica holds
+   * pages of different moments until a checkpoint captured after the last page was read is applied.
+   * Checkpoints captured meanwhile are kept, not sent, and go with that checkpoint (`fromEpoch`):
+   * every checkpoint the backup applies is then a state the guest was really in.
+   */
+  private fullSyncPending = false;
+  /** The first epoch captured and kept during the running full synchronisation. */
+  private keptFromEpoch: number | null = null;
 
   constructor(config: PrimaryReplicatorConfig) {
     assert(config.checkpointsInFlightMax >= 1, 'at least one checkpoint in flight');
@@ -105,8 +155,11 @@ export class PrimaryReplicator {
   }
 
   status(nowMs: number): PrimaryStatus {
+    const outputRelease = this.outputRelease();
     return {
       mode: this.mode,
+      outputHeld: outputRelease === 'syncing' || outputRelease === 'holding',
+      outputRelease,
       epoch: this.epoch,
       checkpointsInFlight: this.inFlight.length,
       stalled: this.stalled,
@@ -117,6 +170,18 @@ export class PrimaryReplicator {
       msSinceLastAck: this.lastAckAtMs === null ? null : nowMs - this.lastAckAtMs,
       msSinceBackupHeard: this.mode === 'unprotected' ? null : nowMs - this.lastHeardMs,
     };
+  }
+
+  private outputRelease(): OutputRelease {
+    if (this.releasesUnprotected()) return 'unprotected';
+    if (this.mode === 'protected') return 'committed';
+    return this.mode === 'syncing' ? 'syncing' : 'holding';
+  }
+
+  /** Whether output may go to clients without a backup's ack now (the rule in the class comment). */
+  private releasesUnprotected(): boolean {
+    if (!this.checkpointSent) return this.config.outputBeforeFirstCheckpoint === 'release';
+    return this.mode === 'unprotected' && this.config.onBackupLoss === 'continue-unsafe';
   }
 
   /** Ack latencies observed since the last call (each a capture → ack time in ms). */
@@ -179,12 +244,12 @@ export class PrimaryReplicator {
   }
 
   /**
-   * Output of epoch `epoch`. Held until that epoch commits; with no backup under the `continue`
-   * policy there is nothing to commit to, so it is released at once (returned as an effect).
+   * Output of epoch `epoch`. Held until that epoch commits; while no node that could take over
+   * needs to hold it first (releasesUnprotected), it is released at once (returned as an effect).
    */
   onOutput(epoch: number, tag: string, bytes: Uint8Array, close: boolean, nowMs: number): PrimaryEffect[] {
     const output = { epoch, tag, bytes, close, producedAtMs: nowMs };
-    if (this.mode === 'unprotected' && this.config.onBackupLoss === 'continue' && this.held.length === 0) {
+    if (this.releasesUnprotected() && this.held.length === 0) {
       return [{ type: 'release', outputs: [output], throughEpoch: this.lastCommittedEpoch ?? epoch - 1 }];
     }
     this.held.push(output);
@@ -198,11 +263,27 @@ export class PrimaryReplicator {
     this.epoch = epoch + 1;
     if (this.mode === 'unprotected') {
       const effects: PrimaryEffect[] = [{ type: 'discardCheckpoint', epoch }];
-      if (this.config.onBackupLoss === 'continue') effects.push(...this.release(epoch));
+      if (this.releasesUnprotected()) effects.push(...this.release(epoch));
       return effects;
     }
+    const effects: PrimaryEffect[] = [];
     this.inFlight.push({ epoch, capturedAtMs: nowMs });
-    return [{ type: 'sendCheckpoint', epoch }];
+    if (this.fullSyncPending) {
+      // Kept for the first checkpoint after the synchronisation (the driver holds its staging).
+      this.keptFromEpoch ??= epoch;
+      if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+      return effects;
+    }
+    // Output of this epoch and before that went out unprotected is in this checkpoint's state;
+    // from here on a backup may hold that state, so nothing more is released without its ack.
+    if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+    if (!this.checkpointSent) {
+      this.checkpointSent = true;
+      effects.push({ type: 'log', level: 'info', message: 'first checkpoint of this generation sent: output is released only on the backup\'s acks from now on', fields: { epoch } });
+    }
+    effects.push({ type: 'sendCheckpoint', epoch, fromEpoch: this.keptFromEpoch ?? epoch });
+    this.keptFromEpoch = null;
+    return effects;
   }
 
   /** Both channels are up and the handshake matched: synchronise the backup from scratch. */
@@ -210,10 +291,20 @@ export class PrimaryReplicator {
     const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
     this.inFlight.length = 0;
     this.mode = 'syncing';
+    this.fullSyncPending = true;
+    this.keptFromEpoch = null;
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
     effects.push({ type: 'startFullSync' }, { type: 'log', level: 'info', message: 'backup connected: full synchronisation started' });
     return effects;
+  }
+
+  /**
+   * The driver has read and handed over every page of the full synchronisation: the next capture
+   * is the first checkpoint the backup gets, together with those kept meanwhile.
+   */
+  onFullSyncSent(): void {
+    if (this.mode === 'syncing') this.fullSyncPending = false;
   }
 
   onBackupHeard(nowMs: number): void {
@@ -230,10 +321,15 @@ export class PrimaryReplicator {
     const effects: PrimaryEffect[] = this.inFlight.map((f) => ({ type: 'discardCheckpoint', epoch: f.epoch }) as PrimaryEffect);
     this.inFlight.length = 0;
     this.mode = 'unprotected';
-    const policy =
-      this.config.onBackupLoss === 'hold'
+    this.fullSyncPending = false;
+    this.keptFromEpoch = null;
+    const policy = !this.checkpointSent
+      ? this.releasesUnprotected()
+        ? 'no backup has received a checkpoint of this generation, so none can take over: output keeps flowing'
+        : 'holding all output until a backup is synchronised'
+      : this.config.onBackupLoss === 'hold'
         ? 'holding all output until a backup is synchronised (--on-backup-loss hold)'
-        : 'RUNNING UNPROTECTED: output is released without a backup (--on-backup-loss continue)';
+        : 'RUNNING UNPROTECTED: output is released without a backup; if the backup is alive it may take over and clients will lose what this node acknowledges (--on-backup-loss continue-unsafe)';
     effects.push({ type: 'log', level: 'error', message: `backup lost: ${reason}; ${policy}` });
     effects.push(...this.endStall(nowMs));
     return effects;

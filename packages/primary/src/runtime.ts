@@ -27,7 +27,7 @@ import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { SessionManager } from './sessions.ts';
 import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
-import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+import { mergeCapturedPages, nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 
 export type PrimaryBoot =
@@ -107,8 +107,6 @@ export class PrimaryRuntime {
   private fullSyncProgress: { sent: number; total: number } | null = null;
   readonly feed: LiveFeed;
   private lastMode: string = 'unprotected';
-  /** The policy the replicator runs with: without a backup there is nothing to hold output for. */
-  private readonly onBackupLoss: BackupLossPolicy;
   /** Set when this node learns that a newer generation exists. */
   private fenced = false;
   private lastHealthReason: PrimaryHealthReason | null = null;
@@ -122,13 +120,17 @@ export class PrimaryRuntime {
     this.staging = staging;
     this.ram = new Int32Array(worker.memory);
     const firstEpoch = options.boot.kind === 'resume' ? options.boot.epoch : 0;
-    this.onBackupLoss = options.backup ? options.onBackupLoss : 'continue';
     this.replicator = new PrimaryReplicator({
       epochMs: options.timing.epochMs,
       heartbeatMs: options.timing.heartbeatMs,
       backupSilenceMs: backupSilenceMs(options.timing.failoverTimeoutMs),
       checkpointsInFlightMax: options.checkpointsInFlightMax,
-      onBackupLoss: this.onBackupLoss,
+      onBackupLoss: options.onBackupLoss,
+      // See PrimaryReplicator: before its first checkpoint of this generation goes out, no other
+      // node can take over with this generation's state. A promoted node and one without a backup
+      // release output; one that booted holds it until its first sync unless told continue-unsafe.
+      outputBeforeFirstCheckpoint:
+        options.boot.kind === 'resume' || !options.backup || options.onBackupLoss === 'continue-unsafe' ? 'release' : 'hold',
       firstEpoch,
       nowMs: performance.now(),
     });
@@ -355,13 +357,18 @@ export class PrimaryRuntime {
         case 'startFullSync':
           this.checkpointEncoder = new PageEncoder(new DeltaCache(this.options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
           this.clients.sessions.onFullSync();
-          void this.sendQueue.add(() => this.sendFullSync());
+          this.queueSend('full synchronisation', () => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
-          const capture = this.captures.get(effect.epoch);
-          if (capture === undefined) break;
-          capture.queued = true;
-          void this.sendQueue.add(() => this.sendCheckpoint(capture));
+          const captures: Capture[] = [];
+          for (let epoch = effect.fromEpoch; epoch <= effect.epoch; epoch++) {
+            const capture = this.captures.get(epoch);
+            if (capture === undefined) continue;
+            capture.queued = true;
+            captures.push(capture);
+          }
+          if (captures.length === 0) break;
+          this.queueSend(`checkpoint ${effect.epoch}`, () => this.sendCheckpoint(captures));
           break;
         }
         case 'discardCheckpoint': {
@@ -407,7 +414,7 @@ export class PrimaryRuntime {
 
   /** Whether this node answers its clients now, and why (see health.ts). */
   health(): PrimaryHealth {
-    return primaryHealth({ mode: this.replicator.status(performance.now()).mode, onBackupLoss: this.onBackupLoss, fenced: this.fenced });
+    return primaryHealth({ outputRelease: this.replicator.status(performance.now()).outputRelease, fenced: this.fenced });
   }
 
   /** The health gauges, when the reason changes: one of hbft_health{reason} is 1. */
@@ -417,6 +424,18 @@ export class PrimaryRuntime {
     this.lastHealthReason = health.reason;
     for (const reason of PRIMARY_HEALTH_REASONS) this.options.metrics.health.labels(reason).set(reason === health.reason ? 1 : 0);
     this.options.metrics.answersClients.set(health.answersClients ? 1 : 0);
+  }
+
+  /**
+   * Sends one stream after the ones queued before it. A send that fails for any reason costs the
+   * backup (it is dropped and synchronised again), never the process: this node may hold the only
+   * copy of the guest.
+   */
+  private queueSend(what: string, send: () => Promise<void>): void {
+    this.sendQueue.add(send).catch((error: Error) => {
+      this.logger.error({ err: error.message, stack: error.stack }, `sending the ${what} failed; dropping the backup to synchronise it again`);
+      this.link?.drop(`sending the ${what} failed: ${error.message}`);
+    });
   }
 
   private releaseOutput(outputs: { tag: string; bytes: Uint8Array; close: boolean; producedAtMs: number }[]): void {
@@ -481,6 +500,8 @@ export class PrimaryRuntime {
         { pages: pages.length, memoryPages: this.ram.length / 1024, ms: Math.round(performance.now() - started), wireBytes: result.wireBytes },
         'full synchronisation sent (zero pages skipped)',
       );
+      // Every page has been read: the next capture makes the replica a state the guest was in.
+      if (this.link?.bulk === bulk) this.replicator.onFullSyncSent();
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;
       logger.warn({ reason: error.message }, 'full synchronisation interrupted');
@@ -489,29 +510,41 @@ export class PrimaryRuntime {
     }
   }
 
-  private async sendCheckpoint(capture: Capture): Promise<void> {
-    const checkpoint = capture.checkpoint;
+  /**
+   * Sends captures as one checkpoint of the last one's epoch: usually one capture; after a full
+   * synchronisation, every capture kept while it ran (see PrimaryReplicator.onFullSyncSent).
+   */
+  private async sendCheckpoint(captures: Capture[]): Promise<void> {
+    const last = captures.at(-1)!.checkpoint;
     const sessions = this.clients.sessions;
     let records: SessionRecord[] = [];
     try {
       const bulk = this.link?.bulk;
-      if (!bulk || capture.released) {
-        sessions.discardEpoch(checkpoint.epoch);
+      if (!bulk || captures.some((capture) => capture.released)) {
+        for (const capture of captures) sessions.discardEpoch(capture.checkpoint.epoch);
         return;
       }
-      records = sessions.takeCheckpointRecords(checkpoint.epoch);
+      for (const capture of captures) records.push(...sessions.takeCheckpointRecords(capture.checkpoint.epoch));
       const encoder = this.checkpointEncoder;
       assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
-      const startSlot = checkpoint.allocation.start;
+      const words = new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset);
+      let pages = last.pages;
+      let wordIndex = (i: number) => (last.allocation.start + i) * 1024;
+      if (captures.length > 1) {
+        const merged = mergeCapturedPages(captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })));
+        pages = merged.pages;
+        wordIndex = (i: number) => merged.slots[i]! * 1024;
+        this.logger.info({ epoch: last.epoch, captures: captures.length, pages: pages.length }, 'first checkpoint after the full synchronisation (with the pages written while it ran)');
+      }
       const result = await sendPageStream(
         {
           kind: 'checkpoint',
-          epoch: checkpoint.epoch,
+          epoch: last.epoch,
           generation: this.options.generation,
-          pages: checkpoint.pages,
-          state: checkpoint.state,
+          pages,
+          state: last.state,
           outputParts: encodeSessionRecords(records, framePayloadBytesMax),
-          source: { words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset), wordIndex: (i) => (startSlot + i) * 1024 },
+          source: { words, wordIndex },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -527,7 +560,7 @@ export class PrimaryRuntime {
     } finally {
       if (records.length > 0) sessions.giveBack(records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
-      this.releaseCapture(capture);
+      for (const capture of captures) this.releaseCapture(capture);
     }
   }
 
@@ -552,6 +585,8 @@ export class PrimaryRuntime {
       peerConnected: status.mode !== 'unprotected',
       replicationLagMs: status.msSinceLastAck,
       protection: status.mode,
+      outputHeld: status.outputHeld,
+      outputRelease: status.outputRelease,
       epoch: status.epoch,
       checkpointsInFlight: status.checkpointsInFlight,
       heldOutputBytes: status.heldOutputBytes,

@@ -8,6 +8,7 @@ import {
   EPOCH_MS_DEFAULT,
   FAILOVER_TIMEOUT_MS_DEFAULT,
   HEARTBEAT_MS_DEFAULT,
+  BACKUP_LOSS_POLICIES,
   validateTiming,
   type BackupLossPolicy,
   type TimingConfig,
@@ -56,8 +57,10 @@ export function withGuestFlags<T>(yargs: Argv<T>) {
     .option('on-backup-loss', {
       type: 'string',
       default: 'hold',
-      choices: ['hold', 'continue'],
-      describe: 'without a backup: hold all output (safe) or release it unprotected',
+      describe:
+        'after a backup has received a checkpoint and is then lost: "hold" all output until a backup is synchronised ' +
+        'again (safe), or "continue-unsafe": release it without a backup. continue-unsafe is split brain under a ' +
+        'partition: the backup takes over too, both nodes answer clients, and the writes this node acknowledges are lost',
     })
     .option('delta-cache-pages', { type: 'number', default: DELTA_CACHE_PAGES_DEFAULT, describe: 'pages remembered for XOR-RLE page deltas' });
 }
@@ -145,9 +148,23 @@ export function guestConfigFrom(args: GuestArgs): GuestConfig {
     trackerOptions,
     mapper,
     checkpointsInFlightMax: integerFlag(args['checkpoints-in-flight'], '--checkpoints-in-flight', 1),
-    onBackupLoss: args['on-backup-loss'] === 'continue' ? 'continue' : 'hold',
+    onBackupLoss: backupLossPolicyFrom(args['on-backup-loss']),
     deltaCachePages: integerFlag(args['delta-cache-pages'], '--delta-cache-pages', 0),
   };
+}
+
+/** --on-backup-loss, refusing the old `continue` with what it risks. */
+export function backupLossPolicyFrom(value: string): BackupLossPolicy {
+  if (value === 'continue') {
+    throw new UsageError(
+      '--on-backup-loss continue: releasing output without a backup is split brain whenever the backup is alive ' +
+        'behind a partition (it takes over, both nodes answer clients, and the writes this node acknowledged are lost); ' +
+        'use hold, or name the risk with --on-backup-loss continue-unsafe',
+    );
+  }
+  const policy = BACKUP_LOSS_POLICIES.find((candidate) => candidate === value);
+  if (policy === undefined) throw new UsageError(`--on-backup-loss: expected one of ${BACKUP_LOSS_POLICIES.join(', ')}, got "${value}"`);
+  return policy;
 }
 
 /** What both daemons take from their shared flags, checked before anything starts. */

@@ -1,0 +1,212 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ProxyRegistry } from '@hbft/common/chaos/registry.ts';
+import { freePorts } from './cluster.ts';
+
+const CLI = new URL('../../packages/cli/bin/hbft.js', import.meta.url).pathname;
+
+/** As the demo: chaos on the link must not look like a dead primary at the 100 ms default. */
+export const PAIR_HEARTBEAT_MS = 30;
+export const PAIR_FAILOVER_TIMEOUT_MS = 300;
+
+export interface Site {
+  name: 'a' | 'b';
+  listen: number;
+  serve: number;
+  http: number;
+  /** The chaos proxy in front of this site's replication port (what the other site dials). */
+  proxied: number;
+  process: ChildProcess | null;
+  role: 'primary' | 'backup';
+  /** Every process this site ran, with its log lines. */
+  runs: { role: string; log: string[]; exit: Promise<number | null>; child: ChildProcess }[];
+  restarts: number;
+}
+
+export interface PairOptions {
+  memory?: string;
+  /** Extra flags for every daemon. */
+  args?: string[];
+  /** Flags for node itself in every daemon (`--cpu-prof`, say). */
+  nodeArgs?: string[];
+}
+
+/**
+ * Two sites run the way the demo runs them (packages/cli/src/demo/supervisor.ts), as real
+ * processes: each replicates to the other through a chaos proxy in this process, a node that took
+ * over re-protects to the other site, and a site whose process exits is started again as the
+ * backup. `partition` and `heal` act on both proxies of the link.
+ */
+export class Pair {
+  readonly sites: { a: Site; b: Site };
+  readonly registry = new ProxyRegistry({ logger: pino({ level: 'silent' }) });
+  private readonly keyFile: string;
+  private stopping = false;
+
+  private constructor(ports: number[], private readonly options: PairOptions) {
+    const [aListen, aServe, aHttp, aProxied, bListen, bServe, bHttp, bProxied] = ports as number[] as [number, number, number, number, number, number, number, number];
+    const site = (name: 'a' | 'b', listen: number, serve: number, http: number, proxied: number): Site =>
+      ({ name, listen, serve, http, proxied, process: null, role: 'backup', runs: [], restarts: 0 });
+    this.sites = { a: site('a', aListen, aServe, aHttp, aProxied), b: site('b', bListen, bServe, bHttp, bProxied) };
+    const dir = mkdtempSync(join(tmpdir(), 'hbft-pair-'));
+    this.keyFile = join(dir, 'key');
+    writeFileSync(this.keyFile, 'test-key-0123456789-abcdef\n');
+  }
+
+  /** Site b as the backup, site a as the primary, and waits until a checkpoint protects the guest. */
+  static async start(options: PairOptions = {}): Promise<Pair> {
+    const pair = new Pair(await freePorts(8), options);
+    for (const site of [pair.sites.a, pair.sites.b]) {
+      await pair.registry.create({
+        name: `to-${site.name}`,
+        listen: { host: '127.0.0.1', port: site.proxied },
+        upstream: { host: '127.0.0.1', port: site.listen },
+        enabled: true,
+        partition: 'cut',
+      });
+    }
+    try {
+      pair.startBackup(pair.sites.b);
+      await pair.waitReady(pair.sites.b.http, () => true, 20_000);
+      pair.startPrimary(pair.sites.a);
+      await pair.waitProtected(pair.sites.b);
+    } catch (error) {
+      // The caller gets no pair to stop: stop it here, or its processes outlive the test.
+      await pair.stop();
+      throw error;
+    }
+    return pair;
+  }
+
+  get servers(): string[] {
+    return [`127.0.0.1:${this.sites.a.serve}`, `127.0.0.1:${this.sites.b.serve}`];
+  }
+
+  other(site: Site): Site {
+    return site.name === 'a' ? this.sites.b : this.sites.a;
+  }
+
+  private commonArgs(site: Site): string[] {
+    return [
+      '--memory', this.options.memory ?? '32MiB',
+      '--heartbeat-ms', String(PAIR_HEARTBEAT_MS),
+      '--failover-timeout-ms', String(PAIR_FAILOVER_TIMEOUT_MS),
+      '--key-file', this.keyFile,
+      '--serve', `127.0.0.1:${site.serve}`,
+      '--http', `127.0.0.1:${site.http}`,
+      ...(this.options.args ?? []),
+    ];
+  }
+
+  private spawnSite(site: Site, role: 'primary' | 'backup', args: string[]): void {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), CLI, role, ...args, ...this.commonArgs(site)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
+    });
+    const log: string[] = [];
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) if (line) log.push(line);
+      if (log.length > 3000) log.splice(0, log.length - 3000);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    site.process = child;
+    site.role = role;
+    site.runs.push({ role, log, exit, child });
+    // As the demo: a site whose process dies is started again as the backup.
+    child.on('exit', () => {
+      if (this.stopping || site.process !== child) return;
+      site.process = null;
+      if (site.role === 'primary') this.other(site).role = 'primary';
+      setTimeout(() => {
+        if (this.stopping || site.process !== null) return;
+        site.restarts++;
+        this.startBackup(site);
+      }, 500);
+    });
+  }
+
+  startBackup(site: Site): void {
+    this.spawnSite(site, 'backup', ['--listen', `127.0.0.1:${site.listen}`, '--reprotect', `127.0.0.1:${this.other(site).proxied}`]);
+  }
+
+  startPrimary(site: Site): void {
+    this.spawnSite(site, 'primary', ['--backup', `127.0.0.1:${this.other(site).proxied}`, '--guest', 'kv']);
+  }
+
+  kill(site: Site): void {
+    site.process?.kill('SIGKILL');
+  }
+
+  /** Cuts both proxies of the link (connections closed, new ones refused). */
+  async partition(): Promise<void> {
+    for (const name of ['to-a', 'to-b']) await this.registry.update(name, { enabled: false, partition: 'cut' });
+  }
+
+  /** Both proxies back, every toxic gone (`chaos clear`). */
+  async heal(): Promise<void> {
+    await this.registry.reset();
+  }
+
+  async readiness(site: Site): Promise<{ status: number; body: Record<string, unknown> } | null> {
+    try {
+      const response = await fetch(`http://127.0.0.1:${site.http}/readyz`);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    } catch {
+      return null;
+    }
+  }
+
+  private async waitReady(port: number, accept: (body: Record<string, unknown>, status: number) => boolean, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+        if (accept((await response.json()) as Record<string, unknown>, response.status)) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`timed out waiting for /readyz on port ${port}\n${this.logs()}`);
+  }
+
+  /** Until `site` runs as a primary of at least `generation`. */
+  async waitPrimary(site: Site, generation: number, timeoutMs = 20_000): Promise<void> {
+    await this.waitReady(site.http, (body) => body.role === 'primary' && Number(body.generation) >= generation, timeoutMs);
+  }
+
+  /** Until `site` is a backup holding a checkpoint it could take over from. */
+  async waitProtected(site: Site, timeoutMs = 30_000): Promise<void> {
+    await this.waitReady(site.http, (body, status) => body.role === 'backup' && status === 200 && body.mode === 'protecting', timeoutMs);
+  }
+
+  logs(lines = 40): string {
+    const parts: string[] = [];
+    for (const site of [this.sites.a, this.sites.b]) {
+      for (const [index, run] of site.runs.entries()) {
+        parts.push(`--- site ${site.name} run ${index + 1} (${run.role}, exit ${run.child.exitCode ?? run.child.signalCode ?? 'running'}) ---`, ...run.log.slice(-lines));
+      }
+    }
+    return parts.join('\n');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      [this.sites.a, this.sites.b].map(async (site) => {
+        const child = site.process;
+        if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await new Promise((resolve) => child.once('exit', resolve));
+        clearTimeout(timer);
+      }),
+    );
+    await this.registry.close();
+  }
+}

@@ -304,26 +304,33 @@ export class VirtualNic implements Device {
   }
 
   /**
-   * Moves queued events into the ring in order, except that a slot whose input is held (flow
-   * control) waits, and so do its later events: each connection's own order is kept.
+   * Moves queued events into the ring, one record per connection per round so that a connection
+   * with much input queued does not starve the others. Each connection's own events stay in
+   * order; a connection whose input is held (flow control) waits, and so do its later events.
    */
   private fillReceiveRing(): boolean {
     if (!this.enabled) return false;
     let moved = false;
     const waits = this.slotWaits;
-    waits.fill(0);
-    for (let i = 0; i < this.queue.length; ) {
-      const event = this.queue[i]!;
-      if (waits[event.slot] === 1 || (event.type === RECORD_DATA && this.inputHeld(event.slot))) {
-        waits[event.slot] = 1;
-        i++;
-        continue;
-      }
-      if (!this.writeRecord(event)) break;
-      moved = true;
-      if (event.sent === event.length) {
-        this.queue.splice(i, 1);
-        if (this.lastData[event.slot] === event) this.lastData[event.slot] = null;
+    for (let round = true; round; ) {
+      round = false;
+      waits.fill(0);
+      for (let i = 0; i < this.queue.length; ) {
+        const event = this.queue[i]!;
+        if (waits[event.slot] === 1 || (event.type === RECORD_DATA && this.inputHeld(event.slot))) {
+          waits[event.slot] = 1;
+          i++;
+          continue;
+        }
+        if (!this.writeRecord(event)) return moved;
+        moved = round = true;
+        if (event.sent === event.length) {
+          this.queue.splice(i, 1);
+          if (this.lastData[event.slot] === event) this.lastData[event.slot] = null;
+        } else {
+          waits[event.slot] = 1;
+          i++;
+        }
       }
     }
     return moved;

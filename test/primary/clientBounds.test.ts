@@ -143,6 +143,10 @@ async function nonReadingClient(cluster: Cluster, requests: number): Promise<{ b
   const pid = cluster.primary.process.pid!;
   const setter = await PlainClient.open(cluster.ports.primaryServe);
   setter.socket.write(encodeCommand(['SET', 'big', 'x'.repeat(BIG_VALUE_BYTES)]));
+  if (cluster.servesWithBackup) {
+    await setter.replyCount(1);
+    assert.equal(((await setter.command('GET', 'big')) as string).length, BIG_VALUE_BYTES, 'GET big answers 60 KB');
+  }
   await sleep(1_000);
   const beforeBytes = rssBytes(pid);
   const hog = await new Promise<Socket>((resolve) => {
@@ -174,7 +178,8 @@ function reportRss(t: { diagnostic(message: string): void }, rss: { beforeBytes:
 }
 
 test('a client that never reads 5 000 replies of 60 KB leaves the primary (with a backup) bounded in memory and serving others', { timeout: 120_000 }, async (t) => {
-  const cluster = await Cluster.start(PATIENT);
+  // 64 MiB: with less, kv's per-connection input buffer is too small for a 60 KB SET.
+  const cluster = await Cluster.start({ ...PATIENT, memory: '64MiB' });
   try {
     await cluster.waitProtected();
     const rss = await nonReadingClient(cluster, 5_000);
@@ -189,7 +194,7 @@ test('a client that never reads 5 000 replies of 60 KB leaves the primary (with 
 
 test('under hold with no backup, a client that never reads 4 000 replies of 60 KB holds back its input instead of pinning its output', { timeout: 120_000 }, async (t) => {
   const [nobody] = await freePorts(1);
-  const cluster = await Cluster.start({ withBackup: false, primaryArgs: ['--backup', `127.0.0.1:${nobody}`, '--on-backup-loss', 'hold'] });
+  const cluster = await Cluster.start({ memory: '64MiB', withBackup: false, primaryArgs: ['--backup', `127.0.0.1:${nobody}`, '--on-backup-loss', 'hold'] });
   try {
     const deadline = performance.now() + 30_000;
     while (!cluster.primary.log.some((line) => line.includes('serving clients'))) {
@@ -199,6 +204,7 @@ test('under hold with no backup, a client that never reads 4 000 replies of 60 K
     const rss = await nonReadingClient(cluster, 4_000);
     const heldBytes = await cluster.metric('hbft_held_output_bytes');
     t.diagnostic(`held output ${(heldBytes / 1e6).toFixed(1)} MB`);
+    assert.ok(heldBytes >= 1024 * 1024, 'the GETs produced output until the hold engaged');
     // What a held connection can still produce: its bound plus the requests left in the ring.
     assert.ok(heldBytes <= 1024 * 1024 + (4096 / 'GET big\r\n'.length + 1) * (BIG_VALUE_BYTES + 16), `held output ${heldBytes} bytes is bounded`);
     reportRss(t, rss);

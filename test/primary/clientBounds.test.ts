@@ -18,10 +18,15 @@ import { Cluster, freePorts } from '../helpers/cluster.ts';
 import { testSeed } from '../helpers/seed.ts';
 
 const BIG_VALUE_BYTES = 60_000;
+/** 2 000 replies of 60 KB dirty more pages than the staging ring of a 64 MiB guest holds. */
+const WARM_UP_REQUESTS = 2_000;
 /** RSS growth allowed while a client never reads its replies (measured: see BENCHMARKS.md). */
 const RSS_GROWTH_BYTES_MAX = 100 * 1024 * 1024;
-/** RSS left above the baseline once that client has gone. */
-const RSS_AFTER_BYTES_MAX = 40 * 1024 * 1024;
+/**
+ * RSS left above the baseline once that client has gone. Under hold the output it was held back
+ * at (about 14 MB) stays held until a backup commits it; with a backup nothing of it stays.
+ */
+const RSS_AFTER_BYTES_MAX = 50 * 1024 * 1024;
 
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
@@ -146,6 +151,11 @@ async function nonReadingClient(cluster: Cluster, requests: number): Promise<{ b
   if (cluster.servesWithBackup) {
     await setter.replyCount(1);
     assert.equal(((await setter.command('GET', 'big')) as string).length, BIG_VALUE_BYTES, 'GET big answers 60 KB');
+    // Warm up with a client that does read the same replies: a busy guest's checkpoints cycle
+    // through the whole staging ring (as large as guest memory), whose pages count in RSS once
+    // touched, whoever the client is.
+    setter.socket.write(Buffer.from('GET big\r\n'.repeat(WARM_UP_REQUESTS)));
+    await setter.replyCount(2 + WARM_UP_REQUESTS);
   }
   await sleep(1_000);
   const beforeBytes = rssBytes(pid);

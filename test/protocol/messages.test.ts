@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameKind, frameKindName } from '@hbft/common/protocol/kinds.ts';
-import { protocolLimitsFor, machineStateBytesMax, framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
+import { protocolLimitsFor, framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
+import { machineStateBytesMax } from '@hbft/common/limits.ts';
 import { handshakeMismatch, payloadBytesMaxFor, validateMeta, type HandshakeMeta } from '@hbft/common/protocol/messages.ts';
 import { sampleMessages } from '@hbft/common/protocol/samples.ts';
 

@@ -4,6 +4,8 @@ import { listenOn } from '@hbft/common/transport/listen.ts';
 import { isSessionConnection } from '@hbft/common/session/protocol.ts';
 import type { GuestNic } from './guestNic.ts';
 import { SessionManager } from './sessions.ts';
+import { writeToClient, type ClientFlow } from './clientFlow.ts';
+
 
 /**
  * Plain TCP connections are tagged `p:<generation>:<n>` (the generation keeps a promoted node's
@@ -11,18 +13,11 @@ import { SessionManager } from './sessions.ts';
  */
 export const PLAIN_TAG_PREFIX = 'p:';
 
-/** Input queued for the guest but not yet taken into its ring, above which reading pauses. */
-const INPUT_IN_FLIGHT_BYTES_HIGH = 1024 * 1024;
-
 interface ClientConnection {
   tag: string;
   socket: Socket;
-  /** Bytes handed to the guest worker. */
-  inputSent: number;
-  /** Bytes the guest's NIC has accepted, as of the last capture. */
-  inputAccepted: number;
-  opened: boolean;
-  paused: boolean;
+  /** Output written to the socket: the end of the connection's output stream so far. */
+  outputWritten: number;
 }
 
 /**
@@ -39,12 +34,14 @@ export class ClientServer {
   private readonly logger: Logger;
   private readonly generation: number;
   readonly sessions: SessionManager;
+  private readonly flow: ClientFlow;
 
-  constructor(nic: GuestNic, logger: Logger, generation: number, sessions: SessionManager) {
+  constructor(nic: GuestNic, logger: Logger, generation: number, sessions: SessionManager, flow: ClientFlow) {
     this.nic = nic;
     this.logger = logger;
     this.generation = generation;
     this.sessions = sessions;
+    this.flow = flow;
     this.server = createServer({ noDelay: true }, (socket) => this.adopt(socket, Buffer.alloc(0)));
   }
 
@@ -84,39 +81,24 @@ export class ClientServer {
   /** A plain client: one NIC connection for the life of its TCP connection. */
   private accept(socket: Socket, first: Buffer): void {
     const tag = `${PLAIN_TAG_PREFIX}${this.generation}:${this.nextPlainId++}`;
-    const connection: ClientConnection = { tag, socket, inputSent: 0, inputAccepted: 0, opened: false, paused: false };
+    const connection: ClientConnection = { tag, socket, outputWritten: 0 };
     this.connections.set(tag, connection);
     this.nic.open(tag);
-    const onData = (chunk: Buffer) => {
-      connection.inputSent += chunk.length;
-      this.nic.deliver(tag, chunk);
-      this.applyBackpressure(connection);
-    };
+    this.flow.add(tag, socket);
+    const onData = (chunk: Buffer) => this.flow.push(tag, chunk);
     onData(first);
     socket.on('data', onData);
     socket.on('close', () => {
       if (this.connections.get(tag) === connection) {
-        this.connections.delete(tag);
+        this.forget(tag);
         this.nic.hangUp(tag);
       }
     });
   }
 
-  private applyBackpressure(connection: ClientConnection): void {
-    const waiting = connection.inputSent - connection.inputAccepted;
-    if (!connection.paused && waiting > INPUT_IN_FLIGHT_BYTES_HIGH) {
-      connection.paused = true;
-      connection.socket.pause();
-    } else if (connection.paused && waiting <= INPUT_IN_FLIGHT_BYTES_HIGH / 2) {
-      connection.paused = false;
-      connection.socket.resume();
-    }
-  }
-
-  /** The guest took a connection slot (before that, input waits in the worker). */
-  onOpened(tag: string): void {
-    const connection = this.connections.get(tag);
-    if (connection) connection.opened = true;
+  private forget(tag: string): void {
+    this.connections.delete(tag);
+    this.flow.remove(tag);
   }
 
   /** Every NIC slot was taken: tell a plain (RESP) client and close. */
@@ -128,23 +110,26 @@ export class ClientServer {
     }
     const connection = this.connections.get(tag);
     if (!connection) return;
-    this.connections.delete(tag);
+    this.forget(tag);
     this.logger.warn({ tag, reason }, 'client connection refused');
     connection.socket.end(`-ERR ${reason}\r\n`);
   }
 
-  /** Progress of the guest's NIC at a capture: how much input each connection has had taken. */
-  onInputAccepted(tag: string, rxAccepted: number): void {
-    const connection = this.connections.get(tag);
-    if (!connection) return;
-    connection.inputAccepted = rxAccepted;
-    this.applyBackpressure(connection);
+  /** Progress of the guest's NIC at a capture: input waiting for room may go in now. */
+  onCaptured(connections: { tag: string; rxDelivered: number }[]): void {
+    this.flow.onCaptured(connections);
   }
 
   /** Committed output: write it to the client if it is still connected (sessions keep it too). */
   writeReleased(tag: string, bytes: Uint8Array): void {
-    if (SessionManager.isSessionTag(tag)) this.sessions.onReleased(tag, bytes);
-    else this.connections.get(tag)?.socket.write(bytes);
+    if (SessionManager.isSessionTag(tag)) {
+      this.sessions.onReleased(tag, bytes);
+      return;
+    }
+    const connection = this.connections.get(tag);
+    if (connection === undefined) return;
+    connection.outputWritten += bytes.length;
+    writeToClient(connection.socket, [bytes], connection.outputWritten, (offset) => this.flow.onOutputTaken(tag, offset), this.logger, tag);
   }
 
   /** The guest closed the connection: close it once the released output has been written. */
@@ -155,7 +140,7 @@ export class ClientServer {
     }
     const connection = this.connections.get(tag);
     if (!connection) return;
-    this.connections.delete(tag);
+    this.forget(tag);
     connection.socket.end();
   }
 
@@ -166,7 +151,10 @@ export class ClientServer {
 
   async close(): Promise<void> {
     this.sessions.closeAll();
-    for (const connection of this.connections.values()) connection.socket.destroy();
+    for (const connection of this.connections.values()) {
+      connection.socket.destroy();
+      this.flow.remove(connection.tag);
+    }
     this.connections.clear();
     if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

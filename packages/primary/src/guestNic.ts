@@ -1,6 +1,7 @@
+import type { FlowNic } from './clientFlow.ts';
+
 /** The guest's NIC as the client server and the session manager see it (GuestWorker implements it). */
-export interface GuestNic {
+export interface GuestNic extends FlowNic {
   open(tag: string): void;
-  deliver(tag: string, bytes: Uint8Array): void;
   hangUp(tag: string): void;
 }

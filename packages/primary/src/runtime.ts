@@ -25,6 +25,7 @@ import { PRIMARY_HEALTH_REASONS, primaryHealth, type PrimaryHealth, type Primary
 import { BackupLink } from './backupLink.ts';
 import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
 import { SessionManager } from './sessions.ts';
+import { ClientFlow } from './clientFlow.ts';
 import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 import { mergeCapturedPages, nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
@@ -136,8 +137,9 @@ export class PrimaryRuntime {
     });
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
-    const sessions = new SessionManager(worker, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
-    this.clients = new ClientServer(worker, logger, options.generation, sessions);
+    const flow = new ClientFlow(worker);
+    const sessions = new SessionManager(worker, flow, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
+    this.clients = new ClientServer(worker, logger, options.generation, sessions, flow);
     this.link = options.backup
       ? new BackupLink({
           host: options.backup.host,
@@ -223,7 +225,6 @@ export class PrimaryRuntime {
       this.execute(this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
     });
     worker.on('guestClose', (tag, _slot, epoch) => this.execute(this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now())));
-    worker.on('opened', (tag) => clients.onOpened(tag));
     worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
     worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
     worker.on('console', (text) => this.options.onConsole?.(text));
@@ -267,7 +268,7 @@ export class PrimaryRuntime {
    * clients are gone with it, so the guest is told they hung up.
    */
   private async hangUpOrphans(): Promise<void> {
-    const slots = await this.worker.command<{ tag: string; rxAccepted: number; txProduced: number }[]>('nicOffsets');
+    const slots = await this.worker.command<ConnectionOffsets[]>('nicOffsets');
     const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
     for (const orphan of orphans) this.worker.hangUp(orphan.tag);
     if (orphans.length > 0) this.logger.info({ connections: orphans.length }, 'hung up the old primary\'s plain client connections');
@@ -331,7 +332,7 @@ export class PrimaryRuntime {
       instructions: checkpoint.instret - this.lastInstret,
     });
     this.lastInstret = checkpoint.instret;
-    for (const connection of connections) this.clients.onInputAccepted(connection.tag, connection.rxAccepted);
+    this.clients.onCaptured(connections);
     this.clients.sessions.onCaptured(checkpoint.epoch, connections);
     this.captures.set(checkpoint.epoch, { checkpoint, queued: false, released: false });
     this.logger.debug(

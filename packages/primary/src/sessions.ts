@@ -16,6 +16,7 @@ import {
   SessionDecoder,
 } from '@hbft/common/session/protocol.ts';
 import type { GuestNic } from './guestNic.ts';
+import { writeToClient, type ClientFlow } from './clientFlow.ts';
 
 /** Session connections are NIC connections tagged `s:<session id in hex>`. */
 export const SESSION_TAG_PREFIX = 's:';
@@ -71,6 +72,7 @@ export class SessionManager {
 
   constructor(
     private readonly nic: GuestNic,
+    private readonly flow: ClientFlow,
     private readonly logger: Logger,
     private readonly generation: () => number,
     windows?: SessionOutputWindows,
@@ -91,10 +93,10 @@ export class SessionManager {
    * After a takeover: the sessions the guest had open, with their committed positions (from the
    * NIC's device state) and the output windows the checkpoints carried.
    */
-  adopt(connections: { tag: string; rxAccepted: number; txProduced: number }[], nowMs: number): void {
+  adopt(connections: { tag: string; rxAccepted: number; rxDelivered: number; txProduced: number }[], nowMs: number): void {
     for (const connection of connections) {
       if (!SessionManager.isSessionTag(connection.tag)) continue;
-      this.sessions.set(connection.tag, {
+      const session: Session = {
         tag: connection.tag,
         inputAccepted: connection.rxAccepted,
         inputCommitted: connection.rxAccepted,
@@ -104,6 +106,12 @@ export class SessionManager {
         socket: null,
         idleSinceMs: nowMs,
         closing: false,
+      };
+      this.sessions.set(connection.tag, session);
+      this.flow.add(connection.tag, null, (bytes) => (session.inputAccepted += bytes), {
+        inputHanded: connection.rxAccepted,
+        inputInRing: connection.rxDelivered,
+        outputTaken: connection.txProduced,
       });
     }
     for (const tag of this.windows.tags()) if (!this.sessions.has(tag)) this.windows.delete(tag);
@@ -120,9 +128,10 @@ export class SessionManager {
           session = this.attach(socket, message.sessionId, message.outputReceived, nowMs());
           if (session === null) return;
         } else if (session !== null && message.kind === 'data') {
-          if (session.closing) continue;
-          session.inputAccepted += message.payload.length;
-          this.nic.deliver(session.tag, message.payload);
+          // Handed to the guest as the NIC has room (session.inputAccepted counts it then); until
+          // then this socket is not read.
+          if (session.closing || session.socket !== socket) continue;
+          this.flow.push(session.tag, message.payload);
         } else if (session !== null && message.kind === 'ack') {
           this.onClientAck(session, message.offset);
         } else if (message.kind === 'ping') {
@@ -140,6 +149,7 @@ export class SessionManager {
       if (session !== null && session.socket === socket) {
         session.socket = null;
         session.idleSinceMs = nowMs();
+        this.flow.setSocket(session.tag, null);
       }
     });
     onBytes(firstChunk);
@@ -168,6 +178,8 @@ export class SessionManager {
       };
       this.sessions.set(tag, session);
       this.nic.open(tag);
+      const created = session;
+      this.flow.add(tag, null, (bytes) => (created.inputAccepted += bytes));
     }
     const window = this.windows.range(tag) ?? { start: session.outputReleased, end: session.outputReleased };
     if (outputReceived < window.start || outputReceived > session.outputReleased) {
@@ -177,9 +189,11 @@ export class SessionManager {
     }
     if (session.socket !== null && session.socket !== socket) session.socket.destroy();
     session.socket = socket;
+    // Input the old socket had pending is dropped here: the client resends from inputAccepted.
+    this.flow.setSocket(tag, socket);
     socket.write(reply(HandshakeStatus.ok, session.inputAccepted, outputReceived));
     const missed = this.windows.from(tag, outputReceived);
-    if (missed !== null && missed.length > 0) for (const frame of encodeDataFrames(missed)) socket.write(frame);
+    if (missed !== null && missed.length > 0) this.writeOutput(session, socket, missed);
     this.onClientAck(session, outputReceived);
     socket.write(encodeAckFrame(session.inputCommitted));
     session.inputCommittedSent = session.inputCommitted;
@@ -187,8 +201,14 @@ export class SessionManager {
     return session;
   }
 
+  /** Output up to session.outputReleased, to the session's socket; taken once the kernel has it. */
+  private writeOutput(session: Session, socket: Socket, bytes: Uint8Array): void {
+    writeToClient(socket, encodeDataFrames(bytes), session.outputReleased, (offset) => this.flow.onOutputTaken(session.tag, offset), this.logger, session.tag);
+  }
+
   private onClientAck(session: Session, offset: number): void {
     if (offset > session.outputReleased) return;
+    this.flow.onOutputTaken(session.tag, offset);
     this.windows.trim(session.tag, offset);
     this.pendingClientAcks.set(session.tag, Math.max(offset, this.pendingClientAcks.get(session.tag) ?? 0));
   }
@@ -268,7 +288,7 @@ export class SessionManager {
     if (session === undefined) return;
     this.windows.append(tag, session.outputReleased, bytes);
     session.outputReleased += bytes.length;
-    if (session.socket !== null) for (const frame of encodeDataFrames(bytes)) session.socket.write(frame);
+    if (session.socket !== null) this.writeOutput(session, session.socket, bytes);
   }
 
   /** Epochs through `throughEpoch` are committed: acknowledge the input they took. */
@@ -296,6 +316,7 @@ export class SessionManager {
     session.socket?.end();
     this.sessions.delete(tag);
     this.windows.delete(tag);
+    this.flow.remove(tag);
   }
 
   /** Closes sessions whose client has been away too long. */
@@ -305,6 +326,7 @@ export class SessionManager {
         this.logger.info({ tag: session.tag }, 'session expired: its client did not come back');
         this.sessions.delete(session.tag);
         this.windows.delete(session.tag);
+        this.flow.remove(session.tag);
         this.nic.hangUp(session.tag);
       }
     }

@@ -244,4 +244,9 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
   hangUp(tag: string): void {
     this.send({ type: 'hangUp', tag });
   }
+
+  /** The connection's client has taken its output up to stream offset `offset`. */
+  outputTaken(tag: string, offset: number): void {
+    this.send({ type: 'outputTaken', tag, offset });
+  }
 }

@@ -2,6 +2,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { HbftError } from '../errors.ts';
 import { STOP_IDLE } from '../guest/cpu.ts';
 import { Machine } from '../guest/machine.ts';
+import { NIC_FLOW_LIMITS } from '../guest/devices/nic.ts';
 import { CheckpointCapturer } from '../checkpoint/capture.ts';
 import { StagingRing } from '../checkpoint/staging.ts';
 import { createMapper } from '../tracking/mapper.ts';
@@ -34,6 +35,8 @@ const data = workerData as GuestWorkerData;
 const control = new Int32Array(data.control);
 const port = data.port;
 const machine = new Machine({ memoryBuffer: data.memory, args: data.args });
+// Clients reach this guest through the primary, which reports what they take (outputTaken).
+machine.nic.flowLimits = NIC_FLOW_LIMITS;
 const slotsByTag = new Map<string, number>();
 const tagsBySlot = new Map<number, string>();
 let doorbellSeen = Atomics.load(control, CTRL_DOORBELL);
@@ -83,7 +86,16 @@ function handle(message: ToWorker): void {
     }
     case 'deliver': {
       const slot = slotsByTag.get(message.tag);
-      if (slot !== undefined) machine.nic.deliver(slot, message.bytes);
+      if (slot === undefined || machine.nic.deliver(slot, message.bytes) !== 'over-limit') return;
+      // The main thread keeps each connection within the NIC's input bounds; if it did not, the
+      // connection ends here, with a reason, instead of a checkpoint too large to send.
+      machine.nic.hangUp(slot);
+      post({ type: 'refused', tag: message.tag, reason: 'input beyond the NIC queue limit' });
+      return;
+    }
+    case 'outputTaken': {
+      const slot = slotsByTag.get(message.tag);
+      if (slot !== undefined) machine.nic.outputTaken(slot, message.offset);
       return;
     }
     case 'hangUp': {

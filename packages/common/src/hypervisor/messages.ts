@@ -10,6 +10,8 @@ export type ToWorker =
   | { type: 'open'; tag: string }
   | { type: 'deliver'; tag: string; bytes: Uint8Array }
   | { type: 'hangUp'; tag: string }
+  /** The connection's client has taken its output up to stream offset `offset` (NIC flow control). */
+  | { type: 'outputTaken'; tag: string; offset: number }
   | { type: 'command'; id: number; name: string; args: unknown }
   /** A standby worker takes over: restore this state and run from epoch `firstEpoch` once resumed. */
   | { type: 'activate'; id: number; state: Uint8Array; firstEpoch: number };

@@ -5,6 +5,7 @@
  * so a careless edit fails at start-up rather than on the wire.
  */
 import { assert } from '../errors.ts';
+import { machineStateBytesMax } from '../limits.ts';
 import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES } from '../guest/addressMap.ts';
 import { PAGE_RECORD_BYTES_MAX, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
 
@@ -23,8 +24,6 @@ export const frameMetaBytesMax = 64 * 1024;
  */
 export const framePayloadBytesMax = 4 * 1024 * 1024;
 
-/** CPU and device state (Machine.getState) carried by a BEGIN frame. */
-export const machineStateBytesMax = 1024 * 1024;
 
 /** The largest whole frame on the wire. */
 export const frameBytesMax = frameHeaderBytes + frameMetaBytesMax + framePayloadBytesMax;

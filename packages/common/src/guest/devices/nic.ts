@@ -1,4 +1,12 @@
 import { StateFormatError, assert } from '../../errors.ts';
+import {
+  clientInputQueuedBytesMaxPerConnection,
+  clientInputQueuedBytesMaxTotal,
+  clientOutputOutstandingBytesHighPerConnection,
+  clientOutputOutstandingBytesHighTotal,
+  nicConnectionsMax,
+  nicReceiveRingFillBytesMax,
+} from '../../limits.ts';
 import { NIC_BASE, NIC_SIZE } from '../addressMap.ts';
 import type { GuestMemory } from '../memory.ts';
 import {
@@ -34,7 +42,7 @@ export const RECORD_OPEN = 1;
 export const RECORD_DATA = 2;
 export const RECORD_CLOSE = 3;
 
-export const NIC_CONNECTIONS_MAX = 64;
+export const NIC_CONNECTIONS_MAX = nicConnectionsMax;
 /** Largest payload the device puts into one receive DATA record. */
 export const NIC_RECORD_PAYLOAD_BYTES_MAX = 2048;
 export const NIC_RECORD_HEADER_BYTES = 8;
@@ -50,10 +58,35 @@ const SLOT_HUNG_UP = 2;
 interface PendingEvent {
   slot: number;
   type: number;
+  /** The event's bytes are `bytes[0, length)`; DATA events grow in place as more input comes. */
   bytes: Uint8Array;
-  /** How much of `bytes` is already in the ring. */
+  length: number;
+  /** How much of it is already in the ring. */
   sent: number;
 }
+
+export type DeliverResult = 'queued' | 'not-open' | 'over-limit';
+
+/**
+ * Flow control between the host's clients and the guest (clientLimits.ts). Input: the queue is
+ * bounded per connection and in total, because it is device state and rides in every checkpoint.
+ * Output: a connection whose client has not taken this much of the guest's output (the host
+ * reports what it took with `outputTaken`) gets no more input into the receive ring, so the guest
+ * produces no more for it; the same over all connections.
+ */
+export interface NicFlowLimits {
+  inputQueuedBytesMaxPerConnection: number;
+  inputQueuedBytesMaxTotal: number;
+  outputOutstandingBytesHighPerConnection: number;
+  outputOutstandingBytesHighTotal: number;
+}
+
+export const NIC_FLOW_LIMITS: NicFlowLimits = {
+  inputQueuedBytesMaxPerConnection: clientInputQueuedBytesMaxPerConnection,
+  inputQueuedBytesMaxTotal: clientInputQueuedBytesMaxTotal,
+  outputOutstandingBytesHighPerConnection: clientOutputOutstandingBytesHighPerConnection,
+  outputOutstandingBytesHighTotal: clientOutputOutstandingBytesHighTotal,
+};
 
 /** Per-slot stream positions: the basis of client sessions that survive a failover. */
 export interface NicStreamOffsets {
@@ -112,6 +145,19 @@ export class VirtualNic implements Device {
   private readonly txProduced = new Float64Array(NIC_CONNECTIONS_MAX);
   private queue: PendingEvent[] = [];
   private queuedBytes = 0;
+  private readonly slotQueuedBytes = new Float64Array(NIC_CONNECTIONS_MAX);
+  /** A slot's last queued event when that is DATA: more input for the slot is appended to it. */
+  private readonly lastData: (PendingEvent | null)[] = new Array(NIC_CONNECTIONS_MAX).fill(null);
+  /**
+   * Output of each open slot that its client has taken (host-reported; not device state: a host
+   * that restores a state starts with nothing outstanding), and the sum of what is outstanding.
+   */
+  private readonly txTaken = new Float64Array(NIC_CONNECTIONS_MAX);
+  private outputOutstandingBytes = 0;
+  /** Per-call scratch of fillReceiveRing: slots whose queued events wait this time. */
+  private readonly slotWaits = new Uint8Array(NIC_CONNECTIONS_MAX);
+  /** Null: no flow control (a bare machine in tests and benchmarks); the guest worker sets it. */
+  flowLimits: NicFlowLimits | null = null;
 
   constructor(memory: GuestMemory) {
     this.memory = memory;
@@ -135,6 +181,43 @@ export class VirtualNic implements Device {
     return this.queue.length;
   }
 
+  /** Input queued for `slot` and not yet in the ring. */
+  pendingBytesOf(slot: number): number {
+    return this.slotQueuedBytes[slot] ?? 0;
+  }
+
+  /** Output produced for open slots that their clients have not taken. */
+  get outstandingOutputBytes(): number {
+    return this.outputOutstandingBytes;
+  }
+
+  /** True while `slot`'s input is held back because its clients have not taken enough output. */
+  inputHeld(slot: number): boolean {
+    const limits = this.flowLimits;
+    if (limits === null || this.slotState[slot] !== SLOT_OPEN) return false;
+    return (
+      this.txProduced[slot]! - this.txTaken[slot]! >= limits.outputOutstandingBytesHighPerConnection ||
+      this.outputOutstandingBytes >= limits.outputOutstandingBytesHighTotal
+    );
+  }
+
+  /**
+   * The client of `slot` has taken its output up to stream offset `offset` (written to its socket,
+   * or acknowledged): input held back for it may flow again, from the next pump().
+   */
+  outputTaken(slot: number, offset: number): void {
+    if (this.slotState[slot] !== SLOT_OPEN) return;
+    const taken = Math.min(Math.max(this.txTaken[slot]!, offset), this.txProduced[slot]!);
+    this.outputOutstandingBytes -= taken - this.txTaken[slot]!;
+    this.txTaken[slot] = taken;
+  }
+
+  /** The slot stops counting towards the output bound (its client is gone or it was closed). */
+  private forgetOutstanding(slot: number): void {
+    this.outputOutstandingBytes -= this.txProduced[slot]! - this.txTaken[slot]!;
+    this.txTaken[slot] = this.txProduced[slot]!;
+  }
+
   /** Opens a connection on a free slot and returns it, or -1 when every slot is taken. */
   openConnection(tag = ''): number {
     const slot = this.slotState.indexOf(SLOT_FREE);
@@ -144,7 +227,10 @@ export class VirtualNic implements Device {
     this.rxAccepted[slot] = 0;
     this.rxDelivered[slot] = 0;
     this.txProduced[slot] = 0;
-    this.queue.push({ slot, type: RECORD_OPEN, bytes: new Uint8Array(0), sent: 0 });
+    this.txTaken[slot] = 0;
+    this.slotQueuedBytes[slot] = 0;
+    this.lastData[slot] = null;
+    this.queue.push({ slot, type: RECORD_OPEN, bytes: new Uint8Array(0), length: 0, sent: 0 });
     return slot;
   }
 
@@ -167,21 +253,46 @@ export class VirtualNic implements Device {
     return { rxAccepted: this.rxAccepted[slot]!, rxDelivered: this.rxDelivered[slot]!, txProduced: this.txProduced[slot]! };
   }
 
-  /** Queues client bytes for `slot`; returns false (and drops them) when the slot is not open. */
-  deliver(slot: number, bytes: Uint8Array): boolean {
-    if (this.slotState[slot] !== SLOT_OPEN) return false;
-    if (bytes.length === 0) return true;
-    this.queue.push({ slot, type: RECORD_DATA, bytes: Uint8Array.from(bytes), sent: 0 });
+  /**
+   * Queues client bytes for `slot`. They are refused (nothing queued) when the slot is not open,
+   * or when they would take the queue beyond its flow limits: the host keeps within them, so that
+   * is the host's error, answered by closing the connection rather than by a checkpoint too large.
+   */
+  deliver(slot: number, bytes: Uint8Array): DeliverResult {
+    if (this.slotState[slot] !== SLOT_OPEN) return 'not-open';
+    if (bytes.length === 0) return 'queued';
+    const limits = this.flowLimits;
+    if (
+      limits !== null &&
+      (this.slotQueuedBytes[slot]! + bytes.length > limits.inputQueuedBytesMaxPerConnection ||
+        this.queuedBytes + bytes.length > limits.inputQueuedBytesMaxTotal)
+    ) {
+      return 'over-limit';
+    }
+    const last = this.lastData[slot];
+    if (last) {
+      appendToEvent(last, bytes);
+    } else {
+      const event = { slot, type: RECORD_DATA, bytes: Uint8Array.from(bytes), length: bytes.length, sent: 0 };
+      this.queue.push(event);
+      this.lastData[slot] = event;
+    }
     this.queuedBytes += bytes.length;
+    this.slotQueuedBytes[slot]! += bytes.length;
     this.rxAccepted[slot]! += bytes.length;
-    return true;
+    return 'queued';
   }
 
-  /** The client hung up: the guest gets CLOSE after any data still queued for it. */
+  /**
+   * The client hung up: the guest gets CLOSE after any data still queued for it. Its output from
+   * now on has no one to go to and is dropped here (it would only be held and then discarded).
+   */
   hangUp(slot: number): void {
     if (this.slotState[slot] !== SLOT_OPEN) return;
+    this.forgetOutstanding(slot);
     this.slotState[slot] = SLOT_HUNG_UP;
-    this.queue.push({ slot, type: RECORD_CLOSE, bytes: new Uint8Array(0), sent: 0 });
+    this.lastData[slot] = null;
+    this.queue.push({ slot, type: RECORD_CLOSE, bytes: new Uint8Array(0), length: 0, sent: 0 });
   }
 
   /** Moves queued events into the receive ring while they fit. Returns whether anything moved. */
@@ -192,25 +303,50 @@ export class VirtualNic implements Device {
     return moved;
   }
 
+  /**
+   * Moves queued events into the ring, one record per connection per round so that a connection
+   * with much input queued does not starve the others. Each connection's own events stay in
+   * order; a connection whose input is held (flow control) waits, and so do its later events.
+   */
   private fillReceiveRing(): boolean {
     if (!this.enabled) return false;
     let moved = false;
-    while (this.queue.length > 0) {
-      const event = this.queue[0]!;
-      if (!this.writeRecord(event)) break;
-      moved = true;
-      if (event.sent === event.bytes.length) this.queue.shift();
+    const waits = this.slotWaits;
+    for (let round = true; round; ) {
+      round = false;
+      waits.fill(0);
+      for (let i = 0; i < this.queue.length; ) {
+        const event = this.queue[i]!;
+        if (waits[event.slot] === 1 || (event.type === RECORD_DATA && this.inputHeld(event.slot))) {
+          waits[event.slot] = 1;
+          i++;
+          continue;
+        }
+        if (!this.writeRecord(event)) return moved;
+        moved = round = true;
+        if (event.sent === event.length) {
+          this.queue.splice(i, 1);
+          if (this.lastData[event.slot] === event) this.lastData[event.slot] = null;
+        } else {
+          waits[event.slot] = 1;
+          i++;
+        }
+      }
     }
     return moved;
   }
 
-  /** Writes one record (or the next chunk of a DATA event). False when the ring is too full. */
+  /**
+   * Writes one record (or the next chunk of a DATA event). False when the ring is too full: the
+   * device fills at most `nicReceiveRingFillBytesMax` of it, however large the guest made it.
+   */
   private writeRecord(event: PendingEvent): boolean {
     const size = this.rxSize;
-    const free = size - (this.rxHead - this.rxTail);
+    const capacity = Math.min(size, nicReceiveRingFillBytesMax);
+    const free = capacity - ((this.rxHead - this.rxTail) >>> 0);
     let position = this.rxHead & (size - 1);
     let contiguous = size - position;
-    const remaining = event.bytes.length - event.sent;
+    const remaining = event.length - event.sent;
     let payload = event.type === RECORD_DATA ? Math.min(remaining, NIC_RECORD_PAYLOAD_BYTES_MAX) : 0;
     // A DATA chunk shrinks to fit the space before the end of the ring, unless that space is tiny;
     // then a PAD record fills it and the record goes to the start.
@@ -226,13 +362,14 @@ export class VirtualNic implements Device {
       }
     }
     const recordBytes = NIC_RECORD_HEADER_BYTES + align8(payload);
-    if (size - (this.rxHead - this.rxTail) < recordBytes) return false;
+    if (capacity - ((this.rxHead - this.rxTail) >>> 0) < recordBytes) return false;
     this.writeHeader(position, event.type, event.slot, payload);
     if (payload > 0) {
       const ramOffset = this.memory.ramOffset(this.rxBase) + position + NIC_RECORD_HEADER_BYTES;
       this.memory.writeBytes(ramOffset, event.bytes.subarray(event.sent, event.sent + payload), 'device');
       event.sent += payload;
       this.queuedBytes -= payload;
+      this.slotQueuedBytes[event.slot]! -= payload;
       this.rxDelivered[event.slot]! += payload;
     }
     this.rxHead = (this.rxHead + recordBytes) >>> 0;
@@ -369,10 +506,15 @@ export class VirtualNic implements Device {
         return;
       }
       if (type === RECORD_DATA && slot < NIC_CONNECTIONS_MAX) {
-        if (this.slotState[slot] !== SLOT_FREE && length > 0) {
+        if (this.slotState[slot] === SLOT_OPEN && length > 0) {
           const bytes = Uint8Array.from(this.memory.readBytes(ringOffset + position + NIC_RECORD_HEADER_BYTES, length));
           this.txProduced[slot]! += length;
+          this.outputOutstandingBytes += length;
           this.host.onTransmit(slot, bytes);
+        } else if (this.slotState[slot] === SLOT_HUNG_UP) {
+          // Nobody will read it (see hangUp); the stream position still moves.
+          this.txProduced[slot]! += length;
+          this.txTaken[slot] = this.txProduced[slot]!;
         }
       } else if (type === RECORD_CLOSE && slot < NIC_CONNECTIONS_MAX) {
         this.closeByGuest(slot);
@@ -391,15 +533,18 @@ export class VirtualNic implements Device {
 
   private closeByGuest(slot: number): void {
     if (this.slotState[slot] === SLOT_FREE) return;
+    this.forgetOutstanding(slot);
     this.slotState[slot] = SLOT_FREE;
     this.slotTag[slot] = '';
     // Whatever the client still had queued for this slot is meaningless now.
     const kept: PendingEvent[] = [];
     for (const event of this.queue) {
-      if (event.slot === slot) this.queuedBytes -= event.bytes.length - event.sent;
+      if (event.slot === slot) this.queuedBytes -= event.length - event.sent;
       else kept.push(event);
     }
     this.queue = kept;
+    this.slotQueuedBytes[slot] = 0;
+    this.lastData[slot] = null;
     this.host.onGuestClose(slot);
   }
 
@@ -413,7 +558,7 @@ export class VirtualNic implements Device {
       v: 1,
       regs: [this.rxBase, this.rxSize, this.rxHead, this.rxTail, this.txBase, this.txSize, this.txHead, this.txTail, this.ctrl, this.status],
       slots,
-      queue: this.queue.map((event) => [event.slot, event.type, event.bytes.subarray(event.sent)]),
+      queue: this.queue.map((event) => [event.slot, event.type, event.bytes.subarray(event.sent, event.length)]),
     };
   }
 
@@ -453,7 +598,8 @@ export class VirtualNic implements Device {
       if (slot >= NIC_CONNECTIONS_MAX || type < RECORD_OPEN || type > RECORD_CLOSE) {
         throw new StateFormatError('nic state: bad queue entry');
       }
-      return { slot, type, bytes: Uint8Array.from(bytes), sent: 0 };
+      const copy = Uint8Array.from(bytes);
+      return { slot, type, bytes: copy, length: copy.length, sent: 0 };
     });
     [this.rxBase, this.rxSize, this.rxHead, this.rxTail, this.txBase, this.txSize, this.txHead, this.txTail, this.ctrl, this.status] =
       regValues as [number, number, number, number, number, number, number, number, number, number];
@@ -469,7 +615,30 @@ export class VirtualNic implements Device {
       this.txProduced[slot.slot] = slot.txProduced;
     }
     this.queue = parsedQueue;
-    this.queuedBytes = parsedQueue.reduce((sum, event) => sum + (event.type === RECORD_DATA ? event.bytes.length : 0), 0);
+    this.slotQueuedBytes.fill(0);
+    this.lastData.fill(null);
+    for (const event of parsedQueue) {
+      this.lastData[event.slot] = event.type === RECORD_DATA ? event : null;
+      if (event.type === RECORD_DATA) this.slotQueuedBytes[event.slot]! += event.length;
+    }
+    this.queuedBytes = parsedQueue.reduce((sum, event) => sum + (event.type === RECORD_DATA ? event.length : 0), 0);
+    // Whoever restores a state starts with no client output outstanding.
+    this.txTaken.set(this.txProduced);
+    this.outputOutstandingBytes = 0;
     assert(this.queuedBytes >= 0, 'queued byte count is consistent');
   }
+}
+
+/** Appends `bytes` to a queued DATA event, growing its buffer geometrically (cheap for many small chunks). */
+function appendToEvent(event: PendingEvent, bytes: Uint8Array): void {
+  if (event.length + bytes.length > event.bytes.length) {
+    const remaining = event.length - event.sent;
+    const grown = new Uint8Array(Math.max(2 * (remaining + bytes.length), 256));
+    grown.set(event.bytes.subarray(event.sent, event.length));
+    event.bytes = grown;
+    event.length = remaining;
+    event.sent = 0;
+  }
+  event.bytes.set(bytes, event.length);
+  event.length += bytes.length;
 }

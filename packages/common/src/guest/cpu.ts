@@ -938,13 +938,11 @@ export class Cpu implements BlockRuntime {
         return;
       case 0xb00:
       case 0xb80:
-        this.mcycleOffset = this.rewriteCounter(this.mcycleOffset, this.currentCycle() + 1, csr === 0xb80, value);
+        this.mcycleOffset = this.rewriteCounter(this.mcycleOffset, this.currentCycle(), csr === 0xb80, value);
         return;
       case 0xb02:
       case 0xb82:
-        // A CSR write takes effect after the writing instruction completes (Privileged ISA
-        // §3.1.11): the next instruction reads exactly the value written.
-        this.minstretOffset = this.rewriteCounter(this.minstretOffset, this.currentInstret() + 1, csr === 0xb82, value);
+        this.minstretOffset = this.rewriteCounter(this.minstretOffset, this.currentInstret(), csr === 0xb82, value);
         return;
       default:
         // misa, mip and the read-only IDs ignore writes (WARL).
@@ -952,11 +950,19 @@ export class Cpu implements BlockRuntime {
     }
   }
 
+  /**
+   * The offset that makes a 64-bit counter, now at `count` (the writing instruction not yet
+   * counted), hold `value` in the half written and keep the other half. The write takes effect
+   * after the writing instruction: it replaces that instruction's own increment, so the next
+   * instruction reads exactly the value written (Privileged ISA §3.1.11; Unprivileged ISA §10.1).
+   * The unwritten half is the one before the increment: at its carry point, 0xffffffff, the
+   * increment would otherwise change it.
+   */
   private rewriteCounter(offset: bigint, count: number, high: boolean, value: number): bigint {
     const current = this.counter64(offset, count);
     const word = BigInt(value >>> 0);
     const next = high ? (word << 32n) | (current & 0xffff_ffffn) : (current & ~0xffff_ffffn & MASK_64) | word;
-    return (next - BigInt(count)) & MASK_64;
+    return (next - BigInt(count + 1)) & MASK_64;
   }
 }
 

@@ -143,6 +143,8 @@ export class Cpu implements BlockRuntime {
    * which read and clear it after a slow load.
    */
   trapped = false;
+  /** The length in bytes of what fetchParcels returned (2 or 4). */
+  private fetchedBytes = 4;
   /** What an AMO, LR.W or SC.W that did not trap writes to rd (read by the callers of `atomic`). */
   atomicValue = 0;
   /** Leave the loop after this instruction: interrupts, halting or waiting need a look. */
@@ -400,7 +402,6 @@ export class Cpu implements BlockRuntime {
     const mu16 = this.mu16;
     const m8 = this.m8;
     const mu8 = this.mu8;
-    const rvc = RVC_EXPANSION;
     let pc = this.pc;
     let n = budget;
     this.sliceBudget = budget;
@@ -421,45 +422,19 @@ export class Cpu implements BlockRuntime {
         }
       }
       // Fetch at 2-byte alignment (IALIGN = 16 with the C extension, Unprivileged ISA §1.5 and
-      // ch. 16): a parcel whose low bits are not 11 is a compressed instruction, executed as its
-      // 32-bit expansion with length 2; a 32-bit instruction may start at pc % 4 = 2.
-      let inst: number;
+      // ch. 16). A 32-bit instruction at a word boundary, all of RV32IM code, costs one test here;
+      // a compressed parcel (low bits not 11) or a 32-bit instruction at pc % 4 = 2 is fetched by
+      // fetchParcels, which expands the former.
+      let inst = m32[(pc ^ RAM_XOR) >> 2]!;
       let len = 4;
-      if ((pc & 2) === 0) {
-        inst = m32[(pc ^ RAM_XOR) >> 2]!;
-        if ((inst & 3) !== 3) {
-          inst = rvc[inst & 0xffff]!;
-          len = 2;
+      if ((((inst & 3) ^ 3) | (pc & 2)) !== 0) {
+        inst = this.fetchParcels(pc, n);
+        if (inst === 0) {
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          continue;
         }
-      } else {
-        const offset = pc ^ RAM_XOR;
-        inst = mu16[offset >> 1]!;
-        if ((inst & 3) !== 3) {
-          inst = rvc[inst]!;
-          len = 2;
-        } else {
-          // The upper half lies in the next word, perhaps in the next page, which then needs its
-          // own fetch check (a tracking read fault, or an access fault at pc + 2 past RAM).
-          if ((pc & 0xfff) === 0xffe && (frames[(pc + 2) >>> 12]! & 1) === 0) {
-            this.pc = pc;
-            this.sliceRemaining = n + 1;
-            this.fetchSlow((pc + 2) | 0);
-            if (this.trapped) {
-              this.trapped = false;
-              pc = this.pc;
-              if (this.exitLoop) break loop;
-              continue;
-            }
-          }
-          inst |= mu16[(offset + 2) >> 1]! << 16;
-        }
-      }
-      if (inst === 0) {
-        // A reserved compressed encoding (rvc.ts); mtval holds the parcel.
-        this.illegal(pc, n, mu16[(pc ^ RAM_XOR) >> 1]!);
-        pc = this.pc;
-        if (this.exitLoop) break loop;
-        continue;
+        len = this.fetchedBytes;
       }
       const rd = (inst >> 7) & 31;
       switch (inst & 0x7f) {
@@ -772,6 +747,35 @@ export class Cpu implements BlockRuntime {
     this.sliceRemaining = remaining;
     this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
     this.trapped = false;
+  }
+
+  /**
+   * Fetches the instruction at `pc` (in a present RAM page) that is not a 32-bit one at a word
+   * boundary: a compressed parcel, returned as its 32-bit expansion (rvc.ts), or a 32-bit
+   * instruction at pc % 4 = 2, whose upper half may lie in the next page and then needs that
+   * page's own fetch check. Leaves the length in fetchedBytes; returns 0 when it trapped (a
+   * reserved parcel, mtval holding it; or a fault on the next page), with the pc at the handler.
+   */
+  private fetchParcels(pc: number, remaining: number): number {
+    const offset = pc ^ RAM_XOR;
+    const low = this.mu16[offset >> 1]!;
+    if ((low & 3) !== 3) {
+      const inst = RVC_EXPANSION[low]!;
+      this.fetchedBytes = 2;
+      if (inst === 0) this.illegal(pc, remaining, low);
+      return inst;
+    }
+    if ((pc & 0xfff) === 0xffe && (this.frames[(pc + 2) >>> 12]! & 1) === 0) {
+      this.pc = pc;
+      this.sliceRemaining = remaining + 1;
+      this.fetchSlow((pc + 2) | 0);
+      if (this.trapped) {
+        this.trapped = false;
+        return 0;
+      }
+    }
+    this.fetchedBytes = 4;
+    return low | (this.mu16[(offset + 2) >> 1]! << 16);
   }
 
   /** A fetch from a page without PRESENT: a read fault on RAM, an access fault elsewhere. */

@@ -39,6 +39,14 @@ test('corrupt and foreign ELF files are refused with the reason', () => {
   }
 });
 
+test('an image with the RVC flag loads and runs, whether or not it executes compressed instructions', () => {
+  // The rv32im cfp with only the flag set (as padding or an unused object file would set it).
+  const flagged = patched(cfp, (v) => v.setUint32(36, v.getUint32(36, true) | 1, true));
+  const run = runElf(flagged, { memoryBytes: 32 * MiB, args: 'mb=1 rounds=1' });
+  assert.equal(run.outcome, 'pass', run.message);
+  assert.equal(parseElf(readFileSync(resolveGuestImage('cfp.rv32imac')), 16 * MiB).entry % 2, 0);
+});
+
 test('an image larger than guest memory is refused', () => {
   // A segment that needs 40 MiB on a 16 MiB machine.
   const big = patched(cfp, (view) => {

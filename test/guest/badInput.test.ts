@@ -29,7 +29,7 @@ test('corrupt and foreign ELF files are refused with the reason', () => {
     ['big-endian', patched(cfp, (_, b) => (b[5] = 2)), /not little-endian/],
     ['x86', patched(cfp, (v) => v.setUint16(18, 62, true)), /ELF machine 62, not RISC-V/],
     ['shared object', patched(cfp, (v) => v.setUint16(16, 3, true)), /not a static executable/],
-    ['compressed', patched(cfp, (v) => v.setUint32(36, 1, true)), /compressed instructions \(RVC\)/],
+    ['odd entry', patched(cfp, (v) => v.setUint32(24, v.getUint32(24, true) + 1, true)), /is not 2-byte aligned/],
     ['float ABI', patched(cfp, (v) => v.setUint32(36, 4, true)), /hardware floating-point ABI/],
     ['headers past the end', patched(cfp, (v) => v.setUint32(28, 0x7fff_0000, true)), /beyond the end of the file/],
     ['entry outside', patched(cfp, (v) => v.setUint32(24, 0x9000_0000, true)), /entry point 0x90000000 is outside/],
@@ -37,6 +37,14 @@ test('corrupt and foreign ELF files are refused with the reason', () => {
   for (const [name, bytes, reason] of cases) {
     assert.throws(() => parseElf(bytes, 16 * MiB, 'guest.elf'), (e: unknown) => e instanceof GuestImageError && reason.test(e.message), name);
   }
+});
+
+test('an image with the RVC flag loads and runs, whether or not it executes compressed instructions', () => {
+  // The rv32im cfp with only the flag set (as padding or an unused object file would set it).
+  const flagged = patched(cfp, (v) => v.setUint32(36, v.getUint32(36, true) | 1, true));
+  const run = runElf(flagged, { memoryBytes: 32 * MiB, args: 'mb=1 rounds=1' });
+  assert.equal(run.outcome, 'pass', run.message);
+  assert.equal(parseElf(readFileSync(resolveGuestImage('cfp.rv32imac')), 16 * MiB).entry % 2, 0);
 });
 
 test('an image larger than guest memory is refused', () => {

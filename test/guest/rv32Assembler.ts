@@ -1,4 +1,4 @@
-// Encodes RV32IM instructions (Unprivileged ISA ch. 2, 7, 9) for tests that write programs into RAM.
+// Encodes RV32IMAC instructions (Unprivileged ISA ch. 2, 7, 8, 9, 16) for tests that write programs into RAM.
 
 export const OP_IMM = 0x13;
 export const OP = 0x33;
@@ -76,3 +76,55 @@ export function li(rd: number, value: number): number[] {
   const low = (value << 20) >> 20;
   return [uType(((value - low) >>> 12) & 0xfffff, rd), addi(rd, rd, low)];
 }
+
+/* The A extension (Unprivileged ISA ch. 8): funct5 values, and an AMO word instruction. */
+export const AMO = 0x2f;
+export const AMO_FUNCTIONS = { add: 0x00, swap: 0x01, lr: 0x02, sc: 0x03, xor: 0x04, or: 0x08, and: 0x0c, min: 0x10, max: 0x14, minu: 0x18, maxu: 0x1c } as const;
+export function amo(f5: number, rd: number, rs1: number, rs2: number, aqrl = 0): number {
+  return rType((f5 << 2) | (aqrl & 3), rs2, rs1, 2, rd, AMO);
+}
+
+/*
+ * The C extension (Unprivileged ISA ch. 16): 16-bit parcels. Registers written r' are x8..x15
+ * (pass the full number); immediates are checked by the caller's choice of values.
+ */
+const bitAt = (value: number, from: number, to: number): number => ((value >> from) & 1) << to;
+const prime = (r: number): number => {
+  if (r < 8 || r > 15) throw new Error(`x${r} is not one of x8..x15`);
+  return r - 8;
+};
+export const C_NOP = 0x0001;
+export const C_EBREAK = 0x9002;
+export const cAddi = (rd: number, imm: number): number => 0x0001 | bitAt(imm, 5, 12) | (rd << 7) | ((imm & 31) << 2);
+export const cLi = (rd: number, imm: number): number => 0x4001 | bitAt(imm, 5, 12) | (rd << 7) | ((imm & 31) << 2);
+/** c.lui rd, nzimm: `upper6` is nzimm[17:12] (signed 6 bits, not 0). */
+export const cLui = (rd: number, upper6: number): number => 0x6001 | bitAt(upper6, 5, 12) | (rd << 7) | ((upper6 & 31) << 2);
+export const cAddi16sp = (imm: number): number =>
+  0x6101 | bitAt(imm, 9, 12) | bitAt(imm, 4, 6) | bitAt(imm, 6, 5) | bitAt(imm, 8, 4) | bitAt(imm, 7, 3) | bitAt(imm, 5, 2);
+export const cAddi4spn = (rd: number, imm: number): number =>
+  (((imm >> 4) & 3) << 11) | (((imm >> 6) & 15) << 7) | bitAt(imm, 2, 6) | bitAt(imm, 3, 5) | (prime(rd) << 2);
+export const cSrli = (rd: number, shamt: number): number => 0x8001 | (prime(rd) << 7) | ((shamt & 31) << 2);
+export const cSrai = (rd: number, shamt: number): number => 0x8401 | (prime(rd) << 7) | ((shamt & 31) << 2);
+export const cAndi = (rd: number, imm: number): number => 0x8801 | bitAt(imm, 5, 12) | (prime(rd) << 7) | ((imm & 31) << 2);
+/** c.sub (0), c.xor (1), c.or (2), c.and (3). */
+export const cArith = (op: number, rd: number, rs2: number): number => 0x8c01 | ((op & 3) << 5) | (prime(rd) << 7) | (prime(rs2) << 2);
+export const cSlli = (rd: number, shamt: number): number => 0x0002 | (rd << 7) | ((shamt & 31) << 2);
+export const cMv = (rd: number, rs2: number): number => 0x8002 | (rd << 7) | (rs2 << 2);
+export const cAdd = (rd: number, rs2: number): number => 0x9002 | (rd << 7) | (rs2 << 2);
+export const cJr = (rs1: number): number => 0x8002 | (rs1 << 7);
+export const cJalr = (rs1: number): number => 0x9002 | (rs1 << 7);
+const clOffset = (uimm: number): number => (((uimm >> 3) & 7) << 10) | bitAt(uimm, 2, 6) | bitAt(uimm, 6, 5);
+export const cLw = (rd: number, rs1: number, uimm: number): number => 0x4000 | clOffset(uimm) | (prime(rs1) << 7) | (prime(rd) << 2);
+export const cSw = (rs2: number, rs1: number, uimm: number): number => 0xc000 | clOffset(uimm) | (prime(rs1) << 7) | (prime(rs2) << 2);
+export const cLwsp = (rd: number, uimm: number): number => 0x4002 | bitAt(uimm, 5, 12) | (rd << 7) | (((uimm >> 2) & 7) << 4) | (((uimm >> 6) & 3) << 2);
+export const cSwsp = (rs2: number, uimm: number): number => 0xc002 | (((uimm >> 2) & 15) << 9) | (((uimm >> 6) & 3) << 7) | (rs2 << 2);
+const cbOffset = (off: number): number =>
+  bitAt(off, 8, 12) | bitAt(off, 4, 11) | bitAt(off, 3, 10) | bitAt(off, 7, 6) | bitAt(off, 6, 5) | bitAt(off, 2, 4) | bitAt(off, 1, 3) | bitAt(off, 5, 2);
+export const cBeqz = (rs1: number, offset: number): number => 0xc001 | cbOffset(offset) | (prime(rs1) << 7);
+export const cBnez = (rs1: number, offset: number): number => 0xe001 | cbOffset(offset) | (prime(rs1) << 7);
+const cjOffset = (off: number): number =>
+  bitAt(off, 11, 12) | bitAt(off, 4, 11) | bitAt(off, 9, 10) | bitAt(off, 8, 9) | bitAt(off, 10, 8) | bitAt(off, 6, 7) | bitAt(off, 7, 6) | bitAt(off, 3, 5) | bitAt(off, 2, 4) | bitAt(off, 1, 3) | bitAt(off, 5, 2);
+export const cJ = (offset: number): number => 0xa001 | cjOffset(offset);
+export const cJal = (offset: number): number => 0x2001 | cjOffset(offset);
+/** Two parcels in one word: `first` at the lower address. */
+export const pack = (first: number, second: number): number => ((first & 0xffff) | (second << 16)) | 0;

@@ -1,6 +1,6 @@
-// Proves that every shipped workload runs to its known checksum on the emulator, and that saving
-// the machine mid-run, restoring it into a fresh machine and continuing gives exactly the run
-// that never stopped (same console, same final state hash).
+// Proves that every shipped workload, built for rv32im and for rv32imac, runs to its known
+// checksum on the emulator, and that saving the machine mid-run, restoring it into a fresh machine
+// and continuing gives exactly the run that never stopped (same console, same final state hash).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -30,7 +30,12 @@ function runToEnd(machine: Machine, limit = 2e9): void {
   while (!machine.halted && executed < limit) executed += machine.run(1_000_000).executed;
 }
 
-for (const [name, checksum] of Object.entries(CHECKSUMS)) {
+const IMAGES = Object.entries(CHECKSUMS).flatMap(([name, checksum]) => [
+  [name, checksum],
+  [`${name}.rv32imac`, checksum],
+]);
+
+for (const [name, checksum] of IMAGES) {
   test(`${name}: runs to its checksum, and a save/restore mid-run changes nothing`, () => {
     const straight = boot(name);
     runToEnd(straight.machine);

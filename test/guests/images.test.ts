@@ -49,6 +49,8 @@ function expectedImages(): Map<string, string[]> {
   for (const source of filesIn('src', (name) => name.endsWith('.c'))) {
     const name = source.slice('src/'.length, -'.c'.length);
     images.set(`${name}.elf`, ['build.sh', ...lib, ...include, source].sort(compareBytewise));
+    // The same guest built for rv32imac (compressed and atomic instructions), from the same inputs.
+    images.set(`${name}.rv32imac.elf`, ['build.sh', ...lib, ...include, source].sort(compareBytewise));
   }
   const isaShared = [
     ...filesIn('isa', (name) => name === 'link.ld'),

@@ -1,9 +1,12 @@
 // Proves that every tracking strategy reports exactly the pages written in each epoch (checked
-// against a ground-truth set over randomized access patterns), that pages dropped as false dirty
+// against a ground-truth set over randomized access patterns: CPU stores, device DMA, and AMOs and
+// SC.W executed by the CPU), that pages dropped as false dirty
 // were never written, and that the strategies' fault counts behave as the paper describes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GuestMemory } from '@hbft/common/guest/memory.ts';
+import { RAM_BASE } from '@hbft/common/guest/addressMap.ts';
+import { Machine } from '@hbft/common/guest/machine.ts';
+import type { GuestMemory } from '@hbft/common/guest/memory.ts';
 import { PTE_PRESENT, PTE_PREDICTED } from '@hbft/common/guest/shadowPageTable.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { TRACKING_STRATEGIES, type DirtyTracker, type EpochResult } from '@hbft/common/tracking/tracker.ts';
@@ -12,13 +15,58 @@ import { SeededRandom, testSeed } from '../helpers/seed.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 
-/** Drives the write path the way the CPU does: inline check first, slow path when it fails. */
+const AMO_FUNCT5 = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c];
+const LR = 0x02;
+const SC = 0x03;
+/** The page holding the one instruction the driver has the CPU execute (never written by the guest). */
+const CODE_PAGE = MEMORY_BYTES / 4096 - 1;
+/** amo<op>.w rd, x2, (x1) for the A extension's funct5 values (Unprivileged ISA ch. 8); lr.w has rs2 = x0. */
+const amoWord = (f5: number, rd: number): number => ((f5 << 27) | ((f5 === LR ? 0 : 2) << 20) | (1 << 15) | (2 << 12) | (rd << 7) | 0x2f) | 0;
+
+/**
+ * Drives the write path the way the CPU does: inline check first, slow path when it fails; AMOs
+ * and LR/SC are executed by the CPU itself (the interpreter), one instruction at a time.
+ */
 class Driver {
-  readonly memory = new GuestMemory(MEMORY_BYTES);
+  readonly machine = new Machine({ memoryBytes: MEMORY_BYTES, engine: 'interpreter' });
+  readonly memory: GuestMemory = this.machine.memory;
   readonly written = new Set<number>();
 
   constructor(readonly tracker: DirtyTracker) {
     trackMemory(this.memory, tracker);
+  }
+
+  /** Executes one A-extension instruction with x1 = `address` and x2 = `value`; returns rd. */
+  private execute(inst: number, address: number, value: number): number {
+    const cpu = this.machine.cpu;
+    // The instruction is placed behind the write path: it is the test's, not a guest store.
+    this.memory.i32[(CODE_PAGE * 4096) >> 2] = inst;
+    cpu.pc = (RAM_BASE + CODE_PAGE * 4096) | 0;
+    cpu.x[1] = address;
+    cpu.x[2] = value;
+    cpu.x[3] = -1;
+    this.machine.run(1);
+    assert.equal(cpu.pc, (RAM_BASE + CODE_PAGE * 4096 + 4) | 0, `the instruction retired without a trap (mcause ${cpu.mcause}, mtval ${(cpu.mtval >>> 0).toString(16)})`);
+    return cpu.x[3]!;
+  }
+
+  /** An AMO, or an LR.W/SC.W pair (whose SC succeeds), on a word of `page`. */
+  amo(page: number, value: number, random: SeededRandom): void {
+    const address = (RAM_BASE + page * 4096 + (value & 4092)) | 0;
+    if (random.chance(0.7)) {
+      this.execute(amoWord(AMO_FUNCT5[random.below(AMO_FUNCT5.length)]!, 3), address, value);
+      this.written.add(page);
+      return;
+    }
+    this.execute(amoWord(LR, 3), address, 0);
+    assert.equal(this.execute(amoWord(SC, 3), address, value), 0, 'SC.W right after LR.W succeeds');
+    this.written.add(page);
+  }
+
+  /** An SC.W without a reservation: it fails and writes nothing. */
+  scWithoutReservation(page: number, value: number): void {
+    const address = (RAM_BASE + page * 4096 + (value & 4092)) | 0;
+    assert.equal(this.execute(amoWord(SC, 3), address, value), 1, 'SC.W without a reservation fails');
   }
 
   load(page: number): void {
@@ -49,8 +97,13 @@ class Driver {
 function randomEpoch(driver: Driver, random: SeededRandom, pageCount: number): void {
   const operations = 200 + random.below(800);
   for (let i = 0; i < operations; i++) {
-    const kind = random.below(10);
-    if (kind < 3) {
+    const kind = random.below(11);
+    if (kind === 10) {
+      // The A extension's read-modify-writes, and an SC.W that must not write.
+      const page = random.below(pageCount - 1);
+      if (random.chance(0.8)) driver.amo(page, random.nextU32(), random);
+      else driver.scWithoutReservation(page, random.nextU32());
+    } else if (kind < 3) {
       // Sequential write stride (CFP-like).
       const start = random.below(pageCount);
       const length = 1 + random.below(96);

@@ -136,6 +136,27 @@ for name in "${built_names[@]}"; do
   fi
 done
 
+# The same guests built for rv32imac, as standard toolchains and most embedded code target (the
+# hart implements C and A): images/<name>.rv32imac.elf. Same inputs, same checksums; gcc may
+# use any RV32IMAC instruction, and the A instructions only where the source asks for atomics.
+RVC_GUEST_FLAGS=(-march=rv32imac "${GUEST_FLAGS[@]:1}")
+RVC_ALLOWED_INSTRUCTIONS='^(c\.[a-z0-9]+|lr\.w|sc\.w|amo(swap|add|xor|and|or|min|max|minu|maxu)\.w)(\.aq|\.rl|\.aqrl)?$'
+for source in "${GUEST_SOURCES[@]}"; do
+  name=$(basename "$source" .c)
+  crt0=$(assemble "$name.rv32imac" lib/crt0.S "${RVC_GUEST_FLAGS[@]}")
+  "$CC" "${RVC_GUEST_FLAGS[@]}" "$crt0" "${LIB_C[@]}" "$source" -lgcc -o "$workdir/$name.rv32imac.elf"
+  install_image "$workdir/$name.rv32imac.elf" "$name.rv32imac.elf"
+  add_to_manifest "$name.rv32imac.elf" build.sh "${LIB_FILES[@]}" "${INCLUDE_FILES[@]}" "$source"
+  built_names+=("$name.rv32imac.elf")
+  unexpected=$("$OBJDUMP" -d -M no-aliases "images/$name.rv32imac.elf" |
+    awk -F'\t' '/^ *[0-9a-f]+:\t/ { split($3, words, " "); print words[1] }' |
+    grep -Ev "$ALLOWED_INSTRUCTIONS" | grep -Ev "$RVC_ALLOWED_INSTRUCTIONS" | sort -u | tr '\n' ' ' || true)
+  if [ -n "$unexpected" ]; then
+    echo "build.sh: images/$name.rv32imac.elf contains instructions outside RV32IMAC: $unexpected" >&2
+    exit 1
+  fi
+done
+
 # ISA conformance tests (written separately; build whatever is there). crt.S is their shared
 # start-up code, not a test.
 mapfile -t ISA_SOURCES < <( { files_in isa '*.S'; files_in isa '*.c'; } | grep -v '^isa/crt\.S$' | sort || true)

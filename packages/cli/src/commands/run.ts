@@ -1,7 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
-import { runElf } from '@hbft/common/guest/run.ts';
+import { writeFileSync } from 'node:fs';
+import { UsageError } from '@hbft/common/errors.ts';
+import { runElf, signatureText } from '@hbft/common/guest/run.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
 
 /** Exit codes of `hbft run` beyond the guest's own: documented in --help. */
@@ -18,6 +20,7 @@ interface RunArgs {
   args: string;
   quiet: boolean;
   engine: CpuEngine;
+  signature?: string;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
@@ -29,6 +32,10 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('max-instructions', { type: 'number', describe: 'stop after this many instructions (exit 124)' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest, e.g. "mb=32 rounds=4"' })
       .option('quiet', { type: 'boolean', default: false, describe: 'do not print the summary line' })
+      .option('signature', {
+        type: 'string',
+        describe: 'when the guest stops, write begin_signature..end_signature to FILE as Spike\'s +signature= does (one 32-bit hex word per line)',
+      })
       .option('engine', {
         choices: CPU_ENGINES,
         default: 'blocks' as CpuEngine,
@@ -50,6 +57,14 @@ export const runCommand: CommandModule<object, RunArgs> = {
       onConsole: (text) => process.stdout.write(text),
     });
     const seconds = (performance.now() - started) / 1000;
+    if (argv.signature !== undefined) {
+      const text = signatureText(result.machine, result.symbols, argv.image);
+      try {
+        writeFileSync(argv.signature, text);
+      } catch (error) {
+        throw new UsageError(`--signature: cannot write ${argv.signature}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
     if (!argv.quiet) {
       const mips = result.instructions / seconds / 1e6;
       process.stderr.write(`hbft: ${result.message} (${seconds.toFixed(2)} s, ${mips.toFixed(0)} MIPS)\n`);

@@ -179,6 +179,44 @@ TEST_BEGIN
   CHECK a4, 6
   csrr a4, instreth
   CHECK a4, 6
+
+  /* Writing one half while the other stands at its carry point, 0xffffffff, leaves that half as
+     it was before the writing instruction: the write replaces the instruction's increment, so
+     nothing carries. The next instruction then carries as usual (issue 12's reproduction). */
+  li TESTNUM, 22
+  li a1, 7
+  li a2, 0xffffffff
+  csrw minstret, a2       /* H:ffffffff */
+  csrw minstreth, a1      /* 7:ffffffff, not 7:00000000 */
+  nop                     /* 8:00000000 */
+  csrr a3, minstret       /* reads 0 */
+  csrr a4, minstreth      /* reads 8 */
+  CHECK a3, 0
+  CHECK a4, 8
+
+  /* The mirror: the low half written while it stands at 0xffffffff leaves the high half. */
+  li TESTNUM, 23
+  csrw minstreth, zero
+  csrw minstret, a2       /* 0:ffffffff */
+  csrw minstret, a1       /* 0:00000007, not 1:00000007 */
+  csrr a3, minstreth
+  CHECK a3, 0
+
+  /* The same two carry points on mcycle (one cycle per instruction while running). */
+  li TESTNUM, 24
+  csrw mcycle, a2
+  csrw mcycleh, a1        /* 7:ffffffff */
+  nop                     /* 8:00000000 */
+  csrr a3, mcycle
+  csrr a4, mcycleh
+  CHECK a3, 0
+  CHECK a4, 8
+  li TESTNUM, 25
+  csrw mcycleh, zero
+  csrw mcycle, a2         /* 0:ffffffff */
+  csrw mcycle, a1         /* 0:00000007 */
+  csrr a3, mcycleh
+  CHECK a3, 0
 #endif
 
   /* mcycle is writable, advances, and advances at least one per instruction. */

@@ -1,7 +1,7 @@
 /*
  * Facts about hbft's hart and address map rather than the ISA, so QEMU's virt hart (other
  * extensions, other IDs, real-time mtime) fails some of them:
- *   - misa = 0x40001100 (MXL = 1, I and M) and ignores writes; mvendorid, marchid, mimpid are 0;
+ *   - misa = 0x40001105 (MXL = 1, A, C, I and M) and ignores writes; mvendorid, marchid, mimpid are 0;
  *   - mstatus implements only MIE and MPIE, MPP is hardwired to M (no lower mode to return to);
  *     mie implements exactly MSIE, MTIE and MEIE; writes to mip change nothing; mtvec holds a
  *     vectored base;
@@ -16,16 +16,16 @@
 
 TEST_BEGIN
 
-  /* misa: RV32, extensions I and M. It is a WARL read-write CSR, so writes are ignored rather
+  /* misa: RV32, extensions A, C, I and M. It is a WARL read-write CSR, so writes are ignored rather
      than illegal (Privileged 3.1.1). */
   li TESTNUM, 1
-  CHECK_CSR misa, 0x40001100
+  CHECK_CSR misa, 0x40001105
   li TESTNUM, 2
   csrw misa, zero
-  CHECK_CSR misa, 0x40001100
+  CHECK_CSR misa, 0x40001105
   li a1, -1
   csrw misa, a1
-  CHECK_CSR misa, 0x40001100
+  CHECK_CSR misa, 0x40001105
 
   li TESTNUM, 3
   CHECK_CSR mvendorid, 0

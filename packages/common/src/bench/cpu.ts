@@ -3,17 +3,22 @@ import { assert } from '../errors.ts';
 import { BENCH_WORKLOAD_ARGS } from './guestLoad.ts';
 import { CPU_ENGINES, type CpuEngine } from '../guest/cpu.ts';
 import { resolveGuestImage, type GuestName } from '../guest/images.ts';
-import { Machine } from '../guest/machine.ts';
+import { Machine, type MachineOptions } from '../guest/machine.ts';
 
 /**
  * The CPU benchmark: guest instructions per second of each engine on each workload, natively (no
- * tracking). Both engines of a workload start from the same warmed-up state (RAM and CPU copied
- * from one to the other) and take turns in short rounds, so that the ratio compares runs made
- * side by side on a machine whose load drifts.
+ * tracking), for the rv32im build of each workload and its rv32imac build (compressed code, the
+ * same instructions executed). With a baseline (the engines of an earlier revision, loaded by the
+ * caller), the baseline's two engines run the rv32im build too, so that a change to the engines
+ * is measured against the code before it in the same run.
+ *
+ * All machines of one image start from the same warmed-up state (RAM and CPU copied from the
+ * first block-engine machine to the others, as a backup restores) and take turns in short rounds,
+ * so that ratios compare runs made side by side on a machine whose load drifts.
  */
 export interface CpuBenchOptions {
   workloads: GuestName[];
-  /** Measured wall time per workload and engine, split over the rounds. */
+  /** Measured wall time per workload, image and engine, split over the rounds. */
   seconds: number;
   rounds: number;
   /** Instructions run once (on the block engine) before the state is copied: past start-up. */
@@ -24,9 +29,32 @@ export interface CpuBenchOptions {
   /** Instructions per Machine.run() call, as a worker runs them. */
   sliceInstructions: number;
   progress: (line: string) => void;
+  /** The engines of an earlier revision, run beside these on the rv32im images. */
+  baseline?: CpuBenchBaseline;
+}
+
+/** What the benchmark needs of a machine: this revision's Machine, or a baseline's. */
+export interface BenchMachine {
+  readonly memory: { readonly u8: Uint8Array };
+  readonly halted: boolean;
+  readonly exit: unknown;
+  loadElf(bytes: Uint8Array, name?: string): unknown;
+  run(budget: number): { executed: number };
+  getState(): Uint8Array;
+  setState(state: Uint8Array): void;
+}
+
+export interface CpuBenchBaseline {
+  /** Says which revision it is (a git revision, as given). */
+  label: string;
+  createMachine(options: MachineOptions): BenchMachine;
 }
 
 export const CPU_BENCH_WORKLOADS: GuestName[] = ['cfp', 'cint', 'jbb', 'web'];
+
+/** The builds of each workload (guests/build.sh): `<name>.elf` and `<name>.rv32imac.elf`. */
+export const CPU_BENCH_IMAGES = ['rv32im', 'rv32imac'] as const;
+export type CpuBenchImage = (typeof CPU_BENCH_IMAGES)[number];
 
 export const CPU_BENCH_DEFAULTS: CpuBenchOptions = {
   workloads: CPU_BENCH_WORKLOADS,
@@ -48,21 +76,33 @@ export interface EngineMeasurement {
 export interface WorkloadMeasurement {
   workload: GuestName;
   args: string;
+  /** This revision's engines on the rv32im build. */
   engines: Record<CpuEngine, EngineMeasurement>;
-  /** blocks MIPS / interpreter MIPS. */
+  /** The same engines on the rv32imac build. */
+  rv32imac: Record<CpuEngine, EngineMeasurement>;
+  /** The baseline's engines on the rv32im build, when there is a baseline. */
+  baseline?: Record<CpuEngine, EngineMeasurement>;
+  /** blocks MIPS / interpreter MIPS (rv32im). */
   ratio: number;
 }
 
 export interface CpuBenchResult {
-  options: Omit<CpuBenchOptions, 'progress' | 'workloads'>;
+  options: Omit<CpuBenchOptions, 'progress' | 'workloads' | 'baseline'>;
+  baseline?: string;
   workloads: WorkloadMeasurement[];
   /** Geometric means over the workloads. */
-  overall: { interpreterMips: number; blocksMips: number; ratio: number };
+  overall: {
+    interpreterMips: number;
+    blocksMips: number;
+    ratio: number;
+    rv32imac: Record<CpuEngine, number>;
+    baseline?: Record<CpuEngine, number>;
+  };
   node: string;
 }
 
 /** Runs `machine` for about `seconds` of wall time; returns the instructions executed and the time taken. */
-function runFor(machine: Machine, seconds: number, sliceInstructions: number): { instructions: number; seconds: number } {
+function runFor(machine: BenchMachine, seconds: number, sliceInstructions: number): { instructions: number; seconds: number } {
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let instructions = 0;
@@ -80,64 +120,122 @@ function geometricMean(values: number[]): number {
   return Math.exp(values.reduce((sum, v) => sum + Math.log(v), 0) / values.length);
 }
 
+/** One machine the rounds take turns on. */
+interface Contender {
+  name: string;
+  machine: BenchMachine;
+  instructions: number;
+  seconds: number;
+}
+
+/**
+ * Warms `contenders[0]` (a block engine) up on `image`, copies its RAM and state to the others,
+ * and lets them all take turns; fills in their totals.
+ */
+function measureImage(options: CpuBenchOptions, label: string, image: Uint8Array, contenders: Contender[]): void {
+  const warm = contenders[0]!.machine;
+  warm.loadElf(image, `${label}.elf`);
+  options.progress(`${label}: warming up (${options.warmupInstructions / 1e6}M instructions)`);
+  for (let done = 0; done < options.warmupInstructions; ) {
+    done += warm.run(Math.min(options.sliceInstructions, options.warmupInstructions - done)).executed;
+  }
+  const state = warm.getState();
+  for (const contender of contenders.slice(1)) {
+    contender.machine.memory.u8.set(warm.memory.u8);
+    contender.machine.setState(state);
+  }
+  for (const contender of contenders) runFor(contender.machine, options.engineWarmupSeconds, options.sliceInstructions);
+  for (let round = 0; round < options.rounds; round++) {
+    // Alternate the order, so that no engine always follows another's garbage.
+    const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const contender of order) {
+      const run = runFor(contender.machine, options.seconds / options.rounds, options.sliceInstructions);
+      contender.instructions += run.instructions;
+      contender.seconds += run.seconds;
+      options.progress(`${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`);
+    }
+  }
+}
+
+function measurementOf(contender: Contender): EngineMeasurement {
+  return { instructions: contender.instructions, seconds: contender.seconds, mips: contender.instructions / contender.seconds / 1e6 };
+}
+
 export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
   assert(options.seconds > 0 && options.rounds > 0 && options.workloads.length > 0, 'a benchmark measures something');
   const measurements: WorkloadMeasurement[] = [];
+  const contender = (name: string, machine: BenchMachine): Contender => ({ name, machine, instructions: 0, seconds: 0 });
   for (const workload of options.workloads) {
     const args = BENCH_WORKLOAD_ARGS[workload];
-    const image = readFileSync(resolveGuestImage(workload));
-    const machines = Object.fromEntries(
-      CPU_ENGINES.map((engine) => [engine, new Machine({ memoryBytes: options.memoryBytes, args, engine })]),
-    ) as Record<CpuEngine, Machine>;
-    const warm = machines.blocks;
-    warm.loadElf(image, `${workload}.elf`);
-    options.progress(`${workload}: warming up (${options.warmupInstructions / 1e6}M instructions, args "${args}")`);
-    for (let done = 0; done < options.warmupInstructions; ) done += warm.run(Math.min(options.sliceInstructions, options.warmupInstructions - done)).executed;
-    // The same state on the other engine: the copy is RAM plus getState, as a backup restores.
-    machines.interpreter.memory.u8.set(warm.memory.u8);
-    machines.interpreter.setState(warm.getState());
-    for (const engine of CPU_ENGINES) runFor(machines[engine], options.engineWarmupSeconds, options.sliceInstructions);
+    const machineOptions = (engine: CpuEngine): MachineOptions => ({ memoryBytes: options.memoryBytes, args, engine });
+    // The block engine first: it warms up, the others start from its state.
+    const engines: CpuEngine[] = ['blocks', 'interpreter'];
+    assert(CPU_ENGINES.length === engines.length, 'the bench measures every engine');
 
-    const totals = Object.fromEntries(CPU_ENGINES.map((engine) => [engine, { instructions: 0, seconds: 0 }])) as Record<
-      CpuEngine,
-      { instructions: number; seconds: number }
-    >;
-    for (let round = 0; round < options.rounds; round++) {
-      // Alternate which engine goes first, so neither always follows the other's garbage.
-      const order = round % 2 === 0 ? CPU_ENGINES : [...CPU_ENGINES].reverse();
-      for (const engine of order) {
-        const run = runFor(machines[engine], options.seconds / options.rounds, options.sliceInstructions);
-        totals[engine].instructions += run.instructions;
-        totals[engine].seconds += run.seconds;
-        options.progress(`${workload}: round ${round + 1}/${options.rounds} ${engine}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`);
-      }
-    }
-    const engines = Object.fromEntries(
-      CPU_ENGINES.map((engine) => [engine, { ...totals[engine], mips: totals[engine].instructions / totals[engine].seconds / 1e6 }]),
-    ) as Record<CpuEngine, EngineMeasurement>;
-    measurements.push({ workload, args, engines, ratio: engines.blocks.mips / engines.interpreter.mips });
+    const current = engines.map((engine) => contender(engine, new Machine(machineOptions(engine))));
+    const previous =
+      options.baseline === undefined
+        ? []
+        : engines.map((engine) => contender(`${engine} (${options.baseline!.label})`, options.baseline!.createMachine(machineOptions(engine))));
+    options.progress(`${workload}: args "${args}"`);
+    measureImage(options, workload, readFileSync(resolveGuestImage(workload)), [...current, ...previous]);
+    const compressed = engines.map((engine) => contender(`${engine}`, new Machine(machineOptions(engine))));
+    measureImage(options, `${workload}.rv32imac`, readFileSync(resolveGuestImage(`${workload}.rv32imac`)), compressed);
+
+    const byEngine = (list: Contender[]): Record<CpuEngine, EngineMeasurement> =>
+      Object.fromEntries(engines.map((engine, i) => [engine, measurementOf(list[i]!)])) as Record<CpuEngine, EngineMeasurement>;
+    const measured = byEngine(current);
+    measurements.push({
+      workload,
+      args,
+      engines: measured,
+      rv32imac: byEngine(compressed),
+      ...(previous.length > 0 ? { baseline: byEngine(previous) } : {}),
+      ratio: measured.blocks.mips / measured.interpreter.mips,
+    });
   }
-  const interpreterMips = geometricMean(measurements.map((m) => m.engines.interpreter.mips));
-  const blocksMips = geometricMean(measurements.map((m) => m.engines.blocks.mips));
-  const { progress: _progress, workloads: _workloads, ...recorded } = options;
+  const mean = (pick: (m: WorkloadMeasurement) => EngineMeasurement): number => geometricMean(measurements.map((m) => pick(m).mips));
+  const interpreterMips = mean((m) => m.engines.interpreter);
+  const blocksMips = mean((m) => m.engines.blocks);
+  const { progress: _progress, workloads: _workloads, baseline, ...recorded } = options;
   return {
     options: recorded,
+    ...(baseline !== undefined ? { baseline: baseline.label } : {}),
     workloads: measurements,
-    overall: { interpreterMips, blocksMips, ratio: blocksMips / interpreterMips },
+    overall: {
+      interpreterMips,
+      blocksMips,
+      ratio: blocksMips / interpreterMips,
+      rv32imac: { blocks: mean((m) => m.rv32imac.blocks), interpreter: mean((m) => m.rv32imac.interpreter) },
+      ...(baseline !== undefined ? { baseline: { blocks: mean((m) => m.baseline!.blocks), interpreter: mean((m) => m.baseline!.interpreter) } } : {}),
+    },
     node: process.version,
   };
 }
 
-/** The result as a table for people. */
+/** The result as a table for people: per workload and engine, MIPS of each build (and the baseline's). */
 export function formatCpuBench(result: CpuBenchResult): string {
-  const rows = [['workload', 'interpreter MIPS', 'blocks MIPS', 'blocks/interpreter']];
+  const withBaseline = result.baseline !== undefined;
+  const header = ['workload', 'engine'];
+  if (withBaseline) header.push(`${result.baseline} rv32im`);
+  header.push('rv32im MIPS');
+  if (withBaseline) header.push(`vs ${result.baseline}`);
+  header.push('rv32imac MIPS', 'imac/im');
+  const rows = [header];
+  const row = (workload: string, engine: CpuEngine, im: number, imac: number, previous: number | undefined): void => {
+    const cells = [workload, engine];
+    if (withBaseline) cells.push(previous!.toFixed(1));
+    cells.push(im.toFixed(1));
+    if (withBaseline) cells.push(`${(im / previous!).toFixed(2)}×`);
+    cells.push(imac.toFixed(1), `${(imac / im).toFixed(2)}×`);
+    rows.push(cells);
+  };
   for (const m of result.workloads) {
-    rows.push([m.workload, m.engines.interpreter.mips.toFixed(1), m.engines.blocks.mips.toFixed(1), `${m.ratio.toFixed(2)}×`]);
+    for (const engine of ['blocks', 'interpreter'] as const) row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips);
   }
   const o = result.overall;
-  rows.push(['overall (geomean)', o.interpreterMips.toFixed(1), o.blocksMips.toFixed(1), `${o.ratio.toFixed(2)}×`]);
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows
-    .map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '))
-    .join('\n');
+  row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks);
+  row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter);
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));
+  return rows.map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ')).join('\n');
 }

@@ -2,6 +2,7 @@ import { assert } from '../errors.ts';
 import { PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import type { CodeCache, GuestMemory } from './memory.ts';
 import { MEXT_FUNCTIONS, MEXT_FUNCTION_NAMES } from './mext.ts';
+import { RVC_EXPANSION } from './rvc.ts';
 import { PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadowPageTable.ts';
 
 /*
@@ -17,8 +18,10 @@ import { PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadow
  *
  * The interpreter (cpu.ts) stays the reference: everything here must be observably identical,
  * down to the instruction at which a tracking fault or a trap happens and the counters it sees.
- * What cannot be compiled (SYSTEM, FENCE, FENCE.I, illegal encodings) ends a block before it and
- * is executed by the interpreter, one instruction at a time.
+ * What cannot be compiled (SYSTEM, FENCE, FENCE.I, illegal encodings, a 32-bit instruction whose
+ * halves lie in two pages) ends a block before it and is executed by the interpreter, one
+ * instruction at a time. Compressed instructions are compiled as their 32-bit expansions (rvc.ts)
+ * with their own length; AMOs call the interpreter's slow path from inside the block.
  *
  * Return protocol of a region function `(remaining) => number`, entered at `cpu.pc` (one of its
  * blocks), leaving the next pc in `cpu.pc`:
@@ -58,7 +61,8 @@ export const REGION_INSTRUCTIONS_MAX = 256;
  */
 export const PAGE_CODE_WRITES_MAX = 8;
 
-const WORDS_PER_PAGE = 1 << (PAGE_SHIFT - 2);
+/** Instructions start at any 2-byte boundary (IALIGN = 16 with C): blocks are indexed by parcel. */
+const PARCELS_PER_PAGE = 1 << (PAGE_SHIFT - 1);
 /** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
 const RAM_XOR = RAM_BASE | 0;
 
@@ -80,9 +84,12 @@ export interface BlockRuntime {
   pc: number;
   /** Set by a load that trapped; the block clears it. */
   trapped: boolean;
+  /** What the last atomicInBlock wrote to rd. */
+  atomicValue: number;
   loadInBlock(pc: number, remaining: number, address: number, f3: number, inst: number): number;
   storeInBlock(pc: number, remaining: number, address: number, f3: number, value: number, inst: number): number;
-  jumpMisalignedInBlock(pc: number, remaining: number, target: number): void;
+  /** An AMO, LR.W or SC.W; returns a storeInBlock result. */
+  atomicInBlock(pc: number, remaining: number, inst: number, address: number, operand: number): number;
 }
 
 /** How an instruction takes part in a block. */
@@ -116,35 +123,68 @@ export function blockKind(inst: number): number {
       return KIND_END;
     case 0x67:
       return f3 === 0 ? KIND_END : KIND_STOP;
+    case 0x2f:
+      // AMO: the slow path decides the rest (an illegal funct5 traps there).
+      return f3 === 2 ? KIND_PLAIN : KIND_STOP;
     default:
       // SYSTEM, MISC-MEM (fence, fence.i) and everything illegal: the interpreter's.
       return KIND_STOP;
   }
 }
 
-/** A block's instructions, read from RAM at `startPc`. */
+/** A block's instructions, read from RAM at `startPc`: 32-bit forms (compressed ones expanded). */
 export interface BlockWords {
   startPc: number;
   words: Int32Array;
+  /** The address of each instruction. */
+  pcs: Int32Array;
+  /** The address after the last instruction. */
+  endPc: number;
+}
+
+/**
+ * The instruction at `pc` (in a present RAM page) in its 32-bit form: a compressed parcel expanded
+ * (0 when reserved), a 32-bit one whole, or 0 when its second half lies in the next page (the
+ * interpreter's: that page needs its own fetch check).
+ */
+function instructionAt(mu16: Uint16Array, pc: number): number {
+  const parcel = (pc ^ RAM_XOR) >>> 1;
+  const low = mu16[parcel]!;
+  if ((low & 3) !== 3) return RVC_EXPANSION[low]!;
+  if ((pc & ((1 << PAGE_SHIFT) - 1)) === (1 << PAGE_SHIFT) - 2) return 0;
+  return low | (mu16[parcel + 1]! << 16);
+}
+
+/** The length in bytes of the instruction at `pc`: 2 for a compressed parcel, else 4 (§1.5). */
+function instructionBytes(mu16: Uint16Array, pc: number): number {
+  return (mu16[(pc ^ RAM_XOR) >>> 1]! & 3) !== 3 ? 2 : 4;
 }
 
 /** How many instructions the block at `startPc` (in a present RAM page) has; 0 when none can start there. */
-export function blockLength(m32: Int32Array, startPc: number): number {
+export function blockLength(mu16: Uint16Array, startPc: number): number {
   let length = 0;
   let pc = startPc;
   for (;;) {
-    const kind = blockKind(m32[(pc ^ RAM_XOR) >> 2]!);
+    const kind = blockKind(instructionAt(mu16, pc));
     if (kind === KIND_STOP) return length;
     length++;
-    pc = (pc + 4) | 0;
+    pc = (pc + instructionBytes(mu16, pc)) | 0;
     if (kind === KIND_END || length === BLOCK_INSTRUCTIONS_MAX || (pc & ((1 << PAGE_SHIFT) - 1)) === 0) return length;
   }
 }
 
 /** Reads the block that starts at `startPc` (a present RAM page); empty when none can start there. */
-export function scanBlock(m32: Int32Array, startPc: number): BlockWords {
-  const first = (startPc ^ RAM_XOR) >> 2;
-  return { startPc, words: m32.slice(first, first + blockLength(m32, startPc)) };
+export function scanBlock(mu16: Uint16Array, startPc: number): BlockWords {
+  const length = blockLength(mu16, startPc);
+  const words = new Int32Array(length);
+  const pcs = new Int32Array(length);
+  let pc = startPc;
+  for (let k = 0; k < length; k++) {
+    words[k] = instructionAt(mu16, pc);
+    pcs[k] = pc;
+    pc = (pc + instructionBytes(mu16, pc)) | 0;
+  }
+  return { startPc, words, pcs, endPc: pc };
 }
 
 function literal(value: number): string {
@@ -166,7 +206,7 @@ function readMask(inst: number): number {
   const opcode = inst & 0x7f;
   let mask = 0;
   if (opcode !== 0x37 && opcode !== 0x17 && opcode !== 0x6f) mask |= 1 << ((inst >> 15) & 31);
-  if (opcode === 0x33 || opcode === 0x23 || opcode === 0x63) mask |= 1 << ((inst >> 20) & 31);
+  if (opcode === 0x33 || opcode === 0x23 || opcode === 0x63 || opcode === 0x2f) mask |= 1 << ((inst >> 20) & 31);
   return mask & ~1;
 }
 
@@ -215,6 +255,9 @@ function branchTarget(inst: number, pc: number): number {
 /** What the code of each instruction needs to know about its block. */
 interface BlockContext {
   startPc: number;
+  /** Each instruction's address, and the address after the last. */
+  pcs: Int32Array;
+  endPc: number;
   count: number;
   /** The block branches back to its own start: its body loops in place. */
   isLoop: boolean;
@@ -338,7 +381,7 @@ function loadSource(inst: number, pc: number, k: number): string {
  * STORE: WRITABLE | DIRTY without WATCHED or CODE, and natural alignment, write RAM directly;
  * anything else is storeSlow (faults, clean writes, devices, writes to code).
  */
-function storeSource(inst: number, pc: number, k: number): string {
+function storeSource(inst: number, pc: number, next: number, k: number): string {
   const f3 = (inst >> 12) & 7;
   const value = reg((inst >> 20) & 31);
   const offset = ((inst >> 25) << 5) | ((inst >> 7) & 31);
@@ -361,29 +404,40 @@ function storeSource(inst: number, pc: number, k: number): string {
     `s = cpu.storeInBlock(${literal(pc)}, ${remainingAt(k)}, a, ${f3}, ${value}, ${literal(inst)}); ` +
     `if (s !== ${STORE_CONTINUE}) { ` +
     `if (s === ${STORE_TRAPPED}) { pc = cpu.pc; e = ~(c + ${k + 1}); } ` +
-    `else { pc = ${literal(pc + 4)}; e = s === ${STORE_EXIT} ? ~(c + ${k + 1}) : c + ${k + 1}; } ` +
+    `else { pc = ${literal(next)}; e = s === ${STORE_EXIT} ? ~(c + ${k + 1}) : c + ${k + 1}; } ` +
     'break exit; } }'
   );
 }
 
-/** A jump to a misaligned target traps at the jump (a stop point). */
-function misalignedJumpSource(pc: number, k: number, target: string): string {
-  return `cpu.jumpMisalignedInBlock(${literal(pc)}, ${remainingAt(k + 1)}, ${target}); pc = cpu.pc; e = ~(c + ${k + 1}); break exit;`;
+/**
+ * AMO, LR.W, SC.W: always the interpreter's slow path (GuestMemory's store path, the reservation);
+ * rd is written unless it trapped, and the block leaves where a slow store would.
+ */
+function atomicSource(inst: number, pc: number, next: number, k: number): string {
+  const rd = (inst >> 7) & 31;
+  const result = assign(rd, 'cpu.atomicValue');
+  return (
+    `s = cpu.atomicInBlock(${literal(pc)}, ${remainingAt(k)}, ${literal(inst)}, ${reg((inst >> 15) & 31)}, ${reg((inst >> 20) & 31)});\n` +
+    `if (s !== ${STORE_CONTINUE}) { ` +
+    `if (s === ${STORE_TRAPPED}) { pc = cpu.pc; e = ~(c + ${k + 1}); } ` +
+    `else { ${result} pc = ${literal(next)}; e = s === ${STORE_EXIT} ? ~(c + ${k + 1}) : c + ${k + 1}; } ` +
+    `break exit; }\n${result}`
+  );
 }
 
-/** The block's last instruction when it is a branch or jump: where the region goes next. */
-function controlSource(context: BlockContext, inst: number, pc: number, k: number): string {
+/**
+ * The block's last instruction when it is a branch or jump: where the region goes next. Targets
+ * are always even and IALIGN is 16, so none raises instruction-address-misaligned (§2.5, cpu.ts).
+ */
+function controlSource(context: BlockContext, inst: number, pc: number): string {
   const rd = (inst >> 7) & 31;
   const a = reg((inst >> 15) & 31);
   const { count } = context;
-  const next = literal(pc + 4);
+  const next = literal(context.endPc);
   switch (inst & 0x7f) {
     case 0x63: {
       const condition = branchCondition(inst, a, reg((inst >> 20) & 31));
       const target = branchTarget(inst, pc);
-      if ((target & 3) !== 0) {
-        return `if (${condition}) { ${misalignedJumpSource(pc, k, literal(target))} }\nc += ${count}; pc = ${next}; ${context.leave}`;
-      }
       if (context.isLoop) {
         // Round again in place while the budget holds a whole pass; else back through dispatch.
         return `c += ${count};\nif (${condition}) { if (c <= n - ${count}) continue; pc = ${literal(target)}; ${context.leave} }\npc = ${next}; ${context.leave}`;
@@ -392,7 +446,6 @@ function controlSource(context: BlockContext, inst: number, pc: number, k: numbe
     }
     case 0x6f: {
       const target = branchTarget(inst, pc);
-      if ((target & 3) !== 0) return misalignedJumpSource(pc, k, literal(target));
       const link = assign(rd, next);
       if (context.isLoop) return `${link}\nc += ${count};\nif (c <= n - ${count}) continue;\npc = ${literal(target)}; ${context.leave}`;
       return `${link}\nc += ${count}; pc = ${literal(target)}; ${context.leave}`;
@@ -401,14 +454,14 @@ function controlSource(context: BlockContext, inst: number, pc: number, k: numbe
       // JALR: the target is computed before rd is written (rd may be rs1).
       return (
         `a = (${a} + ${literal(inst >> 20)}) & -2;\n` +
-        `if ((a & 3) !== 0) { ${misalignedJumpSource(pc, k, 'a')} }\n` +
         `${assign(rd, next)}\nc += ${count}; pc = a; ${context.leave}`
       );
   }
 }
 
 function instructionSource(context: BlockContext, inst: number, k: number): string {
-  const pc = (context.startPc + 4 * k) | 0;
+  const pc = context.pcs[k]!;
+  const next = k + 1 < context.count ? context.pcs[k + 1]! : context.endPc;
   const rd = (inst >> 7) & 31;
   switch (inst & 0x7f) {
     case 0x13:
@@ -422,9 +475,11 @@ function instructionSource(context: BlockContext, inst: number, k: number): stri
     case 0x03:
       return loadSource(inst, pc, k);
     case 0x23:
-      return storeSource(inst, pc, k);
+      return storeSource(inst, pc, next, k);
+    case 0x2f:
+      return atomicSource(inst, pc, next, k);
     default:
-      return controlSource(context, inst, pc, k);
+      return controlSource(context, inst, pc);
   }
 }
 
@@ -432,8 +487,8 @@ function instructionSource(context: BlockContext, inst: number, k: number): stri
 function fixedSuccessors(block: BlockWords): number[] {
   const count = block.words.length;
   const last = block.words[count - 1]!;
-  const lastPc = (block.startPc + 4 * (count - 1)) | 0;
-  const next = (lastPc + 4) | 0;
+  const lastPc = block.pcs[count - 1]!;
+  const next = block.endPc;
   switch (last & 0x7f) {
     case 0x63:
       return [branchTarget(last, lastPc), next];
@@ -469,19 +524,21 @@ function loopThrough(blocks: BlockWords[]): BlockWords[] {
 
 /** One block's code: a `case` of the region's dispatch, or (`alone`) the whole of a one-block region. */
 function blockSource(block: BlockWords, alone: boolean): string {
-  const { startPc, words } = block;
+  const { startPc, words, pcs, endPc } = block;
   const count = words.length;
   const last = words[count - 1]!;
   const lastOpcode = last & 0x7f;
-  const lastPc = (startPc + 4 * (count - 1)) | 0;
+  const lastPc = pcs[count - 1]!;
   const context: BlockContext = {
     startPc,
+    pcs,
+    endPc,
     count,
     isLoop: (lastOpcode === 0x63 || lastOpcode === 0x6f) && branchTarget(last, lastPc) === startPc,
     leave: alone ? 'e = c; break exit;' : 'continue dispatch;',
   };
-  // Alone, the entry pc is checked here instead of by the dispatch (a misaligned pc, possible
-  // only from a restored state, finds the aligned block's region; the interpreter handles it).
+  // Alone, the entry pc is checked here instead of by the dispatch (an odd pc, possible only from
+  // a restored state, finds the region of the parcel below; the interpreter handles it).
   let body = alone ? `if (pc !== ${literal(startPc)} || n < ${count}) break exit;\n` : `if (c > n - ${count}) { e = c; break exit; }\n`;
   if (context.isLoop) body += 'for (;;) {\n';
   for (let k = 0; k < count; k++) {
@@ -489,7 +546,7 @@ function blockSource(block: BlockWords, alone: boolean): string {
     if (code !== '') body += `${code}\n`;
   }
   // Ended by the page edge, the length bound or an instruction left to the interpreter.
-  if (blockKind(last) !== KIND_END) body += `c += ${count}; pc = ${literal(startPc + 4 * count)}; ${context.leave}\n`;
+  if (blockKind(last) !== KIND_END) body += `c += ${count}; pc = ${literal(endPc)}; ${context.leave}\n`;
   if (context.isLoop) body += '}\n';
   return alone ? body : `case ${literal(startPc)}: { // ${count} instructions at ${hex(startPc)}\n${body}}\n`;
 }
@@ -577,7 +634,7 @@ export interface BlockCacheStats {
  * none (PAGE_CODE_WRITES_MAX). The CPU interprets whatever has no block.
  */
 export class BlockCache implements CodeCache {
-  /** By RAM page, then word within the page: the region whose root block starts there. */
+  /** By RAM page, then parcel (2 bytes) within the page: the region whose root block starts there. */
   readonly pages: (BlockFunction[] | undefined)[];
   private readonly memory: GuestMemory;
   private readonly registers: Int32Array;
@@ -590,7 +647,7 @@ export class BlockCache implements CodeCache {
   private readonly pagesWithCode: number[] = [];
   private readonly pageListed: Uint8Array;
   private readonly codeWritesByPage: Uint8Array;
-  /** Entries into not-yet-compiled blocks, by RAM page and word (allocated per page on first use). */
+  /** Entries into not-yet-compiled blocks, by RAM page and parcel (allocated per page on first use). */
   private readonly entriesByPage: (Uint8Array | undefined)[];
   private cached = 0;
   readonly stats: BlockCacheStats = { blocksCompiled: 0, blocksCached: 0, pagesInvalidated: 0, flushes: 0 };
@@ -627,15 +684,15 @@ export class BlockCache implements CodeCache {
     if (this.codeWritesByPage[page]! >= PAGE_CODE_WRITES_MAX) return undefined;
     let entries = this.entriesByPage[page];
     if (entries === undefined) {
-      entries = new Uint8Array(WORDS_PER_PAGE);
+      entries = new Uint8Array(PARCELS_PER_PAGE);
       this.entriesByPage[page] = entries;
     }
-    const word = (pc >>> 2) & (WORDS_PER_PAGE - 1);
-    if (entries[word]! < this.entriesBeforeCompile) {
-      entries[word]++;
+    const parcel = (pc >>> 1) & (PARCELS_PER_PAGE - 1);
+    if (entries[parcel]! < this.entriesBeforeCompile) {
+      entries[parcel]++;
       return undefined;
     }
-    if (blockLength(this.memory.i32, pc) === 0) return undefined;
+    if (blockLength(this.memory.u16, pc) === 0) return undefined;
     if (this.cached >= this.blocksMax) this.memory.invalidateCode();
     return this.compileRoot(page, pc);
   }
@@ -644,7 +701,7 @@ export class BlockCache implements CodeCache {
   private compileRoot(page: number, pc: number): BlockFunction {
     let table = this.pages[page];
     if (table === undefined) {
-      table = new Array<BlockFunction>(WORDS_PER_PAGE);
+      table = new Array<BlockFunction>(PARCELS_PER_PAGE);
       this.pages[page] = table;
       if (this.pageListed[page] === 0) {
         this.pageListed[page] = 1;
@@ -652,16 +709,16 @@ export class BlockCache implements CodeCache {
       }
       this.memory.markCode(page);
     }
-    const m32 = this.memory.i32;
-    const blocks = [scanBlock(m32, pc)];
+    const mu16 = this.memory.u16;
+    const blocks = [scanBlock(mu16, pc)];
     const included = new Set<number>([pc]);
     let instructions = blocks[0]!.words.length;
     // Breadth first through fixed targets to compiled blocks of this page.
     for (let i = 0; i < blocks.length && blocks.length < REGION_BLOCKS_MAX; i++) {
       for (const target of fixedSuccessors(blocks[i]!)) {
         if (included.has(target) || ((target ^ pc) & ~((1 << PAGE_SHIFT) - 1)) !== 0) continue;
-        if (table[(target >>> 2) & (WORDS_PER_PAGE - 1)] === undefined) continue;
-        const block = scanBlock(m32, target);
+        if (table[(target >>> 1) & (PARCELS_PER_PAGE - 1)] === undefined) continue;
+        const block = scanBlock(mu16, target);
         if (blocks.length === REGION_BLOCKS_MAX || instructions + block.words.length > REGION_INSTRUCTIONS_MAX) break;
         included.add(target);
         blocks.push(block);
@@ -673,7 +730,7 @@ export class BlockCache implements CodeCache {
     // has type feedback for it before it optimises the region, often while inside a long loop;
     // without it every later exit deoptimises the region.
     fn(0);
-    table[(pc >>> 2) & (WORDS_PER_PAGE - 1)] = fn;
+    table[(pc >>> 1) & (PARCELS_PER_PAGE - 1)] = fn;
     this.blocksByPage[page]++;
     this.cached++;
     this.stats.blocksCompiled++;

@@ -12,20 +12,23 @@ import {
 import type { Bus } from './bus.ts';
 import type { GuestMemory } from './memory.ts';
 import { mulDiv } from './mext.ts';
+import { RVC_EXPANSION } from './rvc.ts';
 import { PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadowPageTable.ts';
 
 /*
- * An RV32IM hart with the machine-mode subset of the privileged architecture that bare-metal
- * programs and ISA tests use (RISC-V Unprivileged ISA v20191213 ch. 2 and 7; Privileged ISA
+ * An RV32IMAC hart with the machine-mode subset of the privileged architecture that bare-metal
+ * programs and ISA tests use (RISC-V Unprivileged ISA v20191213 ch. 2, 7, 8 and 16; Privileged ISA
  * v20211203 ch. 3). Guest traps are values: they redirect the pc to mtvec, never throw.
  *
  * Two engines run the same semantics. The interpreter, the reference, is one `interpret` loop
  * with registers in an Int32Array and every operand decoded in place (a pre-decoded cache measured
  * slower in V8: design.md §5). The default engine runs basic blocks compiled to JS functions
  * (blockCompiler.ts; `hbft bench cpu` measures it several times as fast) and falls back to the
- * interpreter for what blocks leave out. Both consult the shadow page table inline: fetches and loads need its PRESENT bit, stores
- * need WRITABLE|DIRTY without WATCHED or CODE; anything else, including every device access,
- * takes the same slow paths, so faults and traps happen at the same instructions.
+ * interpreter for what blocks leave out. Both consult the shadow page table inline: fetches and
+ * loads need its PRESENT bit, stores need WRITABLE|DIRTY without WATCHED, CODE or RESERVED;
+ * anything else, including every device access and every AMO, takes the same slow paths, so
+ * faults and traps happen at the same instructions. Compressed instructions (rvc.ts) run as their
+ * 32-bit expansions in both.
  */
 
 /** The execution engines: `blocks` (the default) and `interpreter` (the reference). */
@@ -63,8 +66,12 @@ export const MIP_MSIP = 1 << IRQ_MSI;
 export const MIP_MTIP = 1 << IRQ_MTI;
 export const MIP_MEIP = 1 << IRQ_MEI;
 const MIE_WRITABLE = MIP_MSIP | MIP_MTIP | MIP_MEIP;
-/** misa: MXL = 1 (32-bit), extensions I and M. */
-export const MISA_RV32IM = 0x4000_1100;
+/**
+ * misa (Privileged ISA §3.1.1): MXL = 1 (32-bit), extensions A, C, I and M. Read-only (WARL
+ * allows it), so C is always on: IALIGN is 16 and no jump or branch can raise an
+ * instruction-address-misaligned exception (Unprivileged ISA §2.2, §2.5: targets are even).
+ */
+export const MISA_RV32IMAC = 0x4000_1105;
 
 /** Why `run` returned. */
 export const STOP_BUDGET = 0;
@@ -85,8 +92,8 @@ const MASK_64 = (1n << 64n) - 1n;
 /** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
 const RAM_XOR = RAM_BASE | 0;
 
-// The interpreter inlines these as literals (0x66, 0x06) for speed.
-assert(PTE_STORE_FAST_MASK === 0x66 && PTE_STORE_FAST_VALUE === 0x06 && PTE_PRESENT === 1, 'interpreter page-entry literals');
+// The interpreter inlines these as literals (0xe6, 0x06) for speed.
+assert(PTE_STORE_FAST_MASK === 0xe6 && PTE_STORE_FAST_VALUE === 0x06 && PTE_PRESENT === 1, 'interpreter page-entry literals');
 
 export class Cpu implements BlockRuntime {
   readonly x = new Int32Array(32);
@@ -136,6 +143,10 @@ export class Cpu implements BlockRuntime {
    * which read and clear it after a slow load.
    */
   trapped = false;
+  /** The length in bytes of what fetchParcels returned (2 or 4). */
+  private fetchedBytes = 4;
+  /** What an AMO, LR.W or SC.W that did not trap writes to rd (read by the callers of `atomic`). */
+  atomicValue = 0;
   /** Leave the loop after this instruction: interrupts, halting or waiting need a look. */
   private exitLoop = false;
   /** The compiled blocks (null on the interpreter). */
@@ -300,12 +311,12 @@ export class Cpu implements BlockRuntime {
       // instructions it runs (during an epoch, faults only ever add PRESENT).
       if ((frames[pc >>> 12]! & 1) !== 0) {
         const blocksOfPage = pages[(pc ^ RAM_XOR) >>> 12];
-        const block = blocksOfPage !== undefined ? blocksOfPage[(pc >>> 2) & 1023] : undefined;
+        const block = blocksOfPage !== undefined ? blocksOfPage[(pc >>> 1) & 2047] : undefined;
         if (block !== undefined) {
           executed = block(n);
         } else {
           const compiled = blocks.enterUncompiled(pc);
-          executed = compiled !== undefined ? compiled(n) : this.interpretBlock(n, blockLength(this.m32, pc));
+          executed = compiled !== undefined ? compiled(n) : this.interpretBlock(n, blockLength(this.mu16, pc));
         }
       } else {
         executed = this.interpretBlock(n, 1);
@@ -369,9 +380,17 @@ export class Cpu implements BlockRuntime {
     return this.blocks!.hasPage(pc) ? STORE_CONTINUE : STORE_CODE_CHANGED;
   }
 
-  /** A branch or jump from a compiled block to a misaligned target. */
-  jumpMisalignedInBlock(pc: number, remaining: number, target: number): void {
-    this.misalignedJump(pc, remaining, target);
+  /** An AMO from a compiled block (always a slow path): says how the block goes on; rd's value is in atomicValue. */
+  atomicInBlock(pc: number, remaining: number, inst: number, address: number, operand: number): number {
+    this.pc = pc;
+    this.sliceRemaining = remaining;
+    this.atomic(inst, address, operand);
+    if (this.trapped) {
+      this.trapped = false;
+      return STORE_TRAPPED;
+    }
+    if (this.exitLoop) return STORE_EXIT;
+    return this.blocks!.hasPage(pc) ? STORE_CONTINUE : STORE_CODE_CHANGED;
   }
 
   /** The reference engine: runs up to `budget` instructions and retires them into instret. */
@@ -402,7 +421,21 @@ export class Cpu implements BlockRuntime {
           continue;
         }
       }
-      const inst = m32[(pc ^ RAM_XOR) >> 2]!;
+      // Fetch at 2-byte alignment (IALIGN = 16 with the C extension, Unprivileged ISA §1.5 and
+      // ch. 16). A 32-bit instruction at a word boundary, all of RV32IM code, costs one test here;
+      // a compressed parcel (low bits not 11) or a 32-bit instruction at pc % 4 = 2 is fetched by
+      // fetchParcels, which expands the former.
+      let inst = m32[(pc ^ RAM_XOR) >> 2]!;
+      let len = 4;
+      if ((((inst & 3) ^ 3) | (pc & 2)) !== 0) {
+        inst = this.fetchParcels(pc, n);
+        if (inst === 0) {
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          continue;
+        }
+        len = this.fetchedBytes;
+      }
       const rd = (inst >> 7) & 31;
       switch (inst & 0x7f) {
         case 0x13: {
@@ -452,7 +485,7 @@ export class Cpu implements BlockRuntime {
               break;
           }
           if (rd !== 0) x[rd] = v;
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         }
         case 0x33: {
@@ -501,7 +534,7 @@ export class Cpu implements BlockRuntime {
             continue loop;
           }
           if (rd !== 0) x[rd] = v;
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         }
         case 0x03: {
@@ -545,7 +578,7 @@ export class Cpu implements BlockRuntime {
             }
           }
           if (rd !== 0) x[rd] = v;
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         }
         case 0x23: {
@@ -554,8 +587,8 @@ export class Cpu implements BlockRuntime {
           const value = x[(inst >> 20) & 31]!;
           const f3 = (inst >> 12) & 7;
           let slow = true;
-          // WRITABLE | DIRTY set, WATCHED and CODE clear (PTE_STORE_FAST_MASK / _VALUE).
-          if ((frames[address >>> 12]! & 0x66) === 0x06) {
+          // WRITABLE | DIRTY set, WATCHED, CODE and RESERVED clear (PTE_STORE_FAST_MASK / _VALUE).
+          if ((frames[address >>> 12]! & 0xe6) === 0x06) {
             const offset = address ^ RAM_XOR;
             if (f3 === 2) {
               if ((offset & 3) === 0) {
@@ -580,11 +613,11 @@ export class Cpu implements BlockRuntime {
               if (this.exitLoop) break loop;
               continue loop;
             }
-            pc = (pc + 4) | 0;
+            pc = (pc + len) | 0;
             if (this.exitLoop) break loop;
             continue loop;
           }
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         }
         case 0x63: {
@@ -620,15 +653,9 @@ export class Cpu implements BlockRuntime {
           if (taken) {
             const target =
               (pc + (((inst >> 31) << 12) | (((inst >> 7) & 1) << 11) | (((inst >> 25) & 0x3f) << 5) | (((inst >> 8) & 0xf) << 1))) | 0;
-            if ((target & 3) !== 0) {
-              this.misalignedJump(pc, n, target);
-              pc = this.pc;
-              if (this.exitLoop) break loop;
-              continue loop;
-            }
             pc = target;
           } else {
-            pc = (pc + 4) | 0;
+            pc = (pc + len) | 0;
           }
           break;
         }
@@ -636,13 +663,7 @@ export class Cpu implements BlockRuntime {
           // JAL
           const target =
             (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
-          if ((target & 3) !== 0) {
-            this.misalignedJump(pc, n, target);
-            pc = this.pc;
-            if (this.exitLoop) break loop;
-            continue loop;
-          }
-          if (rd !== 0) x[rd] = (pc + 4) | 0;
+          if (rd !== 0) x[rd] = (pc + len) | 0;
           pc = target;
           break;
         }
@@ -655,25 +676,19 @@ export class Cpu implements BlockRuntime {
             continue loop;
           }
           const target = ((x[(inst >> 15) & 31]! + (inst >> 20)) & ~1) | 0;
-          if ((target & 3) !== 0) {
-            this.misalignedJump(pc, n, target);
-            pc = this.pc;
-            if (this.exitLoop) break loop;
-            continue loop;
-          }
-          if (rd !== 0) x[rd] = (pc + 4) | 0;
+          if (rd !== 0) x[rd] = (pc + len) | 0;
           pc = target;
           break;
         }
         case 0x37:
           // LUI
           if (rd !== 0) x[rd] = inst & 0xfffff000;
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         case 0x17:
           // AUIPC
           if (rd !== 0) x[rd] = (pc + (inst & 0xfffff000)) | 0;
-          pc = (pc + 4) | 0;
+          pc = (pc + len) | 0;
           break;
         case 0x0f: {
           // MISC-MEM: fence and fence.i. Stores to code are seen at once by both engines (a write
@@ -685,7 +700,23 @@ export class Cpu implements BlockRuntime {
             if (this.exitLoop) break loop;
             continue loop;
           }
+          pc = (pc + len) | 0;
+          break;
+        }
+        case 0x2f: {
+          // AMO (the A extension, Unprivileged ISA ch. 8): always the slow path.
+          this.pc = pc;
+          this.sliceRemaining = n + 1;
+          this.atomic(inst, x[(inst >> 15) & 31]!, x[(inst >> 20) & 31]!);
+          if (this.trapped) {
+            this.trapped = false;
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = this.atomicValue;
           pc = (pc + 4) | 0;
+          if (this.exitLoop) break loop;
           break;
         }
         case 0x73: {
@@ -718,11 +749,33 @@ export class Cpu implements BlockRuntime {
     this.trapped = false;
   }
 
-  private misalignedJump(pc: number, remaining: number, target: number): void {
-    this.pc = pc;
-    this.sliceRemaining = remaining;
-    this.exception(CAUSE_FETCH_MISALIGNED, target);
-    this.trapped = false;
+  /**
+   * Fetches the instruction at `pc` (in a present RAM page) that is not a 32-bit one at a word
+   * boundary: a compressed parcel, returned as its 32-bit expansion (rvc.ts), or a 32-bit
+   * instruction at pc % 4 = 2, whose upper half may lie in the next page and then needs that
+   * page's own fetch check. Leaves the length in fetchedBytes; returns 0 when it trapped (a
+   * reserved parcel, mtval holding it; or a fault on the next page), with the pc at the handler.
+   */
+  private fetchParcels(pc: number, remaining: number): number {
+    const offset = pc ^ RAM_XOR;
+    const low = this.mu16[offset >> 1]!;
+    if ((low & 3) !== 3) {
+      const inst = RVC_EXPANSION[low]!;
+      this.fetchedBytes = 2;
+      if (inst === 0) this.illegal(pc, remaining, low);
+      return inst;
+    }
+    if ((pc & 0xfff) === 0xffe && (this.frames[(pc + 2) >>> 12]! & 1) === 0) {
+      this.pc = pc;
+      this.sliceRemaining = remaining + 1;
+      this.fetchSlow((pc + 2) | 0);
+      if (this.trapped) {
+        this.trapped = false;
+        return 0;
+      }
+    }
+    this.fetchedBytes = 4;
+    return low | (this.mu16[(offset + 2) >> 1]! << 16);
   }
 
   /** A fetch from a page without PRESENT: a read fault on RAM, an access fault elsewhere. */
@@ -805,6 +858,94 @@ export class Cpu implements BlockRuntime {
     this.exitLoop = true;
   }
 
+  /**
+   * The A extension's word instructions (Unprivileged ISA ch. 8) at `this.pc`, with rs1's value
+   * `address` and rs2's `operand`: leaves what rd receives in atomicValue, or traps. One hart
+   * executes them in order, so aq/rl (§8.1) need nothing. They work on RAM only: an AMO or SC.W
+   * elsewhere is a store/AMO access fault and an LR.W a load access fault (devices have no AMO
+   * support, Privileged ISA §3.6.3.1); a misaligned address raises the address-misaligned
+   * exception (§8.4). The write goes through GuestMemory's store path, so dirty tracking, the
+   * compiled-code cache and the reservation see it as they see any store.
+   */
+  private atomic(inst: number, address: number, operand: number): void {
+    const f5 = inst >>> 27;
+    const isLoadReserved = f5 === 0x02;
+    if (((inst >> 12) & 7) !== 2 || !isAmoFunction(f5) || (isLoadReserved && ((inst >> 20) & 31) !== 0)) {
+      this.exception(CAUSE_ILLEGAL_INSTRUCTION, inst);
+      return;
+    }
+    if ((address & 3) !== 0) {
+      this.exception(isLoadReserved ? CAUSE_LOAD_MISALIGNED : CAUSE_STORE_MISALIGNED, address);
+      return;
+    }
+    const offset = this.memory.ramOffset(address);
+    if (offset < 0) {
+      this.exception(isLoadReserved ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, address);
+      return;
+    }
+    const page = offset >>> 12;
+    if (isLoadReserved) {
+      // LR.W (§8.2): a load that registers the reservation set (its page, see GuestMemory).
+      this.memory.prepareLoad(page);
+      this.atomicValue = this.m32[offset >> 2]!;
+      this.memory.reserve(page);
+      return;
+    }
+    if ((this.memory.table.entries[page]! & PTE_GUEST_WRITABLE) === 0) {
+      this.exception(CAUSE_STORE_ACCESS, address);
+      return;
+    }
+    if (f5 === 0x03) {
+      // SC.W (§8.2): writes only while the reservation holds, rd = 0 on success and 1 on
+      // failure; the reservation ends either way.
+      if (!this.memory.takeReservation(page)) {
+        this.atomicValue = 1;
+        return;
+      }
+      this.memory.prepareStore(page, 'cpu');
+      this.m32[offset >> 2] = operand;
+      this.memory.finishStore(page, offset, 4, 'cpu');
+      this.atomicValue = 0;
+      return;
+    }
+    // AMO*.W (§8.4): rd gets the old word, memory the operation's result.
+    this.memory.prepareStore(page, 'cpu');
+    const old = this.m32[offset >> 2]!;
+    let next: number;
+    switch (f5) {
+      case 0x01: // AMOSWAP.W
+        next = operand;
+        break;
+      case 0x00: // AMOADD.W
+        next = (old + operand) | 0;
+        break;
+      case 0x04: // AMOXOR.W
+        next = old ^ operand;
+        break;
+      case 0x0c: // AMOAND.W
+        next = old & operand;
+        break;
+      case 0x08: // AMOOR.W
+        next = old | operand;
+        break;
+      case 0x10: // AMOMIN.W
+        next = old < operand ? old : operand;
+        break;
+      case 0x14: // AMOMAX.W
+        next = old > operand ? old : operand;
+        break;
+      case 0x18: // AMOMINU.W
+        next = old >>> 0 < operand >>> 0 ? old : operand;
+        break;
+      default: // AMOMAXU.W
+        next = old >>> 0 > operand >>> 0 ? old : operand;
+        break;
+    }
+    this.m32[offset >> 2] = next;
+    this.memory.finishStore(page, offset, 4, 'cpu');
+    this.atomicValue = old;
+  }
+
   /** SYSTEM instructions; leaves the next pc in this.pc. */
   private system(inst: number): void {
     const f3 = (inst >> 12) & 7;
@@ -819,7 +960,7 @@ export class Cpu implements BlockRuntime {
         case 0x3020_0073: // mret
           this.mstatus =
             ((this.mstatus & MSTATUS_MPIE) !== 0 ? this.mstatus | MSTATUS_MIE : this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE;
-          this.pc = this.mepc & ~3;
+          this.pc = this.mepc;
           this.exitLoop = true;
           return;
         case 0x1050_0073: // wfi
@@ -869,7 +1010,7 @@ export class Cpu implements BlockRuntime {
       case 0x300:
         return (this.mstatus & (MSTATUS_MIE | MSTATUS_MPIE)) | MSTATUS_MPP_M;
       case 0x301:
-        return MISA_RV32IM;
+        return MISA_RV32IMAC;
       case 0x304:
         return this.mie;
       case 0x305:
@@ -928,7 +1069,8 @@ export class Cpu implements BlockRuntime {
         this.mscratch = value;
         return;
       case 0x341:
-        this.mepc = value & ~3;
+        // mepc[0] is always zero; with IALIGN = 16, bit 1 is kept (Privileged ISA §3.1.14).
+        this.mepc = value & ~1;
         return;
       case 0x342:
         this.mcause = value;
@@ -938,13 +1080,11 @@ export class Cpu implements BlockRuntime {
         return;
       case 0xb00:
       case 0xb80:
-        this.mcycleOffset = this.rewriteCounter(this.mcycleOffset, this.currentCycle() + 1, csr === 0xb80, value);
+        this.mcycleOffset = this.rewriteCounter(this.mcycleOffset, this.currentCycle(), csr === 0xb80, value);
         return;
       case 0xb02:
       case 0xb82:
-        // A CSR write takes effect after the writing instruction completes (Privileged ISA
-        // §3.1.11): the next instruction reads exactly the value written.
-        this.minstretOffset = this.rewriteCounter(this.minstretOffset, this.currentInstret() + 1, csr === 0xb82, value);
+        this.minstretOffset = this.rewriteCounter(this.minstretOffset, this.currentInstret(), csr === 0xb82, value);
         return;
       default:
         // misa, mip and the read-only IDs ignore writes (WARL).
@@ -952,11 +1092,39 @@ export class Cpu implements BlockRuntime {
     }
   }
 
+  /**
+   * The offset that makes a 64-bit counter, now at `count` (the writing instruction not yet
+   * counted), hold `value` in the half written and keep the other half. The write takes effect
+   * after the writing instruction: it replaces that instruction's own increment, so the next
+   * instruction reads exactly the value written (Privileged ISA §3.1.11; Unprivileged ISA §10.1).
+   * The unwritten half is the one before the increment: at its carry point, 0xffffffff, the
+   * increment would otherwise change it.
+   */
   private rewriteCounter(offset: bigint, count: number, high: boolean, value: number): bigint {
     const current = this.counter64(offset, count);
     const word = BigInt(value >>> 0);
     const next = high ? (word << 32n) | (current & 0xffff_ffffn) : (current & ~0xffff_ffffn & MASK_64) | word;
-    return (next - BigInt(count)) & MASK_64;
+    return (next - BigInt(count + 1)) & MASK_64;
+  }
+}
+
+/** funct5 values of the A extension's word instructions (Unprivileged ISA ch. 24, the RV32A listing). */
+function isAmoFunction(f5: number): boolean {
+  switch (f5) {
+    case 0x00:
+    case 0x01:
+    case 0x02:
+    case 0x03:
+    case 0x04:
+    case 0x08:
+    case 0x0c:
+    case 0x10:
+    case 0x14:
+    case 0x18:
+    case 0x1c:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -12,6 +12,7 @@ import {
   PTE_CODE,
   PTE_DIRTY,
   PTE_PRESENT,
+  PTE_RESERVED,
   PTE_STORE_FAST_MASK,
   PTE_STORE_FAST_VALUE,
   PTE_WATCHED,
@@ -55,7 +56,9 @@ export function validateMemoryBytes(bytes: number, flag = '--memory'): number {
  * Every write into RAM goes through here or through the CPU's inlined fast path, which performs
  * exactly the check in `isStoreFast`; whenever that check fails the CPU calls `prepareStore`.
  * So dirty tracking sees each CPU store and each device DMA write alike, and so does the CPU's
- * compiled-code cache: a page holding compiled code has PTE_CODE, which fails the fast check.
+ * compiled-code cache: a page holding compiled code has PTE_CODE, which fails the fast check. The
+ * LR.W reservation works the same way: its page has PTE_RESERVED, so the first store to it from
+ * any path (CPU store, AMO, SC.W, device DMA) reaches `prepareStore`, which clears it.
  *
  * Anything that changes RAM without this path (restoring a checkpoint into the buffer, filling
  * .bss) must call `invalidateCode()` before the CPU runs again.
@@ -73,6 +76,12 @@ export class GuestMemory {
   private faultHandlerInUse: ShadowFaultHandler;
   private observer: StoreObserver | null = null;
   private codeCache: CodeCache | null = null;
+  /**
+   * The RAM page of the hart's LR.W reservation, or -1. The reservation set is the whole page, which
+   * the A extension allows ("an arbitrary subset of memory that subsumes the addressed word",
+   * Unprivileged ISA v20191213 §8.2): any store to the page clears it, so an SC.W after one fails.
+   */
+  private reservedPage = -1;
 
   constructor(ramBytes: number, buffer?: SharedArrayBuffer) {
     validateMemoryBytes(ramBytes);
@@ -112,11 +121,40 @@ export class GuestMemory {
     this.table.entries[page] = this.table.entries[page]! | PTE_CODE;
   }
 
-  /** RAM changed behind the write path: forgets every compiled block. */
+  /**
+   * RAM changed behind the write path: forgets every compiled block, and the LR.W reservation (an
+   * SC.W may fail for any reason, §8.2; a restored state holds none).
+   */
   invalidateCode(): void {
+    this.clearReservation();
     const entries = this.table.entries;
     for (let page = 0; page < entries.length; page++) entries[page] = entries[page]! & ~PTE_CODE;
     this.codeCache?.onCodeInvalidateAll();
+  }
+
+  /** LR.W: the reservation set becomes RAM page `page` (replacing any earlier one). */
+  reserve(page: number): void {
+    this.clearReservation();
+    this.reservedPage = page;
+    this.table.entries[page] = this.table.entries[page]! | PTE_RESERVED;
+  }
+
+  /** SC.W: whether the reservation still covers RAM page `page`; the reservation ends either way. */
+  takeReservation(page: number): boolean {
+    const held = this.reservedPage === page;
+    this.clearReservation();
+    return held;
+  }
+
+  /** Whether a reservation is held (for tests). */
+  get reservationHeld(): boolean {
+    return this.reservedPage >= 0;
+  }
+
+  private clearReservation(): void {
+    if (this.reservedPage < 0) return;
+    this.table.entries[this.reservedPage] = this.table.entries[this.reservedPage]! & ~PTE_RESERVED;
+    this.reservedPage = -1;
   }
 
   /** Offset into RAM of a guest-physical address, or -1 when the address is not RAM. */
@@ -137,6 +175,11 @@ export class GuestMemory {
   prepareStore(page: number, source: WriteSource): void {
     const entries = this.table.entries;
     let entry = entries[page]!;
+    if ((entry & PTE_RESERVED) !== 0) {
+      // A store to the reservation set, from whichever path: the next SC.W fails (§8.2).
+      this.clearReservation();
+      entry = entries[page]!;
+    }
     if ((entry & PTE_CODE) !== 0) {
       // Self-modifying code or DMA over code: the compiled blocks of this page go stale.
       entry &= ~PTE_CODE;

@@ -1,8 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { GuestImageError } from '../errors.ts';
-import { STOP_IDLE, type CpuEngine } from './cpu.ts';
+import { CAUSE_ECALL_M, INTERRUPT_BIT, STOP_IDLE, describeCause, type CpuEngine } from './cpu.ts';
+import type { ElfImage } from './elf.ts';
 import { Machine } from './machine.ts';
+
+/**
+ * riscv-tests' trap vector (env/p/riscv_test.h) answers a trap it did not expect by writing
+ * `TESTNUM | 1337` to tohost, which reads as "test (TESTNUM | 1337) >> 1 failed" (668 before the
+ * first test); a test that fails on purpose reaches tohost through ecall instead.
+ */
+const RISCV_TESTS_TRAP_MARK = 1337;
+/** Largest signature region `signatureWords` reads (the framework's are a few KiB). */
+export const SIGNATURE_BYTES_MAX = 64 * 1024 * 1024;
 
 export interface RunElfOptions {
   memoryBytes?: number;
@@ -25,6 +35,8 @@ export interface RunElfResult {
   exitCode: number;
   /** riscv-tests convention: the number of the failing test case. */
   failingTest?: number;
+  /** The image's symbols (begin_signature, end_signature, tohost ...). */
+  symbols: ElfImage['symbols'];
   instructions: number;
   console: string;
   message: string;
@@ -55,7 +67,7 @@ export function runElf(image: Uint8Array | string, options: RunElfOptions = {}):
     consoleText += text;
     options.onConsole?.(text);
   };
-  machine.loadElf(bytes, name);
+  const { symbols } = machine.loadElf(bytes, name);
   const limit = options.maxInstructions ?? Infinity;
   const slice = options.sliceInstructions ?? 1_000_000;
   let instructions = 0;
@@ -69,7 +81,7 @@ export function runElf(image: Uint8Array | string, options: RunElfOptions = {}):
     }
   }
   const exit = machine.exit;
-  const base = { instructions, console: consoleText, machine };
+  const base = { instructions, console: consoleText, machine, symbols };
   if (exit?.kind === 'exit') {
     if (exit.code === 0) return { ...base, outcome: 'pass', exitCode: 0, message: `${name}: passed after ${instructions} instructions` };
     const viaTohost = exit.via === 'tohost';
@@ -78,7 +90,7 @@ export function runElf(image: Uint8Array | string, options: RunElfOptions = {}):
       outcome: 'fail',
       exitCode: exit.code,
       ...(viaTohost ? { failingTest: exit.code } : {}),
-      message: viaTohost ? `${name}: test ${exit.code} failed` : `${name}: exited with code ${exit.code}`,
+      message: viaTohost ? `${name}: ${describeTohostFailure(machine, exit.code)}` : `${name}: exited with code ${exit.code}`,
     };
   }
   if (exit?.kind === 'fault') return { ...base, outcome: 'fault', exitCode: -1, message: `${name}: ${exit.message}` };
@@ -91,4 +103,57 @@ export function runElf(image: Uint8Array | string, options: RunElfOptions = {}):
     };
   }
   return { ...base, outcome: 'limit', exitCode: -1, message: `${name}: stopped after ${instructions} instructions (--max-instructions)` };
+}
+
+/**
+ * What a failing tohost value means: "test N failed", or, when riscv-tests' trap vector wrote
+ * `TESTNUM | 1337` for a trap it did not expect (the last trap was no ecall), that trap: its cause,
+ * the pc and mtval it left in the CSRs.
+ */
+function describeTohostFailure(machine: Machine, code: number): string {
+  const value = ((code << 1) | 1) >>> 0;
+  const cpu = machine.cpu;
+  if ((value & RISCV_TESTS_TRAP_MARK) !== RISCV_TESTS_TRAP_MARK || cpu.mcause === CAUSE_ECALL_M) return `test ${code} failed`;
+  const cause = (cpu.mcause & INTERRUPT_BIT) !== 0 ? `interrupt ${cpu.mcause & ~INTERRUPT_BIT}` : describeCause(cpu.mcause);
+  const testBits = value & ~RISCV_TESTS_TRAP_MARK;
+  const during =
+    testBits === 0
+      ? 'before the first test or in a test whose number has only bits of 1337'
+      : `in test ${testBits} or one whose number differs from it only in bits of 1337`;
+  return (
+    `unexpected trap: ${cause} at pc 0x${hex32(cpu.mepc)} (mtval 0x${hex32(cpu.mtval)}), ${during}; ` +
+    `riscv-tests reported it as tohost 0x${value.toString(16)} = TESTNUM | ${RISCV_TESTS_TRAP_MARK}, which reads as "test ${code} failed"`
+  );
+}
+
+function hex32(value: number): string {
+  return (value >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The signature region of the RISC-V architecture tests, begin_signature up to end_signature, as
+ * Spike's `+signature=` writes it: one 32-bit little-endian word per line, 8 lowercase hex digits.
+ * Throws a GuestImageError when the image has no such region or it does not lie in RAM.
+ */
+export function signatureText(machine: Machine, symbols: ElfImage['symbols'], name = 'image'): string {
+  const begin = symbols.get('begin_signature');
+  const end = symbols.get('end_signature');
+  if (begin === undefined || end === undefined) {
+    throw new GuestImageError(`${name}: --signature needs the symbols begin_signature and end_signature, which the image lacks`);
+  }
+  const offset = machine.memory.ramOffset(begin);
+  const length = (end - begin) >>> 0;
+  if (end < begin || offset < 0 || length > SIGNATURE_BYTES_MAX || offset + length > machine.memory.ramBytes) {
+    throw new GuestImageError(
+      `${name}: the signature region 0x${hex32(begin)}..0x${hex32(end)} is not a range of RAM of at most ${SIGNATURE_BYTES_MAX} bytes`,
+    );
+  }
+  const bytes = machine.memory.readBytes(offset, length);
+  let text = '';
+  // A region whose length is no multiple of 4 ends with a zero-padded word, as Spike pads it.
+  for (let at = 0; at < length; at += 4) {
+    const word = (bytes[at]! | ((bytes[at + 1] ?? 0) << 8) | ((bytes[at + 2] ?? 0) << 16) | ((bytes[at + 3] ?? 0) << 24)) >>> 0;
+    text += `${hex32(word)}\n`;
+  }
+  return text;
 }

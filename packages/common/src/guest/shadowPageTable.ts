@@ -7,7 +7,7 @@ import { assert } from '../errors.ts';
  * consults it on every access; the tracking strategies manipulate it.
  *
  * One byte per page. The CPU's fast paths test it without a call: a load or fetch needs PRESENT,
- * a store needs WRITABLE and DIRTY and neither WATCHED nor CODE. Anything else goes to the slow
+ * a store needs WRITABLE and DIRTY and none of WATCHED, CODE and RESERVED. Anything else goes to the slow
  * path, where a missing PRESENT is a read fault, a missing WRITABLE a write fault (both VM exits),
  * and WRITABLE without DIRTY is the "hardware" setting the dirty bit (no exit; PML logs the page
  * there).
@@ -27,10 +27,16 @@ export const PTE_WATCHED = 0x20;
  * next fetch sees the new instructions. It never causes a fault or changes what the tracker sees.
  */
 export const PTE_CODE = 0x40;
+/**
+ * The page holds the hart's LR.W reservation (guest/memory.ts). Not a strategy bit: a store here
+ * takes the slow path, where GuestMemory clears the reservation and the bit, whichever path the
+ * store came by (CPU store, AMO, SC.W or device DMA).
+ */
+export const PTE_RESERVED = 0x80;
 
-/** Bits a strategy owns; the others (GUEST_WRITABLE, WATCHED, CODE) survive every strategy operation. */
+/** Bits a strategy owns; the others (GUEST_WRITABLE, WATCHED, CODE, RESERVED) survive every strategy operation. */
 export const PTE_STRATEGY_BITS = PTE_PRESENT | PTE_WRITABLE | PTE_DIRTY | PTE_PREDICTED;
-export const PTE_STORE_FAST_MASK = PTE_WRITABLE | PTE_DIRTY | PTE_WATCHED | PTE_CODE;
+export const PTE_STORE_FAST_MASK = PTE_WRITABLE | PTE_DIRTY | PTE_WATCHED | PTE_CODE | PTE_RESERVED;
 export const PTE_STORE_FAST_VALUE = PTE_WRITABLE | PTE_DIRTY;
 
 export const L1_ENTRIES = 512;

@@ -96,7 +96,10 @@ static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
   }
   /* Refused data stays with lwIP, which offers it again later: the client's window closes. */
   if (tcp_sndbuf(pcb) < KVNET_SEND_ROOM_BYTES_MIN) return ERR_MEM;
-  u16_t taken = p->tot_len;
+  /* The engine keeps whatever it does not answer yet, so the window reopens at once. This comes
+     first: closing a connection with data not yet taken would make lwIP reset it and discard the
+     replies still queued (a QUIT's +OK, a protocol error's message). */
+  tcp_recved(pcb, p->tot_len);
   for (struct pbuf *q = p; q != NULL && kvnet.pcbs[slot] == pcb; q = q->next) {
     kv_conn_receive(&kvnet.server, slot, (const uint8_t *)q->payload, q->len);
   }
@@ -111,7 +114,6 @@ static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
     tcp_abort(pcb);
     return ERR_ABRT;
   }
-  tcp_recved(pcb, taken);
   tcp_output(pcb);
   return ERR_OK;
 }

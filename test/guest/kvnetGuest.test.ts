@@ -109,6 +109,32 @@ test('1,024 clients are served at once; the next is refused, and a closed slot i
   assert.equal(segment.send(clients[1023]!, command('PING')), '+PONG\r\n');
 });
 
+test('a client that does not read is held by TCP flow control, others are served, and it gets every reply once it reads', () => {
+  const { segment } = bootKvnet();
+  const reader = segment.connect();
+  const other = segment.connect();
+  const value = 'v'.repeat(4000);
+  assert.equal(segment.send(reader, command('SET', 'big', value)), '+OK\r\n');
+  const requests = 100;
+  const expected = `$${value.length}\r\n${value}\r\n`.repeat(requests);
+  reader.paused = true;
+  segment.push(reader, Buffer.concat(Array.from({ length: requests }, () => command('GET', 'big'))));
+  const held = reader.unreadBytes;
+  assert.ok(held > 0 && held <= 65535, `the guest sent no more than the client's window (${held} bytes)`);
+  assert.ok(held < expected.length / 4, 'most replies wait');
+  assert.equal(segment.send(other, command('PING')), '+PONG\r\n', 'other clients are served meanwhile');
+  // The client reads: each window update lets the guest send (and run) more.
+  reader.paused = false;
+  let received = reader.take();
+  for (let round = 0; round < 200 && received.length < expected.length; round++) {
+    segment.exchange([reader.segmentFrame(TCP_ACK)]);
+    received += reader.take();
+  }
+  assert.equal(received.length, expected.length);
+  assert.ok(received === expected, 'every reply, in order');
+  assert.ok(!reader.reset);
+});
+
 test('bad frames are dropped and counted, and the guest keeps serving', () => {
   const seed = testSeed();
   const random = new SeededRandom(seed);

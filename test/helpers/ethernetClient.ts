@@ -147,10 +147,21 @@ export class TcpClientConnection {
   established = false;
   reset = false;
   finReceived = false;
+  /** A client that does not read: its receive window shrinks by what it holds unread. */
+  paused = false;
   private readonly received: number[] = [];
 
   constructor(readonly segment: EthernetSegment, readonly port: number, isn: number) {
     this.sndNxt = isn >>> 0;
+  }
+
+  get unreadBytes(): number {
+    return this.received.length;
+  }
+
+  /** The window this client advertises: all of it, or what its unread bytes leave when paused. */
+  get window(): number {
+    return this.paused ? Math.max(0, 65535 - this.received.length) : 65535;
   }
 
   /** Everything the guest sent on this connection so far, as text; takes it. */
@@ -168,7 +179,7 @@ export class TcpClientConnection {
       seq: this.sndNxt,
       ack: (flags & TCP_ACK) !== 0 ? this.rcvNxt : 0,
       flags,
-      window: 65535,
+      window: this.window,
       payload,
     });
     this.sndNxt = (this.sndNxt + payload.length + ((flags & (TCP_SYN | TCP_FIN)) !== 0 ? 1 : 0)) >>> 0;
@@ -301,11 +312,16 @@ export class EthernetSegment {
 
   /** Sends bytes (one segment per call, at most one MSS) and returns the guest's answer so far. */
   send(connection: TcpClientConnection, text: string | Uint8Array): string {
+    this.push(connection, text);
+    return connection.take();
+  }
+
+  /** Sends bytes in segments of at most one MSS, leaving what comes back unread. */
+  push(connection: TcpClientConnection, text: string | Uint8Array): void {
     const bytes = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
     for (let offset = 0; offset < bytes.length; offset += 1460) {
       this.exchange([connection.segmentFrame(TCP_ACK | TCP_PSH, bytes.subarray(offset, offset + 1460))]);
     }
-    return connection.take();
   }
 
   close(connection: TcpClientConnection): void {

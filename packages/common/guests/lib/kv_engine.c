@@ -237,6 +237,10 @@ static void transport_send(struct kv_server *server, uint32_t conn, const uint8_
   server->capture_bytes += copy;
 }
 
+static int transport_writable(struct kv_server *server, uint32_t conn) {
+  return server->transport.writable == NULL || server->transport.writable(server->transport.context, conn);
+}
+
 static void transport_close(struct kv_server *server, uint32_t conn) {
   if (server->transport.close != NULL) server->transport.close(server->transport.context, conn);
 }
@@ -712,6 +716,12 @@ static int execute(struct kv_server *server, uint32_t conn, const struct request
 static uint32_t conn_run_requests(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len) {
   uint32_t consumed = 0;
   while (consumed < len && server->conns[conn].state == CONN_OPEN) {
+    /* A transport that can say "no more for now" gets each request's replies at once, and the
+       rest of the input waits until it takes replies again. */
+    if (server->transport.writable != NULL) {
+      kv_reply_flush(server);
+      if (!transport_writable(server, conn)) break;
+    }
     struct parse_result parsed = parse_request(bytes + consumed, len - consumed, server->input_capacity, &server->request);
     if (parsed.status == PARSE_NEED_MORE) break;
     if (parsed.status == PARSE_ERROR) {
@@ -738,34 +748,36 @@ void kv_conn_open(struct kv_server *server, uint32_t conn) {
 }
 
 /* New bytes from a client. When nothing is buffered, requests are parsed straight from the bytes
-   (no copy); only an incomplete tail is kept in the connection's buffer. */
-void kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len) {
+   (no copy); only an incomplete tail is kept in the connection's buffer. Returns how many bytes
+   were taken: all of them, unless the transport stopped taking replies (then the caller keeps the
+   rest and offers it again after kv_conn_resume). */
+uint32_t kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len) {
   struct kv_conn *c = &server->conns[conn];
-  if (c->state == CONN_CLOSING) return;
+  if (c->state == CONN_CLOSING) return len;
   if (c->state == CONN_FREE) kv_conn_open(server, conn);
-  while (len > 0 && c->state == CONN_OPEN) {
+  uint32_t taken = 0;
+  while (taken < len && c->state == CONN_OPEN) {
     if (c->input_bytes == 0) {
-      uint32_t consumed = conn_run_requests(server, conn, bytes, len);
-      bytes += consumed;
-      len -= consumed;
-      if (len == 0 || c->state != CONN_OPEN) break;
-      if (len >= server->input_capacity) {
+      taken += conn_run_requests(server, conn, bytes + taken, len - taken);
+      if (taken == len || c->state != CONN_OPEN || !transport_writable(server, conn)) break;
+      uint32_t rest = len - taken;
+      if (rest >= server->input_capacity) {
         /* An incomplete request already as large as the buffer can never complete. */
         reply_error(server, conn, "ERR Protocol error: request too large for this server's input buffer");
         conn_close(server, conn);
         break;
       }
-      memcpy(conn_input(server, conn), bytes, len);
-      c->input_bytes = len;
+      memcpy(conn_input(server, conn), bytes + taken, rest);
+      c->input_bytes = rest;
+      taken = len;
       break;
     }
     uint32_t room = server->input_capacity - c->input_bytes;
-    uint32_t copy = len < room ? len : room;
+    uint32_t copy = len - taken < room ? len - taken : room;
     uint8_t *input = conn_input(server, conn);
-    memcpy(input + c->input_bytes, bytes, copy);
+    memcpy(input + c->input_bytes, bytes + taken, copy);
     c->input_bytes += copy;
-    bytes += copy;
-    len -= copy;
+    taken += copy;
     uint32_t consumed = conn_run_requests(server, conn, input, c->input_bytes);
     if (c->state != CONN_OPEN) break;
     if (consumed == 0 && c->input_bytes == server->input_capacity) {
@@ -774,6 +786,20 @@ void kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t *byt
       break;
     }
     if (consumed > 0) memmove(input, input + consumed, c->input_bytes - consumed);
+    c->input_bytes -= consumed;
+    if (!transport_writable(server, conn)) break;
+  }
+  kv_reply_flush(server);
+  return c->state == CONN_OPEN ? taken : len;
+}
+
+void kv_conn_resume(struct kv_server *server, uint32_t conn) {
+  struct kv_conn *c = &server->conns[conn];
+  if (c->state != CONN_OPEN || c->input_bytes == 0) return;
+  uint8_t *input = conn_input(server, conn);
+  uint32_t consumed = conn_run_requests(server, conn, input, c->input_bytes);
+  if (c->state == CONN_OPEN && consumed > 0) {
+    memmove(input, input + consumed, c->input_bytes - consumed);
     c->input_bytes -= consumed;
   }
   kv_reply_flush(server);

@@ -58,6 +58,9 @@ struct kv_store {
 struct kv_transport {
   void (*send)(void *context, uint32_t conn, const uint8_t *bytes, uint32_t len);
   void (*close)(void *context, uint32_t conn);
+  /* Optional: whether conn takes more replies now. When it says no, the engine stops running that
+     connection's requests until kv_conn_resume (backpressure from a client that does not read). */
+  int (*writable)(void *context, uint32_t conn);
   void *context;
 };
 
@@ -110,8 +113,12 @@ struct kv_server {
    buffers, then the store from STORE_PERCENT_OF_RAM of what is left. */
 void kv_server_init(struct kv_server *server, struct hbft_arena *arena, uint32_t conn_slots);
 void kv_conn_open(struct kv_server *server, uint32_t conn);
-/* New bytes from the client on conn: every complete request is answered (replies are flushed). */
-void kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len);
+/* New bytes from the client on conn: every complete request is answered (replies are flushed).
+   Returns the bytes taken: fewer than len only when transport.writable said no; the caller keeps
+   the rest and offers it again once kv_conn_resume has run what is buffered. */
+uint32_t kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len);
+/* Runs the requests still buffered for conn (after transport.writable said no). */
+void kv_conn_resume(struct kv_server *server, uint32_t conn);
 /* The client hung up: an open connection is closed through the transport, and the slot is free. */
 void kv_conn_closed_by_client(struct kv_server *server, uint32_t conn);
 void kv_reply_flush(struct kv_server *server);

@@ -4,10 +4,12 @@
  * TCP state lives in guest memory, so a checkpoint carries the connections with it.
  *
  * Connections: up to KVNET_CONNECTIONS_MAX at once; a closed connection's slot is free at once.
- * A client that does not read its replies is served no further input while its send buffer is
- * more than half full (TCP's window then stops it); one whose replies cannot be queued at all is
- * reset, as Redis closes a client over its output buffer limit. Nothing a client sends can stop
- * the others from being served.
+ * Backpressure: a connection's requests run only while its send buffer has room for replies
+ * (KVNET_SEND_ROOM_BYTES_MIN); the rest of its input stays in lwIP's pbufs, unacknowledged to the
+ * window, so a client that does not read its replies is stopped by TCP's own flow control and
+ * holds at most a window of memory. A single reply larger than the free send buffer cannot be
+ * queued: that client is reset, as Redis closes a client over its output buffer limit. Nothing a
+ * client sends can stop the others from being served.
  *
  * Arguments: ip=<A.B.C.D/N> (10.0.0.2/24), gw=<A.B.C.D> (none), port=<TCP port> (6379).
  */
@@ -19,6 +21,8 @@
 #define KVNET_CONNECTIONS_MAX HBFT_TCP_CLIENTS_MAX
 /* Input is taken from a client only while its send buffer has at least this much room. */
 #define KVNET_SEND_ROOM_BYTES_MIN (TCP_SND_BUF / 2)
+/* Room in the send queue (segments) that the same test asks for. */
+#define KVNET_SEND_QUEUE_ROOM_MIN (TCP_SND_QUEUELEN / 4)
 
 struct kvnet {
   struct kv_server server;
@@ -27,6 +31,7 @@ struct kvnet {
   uint32_t free_slots[KVNET_CONNECTIONS_MAX];   /* a stack of free slots */
   uint32_t free_count;
   uint8_t overflowed[KVNET_CONNECTIONS_MAX];    /* replies could not be queued: reset it */
+  struct pbuf *pending[KVNET_CONNECTIONS_MAX];  /* input not yet taken (backpressure) */
   uint32_t accepted;
   uint32_t refused;
   uint32_t reset_for_output;
@@ -35,6 +40,8 @@ struct kvnet {
 static struct kvnet kvnet; /* in .bss: zero, like the rest of a fresh machine */
 
 static void release_slot(uint32_t slot) {
+  if (kvnet.pending[slot] != NULL) pbuf_free(kvnet.pending[slot]);
+  kvnet.pending[slot] = NULL;
   kvnet.pcbs[slot] = NULL;
   kvnet.overflowed[slot] = 0;
   kvnet.free_slots[kvnet.free_count++] = slot;
@@ -43,7 +50,15 @@ static void release_slot(uint32_t slot) {
 static void detach(struct tcp_pcb *pcb) {
   tcp_arg(pcb, NULL);
   tcp_recv(pcb, NULL);
+  tcp_sent(pcb, NULL);
   tcp_err(pcb, NULL);
+}
+
+static int tcp_transport_writable(void *context, uint32_t slot) {
+  (void)context;
+  struct tcp_pcb *pcb = kvnet.pcbs[slot];
+  return pcb != NULL && !kvnet.overflowed[slot] && tcp_sndbuf(pcb) >= KVNET_SEND_ROOM_BYTES_MIN &&
+         tcp_sndqueuelen(pcb) + KVNET_SEND_QUEUE_ROOM_MIN <= TCP_SND_QUEUELEN;
 }
 
 /* The engine's replies: queued on the connection (copied), sent at the end of the callback. */
@@ -69,6 +84,9 @@ static void tcp_transport_close(void *context, uint32_t slot) {
   struct tcp_pcb *pcb = kvnet.pcbs[slot];
   if (pcb == NULL) return;
   detach(pcb);
+  /* Input still held counts as taken: a close with data not taken would make lwIP reset the
+     connection and drop the replies still queued (a QUIT's +OK, a protocol error's message). */
+  if (kvnet.pending[slot] != NULL) tcp_recved(pcb, kvnet.pending[slot]->tot_len);
   if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
   release_slot(slot);
 }
@@ -83,6 +101,34 @@ static void on_error(void *arg, err_t err) {
   release_slot(slot);
 }
 
+/* Resets a connection whose replies could not be queued. Returns ERR_ABRT for lwIP's callbacks. */
+static err_t reset_for_output(uint32_t slot, struct tcp_pcb *pcb) {
+  kvnet.reset_for_output++;
+  detach(pcb);
+  kvnet.pcbs[slot] = NULL;
+  kv_conn_closed_by_client(&kvnet.server, slot);
+  release_slot(slot);
+  tcp_abort(pcb);
+  return ERR_ABRT;
+}
+
+/* Runs the connection's input while it takes replies: what the engine buffered first, then the
+   pending pbufs, each byte acknowledged to the window once the engine has taken it. */
+static err_t feed(uint32_t slot, struct tcp_pcb *pcb) {
+  kv_conn_resume(&kvnet.server, slot);
+  while (kvnet.pcbs[slot] == pcb && kvnet.pending[slot] != NULL && tcp_transport_writable(NULL, slot)) {
+    struct pbuf *p = kvnet.pending[slot];
+    uint32_t taken = kv_conn_receive(&kvnet.server, slot, (const uint8_t *)p->payload, p->len);
+    if (kvnet.pcbs[slot] != pcb) return ERR_OK; /* closed by the engine (QUIT, protocol error) */
+    tcp_recved(pcb, (u16_t)taken);
+    kvnet.pending[slot] = pbuf_free_header(p, (u16_t)taken);
+  }
+  if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  if (kvnet.overflowed[slot]) return reset_for_output(slot, pcb);
+  tcp_output(pcb);
+  return ERR_OK;
+}
+
 static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
   uint32_t slot = (uint32_t)(uintptr_t)arg;
   if (kvnet.pcbs[slot] != pcb) {
@@ -94,28 +140,17 @@ static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
     kv_conn_closed_by_client(&kvnet.server, slot); /* closes through tcp_transport_close */
     return ERR_OK;
   }
-  /* Refused data stays with lwIP, which offers it again later: the client's window closes. */
-  if (tcp_sndbuf(pcb) < KVNET_SEND_ROOM_BYTES_MIN) return ERR_MEM;
-  /* The engine keeps whatever it does not answer yet, so the window reopens at once. This comes
-     first: closing a connection with data not yet taken would make lwIP reset it and discard the
-     replies still queued (a QUIT's +OK, a protocol error's message). */
-  tcp_recved(pcb, p->tot_len);
-  for (struct pbuf *q = p; q != NULL && kvnet.pcbs[slot] == pcb; q = q->next) {
-    kv_conn_receive(&kvnet.server, slot, (const uint8_t *)q->payload, q->len);
-  }
-  pbuf_free(p);
-  if (kvnet.pcbs[slot] != pcb) return ERR_OK; /* closed by the engine (QUIT, protocol error) */
-  if (kvnet.overflowed[slot]) {
-    kvnet.reset_for_output++;
-    detach(pcb);
-    kvnet.pcbs[slot] = NULL;
-    kv_conn_closed_by_client(&kvnet.server, slot);
-    release_slot(slot);
-    tcp_abort(pcb);
-    return ERR_ABRT;
-  }
-  tcp_output(pcb);
-  return ERR_OK;
+  if (kvnet.pending[slot] == NULL) kvnet.pending[slot] = p;
+  else pbuf_cat(kvnet.pending[slot], p);
+  return feed(slot, pcb);
+}
+
+/* The client acknowledged replies: room in the send buffer, so held input may run. */
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
+  (void)length;
+  uint32_t slot = (uint32_t)(uintptr_t)arg;
+  if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  return feed(slot, pcb);
 }
 
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
@@ -131,6 +166,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   kvnet.accepted++;
   tcp_arg(pcb, (void *)(uintptr_t)slot);
   tcp_recv(pcb, on_receive);
+  tcp_sent(pcb, on_sent);
   tcp_err(pcb, on_error);
   tcp_nagle_disable(pcb);
   kv_conn_open(&kvnet.server, slot);
@@ -168,6 +204,7 @@ int main(void) {
   kv_server_init(&kvnet.server, &arena, KVNET_CONNECTIONS_MAX);
   kvnet.server.transport.send = tcp_transport_send;
   kvnet.server.transport.close = tcp_transport_close;
+  kvnet.server.transport.writable = tcp_transport_writable;
   for (uint32_t slot = kvnet.server.conn_count; slot > 0; slot--) kvnet.free_slots[kvnet.free_count++] = slot - 1;
 
   struct tcp_pcb *listener = tcp_new();

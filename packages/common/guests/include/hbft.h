@@ -131,7 +131,7 @@ struct hbft_nic_record {
  *   HBFT_NET_RING_DESCRIPTORS_MAX) are writable while disabled; enabling checks them (STATUS bit 2
  *   reports a refusal) and resets every index to 0. The MAC and the link state come from the host.
  */
-#define HBFT_NET_BASE HBFT_U(0x10003000)
+#define HBFT_NET_BASE HBFT_U(0x10008000)
 #define HBFT_NET_ID (HBFT_NET_BASE + HBFT_U(0x00))        /* reads HBFT_NET_ID_VALUE */
 #define HBFT_NET_MAC_LO (HBFT_NET_BASE + HBFT_U(0x04))    /* MAC bytes 0..3, byte 0 in bits 7:0 */
 #define HBFT_NET_MAC_HI (HBFT_NET_BASE + HBFT_U(0x08))    /* MAC bytes 4..5 */

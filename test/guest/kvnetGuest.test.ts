@@ -1,7 +1,8 @@
 // Proves that the kvnet guest serves the Redis protocol over TCP from inside the guest (lwIP on
 // the packet NIC), driven by a hand-built Ethernet/ARP/TCP client: ARP, commands, pipelining,
 // CONFIG GET, clear errors for unknown and oversized input without hurting other clients, 1,024
-// concurrent connections with a closed slot free at once, bad frames dropped and counted, and that
+// concurrent connections with a closed slot free at once and long-idle ones evicted when all are
+// taken, backpressure on a client that does not read, bad frames dropped and counted, and that
 // a TCP connection survives a save/restore of the machine, as it must survive a failover.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,7 +88,7 @@ test('an oversized request gets a clear error and closes only that client', () =
   assert.equal(segment.send(bystander, command('EXISTS', 'big')), ':0\r\n');
 });
 
-test('1,024 clients are served at once; the next is refused, and a closed slot is free at once', () => {
+test('1,024 clients are served at once; the next is refused, a closed slot is free at once, and a long-idle one is evicted when all are taken', () => {
   const { segment, console } = bootKvnet();
   assert.match(console(), /1024 connection slots/);
   const clients = Array.from({ length: 1024 }, () => segment.connect());
@@ -107,6 +108,14 @@ test('1,024 clients are served at once; the next is refused, and a closed slot i
   assert.ok(next.established && !next.reset, 'the freed slot serves the next client');
   assert.equal(segment.send(next, command('PING')), '+PONG\r\n');
   assert.equal(segment.send(clients[1023]!, command('PING')), '+PONG\r\n');
+  // Every slot taken again. Once connections have been idle 10 s, a newcomer evicts the one idle
+  // longest (client 1: opened early and silent since) rather than being refused.
+  segment.advanceGuestMs(11_000);
+  assert.equal(segment.send(clients[5]!, command('PING')), '+PONG\r\n');
+  const newcomer = segment.connect();
+  assert.ok(newcomer.established && !newcomer.reset, 'the newcomer is served');
+  assert.equal(segment.send(newcomer, command('PING')), '+PONG\r\n');
+  assert.deepEqual(clients.flatMap((client, i) => (client.reset ? [i] : [])), [1], 'exactly the connection idle longest was evicted');
 });
 
 test('a client that does not read is held by TCP flow control, others are served, and it gets every reply once it reads', () => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { STOP_IDLE, type Machine } from '@hbft/common/guest/machine.ts';
+import { TIMEBASE_HZ } from '@hbft/common/guest/addressMap.ts';
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
@@ -292,6 +293,16 @@ export class EthernetSegment {
       if (connection && connection.onSegment(parsed.tcp)) replies.push(connection.segmentFrame(TCP_ACK));
     }
     return replies;
+  }
+
+  /** Lets `ms` of guest time pass by skipping the idle guest's clock from timer to timer. */
+  advanceGuestMs(ms: number): void {
+    const target = this.machine.cpu.currentCycle() + (ms * TIMEBASE_HZ) / 1000;
+    for (let step = 0; step < 10_000 && this.machine.cpu.currentCycle() < target; step++) {
+      if (!this.machine.cpu.skipToTimer()) assert.fail('the guest is not waiting for a timer');
+      this.exchange();
+    }
+    assert.ok(this.machine.cpu.currentCycle() >= target, 'guest time advanced');
   }
 
   /** Resolves the guest's MAC with an ARP request, as a client's kernel does first. */

@@ -4,6 +4,9 @@
  * TCP state lives in guest memory, so a checkpoint carries the connections with it.
  *
  * Connections: up to KVNET_CONNECTIONS_MAX at once; a closed connection's slot is free at once.
+ * When every slot is taken, a new client evicts the connection idle longest, if it has been idle
+ * for KVNET_IDLE_EVICT_MS (so connections that open and go quiet cannot lock others out); when
+ * none has, the new client is refused (reset).
  * Backpressure: a connection's requests run only while its send buffer has room for replies
  * (KVNET_SEND_ROOM_BYTES_MIN); the rest of its input stays in lwIP's pbufs, unacknowledged to the
  * window, so a client that does not read its replies is stopped by TCP's own flow control and
@@ -21,6 +24,8 @@
 #define KVNET_CONNECTIONS_MAX HBFT_TCP_CLIENTS_MAX
 /* Input is taken from a client only while its send buffer has at least this much room. */
 #define KVNET_SEND_ROOM_BYTES_MIN (TCP_SND_BUF / 2)
+/* A connection this long without input may be evicted for a new client when every slot is taken. */
+#define KVNET_IDLE_EVICT_MS 10000u
 /* Room in the send queue (segments) that the same test asks for. */
 #define KVNET_SEND_QUEUE_ROOM_MIN (TCP_SND_QUEUELEN / 4)
 
@@ -32,8 +37,10 @@ struct kvnet {
   uint32_t free_count;
   uint8_t overflowed[KVNET_CONNECTIONS_MAX];    /* replies could not be queued: reset it */
   struct pbuf *pending[KVNET_CONNECTIONS_MAX];  /* input not yet taken (backpressure) */
+  uint32_t last_input_ms[KVNET_CONNECTIONS_MAX]; /* sys_now() at accept or the last input */
   uint32_t accepted;
   uint32_t refused;
+  uint32_t evicted;
   uint32_t reset_for_output;
 };
 
@@ -140,6 +147,7 @@ static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
     kv_conn_closed_by_client(&kvnet.server, slot); /* closes through tcp_transport_close */
     return ERR_OK;
   }
+  kvnet.last_input_ms[slot] = sys_now();
   if (kvnet.pending[slot] == NULL) kvnet.pending[slot] = p;
   else pbuf_cat(kvnet.pending[slot], p);
   return feed(slot, pcb);
@@ -153,9 +161,32 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
   return feed(slot, pcb);
 }
 
+/* Frees the slot of the connection idle longest, if it has been idle KVNET_IDLE_EVICT_MS. */
+static void evict_idle_connection(void) {
+  uint32_t now = sys_now();
+  uint32_t victim = UINT32_MAX, victim_idle_ms = 0;
+  for (uint32_t slot = 0; slot < kvnet.server.conn_count; slot++) {
+    if (kvnet.pcbs[slot] == NULL) continue;
+    uint32_t idle_ms = now - kvnet.last_input_ms[slot];
+    if (idle_ms >= KVNET_IDLE_EVICT_MS && (victim == UINT32_MAX || idle_ms > victim_idle_ms)) {
+      victim = slot;
+      victim_idle_ms = idle_ms;
+    }
+  }
+  if (victim == UINT32_MAX) return;
+  struct tcp_pcb *pcb = kvnet.pcbs[victim];
+  detach(pcb);
+  kvnet.pcbs[victim] = NULL;
+  kv_conn_closed_by_client(&kvnet.server, victim);
+  release_slot(victim);
+  tcp_abort(pcb);
+  kvnet.evicted++;
+}
+
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   (void)arg;
   if (err != ERR_OK || pcb == NULL) return ERR_VAL;
+  if (kvnet.free_count == 0) evict_idle_connection();
   if (kvnet.free_count == 0) {
     kvnet.refused++;
     tcp_abort(pcb);
@@ -163,6 +194,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   }
   uint32_t slot = kvnet.free_slots[--kvnet.free_count];
   kvnet.pcbs[slot] = pcb;
+  kvnet.last_input_ms[slot] = sys_now();
   kvnet.accepted++;
   tcp_arg(pcb, (void *)(uintptr_t)slot);
   tcp_recv(pcb, on_receive);

@@ -40,3 +40,22 @@ test('hbft run refuses a malformed --ip, and --ip without --tap, with exit 2', (
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
   }
 });
+
+test('a gratuitous ARP announces the guest: broadcast, sender and target both the guest, a valid ARP request', async () => {
+  const { gratuitousArpFrame, parseIpv4 } = await import('@hbft/common/net/arp.ts');
+  const { parseFrame } = await import('../helpers/ethernetClient.ts');
+  const mac = guestMac('kvnet@10.0.0.2/24');
+  const ip = parseIpv4('10.0.0.2/24')!;
+  assert.equal(ip, 0x0a000002);
+  const frame = gratuitousArpFrame(mac, ip);
+  assert.equal(frame.length, 60);
+  const parsed = parseFrame(frame);
+  assert.deepEqual([...parsed.destination], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+  assert.deepEqual(parsed.source, mac);
+  assert.equal(parsed.arp?.operation, 1);
+  assert.deepEqual(parsed.arp?.senderMac, mac);
+  assert.equal(parsed.arp?.senderIp, ip);
+  assert.equal(parsed.arp?.targetIp, ip);
+  assert.equal(parseIpv4('10.0.0.256'), undefined);
+  assert.equal(parseIpv4('10.0.0'), undefined);
+});

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { readImage, runElf } from '@hbft/common/guest/run.ts';
+import { parseIpv4 } from '@hbft/common/net/arp.ts';
 import { formatMac, guestMac, runOnTap } from '@hbft/common/net/tapRunner.ts';
 import { UsageError } from '@hbft/common/errors.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
@@ -26,8 +27,8 @@ interface RunArgs {
 
 /** "A.B.C.D/N": the guest's address and prefix length, checked before anything starts. */
 export function parseGuestAddress(text: string): string {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!match || match.slice(1, 5).some((part) => Number(part) > 255) || Number(match[5]) > 32 || Number(match[5]) < 1) {
+  const prefix = /\/(\d{1,2})$/.exec(text);
+  if (parseIpv4(text) === undefined || !prefix || Number(prefix[1]) < 1 || Number(prefix[1]) > 32) {
     throw new UsageError(`--ip ${text}: expected the guest's IPv4 address and prefix length, like 10.0.0.2/24`);
   }
   return text;

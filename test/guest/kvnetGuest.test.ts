@@ -60,8 +60,8 @@ test('a TCP client gets RESP answers: commands, pipelining, split requests, CONF
   assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
   assert.equal(segment.send(client, 'SET a 1\r\nGET a\r\nINCR a\r\nINCRBY a 40\r\n'), '+OK\r\n$1\r\n1\r\n:2\r\n:42\r\n');
   // What redis-benchmark and redis-cli send first.
-  assert.equal(segment.send(client, command('CONFIG', 'GET', 'save')), '*0\r\n');
-  assert.equal(segment.send(client, command('CONFIG', 'GET', 'appendonly')), '*0\r\n');
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'save')), '*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'appendonly')), '*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n');
   // One request split over three segments.
   const split = command('SET', 'k', 'v'.repeat(100));
   assert.equal(segment.send(client, split.subarray(0, 5)), '');

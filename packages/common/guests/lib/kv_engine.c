@@ -616,6 +616,34 @@ static void command_client(struct kv_server *server, uint32_t conn, const struct
   }
 }
 
+/* CONFIG GET name...: the few settings clients ask about when they connect (redis-benchmark reads
+   save and appendonly), as name/value pairs like Redis; "*" names them all, anything else is
+   absent (an empty answer, not an error). */
+static void command_config_get(struct kv_server *server, uint32_t conn, const struct request *request) {
+  static const char *const names[] = {"save", "appendonly", "databases", "timeout", "maxclients"};
+  char maxclients[16];
+  hbft_snprintf(maxclients, sizeof maxclients, "%u", server->conn_count);
+  const char *const values[] = {"", "no", "1", "0", maxclients};
+  uint32_t count = sizeof names / sizeof names[0];
+  uint32_t matched[sizeof names / sizeof names[0]] = {0};
+  uint32_t pairs = 0;
+  for (uint32_t i = 2; i < request->argc; i++) {
+    int all = request->arg_bytes[i] == 1 && request->argv[i][0] == '*';
+    for (uint32_t n = 0; n < count; n++) {
+      if (!matched[n] && (all || arg_is(request, i, names[n]))) {
+        matched[n] = 1;
+        pairs++;
+      }
+    }
+  }
+  reply_array(server, conn, 2 * pairs);
+  for (uint32_t n = 0; n < count; n++) {
+    if (!matched[n]) continue;
+    reply_bulk(server, conn, names[n], (uint32_t)strlen(names[n]));
+    reply_bulk(server, conn, values[n], (uint32_t)strlen(values[n]));
+  }
+}
+
 /* Runs one request. Returns 1 when the connection must be closed afterwards (QUIT). */
 static int execute(struct kv_server *server, uint32_t conn, const struct request *request) {
   uint32_t argc = request->argc;
@@ -699,7 +727,8 @@ static int execute(struct kv_server *server, uint32_t conn, const struct request
   } else if (arg_is(request, 0, "client")) {
     command_client(server, conn, request);
   } else if (arg_is(request, 0, "config")) {
-    if (argc >= 2 && arg_is(request, 1, "get")) reply_text(server, conn, "*0\r\n");
+    if (argc >= 3 && arg_is(request, 1, "get")) command_config_get(server, conn, request);
+    else if (argc == 2 && arg_is(request, 1, "get")) reply_wrong_arity(server, conn, "config|get");
     else reply_error(server, conn, "ERR CONFIG is read-only on this server: only CONFIG GET is supported");
   } else {
     reply_unknown_command(server, conn, request);

@@ -135,7 +135,10 @@ static void test_set_options_and_arity(void) {
   expect(server, 0, "PING a b\r\n", "-ERR wrong number of arguments for 'ping' command\r\n");
   expect(server, 0, "command count\r\n", ":0\r\n");
   expect(server, 0, "COMMAND\r\n", "*0\r\n");
-  expect(server, 0, "CONFIG GET save\r\n", "*0\r\n");
+  expect(server, 0, "CONFIG GET save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  expect(server, 0, "CONFIG GET appendonly SAVE nosuch\r\n", "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+  expect(server, 0, "CONFIG GET nosuch\r\n", "*0\r\n");
+  expect(server, 0, "CONFIG GET\r\n", "-ERR wrong number of arguments for 'config|get' command\r\n");
   expect(server, 0, "CLIENT SETINFO LIB-NAME redis-py\r\n", "+OK\r\n");
   expect(server, 0, "FLUSHDB ASYNC\r\n", "+OK\r\n");
   expect(server, 0, "\r\n", "");

@@ -13,6 +13,9 @@ need docker-compose docker-compose
 need curl curl
 # The dashboard's browser test drives Debian's Chromium (playwright cannot download browsers here).
 need chromium chromium
+# The packet NIC's TAP test drives the guest with Debian's own Redis clients.
+need redis-cli redis-tools
+need redis-benchmark redis-tools
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-system-deps: nothing to install"

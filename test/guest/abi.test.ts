@@ -1,10 +1,11 @@
 // Proves that the C view of the machine (guests/include/hbft.h) and the TypeScript one
-// (addressMap.ts, devices/nic.ts) agree on every address, register offset and constant.
+// (addressMap.ts, devices/nic.ts, devices/packetNic.ts) agree on every address, register offset and constant.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as map from '@hbft/common/guest/addressMap.ts';
 import * as nic from '@hbft/common/guest/devices/nic.ts';
+import * as net from '@hbft/common/guest/devices/packetNic.ts';
 
 function readDefines(): Map<string, number> {
   const text = readFileSync(new URL('../../packages/common/guests/include/hbft.h', import.meta.url), 'utf8');
@@ -68,6 +69,32 @@ test('hbft.h and the TypeScript address map agree', () => {
     HBFT_NIC_RING_SIZE_MIN: nic.NIC_RING_BYTES_MIN,
     HBFT_NIC_RING_SIZE_MAX: nic.NIC_RING_BYTES_MAX,
     HBFT_NIC_HEADER_BYTES: nic.NIC_RECORD_HEADER_BYTES,
+    HBFT_NET_BASE: map.NET_BASE,
+    HBFT_NET_ID: map.NET_BASE + net.NET_ID,
+    HBFT_NET_MAC_LO: map.NET_BASE + net.NET_MAC_LO,
+    HBFT_NET_MAC_HI: map.NET_BASE + net.NET_MAC_HI,
+    HBFT_NET_STATUS: map.NET_BASE + net.NET_STATUS,
+    HBFT_NET_CTRL: map.NET_BASE + net.NET_CTRL,
+    HBFT_NET_FRAME_MAX: map.NET_BASE + net.NET_FRAME_MAX,
+    HBFT_NET_RX_BASE: map.NET_BASE + net.NET_RX_BASE,
+    HBFT_NET_RX_COUNT: map.NET_BASE + net.NET_RX_COUNT,
+    HBFT_NET_RX_AVAIL: map.NET_BASE + net.NET_RX_AVAIL,
+    HBFT_NET_RX_USED: map.NET_BASE + net.NET_RX_USED,
+    HBFT_NET_RX_CONSUMED: map.NET_BASE + net.NET_RX_CONSUMED,
+    HBFT_NET_TX_BASE: map.NET_BASE + net.NET_TX_BASE,
+    HBFT_NET_TX_COUNT: map.NET_BASE + net.NET_TX_COUNT,
+    HBFT_NET_TX_AVAIL: map.NET_BASE + net.NET_TX_AVAIL,
+    HBFT_NET_TX_USED: map.NET_BASE + net.NET_TX_USED,
+    HBFT_NET_RX_DROPPED: map.NET_BASE + net.NET_RX_DROPPED,
+    HBFT_NET_ID_VALUE: net.NET_ID_VALUE,
+    HBFT_NET_CTRL_ENABLE: net.NET_CTRL_ENABLE,
+    HBFT_NET_STATUS_LINK_UP: net.NET_STATUS_LINK_UP,
+    HBFT_NET_STATUS_RX_PENDING: net.NET_STATUS_RX_PENDING,
+    HBFT_NET_STATUS_CONFIG_ERROR: net.NET_STATUS_CONFIG_ERROR,
+    HBFT_NET_STATUS_TX_ERROR: net.NET_STATUS_TX_ERROR,
+    HBFT_NET_DESCRIPTOR_BYTES: net.NET_DESCRIPTOR_BYTES,
+    HBFT_NET_RING_DESCRIPTORS_MAX: net.NET_RING_DESCRIPTORS_MAX,
+    HBFT_NET_FRAME_BYTES_MAX: net.ETHERNET_FRAME_BYTES_MAX,
   };
   for (const [name, value] of Object.entries(expect)) {
     assert.ok(c.has(name), `hbft.h defines ${name}`);

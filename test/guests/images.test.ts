@@ -32,6 +32,16 @@ function filesIn(dir: string, keep: (name: string) => boolean = () => true): str
     .sort(compareBytewise);
 }
 
+/** Every file under `dir`, at any depth (build.sh's `find net -type f | sort`). */
+function filesUnder(dir: string): string[] {
+  const absolute = join(guestsDir, dir);
+  if (!existsSync(absolute)) return [];
+  return readdirSync(absolute, { recursive: true, encoding: 'utf8' })
+    .filter((name) => statSync(join(absolute, name)).isFile())
+    .map((name) => `${dir}/${name}`)
+    .sort(compareBytewise);
+}
+
 /** build.sh sorts with LC_ALL=C: by bytes, not by locale. */
 function compareBytewise(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -51,6 +61,12 @@ function expectedImages(): Map<string, string[]> {
     images.set(`${name}.elf`, ['build.sh', ...lib, ...include, source].sort(compareBytewise));
     // The same guest built for rv32imac (compressed and atomic instructions), from the same inputs.
     images.set(`${name}.rv32imac.elf`, ['build.sh', ...lib, ...include, source].sort(compareBytewise));
+  }
+  // Network guests: also net/ (lwIP's port, and net/lwip.version: the lwIP they were built with).
+  const net = filesUnder('net');
+  for (const source of filesIn('netsrc', (name) => name.endsWith('.c'))) {
+    const name = source.slice('netsrc/'.length, -'.c'.length);
+    images.set(`${name}.elf`, ['build.sh', ...lib, ...include, ...net, source].sort(compareBytewise));
   }
   const isaShared = [
     ...filesIn('isa', (name) => name === 'link.ld'),
@@ -95,6 +111,18 @@ test('each image file is the one the manifest records (sha256)', () => {
     assert.ok(existsSync(path), `${image} is in the manifest but images/${image} is missing`);
     assert.equal(sha256Hex(readFileSync(path)), entry.sha256, `images/${image} does not match its manifest entry`);
     assert.equal(entry.compiler, manifest.compiler, `${image} was built with another compiler than the rest`);
+  }
+});
+
+test("network guests are built with the lwIP that net/lwip.version names, from Debian's source package", () => {
+  const version = readFileSync(join(guestsDir, 'net/lwip.version'), 'utf8');
+  assert.match(version, /^package=lwip$/m);
+  assert.match(version, /^version=2\.1\.\d+\S*$/m, 'lwIP 2.1.x');
+  assert.match(version, /^orig_sha256=[0-9a-f]{64}$/m);
+  const networkImages = filesIn('netsrc', (name) => name.endsWith('.c')).map((source) => `${source.slice('netsrc/'.length, -'.c'.length)}.elf`);
+  assert.ok(networkImages.includes('kvnet.elf'));
+  for (const image of networkImages) {
+    assert.ok(manifest.images[image]?.inputs.includes('net/lwip.version'), `${image}'s sourceHash covers net/lwip.version`);
   }
 });
 

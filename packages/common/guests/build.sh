@@ -4,6 +4,7 @@
 #   src/<name>.c       -> images/<name>.elf       (with lib/: crt0, runtime, link.ld)
 #   isa/<name>.S       -> images/isa/<name>.elf   (stands alone, linked with isa/link.ld)
 #   isa/<name>.c       -> images/isa/<name>.elf   (linked together with isa/crt.S)
+#   netsrc/<name>.c    -> images/<name>.elf       (with lib/, net/ and lwIP: see "Network guests")
 #
 # The images are committed, so installing the project needs no cross compiler; this script is for
 # whoever changes a guest. Builds are reproducible: the same sources and compiler give
@@ -121,6 +122,134 @@ for source in "${GUEST_SOURCES[@]}"; do
   add_to_manifest "$name.elf" build.sh "${LIB_FILES[@]}" "${INCLUDE_FILES[@]}" "$source"
   built_names+=("$name.elf")
 done
+
+# ---- Network guests (issue 11): programs on lwIP, from Debian's source package ------------------
+# netsrc/<name>.c -> images/<name>.elf, linked with lib/, net/ (lwIP's port for hbft: lwipopts.h,
+# arch/cc.h, and hbft_netif.c, the packet NIC's driver) and lwIP's IPv4 TCP core. lwIP's sources
+# come from Debian's source package at the version net/lwip.version names: apt-get source checks
+# every file against the archive's signed index (and so the .dsc's checksums), and the upstream
+# tarball is checked once more against the sha256 recorded there. Nothing is downloaded from
+# anywhere else. net/lwip.version is an input of each network guest, so the image-hash test ties
+# the images to that lwIP version.
+
+# lwIP's sources that a NO_SYS, IPv4-only, TCP-over-Ethernet stack needs (Filelists.mk's COREFILES
+# and CORE4FILES without what lwipopts.h turns off), in a fixed order for reproducible links.
+LWIP_SOURCES=(
+  src/core/init.c src/core/def.c src/core/inet_chksum.c src/core/ip.c src/core/mem.c src/core/memp.c
+  src/core/netif.c src/core/pbuf.c src/core/stats.c src/core/sys.c src/core/tcp.c src/core/tcp_in.c
+  src/core/tcp_out.c src/core/timeouts.c src/core/ipv4/etharp.c src/core/ipv4/icmp.c src/core/ipv4/ip4.c
+  src/core/ipv4/ip4_addr.c src/netif/ethernet.c
+)
+
+# Prints one key of net/lwip.version.
+lwip_version_field() {
+  local value
+  value=$(sed -n "s/^$1=//p" net/lwip.version)
+  if [ -z "$value" ]; then
+    echo "build.sh: net/lwip.version has no '$1='" >&2
+    exit 1
+  fi
+  echo "$value"
+}
+
+# apt-get source needs a deb-src entry; adds one beside the system's deb entries when none serves
+# the package (needs root, as apt-get install does).
+lwip_ensure_deb_src() {
+  local package=$1 version=$2
+  if apt-cache showsrc "$package" 2>/dev/null | grep -qx "Version: $version"; then return 0; fi
+  local list=/etc/apt/sources.list.d/hbft-deb-src.sources
+  if [ "$(id -u)" != 0 ]; then
+    echo "build.sh: no deb-src entry serves $package $version; add one (as root) and run apt-get update" >&2
+    exit 1
+  fi
+  echo "build.sh: adding deb-src entries ($list) for apt-get source $package" >&2
+  {
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+      sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources
+    fi
+    if [ -f /etc/apt/sources.list ]; then
+      grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /Types: deb-src\nURIs: /' || true
+    fi
+  } > "$list.tmp"
+  if [ -f /etc/apt/sources.list ] && grep -qE '^deb ' /etc/apt/sources.list; then
+    # One-line entries are copied as one-line deb-src entries instead.
+    rm -f "$list.tmp"
+    list=/etc/apt/sources.list.d/hbft-deb-src.list
+    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' > "$list.tmp"
+  fi
+  mv "$list.tmp" "$list"
+  apt-get update -q >&2
+  if ! apt-cache showsrc "$package" 2>/dev/null | grep -qx "Version: $version"; then
+    echo "build.sh: the archive has no source package $package $version" >&2
+    exit 1
+  fi
+}
+
+# Fetches and unpacks lwIP into $workdir/lwip and prints the source tree's path.
+lwip_fetch() {
+  local package version orig orig_sha256
+  package=$(lwip_version_field package)
+  version=$(lwip_version_field version)
+  orig=$(lwip_version_field orig)
+  orig_sha256=$(lwip_version_field orig_sha256)
+  lwip_ensure_deb_src "$package" "$version"
+  mkdir -p "$workdir/lwip"
+  chmod 0777 "$workdir" "$workdir/lwip" # apt's download sandbox user must be able to write there
+  (cd "$workdir/lwip" && apt-get source -q "$package=$version" >&2)
+  local actual
+  actual=$(sha256sum "$workdir/lwip/$orig" | cut -d' ' -f1)
+  if [ "$actual" != "$orig_sha256" ]; then
+    echo "build.sh: $orig has sha256 $actual, net/lwip.version records $orig_sha256" >&2
+    exit 1
+  fi
+  local tree
+  tree=$(find "$workdir/lwip" -mindepth 1 -maxdepth 1 -type d -name "$package-*" | head -n 1)
+  if [ -z "$tree" ] || [ ! -f "$tree/src/include/lwip/init.h" ]; then
+    echo "build.sh: apt-get source $package=$version unpacked no lwIP tree" >&2
+    exit 1
+  fi
+  echo "$tree"
+}
+
+# Compiles lwIP's sources into $workdir/lwip-obj and prints the objects, in LWIP_SOURCES's order.
+lwip_compile() {
+  local tree=$1
+  local flags=(
+    "${ARCH_FLAGS[@]}" "${REPRO_FLAGS[@]}" -ffile-prefix-map="$tree"=lwip
+    -O2 -ffreestanding -nostdlib -ffunction-sections -fdata-sections
+    -w -Inet -Inet/libc -Iinclude -Ilib -I"$tree/src/include"
+  )
+  mkdir -p "$workdir/lwip-obj"
+  local source object
+  for source in "${LWIP_SOURCES[@]}"; do
+    object="$workdir/lwip-obj/$(basename "${source%.c}").o"
+    "$CC" "${flags[@]}" -c "$tree/$source" -o "$object"
+    echo "$object"
+  done
+}
+
+build_network_guests() {
+  mapfile -t NET_SOURCES < <(files_in netsrc '*.c')
+  [ "${#NET_SOURCES[@]}" -gt 0 ] || return 0
+  mapfile -t NET_FILES < <(find net -type f | sort)
+  mapfile -t NET_C < <(files_in net '*.c')
+  local tree
+  tree=$(lwip_fetch)
+  lwip_compile "$tree" > "$workdir/lwip-objects" # not in <(...): a failed compile must stop the build
+  mapfile -t LWIP_OBJECTS < "$workdir/lwip-objects"
+  local source name crt0
+  for source in "${NET_SOURCES[@]}"; do
+    name=$(basename "$source" .c)
+    crt0=$(assemble "$name" lib/crt0.S "${GUEST_FLAGS[@]}")
+    "$CC" "${GUEST_FLAGS[@]}" -ffile-prefix-map="$tree"=lwip -Inet -Inet/libc -I"$tree/src/include" \
+      "$crt0" "${LIB_C[@]}" "${NET_C[@]}" "$source" "${LWIP_OBJECTS[@]}" -lgcc -o "$workdir/$name.elf"
+    install_image "$workdir/$name.elf" "$name.elf"
+    add_to_manifest "$name.elf" build.sh "${LIB_FILES[@]}" "${INCLUDE_FILES[@]}" "${NET_FILES[@]}" "$source"
+    built_names+=("$name.elf")
+  done
+}
+build_network_guests
+# ---- end of network guests -------------------------------------------------------------------
 
 # Every guest image must be plain RV32IM plus the machine-mode system instructions (CSR access,
 # wfi, mret, fence): no compressed, atomic or floating-point instruction may slip in.

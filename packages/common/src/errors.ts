@@ -40,6 +40,13 @@ export class ProtocolError extends HbftError {
   }
 }
 
+/** A TAP device cannot be opened or configured (no /dev/net/tun, no CAP_NET_ADMIN, a bad name). */
+export class TapError extends HbftError {
+  constructor(message: string) {
+    super('E_TAP', message);
+  }
+}
+
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`assertion failed: ${message}`);
 }

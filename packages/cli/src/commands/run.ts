@@ -3,7 +3,9 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { writeFileSync } from 'node:fs';
 import { UsageError } from '@hbft/common/errors.ts';
-import { runElf, signatureText } from '@hbft/common/guest/run.ts';
+import { readImage, runElf, signatureText } from '@hbft/common/guest/run.ts';
+import { parseIpv4 } from '@hbft/common/net/arp.ts';
+import { formatMac, guestMac, runOnTap } from '@hbft/common/net/tapRunner.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
 
 /** Exit codes of `hbft run` beyond the guest's own: documented in --help. */
@@ -21,6 +23,17 @@ interface RunArgs {
   quiet: boolean;
   engine: CpuEngine;
   signature?: string;
+  tap?: string;
+  ip?: string;
+}
+
+/** "A.B.C.D/N": the guest's address and prefix length, checked before anything starts. */
+export function parseGuestAddress(text: string): string {
+  const prefix = /\/(\d{1,2})$/.exec(text);
+  if (parseIpv4(text) === undefined || !prefix || Number(prefix[1]) < 1 || Number(prefix[1]) > 32) {
+    throw new UsageError(`--ip ${text}: expected the guest's IPv4 address and prefix length, like 10.0.0.2/24`);
+  }
+  return text;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
@@ -36,6 +49,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
         type: 'string',
         describe: 'when the guest stops, write begin_signature..end_signature to FILE as Spike\'s +signature= does (one 32-bit hex word per line)',
       })
+      .option('tap', { type: 'string', describe: "attach the guest's packet NIC to this TAP device (created if missing; needs CAP_NET_ADMIN) and serve until Ctrl-C" })
+      .option('ip', { type: 'string', describe: "with --tap: the guest's IPv4 address and prefix, e.g. 10.0.0.2/24 (passed to the guest as ip=)" })
       .option('engine', {
         choices: CPU_ENGINES,
         default: 'blocks' as CpuEngine,
@@ -46,7 +61,12 @@ export const runCommand: CommandModule<object, RunArgs> = {
           `test number (capped at ${EXIT_FAIL_MAX}) when it fails; ${EXIT_GUEST_IDLE} when it waits for input that ` +
           `cannot come; ${EXIT_INSTRUCTION_LIMIT} when --max-instructions is reached; ${EXIT_GUEST_FAULT} on a fatal guest error.`,
       ),
-  handler: (argv) => {
+  handler: async (argv) => {
+    if (argv.tap !== undefined) {
+      await runAttached(argv);
+      return;
+    }
+    if (argv.ip !== undefined) throw new UsageError('--ip needs --tap: without a TAP device the guest has no network');
     const maxInstructions = argv['max-instructions'] === undefined ? undefined : integerFlag(argv['max-instructions'], '--max-instructions', 1);
     const started = performance.now();
     const result = runElf(resolveGuestImage(argv.image), {
@@ -88,3 +108,47 @@ export const runCommand: CommandModule<object, RunArgs> = {
     }
   },
 };
+
+/** `hbft run IMAGE --tap NAME --ip A/N`: the guest on a real L2 network until Ctrl-C. */
+async function runAttached(argv: RunArgs): Promise<void> {
+  const ip = argv.ip === undefined ? undefined : parseGuestAddress(argv.ip);
+  const path = resolveGuestImage(argv.image);
+  const image = readImage(path);
+  // The identity is the image and the address: the same guest gets the same MAC on every node.
+  const mac = guestMac(`${argv.image}@${ip ?? ''}`);
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const result = await runOnTap({
+      image,
+      imageName: argv.image,
+      tapName: argv.tap!,
+      mac,
+      memoryBytes: memoryBytesFrom(argv.memory),
+      args: [argv.args, ip === undefined ? '' : `ip=${ip}`].filter((part) => part !== '').join(' '),
+      onConsole: (text) => process.stdout.write(text),
+      signal: controller.signal,
+      onAttached: (tap) => {
+        if (!argv.quiet) process.stderr.write(`hbft: ${argv.image} attached to TAP ${tap.name}, MAC ${formatMac(mac)}${ip ? `, address ${ip}` : ''}\n`);
+      },
+    });
+    if (!argv.quiet) {
+      const { net, tap } = result;
+      process.stderr.write(
+        `hbft: stopped after ${result.instructions} instructions; frames in ${net.rxFrames}, out ${net.txFrames}; ` +
+          `dropped: ${net.rxRunts} runts, ${net.rxOversize} oversize, ${net.rxQueueFull} queue full, ${tap.writeErrors} refused by the TAP\n`,
+      );
+    }
+    const exit = result.exit;
+    if (exit?.kind === 'exit') process.exitCode = Math.min(exit.code, EXIT_FAIL_MAX);
+    else if (exit?.kind === 'fault') {
+      process.stderr.write(`hbft: ${exit.message}\n`);
+      process.exitCode = EXIT_GUEST_FAULT;
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}

@@ -112,6 +112,60 @@ struct hbft_nic_record {
 };
 #endif
 
+/*
+ * Packet NIC: Ethernet frames (no FCS, at most HBFT_NET_FRAME_BYTES_MAX bytes) through two rings
+ * of 8-byte descriptors (u32 buffer address, u32 length) in the guest's RAM, in the spirit of
+ * virtio-net's split rings. Indices (AVAIL, USED, CONSUMED) are free-running 32-bit counts;
+ * descriptor i sits at BASE + 8 * (i & (COUNT - 1)).
+ *
+ * Receive: the guest writes a buffer's address and capacity into descriptor RX_AVAIL and then
+ *   advances RX_AVAIL (at most COUNT buffers outstanding). The device writes a frame into the
+ *   buffer, overwrites the descriptor's length with the frame's, and advances RX_USED. The guest
+ *   takes filled buffers in order and writes RX_CONSUMED; mip.MEIP is set while
+ *   RX_USED != RX_CONSUMED. A frame larger than the next buffer is dropped (counted).
+ * Transmit: the guest writes the frame's address and length into descriptor TX_AVAIL and advances
+ *   TX_AVAIL; that write is the doorbell, and the device takes every frame up to it before the
+ *   write returns (TX_USED == TX_AVAIL afterwards, every buffer free again). A descriptor with a
+ *   bad length or address is skipped and sets STATUS bit 3.
+ * Set-up: RX_BASE/COUNT and TX_BASE/COUNT (8-byte aligned, COUNT a power of two up to
+ *   HBFT_NET_RING_DESCRIPTORS_MAX) are writable while disabled; enabling checks them (STATUS bit 2
+ *   reports a refusal) and resets every index to 0. The MAC and the link state come from the host.
+ */
+#define HBFT_NET_BASE HBFT_U(0x10008000)
+#define HBFT_NET_ID (HBFT_NET_BASE + HBFT_U(0x00))        /* reads HBFT_NET_ID_VALUE */
+#define HBFT_NET_MAC_LO (HBFT_NET_BASE + HBFT_U(0x04))    /* MAC bytes 0..3, byte 0 in bits 7:0 */
+#define HBFT_NET_MAC_HI (HBFT_NET_BASE + HBFT_U(0x08))    /* MAC bytes 4..5 */
+#define HBFT_NET_STATUS (HBFT_NET_BASE + HBFT_U(0x0c))
+#define HBFT_NET_CTRL (HBFT_NET_BASE + HBFT_U(0x10))
+#define HBFT_NET_FRAME_MAX (HBFT_NET_BASE + HBFT_U(0x14))
+#define HBFT_NET_RX_BASE (HBFT_NET_BASE + HBFT_U(0x18))
+#define HBFT_NET_RX_COUNT (HBFT_NET_BASE + HBFT_U(0x1c))
+#define HBFT_NET_RX_AVAIL (HBFT_NET_BASE + HBFT_U(0x20))
+#define HBFT_NET_RX_USED (HBFT_NET_BASE + HBFT_U(0x24))
+#define HBFT_NET_RX_CONSUMED (HBFT_NET_BASE + HBFT_U(0x28))
+#define HBFT_NET_TX_BASE (HBFT_NET_BASE + HBFT_U(0x2c))
+#define HBFT_NET_TX_COUNT (HBFT_NET_BASE + HBFT_U(0x30))
+#define HBFT_NET_TX_AVAIL (HBFT_NET_BASE + HBFT_U(0x34))
+#define HBFT_NET_TX_USED (HBFT_NET_BASE + HBFT_U(0x38))
+#define HBFT_NET_RX_DROPPED (HBFT_NET_BASE + HBFT_U(0x3c)) /* frames the guest never saw */
+
+#define HBFT_NET_ID_VALUE HBFT_U(0x68626e74)
+#define HBFT_NET_CTRL_ENABLE HBFT_U(1)
+#define HBFT_NET_STATUS_LINK_UP HBFT_U(1)
+#define HBFT_NET_STATUS_RX_PENDING HBFT_U(2)
+#define HBFT_NET_STATUS_CONFIG_ERROR HBFT_U(4)
+#define HBFT_NET_STATUS_TX_ERROR HBFT_U(8)
+#define HBFT_NET_DESCRIPTOR_BYTES HBFT_U(8)
+#define HBFT_NET_RING_DESCRIPTORS_MAX HBFT_U(4096)
+#define HBFT_NET_FRAME_BYTES_MAX HBFT_U(1514)
+
+#ifndef __ASSEMBLER__
+struct hbft_net_descriptor {
+  uint32_t address;
+  uint32_t length;
+};
+#endif
+
 /* Machine-mode CSR bits used by guests. */
 #define HBFT_MIE_MEIE (HBFT_U(1) << 11)
 #define HBFT_MIE_MTIE (HBFT_U(1) << 7)

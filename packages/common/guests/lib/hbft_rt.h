@@ -50,6 +50,9 @@ uint64_t hbft_mtime(void);
 /* Sets mie.MEIE and executes wfi: returns when an external interrupt (the NIC's receive ring) is
    pending, or spuriously; callers re-check their condition in a loop. */
 void hbft_wait_for_interrupt(void);
+/* The same, and also returns once mtime reaches deadline (the timer interrupt, mie.MTIE). The timer
+   stays armed until the next call moves it; UINT64_MAX disarms it. */
+void hbft_wait_for_interrupt_until(uint64_t deadline);
 
 /* The lowest and highest addresses a heap may use: [_end, stack top - stack_reserve_bytes). */
 void hbft_heap_bounds(uint32_t stack_reserve_bytes, uintptr_t *start, uintptr_t *end);

@@ -68,6 +68,16 @@ void hbft_wait_for_interrupt(void) {
   __asm__ volatile("wfi" ::: "memory");
 }
 
+void hbft_wait_for_interrupt_until(uint64_t deadline) {
+  /* mtimecmp is written high word first with an impossible value in between, so that no moment
+     holds a deadline earlier than both the old and the new one (privileged spec, section 3.2.1). */
+  HBFT_REG(HBFT_CLINT_MTIMECMP_HI) = 0xffffffffu;
+  HBFT_REG(HBFT_CLINT_MTIMECMP_LO) = (uint32_t)deadline;
+  HBFT_REG(HBFT_CLINT_MTIMECMP_HI) = (uint32_t)(deadline >> 32);
+  __asm__ volatile("csrs mie, %0" : : "r"(HBFT_MIE_MEIE | HBFT_MIE_MTIE));
+  __asm__ volatile("wfi" ::: "memory");
+}
+
 void hbft_heap_bounds(uint32_t stack_reserve_bytes, uintptr_t *start, uintptr_t *end) {
   struct hbft_machine_info info;
   hbft_machine_info(&info);

@@ -1,5 +1,5 @@
 /*
- * Proves that the kv server's engine (src/kv.c, everything above its NIC loop) answers the Redis
+ * Proves that the kv server's engine (lib/kv_engine.c, shared by kv and kvnet) answers the Redis
  * protocol correctly however the bytes are split, keeps connections apart, reuses freed memory,
  * and answers malformed or oversized input with an error instead of crashing or hanging.
  * Built natively with sanitizers by host-test.sh; prints every failed check and exits non-zero if
@@ -7,7 +7,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #define HBFT_HOST_TEST 1
-#include "../src/kv.c"
+#include "../lib/kv_engine.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +31,15 @@ static struct kv_server *new_server(uint32_t memory_bytes, uint32_t conns) {
   uint8_t *memory = calloc(1, memory_bytes);
   struct hbft_arena arena;
   hbft_arena_init(&arena, (uintptr_t)memory, (uintptr_t)memory + memory_bytes);
-  server_init(server, &arena, conns);
+  kv_server_init(server, &arena, conns);
   server->capture = calloc(1, CAPTURE_BYTES);
   server->capture_capacity = CAPTURE_BYTES;
-  for (uint32_t c = 0; c < server->conn_count; c++) conn_open(server, c);
+  for (uint32_t c = 0; c < server->conn_count; c++) kv_conn_open(server, c);
   return server;
 }
 
 static void send_text(struct kv_server *server, uint32_t conn, const char *text) {
-  conn_receive(server, conn, (const uint8_t *)text, (uint32_t)strlen(text));
+  kv_conn_receive(server, conn, (const uint8_t *)text, (uint32_t)strlen(text));
 }
 
 /* Sends text on conn and checks that exactly `expected` came back. */
@@ -57,7 +57,7 @@ static void expect(struct kv_server *server, uint32_t conn, const char *text, co
 static void test_self_test_script(void) {
   struct kv_server *server = new_server(16u << 20, 2);
   uint8_t *capture = calloc(1, 4096);
-  check(run_self_test(server, capture, 4096) == 0, "built-in self-test script");
+  check(kv_run_self_test(server, capture, 4096) == 0, "built-in self-test script");
 }
 
 /* The whole script (minus QUIT) as one pipelined stream, delivered in every two-way split and
@@ -71,19 +71,19 @@ static void test_pipelining_and_splits(void) {
   stream_len += (uint32_t)strlen(flush);
   memcpy(expected, "+OK\r\n", 5);
   expected_len += 5;
-  uint32_t exchanges = sizeof self_test_script / sizeof self_test_script[0];
+  uint32_t exchanges = KV_SELF_TEST_EXCHANGES;
   for (uint32_t i = 0; i + 1 < exchanges; i++) {
-    uint32_t a = (uint32_t)strlen(self_test_script[i].request), b = (uint32_t)strlen(self_test_script[i].reply);
-    memcpy(stream + stream_len, self_test_script[i].request, a);
+    uint32_t a = (uint32_t)strlen(kv_self_test_script[i].request), b = (uint32_t)strlen(kv_self_test_script[i].reply);
+    memcpy(stream + stream_len, kv_self_test_script[i].request, a);
     stream_len += a;
-    memcpy(expected + expected_len, self_test_script[i].reply, b);
+    memcpy(expected + expected_len, kv_self_test_script[i].reply, b);
     expected_len += b;
   }
   int all_ok = 1;
   for (uint32_t split = 0; split <= stream_len; split++) {
     server->capture_bytes = 0;
-    conn_receive(server, 0, (const uint8_t *)stream, split);
-    conn_receive(server, 0, (const uint8_t *)stream + split, stream_len - split);
+    kv_conn_receive(server, 0, (const uint8_t *)stream, split);
+    kv_conn_receive(server, 0, (const uint8_t *)stream + split, stream_len - split);
     if (server->capture_bytes != expected_len || memcmp(server->capture, expected, expected_len) != 0) {
       fprintf(stderr, "  split at %u gave %u bytes\n", split, server->capture_bytes);
       all_ok = 0;
@@ -91,12 +91,12 @@ static void test_pipelining_and_splits(void) {
     }
   }
   check(all_ok, "pipelined stream split at every byte");
-  uint64_t contents = store_checksum(&server->store);
+  uint64_t contents = kv_store_checksum(&server->store);
   server->capture_bytes = 0;
-  for (uint32_t i = 0; i < stream_len; i++) conn_receive(server, 0, (const uint8_t *)stream + i, 1);
+  for (uint32_t i = 0; i < stream_len; i++) kv_conn_receive(server, 0, (const uint8_t *)stream + i, 1);
   check(server->capture_bytes == expected_len && memcmp(server->capture, expected, expected_len) == 0,
         "pipelined stream byte by byte");
-  check(store_checksum(&server->store) == contents, "the same stream leaves the same contents");
+  check(kv_store_checksum(&server->store) == contents, "the same stream leaves the same contents");
 }
 
 static void test_integers(void) {
@@ -135,7 +135,10 @@ static void test_set_options_and_arity(void) {
   expect(server, 0, "PING a b\r\n", "-ERR wrong number of arguments for 'ping' command\r\n");
   expect(server, 0, "command count\r\n", ":0\r\n");
   expect(server, 0, "COMMAND\r\n", "*0\r\n");
-  expect(server, 0, "CONFIG GET save\r\n", "*0\r\n");
+  expect(server, 0, "CONFIG GET save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  expect(server, 0, "CONFIG GET appendonly SAVE nosuch\r\n", "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+  expect(server, 0, "CONFIG GET nosuch\r\n", "*0\r\n");
+  expect(server, 0, "CONFIG GET\r\n", "-ERR wrong number of arguments for 'config|get' command\r\n");
   expect(server, 0, "CLIENT SETINFO LIB-NAME redis-py\r\n", "+OK\r\n");
   expect(server, 0, "FLUSHDB ASYNC\r\n", "+OK\r\n");
   expect(server, 0, "\r\n", "");
@@ -167,10 +170,10 @@ static void test_binary_keys_and_large_values(void) {
   for (uint32_t i = 0; i < value_bytes; i++) request[len + i] = (char)(i * 7 + (i >> 8));
   memcpy(request + len + value_bytes, "\r\n", 2);
   server->capture_bytes = 0;
-  conn_receive(server, 0, (const uint8_t *)request, len + value_bytes + 2);
+  kv_conn_receive(server, 0, (const uint8_t *)request, len + value_bytes + 2);
   check(server->capture_bytes == 5 && memcmp(server->capture, "+OK\r\n", 5) == 0, "SET of a 60000-byte value");
   server->capture_bytes = 0;
-  conn_receive(server, 0, (const uint8_t *)"*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n", 22);
+  kv_conn_receive(server, 0, (const uint8_t *)"*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n", 22);
   uint32_t header = (uint32_t)snprintf(reply, sizeof reply, "$%u\r\n", value_bytes);
   check(server->capture_bytes == header + value_bytes + 2 && memcmp(server->capture, reply, header) == 0 &&
             memcmp(server->capture + header, request + len, value_bytes) == 0,
@@ -182,7 +185,7 @@ static void test_oversized_and_malformed(void) {
   static char big[200000];
   uint32_t len = (uint32_t)snprintf(big, sizeof big, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n");
   server->capture_bytes = 0;
-  conn_receive(server, 0, (const uint8_t *)big, len);
+  kv_conn_receive(server, 0, (const uint8_t *)big, len);
   check(server->conns[0].state == CONN_CLOSING, "a declared bulk larger than the input buffer closes the connection");
   check(server->capture_bytes > 0 && server->capture[0] == '-', "... after an error reply");
 
@@ -198,18 +201,18 @@ static void test_oversized_and_malformed(void) {
   server->capture_bytes = 0;
   for (uint32_t at = 0; at < len && server->conns[1].state == CONN_OPEN; at += 1000) {
     uint32_t piece = len - at < 1000 ? len - at : 1000;
-    conn_receive(server, 1, (const uint8_t *)big + at, piece);
+    kv_conn_receive(server, 1, (const uint8_t *)big + at, piece);
   }
   check(server->conns[1].state == CONN_CLOSING, "a request that outgrows the input buffer closes the connection");
 
   memset(big, 'a', 70000);
-  conn_receive(server, 2, (const uint8_t *)big, 70000);
+  kv_conn_receive(server, 2, (const uint8_t *)big, 70000);
   check(server->conns[2].state == CONN_CLOSING, "an endless inline line closes the connection");
 
   const char *malformed[] = {"*abc\r\n", "*2\r\n$3\r\nGET\r\n:1\r\n", "*1\r\n$3\r\nGETX\r\n", "*1\r\n$-5\r\n",
                              "*99999999\r\n", "*1\r\n$99999999999999999999999\r\n", "ECHO \"open\r\n"};
   for (uint32_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
-    conn_open(server, 3);
+    kv_conn_open(server, 3);
     server->capture_bytes = 0;
     send_text(server, 3, malformed[i]);
     char what[96];
@@ -234,16 +237,16 @@ static void test_connections_interleaved_and_reused(void) {
   expect(server, 2, "GET a\r\n", "$1\r\nx\r\n");
   /* The client on slot 1 hangs up mid-request; the next client on that slot starts clean. */
   expect(server, 1, "*2\r\n$3\r\nGET\r\n", "");
-  conn_closed_by_client(server, 1);
+  kv_conn_closed_by_client(server, 1);
   check(server->conns[1].state == CONN_FREE && server->conns[1].input_bytes == 0, "client close frees the slot");
-  conn_open(server, 1);
+  kv_conn_open(server, 1);
   expect(server, 1, "GET a\r\n", "$1\r\nx\r\n");
   /* DATA on a slot that never saw OPEN opens it; a closed slot drops data until reopened. */
-  conn_closed_by_client(server, 3);
+  kv_conn_closed_by_client(server, 3);
   expect(server, 3, "PING\r\n", "+PONG\r\n");
   send_text(server, 3, "QUIT\r\n");
   expect(server, 3, "PING\r\n", "");
-  conn_open(server, 3);
+  kv_conn_open(server, 3);
   expect(server, 3, "PING\r\n", "+PONG\r\n");
 }
 
@@ -308,10 +311,10 @@ static void test_fuzz(void) {
     uint32_t at = 0;
     while (at < len) {
       uint32_t piece = 1 + hbft_rng_below(&rng, len - at);
-      conn_receive(server, conn, stream + at, piece);
+      kv_conn_receive(server, conn, stream + at, piece);
       at += piece;
     }
-    if (server->conns[conn].state != CONN_OPEN) conn_open(server, conn);
+    if (server->conns[conn].state != CONN_OPEN) kv_conn_open(server, conn);
   }
   expect(server, 3, "PING\r\n", "+PONG\r\n");
 }

@@ -40,6 +40,13 @@ export const SYSINFO_ARGS_LEN = 0x0c;
 export const SYSINFO_ARGS = 0x100;
 export const SYSINFO_ARGS_BYTES_MAX = SYSINFO_SIZE - SYSINFO_ARGS;
 
+/**
+ * Packet NIC: Ethernet frames through descriptor rings in guest RAM (see devices/packetNic.ts). Not
+ * right after SYSINFO: the ISA tests check that nothing answers there.
+ */
+export const NET_BASE = 0x1000_8000;
+export const NET_SIZE = 0x1000;
+
 export const RAM_BASE = 0x8000_0000;
 
 /** Guest pages are 4 KiB, as in the paper's shadow page tables. */

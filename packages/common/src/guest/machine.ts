@@ -8,6 +8,7 @@ import { Clint } from './devices/clint.ts';
 import type { Device } from './devices/device.ts';
 import { Finisher } from './devices/finisher.ts';
 import { VirtualNic } from './devices/nic.ts';
+import { PacketNic } from './devices/packetNic.ts';
 import { SysInfo } from './devices/sysinfo.ts';
 import { Uart } from './devices/uart.ts';
 import { parseElf, type ElfImage } from './elf.ts';
@@ -55,6 +56,7 @@ export class Machine {
   readonly uart = new Uart();
   readonly clint: Clint;
   readonly nic: VirtualNic;
+  readonly net: PacketNic;
   readonly sysinfo: SysInfo;
   readonly finisher = new Finisher();
   private exitState: MachineExit | null = null;
@@ -67,22 +69,24 @@ export class Machine {
     this.memory = new GuestMemory(memoryBytes, options.memoryBuffer);
     this.clint = new Clint(() => this.cpu.currentCycle());
     this.nic = new VirtualNic(this.memory);
+    this.net = new PacketNic(this.memory);
     this.sysinfo = new SysInfo(memoryBytes);
     this.cpu = new Cpu(this.memory, this.bus, {
       msip: () => this.clint.msip,
       mtimecmp: () => this.clint.mtimecmp,
-      meip: () => this.nic.rxPending,
+      meip: () => this.nic.rxPending || this.net.rxPending,
     }, { ...options.cpu, engine: options.engine });
     for (const device of this.devices()) this.bus.attach(device);
     this.clint.onChange = () => this.cpu.requestExit();
     this.nic.onInterruptChange = () => this.cpu.requestExit();
+    this.net.onInterruptChange = () => this.cpu.requestExit();
     this.finisher.onExit = (code) => this.stop({ kind: 'exit', code, via: 'finisher' });
     this.memory.setStoreObserver((offset, size, source) => this.observeStore(offset, size, source));
     if (options.args !== undefined) this.sysinfo.setArgs(options.args);
   }
 
   devices(): Device[] {
-    return [this.finisher, this.clint, this.uart, this.nic, this.sysinfo];
+    return [this.finisher, this.clint, this.uart, this.nic, this.net, this.sysinfo];
   }
 
   get exit(): MachineExit | null {
@@ -143,12 +147,14 @@ export class Machine {
   }
 
   /**
-   * Runs up to `budget` instructions. Queued NIC input enters the receive ring first: input
+   * Runs up to `budget` instructions. Queued NIC input (streams and frames) enters the receive
+   * rings first: input
    * arrives between runs, which makes its arrival point an instruction count.
    */
   run(budget: number): RunResult {
     if (this.exitState === null && this.cpu.fatalError !== null) this.stop({ kind: 'fault', message: this.cpu.fatalError });
     this.nic.pump();
+    this.net.pump();
     const executed = this.cpu.run(budget);
     if (this.exitState === null && this.cpu.fatalError !== null) this.stop({ kind: 'fault', message: this.cpu.fatalError });
     return { executed, stop: this.cpu.stopReason };
@@ -204,7 +210,7 @@ export class Machine {
     const exit = parseExit(state.exit);
     // Devices validate their own parts; restore into scratch devices first so a bad state
     // changes nothing here.
-    const scratch: Device[] = [new Finisher(), new Clint(() => 0), new Uart(), new VirtualNic(this.memory), new SysInfo(this.memory.ramBytes)];
+    const scratch: Device[] = [new Finisher(), new Clint(() => 0), new Uart(), new VirtualNic(this.memory), new PacketNic(this.memory), new SysInfo(this.memory.ramBytes)];
     for (const device of scratch) device.setState(devices[device.name]);
     for (const device of this.devices()) device.setState(devices[device.name]);
 

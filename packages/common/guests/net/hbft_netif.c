@@ -1,0 +1,221 @@
+/*
+ * The packet NIC's lwIP driver. Memory: the descriptor rings and one buffer per descriptor are
+ * carved from the caller's arena once; a received frame is copied into a pbuf from lwIP's pool and
+ * its buffer is posted again at once, so the device never waits for lwIP to free anything.
+ * Transmit copies the pbuf chain into the next transmit buffer and rings the doorbell per frame:
+ * the device takes the frame before the doorbell write returns, so the buffer is free again.
+ */
+#include "hbft_netif.h"
+
+#include <stdlib.h>
+
+#include "lwip/etharp.h"
+#include "lwip/init.h"
+#include "lwip/pbuf.h"
+#include "lwip/timeouts.h"
+#include "netif/ethernet.h"
+
+struct driver {
+  struct hbft_net_descriptor *rx_ring;
+  struct hbft_net_descriptor *tx_ring;
+  uint8_t *rx_buffers;
+  uint8_t *tx_buffers;
+  uint32_t rx_posted;
+  uint32_t rx_consumed;
+  uint32_t tx_posted;
+  struct hbft_netif_stats stats;
+  uint32_t ticks_per_ms;
+};
+
+/* One packet NIC per machine, so one driver. */
+static struct driver driver;
+
+static inline void ring_barrier(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+
+int hbft_netif_present(void) { return HBFT_REG(HBFT_NET_ID) == HBFT_NET_ID_VALUE; }
+
+u32_t sys_now(void) { return (u32_t)(hbft_mtime() / driver.ticks_per_ms); }
+
+/* lwIP wants randomness only for its first local port, which a server never uses; a fixed
+   sequence keeps the guest deterministic, as replication needs. */
+int hbft_lwip_rand(void) {
+  static uint32_t state = 0x2545f491u;
+  state ^= state << 13;
+  state ^= state >> 17;
+  state ^= state << 5;
+  return (int)(state >> 1);
+}
+
+/* For lwIP's netif_find ("en0"): decimal digits after an optional sign, as the C library's. */
+int atoi(const char *text) {
+  int sign = 1, value = 0;
+  if (*text == '-' || *text == '+') sign = *text++ == '-' ? -1 : 1;
+  while (*text >= '0' && *text <= '9') value = value * 10 + (*text++ - '0');
+  return sign * value;
+}
+
+static void post_rx_buffer(void) {
+  uint32_t slot = driver.rx_posted & (HBFT_NETIF_RX_BUFFERS - 1);
+  driver.rx_ring[slot].address = (uint32_t)(uintptr_t)(driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES);
+  driver.rx_ring[slot].length = HBFT_NETIF_BUFFER_BYTES;
+  driver.rx_posted++;
+}
+
+static err_t linkoutput(struct netif *netif, struct pbuf *p) {
+  (void)netif;
+  if (p->tot_len > HBFT_NET_FRAME_BYTES_MAX) {
+    driver.stats.tx_dropped++;
+    return ERR_BUF;
+  }
+  uint32_t slot = driver.tx_posted & (HBFT_NETIF_TX_BUFFERS - 1);
+  uint8_t *buffer = driver.tx_buffers + slot * HBFT_NETIF_BUFFER_BYTES;
+  pbuf_copy_partial(p, buffer, p->tot_len, 0);
+  driver.tx_ring[slot].address = (uint32_t)(uintptr_t)buffer;
+  driver.tx_ring[slot].length = p->tot_len;
+  driver.tx_posted++;
+  ring_barrier();
+  HBFT_REG(HBFT_NET_TX_AVAIL) = driver.tx_posted;
+  driver.stats.tx_frames++;
+  return ERR_OK;
+}
+
+static err_t netif_setup(struct netif *netif) {
+  netif->name[0] = 'e';
+  netif->name[1] = 'n';
+  netif->output = etharp_output;
+  netif->linkoutput = linkoutput;
+  netif->mtu = 1500;
+  netif->hwaddr_len = ETH_HWADDR_LEN;
+  netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET;
+  return ERR_OK;
+}
+
+int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct hbft_netif_config *config) {
+  if (!hbft_netif_present()) return -1;
+  struct hbft_machine_info info;
+  hbft_machine_info(&info);
+  driver.ticks_per_ms = info.timebase_hz / 1000u;
+  if (driver.ticks_per_ms == 0) driver.ticks_per_ms = 1;
+  driver.rx_ring = hbft_arena_alloc_or_die(arena, HBFT_NETIF_RX_BUFFERS * sizeof(struct hbft_net_descriptor), 4096, "rx ring");
+  driver.tx_ring = hbft_arena_alloc_or_die(arena, HBFT_NETIF_TX_BUFFERS * sizeof(struct hbft_net_descriptor), 4096, "tx ring");
+  driver.rx_buffers = hbft_arena_alloc_or_die(arena, HBFT_NETIF_RX_BUFFERS * HBFT_NETIF_BUFFER_BYTES, 4096, "rx buffers");
+  driver.tx_buffers = hbft_arena_alloc_or_die(arena, HBFT_NETIF_TX_BUFFERS * HBFT_NETIF_BUFFER_BYTES, 4096, "tx buffers");
+
+  HBFT_REG(HBFT_NET_RX_BASE) = (uint32_t)(uintptr_t)driver.rx_ring;
+  HBFT_REG(HBFT_NET_RX_COUNT) = HBFT_NETIF_RX_BUFFERS;
+  HBFT_REG(HBFT_NET_TX_BASE) = (uint32_t)(uintptr_t)driver.tx_ring;
+  HBFT_REG(HBFT_NET_TX_COUNT) = HBFT_NETIF_TX_BUFFERS;
+  HBFT_REG(HBFT_NET_CTRL) = HBFT_NET_CTRL_ENABLE;
+  if ((HBFT_REG(HBFT_NET_CTRL) & HBFT_NET_CTRL_ENABLE) == 0) return -1;
+  driver.rx_posted = driver.rx_consumed = driver.tx_posted = 0;
+  for (uint32_t i = 0; i < HBFT_NETIF_RX_BUFFERS; i++) post_rx_buffer();
+  ring_barrier();
+  HBFT_REG(HBFT_NET_RX_AVAIL) = driver.rx_posted;
+
+  lwip_init();
+  ip4_addr_t ip, netmask, gateway;
+  ip4_addr_set_u32(&ip, lwip_htonl(config->ip));
+  ip4_addr_set_u32(&netmask, lwip_htonl(config->netmask));
+  ip4_addr_set_u32(&gateway, lwip_htonl(config->gateway));
+  netif_add(netif, &ip, &netmask, &gateway, NULL, netif_setup, ethernet_input);
+  uint32_t mac_lo = HBFT_REG(HBFT_NET_MAC_LO);
+  uint32_t mac_hi = HBFT_REG(HBFT_NET_MAC_HI);
+  if (mac_lo == 0 && (mac_hi & 0xffffu) == 0) {
+    /* Locally administered, and the same wherever this guest runs with this address. */
+    mac_lo = 0x02u | ((config->ip >> 24) << 16) | (((config->ip >> 16) & 0xffu) << 24);
+    mac_hi = ((config->ip >> 8) & 0xffu) | ((config->ip & 0xffu) << 8);
+  }
+  for (uint32_t i = 0; i < 4; i++) netif->hwaddr[i] = (uint8_t)(mac_lo >> (8 * i));
+  netif->hwaddr[4] = (uint8_t)mac_hi;
+  netif->hwaddr[5] = (uint8_t)(mac_hi >> 8);
+  netif_set_default(netif);
+  netif_set_link_up(netif);
+  netif_set_up(netif);
+  return 0;
+}
+
+void hbft_netif_poll(struct netif *netif) {
+  uint32_t used = HBFT_REG(HBFT_NET_RX_USED);
+  ring_barrier();
+  while (driver.rx_consumed != used) {
+    uint32_t slot = driver.rx_consumed & (HBFT_NETIF_RX_BUFFERS - 1);
+    uint32_t length = driver.rx_ring[slot].length;
+    const uint8_t *frame = driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES;
+    driver.rx_consumed++;
+    if (length > 0 && length <= HBFT_NETIF_BUFFER_BYTES) {
+      struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)length, PBUF_POOL);
+      if (p == NULL) {
+        driver.stats.rx_no_pbuf++;
+      } else {
+        pbuf_take(p, frame, (u16_t)length);
+        driver.stats.rx_frames++;
+        if (netif->input(p, netif) != ERR_OK) pbuf_free(p);
+      }
+    }
+    post_rx_buffer();
+    ring_barrier();
+    HBFT_REG(HBFT_NET_RX_CONSUMED) = driver.rx_consumed;
+    HBFT_REG(HBFT_NET_RX_AVAIL) = driver.rx_posted;
+    used = HBFT_REG(HBFT_NET_RX_USED);
+    ring_barrier();
+  }
+  sys_check_timeouts();
+}
+
+void hbft_netif_wait(struct netif *netif) {
+  (void)netif;
+  if (HBFT_REG(HBFT_NET_RX_USED) != driver.rx_consumed) return;
+  u32_t sleep_ms = sys_timeouts_sleeptime();
+  uint64_t deadline = sleep_ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE
+                          ? UINT64_MAX
+                          : hbft_mtime() + (uint64_t)sleep_ms * driver.ticks_per_ms;
+  hbft_wait_for_interrupt_until(deadline);
+}
+
+void hbft_netif_stats(struct hbft_netif_stats *stats) { *stats = driver.stats; }
+
+int hbft_parse_ipv4(const char *text, uint32_t len, uint32_t *out) {
+  uint32_t value = 0, part = 0, digits = 0, parts = 0;
+  for (uint32_t i = 0; i <= len; i++) {
+    if (i == len || text[i] == '.') {
+      if (digits == 0 || part > 255) return 0;
+      value = (value << 8) | part;
+      parts++;
+      part = digits = 0;
+      continue;
+    }
+    if (text[i] < '0' || text[i] > '9' || digits == 3) return 0;
+    part = part * 10 + (uint32_t)(text[i] - '0');
+    digits++;
+  }
+  if (parts != 4) return 0;
+  *out = value;
+  return 1;
+}
+
+int hbft_netif_config_from_args(struct hbft_netif_config *config, uint32_t default_ip, uint32_t default_prefix) {
+  static char args[HBFT_ARGS_BYTES_MAX + 1];
+  hbft_sysinfo_args(args, sizeof args);
+  config->ip = default_ip;
+  uint32_t prefix = default_prefix;
+  config->gateway = 0;
+  const char *value;
+  uint32_t value_len;
+  if (hbft_args_find(args, "ip", &value, &value_len)) {
+    uint32_t slash = 0;
+    while (slash < value_len && value[slash] != '/') slash++;
+    uint64_t parsed_prefix = 32;
+    if (!hbft_parse_ipv4(value, slash, &config->ip) ||
+        (slash < value_len && (!hbft_parse_u64(value + slash + 1, value_len - slash - 1, &parsed_prefix) || parsed_prefix > 32))) {
+      hbft_printf("argument ip=%.*s: expected an IPv4 address and prefix length, like ip=10.0.0.2/24\n", (int)value_len, value);
+      return -1;
+    }
+    prefix = (uint32_t)parsed_prefix;
+  }
+  if (hbft_args_find(args, "gw", &value, &value_len) && !hbft_parse_ipv4(value, value_len, &config->gateway)) {
+    hbft_printf("argument gw=%.*s: expected an IPv4 address, like gw=10.0.0.1\n", (int)value_len, value);
+    return -1;
+  }
+  config->netmask = prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
+  return 0;
+}

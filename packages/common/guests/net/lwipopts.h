@@ -1,0 +1,61 @@
+/*
+ * lwIP configuration of hbft's network guests: NO_SYS (one loop, no threads), the raw API, IPv4
+ * over Ethernet, TCP for many concurrent clients. Every pool is static and sized here, so the
+ * stack's memory is bounded whatever the network sends.
+ */
+#ifndef HBFT_LWIPOPTS_H
+#define HBFT_LWIPOPTS_H
+
+#define NO_SYS 1
+#define SYS_LIGHTWEIGHT_PROT 0
+#define LWIP_NETCONN 0
+#define LWIP_SOCKET 0
+#define LWIP_IPV4 1
+#define LWIP_IPV6 0
+#define LWIP_ARP 1
+#define LWIP_ETHERNET 1
+#define LWIP_ICMP 1
+#define LWIP_RAW 0
+#define LWIP_UDP 0
+#define LWIP_DHCP 0
+#define LWIP_AUTOIP 0
+#define LWIP_IGMP 0
+#define LWIP_DNS 0
+#define LWIP_TCP 1
+#define LWIP_STATS 0
+#define LWIP_SINGLE_NETIF 1
+#define LWIP_NETIF_LINK_CALLBACK 0
+#define LWIP_NETIF_STATUS_CALLBACK 0
+#define IP_REASSEMBLY 0
+#define IP_FRAG 0
+
+/* Memory: the heap (outgoing segments' data) and the pools are static arrays in .bss. */
+#define MEM_ALIGNMENT 4
+#define MEM_SIZE (4 * 1024 * 1024)
+#define MEMP_NUM_PBUF 1024
+#define PBUF_POOL_SIZE 2048
+#define PBUF_POOL_BUFSIZE 1536
+
+/* TCP: at least 1,024 clients at once (plus room for those closing), each with a full window. */
+#define HBFT_TCP_CLIENTS_MAX 1024
+#define MEMP_NUM_TCP_PCB (HBFT_TCP_CLIENTS_MAX + 64)
+#define MEMP_NUM_TCP_PCB_LISTEN 2
+#define MEMP_NUM_TCP_SEG 8192
+#define TCP_MSS 1460
+#define TCP_WND (16 * TCP_MSS)
+#define TCP_SND_BUF 65535
+#define TCP_SND_QUEUELEN ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
+#define TCP_LISTEN_BACKLOG 1
+#define TCP_DEFAULT_LISTEN_BACKLOG 255
+#define TCP_QUEUE_OOSEQ 1
+#define TCP_OVERSIZE TCP_MSS
+#define LWIP_TCP_KEEPALIVE 1
+#define LWIP_TCP_TIMESTAMPS 0
+#define ARP_TABLE_SIZE 64
+#define ARP_QUEUEING 1
+#define MEMP_NUM_ARP_QUEUE 64
+
+#define LWIP_CHECKSUM_ON_COPY 1
+#define LWIP_DEBUG 0
+
+#endif

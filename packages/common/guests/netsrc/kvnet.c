@@ -1,0 +1,264 @@
+/*
+ * kvnet: the kv server (lib/kv_engine.c, the same engine as kv) on TCP port 6379 of the guest's
+ * own IPv4 address, through lwIP's raw API over the packet NIC. Every byte of every connection's
+ * TCP state lives in guest memory, so a checkpoint carries the connections with it.
+ *
+ * Connections: up to KVNET_CONNECTIONS_MAX at once; a closed connection's slot is free at once.
+ * When every slot is taken, a new client evicts the connection idle longest, if it has been idle
+ * for KVNET_IDLE_EVICT_MS (so connections that open and go quiet cannot lock others out); when
+ * none has, the new client is refused (reset).
+ * Backpressure: a connection's requests run only while its send buffer has room for replies
+ * (KVNET_SEND_ROOM_BYTES_MIN); the rest of its input stays in lwIP's pbufs, unacknowledged to the
+ * window, so a client that does not read its replies is stopped by TCP's own flow control and
+ * holds at most a window of memory. A single reply larger than the free send buffer cannot be
+ * queued: that client is reset, as Redis closes a client over its output buffer limit. Nothing a
+ * client sends can stop the others from being served.
+ *
+ * Arguments: ip=<A.B.C.D/N> (10.0.0.2/24), gw=<A.B.C.D> (none), port=<TCP port> (6379).
+ */
+#include "hbft_netif.h"
+#include "hbft_rt.h"
+#include "kv_engine.h"
+#include "lwip/tcp.h"
+
+#define KVNET_CONNECTIONS_MAX HBFT_TCP_CLIENTS_MAX
+/* Input is taken from a client only while its send buffer has at least this much room. */
+#define KVNET_SEND_ROOM_BYTES_MIN (TCP_SND_BUF / 2)
+/* A connection this long without input may be evicted for a new client when every slot is taken. */
+#define KVNET_IDLE_EVICT_MS 10000u
+/* Room in the send queue (segments) that the same test asks for. */
+#define KVNET_SEND_QUEUE_ROOM_MIN (TCP_SND_QUEUELEN / 4)
+
+struct kvnet {
+  struct kv_server server;
+  struct netif netif;
+  struct tcp_pcb *pcbs[KVNET_CONNECTIONS_MAX]; /* NULL: the slot is free */
+  uint32_t free_slots[KVNET_CONNECTIONS_MAX];   /* a stack of free slots */
+  uint32_t free_count;
+  uint8_t overflowed[KVNET_CONNECTIONS_MAX];    /* replies could not be queued: reset it */
+  struct pbuf *pending[KVNET_CONNECTIONS_MAX];  /* input not yet taken (backpressure) */
+  uint32_t last_input_ms[KVNET_CONNECTIONS_MAX]; /* sys_now() at accept or the last input */
+  uint32_t accepted;
+  uint32_t refused;
+  uint32_t evicted;
+  uint32_t reset_for_output;
+};
+
+static struct kvnet kvnet; /* in .bss: zero, like the rest of a fresh machine */
+
+static void release_slot(uint32_t slot) {
+  if (kvnet.pending[slot] != NULL) pbuf_free(kvnet.pending[slot]);
+  kvnet.pending[slot] = NULL;
+  kvnet.pcbs[slot] = NULL;
+  kvnet.overflowed[slot] = 0;
+  kvnet.free_slots[kvnet.free_count++] = slot;
+}
+
+static void detach(struct tcp_pcb *pcb) {
+  tcp_arg(pcb, NULL);
+  tcp_recv(pcb, NULL);
+  tcp_sent(pcb, NULL);
+  tcp_err(pcb, NULL);
+}
+
+static int tcp_transport_writable(void *context, uint32_t slot) {
+  (void)context;
+  struct tcp_pcb *pcb = kvnet.pcbs[slot];
+  return pcb != NULL && !kvnet.overflowed[slot] && tcp_sndbuf(pcb) >= KVNET_SEND_ROOM_BYTES_MIN &&
+         tcp_sndqueuelen(pcb) + KVNET_SEND_QUEUE_ROOM_MIN <= TCP_SND_QUEUELEN;
+}
+
+/* The engine's replies: queued on the connection (copied), sent at the end of the callback. */
+static void tcp_transport_send(void *context, uint32_t slot, const uint8_t *bytes, uint32_t len) {
+  (void)context;
+  struct tcp_pcb *pcb = kvnet.pcbs[slot];
+  if (pcb == NULL || kvnet.overflowed[slot]) return;
+  while (len > 0) {
+    uint32_t chunk = len < 0xffffu ? len : 0xffffu;
+    if (tcp_write(pcb, bytes, (u16_t)chunk, TCP_WRITE_FLAG_COPY) != ERR_OK) {
+      kvnet.overflowed[slot] = 1;
+      return;
+    }
+    bytes += chunk;
+    len -= chunk;
+  }
+}
+
+/* The engine closes a connection (QUIT, a protocol error, or the client's own hang-up): queued
+   replies go out, then FIN; the slot is free at once. */
+static void tcp_transport_close(void *context, uint32_t slot) {
+  (void)context;
+  struct tcp_pcb *pcb = kvnet.pcbs[slot];
+  if (pcb == NULL) return;
+  detach(pcb);
+  /* Input still held counts as taken: a close with data not taken would make lwIP reset the
+     connection and drop the replies still queued (a QUIT's +OK, a protocol error's message). */
+  if (kvnet.pending[slot] != NULL) tcp_recved(pcb, kvnet.pending[slot]->tot_len);
+  if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+  release_slot(slot);
+}
+
+/* lwIP freed the connection (reset by the peer, or too many retransmissions). */
+static void on_error(void *arg, err_t err) {
+  (void)err;
+  uint32_t slot = (uint32_t)(uintptr_t)arg;
+  if (kvnet.pcbs[slot] == NULL) return;
+  kvnet.pcbs[slot] = NULL; /* already freed by lwIP: the close below must not touch it */
+  kv_conn_closed_by_client(&kvnet.server, slot);
+  release_slot(slot);
+}
+
+/* Resets a connection whose replies could not be queued. Returns ERR_ABRT for lwIP's callbacks. */
+static err_t reset_for_output(uint32_t slot, struct tcp_pcb *pcb) {
+  kvnet.reset_for_output++;
+  detach(pcb);
+  kvnet.pcbs[slot] = NULL;
+  kv_conn_closed_by_client(&kvnet.server, slot);
+  release_slot(slot);
+  tcp_abort(pcb);
+  return ERR_ABRT;
+}
+
+/* Runs the connection's input while it takes replies: what the engine buffered first, then the
+   pending pbufs, each byte acknowledged to the window once the engine has taken it. */
+static err_t feed(uint32_t slot, struct tcp_pcb *pcb) {
+  kv_conn_resume(&kvnet.server, slot);
+  while (kvnet.pcbs[slot] == pcb && kvnet.pending[slot] != NULL && tcp_transport_writable(NULL, slot)) {
+    struct pbuf *p = kvnet.pending[slot];
+    uint32_t taken = kv_conn_receive(&kvnet.server, slot, (const uint8_t *)p->payload, p->len);
+    if (kvnet.pcbs[slot] != pcb) return ERR_OK; /* closed by the engine (QUIT, protocol error) */
+    tcp_recved(pcb, (u16_t)taken);
+    kvnet.pending[slot] = pbuf_free_header(p, (u16_t)taken);
+  }
+  if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  if (kvnet.overflowed[slot]) return reset_for_output(slot, pcb);
+  tcp_output(pcb);
+  return ERR_OK;
+}
+
+static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
+  uint32_t slot = (uint32_t)(uintptr_t)arg;
+  if (kvnet.pcbs[slot] != pcb) {
+    if (p != NULL) pbuf_free(p);
+    return ERR_OK;
+  }
+  if (p == NULL || err != ERR_OK) {
+    if (p != NULL) pbuf_free(p);
+    kv_conn_closed_by_client(&kvnet.server, slot); /* closes through tcp_transport_close */
+    return ERR_OK;
+  }
+  kvnet.last_input_ms[slot] = sys_now();
+  if (kvnet.pending[slot] == NULL) kvnet.pending[slot] = p;
+  else pbuf_cat(kvnet.pending[slot], p);
+  return feed(slot, pcb);
+}
+
+/* The client acknowledged replies: room in the send buffer, so held input may run. */
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
+  (void)length;
+  uint32_t slot = (uint32_t)(uintptr_t)arg;
+  if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  return feed(slot, pcb);
+}
+
+/* Frees the slot of the connection idle longest, if it has been idle KVNET_IDLE_EVICT_MS. */
+static void evict_idle_connection(void) {
+  uint32_t now = sys_now();
+  uint32_t victim = UINT32_MAX, victim_idle_ms = 0;
+  for (uint32_t slot = 0; slot < kvnet.server.conn_count; slot++) {
+    if (kvnet.pcbs[slot] == NULL) continue;
+    uint32_t idle_ms = now - kvnet.last_input_ms[slot];
+    if (idle_ms >= KVNET_IDLE_EVICT_MS && (victim == UINT32_MAX || idle_ms > victim_idle_ms)) {
+      victim = slot;
+      victim_idle_ms = idle_ms;
+    }
+  }
+  if (victim == UINT32_MAX) return;
+  struct tcp_pcb *pcb = kvnet.pcbs[victim];
+  detach(pcb);
+  kvnet.pcbs[victim] = NULL;
+  kv_conn_closed_by_client(&kvnet.server, victim);
+  release_slot(victim);
+  tcp_abort(pcb);
+  kvnet.evicted++;
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
+  (void)arg;
+  if (err != ERR_OK || pcb == NULL) return ERR_VAL;
+  if (kvnet.free_count == 0) evict_idle_connection();
+  if (kvnet.free_count == 0) {
+    kvnet.refused++;
+    tcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  uint32_t slot = kvnet.free_slots[--kvnet.free_count];
+  kvnet.pcbs[slot] = pcb;
+  kvnet.last_input_ms[slot] = sys_now();
+  kvnet.accepted++;
+  tcp_arg(pcb, (void *)(uintptr_t)slot);
+  tcp_recv(pcb, on_receive);
+  tcp_sent(pcb, on_sent);
+  tcp_err(pcb, on_error);
+  tcp_nagle_disable(pcb);
+  kv_conn_open(&kvnet.server, slot);
+  return ERR_OK;
+}
+
+static void print_ipv4(const char *label, uint32_t ip) {
+  hbft_printf("%s%u.%u.%u.%u", label, ip >> 24, (ip >> 16) & 0xffu, (ip >> 8) & 0xffu, ip & 0xffu);
+}
+
+int main(void) {
+  struct hbft_netif_config config;
+  if (hbft_netif_config_from_args(&config, 0x0a000002u, 24) != 0) return 2;
+  uint32_t port = hbft_arg_u32("port", 6379);
+  if (port == 0 || port > 0xffffu) {
+    hbft_printf("argument port=%u: expected a TCP port, 1-65535\n", port);
+    return 2;
+  }
+  struct hbft_arena arena;
+  hbft_arena_init_heap(&arena, HBFT_STACK_RESERVE_BYTES);
+
+  if (!hbft_netif_present()) {
+    /* No packet NIC (QEMU): prove the engine works with the built-in conversation, then exit. */
+    kv_server_init(&kvnet.server, &arena, 1);
+    uint8_t *capture = hbft_arena_alloc_or_die(&arena, 4096, 8, "kvnet self-test capture");
+    uint32_t failures = kv_run_self_test(&kvnet.server, capture, 4096);
+    hbft_printf("kvnet: no packet NIC; self-test %s (%u of %u exchanges failed)\n", failures == 0 ? "passed" : "FAILED",
+                failures, KV_SELF_TEST_EXCHANGES);
+    return failures == 0 ? 0 : 1;
+  }
+  if (hbft_netif_start(&kvnet.netif, &arena, &config) != 0) {
+    hbft_printf("kvnet: the packet NIC refused its rings\n");
+    return 3;
+  }
+  kv_server_init(&kvnet.server, &arena, KVNET_CONNECTIONS_MAX);
+  kvnet.server.transport.send = tcp_transport_send;
+  kvnet.server.transport.close = tcp_transport_close;
+  kvnet.server.transport.writable = tcp_transport_writable;
+  for (uint32_t slot = kvnet.server.conn_count; slot > 0; slot--) kvnet.free_slots[kvnet.free_count++] = slot - 1;
+
+  struct tcp_pcb *listener = tcp_new();
+  if (listener == NULL || tcp_bind(listener, IP4_ADDR_ANY, (u16_t)port) != ERR_OK) {
+    hbft_printf("kvnet: cannot bind TCP port %u\n", port);
+    return 3;
+  }
+  listener = tcp_listen_with_backlog(listener, TCP_DEFAULT_LISTEN_BACKLOG);
+  if (listener == NULL) {
+    hbft_printf("kvnet: cannot listen on TCP port %u\n", port);
+    return 3;
+  }
+  tcp_accept(listener, on_accept);
+
+  const uint8_t *mac = kvnet.netif.hwaddr;
+  print_ipv4("kvnet: listening on ", config.ip);
+  hbft_printf(":%u (netmask ", port);
+  print_ipv4("", config.netmask);
+  hbft_printf(", MAC %02x:%02x:%02x:%02x:%02x:%02x), %u connection slots, %u KiB input each\n", mac[0], mac[1],
+              mac[2], mac[3], mac[4], mac[5], kvnet.server.conn_count, kvnet.server.input_capacity / 1024);
+  for (;;) {
+    hbft_netif_poll(&kvnet.netif);
+    hbft_netif_wait(&kvnet.netif);
+  }
+}

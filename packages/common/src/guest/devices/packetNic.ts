@@ -1,0 +1,475 @@
+import { StateFormatError } from '../../errors.ts';
+import { NET_BASE, NET_SIZE } from '../addressMap.ts';
+import type { GuestMemory } from '../memory.ts';
+import { expectBytes, expectDeviceState, expectUint32, type Device, type DeviceState } from './device.ts';
+
+/*
+ * Register offsets of the packet NIC; the C view is guests/include/hbft.h (HBFT_NET_*), and
+ * test/guest/abi.test.ts checks that both agree. All registers are 32-bit.
+ *
+ *   0x00 ID           RO  NET_ID_VALUE: tells a guest the device is there
+ *   0x04 MAC_LO       RO  MAC bytes 0..3 (byte 0 in bits 7:0)
+ *   0x08 MAC_HI       RO  MAC bytes 4..5 in bits 15:0
+ *   0x0c STATUS       bit 0 link up (RO), bit 1 receive pending (RO), bit 2 configuration refused,
+ *                     bit 3 bad transmit descriptor skipped; writing 1s clears bits 2 and 3
+ *   0x10 CTRL         bit 0 enable (write after the rings are set; enabling resets the indices)
+ *   0x14 FRAME_MAX    RO  largest frame either way (Ethernet header + 1500, no FCS)
+ *   0x18 RX_BASE      receive descriptor ring (8-byte aligned, in RAM), writable while disabled
+ *   0x1c RX_COUNT     its descriptors: a power of two, 1..NET_RING_DESCRIPTORS_MAX
+ *   0x20 RX_AVAIL     guest: free-running count of receive buffers posted
+ *   0x24 RX_USED      device: free-running count of posted buffers it filled with a frame
+ *   0x28 RX_CONSUMED  guest: free-running count of filled buffers it has taken; mip.MEIP is set
+ *                     while RX_USED != RX_CONSUMED
+ *   0x2c TX_BASE      transmit descriptor ring, as RX_BASE
+ *   0x30 TX_COUNT     as RX_COUNT
+ *   0x34 TX_AVAIL     guest: free-running count of frames posted. Writing it is the doorbell: the
+ *                     device takes every frame up to it before the write returns, so afterwards
+ *                     TX_USED == TX_AVAIL and every transmit buffer is the guest's again
+ *   0x38 TX_USED      device
+ *   0x3c RX_DROPPED   RO  frames from the network the guest never saw (any reason)
+ *
+ * A descriptor is 8 bytes: u32 buffer address, u32 length. Descriptor i of a ring sits at
+ * BASE + 8 * (i & (COUNT - 1)). Receive: the guest writes the buffer's address and capacity and
+ * advances RX_AVAIL; the device writes a frame into the buffer, overwrites the length with the
+ * frame's, and advances RX_USED. Transmit: the guest writes the frame's address and length.
+ * This is virtio-net's split ring reduced to what a single-queue NIC without offloads needs.
+ */
+export const NET_ID = 0x00;
+export const NET_MAC_LO = 0x04;
+export const NET_MAC_HI = 0x08;
+export const NET_STATUS = 0x0c;
+export const NET_CTRL = 0x10;
+export const NET_FRAME_MAX = 0x14;
+export const NET_RX_BASE = 0x18;
+export const NET_RX_COUNT = 0x1c;
+export const NET_RX_AVAIL = 0x20;
+export const NET_RX_USED = 0x24;
+export const NET_RX_CONSUMED = 0x28;
+export const NET_TX_BASE = 0x2c;
+export const NET_TX_COUNT = 0x30;
+export const NET_TX_AVAIL = 0x34;
+export const NET_TX_USED = 0x38;
+export const NET_RX_DROPPED = 0x3c;
+
+/** "hbnt" */
+export const NET_ID_VALUE = 0x6862_6e74;
+export const NET_CTRL_ENABLE = 1;
+export const NET_STATUS_LINK_UP = 1;
+export const NET_STATUS_RX_PENDING = 2;
+export const NET_STATUS_CONFIG_ERROR = 4;
+export const NET_STATUS_TX_ERROR = 8;
+
+export const NET_DESCRIPTOR_BYTES = 8;
+export const NET_RING_DESCRIPTORS_MAX = 4096;
+/** An Ethernet header: destination, source, EtherType. Anything shorter is a runt. */
+export const ETHERNET_HEADER_BYTES = 14;
+/** 1500 bytes of payload (the standard MTU) and the header; frames carry no FCS. */
+export const ETHERNET_FRAME_BYTES_MAX = 1514;
+/** Frames received from the network but not yet in the guest's ring. */
+export const NET_RX_QUEUE_FRAMES_MAX = 256;
+export const MAC_BYTES = 6;
+
+/** What happened to a frame handed to receive(). */
+export type ReceiveOutcome = 'queued' | 'runt' | 'oversize' | 'queue-full' | 'link-down';
+
+export interface PacketNicCounters {
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+  txBytes: number;
+  /** Shorter than an Ethernet header. */
+  rxRunts: number;
+  /** Longer than ETHERNET_FRAME_BYTES_MAX. */
+  rxOversize: number;
+  /** NET_RX_QUEUE_FRAMES_MAX frames were already waiting for receive buffers. */
+  rxQueueFull: number;
+  /** Arrived while the link was down. */
+  rxLinkDown: number;
+  /** Did not fit the guest's next receive buffer. */
+  rxTooLargeForBuffer: number;
+  /** Transmit descriptors with a bad length or address (skipped). */
+  txErrors: number;
+  /** Frames the guest transmitted while the link was down (not passed on). */
+  txLinkDown: number;
+}
+
+const COUNTER_NAMES: (keyof PacketNicCounters)[] = [
+  'rxFrames', 'rxBytes', 'txFrames', 'txBytes', 'rxRunts', 'rxOversize', 'rxQueueFull', 'rxLinkDown',
+  'rxTooLargeForBuffer', 'txErrors', 'txLinkDown',
+];
+
+function zeroCounters(): PacketNicCounters {
+  return Object.fromEntries(COUNTER_NAMES.map((name) => [name, 0])) as unknown as PacketNicCounters;
+}
+
+export interface PacketNicHost {
+  /** Every frame the guest transmits passes here, in order: output commit hangs on this. */
+  onFrame(frame: Uint8Array): void;
+}
+
+const STATE_VERSION = 1;
+const REGISTER_COUNT = 11;
+
+/**
+ * The packet NIC: Ethernet frames into and out of the guest through two descriptor rings in guest
+ * memory (layout above). Host side: receive() checks a frame and queues it (bounded), and pump()
+ * moves queued frames into posted receive buffers by DMA through GuestMemory.writeBytes, so dirty
+ * tracking sees every byte. Guest side: writing TX_AVAIL hands every posted frame to host.onFrame.
+ *
+ * Determinism: pump() runs only where the machine calls it (between run slices) and when the guest
+ * posts buffers, so execution is a function of the frames and the points they arrive at. The MAC,
+ * the link state, the rings' registers and the queued frames are all device state.
+ */
+export class PacketNic implements Device {
+  readonly name = 'net';
+  readonly base = NET_BASE;
+  readonly size = NET_SIZE;
+  host: PacketNicHost = { onFrame: () => {} };
+  /** Called when mip.MEIP's source changes (receive pending or not). */
+  onInterruptChange: () => void = () => {};
+
+  private readonly memory: GuestMemory;
+  private readonly macBytes = new Uint8Array(MAC_BYTES);
+  private linkUp = true;
+  private ctrl = 0;
+  private status = 0;
+  private rxBase = 0;
+  private rxCount = 0;
+  private rxAvail = 0;
+  private rxUsed = 0;
+  private rxConsumed = 0;
+  private txBase = 0;
+  private txCount = 0;
+  private txAvail = 0;
+  private txUsed = 0;
+  private counterValues = zeroCounters();
+  private queue: Uint8Array[] = [];
+
+  constructor(memory: GuestMemory) {
+    this.memory = memory;
+  }
+
+  get enabled(): boolean {
+    return (this.ctrl & NET_CTRL_ENABLE) !== 0;
+  }
+
+  /** mip.MEIP: filled receive buffers the guest has not taken yet. */
+  get rxPending(): boolean {
+    return this.enabled && this.rxUsed !== this.rxConsumed;
+  }
+
+  get mac(): Uint8Array {
+    return Uint8Array.from(this.macBytes);
+  }
+
+  get link(): boolean {
+    return this.linkUp;
+  }
+
+  /** Frames accepted from the network and waiting for receive buffers. */
+  get queuedFrames(): number {
+    return this.queue.length;
+  }
+
+  counters(): PacketNicCounters {
+    return { ...this.counterValues };
+  }
+
+  setMac(mac: Uint8Array): void {
+    if (mac.length !== MAC_BYTES) throw new RangeError(`a MAC address has ${MAC_BYTES} bytes, not ${mac.length}`);
+    this.macBytes.set(mac);
+  }
+
+  /** Link down: frames from the network are dropped and frames from the guest are not passed on. */
+  setLink(up: boolean): void {
+    this.linkUp = up;
+    if (!up) {
+      this.counterValues.rxLinkDown += this.queue.length;
+      this.queue = [];
+    }
+  }
+
+  /** Checks a frame from the network and queues it for the guest; never throws on its content. */
+  receive(frame: Uint8Array): ReceiveOutcome {
+    const outcome = this.classify(frame);
+    switch (outcome) {
+      case 'queued':
+        this.queue.push(Uint8Array.from(frame));
+        break;
+      case 'runt':
+        this.counterValues.rxRunts++;
+        break;
+      case 'oversize':
+        this.counterValues.rxOversize++;
+        break;
+      case 'queue-full':
+        this.counterValues.rxQueueFull++;
+        break;
+      case 'link-down':
+        this.counterValues.rxLinkDown++;
+        break;
+    }
+    return outcome;
+  }
+
+  private classify(frame: Uint8Array): ReceiveOutcome {
+    if (!this.linkUp) return 'link-down';
+    if (frame.length < ETHERNET_HEADER_BYTES) return 'runt';
+    if (frame.length > ETHERNET_FRAME_BYTES_MAX) return 'oversize';
+    if (this.queue.length >= NET_RX_QUEUE_FRAMES_MAX) return 'queue-full';
+    return 'queued';
+  }
+
+  /** Moves queued frames into posted receive buffers. Returns whether anything moved. */
+  pump(): boolean {
+    const wasPending = this.rxPending;
+    const moved = this.fillReceiveBuffers();
+    if (this.rxPending !== wasPending) this.onInterruptChange();
+    return moved;
+  }
+
+  private fillReceiveBuffers(): boolean {
+    if (!this.enabled) return false;
+    let moved = false;
+    while (this.queue.length > 0 && this.rxAvail !== this.rxUsed) {
+      const frame = this.queue.shift()!;
+      const descriptor = this.descriptorOffset(this.rxBase, this.rxCount, this.rxUsed);
+      const address = this.memory.readU32(descriptor);
+      const capacity = this.memory.readU32(descriptor + 4);
+      const offset = this.bufferOffset(address, capacity);
+      if (offset < 0) {
+        // A buffer outside RAM: hand it back empty rather than write anywhere else.
+        this.status |= NET_STATUS_CONFIG_ERROR;
+        this.memory.writeU32(descriptor + 4, 0, 'device');
+      } else if (frame.length > capacity) {
+        this.counterValues.rxTooLargeForBuffer++;
+        continue;
+      } else {
+        this.memory.writeBytes(offset, frame, 'device');
+        this.memory.writeU32(descriptor + 4, frame.length, 'device');
+        this.counterValues.rxFrames++;
+        this.counterValues.rxBytes += frame.length;
+      }
+      this.rxUsed = (this.rxUsed + 1) >>> 0;
+      moved = true;
+    }
+    return moved;
+  }
+
+  /** RAM offset of descriptor `index` of a ring (the ring was checked when the device was enabled). */
+  private descriptorOffset(base: number, count: number, index: number): number {
+    return this.memory.ramOffset(base) + (index & (count - 1)) * NET_DESCRIPTOR_BYTES;
+  }
+
+  /** RAM offset of a guest buffer, or -1 when [address, address + bytes) is not all in RAM. */
+  private bufferOffset(address: number, bytes: number): number {
+    const offset = this.memory.ramOffset(address);
+    if (offset < 0 || bytes > this.memory.ramBytes - offset) return -1;
+    return offset;
+  }
+
+  read(offset: number, sizeBytes: number): number {
+    if (sizeBytes !== 4) return 0;
+    switch (offset) {
+      case NET_ID:
+        return NET_ID_VALUE;
+      case NET_MAC_LO:
+        return (this.macBytes[0]! | (this.macBytes[1]! << 8) | (this.macBytes[2]! << 16) | (this.macBytes[3]! << 24)) >>> 0;
+      case NET_MAC_HI:
+        return this.macBytes[4]! | (this.macBytes[5]! << 8);
+      case NET_STATUS:
+        return (this.status | (this.linkUp ? NET_STATUS_LINK_UP : 0) | (this.rxPending ? NET_STATUS_RX_PENDING : 0)) >>> 0;
+      case NET_CTRL:
+        return this.ctrl;
+      case NET_FRAME_MAX:
+        return ETHERNET_FRAME_BYTES_MAX;
+      case NET_RX_BASE:
+        return this.rxBase;
+      case NET_RX_COUNT:
+        return this.rxCount;
+      case NET_RX_AVAIL:
+        return this.rxAvail;
+      case NET_RX_USED:
+        return this.rxUsed;
+      case NET_RX_CONSUMED:
+        return this.rxConsumed;
+      case NET_TX_BASE:
+        return this.txBase;
+      case NET_TX_COUNT:
+        return this.txCount;
+      case NET_TX_AVAIL:
+        return this.txAvail;
+      case NET_TX_USED:
+        return this.txUsed;
+      case NET_RX_DROPPED: {
+        const c = this.counterValues;
+        return (c.rxRunts + c.rxOversize + c.rxQueueFull + c.rxLinkDown + c.rxTooLargeForBuffer) >>> 0;
+      }
+      default:
+        return 0;
+    }
+  }
+
+  write(offset: number, sizeBytes: number, value: number): void {
+    if (sizeBytes !== 4) return;
+    value >>>= 0;
+    switch (offset) {
+      case NET_STATUS:
+        this.status &= ~(value & (NET_STATUS_CONFIG_ERROR | NET_STATUS_TX_ERROR));
+        return;
+      case NET_CTRL:
+        this.setControl(value);
+        return;
+      case NET_RX_BASE:
+        if (!this.enabled) this.rxBase = value;
+        return;
+      case NET_RX_COUNT:
+        if (!this.enabled) this.rxCount = value;
+        return;
+      case NET_TX_BASE:
+        if (!this.enabled) this.txBase = value;
+        return;
+      case NET_TX_COUNT:
+        if (!this.enabled) this.txCount = value;
+        return;
+      case NET_RX_AVAIL:
+        // More buffers than the ring holds would make the device overwrite descriptors it has not
+        // returned: refuse the write.
+        if (!this.enabled) return;
+        if (((value - this.rxUsed) >>> 0) > this.rxCount) {
+          this.status |= NET_STATUS_CONFIG_ERROR;
+          return;
+        }
+        this.rxAvail = value;
+        this.pump();
+        return;
+      case NET_RX_CONSUMED: {
+        // Only forward, and only over buffers the device filled.
+        if (!this.enabled) return;
+        const advance = (value - this.rxConsumed) >>> 0;
+        if (advance > ((this.rxUsed - this.rxConsumed) >>> 0)) {
+          this.status |= NET_STATUS_CONFIG_ERROR;
+          return;
+        }
+        const wasPending = this.rxPending;
+        this.rxConsumed = value;
+        if (this.rxPending !== wasPending) this.onInterruptChange();
+        return;
+      }
+      case NET_TX_AVAIL:
+        if (!this.enabled) return;
+        this.txAvail = value;
+        this.transmitPosted();
+        return;
+    }
+  }
+
+  private ringValid(base: number, count: number): boolean {
+    return (
+      count >= 1 &&
+      count <= NET_RING_DESCRIPTORS_MAX &&
+      (count & (count - 1)) === 0 &&
+      (base & 7) === 0 &&
+      this.bufferOffset(base, count * NET_DESCRIPTOR_BYTES) >= 0
+    );
+  }
+
+  private setControl(value: number): void {
+    const enable = (value & NET_CTRL_ENABLE) !== 0;
+    if (enable && !this.enabled) {
+      if (!this.ringValid(this.rxBase, this.rxCount) || !this.ringValid(this.txBase, this.txCount)) {
+        this.status |= NET_STATUS_CONFIG_ERROR;
+        return;
+      }
+      this.status &= ~NET_STATUS_CONFIG_ERROR;
+      this.rxAvail = this.rxUsed = this.rxConsumed = 0;
+      this.txAvail = this.txUsed = 0;
+      this.ctrl = NET_CTRL_ENABLE;
+    } else if (!enable && this.enabled) {
+      const wasPending = this.rxPending;
+      this.ctrl = 0;
+      if (wasPending) this.onInterruptChange();
+    }
+  }
+
+  /** Takes every posted transmit descriptor; a bad one is skipped and counted. */
+  private transmitPosted(): void {
+    if (((this.txAvail - this.txUsed) >>> 0) > this.txCount) {
+      // The guest claims more frames than the ring holds: nothing of it can be trusted.
+      this.status |= NET_STATUS_TX_ERROR;
+      this.counterValues.txErrors++;
+      this.txUsed = this.txAvail;
+      return;
+    }
+    while (this.txUsed !== this.txAvail) {
+      const descriptor = this.descriptorOffset(this.txBase, this.txCount, this.txUsed);
+      const address = this.memory.readU32(descriptor);
+      const length = this.memory.readU32(descriptor + 4);
+      const offset = this.bufferOffset(address, length);
+      this.txUsed = (this.txUsed + 1) >>> 0;
+      if (length < ETHERNET_HEADER_BYTES || length > ETHERNET_FRAME_BYTES_MAX || offset < 0) {
+        this.status |= NET_STATUS_TX_ERROR;
+        this.counterValues.txErrors++;
+        continue;
+      }
+      if (!this.linkUp) {
+        this.counterValues.txLinkDown++;
+        continue;
+      }
+      this.counterValues.txFrames++;
+      this.counterValues.txBytes += length;
+      this.host.onFrame(Uint8Array.from(this.memory.readBytes(offset, length)));
+    }
+  }
+
+  getState(): DeviceState {
+    return {
+      v: STATE_VERSION,
+      mac: Uint8Array.from(this.macBytes),
+      link: this.linkUp,
+      regs: [this.ctrl, this.status, this.rxBase, this.rxCount, this.rxAvail, this.rxUsed, this.rxConsumed,
+        this.txBase, this.txCount, this.txAvail, this.txUsed],
+      counters: COUNTER_NAMES.map((name) => this.counterValues[name]),
+      queue: this.queue.map((frame) => Uint8Array.from(frame)),
+    };
+  }
+
+  setState(state: unknown): void {
+    const record = expectDeviceState(this.name, state, STATE_VERSION);
+    const mac = expectBytes(this.name, record, 'mac');
+    if (mac.length !== MAC_BYTES) throw new StateFormatError(`net state: "mac" must be ${MAC_BYTES} bytes`);
+    if (typeof record.link !== 'boolean') throw new StateFormatError('net state: "link" must be a boolean');
+    const regs = record.regs;
+    if (!Array.isArray(regs) || regs.length !== REGISTER_COUNT) {
+      throw new StateFormatError(`net state: "regs" must hold ${REGISTER_COUNT} registers`);
+    }
+    const regValues = regs.map((_, i) => expectUint32(this.name, regs as unknown as Record<string, unknown>, String(i)));
+    const counters = record.counters;
+    if (!Array.isArray(counters) || counters.length !== COUNTER_NAMES.length ||
+        !counters.every((value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) {
+      throw new StateFormatError(`net state: "counters" must hold ${COUNTER_NAMES.length} non-negative integers`);
+    }
+    const queue = record.queue;
+    if (!Array.isArray(queue) || queue.length > NET_RX_QUEUE_FRAMES_MAX) {
+      throw new StateFormatError(`net state: "queue" must be an array of at most ${NET_RX_QUEUE_FRAMES_MAX} frames`);
+    }
+    const frames = queue.map((frame) => {
+      if (!(frame instanceof Uint8Array) || frame.length < ETHERNET_HEADER_BYTES || frame.length > ETHERNET_FRAME_BYTES_MAX) {
+        throw new StateFormatError('net state: a queued frame is not an Ethernet frame');
+      }
+      return Uint8Array.from(frame);
+    });
+    const [ctrl, , rxBase, rxCount, , , , txBase, txCount] = regValues as number[];
+    if ((ctrl! & NET_CTRL_ENABLE) !== 0 && (!this.ringValid(rxBase!, rxCount!) || !this.ringValid(txBase!, txCount!))) {
+      throw new StateFormatError('net state: enabled with rings outside RAM or of a bad size');
+    }
+    this.macBytes.set(mac);
+    this.linkUp = record.link;
+    [this.ctrl, this.status, this.rxBase, this.rxCount, this.rxAvail, this.rxUsed, this.rxConsumed,
+      this.txBase, this.txCount, this.txAvail, this.txUsed] = regValues as [
+      number, number, number, number, number, number, number, number, number, number, number,
+    ];
+    this.counterValues = Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, counters[i] as number])) as unknown as PacketNicCounters;
+    this.queue = frames;
+  }
+}

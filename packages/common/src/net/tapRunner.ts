@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { TIMEBASE_HZ } from '../guest/addressMap.ts';
+import { MAC_BYTES, type PacketNicCounters } from '../guest/devices/packetNic.ts';
+import { Machine, STOP_IDLE, type MachineExit } from '../guest/machine.ts';
+import { TapDevice, type TapCounters } from './tap.ts';
+
+/** Frames drained from the TAP between two run slices, at most. */
+const TAP_FRAMES_PER_SLICE_MAX = 256;
+/** Instructions per run slice: about a millisecond, so frames wait little for the next slice. */
+const SLICE_INSTRUCTIONS = 200_000;
+/** Longest sleep of an idle guest before the loop looks again (signals, a timer that moved). */
+const IDLE_WAIT_MS_MAX = 100;
+
+/**
+ * The MAC of a guest: locally administered (02:...), from a hash of its identity, so a guest has
+ * the same address on every node that runs it and clients' ARP caches stay right across a failover.
+ */
+export function guestMac(identity: string): Uint8Array {
+  const digest = createHash('sha256').update(identity).digest();
+  const mac = Uint8Array.from(digest.subarray(0, MAC_BYTES));
+  mac[0] = (mac[0]! & 0xfc) | 0x02;
+  return mac;
+}
+
+export function formatMac(mac: Uint8Array): string {
+  return [...mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+}
+
+export interface TapRunOptions {
+  image: Uint8Array;
+  imageName: string;
+  tapName: string;
+  mac: Uint8Array;
+  memoryBytes?: number;
+  args?: string;
+  onConsole?: (text: string) => void;
+  /** Ends the run (the guest is left as it is). */
+  signal?: AbortSignal;
+  /** Called once the TAP device exists, before the guest boots. */
+  onAttached?: (tap: TapDevice) => void;
+}
+
+export interface TapRunResult {
+  exit: MachineExit | null;
+  instructions: number;
+  net: PacketNicCounters;
+  tap: TapCounters;
+}
+
+/**
+ * Runs a guest with its packet NIC attached to a TAP device: frames from the TAP go into the NIC
+ * between run slices, frames the guest transmits go out at once (no output commit here: this is
+ * the unprotected guest). An idle guest sleeps until a frame arrives or its timer is due in real
+ * time, and then its clock skips to the timer, so lwIP's timers run at wall-clock pace.
+ */
+export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
+  const machine = new Machine({ memoryBytes: options.memoryBytes, args: options.args });
+  const decoder = new TextDecoder();
+  machine.uart.onOutput = (byte) => options.onConsole?.(decoder.decode(Uint8Array.of(byte), { stream: true }));
+  machine.loadElf(options.image, options.imageName);
+  machine.net.setMac(options.mac);
+  const tap = await TapDevice.open(options.tapName);
+  options.onAttached?.(tap);
+  machine.net.host = { onFrame: (frame) => tap.send(frame) };
+  const deliver = (frame: Uint8Array): void => {
+    machine.net.receive(frame);
+  };
+  let instructions = 0;
+  try {
+    while (!machine.halted && options.signal?.aborted !== true) {
+      tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
+      const result = machine.run(SLICE_INSTRUCTIONS);
+      instructions += result.executed;
+      if (result.stop !== STOP_IDLE) {
+        // Let I/O callbacks and signals in between slices.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const untilTimerMs = ((machine.clint.mtimecmp - machine.cpu.currentCycle()) / TIMEBASE_HZ) * 1000;
+      if (untilTimerMs > 0) {
+        const waitedFrom = performance.now();
+        await tap.waitReadable(Math.min(Math.ceil(untilTimerMs), IDLE_WAIT_MS_MAX));
+        if (tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver) > 0) continue;
+        if (performance.now() - waitedFrom < untilTimerMs) continue;
+      }
+      machine.cpu.skipToTimer();
+    }
+  } finally {
+    tap.close();
+  }
+  return { exit: machine.exit, instructions, net: machine.net.counters(), tap: { ...tap.counters } };
+}

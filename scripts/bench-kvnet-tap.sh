@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# kvnet (unprotected: no backup, no output commit) on a TAP device in a throwaway network namespace
+# with a bridge, measured with Debian's redis-benchmark through the kernel's TCP stack. Needs root
+# and redis-tools (scripts/install-system-deps.sh). Run it under the shared lock on shared machines:
+#   flock /tmp/hbft-cluster.lock scripts/bench-kvnet-tap.sh [runs] [requests] [clients]
+set -euo pipefail
+runs=${1:-2}
+requests=${2:-20000}
+clients=${3:-50}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ns=hbft-bench-kvnet-$$
+log=$(mktemp)
+ip netns add "$ns"
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  ip netns del "$ns" 2>/dev/null || true
+  rm -f "$log"
+}
+trap cleanup EXIT
+ip -n "$ns" link set lo up
+ip -n "$ns" link add br0 type bridge
+ip -n "$ns" addr add 10.77.0.1/24 dev br0
+ip -n "$ns" link set br0 up
+ip netns exec "$ns" node packages/cli/bin/hbft.js run kvnet --tap hbft0 --ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do ip -n "$ns" link show hbft0 >/dev/null 2>&1 && break; sleep 0.1; done
+ip -n "$ns" link set hbft0 master br0 up
+for _ in $(seq 50); do ip netns exec "$ns" redis-cli -h 10.77.0.2 PING >/dev/null 2>&1 && break; sleep 0.2; done
+for run in $(seq "$runs"); do
+  echo "run $run: redis-benchmark -c $clients -n $requests -t set,get,incr"
+  ip netns exec "$ns" timeout 300 redis-benchmark -h 10.77.0.2 -c "$clients" -n "$requests" -t set,get,incr --csv
+done
+kill -INT "$pid"
+wait "$pid" || true
+pid=
+cat "$log"

@@ -1,0 +1,216 @@
+// Proves that the kvnet guest serves the Redis protocol over TCP from inside the guest (lwIP on
+// the packet NIC), driven by a hand-built Ethernet/ARP/TCP client: ARP, commands, pipelining,
+// CONFIG GET, clear errors for unknown and oversized input without hurting other clients, 1,024
+// concurrent connections with a closed slot free at once and long-idle ones evicted when all are
+// taken, backpressure on a client that does not read, bad frames dropped and counted, and that
+// a TCP connection survives a save/restore of the machine, as it must survive a failover.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Machine } from '@hbft/common/guest/machine.ts';
+import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { encodeCommand } from '@hbft/common/session/resp.ts';
+import { SeededRandom, testSeed } from '../helpers/seed.ts';
+import {
+  ETHERTYPE_ARP,
+  EthernetSegment,
+  TCP_ACK,
+  TCP_PSH,
+  TCP_SYN,
+  arpPacket,
+  ethernetFrame,
+  ipv4,
+  macBytes,
+  parseFrame,
+} from '../helpers/ethernetClient.ts';
+
+const MEMORY_BYTES = 64 * 1024 * 1024;
+const GUEST_MAC = macBytes('02:48:42:46:54:02');
+
+function bootKvnet(args = 'ip=10.0.0.2/24'): { machine: Machine; segment: EthernetSegment; console: () => string } {
+  const machine = new Machine({ memoryBytes: MEMORY_BYTES, args });
+  machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
+  machine.net.setMac(GUEST_MAC);
+  let output = '';
+  machine.uart.onOutput = (byte) => (output += String.fromCharCode(byte));
+  const segment = new EthernetSegment(machine, '10.0.0.2');
+  segment.runUntilIdle();
+  assert.match(output, /kvnet: listening on 10\.0\.0\.2:6379/);
+  segment.resolveGuest();
+  return { machine, segment, console: () => output };
+}
+
+function command(...args: (string | number)[]): Uint8Array {
+  return encodeCommand(args);
+}
+
+test('the guest answers ARP for its address with the MAC the host gave its NIC', () => {
+  const { segment } = bootKvnet();
+  assert.deepEqual(segment.guestMac, GUEST_MAC);
+  // A request for another address goes unanswered.
+  segment.exchange([ethernetFrame(macBytes('ff:ff:ff:ff:ff:ff'), segment.clientMac, ETHERTYPE_ARP,
+    arpPacket(1, segment.clientMac, segment.clientIp, new Uint8Array(6), ipv4('10.0.0.9')))]);
+  assert.equal(segment.transmitted.length, 0);
+});
+
+test('a TCP client gets RESP answers: commands, pipelining, split requests, CONFIG GET and errors', () => {
+  const { segment } = bootKvnet();
+  const client = segment.connect();
+  assert.ok(client.established && !client.reset);
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
+  assert.equal(segment.send(client, 'SET a 1\r\nGET a\r\nINCR a\r\nINCRBY a 40\r\n'), '+OK\r\n$1\r\n1\r\n:2\r\n:42\r\n');
+  // What redis-benchmark and redis-cli send first.
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'save')), '*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'appendonly')), '*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n');
+  // One request split over three segments.
+  const split = command('SET', 'k', 'v'.repeat(100));
+  assert.equal(segment.send(client, split.subarray(0, 5)), '');
+  assert.equal(segment.send(client, split.subarray(5, 50)), '');
+  assert.equal(segment.send(client, split.subarray(50)), '+OK\r\n');
+  // A pipeline larger than one segment: 200 INCRs, answered in order.
+  const pipeline = Buffer.concat(Array.from({ length: 200 }, () => command('INCR', 'n')));
+  assert.ok(pipeline.length > 1460);
+  assert.equal(segment.send(client, pipeline), Array.from({ length: 200 }, (_, i) => `:${i + 1}\r\n`).join(''));
+  assert.equal(segment.send(client, command('FOO', 'bar')), "-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n");
+  assert.equal(segment.badChecksums, 0, 'every segment from the guest had a valid TCP checksum');
+});
+
+test('an oversized request gets a clear error and closes only that client', () => {
+  const { segment } = bootKvnet();
+  const victim = segment.connect();
+  const bystander = segment.connect();
+  assert.equal(segment.send(bystander, command('SET', 'x', 'kept')), '+OK\r\n');
+  const huge = command('SET', 'big', 'v'.repeat(256 * 1024));
+  const answer = segment.send(victim, huge);
+  assert.match(answer, /^-ERR Protocol error: /);
+  assert.ok(victim.finReceived || victim.reset, 'the oversized client is closed');
+  assert.equal(segment.send(bystander, command('GET', 'x')), '$4\r\nkept\r\n');
+  assert.equal(segment.send(bystander, command('EXISTS', 'big')), ':0\r\n');
+});
+
+test('1,024 clients are served at once; the next is refused, a closed slot is free at once, and a long-idle one is evicted when all are taken', () => {
+  const { segment, console } = bootKvnet();
+  assert.match(console(), /1024 connection slots/);
+  const clients = Array.from({ length: 1024 }, () => segment.connect());
+  assert.ok(clients.every((client) => client.established && !client.reset));
+  // Every client is open at once; a sample of them (first, last, every 64th) is served.
+  let served = 0;
+  for (const [i, client] of clients.entries()) {
+    if (i % 64 !== 0 && i !== clients.length - 1) continue;
+    served++;
+    assert.equal(segment.send(client, command('INCR', 'clients')), `:${served}\r\n`);
+  }
+  const extra = segment.connect();
+  assert.ok(extra.reset, 'the 1,025th client is reset');
+  segment.close(clients[7]!);
+  assert.ok(clients[7]!.finReceived, 'the guest closed its side as soon as the client did');
+  const next = segment.connect();
+  assert.ok(next.established && !next.reset, 'the freed slot serves the next client');
+  assert.equal(segment.send(next, command('PING')), '+PONG\r\n');
+  assert.equal(segment.send(clients[1023]!, command('PING')), '+PONG\r\n');
+  // Every slot taken again. Once connections have been idle 10 s, a newcomer evicts the one idle
+  // longest (client 1: opened early and silent since) rather than being refused.
+  segment.advanceGuestMs(11_000);
+  assert.equal(segment.send(clients[5]!, command('PING')), '+PONG\r\n');
+  const newcomer = segment.connect();
+  assert.ok(newcomer.established && !newcomer.reset, 'the newcomer is served');
+  assert.equal(segment.send(newcomer, command('PING')), '+PONG\r\n');
+  assert.deepEqual(clients.flatMap((client, i) => (client.reset ? [i] : [])), [1], 'exactly the connection idle longest was evicted');
+});
+
+test('a client that does not read is held by TCP flow control, others are served, and it gets every reply once it reads', () => {
+  const { segment } = bootKvnet();
+  const reader = segment.connect();
+  const other = segment.connect();
+  const value = 'v'.repeat(4000);
+  assert.equal(segment.send(reader, command('SET', 'big', value)), '+OK\r\n');
+  const requests = 100;
+  const expected = `$${value.length}\r\n${value}\r\n`.repeat(requests);
+  reader.paused = true;
+  segment.push(reader, Buffer.concat(Array.from({ length: requests }, () => command('GET', 'big'))));
+  const held = reader.unreadBytes;
+  assert.ok(held > 0 && held <= 65535, `the guest sent no more than the client's window (${held} bytes)`);
+  assert.ok(held < expected.length / 4, 'most replies wait');
+  assert.equal(segment.send(other, command('PING')), '+PONG\r\n', 'other clients are served meanwhile');
+  // The client reads: each window update lets the guest send (and run) more.
+  reader.paused = false;
+  let received = reader.take();
+  for (let round = 0; round < 200 && received.length < expected.length; round++) {
+    segment.exchange([reader.segmentFrame(TCP_ACK)]);
+    received += reader.take();
+  }
+  assert.equal(received.length, expected.length);
+  assert.ok(received === expected, 'every reply, in order');
+  assert.ok(!reader.reset);
+});
+
+test('bad frames are dropped and counted, and the guest keeps serving', () => {
+  const seed = testSeed();
+  const random = new SeededRandom(seed);
+  const { machine, segment } = bootKvnet();
+  const client = segment.connect();
+  const net = machine.net;
+  assert.equal(net.receive(new Uint8Array(10)), 'runt');
+  assert.equal(net.receive(new Uint8Array(9000)), 'oversize');
+  // Garbage of every length, a TCP segment with a broken checksum, frames for another MAC.
+  const garbage = Array.from({ length: 200 }, () => random.bytes(14 + random.below(1500)));
+  const corrupt = client.segment.tcpFrame({ sourcePort: client.port, destinationPort: 6379, seq: client.sndNxt, ack: client.rcvNxt, flags: TCP_ACK | TCP_PSH, window: 65535, payload: command('FLUSHALL') });
+  corrupt[corrupt.length - 3]! ^= 0xff;
+  segment.exchange([...garbage, corrupt]);
+  assert.equal(segment.send(client, command('SET', 'after', 'garbage')), '+OK\r\n', 'the corrupt FLUSHALL was never run');
+  // An ARP flood: more than the device queues at once.
+  const flood = Array.from({ length: 2000 }, (_, i) => ethernetFrame(macBytes('ff:ff:ff:ff:ff:ff'), macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`), ETHERTYPE_ARP,
+    arpPacket(1, macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`), ipv4(`10.0.${(i >> 8) & 0xff}.${i & 0xff}`), new Uint8Array(6), segment.guestIp)));
+  segment.exchange(flood);
+  const counters = net.counters();
+  assert.equal(counters.rxRunts, 1);
+  assert.equal(counters.rxOversize, 1);
+  assert.ok(counters.rxQueueFull > 0, 'the flood overflowed the bounded queue');
+  assert.equal(segment.send(client, command('GET', 'after')), '$7\r\ngarbage\r\n', `the guest still serves (seed ${seed})`);
+});
+
+test('a SYN flood of 3,000 leaves existing clients served', () => {
+  const { segment } = bootKvnet();
+  const client = segment.connect();
+  for (let batch = 0; batch < 15; batch++) {
+    const syns = Array.from({ length: 200 }, (_, i) => segment.tcpFrame({
+      sourcePort: 1024 + batch * 200 + i, destinationPort: 6379, seq: 7 + i, ack: 0, flags: TCP_SYN, window: 65535, payload: new Uint8Array(0),
+    }));
+    segment.exchange(syns);
+  }
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
+});
+
+test('a TCP connection survives a save/restore: the restored machine answers the retransmitted request on the same connection', () => {
+  const { machine, segment } = bootKvnet();
+  const client = segment.connect();
+  assert.equal(segment.send(client, command('SET', 'x', '1')), '+OK\r\n');
+
+  // The checkpoint: RAM and CPU/device state, as the backup holds them.
+  const checkpointRam = Uint8Array.from(machine.memory.u8);
+  const checkpointState = machine.getState();
+  const clientBefore = { sndNxt: client.sndNxt, rcvNxt: client.rcvNxt };
+
+  // The primary runs on: it receives INCR and answers, but that answer is output of an epoch the
+  // backup never acknowledged, so it is never released; then the primary dies.
+  const incr = command('INCR', 'x');
+  machine.net.receive(client.segmentFrame(TCP_ACK | TCP_PSH, incr));
+  segment.runUntilIdle();
+  const heldOutput = segment.transmitted.splice(0).map(parseFrame);
+  assert.ok(heldOutput.some((frame) => frame.tcp && Buffer.from(frame.tcp.payload).toString() === ':2\r\n'), 'the primary did answer');
+
+  // The backup resumes from the checkpoint on its own RAM.
+  const backup = new Machine({ memoryBytes: MEMORY_BYTES });
+  backup.memory.u8.set(checkpointRam);
+  backup.setState(checkpointState);
+  segment.attach(backup);
+  assert.deepEqual(backup.net.mac, GUEST_MAC, 'the MAC moved with the state');
+
+  // The client never saw an acknowledgement of INCR, so its TCP sends the same segment again.
+  client.sndNxt = clientBefore.sndNxt;
+  assert.equal(client.rcvNxt, clientBefore.rcvNxt);
+  assert.equal(segment.send(client, incr), ':2\r\n', 'the retransmitted INCR is answered once, on the same connection');
+  assert.equal(segment.send(client, command('INCR', 'x')), ':3\r\n');
+  assert.equal(segment.send(client, command('GET', 'x')), '$1\r\n3\r\n');
+  assert.ok(!client.reset && !client.finReceived, 'no reset, no reconnect');
+});

@@ -30,7 +30,7 @@ function runToEnd(machine: Machine, limit = 2e9): void {
   while (!machine.halted && executed < limit) executed += machine.run(1_000_000).executed;
 }
 
-const IMAGES = Object.entries(CHECKSUMS).flatMap(([name, checksum]) => [
+const IMAGES = Object.entries(CHECKSUMS).flatMap(([name, checksum]): [string, string][] => [
   [name, checksum],
   [`${name}.rv32imac`, checksum],
 ]);

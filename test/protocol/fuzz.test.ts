@@ -97,7 +97,8 @@ function fuzzFrame(random: SeededRandom, sequence: number): Buffer {
   );
   if (random.chance(0.1)) {
     // Byte damage after the checksum was computed, anywhere, including the length fields.
-    frame[random.below(frame.length)] ^= 1 + random.below(255);
+    const at = random.below(frame.length);
+    frame[at] = frame[at]! ^ (1 + random.below(255));
   }
   if (random.chance(0.05)) {
     // Announce a huge body and send only the header.

@@ -27,7 +27,6 @@ interface ClientConnection {
  */
 export class ClientServer {
   private server: Server;
-  private listening: { host: string; port: number } | null = null;
   private readonly connections = new Map<string, ClientConnection>();
   private nextPlainId = 1;
   private readonly nic: GuestNic;

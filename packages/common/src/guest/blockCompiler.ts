@@ -688,8 +688,9 @@ export class BlockCache implements CodeCache {
       this.entriesByPage[page] = entries;
     }
     const parcel = (pc >>> 1) & (PARCELS_PER_PAGE - 1);
-    if (entries[parcel]! < this.entriesBeforeCompile) {
-      entries[parcel]++;
+    const entered = entries[parcel]!;
+    if (entered < this.entriesBeforeCompile) {
+      entries[parcel] = entered + 1;
       return undefined;
     }
     if (blockLength(this.memory.u16, pc) === 0) return undefined;
@@ -731,7 +732,7 @@ export class BlockCache implements CodeCache {
     // without it every later exit deoptimises the region.
     fn(0);
     table[(pc >>> 1) & (PARCELS_PER_PAGE - 1)] = fn;
-    this.blocksByPage[page]++;
+    this.blocksByPage[page] = this.blocksByPage[page]! + 1;
     this.cached++;
     this.stats.blocksCompiled++;
     this.stats.blocksCached = this.cached;
@@ -748,7 +749,8 @@ export class BlockCache implements CodeCache {
     this.pages[page] = undefined;
     this.cached -= this.blocksByPage[page]!;
     this.blocksByPage[page] = 0;
-    if (this.codeWritesByPage[page]! < PAGE_CODE_WRITES_MAX) this.codeWritesByPage[page]++;
+    const codeWrites = this.codeWritesByPage[page]!;
+    if (codeWrites < PAGE_CODE_WRITES_MAX) this.codeWritesByPage[page] = codeWrites + 1;
     this.stats.pagesInvalidated++;
     this.stats.blocksCached = this.cached;
   }

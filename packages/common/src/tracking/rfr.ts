@@ -7,7 +7,6 @@ import {
   MARKER_SEGMENT_SHIFT,
   PTE_DIRTY,
   PTE_PREDICTED,
-  PTE_PRESENT,
   PTE_WRITABLE,
 } from '../guest/shadowPageTable.ts';
 import type { EpochResult } from './tracker.ts';

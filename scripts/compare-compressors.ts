@@ -17,21 +17,34 @@ for (const workload of ['cfp', 'cint', 'jbb', 'web'] as const) {
   const enc = new PageEncoder(new DeltaCache(65536));
   // prime the cache with every page, as after a full sync
   const prime = new PageRecordWriter(4104 * 1024);
-  for (let p = 0; p < m.memory.pageCount; p += 1) { if (prime.free < 4104) prime.reset(); enc.encode(p, ram32, p * 1024, prime); }
+  for (let p = 0; p < m.memory.pageCount; p += 1) {
+    if (prime.free < 4104) prime.reset();
+    enc.encode(p, ram32, p * 1024, prime);
+  }
   enc.resetCounts();
-  let raw = 0, xorBytes = 0, zRaw = 0, zMs = 0, pages = 0;
-  const prev = new Uint8Array(m.memory.buffer.byteLength); prev.set(ram8);
+  let raw = 0,
+    xorBytes = 0,
+    zRaw = 0,
+    zMs = 0,
+    pages = 0;
+  const prev = new Uint8Array(m.memory.buffer.byteLength);
+  prev.set(ram8);
   for (let epoch = 0; epoch < 15; epoch++) {
-    const end = performance.now() + 20; while (performance.now() < end) m.run(20_000);
+    const end = performance.now() + 20;
+    while (performance.now() < end) m.run(20_000);
     const r = tracker.endEpoch();
     const w = new PageRecordWriter(r.dirtyPages.length * 4104 + 8);
     for (const p of r.dirtyPages) enc.encode(p, ram32, p * 1024, w);
     xorBytes += w.offset;
     const t = performance.now();
-    for (const p of r.dirtyPages) zRaw += deflateRawSync(ram8.subarray(p * 4096, p * 4096 + 4096), { level: 1, strategy: constants.Z_DEFAULT_STRATEGY }).length;
+    for (const p of r.dirtyPages)
+      zRaw += deflateRawSync(ram8.subarray(p * 4096, p * 4096 + 4096), { level: 1, strategy: constants.Z_DEFAULT_STRATEGY }).length;
     zMs += performance.now() - t;
-    raw += r.dirtyPages.length * 4096; pages += r.dirtyPages.length;
+    raw += r.dirtyPages.length * 4096;
+    pages += r.dirtyPages.length;
     tracker.beginEpoch();
   }
-  console.log(`${workload}: ${pages} pages; XOR-RLE ${(100 * xorBytes / raw).toFixed(1)} % of raw; deflate-1 of the raw page ${(100 * zRaw / raw).toFixed(1)} % at ${(raw / 1e6 / (zMs / 1000)).toFixed(0)} MB/s on one core`);
+  console.log(
+    `${workload}: ${pages} pages; XOR-RLE ${((100 * xorBytes) / raw).toFixed(1)} % of raw; deflate-1 of the raw page ${((100 * zRaw) / raw).toFixed(1)} % at ${(raw / 1e6 / (zMs / 1000)).toFixed(0)} MB/s on one core`,
+  );
 }

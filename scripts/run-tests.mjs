@@ -37,7 +37,10 @@ if (typecheck && filters.length === 0) {
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
   // The layers of .dependency-cruiser.cjs: every import points down, and no import cycle.
   console.log('run-tests: layering (depcruise)');
-  const layers = spawnSync('npx', ['depcruise', '--config', '.dependency-cruiser.cjs', 'packages', 'test', 'scripts'], { cwd: root, stdio: 'inherit' });
+  const layers = spawnSync('npx', ['depcruise', '--config', '.dependency-cruiser.cjs', 'packages', 'test', 'scripts'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (layers.status !== 0) process.exit(layers.status ?? 1);
 }
 

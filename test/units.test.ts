@@ -13,7 +13,10 @@ test('sizes with binary and decimal units', () => {
 });
 
 test('malformed sizes name the flag', () => {
-  assert.throws(() => parseBytes('lots', '--memory'), (e: unknown) => e instanceof UsageError && /--memory/.test(e.message));
+  assert.throws(
+    () => parseBytes('lots', '--memory'),
+    (e: unknown) => e instanceof UsageError && /--memory/.test(e.message),
+  );
   assert.throws(() => parseBytes('12 parsecs', '--memory'), UsageError);
   assert.throws(() => parseBytes(-1, '--memory'), UsageError);
 });

@@ -36,7 +36,10 @@ class Primary {
     this.tracker = trackMemory(this.machine.memory, createTracker('wfp'));
   }
 
-  private async stream(spec: Omit<Parameters<typeof sendPageStream>[0], 'source' | 'memoryBytes' | 'generation'>, encoder: PageEncoder): Promise<Frame[]> {
+  private async stream(
+    spec: Omit<Parameters<typeof sendPageStream>[0], 'source' | 'memoryBytes' | 'generation'>,
+    encoder: PageEncoder,
+  ): Promise<Frame[]> {
     const sent: EncodedFrame[] = [];
     const frames = this.frames;
     await sendPageStream(
@@ -52,7 +55,12 @@ class Primary {
       encoder,
     );
     return sent.map((frame) => {
-      const decoded = decodeFrame(concatFrame(frame), { limits, kindsAccepted: bulkKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });
+      const decoded = decodeFrame(concatFrame(frame), {
+        limits,
+        kindsAccepted: bulkKinds,
+        kindsAcceptedWhere: 'test',
+        sequenceExpected: null,
+      });
       assert.equal(decoded.failure, null);
       return decoded.frame!;
     });
@@ -66,7 +74,10 @@ class Primary {
   async checkpoint(instructions = 500_000): Promise<Frame[]> {
     this.machine.run(instructions);
     const result = this.tracker.endEpoch();
-    const frames = await this.stream({ kind: 'checkpoint', epoch: this.epoch, pages: result.dirtyPages, state: this.machine.getState() }, this.deltas);
+    const frames = await this.stream(
+      { kind: 'checkpoint', epoch: this.epoch, pages: result.dirtyPages, state: this.machine.getState() },
+      this.deltas,
+    );
     this.tracker.beginEpoch();
     this.epoch++;
     return frames;
@@ -76,7 +87,9 @@ class Primary {
 function backup(now = 0) {
   const store = new ReplicaStore(MEMORY_BYTES);
   const replicator = new BackupReplicator(store, { heartbeatMs: 20, failoverTimeoutMs: 100, memoryBytes: MEMORY_BYTES, nowMs: now });
-  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, now), { ok: true });
+  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, now), {
+    ok: true,
+  });
   return { store, replicator };
 }
 
@@ -162,15 +175,19 @@ test('a silent primary is replaced only by a backup that holds a consistent chec
   assert.ok(promote && promote.type === 'promote');
   assert.equal(promote.generation, 2);
   assert.equal(promote.epoch, 1, 'resumes in the epoch after the last applied one');
-  assert.deepEqual(
-    replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 800),
-    { ok: false, code: 'E_DEPOSED', reason: 'this node took over as primary at generation 2; generation 1 is deposed' },
-  );
+  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 800), {
+    ok: false,
+    code: 'E_DEPOSED',
+    reason: 'this node took over as primary at generation 2; generation 1 is deposed',
+  });
 });
 
 test('handshakes with the wrong memory size or an older generation are refused', () => {
   const { replicator } = backup();
-  const wrongMemory = replicator.acceptPrimary({ generation: 1, memoryBytes: 32 * 1024 * 1024, guestImageHash: 'abc', instanceId: 'i1' }, 0);
+  const wrongMemory = replicator.acceptPrimary(
+    { generation: 1, memoryBytes: 32 * 1024 * 1024, guestImageHash: 'abc', instanceId: 'i1' },
+    0,
+  );
   assert.equal(wrongMemory.ok, false);
   assert.match(!wrongMemory.ok ? wrongMemory.reason : '', /--memory must match/);
   replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 0);
@@ -192,15 +209,23 @@ test('a promoted node refuses older primaries and fences itself before a newer o
   assert.equal(!newer.ok && newer.code, 'E_RESPONDER_STALE', 'and the newer primary is not told that it is deposed');
 });
 
-test('a backup holding a primary\'s state refuses another primary process of the same generation', async () => {
+test("a backup holding a primary's state refuses another primary process of the same generation", async () => {
   const primary = new Primary();
   const { replicator } = backup(0);
   feed(replicator, await primary.fullSync(), 0);
   feed(replicator, await primary.checkpoint(), 10);
   const restarted = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i2' }, 20);
   assert.equal(!restarted.ok && restarted.code, 'E_STALE_INSTANCE');
-  assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 20), { ok: true }, 'the same process reconnecting is welcome');
-  assert.deepEqual(replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i3' }, 20), { ok: true }, 'a newer generation is welcome');
+  assert.deepEqual(
+    replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 20),
+    { ok: true },
+    'the same process reconnecting is welcome',
+  );
+  assert.deepEqual(
+    replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i3' }, 20),
+    { ok: true },
+    'a newer generation is welcome',
+  );
 });
 
 test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes first, and frames move the takeover later', async () => {
@@ -226,7 +251,12 @@ test('nextDeadlineMs is the next heartbeat or the takeover, whichever comes firs
 /** A HEARTBEAT as the heartbeat (or control) channel delivers it. */
 function heartbeatFrame(): Frame {
   const encoded = new FrameEncoder(limits).encode(FrameKindValues.HEARTBEAT, { sentAtMs: 0 }, { generation: 1 });
-  const decoded = decodeFrame(concatFrame(encoded), { limits, kindsAccepted: heartbeatKinds, kindsAcceptedWhere: 'test', sequenceExpected: null });
+  const decoded = decodeFrame(concatFrame(encoded), {
+    limits,
+    kindsAccepted: heartbeatKinds,
+    kindsAcceptedWhere: 'test',
+    sequenceExpected: null,
+  });
   assert.equal(decoded.failure, null);
   return decoded.frame!;
 }
@@ -304,5 +334,8 @@ test('detector: a frame between the suspicion and its confirmation clears it; a 
   const ticked = tickEvery(replicator, 110, 400);
   assert.equal(ticked.promotedAt, 215, 'silence past the timeout at 210 (suspected), confirmed at 215');
   const promote = ticked.effects.find((e) => e.type === 'promote');
-  assert.ok(promote && promote.type === 'promote' && /no frame from the primary for 109 ms \(timeout 100 ms\)/.test(promote.reason), promote?.type === 'promote' ? promote.reason : '');
+  assert.ok(
+    promote && promote.type === 'promote' && /no frame from the primary for 109 ms \(timeout 100 ms\)/.test(promote.reason),
+    promote?.type === 'promote' ? promote.reason : '',
+  );
 });

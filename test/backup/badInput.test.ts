@@ -14,7 +14,14 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import type { DirtyTracker } from '@hbft/common/tracking/tracker.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
-import { encodeFrameUnchecked, encodeSealedFrameUnchecked, encodeMeta, concatFrame, FrameFlag, FrameOffset } from '@hbft/common/protocol/frame.ts';
+import {
+  encodeFrameUnchecked,
+  encodeSealedFrameUnchecked,
+  encodeMeta,
+  concatFrame,
+  FrameFlag,
+  FrameOffset,
+} from '@hbft/common/protocol/frame.ts';
 import type { FrameSealer } from '@hbft/common/protocol/seal.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
@@ -149,7 +156,14 @@ before(async () => {
   const good = await connected();
   const pages = await nonZeroPages(source.memory.i32);
   await sendPageStream(
-    { kind: 'full-sync', epoch: 0, generation: 1, pages, memoryBytes: MEMORY_BYTES, source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 } },
+    {
+      kind: 'full-sync',
+      epoch: 0,
+      generation: 1,
+      pages,
+      memoryBytes: MEMORY_BYTES,
+      source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 },
+    },
     good.bulk!,
     new PageEncoder(null),
   );
@@ -189,7 +203,13 @@ test('garbage, frames before authentication and a wrong key are refused', async 
 
   mark = logLines.length;
   await assert.rejects(
-    connectBulk({ host: '127.0.0.1', port: daemon.listenAddress.port, auth: { mode: 'hmac', key: Buffer.from('a-wrong-key-0123456789') }, limits, logger }),
+    connectBulk({
+      host: '127.0.0.1',
+      port: daemon.listenAddress.port,
+      auth: { mode: 'hmac', key: Buffer.from('a-wrong-key-0123456789') },
+      limits,
+      logger,
+    }),
     /E_AUTH/,
   );
   assert.equal(daemon.store.stateHash(), hash);
@@ -242,7 +262,7 @@ test('a checkpoint of the wrong epoch, of another generation or with damaged pag
   await sendCheckpoint(l, applied + 1, 2).catch(() => {});
   await lost;
   l.stop();
-  assert.ok(loggedSince(mark, /E_GENERATION/), 'frames of a generation other than the handshake\'s');
+  assert.ok(loggedSince(mark, /E_GENERATION/), "frames of a generation other than the handshake's");
   assert.equal(daemon.store.stateHash(), hash);
 
   // Valid frames around a page record that points outside guest memory.

@@ -82,7 +82,14 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     });
     const pages = await nonZeroPages(source.memory.i32);
     await sendPageStream(
-      { kind: 'full-sync', epoch: 0, generation: 1, pages, memoryBytes: MEMORY_BYTES, source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 } },
+      {
+        kind: 'full-sync',
+        epoch: 0,
+        generation: 1,
+        pages,
+        memoryBytes: MEMORY_BYTES,
+        source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 },
+      },
       link.bulk!,
       new PageEncoder(null),
     );
@@ -96,14 +103,26 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
       largest = Math.max(largest, dirty.length);
       // Not waiting for acks: the next checkpoint's parts arrive while this one may be staged.
       await sendPageStream(
-        { kind: 'checkpoint', epoch, generation: 1, pages: dirty, state: source.getState(), memoryBytes: MEMORY_BYTES, source: { words: source.memory.i32, wordIndex: (i) => dirty[i]! * 1024 } },
+        {
+          kind: 'checkpoint',
+          epoch,
+          generation: 1,
+          pages: dirty,
+          state: source.getState(),
+          memoryBytes: MEMORY_BYTES,
+          source: { words: source.memory.i32, wordIndex: (i) => dirty[i]! * 1024 },
+        },
         link.bulk!,
         encoder,
       );
     }
     const deadline = Date.now() + 20_000;
     while (!acks.includes(epochs) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.deepEqual(acks, Array.from({ length: epochs }, (_, i) => i + 1), 'every checkpoint applied, in order');
+    assert.deepEqual(
+      acks,
+      Array.from({ length: epochs }, (_, i) => i + 1),
+      'every checkpoint applied, in order',
+    );
     assert.ok(largest * 4104 > 1024 * 1024, `parts large enough to come from the pool (${largest} pages)`);
     assert.equal(daemon.store.stateHash(), source.stateHash(), 'the replica equals the source');
   } finally {

@@ -19,7 +19,24 @@ test('hbft bench tracking measures cint with every strategy and reports it', { t
   const svg = join(mkdtempSync(join(tmpdir(), 'hbft-bench-')), 'tracking.svg');
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [hbft, 'bench', 'tracking', '--workloads', 'cint', '--measure-ms', '300', '--warmup-ms', '500', '--rounds', '1', '--exit-cost-ns', '1500', '--json', '--svg', svg],
+    [
+      hbft,
+      'bench',
+      'tracking',
+      '--workloads',
+      'cint',
+      '--measure-ms',
+      '300',
+      '--warmup-ms',
+      '500',
+      '--rounds',
+      '1',
+      '--exit-cost-ns',
+      '1500',
+      '--json',
+      '--svg',
+      svg,
+    ],
     { maxBuffer: 16 * 1024 * 1024 },
   );
   const report = JSON.parse(stdout) as TrackingBenchReport & { targets: unknown[] };
@@ -32,12 +49,18 @@ test('hbft bench tracking measures cint with every strategy and reports it', { t
   assert.equal(row('none').normalized, 1);
   assert.ok(row('origin').readFaultsPerEpoch > 10, `origin read-faults (${row('origin').readFaultsPerEpoch}/epoch)`);
   assert.ok(row('rfr').readFaultsPerEpoch <= row('origin').readFaultsPerEpoch * 0.01, 'rfr keeps its tables');
-  assert.ok(row('wfp').writeFaultsPerEpoch < row('rfr').writeFaultsPerEpoch / 2, `wfp ${row('wfp').writeFaultsPerEpoch} vs rfr ${row('rfr').writeFaultsPerEpoch} write faults`);
+  assert.ok(
+    row('wfp').writeFaultsPerEpoch < row('rfr').writeFaultsPerEpoch / 2,
+    `wfp ${row('wfp').writeFaultsPerEpoch} vs rfr ${row('rfr').writeFaultsPerEpoch} write faults`,
+  );
   assert.ok(row('wfp').recall! > 0.5, `wfp recall ${row('wfp').recall}`);
   assert.equal(row('pml').readFaultsPerEpoch + row('pml').writeFaultsPerEpoch, 0);
   const superpage = report.mapping.find((m) => m.mapper === 'superpage')!;
   assert.ok(superpage.hitRatio! > 0.9, `superpage hit ratio ${superpage.hitRatio}`);
-  assert.equal(superpage.mapOperationsPerEpoch < report.mapping.find((m) => m.mapper === 'per-page' && m.strategy === 'wfp')!.mapOperationsPerEpoch, true);
+  assert.equal(
+    superpage.mapOperationsPerEpoch < report.mapping.find((m) => m.mapper === 'per-page' && m.strategy === 'wfp')!.mapOperationsPerEpoch,
+    true,
+  );
   // Read back from JSON (NaN became null) the report still formats, and its targets are the same.
   assert.deepEqual(report.targets, trackingTargets(report));
   assert.match(formatTrackingReport(report), /\| cint +\| wfp /);

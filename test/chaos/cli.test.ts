@@ -21,9 +21,13 @@ before(async () => {
   upstream.listen(0, '127.0.0.1');
   await once(upstream, 'listening');
   const upstreamPort = (upstream.address() as net.AddressInfo).port;
-  child = spawn(process.execPath, [hbft, 'chaos', 'proxy', '--api', '127.0.0.1:0', '--proxy', `repl=127.0.0.1:0>127.0.0.1:${upstreamPort}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  child = spawn(
+    process.execPath,
+    [hbft, 'chaos', 'proxy', '--api', '127.0.0.1:0', '--proxy', `repl=127.0.0.1:0>127.0.0.1:${upstreamPort}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stdout!.on('data', (bytes: Buffer) => (childOutput += bytes.toString()));
   child.stderr!.on('data', (bytes: Buffer) => (childOutput += bytes.toString()));
   const deadline = Date.now() + 10_000;
@@ -69,14 +73,23 @@ test('client subcommands change the running proxy and print one line each', asyn
   assert.equal(latency.code, 0, latency.err);
   assert.equal(latency.out, 'repl: latency 50 ms ± 10 ms on upstream and downstream (round trips +100 ms ± 20 ms)\n');
   const toxics = await client.listToxics('repl');
-  assert.deepEqual(toxics.map((toxic) => [toxic.name, toxic.attributes.latency, toxic.attributes.jitter]), [
-    ['latency_upstream', 50, 10],
-    ['latency_downstream', 50, 10],
-  ]);
+  assert.deepEqual(
+    toxics.map((toxic) => [toxic.name, toxic.attributes.latency, toxic.attributes.jitter]),
+    [
+      ['latency_upstream', 50, 10],
+      ['latency_downstream', 50, 10],
+    ],
+  );
 
   // Setting latency again replaces it (jitter back to 0) instead of adding a second toxic.
   await hbftRun('chaos', 'latency', '--api', api, '20');
-  assert.deepEqual((await client.listToxics('repl')).map((toxic) => toxic.attributes), [{ latency: 20, jitter: 0 }, { latency: 20, jitter: 0 }]);
+  assert.deepEqual(
+    (await client.listToxics('repl')).map((toxic) => toxic.attributes),
+    [
+      { latency: 20, jitter: 0 },
+      { latency: 20, jitter: 0 },
+    ],
+  );
 
   const bandwidth = await hbftRun('chaos', 'bandwidth', '--api', api, '--stream', 'downstream', '1mbit');
   assert.equal(bandwidth.out, 'repl: bandwidth 125 KB/s (1 Mbit/s) on downstream\n');

@@ -91,7 +91,10 @@ test('latency with jitter larger than the gaps between chunks never reorders byt
   const latencyMs = 20;
   const jitterMs = 15;
   const pipeline = pipelineWith([toxic('latency', { latency: latencyMs, jitter: jitterMs })]);
-  const inputs = Array.from({ length: 300 }, (_, index) => ({ atMs: index * 0.5, item: data(randomBytes(random, 1 + Math.floor(random() * 200))) }));
+  const inputs = Array.from({ length: 300 }, (_, index) => ({
+    atMs: index * 0.5,
+    item: data(randomBytes(random, 1 + Math.floor(random() * 200))),
+  }));
   const { released } = simulate(pipeline, inputs, 10_000);
 
   assert.deepEqual(concatData(released), Buffer.concat(inputs.map((input) => (input.item as { bytes: Buffer }).bytes)));
@@ -205,7 +208,10 @@ test('loss delays the stream from a lost segment on by the retransmit time, keep
   for (let index = 1; index < released.length; index++) assert.ok(released[index]!.atMs >= released[index - 1]!.atMs);
 
   const lossless = simulate(pipelineWith([toxic('loss', { probability: 0 })]), inputs, 100_000);
-  assert.ok(lossless.released.every((entry, index) => entry.atMs === inputs[index]!.atMs), 'probability 0 never delays');
+  assert.ok(
+    lossless.released.every((entry, index) => entry.atMs === inputs[index]!.atMs),
+    'probability 0 never delays',
+  );
 });
 
 test('timeout holds everything and closes the connection when it expires', () => {
@@ -256,8 +262,21 @@ test('reset_peer passes data until its timeout, then resets ahead of anything st
 
 test('slow_close passes data at once and delays only the close', () => {
   const pipeline = pipelineWith([toxic('slow_close', { delay: 300 })]);
-  const { released } = simulate(pipeline, [{ atMs: 0, item: data(Buffer.from('x')) }, { atMs: 5, item: { kind: 'end' } }], 1000);
-  assert.deepEqual(released.map((entry) => [entry.atMs, entry.item.kind]), [[0, 'data'], [305, 'end']]);
+  const { released } = simulate(
+    pipeline,
+    [
+      { atMs: 0, item: data(Buffer.from('x')) },
+      { atMs: 5, item: { kind: 'end' } },
+    ],
+    1000,
+  );
+  assert.deepEqual(
+    released.map((entry) => [entry.atMs, entry.item.kind]),
+    [
+      [0, 'data'],
+      [305, 'end'],
+    ],
+  );
 });
 
 test('a stalled (held) pipeline passes nothing and wants no input; released, it delivers all in order', () => {

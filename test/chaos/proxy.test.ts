@@ -114,7 +114,9 @@ test('50 ms of latency each way makes round trips 100 ms slower (median within Â
     baselineMs.push(await roundTripMs(base));
   }
   const addedMs = median(samplesMs) - median(baselineMs);
-  t.diagnostic(`latency: asked +100 ms per round trip, measured median +${addedMs.toFixed(1)} ms (${samplesMs.map((v) => v.toFixed(1)).join(', ')}; without toxics ${median(baselineMs).toFixed(1)} ms)`);
+  t.diagnostic(
+    `latency: asked +100 ms per round trip, measured median +${addedMs.toFixed(1)} ms (${samplesMs.map((v) => v.toFixed(1)).join(', ')}; without toxics ${median(baselineMs).toFixed(1)} ms)`,
+  );
   assert.ok(addedMs >= 80 && addedMs <= 120, `median round trip grew by ${addedMs.toFixed(1)} ms`);
   // The proxy never delivers early: noise can only add delay.
   assert.ok(Math.min(...samplesMs) >= 100, `fastest round trip ${Math.min(...samplesMs).toFixed(1)} ms`);

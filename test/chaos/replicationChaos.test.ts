@@ -51,7 +51,15 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
     for (const stream of ['upstream', 'downstream']) {
       await registry.addToxic('repl', { type: 'latency', stream, attributes: { latency: 50, jitter: 10 } });
     }
-    const load = runLoad({ servers: cluster.servers, clients: 3, durationMs: SOAK ? 20_000 : 6_000, keys: 6, seed: testSeed(), keyPrefix: 'lat', responseTimeoutMs: 3_000 });
+    const load = runLoad({
+      servers: cluster.servers,
+      clients: 3,
+      durationMs: SOAK ? 20_000 : 6_000,
+      keys: 6,
+      seed: testSeed(),
+      keyPrefix: 'lat',
+      responseTimeoutMs: 3_000,
+    });
     load.catch(() => {}); // awaited below; if the test fails first, the load ends with the cluster
     await new Promise((resolve) => setTimeout(resolve, 500));
     const during = median(await incrRoundTrips(cluster.ports.primaryServe, { count: 40, key: 'chaos:latency' }));
@@ -70,13 +78,23 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
   }
 });
 
-test('a partition longer than the failover timeout: one node serves, the old primary releases nothing uncommitted', { timeout: 120_000 }, async (t) => {
+test('a partition longer than the failover timeout: one node serves, the old primary releases nothing uncommitted', {
+  timeout: 120_000,
+}, async (t) => {
   const { registry, cluster } = await throughProxy();
   try {
     await cluster.waitProtected();
     const seed = testSeed();
     t.diagnostic(`seed ${seed}`);
-    const load = runLoad({ servers: cluster.servers, clients: 4, durationMs: 8_000, keys: 6, seed, keyPrefix: 'part', responseTimeoutMs: 1_500 });
+    const load = runLoad({
+      servers: cluster.servers,
+      clients: 4,
+      durationMs: 8_000,
+      keys: 6,
+      seed,
+      keyPrefix: 'part',
+      responseTimeoutMs: 1_500,
+    });
     load.catch(() => {}); // awaited below; if the test fails first, the load ends with the cluster
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await registry.update('repl', { enabled: false, partition: 'cut' });
@@ -97,7 +115,10 @@ test('a partition longer than the failover timeout: one node serves, the old pri
     const { verdict } = await load;
     assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${cluster.logs()}`);
     assert.equal(verdict.stats.unknown, 0);
-    assert.ok(verdict.failovers.some((gap) => gap.toGeneration === 2), 'the clients ended on the new primary');
+    assert.ok(
+      verdict.failovers.some((gap) => gap.toGeneration === 2),
+      'the clients ended on the new primary',
+    );
     const backup = await cluster.readiness(cluster.ports.backupHttp);
     assert.equal(backup.role, 'primary');
     assert.equal(backup.generation, 2);
@@ -107,7 +128,7 @@ test('a partition longer than the failover timeout: one node serves, the old pri
   }
 });
 
-test('1 Mbit/s: the primary stalls its guest and both daemons\' memory stays bounded', { timeout: 120_000 }, async (t) => {
+test("1 Mbit/s: the primary stalls its guest and both daemons' memory stays bounded", { timeout: 120_000 }, async (t) => {
   const { registry, cluster } = await throughProxy({ guest: 'web', memory: '64MiB', primaryArgs: ['--args', 'mb=24 rounds=100000000'] });
   try {
     await cluster.waitProtected(60_000);
@@ -117,7 +138,8 @@ test('1 Mbit/s: the primary stalls its guest and both daemons\' memory stays bou
       return ((await cluster.metric('hbft_guest_instructions_total')) - before) / ms / 1000;
     };
     const fast = await instructionsRate(1_500);
-    for (const stream of ['upstream', 'downstream']) await registry.addToxic('repl', { type: 'bandwidth', stream, attributes: { rate: 125 } });
+    for (const stream of ['upstream', 'downstream'])
+      await registry.addToxic('repl', { type: 'bandwidth', stream, attributes: { rate: 125 } });
     const rss: { primary: number; backup: number }[] = [];
     let inFlightMax = 0;
     const sampler = setInterval(() => {
@@ -130,7 +152,9 @@ test('1 Mbit/s: the primary stalls its guest and both daemons\' memory stays bou
     const rssMax = { primary: Math.max(...rss.map((r) => r.primary)), backup: Math.max(...rss.map((r) => r.backup)) };
     const firstHalf = rss.slice(0, rss.length >> 1);
     const growth = rssMax.primary - Math.max(...firstHalf.map((r) => r.primary));
-    t.diagnostic(`guest ${fast.toFixed(0)} → ${slow.toFixed(1)} MIPS; stalled ${stalled.toFixed(1)} s; RSS max primary ${(rssMax.primary / 2 ** 20).toFixed(0)} MiB, backup ${(rssMax.backup / 2 ** 20).toFixed(0)} MiB`);
+    t.diagnostic(
+      `guest ${fast.toFixed(0)} → ${slow.toFixed(1)} MIPS; stalled ${stalled.toFixed(1)} s; RSS max primary ${(rssMax.primary / 2 ** 20).toFixed(0)} MiB, backup ${(rssMax.backup / 2 ** 20).toFixed(0)} MiB`,
+    );
     assert.ok(slow < fast / 4, `the guest was slowed (${fast.toFixed(0)} → ${slow.toFixed(1)} MIPS)`);
     assert.ok(stalled > 1, `the guest spent time stalled at epoch boundaries (${stalled.toFixed(2)} s)`);
     assert.ok(inFlightMax <= 3, `checkpoints in flight stay within the bound (${inFlightMax})`);

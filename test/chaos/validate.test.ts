@@ -36,7 +36,10 @@ test('bad toxics are refused naming the field', () => {
   refusesField(() => parseToxicCreate({ attributes: {} }), 'type');
   refusesField(() => parseToxicCreate({ type: 'bandwidth' }), 'attributes.rate');
   refusesField(() => parseToxicCreate({ type: 'bandwidth', attributes: { rate: 0 } }), 'attributes.rate');
-  refusesField(() => parseToxicCreate({ type: 'slicer', attributes: { average_size: 10, size_variation: 10 } }), 'attributes.size_variation');
+  refusesField(
+    () => parseToxicCreate({ type: 'slicer', attributes: { average_size: 10, size_variation: 10 } }),
+    'attributes.size_variation',
+  );
   refusesField(() => parseToxicCreate({ type: 'limit_data', attributes: { bytes: 1.5 } }), 'attributes.bytes');
   refusesField(() => parseToxicCreate({ type: 'loss', attributes: { probability: 1.5 } }), 'attributes.probability');
   refusesField(() => parseToxicCreate({ type: 'latency', stream: 'sideways' }), 'stream');

@@ -27,14 +27,20 @@ async function run(args: string[]): Promise<{ code: number | null; err: string; 
 
 test('bad daemon flags exit 2 naming the flag', async () => {
   const cases: [string[], RegExp][] = [
-    [['primary', '--guest', 'kv', '--backup', '127.0.0.1:7300'], /no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure/],
+    [
+      ['primary', '--guest', 'kv', '--backup', '127.0.0.1:7300'],
+      /no replication key: give --key-file FILE or set HBFT_KEY; or pass --insecure/,
+    ],
     [['primary', '--guest', 'kv', '--key-file', '/nonexistent/hbft-key'], /--key-file: cannot read \/nonexistent\/hbft-key \(ENOENT\)/],
     [['backup', '--insecure', '--listen', '127.0.0.1:7300', '--failover-timeout-ms', '50', '--heartbeat-ms', '20'], /failover-timeout-ms/],
     [['primary', '--insecure', '--tracking', 'bogus'], /tracking.*Choices: "none", "origin", "rfr", "wfp", "pml"/s],
     [['primary', '--insecure', '--memory', '3MiB'], /--memory: 3MiB is out of range/],
     [['backup', '--insecure', '--listen', 'nohost'], /--listen: expected HOST:PORT/],
     // Plain `continue` is split brain under a partition: refused, with the risk and the name to use.
-    [['primary', '--insecure', '--on-backup-loss', 'continue'], /--on-backup-loss continue: .*split brain.*acknowledged are lost.*continue-unsafe/s],
+    [
+      ['primary', '--insecure', '--on-backup-loss', 'continue'],
+      /--on-backup-loss continue: .*split brain.*acknowledged are lost.*continue-unsafe/s,
+    ],
     [['backup', '--insecure', '--listen', '127.0.0.1:7300', '--on-backup-loss', 'continue'], /--on-backup-loss continue: .*split brain/s],
     [['primary', '--insecure', '--on-backup-loss', 'bogus'], /--on-backup-loss: expected one of hold, continue-unsafe, got "bogus"/],
   ];
@@ -54,11 +60,26 @@ test('an address that cannot be bound ends the daemon with one line naming the f
   try {
     const taken = `127.0.0.1:${busyPort}`;
     const cases: [string[], RegExp][] = [
-      [['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', taken, '--http', `127.0.0.1:${b}`], /--serve \(clients, after a takeover\): cannot listen on 127\.0\.0\.1:\d+: the address is already in use/],
-      [['backup', '--insecure', '--listen', taken, '--serve', `127.0.0.1:${a}`, '--http', `127.0.0.1:${b}`], /--listen \(replication\): cannot listen on .*already in use/],
-      [['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', `127.0.0.1:${b}`, '--http', taken], /--http \(status and dashboard\): cannot listen on .*already in use/],
-      [['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', taken, '--http', `127.0.0.1:${c}`], /--serve \(clients\): cannot listen on .*already in use/],
-      [['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', `127.0.0.1:${c}`, '--http', taken], /--http \(status and dashboard\): cannot listen on .*already in use/],
+      [
+        ['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', taken, '--http', `127.0.0.1:${b}`],
+        /--serve \(clients, after a takeover\): cannot listen on 127\.0\.0\.1:\d+: the address is already in use/,
+      ],
+      [
+        ['backup', '--insecure', '--listen', taken, '--serve', `127.0.0.1:${a}`, '--http', `127.0.0.1:${b}`],
+        /--listen \(replication\): cannot listen on .*already in use/,
+      ],
+      [
+        ['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', `127.0.0.1:${b}`, '--http', taken],
+        /--http \(status and dashboard\): cannot listen on .*already in use/,
+      ],
+      [
+        ['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', taken, '--http', `127.0.0.1:${c}`],
+        /--serve \(clients\): cannot listen on .*already in use/,
+      ],
+      [
+        ['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', `127.0.0.1:${c}`, '--http', taken],
+        /--http \(status and dashboard\): cannot listen on .*already in use/,
+      ],
     ];
     // One at a time: the cases share the free ports a, b and c.
     for (const [args, message] of cases) {
@@ -74,10 +95,16 @@ test('an address that cannot be bound ends the daemon with one line naming the f
 });
 
 test('--on-backup-loss continue-unsafe is accepted by both daemons (the risk is named)', async () => {
-  for (const args of [['primary', '--insecure'], ['backup', '--insecure', '--listen', '127.0.0.1:7300']]) {
+  for (const args of [
+    ['primary', '--insecure'],
+    ['backup', '--insecure', '--listen', '127.0.0.1:7300'],
+  ]) {
     const env = { ...process.env };
     for (const name of Object.keys(env)) if (name.startsWith('HBFT_')) delete env[name];
-    const child = spawn(process.execPath, [hbft, ...args, '--on-backup-loss', 'continue-unsafe', '--dry-run'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [hbft, ...args, '--on-backup-loss', 'continue-unsafe', '--dry-run'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -12,7 +12,16 @@ import { runLoad } from '@hbft/common/session/load.ts';
 import { Cluster } from '../helpers/cluster.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const WAIT_MS = 20_000;
 
 /** The little of the DOM used inside the page (the project's TypeScript has no DOM library). */
@@ -41,7 +50,12 @@ async function panel(page: Page, slot: 'self' | 'peer') {
   });
 }
 
-async function waitForPanel(page: Page, slot: 'self' | 'peer', what: string, accept: (state: Awaited<ReturnType<typeof panel>>) => boolean) {
+async function waitForPanel(
+  page: Page,
+  slot: 'self' | 'peer',
+  what: string,
+  accept: (state: Awaited<ReturnType<typeof panel>>) => boolean,
+) {
   const deadline = performance.now() + WAIT_MS;
   let last = await panel(page, slot);
   while (!accept(last)) {
@@ -53,13 +67,20 @@ async function waitForPanel(page: Page, slot: 'self' | 'peer', what: string, acc
 }
 
 test('the dashboard shows both nodes live and marks the failover when the primary dies', { timeout: 120_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-system-deps.sh (it installs Debian's chromium) before this test`);
+  assert.ok(
+    existsSync(CHROMIUM),
+    `${CHROMIUM} is missing: run scripts/install-system-deps.sh (it installs Debian's chromium) before this test`,
+  );
   // A generous failover timeout: a busy machine (tests run two at a time) must not fail the primary
   // over before the page has seen it; the kill below is what this test fails over on.
   const timing = ['--failover-timeout-ms', '1500'];
   const cluster = await Cluster.start({ primaryArgs: timing, backupArgs: timing });
   const profile = mkdtempSync(join(tmpdir(), 'hbft-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1600, height: 1000 } });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1600, height: 1000 },
+  });
   const pageErrors: string[] = [];
   let load: Promise<unknown> | null = null;
   try {
@@ -83,10 +104,23 @@ test('the dashboard shows both nodes live and marks the failover when the primar
     await page.goto(`http://127.0.0.1:${primaryHttp}/?peer=127.0.0.1:${backupHttp}`);
 
     const plotted = (s: Awaited<ReturnType<typeof panel>>, ids: string[]) => ids.every((id) => s.points[id]! > 0);
-    const primaryBefore = await waitForPanel(page, 'self', 'the primary live', (s) =>
-      s.state === 'up' && s.role === 'primary' && s.generation === 1 && plotted(s, ['epochs', 'mips', 'pages', 'checkpoint', 'pause', 'latency', 'heartbeat', 'held', 'clients']));
+    const primaryBefore = await waitForPanel(
+      page,
+      'self',
+      'the primary live',
+      (s) =>
+        s.state === 'up' &&
+        s.role === 'primary' &&
+        s.generation === 1 &&
+        plotted(s, ['epochs', 'mips', 'pages', 'checkpoint', 'pause', 'latency', 'heartbeat', 'held', 'clients']),
+    );
     // A backup applies checkpoints and hears heartbeats; it has no guest running, faults or latencies.
-    const backupBefore = await waitForPanel(page, 'peer', 'the backup live', (s) => s.state === 'up' && s.role === 'backup' && plotted(s, ['epochs', 'heartbeat', 'clients']));
+    const backupBefore = await waitForPanel(
+      page,
+      'peer',
+      'the backup live',
+      (s) => s.state === 'up' && s.role === 'backup' && plotted(s, ['epochs', 'heartbeat', 'clients']),
+    );
     assert.equal(primaryBefore.charts, 10);
     assert.equal(backupBefore.charts, 10);
     // Both panels keep receiving samples, and the primary's charts carry the load.
@@ -97,12 +131,24 @@ test('the dashboard shows both nodes live and marks the failover when the primar
     cluster.killPrimary();
     const primaryAfter = await waitForPanel(page, 'self', 'the killed primary as down', (s) => s.state === 'down');
     assert.equal(primaryAfter.role, 'primary', 'the dead node keeps its last known role');
-    const backupAfter = await waitForPanel(page, 'peer', 'the backup promoted to generation 2', (s) => s.state === 'up' && s.role === 'primary' && s.generation === 2);
-    await page.waitForSelector('#timeline-svg .event-marker[data-kind="failover"][data-slot="peer"][data-generation="2"]', { timeout: WAIT_MS });
+    const backupAfter = await waitForPanel(
+      page,
+      'peer',
+      'the backup promoted to generation 2',
+      (s) => s.state === 'up' && s.role === 'primary' && s.generation === 2,
+    );
+    await page.waitForSelector('#timeline-svg .event-marker[data-kind="failover"][data-slot="peer"][data-generation="2"]', {
+      timeout: WAIT_MS,
+    });
     await page.waitForSelector('#event-log li[data-kind="failover"][data-generation="2"]', { timeout: WAIT_MS });
     await page.waitForSelector('#timeline-svg .down-period[data-slot="self"]', { timeout: WAIT_MS });
     // Every chart of both panels marks the failover on its time axis, and the new primary keeps streaming.
-    const promoted = await waitForPanel(page, 'peer', 'samples after the takeover', (s) => s.samples >= backupAfter.samples + 12 && s.chartsWithFailover === s.charts && plotted(s, ['mips', 'pages', 'checkpoint']));
+    const promoted = await waitForPanel(
+      page,
+      'peer',
+      'samples after the takeover',
+      (s) => s.samples >= backupAfter.samples + 12 && s.chartsWithFailover === s.charts && plotted(s, ['mips', 'pages', 'checkpoint']),
+    );
     assert.equal((await panel(page, 'self')).chartsWithFailover, primaryAfter.charts);
     const summary = await page.textContent('#summary');
     assert.match(summary ?? '', /serving: peer .* generation 2/);

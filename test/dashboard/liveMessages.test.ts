@@ -15,8 +15,14 @@ test('the hello carries a copy of the history, unaffected by later samples', () 
   assert.equal(hello.type, 'hello');
   if (hello.type !== 'hello') return;
   assert.equal(hello.serverTimeMs, 1234);
-  assert.deepEqual(hello.history.samples.map((sample) => sample.epoch), [1, 2]);
-  assert.deepEqual(hello.history.events.map((event) => event.kind), ['protected']);
+  assert.deepEqual(
+    hello.history.samples.map((sample) => sample.epoch),
+    [1, 2],
+  );
+  assert.deepEqual(
+    hello.history.events.map((event) => event.kind),
+    ['protected'],
+  );
 });
 
 test('only a ping is an acceptable client message', () => {

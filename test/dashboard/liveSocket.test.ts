@@ -80,7 +80,13 @@ test('the page, its assets, /peer and CORS on JSON routes', async () => {
       assert.match(response.headers.get('content-type')!, /^text\/html/);
       assert.match(await response.text(), /<script type="module" src="\/dashboard\/assets\/dashboard.js">/);
     }
-    for (const [asset, type] of [['dashboard.js', /javascript/], ['charts.js', /javascript/], ['liveConnection.js', /javascript/], ['format.js', /javascript/], ['dashboard.css', /css/]] as const) {
+    for (const [asset, type] of [
+      ['dashboard.js', /javascript/],
+      ['charts.js', /javascript/],
+      ['liveConnection.js', /javascript/],
+      ['format.js', /javascript/],
+      ['dashboard.css', /css/],
+    ] as const) {
       const response = await fetch(`http://${base}/dashboard/assets/${asset}`);
       assert.equal(response.status, 200, asset);
       assert.match(response.headers.get('content-type')!, type);
@@ -119,22 +125,35 @@ test('/live sends the history, then streams samples and events to every client',
     assert.equal(hello.type, 'hello');
     if (hello.type !== 'hello') return;
     assert.deepEqual(hello.history.samples, [fakeSample(1), fakeSample(2, { role: 'backup', mode: 'protecting' })]);
-    assert.deepEqual(hello.history.events.map((event) => [event.kind, event.message]), [['protected', 'the guest is protected']]);
+    assert.deepEqual(
+      hello.history.events.map((event) => [event.kind, event.message]),
+      [['protected', 'the guest is protected']],
+    );
     assert.equal(typeof hello.serverTimeMs, 'number');
 
     feed.push(fakeSample(3));
     feed.event('failover', 'primary failed (heartbeat timeout); this node took over at generation 2');
     feed.push(fakeSample(4, { generation: 2 }));
     await first.next((message) => message.type === 'sample' && message.sample.epoch === 4);
-    assert.deepEqual(first.messages.map((message) => message.type), ['hello', 'sample', 'event', 'sample'], 'in the order they happened');
+    assert.deepEqual(
+      first.messages.map((message) => message.type),
+      ['hello', 'sample', 'event', 'sample'],
+      'in the order they happened',
+    );
 
     // A second client joins late: its hello already holds what the first saw streamed.
     const second = await Client.open(`ws://${base}/live`);
     try {
       const secondHello = await second.next((message) => message.type === 'hello');
       if (secondHello.type !== 'hello') return;
-      assert.deepEqual(secondHello.history.samples.map((sample) => sample.epoch), [1, 2, 3, 4]);
-      assert.deepEqual(secondHello.history.events.map((event) => event.kind), ['protected', 'failover']);
+      assert.deepEqual(
+        secondHello.history.samples.map((sample) => sample.epoch),
+        [1, 2, 3, 4],
+      );
+      assert.deepEqual(
+        secondHello.history.events.map((event) => event.kind),
+        ['protected', 'failover'],
+      );
       feed.push(fakeSample(5));
       await Promise.all([first, second].map((client) => client.next((message) => message.type === 'sample' && message.sample.epoch === 5)));
       assert.deepEqual(first.samples(), [3, 4, 5]);

@@ -50,7 +50,7 @@ let keyFile: string;
 before(() => {
   const version = spawnSync('docker-compose', ['version'], { encoding: 'utf8' });
   if (version.error) {
-    assert.fail('docker-compose is not installed: run scripts/install-system-deps.sh (it installs Debian\'s docker-compose; CI runs it)');
+    assert.fail("docker-compose is not installed: run scripts/install-system-deps.sh (it installs Debian's docker-compose; CI runs it)");
   }
   const dir = mkdtempSync(join(tmpdir(), 'hbft-compose-'));
   keyFile = join(dir, 'hbft_key');
@@ -63,7 +63,10 @@ test('docker-compose config -q accepts the file', () => {
   const resolved = dockerCompose('config');
   assert.equal(resolved.status, 0, resolved.stderr);
   // Debian's docker-compose (1.29) prints YAML only; its own dependency python3-yaml reads it.
-  const toJson = spawnSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], { input: resolved.stdout, encoding: 'utf8' });
+  const toJson = spawnSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    input: resolved.stdout,
+    encoding: 'utf8',
+  });
   assert.equal(toJson.status, 0, `cannot read the resolved config as YAML (python3-yaml comes with docker-compose):\n${toJson.stderr}`);
   config = JSON.parse(toJson.stdout) as ComposeConfig;
   assert.deepEqual(Object.keys(config.services).sort(), ['backup', 'chaos', 'client', 'primary']);
@@ -101,7 +104,11 @@ test('the node services run commands and settings that hbft accepts, in both rol
   const { primary, backup } = config.services;
   const asPrimary = dryRun(primary!);
   assert.equal(asPrimary.role, 'primary');
-  assert.deepEqual(asPrimary.backup, { host: 'chaos', port: 7001, auth: { mode: 'hmac', key: '(set)' } }, 'the primary replicates through the chaos proxy, authenticated');
+  assert.deepEqual(
+    asPrimary.backup,
+    { host: 'chaos', port: 7001, auth: { mode: 'hmac', key: '(set)' } },
+    'the primary replicates through the chaos proxy, authenticated',
+  );
   assert.deepEqual(asPrimary.serve, { host: '0.0.0.0', port: 6379 });
   assert.deepEqual(asPrimary.http, { host: '0.0.0.0', port: 9100 });
   // A restarted primary whose backup took over starts as a backup (deploy/hbft-node.sh decides).
@@ -145,12 +152,28 @@ test('the chaos proxy sits between primary and backup in both directions', () =>
   const repl = proxies.get('repl');
   assert.ok(repl, 'a proxy named repl');
   assert.equal(repl.listen.port, hostPort(primaryEnv.HBFT_BACKUP!).port, 'the primary sends to the repl proxy');
-  assert.deepEqual(repl.upstream, { host: 'backup', port: hostPort(backupEnv.HBFT_LISTEN!).port }, 'which forwards to the backup\'s listen port');
+  assert.deepEqual(
+    repl.upstream,
+    { host: 'backup', port: hostPort(backupEnv.HBFT_LISTEN!).port },
+    "which forwards to the backup's listen port",
+  );
   const reprotect = proxies.get('reprotect');
   assert.ok(reprotect, 'a proxy named reprotect');
-  assert.deepEqual(hostPort(backupEnv.HBFT_REPROTECT!), { host: 'chaos', port: reprotect.listen.port }, 'the promoted backup re-protects through the proxy');
-  assert.deepEqual(reprotect.upstream, { host: 'primary', port: hostPort(primaryEnv.HBFT_LISTEN!).port }, 'towards the restarted primary\'s listen port');
-  assert.deepEqual(hostPort(primaryEnv.HBFT_REPROTECT!), { host: 'chaos', port: repl.listen.port }, 'and a promoted primary slot through repl');
+  assert.deepEqual(
+    hostPort(backupEnv.HBFT_REPROTECT!),
+    { host: 'chaos', port: reprotect.listen.port },
+    'the promoted backup re-protects through the proxy',
+  );
+  assert.deepEqual(
+    reprotect.upstream,
+    { host: 'primary', port: hostPort(primaryEnv.HBFT_LISTEN!).port },
+    "towards the restarted primary's listen port",
+  );
+  assert.deepEqual(
+    hostPort(primaryEnv.HBFT_REPROTECT!),
+    { host: 'chaos', port: repl.listen.port },
+    'and a promoted primary slot through repl',
+  );
   assert.deepEqual(chaos!.cap_add, ['NET_ADMIN'], 'tc netem works in the chaos container');
 });
 
@@ -180,7 +203,11 @@ test('healthchecks, start order, signals, the secret and the networks are as int
     assert.equal(service.init, true, `${name}: an init as PID 1 passes signals on`);
     assert.equal(service.stop_signal ?? 'SIGTERM', 'SIGTERM');
     assert.ok(service.stop_grace_period, `${name}: a stop grace period`);
-    assert.deepEqual(service.secrets?.map((secret) => secret.source), ['hbft_key'], `${name} gets the key as a secret`);
+    assert.deepEqual(
+      service.secrets?.map((secret) => secret.source),
+      ['hbft_key'],
+      `${name} gets the key as a secret`,
+    );
     assert.deepEqual(Object.keys(service.networks).sort(), ['front', 'replication']);
   }
   assert.equal(healthUrl(services.chaos!), 'http://127.0.0.1:8474/version');
@@ -189,14 +216,18 @@ test('healthchecks, start order, signals, the secret and the networks are as int
   assert.deepEqual(Object.keys(services.client!.networks), ['front'], 'clients only on the front network');
   assert.equal(config.networks.replication?.internal, true, 'the replication network has no way out');
 
-  const dependsOn = (name: string) => Object.fromEntries(Object.entries(services[name]!.depends_on ?? {}).map(([on, { condition }]) => [on, condition]));
+  const dependsOn = (name: string) =>
+    Object.fromEntries(Object.entries(services[name]!.depends_on ?? {}).map(([on, { condition }]) => [on, condition]));
   assert.deepEqual(dependsOn('backup'), { chaos: 'service_healthy' });
   assert.deepEqual(dependsOn('primary'), { chaos: 'service_healthy', backup: 'service_healthy' });
   assert.deepEqual(dependsOn('client'), { primary: 'service_healthy', backup: 'service_healthy' });
 
   assert.match(config.secrets.hbft_key!.file, /\/deploy\/secrets\/hbft_key$/);
   assert.match(readFileSync(join(REPO, 'deploy/secrets/.gitignore'), 'utf8'), /^hbft_key$/m, 'the real key is never committed');
-  assert.ok(readFileSync(join(REPO, 'deploy/secrets/hbft_key.example'), 'utf8').trim().length >= 16, 'the example is long enough to be accepted');
+  assert.ok(
+    readFileSync(join(REPO, 'deploy/secrets/hbft_key.example'), 'utf8').trim().length >= 16,
+    'the example is long enough to be accepted',
+  );
   for (const service of Object.values(services)) assert.equal(service.image, 'hbft:latest', 'one image for every service');
 });
 
@@ -222,9 +253,13 @@ test('the Dockerfile builds on Node 20 bookworm, installs production dependencie
   assert.match(dockerfile, /^CMD \[/m, 'exec form');
   const workspaces = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
   for (const workspace of workspaces) {
-    assert.ok(dockerfile.includes(`COPY ${workspace}/package.json ${workspace}/`), `the Dockerfile copies ${workspace}/package.json before npm ci`);
+    assert.ok(
+      dockerfile.includes(`COPY ${workspace}/package.json ${workspace}/`),
+      `the Dockerfile copies ${workspace}/package.json before npm ci`,
+    );
   }
   assert.ok(existsSync(join(REPO, 'packages/common/guests/images/kv.elf')), 'the guest image the services run is committed');
   const ignored = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n');
-  for (const entry of ['.git', 'node_modules', '.hbft', 'deploy/secrets']) assert.ok(ignored.includes(entry), `.dockerignore leaves out ${entry}`);
+  for (const entry of ['.git', 'node_modules', '.hbft', 'deploy/secrets'])
+    assert.ok(ignored.includes(entry), `.dockerignore leaves out ${entry}`);
 });

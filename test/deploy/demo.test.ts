@@ -29,11 +29,16 @@ async function readiness(http: string): Promise<Readiness> {
   return (await (await fetch(`http://${http}/readyz`)).json()) as Readiness;
 }
 
-test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeovers, and Ctrl-C stops it all', { timeout: 180_000 }, async (t) => {
+test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeovers, and Ctrl-C stops it all', {
+  timeout: 180_000,
+}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
   // Its own process group, so that the test can signal the group as a terminal's Ctrl-C does.
-  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
   demo.stdout!.on('data', (chunk: Buffer) => (output += chunk));
   demo.stderr!.on('data', (chunk: Buffer) => (output += chunk));
@@ -59,7 +64,12 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
     assert.equal(cleared.code, 0, cleared.output);
 
     const kill = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], env);
-    t.diagnostic(kill.stdout.split('\n').filter((line) => /took over|failover time|verdict/.test(line)).join('\n'));
+    t.diagnostic(
+      kill.stdout
+        .split('\n')
+        .filter((line) => /took over|failover time|verdict/.test(line))
+        .join('\n'),
+    );
     assert.equal(kill.code, 0, `${kill.output}\n--- demo ---\n${output}`);
     assert.match(kill.stdout, /the backup node took over: primary 2 /);
     assert.match(kill.stdout, /failover time: [0-9.]+ ms without a response, as the clients saw it \(generation 1 → 2\)/);
@@ -82,7 +92,14 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
     const latency = await runScript('chaos.sh', ['latency', '20'], env);
     assert.equal(latency.code, 0, latency.output);
     for (const proxy of Object.values(await proxies())) {
-      assert.deepEqual(proxy.toxics.filter((toxic) => toxic.type === 'latency').map((toxic) => toxic.stream).sort(), ['downstream', 'upstream'], `latency on ${proxy.name}:\n${latency.output}`);
+      assert.deepEqual(
+        proxy.toxics
+          .filter((toxic) => toxic.type === 'latency')
+          .map((toxic) => toxic.stream)
+          .sort(),
+        ['downstream', 'upstream'],
+        `latency on ${proxy.name}:\n${latency.output}`,
+      );
     }
     const status = await runScript('chaos.sh', ['status'], env);
     assert.equal(status.code, 0, status.output);
@@ -110,7 +127,12 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
     const history = join(dir, 'load-history.jsonl');
     assert.ok(existsSync(history), `the load's history was written:\n${output}`);
     const check = await runCommand(process.execPath, [CLI, 'load', '--check', history]);
-    t.diagnostic(check.stdout.split('\n').filter((line) => /operations:|verdict/.test(line)).join('\n'));
+    t.diagnostic(
+      check.stdout
+        .split('\n')
+        .filter((line) => /operations:|verdict/.test(line))
+        .join('\n'),
+    );
     assert.equal(check.code, 0, `the checker reads the history and finds nothing wrong:\n${check.output}\n--- demo ---\n${output}`);
     assert.match(check.stdout, /verdict: OK/);
   } finally {

@@ -16,7 +16,11 @@ export interface ScriptResult {
  * daemons must keep reading their pipes, or they stall writing logs). Never throws on a non-zero
  * exit: the caller asserts on `code` and shows `output`.
  */
-export function runCommand(command: string, args: string[], options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<ScriptResult> {
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd ?? REPO,

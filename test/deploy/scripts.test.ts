@@ -39,9 +39,13 @@ async function proxy(): Promise<Proxy> {
 async function startChaosProxy(upstreamPort: number): Promise<number> {
   const [api, listen] = (await freePorts(2)) as [number, number];
   apiPort = api;
-  chaos = spawn(process.execPath, [CLI, 'chaos', 'proxy', '--api', `127.0.0.1:${api}`, '--proxy', `repl=127.0.0.1:${listen}>127.0.0.1:${upstreamPort}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  chaos = spawn(
+    process.execPath,
+    [CLI, 'chaos', 'proxy', '--api', `127.0.0.1:${api}`, '--proxy', `repl=127.0.0.1:${listen}>127.0.0.1:${upstreamPort}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   chaos.stdout!.on('data', (chunk: Buffer) => (chaosLog += chunk));
   chaos.stderr!.on('data', (chunk: Buffer) => (chaosLog += chunk));
   const deadline = performance.now() + 30_000;
@@ -69,8 +73,18 @@ before(async () => {
     mode: 'local',
     // The scripts check that the demo runs: the chaos proxy stands in for its supervisor.
     pid: chaos.pid,
-    primary: { pid: cluster.primary.process.pid, serve: `127.0.0.1:${ports.primaryServe}`, http: `127.0.0.1:${ports.primaryHttp}`, replication: 'via chaos' },
-    backup: { pid: cluster.backup.process.pid, serve: `127.0.0.1:${ports.backupServe}`, http: `127.0.0.1:${ports.backupHttp}`, listen: `127.0.0.1:${ports.replication}` },
+    primary: {
+      pid: cluster.primary.process.pid,
+      serve: `127.0.0.1:${ports.primaryServe}`,
+      http: `127.0.0.1:${ports.primaryHttp}`,
+      replication: 'via chaos',
+    },
+    backup: {
+      pid: cluster.backup.process.pid,
+      serve: `127.0.0.1:${ports.backupServe}`,
+      http: `127.0.0.1:${ports.backupHttp}`,
+      listen: `127.0.0.1:${ports.replication}`,
+    },
     chaos: { api: `127.0.0.1:${apiPort}`, proxies: ['repl'], pid: chaos.pid },
     keyFile: 'unused',
   };
@@ -87,7 +101,12 @@ const local = () => ({ HBFT_STATE_DIR: stateDir });
 
 test('kill-primary.sh --mode local kills the primary under load and reports a clean verdict', { timeout: 90_000 }, async (t) => {
   const kill = await runScript('kill-primary.sh', ['--mode', 'local', '--seconds', '4'], local());
-  t.diagnostic(kill.stdout.split('\n').filter((line) => /failover time|verdict/.test(line)).join('\n'));
+  t.diagnostic(
+    kill.stdout
+      .split('\n')
+      .filter((line) => /failover time|verdict/.test(line))
+      .join('\n'),
+  );
   assert.equal(kill.code, 0, `${kill.output}\n${cluster.logs()}`);
   assert.match(kill.stdout, /kill -9 of the primary node \(primary, generation 1\)/);
   assert.match(kill.stdout, /failover time: [0-9.]+ ms without a response, as the clients saw it \(generation 1 → 2\)/);
@@ -120,8 +139,14 @@ test('chaos.sh changes the replication proxy as asked and clear restores it', { 
   const loss = await runScript('chaos.sh', ['loss', '2'], local());
   assert.equal(loss.code, 0, loss.output);
   state = await proxy();
-  assert.ok(state.toxics.some((toxic) => toxic.type === 'bandwidth' && toxic.attributes.rate === 125), JSON.stringify(state.toxics));
-  assert.ok(state.toxics.some((toxic) => toxic.type === 'loss' && toxic.attributes.probability === 0.02), JSON.stringify(state.toxics));
+  assert.ok(
+    state.toxics.some((toxic) => toxic.type === 'bandwidth' && toxic.attributes.rate === 125),
+    JSON.stringify(state.toxics),
+  );
+  assert.ok(
+    state.toxics.some((toxic) => toxic.type === 'loss' && toxic.attributes.probability === 0.02),
+    JSON.stringify(state.toxics),
+  );
 
   const partition = await runScript('chaos.sh', ['partition', 'stall'], local());
   assert.equal(partition.code, 0, partition.output);
@@ -177,13 +202,20 @@ test('compose mode: chaos.sh drives the chaos container, and --via netem keeps i
       { mode: 0o755 },
     );
     const env = { PATH: `${dir}:${process.env.PATH}`, FAKE_DOCKER_LOG: log, HBFT_STATE_DIR: join(dir, 'state') };
-    const calls = () => readFileSync(log, 'utf8').trim().split('\n').filter((line) => line.startsWith('compose -f '));
+    const calls = () =>
+      readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((line) => line.startsWith('compose -f '));
     const compose = `compose -f ${join(REPO, 'docker-compose.yml')}`;
 
     const latency = await runScript('chaos.sh', ['--mode', 'compose', 'latency', '20', '5'], env);
     assert.equal(latency.code, 0, latency.output);
     for (const proxy of ['repl', 'reprotect']) {
-      assert.ok(calls().includes(`${compose} exec -T chaos hbft chaos latency 20 5 --proxy ${proxy} --api 127.0.0.1:8474`), calls().join('\n'));
+      assert.ok(
+        calls().includes(`${compose} exec -T chaos hbft chaos latency 20 5 --proxy ${proxy} --api 127.0.0.1:8474`),
+        calls().join('\n'),
+      );
     }
 
     const netem = `${compose} exec -T -u root chaos tc qdisc`;

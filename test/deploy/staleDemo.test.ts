@@ -43,7 +43,11 @@ test('the scripts refuse a stale demo.json and name the problem', { timeout: 60_
     ] as const) {
       const result = await runScript(script, [...args], env);
       assert.equal(result.code, 1, `${script} ${args.join(' ')}:\n${result.output}`);
-      assert.match(result.stderr, new RegExp(`demo\\.json is stale: the demo that wrote it \\(pid ${dead}\\) is not running\\. Remove it`), result.output);
+      assert.match(
+        result.stderr,
+        new RegExp(`demo\\.json is stale: the demo that wrote it \\(pid ${dead}\\) is not running\\. Remove it`),
+        result.output,
+      );
     }
 
     writeDemo(dir, standIn.pid!, dead);

@@ -37,10 +37,14 @@ test('redis-cli and redis-benchmark reach kvnet through a TAP device on a bridge
     await mustRun('ip', ['-n', NAMESPACE, 'addr', 'add', BRIDGE_ADDRESS, 'dev', 'br0']);
     await mustRun('ip', ['-n', NAMESPACE, 'link', 'set', 'br0', 'up']);
 
-    node = spawn('ip', ['netns', 'exec', NAMESPACE, process.execPath, CLI, 'run', 'kvnet', '--tap', TAP, '--ip', `${GUEST_IP}/24`, '--memory', '64MiB'], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    node = spawn(
+      'ip',
+      ['netns', 'exec', NAMESPACE, process.execPath, CLI, 'run', 'kvnet', '--tap', TAP, '--ip', `${GUEST_IP}/24`, '--memory', '64MiB'],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     node.stdout!.on('data', (chunk: Buffer) => (log += chunk));
     node.stderr!.on('data', (chunk: Buffer) => (log += chunk));
     const exited = new Promise<number | null>((resolve) => node!.once('exit', (code) => resolve(code)));

@@ -81,13 +81,17 @@ test('two hosts in network namespaces: replication, cut link, takeover, rejoin, 
     ['primary', 'backup', 'chaos']
       .map((node) => {
         try {
-          return `--- ${node} ---\n${readFileSync(join(stateDir, `netns-${PREFIX}`, `${node}.log`), 'utf8').split('\n').slice(-15).join('\n')}`;
+          return `--- ${node} ---\n${readFileSync(join(stateDir, `netns-${PREFIX}`, `${node}.log`), 'utf8')
+            .split('\n')
+            .slice(-15)
+            .join('\n')}`;
         } catch {
           return `--- ${node}: no log ---`;
         }
       })
       .join('\n');
-  const client = (...command: string[]) => inClient('node', CLI, 'client', '--servers', `${PRIMARY.serve},${BACKUP.serve}`, '--timeout-ms', '20000', ...command);
+  const client = (...command: string[]) =>
+    inClient('node', CLI, 'client', '--servers', `${PRIMARY.serve},${BACKUP.serve}`, '--timeout-ms', '20000', ...command);
 
   try {
     // up is idempotent and gives each node its own address.
@@ -101,7 +105,7 @@ test('two hosts in network namespaces: replication, cut link, takeover, rejoin, 
     assert.match(status.stdout, /backup \(\S+-backup\): front0 UP 10\.77\.0\.2\/24 +repl0 UP 10\.77\.1\.2\/24/);
     assert.match(status.stdout, /client \(\S+-client\): front0 UP 10\.77\.0\.3\/24/);
     const inNamespace = await twoHosts('exec', 'client', 'ip', '-4', '-br', 'addr', 'show', 'front0');
-    assert.match(inNamespace.stdout, /10\.77\.0\.3\/24/, 'exec runs inside the node\'s namespace');
+    assert.match(inNamespace.stdout, /10\.77\.0\.3\/24/, "exec runs inside the node's namespace");
 
     // start: chaos proxy, backup, primary; it returns once the pair is protected.
     const start = await twoHosts('start');
@@ -146,7 +150,12 @@ test('two hosts in network namespaces: replication, cut link, takeover, rejoin, 
 
     // kill -9 of whichever node is primary now, under load: nothing lost, the takeover seen.
     const kill = await runScript('kill-primary.sh', ['--mode', 'netns', '--seconds', '4'], env);
-    t.diagnostic(kill.stdout.split('\n').filter((line) => /failover time|verdict/.test(line)).join('\n'));
+    t.diagnostic(
+      kill.stdout
+        .split('\n')
+        .filter((line) => /failover time|verdict/.test(line))
+        .join('\n'),
+    );
     assert.equal(kill.code, 0, `${kill.output}\n${logs()}`);
     assert.match(kill.stdout, /kill -9 of the backup node \(primary, generation 2\)/);
     assert.match(kill.stdout, /failover time: [0-9.]+ ms without a response, as the clients saw it \(generation 2 → 3\)/);

@@ -51,7 +51,10 @@ test('a primary whose main thread is blocked for 300 ms is not taken over; a kil
     assert.ok(takeover, `the killed primary was taken over\n${cluster.logs()}`);
     const silentMs = Number(/no frame from the primary for (\d+) ms/.exec(takeover)?.[1]);
     t.diagnostic(`takeover after ${silentMs} ms of silence (timeout ${FAILOVER_TIMEOUT_MS_DEFAULT} ms)`);
-    assert.ok(silentMs > FAILOVER_TIMEOUT_MS_DEFAULT && silentMs < 3 * FAILOVER_TIMEOUT_MS_DEFAULT, `silence before the takeover: ${silentMs} ms`);
+    assert.ok(
+      silentMs > FAILOVER_TIMEOUT_MS_DEFAULT && silentMs < 3 * FAILOVER_TIMEOUT_MS_DEFAULT,
+      `silence before the takeover: ${silentMs} ms`,
+    );
     await cluster.waitFor(cluster.ports.backupHttp, '/readyz', (_status, body) => /"role":"primary"/.test(body), 10_000, cluster.backup);
   } finally {
     await cluster.stop();
@@ -69,7 +72,10 @@ test('a primary whose main thread is hung for longer than mainThreadHungMs is ta
     cluster.primary.process.kill('SIGUSR2');
     const takeover = await waitForLine(cluster.backup.log, /PRIMARY FAILED/, stallMs + 5_000);
     assert.ok(takeover, `the backup took over from the hung primary\n${cluster.logs()}`);
-    assert.ok(cluster.primary.log.some((l) => l.includes('the main thread is hung')), 'the heartbeat thread said why it stopped');
+    assert.ok(
+      cluster.primary.log.some((l) => l.includes('the main thread is hung')),
+      'the heartbeat thread said why it stopped',
+    );
     // When its main thread runs again, the old primary learns that it was deposed and stops (exit 3).
     assert.equal(await cluster.primary.exited, 3, `the deposed primary stopped\n${cluster.logs()}`);
   } finally {

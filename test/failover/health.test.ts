@@ -13,7 +13,9 @@ interface Health {
   detail: string | null;
 }
 
-async function health(port: number): Promise<{ readyzStatus: number; readyz: Health; healthz: Health; metric: (reason: string) => number }> {
+async function health(
+  port: number,
+): Promise<{ readyzStatus: number; readyz: Health; healthz: Health; metric: (reason: string) => number }> {
   const readyzResponse = await fetch(`http://127.0.0.1:${port}/readyz`);
   const readyz = (await readyzResponse.json()) as Health;
   const healthz = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as Health;
@@ -61,7 +63,11 @@ test('a primary whose backup refuses the handshake is not ready, names the misma
   const cluster = await Cluster.start({ memory: '32MiB', backupMemory: '64MiB' });
   try {
     const port = cluster.ports.primaryHttp;
-    await waitUntil('the primary reports the refusal', async () => /E_MEMORY_MISMATCH/.test((await health(port)).readyz.detail ?? ''), cluster);
+    await waitUntil(
+      'the primary reports the refusal',
+      async () => /E_MEMORY_MISMATCH/.test((await health(port)).readyz.detail ?? ''),
+      cluster,
+    );
     const refused = await health(port);
     assert.equal(refused.readyzStatus, 503);
     assert.equal(refused.readyz.ready, false);

@@ -14,7 +14,9 @@ const ITERATIONS = process.env.HBFT_SOAK ? 20 : 3;
 const LOAD_MS = process.env.HBFT_SOAK ? 6_000 : 4_000;
 
 for (let iteration = 0; iteration < ITERATIONS; iteration++) {
-  test(`kill -9 of the primary under load loses and duplicates nothing (${iteration + 1}/${ITERATIONS})`, { timeout: 90_000 }, async (t) => {
+  test(`kill -9 of the primary under load loses and duplicates nothing (${iteration + 1}/${ITERATIONS})`, {
+    timeout: 90_000,
+  }, async (t) => {
     const seed = testSeed();
     const random = new SeededRandom(seed);
     const killAtMs = 800 + random.below(LOAD_MS - 1800);

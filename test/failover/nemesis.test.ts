@@ -28,7 +28,14 @@ function schedule(random: SeededRandom, count: number): NemesisEvent[] {
     const protectedFirst = pick <= 2 || random.below(3) !== 0;
     if (pick <= 1) events.push({ kind: 'kill-primary', afterMs, protectedFirst });
     else if (pick === 2) events.push({ kind: 'kill-backup', afterMs, protectedFirst });
-    else events.push({ kind: 'partition', mode: pick === 3 ? 'cut' : 'stall', afterMs, forMs: 200 + random.below(PAIR_FAILOVER_TIMEOUT_MS * 8), protectedFirst });
+    else
+      events.push({
+        kind: 'partition',
+        mode: pick === 3 ? 'cut' : 'stall',
+        afterMs,
+        forMs: 200 + random.below(PAIR_FAILOVER_TIMEOUT_MS * 8),
+        protectedFirst,
+      });
   }
   return events;
 }
@@ -47,7 +54,9 @@ async function roles(pair: Pair): Promise<{ primary: Site; backup: Site } | null
   return best === null ? null : { primary: best.site, backup: pair.other(best.site) };
 }
 
-test(`a seeded schedule of ${EVENTS} kills, partitions and heals under load loses and duplicates nothing`, { timeout: SOAK ? 600_000 : 120_000 }, async (t) => {
+test(`a seeded schedule of ${EVENTS} kills, partitions and heals under load loses and duplicates nothing`, {
+  timeout: SOAK ? 600_000 : 120_000,
+}, async (t) => {
   const seed = testSeed();
   const random = new SeededRandom(seed);
   const events = schedule(random, EVENTS);
@@ -58,8 +67,14 @@ test(`a seeded schedule of ${EVENTS} kills, partitions and heals under load lose
   const pair = await Pair.start();
   try {
     const load = runLoad({
-      servers: pair.servers, clients: 4, durationMs: loadMs, keys: 8, seed, keyPrefix: 'nemesis',
-      responseTimeoutMs: 2_000, reconnectDeadlineMs: 60_000,
+      servers: pair.servers,
+      clients: 4,
+      durationMs: loadMs,
+      keys: 8,
+      seed,
+      keyPrefix: 'nemesis',
+      responseTimeoutMs: 2_000,
+      reconnectDeadlineMs: 60_000,
     });
     load.catch(() => {}); // awaited below; if the test fails first, the load ends with the pair
     for (const event of events) {

@@ -16,7 +16,9 @@ import { testSeed } from '../helpers/seed.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('kill the primary, re-protect to the restarted node, then partition: no acknowledged write is lost', { timeout: 120_000 }, async (t) => {
+test('kill the primary, re-protect to the restarted node, then partition: no acknowledged write is lost', {
+  timeout: 120_000,
+}, async (t) => {
   const seed = testSeed();
   const random = new SeededRandom(seed);
   const partitionMs = PAIR_FAILOVER_TIMEOUT_MS * 4 + random.below(1_000);
@@ -25,8 +27,14 @@ test('kill the primary, re-protect to the restarted node, then partition: no ack
   const { a, b } = pair.sites;
   try {
     const load = runLoad({
-      servers: pair.servers, clients: 4, durationMs: 14_000, keys: 8, seed, keyPrefix: 'reprotect-a',
-      responseTimeoutMs: 2_000, reconnectDeadlineMs: 30_000,
+      servers: pair.servers,
+      clients: 4,
+      durationMs: 14_000,
+      keys: 8,
+      seed,
+      keyPrefix: 'reprotect-a',
+      responseTimeoutMs: 2_000,
+      reconnectDeadlineMs: 30_000,
     });
     load.catch(() => {}); // awaited below; if the test fails first, the load ends with the pair
     await sleep(1_500);
@@ -47,7 +55,9 @@ test('kill the primary, re-protect to the restarted node, then partition: no ack
   }
 });
 
-test('partition, takeover, heal, then a stall while the survivor re-protects: it stays primary and keeps the guest', { timeout: 150_000 }, async (t) => {
+test('partition, takeover, heal, then a stall while the survivor re-protects: it stays primary and keeps the guest', {
+  timeout: 150_000,
+}, async (t) => {
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const pair = await Pair.start({ memory: '64MiB' });
@@ -59,12 +69,21 @@ test('partition, takeover, heal, then a stall while the survivor re-protects: it
     const value = 'v'.repeat(60_000);
     for (let batch = 0; batch < 44; batch++) {
       const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => filler.request(['SET', `fill:${batch * 8 + i}`, value])));
-      assert.ok(replies.every((reply) => reply.type !== 'error'), 'the filler\'s SETs succeed');
+      assert.ok(
+        replies.every((reply) => reply.type !== 'error'),
+        "the filler's SETs succeed",
+      );
     }
     filler.close();
     const load = runLoad({
-      servers: pair.servers, clients: 4, durationMs: 16_000, keys: 8, seed, keyPrefix: 'reprotect-b',
-      responseTimeoutMs: 2_000, reconnectDeadlineMs: 40_000,
+      servers: pair.servers,
+      clients: 4,
+      durationMs: 16_000,
+      keys: 8,
+      seed,
+      keyPrefix: 'reprotect-b',
+      responseTimeoutMs: 2_000,
+      reconnectDeadlineMs: 40_000,
     });
     load.catch(() => {});
     await sleep(1_500);
@@ -76,7 +95,7 @@ test('partition, takeover, heal, then a stall while the survivor re-protects: it
     for (const name of ['to-a', 'to-b']) await pair.registry.update(name, { enabled: true });
     const survivor = b.runs.at(-1)!;
     const deadline = performance.now() + 40_000;
-    while (!((await pair.readiness(b))?.body.fullSync) && performance.now() < deadline) await sleep(20);
+    while (!(await pair.readiness(b))?.body.fullSync && performance.now() < deadline) await sleep(20);
     // Mid-sync, the link stalls for longer than the survivor's silence limit (3 s here): it drops
     // the backup while the sync waits for the socket. Then everything is cleared.
     await pair.registry.update('to-a', { enabled: false, partition: 'stall' });
@@ -90,7 +109,10 @@ test('partition, takeover, heal, then a stall while the survivor re-protects: it
     assert.equal(readiness?.body.generation, 2);
     assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${pair.logs()}`);
     assert.equal(verdict.stats.unknown, 0, 'session clients leave no operation in doubt');
-    assert.ok(verdict.failovers.some((gap) => gap.toGeneration === 2), 'the clients ended on the survivor');
+    assert.ok(
+      verdict.failovers.some((gap) => gap.toGeneration === 2),
+      'the clients ended on the survivor',
+    );
   } finally {
     await pair.stop();
   }

@@ -35,7 +35,11 @@ test('corrupt and foreign ELF files are refused with the reason', () => {
     ['entry outside', patched(cfp, (v) => v.setUint32(24, 0x9000_0000, true)), /entry point 0x90000000 is outside/],
   ];
   for (const [name, bytes, reason] of cases) {
-    assert.throws(() => parseElf(bytes, 16 * MiB, 'guest.elf'), (e: unknown) => e instanceof GuestImageError && reason.test(e.message), name);
+    assert.throws(
+      () => parseElf(bytes, 16 * MiB, 'guest.elf'),
+      (e: unknown) => e instanceof GuestImageError && reason.test(e.message),
+      name,
+    );
   }
 });
 
@@ -58,7 +62,10 @@ test('an image larger than guest memory is refused', () => {
 });
 
 test('memory sizes outside 16 MiB..2 GiB are refused naming the flag', () => {
-  assert.throws(() => validateMemoryBytes(8 * MiB), (e: unknown) => e instanceof UsageError && /--memory.*16MiB to 2GiB/.test(e.message));
+  assert.throws(
+    () => validateMemoryBytes(8 * MiB),
+    (e: unknown) => e instanceof UsageError && /--memory.*16MiB to 2GiB/.test(e.message),
+  );
   assert.throws(() => validateMemoryBytes(4 * 1024 * MiB), UsageError);
   assert.throws(() => validateMemoryBytes(17 * MiB), /multiple of 2MiB/);
   assert.equal(validateMemoryBytes(2048 * MiB), 2048 * MiB);

@@ -377,7 +377,10 @@ function randomExtensionInstructions(random: SeededRandom, traits: ProgramTraits
   if (roll < 67) {
     // A 32-bit instruction at 2 mod 4, between two compressed ones.
     const inst = randomPlainInstruction(random, traits);
-    return { words: [pack(randomCompressedComputation(random), inst & 0xffff), pack(inst >>> 16, randomCompressedComputation(random))], guarded: [1] };
+    return {
+      words: [pack(randomCompressedComputation(random), inst & 0xffff), pack(inst >>> 16, randomCompressedComputation(random))],
+      guarded: [1],
+    };
   }
   const t = 1 + random.below(RANDOM_REGISTERS);
   const base = randomBase(random, true, noCode);
@@ -403,7 +406,10 @@ function randomExtensionInstructions(random: SeededRandom, traits: ProgramTraits
   // Traps from compressed code: c.ebreak, reserved parcels, and an LR.W with rs2 set.
   const illegal = [C_EBREAK, 0x0000, 0x0004, 0x6101, 0x4002, 0x9d01, 0x2000][random.below(7)]!;
   if (random.chance(0.2)) return { words: [address, amo(AMO_FUNCTIONS.lr, randomRegister(random), t, 1 + random.below(31))], guarded: [] };
-  return { words: [random.chance(0.5) ? pack(illegal, randomCompressedComputation(random)) : pack(randomCompressedComputation(random), illegal)], guarded: [] };
+  return {
+    words: [random.chance(0.5) ? pack(illegal, randomCompressedComputation(random)) : pack(randomCompressedComputation(random), illegal)],
+    guarded: [],
+  };
 }
 
 /** Where a compressed branch or jump in `parcel` (at byte `at` of word `i`) lands, as a word index; undefined for others. */
@@ -526,7 +532,12 @@ function loadProgram(machine: Machine, seed: number): void {
   code.push(jal(-4 * code.length, 0));
   fixUp(code, jalrAt, patchable, patchStoresAt, straddling);
   writeWords(machine, CODE, code);
-  for (const data of [DATA_A, DATA_B]) writeWords(machine, data - 0x800, Array.from({ length: 1024 }, () => random.nextU32() | 0));
+  for (const data of [DATA_A, DATA_B])
+    writeWords(
+      machine,
+      data - 0x800,
+      Array.from({ length: 1024 }, () => random.nextU32() | 0),
+    );
   machine.cpu.pc = RAM_BASE | 0;
 }
 

@@ -37,7 +37,10 @@ for (const workload of WORKLOADS) {
       compareRamEverySlices: 3,
       context: workload.name,
     });
-    assert.ok(pair.interpreter.exit?.kind === 'exit' && pair.interpreter.exit.code === 0, `${workload.name} passed: ${JSON.stringify(pair.interpreter.exit)}`);
+    assert.ok(
+      pair.interpreter.exit?.kind === 'exit' && pair.interpreter.exit.code === 0,
+      `${workload.name} passed: ${JSON.stringify(pair.interpreter.exit)}`,
+    );
     assert.match(pair.console.blocks, /checksum=[0-9a-f]+/);
     assert.ok(result.ramCompared >= 2, `compared RAM ${result.ramCompared} times`);
     assert.ok(pair.blocks.cpu.blockStats!.blocksCompiled > 10, 'the block engine compiled the hot code');
@@ -69,13 +72,25 @@ test('mtime read inside compiled loops counts exactly the instructions before th
   };
   for (const [shape, loop] of Object.entries(loops)) {
     const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 0 } }, (machine) => {
-      const code = [...li(27, CLINT_BASE + CLINT_MTIME), ...li(11, 5_000), ...loop, ...li(12, FINISHER_BASE), ...li(13, FINISHER_PASS), sw(13, 12, 0)];
+      const code = [
+        ...li(27, CLINT_BASE + CLINT_MTIME),
+        ...li(11, 5_000),
+        ...loop,
+        ...li(12, FINISHER_BASE),
+        ...li(13, FINISHER_PASS),
+        sw(13, 12, 0),
+      ];
       code.forEach((word, i) => {
         machine.memory.i32[i] = word;
       });
       machine.cpu.pc = RAM_BASE | 0;
     });
-    runLockstep(pair, { instructionsMax: 100_000, nextSlice: sliceSequence([1_001, 7, 333]), hashAtEnd: false, context: `mtime loop, ${shape}` });
+    runLockstep(pair, {
+      instructionsMax: 100_000,
+      nextSlice: sliceSequence([1_001, 7, 333]),
+      hashAtEnd: false,
+      context: `mtime loop, ${shape}`,
+    });
     assert.equal(pair.blocks.exit?.kind, 'exit', `${shape}: the loop ran to the end`);
     assert.equal(pair.blocks.cpu.x[6], pair.interpreter.cpu.x[6]);
   }

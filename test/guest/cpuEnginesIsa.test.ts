@@ -26,7 +26,9 @@ test('every ISA image passes on both engines with the same state slice by slice,
   for (const name of isaImages) {
     const image = readFileSync(`${GUEST_IMAGES_DIR}isa/${name}`);
     // Compiling on first entry puts every instruction of the tests through the compiler.
-    const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 0 } }, (machine) => machine.loadElf(image, name));
+    const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 0 } }, (machine) =>
+      machine.loadElf(image, name),
+    );
     runLockstep(pair, {
       instructionsMax: 100_000_000,
       nextSlice: sliceSequence([9_973, 1, 13, 40_099, 64, 65, 200_003]),
@@ -45,7 +47,9 @@ test('every ISA image: every tracking strategy sees the same dirty pages and fau
     const image = readFileSync(`${GUEST_IMAGES_DIR}isa/${name}`);
     for (const strategy of TRACKING_STRATEGIES) {
       // Loops compiled on their second pass; the test above already compiled every instruction.
-      const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 1 } }, (machine) => machine.loadElf(image, name));
+      const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 1 } }, (machine) =>
+        machine.loadElf(image, name),
+      );
       runLockstep(pair, {
         instructionsMax: 100_000,
         nextSlice: sliceSequence([997, 1, 13, 4_099, 64, 65]),
@@ -59,14 +63,18 @@ test('every ISA image: every tracking strategy sees the same dirty pages and fau
   }
 });
 
-
 test('a cache too small for the code flushes and starts again, with the same results', () => {
   const name = 'fold32.elf';
   const image = readFileSync(`${GUEST_IMAGES_DIR}isa/${name}`);
   const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, cpu: { blockEntriesBeforeCompile: 0, cachedBlocksMax: 500 } }, (machine) =>
     machine.loadElf(image, name),
   );
-  runLockstep(pair, { instructionsMax: 100_000_000, nextSlice: sliceSequence([4_093, 17]), hashAtEnd: false, context: `isa/${name}, small cache` });
+  runLockstep(pair, {
+    instructionsMax: 100_000_000,
+    nextSlice: sliceSequence([4_093, 17]),
+    hashAtEnd: false,
+    context: `isa/${name}, small cache`,
+  });
   assert.deepEqual(pair.blocks.exit, { kind: 'exit', code: 0, via: 'tohost' });
   const stats = pair.blocks.cpu.blockStats!;
   assert.ok(stats.flushes > 5, `flushed ${stats.flushes} times`);

@@ -113,7 +113,11 @@ export function runLockstep(pair: EnginePair, options: LockstepOptions): Lockste
     const [referenceState, compiledState] = [pair.interpreter.getState(), pair.blocks.getState()];
     if (Buffer.compare(compiledState, referenceState) !== 0) {
       // Decoded, so that the failure shows which register, CSR or device field differs.
-      assert.deepEqual(msgpack.decode(compiledState), msgpack.decode(referenceState), `${options.context}: CPU or device state differs ${where}`);
+      assert.deepEqual(
+        msgpack.decode(compiledState),
+        msgpack.decode(referenceState),
+        `${options.context}: CPU or device state differs ${where}`,
+      );
     }
     executed += reference!.executed;
     inEpoch += reference!.executed;
@@ -127,7 +131,12 @@ export function runLockstep(pair: EnginePair, options: LockstepOptions): Lockste
   }
   if (trackers.length > 0 && inEpoch > 0) endEpoch();
   if (options.hashAtEnd === false) compareRam(`at the end (${executed} instructions)`);
-  else assert.equal(pair.blocks.stateHash(), pair.interpreter.stateHash(), `${options.context}: stateHash differs at the end (${executed} instructions)`);
+  else
+    assert.equal(
+      pair.blocks.stateHash(),
+      pair.interpreter.stateHash(),
+      `${options.context}: stateHash differs at the end (${executed} instructions)`,
+    );
   assert.equal(pair.console.blocks, pair.console.interpreter, `${options.context}: console output differs`);
   return { executed, epochs, faults, ramCompared };
 }

@@ -64,38 +64,44 @@ class KvHarness {
   }
 }
 
-for (const image of ['kv', 'kv.rv32imac']) test(`${image} answers every supported command`, () => {
-  const kv = new KvHarness(undefined, image);
-  const c = kv.open();
-  assert.equal(kv.command(c, 'PING'), 'PONG');
-  assert.equal(kv.command(c, 'PING', 'hello'), 'hello');
-  assert.equal(kv.command(c, 'SET', 'a', '1'), 'OK');
-  assert.equal(kv.command(c, 'GET', 'a'), '1');
-  assert.equal(kv.command(c, 'GET', 'missing'), null);
-  assert.equal(kv.command(c, 'INCR', 'a'), 2);
-  assert.equal(kv.command(c, 'INCRBY', 'a', '40'), 42);
-  assert.equal(kv.command(c, 'INCRBY', 'a', '-50'), -8);
-  assert.equal(kv.command(c, 'EXISTS', 'a', 'missing', 'a'), 2);
-  assert.equal(kv.command(c, 'MSET', 'x', 'X', 'y', 'Y'), 'OK');
-  assert.deepEqual(kv.command(c, 'MGET', 'x', 'missing', 'y'), ['X', null, 'Y']);
-  assert.equal(kv.command(c, 'DBSIZE'), 3);
-  assert.equal(kv.command(c, 'DEL', 'x', 'y', 'missing'), 2);
-  assert.equal(kv.command(c, 'DBSIZE'), 1);
-  assert.ok(kv.command(c, 'SET', 'text', 'abc') === 'OK');
-  const notInteger = kv.command(c, 'INCR', 'text');
-  assert.ok(notInteger instanceof RespError && /not an integer/.test(notInteger.message));
-  const unknown = kv.command(c, 'NOSUCHCOMMAND');
-  assert.ok(unknown instanceof RespError && /unknown command/i.test(unknown.message));
-  assert.equal(kv.command(c, 'SET', 'max', '9223372036854775807'), 'OK');
-  const overflow = kv.command(c, 'INCR', 'max');
-  assert.ok(overflow instanceof RespError, 'signed 64-bit overflow is an error, as in Redis');
-});
+for (const image of ['kv', 'kv.rv32imac'])
+  test(`${image} answers every supported command`, () => {
+    const kv = new KvHarness(undefined, image);
+    const c = kv.open();
+    assert.equal(kv.command(c, 'PING'), 'PONG');
+    assert.equal(kv.command(c, 'PING', 'hello'), 'hello');
+    assert.equal(kv.command(c, 'SET', 'a', '1'), 'OK');
+    assert.equal(kv.command(c, 'GET', 'a'), '1');
+    assert.equal(kv.command(c, 'GET', 'missing'), null);
+    assert.equal(kv.command(c, 'INCR', 'a'), 2);
+    assert.equal(kv.command(c, 'INCRBY', 'a', '40'), 42);
+    assert.equal(kv.command(c, 'INCRBY', 'a', '-50'), -8);
+    assert.equal(kv.command(c, 'EXISTS', 'a', 'missing', 'a'), 2);
+    assert.equal(kv.command(c, 'MSET', 'x', 'X', 'y', 'Y'), 'OK');
+    assert.deepEqual(kv.command(c, 'MGET', 'x', 'missing', 'y'), ['X', null, 'Y']);
+    assert.equal(kv.command(c, 'DBSIZE'), 3);
+    assert.equal(kv.command(c, 'DEL', 'x', 'y', 'missing'), 2);
+    assert.equal(kv.command(c, 'DBSIZE'), 1);
+    assert.ok(kv.command(c, 'SET', 'text', 'abc') === 'OK');
+    const notInteger = kv.command(c, 'INCR', 'text');
+    assert.ok(notInteger instanceof RespError && /not an integer/.test(notInteger.message));
+    const unknown = kv.command(c, 'NOSUCHCOMMAND');
+    assert.ok(unknown instanceof RespError && /unknown command/i.test(unknown.message));
+    assert.equal(kv.command(c, 'SET', 'max', '9223372036854775807'), 'OK');
+    const overflow = kv.command(c, 'INCR', 'max');
+    assert.ok(overflow instanceof RespError, 'signed 64-bit overflow is an error, as in Redis');
+  });
 
 test('pipelined requests split at every byte boundary, on interleaved connections', () => {
   const kv = new KvHarness();
   const a = kv.open();
   const b = kv.open();
-  const stream = Buffer.concat([encodeCommand(['INCR', 'n']), encodeCommand(['INCR', 'n']), encodeCommand(['GET', 'n']), Buffer.from('PING\r\n')]);
+  const stream = Buffer.concat([
+    encodeCommand(['INCR', 'n']),
+    encodeCommand(['INCR', 'n']),
+    encodeCommand(['GET', 'n']),
+    Buffer.from('PING\r\n'),
+  ]);
   for (let split = 1; split < stream.length; split += 7) {
     kv.send(a, stream.subarray(0, split));
     kv.send(b, encodeCommand(['SET', `b${split}`, 'v']));

@@ -48,8 +48,14 @@ test('the guest answers ARP for its address with the MAC the host gave its NIC',
   const { segment } = bootKvnet();
   assert.deepEqual(segment.guestMac, GUEST_MAC);
   // A request for another address goes unanswered.
-  segment.exchange([ethernetFrame(macBytes('ff:ff:ff:ff:ff:ff'), segment.clientMac, ETHERTYPE_ARP,
-    arpPacket(1, segment.clientMac, segment.clientIp, new Uint8Array(6), ipv4('10.0.0.9')))]);
+  segment.exchange([
+    ethernetFrame(
+      macBytes('ff:ff:ff:ff:ff:ff'),
+      segment.clientMac,
+      ETHERTYPE_ARP,
+      arpPacket(1, segment.clientMac, segment.clientIp, new Uint8Array(6), ipv4('10.0.0.9')),
+    ),
+  ]);
   assert.equal(segment.transmitted.length, 0);
 });
 
@@ -115,7 +121,11 @@ test('1,024 clients are served at once; the next is refused, a closed slot is fr
   const newcomer = segment.connect();
   assert.ok(newcomer.established && !newcomer.reset, 'the newcomer is served');
   assert.equal(segment.send(newcomer, command('PING')), '+PONG\r\n');
-  assert.deepEqual(clients.flatMap((client, i) => (client.reset ? [i] : [])), [1], 'exactly the connection idle longest was evicted');
+  assert.deepEqual(
+    clients.flatMap((client, i) => (client.reset ? [i] : [])),
+    [1],
+    'exactly the connection idle longest was evicted',
+  );
 });
 
 test('a client that does not read is held by TCP flow control, others are served, and it gets every reply once it reads', () => {
@@ -154,13 +164,33 @@ test('bad frames are dropped and counted, and the guest keeps serving', () => {
   assert.equal(net.receive(new Uint8Array(9000)), 'oversize');
   // Garbage of every length, a TCP segment with a broken checksum, frames for another MAC.
   const garbage = Array.from({ length: 200 }, () => random.bytes(14 + random.below(1500)));
-  const corrupt = client.segment.tcpFrame({ sourcePort: client.port, destinationPort: 6379, seq: client.sndNxt, ack: client.rcvNxt, flags: TCP_ACK | TCP_PSH, window: 65535, payload: command('FLUSHALL') });
+  const corrupt = client.segment.tcpFrame({
+    sourcePort: client.port,
+    destinationPort: 6379,
+    seq: client.sndNxt,
+    ack: client.rcvNxt,
+    flags: TCP_ACK | TCP_PSH,
+    window: 65535,
+    payload: command('FLUSHALL'),
+  });
   corrupt[corrupt.length - 3]! ^= 0xff;
   segment.exchange([...garbage, corrupt]);
   assert.equal(segment.send(client, command('SET', 'after', 'garbage')), '+OK\r\n', 'the corrupt FLUSHALL was never run');
   // An ARP flood: more than the device queues at once.
-  const flood = Array.from({ length: 2000 }, (_, i) => ethernetFrame(macBytes('ff:ff:ff:ff:ff:ff'), macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`), ETHERTYPE_ARP,
-    arpPacket(1, macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`), ipv4(`10.0.${(i >> 8) & 0xff}.${i & 0xff}`), new Uint8Array(6), segment.guestIp)));
+  const flood = Array.from({ length: 2000 }, (_, i) =>
+    ethernetFrame(
+      macBytes('ff:ff:ff:ff:ff:ff'),
+      macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`),
+      ETHERTYPE_ARP,
+      arpPacket(
+        1,
+        macBytes(`02:00:00:00:${(i >> 8) & 0xff}:${i & 0xff}`),
+        ipv4(`10.0.${(i >> 8) & 0xff}.${i & 0xff}`),
+        new Uint8Array(6),
+        segment.guestIp,
+      ),
+    ),
+  );
   segment.exchange(flood);
   const counters = net.counters();
   assert.equal(counters.rxRunts, 1);
@@ -173,9 +203,17 @@ test('a SYN flood of 3,000 leaves existing clients served', () => {
   const { segment } = bootKvnet();
   const client = segment.connect();
   for (let batch = 0; batch < 15; batch++) {
-    const syns = Array.from({ length: 200 }, (_, i) => segment.tcpFrame({
-      sourcePort: 1024 + batch * 200 + i, destinationPort: 6379, seq: 7 + i, ack: 0, flags: TCP_SYN, window: 65535, payload: new Uint8Array(0),
-    }));
+    const syns = Array.from({ length: 200 }, (_, i) =>
+      segment.tcpFrame({
+        sourcePort: 1024 + batch * 200 + i,
+        destinationPort: 6379,
+        seq: 7 + i,
+        ack: 0,
+        flags: TCP_SYN,
+        window: 65535,
+        payload: new Uint8Array(0),
+      }),
+    );
     segment.exchange(syns);
   }
   assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
@@ -197,7 +235,10 @@ test('a TCP connection survives a save/restore: the restored machine answers the
   machine.net.receive(client.segmentFrame(TCP_ACK | TCP_PSH, incr));
   segment.runUntilIdle();
   const heldOutput = segment.transmitted.splice(0).map(parseFrame);
-  assert.ok(heldOutput.some((frame) => frame.tcp && Buffer.from(frame.tcp.payload).toString() === ':2\r\n'), 'the primary did answer');
+  assert.ok(
+    heldOutput.some((frame) => frame.tcp && Buffer.from(frame.tcp.payload).toString() === ':2\r\n'),
+    'the primary did answer',
+  );
 
   // The backup resumes from the checkpoint on its own RAM.
   const backup = new Machine({ memoryBytes: MEMORY_BYTES });

@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { NIC_FLOW_LIMITS, type NicFlowLimits } from '@hbft/common/guest/devices/nic.ts';
-import { clientInputQueuedBytesMaxPerConnection, machineStateBytesMax, clientInputQueuedBytesMaxTotal, nicReceiveRingFillBytesMax } from '@hbft/common/limits.ts';
+import {
+  clientInputQueuedBytesMaxPerConnection,
+  machineStateBytesMax,
+  clientInputQueuedBytesMaxTotal,
+  nicReceiveRingFillBytesMax,
+} from '@hbft/common/limits.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
 
 function kvMachine(limits: NicFlowLimits = NIC_FLOW_LIMITS): { machine: Machine; output: Map<number, number>; settle: () => void } {
@@ -44,7 +49,10 @@ test('queued input is refused beyond the per-connection and total bounds, and a 
     }
     assert.ok(nic.pendingBytesOf(slot) <= clientInputQueuedBytesMaxPerConnection);
   }
-  assert.ok(queued <= clientInputQueuedBytesMaxTotal && queued > clientInputQueuedBytesMaxTotal - chunk.length, `queued ${queued} bytes in all`);
+  assert.ok(
+    queued <= clientInputQueuedBytesMaxTotal && queued > clientInputQueuedBytesMaxTotal - chunk.length,
+    `queued ${queued} bytes in all`,
+  );
   const state = machine.getState();
   assert.ok(state.length <= machineStateBytesMax, `a machine state with a full input queue is ${state.length} bytes`);
 });

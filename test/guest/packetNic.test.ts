@@ -51,7 +51,10 @@ class GuestSide {
   txPosted = 0;
   interrupts = 0;
 
-  constructor(readonly memory: GuestMemory, readonly nic: PacketNic) {
+  constructor(
+    readonly memory: GuestMemory,
+    readonly nic: PacketNic,
+  ) {
     nic.onInterruptChange = () => this.interrupts++;
   }
 
@@ -146,10 +149,16 @@ test('received frames land in posted buffers in order; frames wait (bounded) for
   assert.equal(guest.interrupts, 1, 'one interrupt change: receive became pending');
   assert.equal(nic.queuedFrames, 2, 'two frames wait for buffers');
   const first = guest.takeFrames();
-  assert.deepEqual(first, [0, 1, 2, 3].map((id) => frame(id, 60 + id * 100)));
+  assert.deepEqual(
+    first,
+    [0, 1, 2, 3].map((id) => frame(id, 60 + id * 100)),
+  );
   assert.equal(nic.rxPending, false);
   guest.postReceiveBuffers(4);
-  assert.deepEqual(guest.takeFrames(), [4, 5].map((id) => frame(id, 60 + id * 100)));
+  assert.deepEqual(
+    guest.takeFrames(),
+    [4, 5].map((id) => frame(id, 60 + id * 100)),
+  );
   assert.equal(nic.counters().rxFrames, 6);
 });
 
@@ -210,7 +219,13 @@ test('the guest cannot post more buffers than the ring holds or consume what was
 test('enabling refuses rings outside RAM or of a bad size', () => {
   const memory = new GuestMemory(MEMORY_BYTES);
   const nic = new PacketNic(memory);
-  for (const [base, count] of [[RX_RING, 3], [RX_RING, 0], [RX_RING + 4, 8], [0x1000, 8], [RAM_BASE + MEMORY_BYTES - 8, 8]] as const) {
+  for (const [base, count] of [
+    [RX_RING, 3],
+    [RX_RING, 0],
+    [RX_RING + 4, 8],
+    [0x1000, 8],
+    [RAM_BASE + MEMORY_BYTES - 8, 8],
+  ] as const) {
     nic.write(NET_RX_BASE, 4, base);
     nic.write(NET_RX_COUNT, 4, count);
     nic.write(NET_TX_BASE, 4, TX_RING);

@@ -67,7 +67,10 @@ test('--signature writes the region as Spike does', () => {
 
   // An image without the symbols: one line naming them, no stack trace.
   const plain = join(dir, 'plain.elf');
-  writeFileSync(plain, buildElf({ address: RAM_BASE, code: wordsToBytes([addi(GP, 0, 1), ...li(T5, TOHOST), sw(GP, T5, 0)]), symbols: { tohost: TOHOST } }));
+  writeFileSync(
+    plain,
+    buildElf({ address: RAM_BASE, code: wordsToBytes([addi(GP, 0, 1), ...li(T5, TOHOST), sw(GP, T5, 0)]), symbols: { tohost: TOHOST } }),
+  );
   const refused = spawnSync(process.execPath, [cli, 'run', plain, '--signature', signature], { encoding: 'utf8' });
   assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, /--signature needs the symbols begin_signature and end_signature/);
@@ -79,7 +82,10 @@ test('an unexpected trap under riscv-tests is reported as the trap, not as "test
   const run = runElf(riscvTestsImage([addi(GP, 0, 3), 0]), { memoryBytes: 16 * MiB, maxInstructions: 1000 });
   assert.equal(run.outcome, 'fail');
   assert.equal(run.exitCode, 669);
-  assert.match(run.message, /unexpected trap: illegal instruction at pc 0x80000010 \(mtval 0x00000000\), in test 2 or one whose number differs from it only in bits of 1337/);
+  assert.match(
+    run.message,
+    /unexpected trap: illegal instruction at pc 0x80000010 \(mtval 0x00000000\), in test 2 or one whose number differs from it only in bits of 1337/,
+  );
   assert.match(run.message, /tohost 0x53b = TESTNUM \| 1337, which reads as "test 669 failed"/);
 });
 

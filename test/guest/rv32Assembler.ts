@@ -13,15 +13,15 @@ export const SYSTEM = 0x73;
 export const MISC_MEM = 0x0f;
 
 export function rType(f7: number, rs2: number, rs1: number, f3: number, rd: number, opcode = OP): number {
-  return ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode) | 0;
+  return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode | 0;
 }
 
 export function iType(imm: number, rs1: number, f3: number, rd: number, opcode = OP_IMM): number {
-  return (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode) | 0;
+  return ((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode | 0;
 }
 
 export function sType(imm: number, rs2: number, rs1: number, f3: number): number {
-  return ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | STORE) | 0;
+  return (((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | STORE | 0;
 }
 
 /** A branch to pc + offset (offset even, ±4 KiB). */
@@ -39,7 +39,7 @@ export function bType(offset: number, rs2: number, rs1: number, f3: number): num
 }
 
 export function uType(upper20: number, rd: number, opcode = LUI): number {
-  return (((upper20 & 0xfffff) << 12) | (rd << 7) | opcode) | 0;
+  return ((upper20 & 0xfffff) << 12) | (rd << 7) | opcode | 0;
 }
 
 /** JAL to pc + offset (offset even, ±1 MiB). */
@@ -79,7 +79,19 @@ export function li(rd: number, value: number): number[] {
 
 /* The A extension (Unprivileged ISA ch. 8): funct5 values, and an AMO word instruction. */
 export const AMO = 0x2f;
-export const AMO_FUNCTIONS = { add: 0x00, swap: 0x01, lr: 0x02, sc: 0x03, xor: 0x04, or: 0x08, and: 0x0c, min: 0x10, max: 0x14, minu: 0x18, maxu: 0x1c } as const;
+export const AMO_FUNCTIONS = {
+  add: 0x00,
+  swap: 0x01,
+  lr: 0x02,
+  sc: 0x03,
+  xor: 0x04,
+  or: 0x08,
+  and: 0x0c,
+  min: 0x10,
+  max: 0x14,
+  minu: 0x18,
+  maxu: 0x1c,
+} as const;
 export function amo(f5: number, rd: number, rs1: number, rs2: number, aqrl = 0): number {
   return rType((f5 << 2) | (aqrl & 3), rs2, rs1, 2, rd, AMO);
 }
@@ -116,15 +128,33 @@ export const cJalr = (rs1: number): number => 0x9002 | (rs1 << 7);
 const clOffset = (uimm: number): number => (((uimm >> 3) & 7) << 10) | bitAt(uimm, 2, 6) | bitAt(uimm, 6, 5);
 export const cLw = (rd: number, rs1: number, uimm: number): number => 0x4000 | clOffset(uimm) | (prime(rs1) << 7) | (prime(rd) << 2);
 export const cSw = (rs2: number, rs1: number, uimm: number): number => 0xc000 | clOffset(uimm) | (prime(rs1) << 7) | (prime(rs2) << 2);
-export const cLwsp = (rd: number, uimm: number): number => 0x4002 | bitAt(uimm, 5, 12) | (rd << 7) | (((uimm >> 2) & 7) << 4) | (((uimm >> 6) & 3) << 2);
+export const cLwsp = (rd: number, uimm: number): number =>
+  0x4002 | bitAt(uimm, 5, 12) | (rd << 7) | (((uimm >> 2) & 7) << 4) | (((uimm >> 6) & 3) << 2);
 export const cSwsp = (rs2: number, uimm: number): number => 0xc002 | (((uimm >> 2) & 15) << 9) | (((uimm >> 6) & 3) << 7) | (rs2 << 2);
 const cbOffset = (off: number): number =>
-  bitAt(off, 8, 12) | bitAt(off, 4, 11) | bitAt(off, 3, 10) | bitAt(off, 7, 6) | bitAt(off, 6, 5) | bitAt(off, 2, 4) | bitAt(off, 1, 3) | bitAt(off, 5, 2);
+  bitAt(off, 8, 12) |
+  bitAt(off, 4, 11) |
+  bitAt(off, 3, 10) |
+  bitAt(off, 7, 6) |
+  bitAt(off, 6, 5) |
+  bitAt(off, 2, 4) |
+  bitAt(off, 1, 3) |
+  bitAt(off, 5, 2);
 export const cBeqz = (rs1: number, offset: number): number => 0xc001 | cbOffset(offset) | (prime(rs1) << 7);
 export const cBnez = (rs1: number, offset: number): number => 0xe001 | cbOffset(offset) | (prime(rs1) << 7);
 const cjOffset = (off: number): number =>
-  bitAt(off, 11, 12) | bitAt(off, 4, 11) | bitAt(off, 9, 10) | bitAt(off, 8, 9) | bitAt(off, 10, 8) | bitAt(off, 6, 7) | bitAt(off, 7, 6) | bitAt(off, 3, 5) | bitAt(off, 2, 4) | bitAt(off, 1, 3) | bitAt(off, 5, 2);
+  bitAt(off, 11, 12) |
+  bitAt(off, 4, 11) |
+  bitAt(off, 9, 10) |
+  bitAt(off, 8, 9) |
+  bitAt(off, 10, 8) |
+  bitAt(off, 6, 7) |
+  bitAt(off, 7, 6) |
+  bitAt(off, 3, 5) |
+  bitAt(off, 2, 4) |
+  bitAt(off, 1, 3) |
+  bitAt(off, 5, 2);
 export const cJ = (offset: number): number => 0xa001 | cjOffset(offset);
 export const cJal = (offset: number): number => 0x2001 | cjOffset(offset);
 /** Two parcels in one word: `first` at the lower address. */
-export const pack = (first: number, second: number): number => ((first & 0xffff) | (second << 16)) | 0;
+export const pack = (first: number, second: number): number => (first & 0xffff) | (second << 16) | 0;

@@ -91,8 +91,11 @@ const expected = expectedImages();
 
 test('every guest and ISA test source has an image in the manifest, and nothing else does', () => {
   assert.ok(expected.size > 0, 'no guest sources found');
-  assert.deepEqual(Object.keys(manifest.images).sort(compareBytewise), [...expected.keys()].sort(compareBytewise),
-    'manifest.json does not list exactly the images of the sources on disk: run packages/common/guests/build.sh');
+  assert.deepEqual(
+    Object.keys(manifest.images).sort(compareBytewise),
+    [...expected.keys()].sort(compareBytewise),
+    'manifest.json does not list exactly the images of the sources on disk: run packages/common/guests/build.sh',
+  );
 });
 
 test('each image was built from the sources on disk (sourceHash)', () => {
@@ -100,8 +103,11 @@ test('each image was built from the sources on disk (sourceHash)', () => {
     const entry = manifest.images[image];
     if (entry === undefined) continue; // reported by the test above
     assert.deepEqual(entry.inputs, inputs, `${image}: the manifest's inputs differ from build.sh's rules`);
-    assert.equal(entry.sourceHash, sourceHash(inputs),
-      `${image} is stale: its sources changed since it was built; run packages/common/guests/build.sh`);
+    assert.equal(
+      entry.sourceHash,
+      sourceHash(inputs),
+      `${image} is stale: its sources changed since it was built; run packages/common/guests/build.sh`,
+    );
   }
 });
 
@@ -119,7 +125,9 @@ test("network guests are built with the lwIP that net/lwip.version names, from D
   assert.match(version, /^package=lwip$/m);
   assert.match(version, /^version=2\.1\.\d+\S*$/m, 'lwIP 2.1.x');
   assert.match(version, /^orig_sha256=[0-9a-f]{64}$/m);
-  const networkImages = filesIn('netsrc', (name) => name.endsWith('.c')).map((source) => `${source.slice('netsrc/'.length, -'.c'.length)}.elf`);
+  const networkImages = filesIn('netsrc', (name) => name.endsWith('.c')).map(
+    (source) => `${source.slice('netsrc/'.length, -'.c'.length)}.elf`,
+  );
   assert.ok(networkImages.includes('kvnet.elf'));
   for (const image of networkImages) {
     assert.ok(manifest.images[image]?.inputs.includes('net/lwip.version'), `${image}'s sourceHash covers net/lwip.version`);

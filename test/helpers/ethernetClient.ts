@@ -114,7 +114,12 @@ export function parseFrame(frame: Uint8Array): ParsedFrame {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const parsed: ParsedFrame = { destination: frame.subarray(0, 6), source: frame.subarray(6, 12), etherType: view.getUint16(12) };
   if (parsed.etherType === ETHERTYPE_ARP) {
-    parsed.arp = { operation: view.getUint16(20), senderMac: frame.slice(22, 28), senderIp: view.getUint32(28), targetIp: view.getUint32(38) };
+    parsed.arp = {
+      operation: view.getUint16(20),
+      senderMac: frame.slice(22, 28),
+      senderIp: view.getUint32(28),
+      targetIp: view.getUint32(38),
+    };
   } else if (parsed.etherType === ETHERTYPE_IPV4 && frame[23] === IP_PROTOCOL_TCP) {
     const ihl = (frame[14]! & 0x0f) * 4;
     const total = view.getUint16(16);
@@ -152,7 +157,11 @@ export class TcpClientConnection {
   paused = false;
   private readonly received: number[] = [];
 
-  constructor(readonly segment: EthernetSegment, readonly port: number, isn: number) {
+  constructor(
+    readonly segment: EthernetSegment,
+    readonly port: number,
+    isn: number,
+  ) {
     this.sndNxt = isn >>> 0;
   }
 
@@ -203,7 +212,7 @@ export class TcpClientConnection {
       this.rcvNxt = (this.rcvNxt + segment.payload.length) >>> 0;
       advanced = true;
     }
-    if ((segment.flags & TCP_FIN) !== 0 && ((segment.seq + segment.payload.length) >>> 0) === this.rcvNxt) {
+    if ((segment.flags & TCP_FIN) !== 0 && (segment.seq + segment.payload.length) >>> 0 === this.rcvNxt) {
       this.rcvNxt = (this.rcvNxt + 1) >>> 0;
       this.finReceived = true;
       advanced = true;
@@ -278,8 +287,14 @@ export class EthernetSegment {
       const parsed = parseFrame(frame);
       if (parsed.arp) {
         if (parsed.arp.operation === 1 && parsed.arp.targetIp === this.clientIp) {
-          replies.push(ethernetFrame(parsed.arp.senderMac, this.clientMac, ETHERTYPE_ARP,
-            arpPacket(2, this.clientMac, this.clientIp, parsed.arp.senderMac, parsed.arp.senderIp)));
+          replies.push(
+            ethernetFrame(
+              parsed.arp.senderMac,
+              this.clientMac,
+              ETHERTYPE_ARP,
+              arpPacket(2, this.clientMac, this.clientIp, parsed.arp.senderMac, parsed.arp.senderIp),
+            ),
+          );
         }
         if (parsed.arp.operation === 2 && parsed.arp.senderIp === this.guestIp) this.guestMac = parsed.arp.senderMac;
         continue;
@@ -307,8 +322,14 @@ export class EthernetSegment {
 
   /** Resolves the guest's MAC with an ARP request, as a client's kernel does first. */
   resolveGuest(): void {
-    this.exchange([ethernetFrame(macBytes('ff:ff:ff:ff:ff:ff'), this.clientMac, ETHERTYPE_ARP,
-      arpPacket(1, this.clientMac, this.clientIp, new Uint8Array(6), this.guestIp))]);
+    this.exchange([
+      ethernetFrame(
+        macBytes('ff:ff:ff:ff:ff:ff'),
+        this.clientMac,
+        ETHERTYPE_ARP,
+        arpPacket(1, this.clientMac, this.clientIp, new Uint8Array(6), this.guestIp),
+      ),
+    ]);
   }
 
   /** Opens a connection (SYN, SYN-ACK, ACK); it may be refused (reset). */

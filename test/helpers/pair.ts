@@ -46,10 +46,31 @@ export class Pair {
   private readonly keyFile: string;
   private stopping = false;
 
-  private constructor(ports: number[], private readonly options: PairOptions) {
-    const [aListen, aServe, aHttp, aProxied, bListen, bServe, bHttp, bProxied] = ports as number[] as [number, number, number, number, number, number, number, number];
-    const site = (name: 'a' | 'b', listen: number, serve: number, http: number, proxied: number): Site =>
-      ({ name, listen, serve, http, proxied, process: null, role: 'backup', runs: [], restarts: 0 });
+  private constructor(
+    ports: number[],
+    private readonly options: PairOptions,
+  ) {
+    const [aListen, aServe, aHttp, aProxied, bListen, bServe, bHttp, bProxied] = ports as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const site = (name: 'a' | 'b', listen: number, serve: number, http: number, proxied: number): Site => ({
+      name,
+      listen,
+      serve,
+      http,
+      proxied,
+      process: null,
+      role: 'backup',
+      runs: [],
+      restarts: 0,
+    });
     this.sites = { a: site('a', aListen, aServe, aHttp, aProxied), b: site('b', bListen, bServe, bHttp, bProxied) };
     const dir = mkdtempSync(join(tmpdir(), 'hbft-pair-'));
     this.keyFile = join(dir, 'key');
@@ -91,12 +112,18 @@ export class Pair {
 
   private commonArgs(site: Site): string[] {
     return [
-      '--memory', this.options.memory ?? '32MiB',
-      '--heartbeat-ms', String(PAIR_HEARTBEAT_MS),
-      '--failover-timeout-ms', String(PAIR_FAILOVER_TIMEOUT_MS),
-      '--key-file', this.keyFile,
-      '--serve', `127.0.0.1:${site.serve}`,
-      '--http', `127.0.0.1:${site.http}`,
+      '--memory',
+      this.options.memory ?? '32MiB',
+      '--heartbeat-ms',
+      String(PAIR_HEARTBEAT_MS),
+      '--failover-timeout-ms',
+      String(PAIR_FAILOVER_TIMEOUT_MS),
+      '--key-file',
+      this.keyFile,
+      '--serve',
+      `127.0.0.1:${site.serve}`,
+      '--http',
+      `127.0.0.1:${site.http}`,
       ...(this.options.args ?? []),
     ];
   }
@@ -161,7 +188,11 @@ export class Pair {
     }
   }
 
-  private async waitReady(port: number, accept: (body: Record<string, unknown>, status: number) => boolean, timeoutMs: number): Promise<void> {
+  private async waitReady(
+    port: number,
+    accept: (body: Record<string, unknown>, status: number) => boolean,
+    timeoutMs: number,
+  ): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       try {
@@ -189,7 +220,10 @@ export class Pair {
     const parts: string[] = [];
     for (const site of [this.sites.a, this.sites.b]) {
       for (const [index, run] of site.runs.entries()) {
-        parts.push(`--- site ${site.name} run ${index + 1} (${run.role}, exit ${run.child.exitCode ?? run.child.signalCode ?? 'running'}) ---`, ...run.log.slice(-lines));
+        parts.push(
+          `--- site ${site.name} run ${index + 1} (${run.role}, exit ${run.child.exitCode ?? run.child.signalCode ?? 'running'}) ---`,
+          ...run.log.slice(-lines),
+        );
       }
     }
     return parts.join('\n');

@@ -165,7 +165,10 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
           if (!sealed) fixChecksum(frame);
           chainAltered = !sealed;
           this.pendingAlterPages = null;
-          this.emit('attacked', `altered PAGES epoch ${frame.readUInt32LE(offsets.epoch)} ${at >= 0 ? 'at the value' : 'in its last byte'}${sealed ? '' : ', fixed its CRC and the END checksum'}`);
+          this.emit(
+            'attacked',
+            `altered PAGES epoch ${frame.readUInt32LE(offsets.epoch)} ${at >= 0 ? 'at the value' : 'in its last byte'}${sealed ? '' : ', fixed its CRC and the END checksum'}`,
+          );
         }
         if (beginKinds.has(kind) || chainedKinds.has(kind)) {
           word.writeUInt32LE(frame.readUInt32LE(offsets.checksum));
@@ -207,14 +210,18 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
           withholding = true;
           attacked = true;
           fromPrimary.write(this.forgedAck(lastHeader));
-          this.emit('attacked', `injected an ACK for epoch 2^40 as frame #${lastHeader.readUInt32LE(offsets.sequence) + 1} and withheld the backup's frames`);
+          this.emit(
+            'attacked',
+            `injected an ACK for epoch 2^40 as frame #${lastHeader.readUInt32LE(offsets.sequence) + 1} and withheld the backup's frames`,
+          );
           return;
         }
         if (downstream.length < 2) return;
         const length7 = downstream[1]! & 0x7f;
         const lengthBytes = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
         if (downstream.length < 2 + lengthBytes) return;
-        const payloadLength = length7 === 126 ? downstream.readUInt16BE(2) : length7 === 127 ? Number(downstream.readBigUInt64BE(2)) : length7;
+        const payloadLength =
+          length7 === 126 ? downstream.readUInt16BE(2) : length7 === 127 ? Number(downstream.readBigUInt64BE(2)) : length7;
         const total = 2 + lengthBytes + payloadLength;
         if (downstream.length < total) return;
         const payload = downstream.subarray(2 + lengthBytes, total);
@@ -240,7 +247,10 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
       }),
     );
     // Sealed: the attacker cannot compute a tag, so it sends a random one (and the meta as it is).
-    const frame = (flags & sealedFlag) === 0 ? plain : Buffer.concat([plain.subarray(0, headerBytes), randomBytes(tagBytes), plain.subarray(headerBytes)]);
+    const frame =
+      (flags & sealedFlag) === 0
+        ? plain
+        : Buffer.concat([plain.subarray(0, headerBytes), randomBytes(tagBytes), plain.subarray(headerBytes)]);
     if ((flags & sealedFlag) !== 0) frame.writeUInt32LE(0, offsets.checksum);
     const head = frame.length < 126 ? Buffer.from([0x82, frame.length]) : Buffer.from([0x82, 126, frame.length >> 8, frame.length & 0xff]);
     return Buffer.concat([head, frame]);

@@ -23,13 +23,19 @@ test('a guest MAC is unicast, locally administered, and a function of its identi
 
 test('a TAP name that is not an interface name is refused before anything is opened', async () => {
   for (const name of ['', 'a'.repeat(16), 'bad name', 'tap/0']) {
-    await assert.rejects(TapDevice.open(name), (error: unknown) => error instanceof TapError && /is not an interface name/.test(error.message));
+    await assert.rejects(
+      TapDevice.open(name),
+      (error: unknown) => error instanceof TapError && /is not an interface name/.test(error.message),
+    );
   }
 });
 
 test('hbft run refuses a malformed --ip, and --ip without --tap, with exit 2', () => {
   const cases: [string[], RegExp][] = [
-    [['run', 'kvnet', '--tap', 'hbft0', '--ip', '10.0.0.300/24'], /--ip 10\.0\.0\.300\/24: expected the guest's IPv4 address and prefix length/],
+    [
+      ['run', 'kvnet', '--tap', 'hbft0', '--ip', '10.0.0.300/24'],
+      /--ip 10\.0\.0\.300\/24: expected the guest's IPv4 address and prefix length/,
+    ],
     [['run', 'kvnet', '--tap', 'hbft0', '--ip', '10.0.0.2'], /--ip 10\.0\.0\.2: expected/],
     [['run', 'kvnet', '--ip', '10.0.0.2/24'], /--ip needs --tap/],
   ];

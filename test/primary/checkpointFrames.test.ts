@@ -19,11 +19,21 @@ test('a connection that closes while the stream waits for a drain aborts the str
   const ram = new Int32Array(4 * 1024);
   ram[0] = 1;
   const stream = sendPageStream(
-    { kind: 'full-sync', epoch: 0, generation: 2, pages: Uint32Array.of(0), source: { words: ram, wordIndex: (i) => i * 1024 }, memoryBytes: ram.byteLength },
+    {
+      kind: 'full-sync',
+      epoch: 0,
+      generation: 2,
+      pages: Uint32Array.of(0),
+      source: { words: ram, wordIndex: (i) => i * 1024 },
+      memoryBytes: ram.byteLength,
+    },
     sender,
     new PageEncoder(null),
   );
-  await assert.rejects(stream, (error: Error) => error instanceof StreamAbortedError && /connection closed during full-sync 0/.test(error.message));
+  await assert.rejects(
+    stream,
+    (error: Error) => error instanceof StreamAbortedError && /connection closed during full-sync 0/.test(error.message),
+  );
 });
 
 test('captures merged into one checkpoint keep every page once, ascending, from its newest capture', () => {

@@ -29,7 +29,9 @@ const RSS_GROWTH_BYTES_MAX = 100 * 1024 * 1024;
 const RSS_AFTER_BYTES_MAX = 50 * 1024 * 1024;
 
 function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return Number(line!.split(/\s+/)[1]) * 1024;
 }
 
@@ -99,10 +101,13 @@ function incrPipeline(key: string, bytes: number): { payload: Buffer; count: num
 
 function assertCountsUp(replies: RespValue[], count: number, what: string): void {
   assert.equal(replies.length, count, `${what}: every request answered`);
-  for (let i = 0; i < count; i++) if (replies[i] !== i + 1) assert.fail(`${what}: reply ${i} is ${JSON.stringify(replies[i])}, expected ${i + 1} (in order)`);
+  for (let i = 0; i < count; i++)
+    if (replies[i] !== i + 1) assert.fail(`${what}: reply ${i} is ${JSON.stringify(replies[i])}, expected ${i + 1} (in order)`);
 }
 
-test('a client pipelining 2 MB is held back, not crashing the primary: every request answered in order, another client served meanwhile', { timeout: 120_000 }, async () => {
+test('a client pipelining 2 MB is held back, not crashing the primary: every request answered in order, another client served meanwhile', {
+  timeout: 120_000,
+}, async () => {
   const cluster = await Cluster.start(PATIENT);
   try {
     await cluster.waitProtected();
@@ -113,7 +118,10 @@ test('a client pipelining 2 MB is held back, not crashing the primary: every req
     await pipeline.replyCount(1);
     assert.equal(await other.command('SET', 'other', 'v'), 'OK');
     const repliesMeanwhile = pipeline.replies.length;
-    assert.ok(repliesMeanwhile < count, `the second client was answered while the pipeline was still being served (${repliesMeanwhile} of ${count} replies)`);
+    assert.ok(
+      repliesMeanwhile < count,
+      `the second client was answered while the pipeline was still being served (${repliesMeanwhile} of ${count} replies)`,
+    );
     await pipeline.replyCount(count);
     assertCountsUp(pipeline.replies, count, '2 MB pipeline');
     assertStillUp(cluster);
@@ -132,7 +140,9 @@ test('sixteen connections pipelining 128 KiB each are all answered in order and 
       client.socket.write(pipeline.payload);
       return pipeline;
     });
-    await Promise.all(clients.map((client, i) => client.replyCount(pipelines[i]!.count))).catch((error: Error) => assert.fail(`${error.message}\n${cluster.logs()}`));
+    await Promise.all(clients.map((client, i) => client.replyCount(pipelines[i]!.count))).catch((error: Error) =>
+      assert.fail(`${error.message}\n${cluster.logs()}`),
+    );
     clients.forEach((client, i) => assertCountsUp(client.replies, pipelines[i]!.count, `connection ${i}`));
     assertStillUp(cluster);
   } finally {
@@ -144,7 +154,10 @@ test('sixteen connections pipelining 128 KiB each are all answered in order and 
  * A client sends `GET big` `requests` times and never reads. RSS is sampled before, during and
  * after it leaves; another client must be served while it sits there.
  */
-async function nonReadingClient(cluster: Cluster, requests: number): Promise<{ beforeBytes: number; peakBytes: number; afterBytes: number }> {
+async function nonReadingClient(
+  cluster: Cluster,
+  requests: number,
+): Promise<{ beforeBytes: number; peakBytes: number; afterBytes: number }> {
   const pid = cluster.primary.process.pid!;
   const setter = await PlainClient.open(cluster.ports.primaryServe);
   setter.socket.write(encodeCommand(['SET', 'big', 'x'.repeat(BIG_VALUE_BYTES)]));
@@ -183,11 +196,19 @@ async function nonReadingClient(cluster: Cluster, requests: number): Promise<{ b
 function reportRss(t: { diagnostic(message: string): void }, rss: { beforeBytes: number; peakBytes: number; afterBytes: number }): void {
   const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
   t.diagnostic(`primary RSS before ${mb(rss.beforeBytes)} MB, peak ${mb(rss.peakBytes)} MB, after ${mb(rss.afterBytes)} MB`);
-  assert.ok(rss.peakBytes - rss.beforeBytes <= RSS_GROWTH_BYTES_MAX, `RSS grew by ${mb(rss.peakBytes - rss.beforeBytes)} MB (bound ${mb(RSS_GROWTH_BYTES_MAX)} MB)`);
-  assert.ok(rss.afterBytes - rss.beforeBytes <= RSS_AFTER_BYTES_MAX, `RSS stayed ${mb(rss.afterBytes - rss.beforeBytes)} MB above its baseline after the client left`);
+  assert.ok(
+    rss.peakBytes - rss.beforeBytes <= RSS_GROWTH_BYTES_MAX,
+    `RSS grew by ${mb(rss.peakBytes - rss.beforeBytes)} MB (bound ${mb(RSS_GROWTH_BYTES_MAX)} MB)`,
+  );
+  assert.ok(
+    rss.afterBytes - rss.beforeBytes <= RSS_AFTER_BYTES_MAX,
+    `RSS stayed ${mb(rss.afterBytes - rss.beforeBytes)} MB above its baseline after the client left`,
+  );
 }
 
-test('a client that never reads 5 000 replies of 60 KB leaves the primary (with a backup) bounded in memory and serving others', { timeout: 120_000 }, async (t) => {
+test('a client that never reads 5 000 replies of 60 KB leaves the primary (with a backup) bounded in memory and serving others', {
+  timeout: 120_000,
+}, async (t) => {
   // 64 MiB: with less, kv's per-connection input buffer is too small for a 60 KB SET.
   const cluster = await Cluster.start({ ...PATIENT, memory: '64MiB' });
   try {
@@ -202,9 +223,15 @@ test('a client that never reads 5 000 replies of 60 KB leaves the primary (with 
   }
 });
 
-test('under hold with no backup, a client that never reads 4 000 replies of 60 KB holds back its input instead of pinning its output', { timeout: 120_000 }, async (t) => {
+test('under hold with no backup, a client that never reads 4 000 replies of 60 KB holds back its input instead of pinning its output', {
+  timeout: 120_000,
+}, async (t) => {
   const [nobody] = await freePorts(1);
-  const cluster = await Cluster.start({ memory: '64MiB', withBackup: false, primaryArgs: ['--backup', `127.0.0.1:${nobody}`, '--on-backup-loss', 'hold'] });
+  const cluster = await Cluster.start({
+    memory: '64MiB',
+    withBackup: false,
+    primaryArgs: ['--backup', `127.0.0.1:${nobody}`, '--on-backup-loss', 'hold'],
+  });
   try {
     const deadline = performance.now() + 30_000;
     while (!cluster.primary.log.some((line) => line.includes('serving clients'))) {
@@ -216,7 +243,10 @@ test('under hold with no backup, a client that never reads 4 000 replies of 60 K
     t.diagnostic(`held output ${(heldBytes / 1e6).toFixed(1)} MB`);
     assert.ok(heldBytes >= 1024 * 1024, 'the GETs produced output until the hold engaged');
     // What a held connection can still produce: its bound plus the requests left in the ring.
-    assert.ok(heldBytes <= 1024 * 1024 + (4096 / 'GET big\r\n'.length + 1) * (BIG_VALUE_BYTES + 16), `held output ${heldBytes} bytes is bounded`);
+    assert.ok(
+      heldBytes <= 1024 * 1024 + (4096 / 'GET big\r\n'.length + 1) * (BIG_VALUE_BYTES + 16),
+      `held output ${heldBytes} bytes is bounded`,
+    );
     reportRss(t, rss);
     assertStillUp(cluster);
   } finally {
@@ -224,12 +254,18 @@ test('under hold with no backup, a client that never reads 4 000 replies of 60 K
   }
 });
 
-test('a session client pipelining far beyond the input bound is held back, not dropped, and its history checks OK', { timeout: 120_000 }, async (t) => {
+test('a session client pipelining far beyond the input bound is held back, not dropped, and its history checks OK', {
+  timeout: 120_000,
+}, async (t) => {
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const random = new SeededRandom(seed);
   const cluster = await Cluster.start(PATIENT);
-  const session = new SessionClient({ servers: [`127.0.0.1:${cluster.ports.primaryServe}`], responseTimeoutMs: 20_000, reconnectDeadlineMs: 20_000 });
+  const session = new SessionClient({
+    servers: [`127.0.0.1:${cluster.ports.primaryServe}`],
+    responseTimeoutMs: 20_000,
+    reconnectDeadlineMs: 20_000,
+  });
   try {
     await cluster.waitProtected();
     const recorder = new HistoryRecorder(systemClock);
@@ -245,7 +281,8 @@ test('a session client pipelining far beyond the input bound is held back, not d
       const pending: PendingOperation = recorder.invoke(0, isSet ? 'set' : 'incr', key, written);
       done.push(
         session.request(isSet ? ['SET', key, written!] : ['INCR', key]).then(
-          (reply) => void recorder.complete(pending, 'ok', { generation: session.generation, value: isSet ? undefined : (reply as number) }),
+          (reply) =>
+            void recorder.complete(pending, 'ok', { generation: session.generation, value: isSet ? undefined : (reply as number) }),
           (error: Error) => void recorder.complete(pending, 'unknown', { error: error.message }),
         ),
       );

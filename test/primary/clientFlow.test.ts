@@ -8,7 +8,15 @@ import type { Socket } from 'node:net';
 import { ClientFlow } from '@hbft/primary/clientFlow.ts';
 
 function fakeSocket(): Socket & { paused: boolean } {
-  const socket = { paused: false, pause() { socket.paused = true; }, resume() { socket.paused = false; } };
+  const socket = {
+    paused: false,
+    pause() {
+      socket.paused = true;
+    },
+    resume() {
+      socket.paused = false;
+    },
+  };
   return socket as unknown as Socket & { paused: boolean };
 }
 
@@ -48,11 +56,17 @@ test('input beyond the per-connection and total room waits, in order, with the s
   assert.equal(nic.delivered.get('b')!.length, 50, 'the total bound leaves the second connection 50');
   assert.ok(b.paused);
   // The guest's ring took 60 of a's bytes and all of b's so far.
-  flow.onCaptured([{ tag: 'a', rxDelivered: 60 }, { tag: 'b', rxDelivered: 50 }]);
+  flow.onCaptured([
+    { tag: 'a', rxDelivered: 60 },
+    { tag: 'b', rxDelivered: 50 },
+  ]);
   assert.equal(nic.delivered.get('a')!.length, 160);
   assert.equal(nic.delivered.get('b')!.length, 80);
   assert.ok(a.paused && !b.paused);
-  flow.onCaptured([{ tag: 'a', rxDelivered: 250 }, { tag: 'b', rxDelivered: 80 }]);
+  flow.onCaptured([
+    { tag: 'a', rxDelivered: 250 },
+    { tag: 'b', rxDelivered: 80 },
+  ]);
   assert.deepEqual(nic.delivered.get('a'), [...bytes], 'every byte, in order');
   assert.ok(!a.paused);
   assert.equal(flow.pendingBytes, 0);
@@ -76,5 +90,10 @@ test('output taken reaches the NIC in steps of at least the report size', () => 
   const flow = new ClientFlow(nic, limits);
   flow.add('a', fakeSocket());
   for (let offset = 10; offset <= 200; offset += 10) flow.onOutputTaken('a', offset);
-  assert.deepEqual(nic.taken, [['a', 50], ['a', 100], ['a', 150], ['a', 200]]);
+  assert.deepEqual(nic.taken, [
+    ['a', 50],
+    ['a', 100],
+    ['a', 150],
+    ['a', 200],
+  ]);
 });

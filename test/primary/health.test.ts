@@ -8,7 +8,15 @@ import { PrimaryReplicator, type PrimaryReplicatorConfig } from '@hbft/primary/r
 import { primaryHealth } from '@hbft/primary/health.ts';
 
 function replicator(config: Pick<PrimaryReplicatorConfig, 'onBackupLoss' | 'outputBeforeFirstCheckpoint'>) {
-  return new PrimaryReplicator({ epochMs: 20, heartbeatMs: 20, backupSilenceMs: 100, checkpointsInFlightMax: 2, firstEpoch: 0, nowMs: 0, ...config });
+  return new PrimaryReplicator({
+    epochMs: 20,
+    heartbeatMs: 20,
+    backupSilenceMs: 100,
+    checkpointsInFlightMax: 2,
+    firstEpoch: 0,
+    nowMs: 0,
+    ...config,
+  });
 }
 
 const holding = { reason: 'holding', answersClients: false };

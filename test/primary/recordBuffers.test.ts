@@ -37,7 +37,14 @@ test('parts sent from pooled buffers over a slow socket arrive intact, and the p
   t.after(() => listener.close());
   const serverP = once(listener, 'connection').then(([c]) => c as FrameConnection);
   // A small high-water mark: the sender waits for the socket, with several parts queued in it.
-  const bulk = await connectBulk({ host: '127.0.0.1', port: listener.address().port, auth, limits, logger, writeBufferBytesHigh: 2 * 1024 * 1024 });
+  const bulk = await connectBulk({
+    host: '127.0.0.1',
+    port: listener.address().port,
+    auth,
+    limits,
+    logger,
+    writeBufferBytesHigh: 2 * 1024 * 1024,
+  });
   const server = await serverP;
   const parts = 60;
   const received: Frame[] = [];
@@ -64,7 +71,10 @@ test('parts sent from pooled buffers over a slow socket arrive intact, and the p
   await done;
   for (const [part, frame] of received.entries()) {
     assert.equal(frame.payload.length, partBytes);
-    assert.ok(frame.payload.every((byte) => byte === (part & 0xff)), `part ${part} carries its own bytes`);
+    assert.ok(
+      frame.payload.every((byte) => byte === (part & 0xff)),
+      `part ${part} carries its own bytes`,
+    );
   }
   assert.ok(distinct.size < parts / 4, `buffers were reused: ${distinct.size} for ${parts} parts`);
   bulk.close();

@@ -45,14 +45,22 @@ test('output of an epoch is released only after its checkpoint is acknowledged',
   const effects = r.onAck(1, 45);
   const release = effects.find((e) => e.type === 'release');
   assert.ok(release && release.type === 'release');
-  assert.deepEqual(release.outputs.map((o) => o.tag), ['c1', 'c2'], 'in order, and not epoch 2');
+  assert.deepEqual(
+    release.outputs.map((o) => o.tag),
+    ['c1', 'c2'],
+    'in order, and not epoch 2',
+  );
   assert.equal(r.status(45).heldOutputChunks, 1);
 });
 
 test('acknowledgements are cumulative', () => {
   const r = replicator({ checkpointsInFlightMax: 5 });
   protect(r);
-  for (const [epoch, at] of [[1, 40], [2, 60], [3, 80]] as const) {
+  for (const [epoch, at] of [
+    [1, 40],
+    [2, 60],
+    [3, 80],
+  ] as const) {
     r.tick(at);
     r.onOutput(epoch, 'c', bytes(String(epoch)), false, 0);
     r.onCaptured(epoch, at + 1);
@@ -223,7 +231,10 @@ test('checkpoints captured while the full synchronisation runs go to the backup 
   assert.deepEqual(types(r.onOutput(53, 'c', bytes('b'), false, 62)), [], 'held from the first checkpoint sent');
   assert.equal(r.status(62).checkpointsInFlight, 3);
   r.tick(80);
-  assert.deepEqual(r.onCaptured(53, 81).find((e) => e.type === 'sendCheckpoint'), { type: 'sendCheckpoint', epoch: 53, fromEpoch: 53 });
+  assert.deepEqual(
+    r.onCaptured(53, 81).find((e) => e.type === 'sendCheckpoint'),
+    { type: 'sendCheckpoint', epoch: 53, fromEpoch: 53 },
+  );
   r.onAck(52, 85);
   assert.equal(r.status(85).checkpointsInFlight, 1, 'the ack of the merged checkpoint covers every capture in it');
   // Lost before the sync ended: the kept captures are discarded with the rest.

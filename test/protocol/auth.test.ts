@@ -125,7 +125,7 @@ test("the acceptor's own proof sent back to it does not verify (reflection)", ()
   assert.equal(step.status.state === 'failed' && step.status.failure.code, ProtocolErrorCode.AUTH_FAILED);
 });
 
-test("the initiator refuses a CHALLENGE that echoes its own nonce (reflected HELLO)", () => {
+test('the initiator refuses a CHALLENGE that echoes its own nonce (reflected HELLO)', () => {
   const initiator = new Side('initiator', keyed, 1);
   const hello = initiator.last.send[0]!;
   const nonce = hello.kind === FrameKind.HELLO ? hello.meta.nonce : Buffer.alloc(0);
@@ -145,7 +145,11 @@ test('nothing but the next auth message is accepted before authentication', () =
     const machine = new AuthMachine({ role, config: keyed, randomBytes: (n) => Buffer.alloc(n, 1), nowMs: 0 });
     machine.start();
     const step = machine.onFrame(frame);
-    assert.equal(step.status.state === 'failed' && step.status.failure.code, ProtocolErrorCode.AUTH_UNEXPECTED, `${role} given ${frame.kind}`);
+    assert.equal(
+      step.status.state === 'failed' && step.status.failure.code,
+      ProtocolErrorCode.AUTH_UNEXPECTED,
+      `${role} given ${frame.kind}`,
+    );
     assert.equal(step.send[0]?.kind, FrameKind.ERROR);
   }
   // A second HELLO after the first is out of order too.
@@ -179,7 +183,9 @@ test('a keyed side refuses an insecure peer, in both directions, with a clear er
   {
     // A keyed initiator never accepts an insecure CHALLENGE, even if the acceptor skipped its check.
     const initiator = new Side('initiator', keyed, 1);
-    const step = initiator.receive([{ kind: FrameKind.CHALLENGE, meta: { authMode: 'insecure', nonce: Buffer.alloc(32, 7), proof: Buffer.alloc(0) } }]);
+    const step = initiator.receive([
+      { kind: FrameKind.CHALLENGE, meta: { authMode: 'insecure', nonce: Buffer.alloc(32, 7), proof: Buffer.alloc(0) } },
+    ]);
     assert.equal(step.status.state === 'failed' && step.status.failure.code, ProtocolErrorCode.AUTH_MODE_MISMATCH);
   }
 });

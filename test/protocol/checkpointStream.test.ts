@@ -32,8 +32,16 @@ function encodeCheckpoint(
   const fields = { generation: 1, epoch };
   const begin =
     subject === 'checkpoint'
-      ? encoder.encode(FrameKind.CHECKPOINT_BEGIN, { pageCount, partCount: parts, outputPartCount: outputParts }, { ...fields, payload: Buffer.alloc(64, 1) })
-      : encoder.encode(FrameKind.FULL_SYNC_BEGIN, { memoryBytes: limits.memoryBytes, pageCount, partCount: parts }, { ...fields, payload: Buffer.alloc(64, 1) });
+      ? encoder.encode(
+          FrameKind.CHECKPOINT_BEGIN,
+          { pageCount, partCount: parts, outputPartCount: outputParts },
+          { ...fields, payload: Buffer.alloc(64, 1) },
+        )
+      : encoder.encode(
+          FrameKind.FULL_SYNC_BEGIN,
+          { memoryBytes: limits.memoryBytes, pageCount, partCount: parts },
+          { ...fields, payload: Buffer.alloc(64, 1) },
+        );
   frames.push(begin);
   checksum.add(begin.checksum);
   for (let part = 0; part < parts; part++) {
@@ -50,12 +58,20 @@ function encodeCheckpoint(
     frames.push(output);
     checksum.add(output.checksum);
   }
-  const end: { pageCount: number; partCount: number; checksum: number; outputPartCount?: number } = { pageCount, partCount: parts, checksum: checksum.value };
+  const end: { pageCount: number; partCount: number; checksum: number; outputPartCount?: number } = {
+    pageCount,
+    partCount: parts,
+    checksum: checksum.value,
+  };
   if (subject === 'checkpoint') end.outputPartCount = outputParts;
   tamper(end);
   frames.push(
     subject === 'checkpoint'
-      ? encoder.encode(FrameKind.CHECKPOINT_END, end as { pageCount: number; partCount: number; checksum: number; outputPartCount: number }, fields)
+      ? encoder.encode(
+          FrameKind.CHECKPOINT_END,
+          end as { pageCount: number; partCount: number; checksum: number; outputPartCount: number },
+          fields,
+        )
       : encoder.encode(FrameKind.FULL_SYNC_END, end, fields),
   );
   return frames;
@@ -74,9 +90,16 @@ function checkAll(frames: Frame[], checker = new CheckpointStreamChecker()): Ret
 
 test('a whole checkpoint and a whole full sync are complete at their END', () => {
   const checker = new CheckpointStreamChecker();
-  for (const [epoch, subject] of [[0, 'full-sync'], [1, 'checkpoint'], [2, 'checkpoint']] as const) {
+  for (const [epoch, subject] of [
+    [0, 'full-sync'],
+    [1, 'checkpoint'],
+    [2, 'checkpoint'],
+  ] as const) {
     const steps = checkAll(decodeAll(encodeCheckpoint(epoch, 3, subject)), checker);
-    assert.deepEqual(steps.slice(0, -1).map((s) => s.status), ['in-progress', 'in-progress', 'in-progress', 'in-progress']);
+    assert.deepEqual(
+      steps.slice(0, -1).map((s) => s.status),
+      ['in-progress', 'in-progress', 'in-progress', 'in-progress'],
+    );
     assert.deepEqual(steps.at(-1), { status: 'complete', subject, epoch, pageCount: 6, partCount: 3 });
     assert.equal(checker.inProgress, false);
   }
@@ -105,7 +128,10 @@ test('missing, reordered or extra parts are refused', () => {
 });
 
 test('END totals that disagree with BEGIN, or a wrong checksum, are refused', () => {
-  assert.match(failureOf(decodeAll(encodeCheckpoint(7, 2, 'checkpoint', (end) => (end.checksum = (end.checksum ^ 1) >>> 0)))), /checksum .* does not match/);
+  assert.match(
+    failureOf(decodeAll(encodeCheckpoint(7, 2, 'checkpoint', (end) => (end.checksum = (end.checksum ^ 1) >>> 0)))),
+    /checksum .* does not match/,
+  );
   assert.match(failureOf(decodeAll(encodeCheckpoint(7, 2, 'checkpoint', (end) => (end.pageCount = 3)))), /BEGIN announced 4 in 2/);
 });
 

@@ -15,7 +15,13 @@ import {
   type Frame,
 } from '@hbft/common/protocol/frame.ts';
 import { FrameKind, authKinds, controlKinds, frameKinds } from '@hbft/common/protocol/kinds.ts';
-import { frameHeaderBytes, framePayloadBytesMax, frameMetaBytesMax, protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
+import {
+  frameHeaderBytes,
+  framePayloadBytesMax,
+  frameMetaBytesMax,
+  protocolLimitsFor,
+  protocolVersion,
+} from '@hbft/common/protocol/limits.ts';
 import { sampleMessages } from '@hbft/common/protocol/samples.ts';
 
 const memoryBytes = 64 * 1024 * 1024;
@@ -248,14 +254,22 @@ test('malformed meta is refused with the field named', () => {
   const cases: Array<[Buffer, string, RegExp]> = [
     [rawFrame({ metaBytes: Buffer.from([0xc1]) }), ProtocolErrorCode.META_DECODE, /not MessagePack/],
     [rawFrame({ metaBytes: Buffer.from([0x81, 0xa1]) }), ProtocolErrorCode.META_DECODE, /ends inside a value/],
-    [rawFrame({ metaBytes: Buffer.concat([encodeMeta({ sentAtMs: 1 }), Buffer.from([0])]) }), ProtocolErrorCode.META_DECODE, /1 bytes after/],
+    [
+      rawFrame({ metaBytes: Buffer.concat([encodeMeta({ sentAtMs: 1 }), Buffer.from([0])]) }),
+      ProtocolErrorCode.META_DECODE,
+      /1 bytes after/,
+    ],
     [rawFrame({ metaBytes: Buffer.alloc(0) }), ProtocolErrorCode.META_DECODE, /empty/],
     [rawFrame({ meta: [1, 2] }), ProtocolErrorCode.META_INVALID, /must be a map/],
     [rawFrame({ meta: { sentAtMs: 'soon' } }), ProtocolErrorCode.META_INVALID, /field "sentAtMs"/],
     [rawFrame({ meta: { sentAtMs: -1 } }), ProtocolErrorCode.META_INVALID, /field "sentAtMs"/],
     [rawFrame({ meta: {} }), ProtocolErrorCode.META_INVALID, /missing field "sentAtMs"/],
     [rawFrame({ meta: { sentAtMs: 1, extra: true } }), ProtocolErrorCode.META_INVALID, /unknown field "extra"/],
-    [rawFrame({ kind: FrameKind.ACK, meta: { subject: 'everything' } }), ProtocolErrorCode.META_INVALID, /field "subject": expected one of/],
+    [
+      rawFrame({ kind: FrameKind.ACK, meta: { subject: 'everything' } }),
+      ProtocolErrorCode.META_INVALID,
+      /field "subject": expected one of/,
+    ],
     [
       rawFrame({ kind: FrameKind.CHECKPOINT_PAGES, meta: { part: 0, pageCount: 3 }, payload: Buffer.alloc(8) }),
       ProtocolErrorCode.META_INVALID,

@@ -5,7 +5,13 @@ import { SeededRandom } from '@hbft/common/random.ts';
 import { FrameDecoder, decodeFrame } from '@hbft/common/protocol/decoder.ts';
 import { FrameEncoder, concatFrame, encodeFrameUnchecked, encodeMeta, frameMagic, type Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind, frameKinds } from '@hbft/common/protocol/kinds.ts';
-import { frameHeaderBytes, frameMetaBytesMax, framePayloadBytesMax, protocolLimitsFor, protocolVersion } from '@hbft/common/protocol/limits.ts';
+import {
+  frameHeaderBytes,
+  frameMetaBytesMax,
+  framePayloadBytesMax,
+  protocolLimitsFor,
+  protocolVersion,
+} from '@hbft/common/protocol/limits.ts';
 import { validateMeta } from '@hbft/common/protocol/messages.ts';
 import { sampleMessages, type SampleMessage } from '@hbft/common/protocol/samples.ts';
 
@@ -13,16 +19,50 @@ const memoryBytes = 16 * 1024 * 1024;
 const limits = protocolLimitsFor(memoryBytes);
 const allKinds = new Set(frameKinds);
 const soak = process.env.HBFT_SOAK === '1';
-const seed = Number(process.env.HBFT_FUZZ_SEED ?? (Date.now() % 2 ** 31));
+const seed = Number(process.env.HBFT_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const iterations = Number(process.env.HBFT_FUZZ_ITERATIONS ?? (soak ? 300_000 : 25_000));
 /** The most a decoder may hold: one frame of the largest kind. */
 const bufferedBytesBound = frameHeaderBytes + frameMetaBytesMax + framePayloadBytesMax;
 const samples = sampleMessages(memoryBytes);
 
 const interesting: unknown[] = [
-  null, true, false, 0, 1, -1, 1.5, 255, 256, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, -(2 ** 53), Number.NaN,
-  Number.POSITIVE_INFINITY, '', 'hmac', 'insecure', 'primary', 'backup', 'control', 'bulk', 'checkpoint', 'full-sync', 'E_X',
-  'x'.repeat(2000), Buffer.alloc(0), Buffer.alloc(16), Buffer.alloc(31), Buffer.alloc(32), Buffer.alloc(33), [], [1, 2], {}, { a: 1 },
+  null,
+  true,
+  false,
+  0,
+  1,
+  -1,
+  1.5,
+  255,
+  256,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53 - 1,
+  2 ** 53,
+  -(2 ** 53),
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  '',
+  'hmac',
+  'insecure',
+  'primary',
+  'backup',
+  'control',
+  'bulk',
+  'checkpoint',
+  'full-sync',
+  'E_X',
+  'x'.repeat(2000),
+  Buffer.alloc(0),
+  Buffer.alloc(16),
+  Buffer.alloc(31),
+  Buffer.alloc(32),
+  Buffer.alloc(33),
+  [],
+  [1, 2],
+  {},
+  { a: 1 },
 ];
 
 function pick<T>(random: SeededRandom, items: readonly T[]): T {
@@ -37,12 +77,18 @@ function randomBuffer(random: SeededRandom, length: number): Buffer {
 function randomValue(random: SeededRandom, depth = 0): unknown {
   const choice = random.below(depth > 2 ? 5 : 7);
   switch (choice) {
-    case 0: return pick(random, interesting);
-    case 1: return random.nextU32() - 2 ** 31;
-    case 2: return randomBuffer(random, random.below(40));
-    case 3: return String.fromCharCode(...random.bytes(random.below(20)));
-    case 4: return random.nextU32() / 7;
-    case 5: return Array.from({ length: random.below(4) }, () => randomValue(random, depth + 1));
+    case 0:
+      return pick(random, interesting);
+    case 1:
+      return random.nextU32() - 2 ** 31;
+    case 2:
+      return randomBuffer(random, random.below(40));
+    case 3:
+      return String.fromCharCode(...random.bytes(random.below(20)));
+    case 4:
+      return random.nextU32() / 7;
+    case 5:
+      return Array.from({ length: random.below(4) }, () => randomValue(random, depth + 1));
     default: {
       const map: Record<string, unknown> = {};
       for (let i = random.below(5); i > 0; i--) {
@@ -78,7 +124,8 @@ function fuzzFrame(random: SeededRandom, sequence: number): Buffer {
   if (strategy === 3) {
     // Damage the MessagePack bytes themselves.
     metaBytes = Buffer.from(metaBytes);
-    for (let i = 1 + random.below(3); i > 0 && metaBytes.length > 0; i--) metaBytes[random.below(metaBytes.length)] = random.nextU32() & 0xff;
+    for (let i = 1 + random.below(3); i > 0 && metaBytes.length > 0; i--)
+      metaBytes[random.below(metaBytes.length)] = random.nextU32() & 0xff;
     if (random.chance(0.3)) metaBytes = metaBytes.subarray(0, random.below(metaBytes.length + 1));
   }
   if (strategy === 4) payload = randomBuffer(random, random.below(9000));
@@ -161,7 +208,10 @@ test(`fuzz: the decoder survives random and mutated streams (seed ${seed}, ${ite
       if (oneShot.frame !== null) checkFrame(oneShot.frame);
     }
   } catch (error) {
-    throw new Error(`fuzz failed at iteration ${iteration} with seed ${seed} (rerun with HBFT_FUZZ_SEED=${seed}): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `fuzz failed at iteration ${iteration} with seed ${seed} (rerun with HBFT_FUZZ_SEED=${seed}): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   t.diagnostic(`${frames} frames accepted, ${failures} streams refused: ${[...codes].map(([c, n]) => `${c}=${n}`).join(' ')}`);
   // The fuzzer must reach the deep checks, not only the checksum.
@@ -181,7 +231,8 @@ test(`fuzz: the validators never throw on arbitrary values (seed ${seed})`, (t) 
       const sample = samples.find((s) => s.kind === kind)!;
       let meta = random.chance(0.5) ? mutatedMeta(random, sample) : randomValue(random);
       // What msgpack-lite makes of a "__proto__" key: an object whose prototype is the value.
-      if (random.chance(0.1)) meta = Object.setPrototypeOf({ ...sample.meta }, pick(random, [Buffer.prototype, Array.prototype, String.prototype, {}, null]));
+      if (random.chance(0.1))
+        meta = Object.setPrototypeOf({ ...sample.meta }, pick(random, [Buffer.prototype, Array.prototype, String.prototype, {}, null]));
       const payloadBytes = random.chance(0.5) ? sample.payload.length : random.below(framePayloadBytesMax * 2);
       const result = validateMeta(kind as FrameKind, meta, payloadBytes, limits);
       assert.ok(result === null || typeof result === 'string');

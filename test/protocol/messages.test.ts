@@ -72,7 +72,18 @@ test('malformed fields are refused by name', () => {
 });
 
 test('values that are not plain maps are refused, whatever they are', () => {
-  const weird: unknown[] = [undefined, null, 0, 'map', [], Buffer.alloc(3), new Map(), Object.create(null), Object.create({ sentAtMs: 1 }), new Date(0)];
+  const weird: unknown[] = [
+    undefined,
+    null,
+    0,
+    'map',
+    [],
+    Buffer.alloc(3),
+    new Map(),
+    Object.create(null),
+    Object.create({ sentAtMs: 1 }),
+    new Date(0),
+  ];
   weird.forEach((value, i) => {
     const result = validateMeta(FrameKind.HEARTBEAT, value, 0, limits);
     assert.ok(typeof result === 'string', `weird value #${i}`);

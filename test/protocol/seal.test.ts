@@ -107,7 +107,9 @@ test('sealed frames round-trip through the streaming and the message decoder, sp
   const random = new SeededRandom(seed);
   const encoder = sealedEncoder();
   const samples = sampleMessages(memoryBytes).filter((m) => allKinds.has(m.kind));
-  const wire = samples.map((m) => concatFrame(encoder.encode(m.kind, m.meta as never, { generation: m.generation, epoch: m.epoch, payload: m.payload })));
+  const wire = samples.map((m) =>
+    concatFrame(encoder.encode(m.kind, m.meta as never, { generation: m.generation, epoch: m.epoch, payload: m.payload })),
+  );
   for (const bytes of wire) {
     assert.equal(bytes.readUInt16LE(FrameOffset.flags) & FrameFlag.sealed, FrameFlag.sealed);
     assert.equal(bytes.readUInt32LE(FrameOffset.checksum), 0);
@@ -230,7 +232,9 @@ test('a stream cut inside a sealed frame (header, tag or body) is refused as tru
 });
 
 test('an unsealed frame after keys are agreed is refused, and so is a sealed one before', () => {
-  const plain = concatFrame(new FrameEncoder(limits).encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 1 }, { payload: Buffer.alloc(8 + 4096) }));
+  const plain = concatFrame(
+    new FrameEncoder(limits).encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 1 }, { payload: Buffer.alloc(8 + 4096) }),
+  );
   const injected = refuse([plain]);
   assert.equal(injected.code, ProtocolErrorCode.FRAME_SEAL);
   assert.match(injected.reason, /is not sealed, and every frame after a keyed authentication must be/);
@@ -245,10 +249,18 @@ test('a decoder that pauses at authentication holds the sealed frames behind AUT
   const authOk = concatFrame(encoder.encode(FrameKind.AUTH_OK, { authMode: 'hmac' }));
   encoder.seal(initiatorKeys.send);
   const sealedAfter = threeFrames(encoder);
-  const decoder = new FrameDecoder({ limits, kindsAccepted: authKinds, kindsAcceptedWhere: 'before authentication', pausesAtAuthentication: true });
+  const decoder = new FrameDecoder({
+    limits,
+    kindsAccepted: authKinds,
+    kindsAcceptedWhere: 'before authentication',
+    pausesAtAuthentication: true,
+  });
   const bytes = Buffer.concat([authOk, ...sealedAfter]);
   const first = decoder.push(bytes.subarray(0, authOk.length + 50));
-  assert.deepEqual(first.frames.map((f) => f.kind), [FrameKind.AUTH_OK]);
+  assert.deepEqual(
+    first.frames.map((f) => f.kind),
+    [FrameKind.AUTH_OK],
+  );
   assert.equal(first.failure, null);
   assert.ok(decoder.holding);
   assert.equal(decoder.push(bytes.subarray(authOk.length + 50)).frames.length, 0, 'still held');
@@ -256,7 +268,10 @@ test('a decoder that pauses at authentication holds the sealed frames behind AUT
   decoder.accept(allKinds, 'after authentication');
   const resumed = decoder.resume();
   assert.equal(resumed.failure, null);
-  assert.deepEqual(resumed.frames.map((f) => f.meta), [0, 1, 2].map((part) => ({ part, pageCount: 2 })));
+  assert.deepEqual(
+    resumed.frames.map((f) => f.meta),
+    [0, 1, 2].map((part) => ({ part, pageCount: 2 })),
+  );
   assert.equal(decoder.holding, false);
 });
 
@@ -267,7 +282,9 @@ test('random damage to a sealed stream never throws and never yields a frame tha
   const frames = threeFrames();
   const stream = Buffer.concat(frames);
   const sent = new Set(frames.map((f) => f.subarray(0, frameHeaderBytes).toString('hex')));
-  const originals = sealedDecoder().push(stream).frames.map((f) => f.payload.toString('hex'));
+  const originals = sealedDecoder()
+    .push(stream)
+    .frames.map((f) => f.payload.toString('hex'));
   for (let round = 0; round < 300; round++) {
     const damaged = Buffer.from(stream);
     const edits = 1 + random.below(4);

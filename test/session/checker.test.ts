@@ -12,7 +12,8 @@ let nextId = 0;
 function op(fields: Partial<Operation> & Pick<Operation, 'op' | 'key' | 'start'>): Operation {
   return { type: 'op', id: nextId++, client: 0, value: null, end: fields.start + 1, result: 'ok', ...fields };
 }
-const incr = (start: number, value: number | null, fields: Partial<Operation> = {}) => op({ op: 'incr', key: 'c', start, value, ...fields });
+const incr = (start: number, value: number | null, fields: Partial<Operation> = {}) =>
+  op({ op: 'incr', key: 'c', start, value, ...fields });
 const set = (start: number, value: string, fields: Partial<Operation> = {}) => op({ op: 'set', key: 'r', start, value, ...fields });
 const get = (start: number, value: string | null, fields: Partial<Operation> = {}) => op({ op: 'get', key: 'r', start, value, ...fields });
 
@@ -37,7 +38,9 @@ test('lost and duplicated increments are violations', () => {
   assert.deepEqual(rules({ operations: [incr(0, 1), incr(2, 2)], final: { c: '1' } }), ['counter-lost', 'incr-result-above-final']);
   assert.deepEqual(rules({ operations: [incr(0, 1), incr(2, 2)], final: { c: '3' } }), ['counter-duplicated']);
   assert.deepEqual(rules({ operations: [incr(0, 1), incr(2, null, { result: 'unknown' })], final: { c: '3' } }), ['counter-duplicated']);
-  assert.deepEqual(rules({ operations: [incr(0, 2, { end: 5 }), incr(2, 2, { client: 1, end: 6 })], final: { c: '2' } }), ['incr-result-repeated']);
+  assert.deepEqual(rules({ operations: [incr(0, 2, { end: 5 }), incr(2, 2, { client: 1, end: 6 })], final: { c: '2' } }), [
+    'incr-result-repeated',
+  ]);
   assert.deepEqual(rules({ operations: [incr(0, 2), incr(5, 1)], final: { c: '2' } }), ['incr-result-order']);
   const message = checkHistory({ operations: [incr(0, 1), incr(2, 2)], final: { c: '1' } }).violations[0]!.message;
   assert.match(message, /counter c is 1 but 2 INCRs were acknowledged/);
@@ -90,7 +93,9 @@ test('reads must return a value that was written and not overwritten before they
 
 test('keys missing from the final read or used both ways are reported', () => {
   assert.deepEqual(rules({ operations: [incr(0, 1)], final: {} }), ['final-read-missing']);
-  assert.deepEqual(rules({ operations: [incr(0, 1), op({ op: 'set', key: 'c', start: 3, value: 'v' })], final: { c: 'v' } }), ['key-mixed-use']);
+  assert.deepEqual(rules({ operations: [incr(0, 1), op({ op: 'set', key: 'c', start: 3, value: 'v' })], final: { c: 'v' } }), [
+    'key-mixed-use',
+  ]);
 });
 
 test('failover gaps are measured between generations from the responses', () => {

@@ -35,7 +35,14 @@ async function cluster(options: Parameters<typeof FakeCluster.start>[0] = {}): P
 }
 
 function client(servers: string[], options: Partial<ConstructorParameters<typeof SessionClient>[0]> = {}): SessionClient {
-  const created = new SessionClient({ servers, responseTimeoutMs: 2000, backoffMsMin: 2, backoffMsMax: 20, reconnectDeadlineMs: 10_000, ...options });
+  const created = new SessionClient({
+    servers,
+    responseTimeoutMs: 2000,
+    backoffMsMin: 2,
+    backoffMsMax: 20,
+    reconnectDeadlineMs: 10_000,
+    ...options,
+  });
   cleanups.push(() => created.close());
   return created;
 }
@@ -57,9 +64,14 @@ function bulk(bytes: Uint8Array): Buffer {
 test('pipelined requests get their replies in order', { timeout: 20_000 }, async () => {
   const nodes = await cluster({ epochMs: 2 });
   const session = client(nodes.addresses);
-  const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? session.request(['INCR', 'n']) : session.request(['ECHO', `m${i}`]))));
-  assert.deepEqual(replies, Array.from({ length: 200 }, (_, i) => (i % 2 ? (i + 1) / 2 : `m${i}`)));
-  assert.ok(await session.request(['FOO']) instanceof RespError);
+  const replies = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => (i % 2 ? session.request(['INCR', 'n']) : session.request(['ECHO', `m${i}`]))),
+  );
+  assert.deepEqual(
+    replies,
+    Array.from({ length: 200 }, (_, i) => (i % 2 ? (i + 1) / 2 : `m${i}`)),
+  );
+  assert.ok((await session.request(['FOO'])) instanceof RespError);
   assert.equal(session.generation, 1);
   assert.equal(session.inputCommitted, session.inputWritten);
 });
@@ -68,7 +80,13 @@ test('the byte stream and INCR counts stay exact across failovers and mid-frame 
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const random = new SeededRandom(seed);
-  const nodes = await cluster({ nodes: 3, epochMs: 3, random: new SeededRandom(seed ^ 0x5eed), cutProbability: 0.03, outputPieceBytesMax: 9 });
+  const nodes = await cluster({
+    nodes: 3,
+    epochMs: 3,
+    random: new SeededRandom(seed ^ 0x5eed),
+    cutProbability: 0.03,
+    outputPieceBytesMax: 9,
+  });
   const session = client(nodes.addresses, { random: new SeededRandom(seed + 1) });
   const received: Uint8Array[] = [];
   session.on('data', (bytes) => received.push(new Uint8Array(bytes)));
@@ -111,7 +129,9 @@ test('the byte stream and INCR counts stay exact across failovers and mid-frame 
   await waitFor('the last commit', () => nodes.committedValue('counter') === String(increments));
   assert.ok(nodes.stats.failovers >= 3, `seed ${seed}: only ${nodes.stats.failovers} failovers happened`);
   assert.equal(session.generation, nodes.generation);
-  t.diagnostic(`${increments} INCRs, ${nodes.stats.failovers} failovers, ${nodes.stats.cuts} cuts, ${session.stats.inputResentBytes} bytes resent`);
+  t.diagnostic(
+    `${increments} INCRs, ${nodes.stats.failovers} failovers, ${nodes.stats.cuts} cuts, ${session.stats.inputResentBytes} bytes resent`,
+  );
 });
 
 test('a node that is not serving or is down is passed over', { timeout: 20_000 }, async () => {
@@ -123,8 +143,14 @@ test('a node that is not serving or is down is passed over', { timeout: 20_000 }
   assert.equal(await session.request(['PING']), 'PONG');
   assert.equal(session.address, nodes.addresses[2]);
   assert.equal(session.generation, 2);
-  assert.ok(reasons.some((info) => info.code === 'ECONNREFUSED'), 'node 0 refused');
-  assert.ok(reasons.some((info) => /not serving/.test(info.reason)), 'node 1 said not serving');
+  assert.ok(
+    reasons.some((info) => info.code === 'ECONNREFUSED'),
+    'node 0 refused',
+  );
+  assert.ok(
+    reasons.some((info) => /not serving/.test(info.reason)),
+    'node 1 said not serving',
+  );
 });
 
 test('a busy node is retried until a slot frees', { timeout: 20_000 }, async () => {
@@ -148,7 +174,9 @@ test('a server that lost the session ends it with a gap error', { timeout: 20_00
 });
 
 test('a bad-request answer ends the session', { timeout: 20_000 }, async () => {
-  const server = net.createServer((socket) => socket.end(encodeServerHandshake({ status: HandshakeStatus.badRequest, generation: 1, inputAccepted: 0, outputStart: 0 })));
+  const server = net.createServer((socket) =>
+    socket.end(encodeServerHandshake({ status: HandshakeStatus.badRequest, generation: 1, inputAccepted: 0, outputStart: 0 })),
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   cleanups.push(() => server.close());
@@ -226,7 +254,9 @@ class ScriptedSocket extends EventEmitter implements SessionSocket {
   write(bytes: Uint8Array): boolean {
     const result = this.decoder.push(bytes);
     assert.equal(result.error, undefined);
-    this.written.push(...result.messages.map((m) => (m.kind === 'data' ? { kind: 'data' as const, payload: new Uint8Array(m.payload) } : m)));
+    this.written.push(
+      ...result.messages.map((m) => (m.kind === 'data' ? { kind: 'data' as const, payload: new Uint8Array(m.payload) } : m)),
+    );
     return true;
   }
   destroy(): void {

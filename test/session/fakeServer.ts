@@ -114,7 +114,14 @@ export class FakeCluster {
   static async start(options: FakeClusterOptions = {}): Promise<FakeCluster> {
     const cluster = new FakeCluster(options);
     for (let index = 0; index < (options.nodes ?? 2); index++) {
-      const node: FakeNode = { index, port: 0, server: net.createServer(), mode: index === 0 ? 'serving' : 'notServing', sockets: new Set(), sessionConnections: 0 };
+      const node: FakeNode = {
+        index,
+        port: 0,
+        server: net.createServer(),
+        mode: index === 0 ? 'serving' : 'notServing',
+        sockets: new Set(),
+        sessionConnections: 0,
+      };
       node.server.on('connection', (socket) => cluster.onConnection(node, socket));
       node.server.listen(0, '127.0.0.1');
       await once(node.server, 'listening');
@@ -201,7 +208,9 @@ export class FakeCluster {
   async close(): Promise<void> {
     if (this.epochTimer) clearInterval(this.epochTimer);
     this.dropAllConnections();
-    await Promise.all(this.nodes.filter((node) => node.mode !== 'down').map((node) => new Promise<void>((resolve) => node.server.close(() => resolve()))));
+    await Promise.all(
+      this.nodes.filter((node) => node.mode !== 'down').map((node) => new Promise<void>((resolve) => node.server.close(() => resolve()))),
+    );
   }
 
   // --- connections ---------------------------------------------------------------------------
@@ -386,10 +395,12 @@ export class FakeCluster {
   }
 
   private execute(command: RespValue): Buffer {
-    if (!Array.isArray(command) || command.length === 0 || !command.every((arg) => typeof arg === 'string')) return Buffer.from('-ERR expected an array of bulk strings\r\n');
+    if (!Array.isArray(command) || command.length === 0 || !command.every((arg) => typeof arg === 'string'))
+      return Buffer.from('-ERR expected an array of bulk strings\r\n');
     const [name, ...args] = command as string[];
     const store = this.live.store;
-    const bulk = (value: string | undefined) => (value === undefined ? '$-1\r\n' : `$${Buffer.byteLength(value, 'latin1')}\r\n${value}\r\n`);
+    const bulk = (value: string | undefined) =>
+      value === undefined ? '$-1\r\n' : `$${Buffer.byteLength(value, 'latin1')}\r\n${value}\r\n`;
     const arity = (n: number) => args.length !== n;
     switch (name!.toLowerCase()) {
       case 'ping':

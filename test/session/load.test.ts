@@ -69,7 +69,8 @@ test('a load run through repeated failovers is judged clean, with no unknown ope
   assert.ok(progress.length >= 2 && progress.at(-1) === verdict.stats.ok);
   // Exactly once: every counter equals its acknowledged INCRs, and the store agrees with the final read.
   const increments = new Map<string, number>();
-  for (const operation of result.history) if (operation.type === 'op' && operation.op === 'incr') increments.set(operation.key, (increments.get(operation.key) ?? 0) + 1);
+  for (const operation of result.history)
+    if (operation.type === 'op' && operation.op === 'incr') increments.set(operation.key, (increments.get(operation.key) ?? 0) + 1);
   for (const [key, count] of increments) assert.equal(result.final[key], String(count), `seed ${seed}: ${key}`);
   t.diagnostic(`${cluster.stats.failovers} failovers, gaps ${verdict.failovers.map((gap) => gap.gapMs.toFixed(0)).join(', ')} ms`);
 });
@@ -79,7 +80,15 @@ test('a server that loses acknowledged state fails the check', { timeout: 60_000
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const cluster = await startCluster({ nodes: 2, epochMs: 3, random: new SeededRandom(seed), restoreStaleSnapshot: true });
   const stop = nemesis(cluster, new SeededRandom(seed + 1));
-  const result = await runLoad({ servers: cluster.addresses, clients: 4, operations: 600, keys: 2, seed, keyPrefix: 'bad', responseTimeoutMs: 1000 });
+  const result = await runLoad({
+    servers: cluster.addresses,
+    clients: 4,
+    operations: 600,
+    keys: 2,
+    seed,
+    keyPrefix: 'bad',
+    responseTimeoutMs: 1000,
+  });
   await stop();
   assert.equal(result.verdict.ok, false, `seed ${seed}: the lost state went unnoticed`);
   const rules = new Set(result.verdict.violations.map((violation) => violation.rule));
@@ -94,8 +103,10 @@ async function hbft(...args: string[]): Promise<{ out: string; err: string; code
   const writeOut = process.stdout.write.bind(process.stdout);
   const writeErr = process.stderr.write.bind(process.stderr);
   // Only strings are ours: the test runner reports to its parent through stdout with buffers.
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((out += chunk), true) : writeOut(chunk, ...rest))) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((err += chunk), true) : writeErr(chunk, ...rest))) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+    typeof chunk === 'string' ? ((out += chunk), true) : writeOut(chunk, ...rest)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+    typeof chunk === 'string' ? ((err += chunk), true) : writeErr(chunk, ...rest)) as typeof process.stderr.write;
   try {
     process.exitCode = 0;
     await main(args);
@@ -111,7 +122,20 @@ test('hbft load and hbft load --check print the verdict and exit by it', { timeo
   const cluster = await startCluster({ epochMs: 2 });
   const directory = mkdtempSync(join(tmpdir(), 'hbft-load-'));
   const historyFile = join(directory, 'history.jsonl');
-  const run = await hbft('load', '--servers', cluster.addresses.join(','), '--operations', '200', '--clients', '3', '--seed', '99', '--json', '--history', historyFile);
+  const run = await hbft(
+    'load',
+    '--servers',
+    cluster.addresses.join(','),
+    '--operations',
+    '200',
+    '--clients',
+    '3',
+    '--seed',
+    '99',
+    '--json',
+    '--history',
+    historyFile,
+  );
   assert.equal(run.code, 0, run.err);
   const report = JSON.parse(run.out);
   assert.equal(report.seed, 99);
@@ -165,7 +189,11 @@ test('hbft load writes its history as it goes, and SIGTERM ends the run with the
   const cluster = await startCluster({ epochMs: 2 });
   const historyFile = join(mkdtempSync(join(tmpdir(), 'hbft-load-')), 'history.jsonl');
   const cli = new URL('../../packages/cli/bin/hbft.js', import.meta.url).pathname;
-  const load = spawn(process.execPath, [cli, 'load', '--servers', cluster.addresses.join(','), '--duration-s', '600', '--clients', '2', '--history', historyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const load = spawn(
+    process.execPath,
+    [cli, 'load', '--servers', cluster.addresses.join(','), '--duration-s', '600', '--clients', '2', '--history', historyFile],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   load.stdout!.on('data', (chunk: Buffer) => (output += chunk));
   load.stderr!.on('data', (chunk: Buffer) => (output += chunk));

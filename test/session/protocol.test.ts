@@ -43,7 +43,14 @@ function clientStream(): { bytes: Uint8Array; messages: SessionMessage[] } {
 
 function serverStream(): { bytes: Uint8Array; messages: SessionMessage[] } {
   const messages: SessionMessage[] = [
-    { kind: 'serverHandshake', version: 1, status: HandshakeStatus.ok, generation: 0xfffffffe, inputAccepted: 2 ** 40 + 3, outputStart: 77 },
+    {
+      kind: 'serverHandshake',
+      version: 1,
+      status: HandshakeStatus.ok,
+      generation: 0xfffffffe,
+      inputAccepted: 2 ** 40 + 3,
+      outputStart: 77,
+    },
     { kind: 'data', payload: Buffer.from('+PONG\r\n') },
     { kind: 'ack', offset: 15 },
     { kind: 'pong' },
@@ -68,7 +75,11 @@ function decodeInPieces(decoder: SessionDecoder, bytes: Uint8Array, sizes: numbe
 
 function normalize(messages: SessionMessage[]) {
   return messages.map((m) =>
-    m.kind === 'data' ? { kind: 'data', payload: [...m.payload] } : m.kind === 'clientHandshake' ? { ...m, sessionId: [...m.sessionId] } : m,
+    m.kind === 'data'
+      ? { kind: 'data', payload: [...m.payload] }
+      : m.kind === 'clientHandshake'
+        ? { ...m, sessionId: [...m.sessionId] }
+        : m,
   );
 }
 
@@ -84,7 +95,10 @@ test('encoded sizes match the wire layout', () => {
 });
 
 test('client and server streams round-trip whole, byte by byte and in odd pieces', () => {
-  for (const [side, stream] of [['server', clientStream()], ['client', serverStream()]] as const) {
+  for (const [side, stream] of [
+    ['server', clientStream()],
+    ['client', serverStream()],
+  ] as const) {
     for (const sizes of [[stream.bytes.length], [1], [2, 7, 1, 300], [FRAME_HEADER_BYTES]]) {
       const { messages, error } = decodeInPieces(new SessionDecoder(side), stream.bytes, sizes);
       assert.equal(error, undefined);
@@ -108,7 +122,10 @@ test('a stream split into DATA frames carries every byte once and in order', () 
 function firstError(side: 'server' | 'client', bytes: Uint8Array, afterHandshake: boolean) {
   const decoder = new SessionDecoder(side);
   if (afterHandshake) {
-    const handshake = side === 'server' ? encodeClientHandshake({ sessionId, outputReceived: 0 }) : encodeServerHandshake({ status: 0, generation: 1, inputAccepted: 0, outputStart: 0 });
+    const handshake =
+      side === 'server'
+        ? encodeClientHandshake({ sessionId, outputReceived: 0 })
+        : encodeServerHandshake({ status: 0, generation: 1, inputAccepted: 0, outputStart: 0 });
     assert.equal(decoder.push(handshake).error, undefined);
   }
   const { error } = decodeInPieces(decoder, bytes, [1]);

@@ -56,7 +56,13 @@ test('typed and plain parsing read the same replies', () => {
   assert.equal(plain.length, bytes.length);
   assert.deepEqual(typed.value, {
     type: 'array',
-    items: [{ type: 'status', text: 'OK' }, { type: 'error', text: 'ERR no' }, { type: 'integer', value: -12 }, { type: 'bulk', text: 'abc' }, { type: 'nil' }],
+    items: [
+      { type: 'status', text: 'OK' },
+      { type: 'error', text: 'ERR no' },
+      { type: 'integer', value: -12 },
+      { type: 'bulk', text: 'abc' },
+      { type: 'nil' },
+    ],
   });
   assert.equal(parseTypedReply(bytes.subarray(0, 20)), 'incomplete');
 });
@@ -85,7 +91,11 @@ test('a plain client loses its in-flight command at a failover, then reconnects'
   while (cluster.live.store.get('n') !== '2') await new Promise((resolve) => setTimeout(resolve, 2));
   await cluster.failover();
   await assert.rejects(lost, { code: 'E_PLAIN_CONNECTION', message: /may or may not have run/ });
-  assert.deepEqual(await committing(client.request(['INCR', 'n'])), { type: 'integer', value: 2 }, 'the lost INCR went with the uncommitted state');
+  assert.deepEqual(
+    await committing(client.request(['INCR', 'n'])),
+    { type: 'integer', value: 2 },
+    'the lost INCR went with the uncommitted state',
+  );
   assert.equal(client.address, cluster.addresses[1]);
   client.close();
 });

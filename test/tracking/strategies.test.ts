@@ -21,7 +21,7 @@ const SC = 0x03;
 /** The page holding the one instruction the driver has the CPU execute (never written by the guest). */
 const CODE_PAGE = MEMORY_BYTES / 4096 - 1;
 /** amo<op>.w rd, x2, (x1) for the A extension's funct5 values (Unprivileged ISA ch. 8); lr.w has rs2 = x0. */
-const amoWord = (f5: number, rd: number): number => ((f5 << 27) | ((f5 === LR ? 0 : 2) << 20) | (1 << 15) | (2 << 12) | (rd << 7) | 0x2f) | 0;
+const amoWord = (f5: number, rd: number): number => (f5 << 27) | ((f5 === LR ? 0 : 2) << 20) | (1 << 15) | (2 << 12) | (rd << 7) | 0x2f | 0;
 
 /**
  * Drives the write path the way the CPU does: inline check first, slow path when it fails; AMOs
@@ -46,7 +46,11 @@ class Driver {
     cpu.x[2] = value;
     cpu.x[3] = -1;
     this.machine.run(1);
-    assert.equal(cpu.pc, (RAM_BASE + CODE_PAGE * 4096 + 4) | 0, `the instruction retired without a trap (mcause ${cpu.mcause}, mtval ${(cpu.mtval >>> 0).toString(16)})`);
+    assert.equal(
+      cpu.pc,
+      (RAM_BASE + CODE_PAGE * 4096 + 4) | 0,
+      `the instruction retired without a trap (mcause ${cpu.mcause}, mtval ${(cpu.mtval >>> 0).toString(16)})`,
+    );
     return cpu.x[3]!;
   }
 
@@ -131,12 +135,19 @@ for (const name of TRACKING_STRATEGIES) {
       const { result, written } = driver.endEpoch();
       const dirty = [...result.dirtyPages];
       const context = `seed ${seed} (replay with HBFT_SEED=${seed}), epoch ${epoch}`;
-      assert.ok(dirty.every((p, i) => i === 0 || p > dirty[i - 1]!), `dirty list ascending and unique: ${context}`);
+      assert.ok(
+        dirty.every((p, i) => i === 0 || p > dirty[i - 1]!),
+        `dirty list ascending and unique: ${context}`,
+      );
       if (name === 'none') {
         assert.equal(dirty.length, pageCount, `no tracking ships all memory: ${context}`);
         continue;
       }
-      assert.deepEqual(dirty, [...written].sort((a, b) => a - b), `dirty list equals written set: ${context}`);
+      assert.deepEqual(
+        dirty,
+        [...written].sort((a, b) => a - b),
+        `dirty list equals written set: ${context}`,
+      );
       for (const page of result.falseDirtyPages) assert.ok(!written.has(page), `false dirty page ${page} was written: ${context}`);
       assert.equal(result.stats.dirtyPages, dirty.length);
     }
@@ -168,7 +179,7 @@ test('origin read-faults on first access every epoch; rfr only once ever', () =>
     }
     return perEpoch;
   });
-  const [originStats, rfrStats] = stats as [typeof stats[0], typeof stats[0]];
+  const [originStats, rfrStats] = stats as [(typeof stats)[0], (typeof stats)[0]];
   for (const epoch of originStats) {
     assert.equal(epoch.readFaults, 300, 'every page read first faults, in every epoch');
     assert.equal(epoch.writeFaults, 50);
@@ -198,7 +209,10 @@ test('wfp predicts along a repeating stride and drops unwritten predictions as f
     assert.ok(stats.writeFaults <= 4, `with ave_stride 40 a run costs about one fault, got ${stats.writeFaults}`);
     assert.ok(stats.recall > 0.9, `recall ${stats.recall}`);
     assert.equal(stats.dirtyPages, 80);
-    assert.deepEqual([...result.dirtyPages], [...written].sort((a, b) => a - b));
+    assert.deepEqual(
+      [...result.dirtyPages],
+      [...written].sort((a, b) => a - b),
+    );
     // Predictions past the end of a run (and before its start) were not written.
     assert.ok(result.falseDirtyPages.length > 0);
     for (const page of result.falseDirtyPages) assert.ok(!written.has(page));
@@ -257,7 +271,10 @@ test('pml exits only when its 512-entry log fills', () => {
 });
 
 test('bad tracking options are refused with the flag named', () => {
-  assert.throws(() => createTracker('xen'), (e: unknown) => e instanceof UsageError && /--tracking.*none, origin, rfr, wfp, pml/.test(e.message));
+  assert.throws(
+    () => createTracker('xen'),
+    (e: unknown) => e instanceof UsageError && /--tracking.*none, origin, rfr, wfp, pml/.test(e.message),
+  );
   assert.throws(() => createTracker('wfp', { histaseAlpha: 1 }), /--histase-alpha/);
   assert.throws(() => createTracker('wfp', { histaseAlpha: -0.1 }), /--histase-alpha/);
   assert.throws(() => createTracker('rfr', { exitCostNs: -5 }), /--exit-cost-ns/);

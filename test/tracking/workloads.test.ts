@@ -37,7 +37,10 @@ function boot(name: GuestName): { machine: Machine; feed: () => void } {
     feed: () => {
       for (const slot of slots) {
         n++;
-        machine.nic.deliver(slot, Buffer.concat([encodeCommand(['SET', `key:${(n * 7919) % 5000}`, 'v'.repeat(40)]), encodeCommand(['INCR', `c:${n % 50}`])]));
+        machine.nic.deliver(
+          slot,
+          Buffer.concat([encodeCommand(['SET', `key:${(n * 7919) % 5000}`, 'v'.repeat(40)]), encodeCommand(['INCR', `c:${n % 50}`])]),
+        );
       }
     },
   };
@@ -71,11 +74,18 @@ for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
         const result = tracker.endEpoch();
         tracker.beginEpoch();
         const dirty = [...result.dirtyPages];
-        assert.deepEqual(dirty, [...written].sort((a, b) => a - b), `${strategy} epoch ${epoch}: dirty list = pages written`);
+        assert.deepEqual(
+          dirty,
+          [...written].sort((a, b) => a - b),
+          `${strategy} epoch ${epoch}: dirty list = pages written`,
+        );
         for (const page of result.falseDirtyPages) assert.ok(!written.has(page), `${strategy}: false dirty page ${page} was written`);
         epochs.push(dirty);
       }
-      assert.ok(epochs.some((e) => e.length > 0), 'the workload wrote memory');
+      assert.ok(
+        epochs.some((e) => e.length > 0),
+        'the workload wrote memory',
+      );
       dirtyByStrategy.set(strategy, epochs);
     }
     for (const strategy of STRATEGIES.slice(1)) {

@@ -156,7 +156,9 @@ test('both channels through one port: authenticated, frames flow both ways, a ch
   const checksum = new CheckpointChecksum();
   const fields = { generation: 4, epoch: 17 };
   const state = Buffer.alloc(200, 3);
-  checksum.add(bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3, outputPartCount: 0 }, { ...fields, payload: state }).checksum);
+  checksum.add(
+    bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3, outputPartCount: 0 }, { ...fields, payload: state }).checksum,
+  );
   const parts = [0, 1, 2].map((part) => samplePageRecords(part * 2, 0x30 + part));
   parts.forEach((payload, part) => {
     const sent = bulk.send(FrameKind.CHECKPOINT_PAGES, { part, pageCount: 2 }, { ...fields, payload });
@@ -230,7 +232,9 @@ test('a frame other than HELLO before authentication is refused', async (t) => {
 test('an HTTP request without an upgrade gets 426 and is refused', async (t) => {
   const h = await harness(t);
   const rejected = h.nextRejected();
-  const response = await new Promise<http.IncomingMessage>((resolve, reject) => http.get({ host, port: h.port, path: '/' }, resolve).on('error', reject));
+  const response = await new Promise<http.IncomingMessage>((resolve, reject) =>
+    http.get({ host, port: h.port, path: '/' }, resolve).on('error', reject),
+  );
   assert.equal(response.statusCode, 426);
   response.resume();
   assert.equal((await rejected).code, ProtocolErrorCode.LISTENER_PROTOCOL);
@@ -258,7 +262,10 @@ test('a wrong key closes both channels with the auth failure on both sides', asy
   const h = await harness(t);
   const wrong: AuthConfig = { mode: 'hmac', key: Buffer.from('another key of 32 bytes.........') };
   const rejected = h.nextRejected();
-  await assert.rejects(connectBulk({ host, port: h.port, auth: wrong, limits, logger }), (e: Error & { code?: string }) => e.code === ProtocolErrorCode.AUTH_FAILED);
+  await assert.rejects(
+    connectBulk({ host, port: h.port, auth: wrong, limits, logger }),
+    (e: Error & { code?: string }) => e.code === ProtocolErrorCode.AUTH_FAILED,
+  );
   assert.equal((await rejected).code, ProtocolErrorCode.AUTH_REFUSED, 'the backup learns why from the ERROR frame');
   const rejectedControl = h.nextRejected();
   await assert.rejects(connectControl({ host, port: h.port, auth: wrong, limits, logger }), /E_AUTH_FAILED/);
@@ -325,7 +332,9 @@ test('after authentication a bulk frame altered on the wire, or one sent in plai
     [
       'altered',
       (encoder: FrameEncoder) => {
-        const frame = concatFrame(encoder.encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) }));
+        const frame = concatFrame(
+          encoder.encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) }),
+        );
         frame[frame.length - 100]! ^= 0x04;
         return frame;
       },
@@ -333,7 +342,10 @@ test('after authentication a bulk frame altered on the wire, or one sent in plai
     ],
     [
       'plaintext',
-      () => concatFrame(new FrameEncoder(limits).encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) })),
+      () =>
+        concatFrame(
+          new FrameEncoder(limits).encode(FrameKind.CHECKPOINT_PAGES, { part: 0, pageCount: 2 }, { payload: samplePageRecords(0, 1) }),
+        ),
       /is not sealed/,
     ],
   ] as const) {
@@ -410,6 +422,9 @@ test('bulk sends report backpressure above the high-water mark and drained() res
   }
   await done;
   assert.ok(refusals > 0, 'the producer was told to wait at least once');
-  assert.deepEqual(seen, Array.from({ length: frames }, (_, i) => i & 0xff));
+  assert.deepEqual(
+    seen,
+    Array.from({ length: frames }, (_, i) => i & 0xff),
+  );
   bulk.close();
 });

@@ -66,7 +66,10 @@ for (const insecure of [false, true]) {
       assert.equal(await command(cluster.ports.primaryServe, ['GET', key]), `$${value.length}\r\n${value}\r\n`);
       const bulk = tap.captured('bulk');
       const control = tap.captured('control');
-      assert.ok(bulk.length > 0 && control.length > 0, `both channels went through the tap (bulk ${bulk.length} B, control ${control.length} B)`);
+      assert.ok(
+        bulk.length > 0 && control.length > 0,
+        `both channels went through the tap (bulk ${bulk.length} B, control ${control.length} B)`,
+      );
       const everything = Buffer.concat([bulk, control]);
       t.diagnostic(`captured ${bulk.length} bulk and ${control.length} control bytes`);
       if (insecure) {
@@ -84,7 +87,9 @@ for (const insecure of [false, true]) {
   });
 }
 
-test('a forged ACK injected on the control channel is refused with E_FRAME_SEAL, and no output is released on it', { timeout: 90_000 }, async (t) => {
+test('a forged ACK injected on the control channel is refused with E_FRAME_SEAL, and no output is released on it', {
+  timeout: 90_000,
+}, async (t) => {
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const value = randomValue(new SeededRandom(seed));
@@ -113,7 +118,9 @@ test('a forged ACK injected on the control channel is refused with E_FRAME_SEAL,
   }
 });
 
-test('a PAGES frame altered on the bulk channel is refused with E_FRAME_SEAL and never applied: after a takeover the value reads back as written', { timeout: 120_000 }, async (t) => {
+test('a PAGES frame altered on the bulk channel is refused with E_FRAME_SEAL and never applied: after a takeover the value reads back as written', {
+  timeout: 120_000,
+}, async (t) => {
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
   const value = randomValue(new SeededRandom(seed));
@@ -131,8 +138,18 @@ test('a PAGES frame altered on the bulk channel is refused with E_FRAME_SEAL and
     // The reply above means the backup acknowledged a checkpoint holding the write (after the
     // primary reconnected and resynchronised). Take over from it and read the value back.
     cluster.killPrimary();
-    await cluster.waitFor(cluster.ports.backupHttp, '/readyz', (status, body) => status === 200 && body.includes('"role":"primary"'), 30_000, cluster.backup);
-    assert.equal(await command(cluster.ports.backupServe, ['GET', key]), `$${value.length}\r\n${value}\r\n`, `the value as written\n${cluster.logs()}`);
+    await cluster.waitFor(
+      cluster.ports.backupHttp,
+      '/readyz',
+      (status, body) => status === 200 && body.includes('"role":"primary"'),
+      30_000,
+      cluster.backup,
+    );
+    assert.equal(
+      await command(cluster.ports.backupServe, ['GET', key]),
+      `$${value.length}\r\n${value}\r\n`,
+      `the value as written\n${cluster.logs()}`,
+    );
     const refusal = cluster.backup.log.find((line) => line.includes('bulk connection closed') && line.includes('E_FRAME_SEAL'));
     assert.ok(refusal, `the backup logs why it closed the bulk channel\n${cluster.logs()}`);
     assert.match(refusal, /CHECKPOINT_PAGES \(sealed frame \d+ of this connection\) does not authenticate/);

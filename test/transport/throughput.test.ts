@@ -39,7 +39,13 @@ async function runSender(job: SenderJob): Promise<void> {
     socket.end();
     return;
   }
-  const bulk = await connectBulk({ host: '127.0.0.1', port: job.port, auth: job.sealed === true ? sealed : insecure, limits, logger: silentLogger() });
+  const bulk = await connectBulk({
+    host: '127.0.0.1',
+    port: job.port,
+    auth: job.sealed === true ? sealed : insecure,
+    limits,
+    logger: silentLogger(),
+  });
   const pageCount = job.frameBytes / recordBytes;
   for (let i = 0; i < job.frames; i++) {
     if (bulk.send(FrameKind.CHECKPOINT_PAGES, { part: i, pageCount }, { payload }).backpressure) await bulk.drained();
@@ -156,7 +162,10 @@ if (isMainThread) {
       for (let round = 0; round < 3; round++) {
         for (const variant of variants) {
           const cpu = process.cpuUsage();
-          const gbPerS = variant === 'raw TCP' ? await measureRaw(frameBytes, frames) : await measureFramed(frameBytes, frames, variant === 'framed sealed');
+          const gbPerS =
+            variant === 'raw TCP'
+              ? await measureRaw(frameBytes, frames)
+              : await measureFramed(frameBytes, frames, variant === 'framed sealed');
           const used = process.cpuUsage(cpu);
           rate.get(variant)!.push(gbPerS);
           cpuPerGb.get(variant)!.push((used.user + used.system) / 1e6 / gigabytes);

@@ -133,18 +133,44 @@ export class BackupReplicator {
           fenceSelf: true,
         };
       }
-      return { ok: false, code: ProtocolErrorCode.DEPOSED, reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed` };
+      return {
+        ok: false,
+        code: ProtocolErrorCode.DEPOSED,
+        reason: `this node took over as primary at generation ${this.generation}; generation ${hello.generation} is deposed`,
+      };
     }
     if (hello.memoryBytes !== this.config.memoryBytes) {
-      return { ok: false, code: ProtocolErrorCode.MEMORY_MISMATCH, reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)` };
+      return {
+        ok: false,
+        code: ProtocolErrorCode.MEMORY_MISMATCH,
+        reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)`,
+      };
     }
     if (hello.generation < this.generation) {
-      return { ok: false, code: ProtocolErrorCode.STALE_GENERATION, reason: `generation ${hello.generation} is older than generation ${this.generation} held here` };
+      return {
+        ok: false,
+        code: ProtocolErrorCode.STALE_GENERATION,
+        reason: `generation ${hello.generation} is older than generation ${this.generation} held here`,
+      };
     }
-    if (this.store.consistent && this.guestImageHash !== null && hello.guestImageHash !== this.guestImageHash && hello.generation === this.generation) {
-      return { ok: false, code: ProtocolErrorCode.IMAGE_MISMATCH, reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…` };
+    if (
+      this.store.consistent &&
+      this.guestImageHash !== null &&
+      hello.guestImageHash !== this.guestImageHash &&
+      hello.generation === this.generation
+    ) {
+      return {
+        ok: false,
+        code: ProtocolErrorCode.IMAGE_MISMATCH,
+        reason: `the primary runs guest image ${hello.guestImageHash.slice(0, 12)}…, this backup holds ${this.guestImageHash.slice(0, 12)}…`,
+      };
     }
-    if (this.store.consistent && hello.generation === this.generation && this.primaryInstance !== null && hello.instanceId !== this.primaryInstance) {
+    if (
+      this.store.consistent &&
+      hello.generation === this.generation &&
+      this.primaryInstance !== null &&
+      hello.instanceId !== this.primaryInstance
+    ) {
       return {
         ok: false,
         code: ProtocolErrorCode.STALE_INSTANCE,
@@ -192,7 +218,13 @@ export class BackupReplicator {
       return [{ type: 'log', level: 'warn', message: `unexpected ${frame.kind} frame from the primary (ignored)` }];
     }
     if (frame.generation !== this.generation) {
-      return [{ type: 'closePrimary', code: ProtocolErrorCode.GENERATION, reason: `frame of generation ${frame.generation} on a connection of generation ${this.generation}` }];
+      return [
+        {
+          type: 'closePrimary',
+          code: ProtocolErrorCode.GENERATION,
+          reason: `frame of generation ${frame.generation} on a connection of generation ${this.generation}`,
+        },
+      ];
     }
     const step = this.checker.check(frame);
     if (step.status === 'invalid') {
@@ -234,18 +266,33 @@ export class BackupReplicator {
     this.staged = null;
     const previous = this.store.appliedEpoch;
     if (previous !== null && staged.epoch !== previous + 1) {
-      return this.refuse('checkpoint', staged.epoch, ProtocolErrorCode.EPOCH_ORDER, `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`);
+      return this.refuse(
+        'checkpoint',
+        staged.epoch,
+        ProtocolErrorCode.EPOCH_ORDER,
+        `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`,
+      );
     }
     const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts, staged.outputParts);
     if (refusal !== null) return this.refuse('checkpoint', staged.epoch, refusal.code, refusal.reason);
     const effects: BackupEffect[] = [{ type: 'sendAck', epoch: staged.epoch, subject: 'checkpoint' }];
     if (this.mode !== 'protecting') {
-      effects.push({ type: 'log', level: 'info', message: 'first checkpoint applied: the backup can take over from now on', fields: { epoch: staged.epoch } });
+      effects.push({
+        type: 'log',
+        level: 'info',
+        message: 'first checkpoint applied: the backup can take over from now on',
+        fields: { epoch: staged.epoch },
+      });
     }
     this.mode = 'protecting';
     this.appliedAtMs = nowMs;
     this.checkpointsApplied++;
-    effects.push({ type: 'log', level: 'debug', message: 'checkpoint applied', fields: { epoch: staged.epoch, parts: staged.parts.length } });
+    effects.push({
+      type: 'log',
+      level: 'debug',
+      message: 'checkpoint applied',
+      fields: { epoch: staged.epoch, parts: staged.parts.length },
+    });
     return effects;
   }
 

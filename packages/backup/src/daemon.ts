@@ -179,7 +179,11 @@ export class BackupDaemon {
   private onHandshake(connection: FrameConnection, frame: Frame<typeof FrameKind.HANDSHAKE>): void {
     const meta = frame.meta;
     if (meta.role !== 'primary' || meta.channel !== connection.channel) {
-      this.refuse(connection, ProtocolErrorCode.HANDSHAKE, `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`);
+      this.refuse(
+        connection,
+        ProtocolErrorCode.HANDSHAKE,
+        `a ${meta.role} announced the ${meta.channel} channel on the ${connection.channel} channel`,
+      );
       return;
     }
     const id = meta.sessionId.toString('hex');
@@ -281,7 +285,17 @@ export class BackupDaemon {
           this.session?.control?.send(FrameKind.ACK, { subject: effect.subject }, { generation, epoch: effect.epoch });
           if (effect.subject === 'checkpoint') {
             this.options.metrics.epochs.inc();
-            this.feed.recordEpoch({ dirtyPages: 0, readFaults: 0, writeFaults: 0, truePredictions: 0, predicted: 0, mapAccesses: 0, mapHits: 0, pauseNs: 0, instructions: 0 });
+            this.feed.recordEpoch({
+              dirtyPages: 0,
+              readFaults: 0,
+              writeFaults: 0,
+              truePredictions: 0,
+              predicted: 0,
+              mapAccesses: 0,
+              mapHits: 0,
+              pauseNs: 0,
+              instructions: 0,
+            });
           }
           break;
         case 'sendHeartbeat':

@@ -9,10 +9,14 @@ const CLI = new URL('../bin/hbft.js', import.meta.url).pathname;
 /** Ports nobody listens on right now (bound to 0 and released). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const server = createServer();
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const server = createServer();
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
   );
   const ports = servers.map((server) => (server.address() as { port: number }).port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
@@ -52,7 +56,10 @@ export class Cluster {
   backup!: Node;
   private readonly keyFile: string;
 
-  private constructor(ports: number[], private readonly options: ClusterOptions) {
+  private constructor(
+    ports: number[],
+    private readonly options: ClusterOptions,
+  ) {
     const [replication, primaryServe, backupServe, primaryHttp, backupHttp] = ports as [number, number, number, number, number];
     this.ports = { replication, primaryServe, backupServe, primaryHttp, backupHttp };
     const dir = mkdtempSync(join(tmpdir(), 'hbft-cluster-'));
@@ -76,7 +83,10 @@ export class Cluster {
   }
 
   private spawnNode(args: string[]): Node {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info', ...this.options.env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HBFT_LOG_LEVEL: 'info', ...this.options.env },
+    });
     const log: string[] = [];
     const keep = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n')) if (line) log.push(line);
@@ -92,11 +102,15 @@ export class Cluster {
     const { replication, backupServe, backupHttp } = this.ports;
     this.backup = this.spawnNode([
       'backup',
-      '--listen', `127.0.0.1:${replication}`,
-      '--serve', `127.0.0.1:${backupServe}`,
-      '--http', `127.0.0.1:${backupHttp}`,
+      '--listen',
+      `127.0.0.1:${replication}`,
+      '--serve',
+      `127.0.0.1:${backupServe}`,
+      '--http',
+      `127.0.0.1:${backupHttp}`,
       ...this.keyArgs,
-      '--memory', this.options.backupMemory ?? this.options.memory ?? '32MiB',
+      '--memory',
+      this.options.backupMemory ?? this.options.memory ?? '32MiB',
       ...(this.options.backupArgs ?? []),
       ...extra,
     ]);
@@ -109,17 +123,27 @@ export class Cluster {
     this.primary = this.spawnNode([
       'primary',
       ...(this.options.withBackup === false ? [] : ['--backup', `127.0.0.1:${target}`]),
-      '--serve', `127.0.0.1:${primaryServe}`,
-      '--http', `127.0.0.1:${primaryHttp}`,
+      '--serve',
+      `127.0.0.1:${primaryServe}`,
+      '--http',
+      `127.0.0.1:${primaryHttp}`,
       ...this.keyArgs,
-      '--memory', this.options.memory ?? '32MiB',
-      '--guest', this.options.guest ?? 'kv',
+      '--memory',
+      this.options.memory ?? '32MiB',
+      '--guest',
+      this.options.guest ?? 'kv',
       ...(this.options.primaryArgs ?? []),
     ]);
   }
 
   /** Polls an HTTP endpoint of a node until `accept(status, body)`. */
-  async waitFor(port: number, path: string, accept: (status: number, body: string) => boolean, timeoutMs: number, node?: Node): Promise<string> {
+  async waitFor(
+    port: number,
+    path: string,
+    accept: (status: number, body: string) => boolean,
+    timeoutMs: number,
+    node?: Node,
+  ): Promise<string> {
     const deadline = performance.now() + timeoutMs;
     let last = '';
     while (performance.now() < deadline) {
@@ -130,7 +154,8 @@ export class Cluster {
       } catch {
         // not up yet
       }
-      if (node && node.process.exitCode !== null) throw new Error(`node exited while waiting for ${path}:\n${node.log.slice(-20).join('\n')}`);
+      if (node && node.process.exitCode !== null)
+        throw new Error(`node exited while waiting for ${path}:\n${node.log.slice(-20).join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     throw new Error(`timed out waiting for ${path} on port ${port} (last answer: ${last})\n${this.logs()}`);
@@ -162,7 +187,9 @@ export class Cluster {
   }
 
   logs(): string {
-    return [`--- primary ---`, ...(this.primary?.log.slice(-30) ?? []), `--- backup ---`, ...(this.backup?.log.slice(-30) ?? [])].join('\n');
+    return [`--- primary ---`, ...(this.primary?.log.slice(-30) ?? []), `--- backup ---`, ...(this.backup?.log.slice(-30) ?? [])].join(
+      '\n',
+    );
   }
 
   get servesWithBackup(): boolean {
@@ -172,13 +199,15 @@ export class Cluster {
   /** Stops both nodes (SIGTERM, then SIGKILL after 5 s). */
   async stop(): Promise<void> {
     await Promise.all(
-      [this.primary, this.backup].filter((node) => node !== undefined).map(async (node) => {
-        if (node.process.exitCode !== null || node.process.signalCode !== null) return;
-        node.process.kill('SIGTERM');
-        const timer = setTimeout(() => node.process.kill('SIGKILL'), 5_000);
-        await node.exited;
-        clearTimeout(timer);
-      }),
+      [this.primary, this.backup]
+        .filter((node) => node !== undefined)
+        .map(async (node) => {
+          if (node.process.exitCode !== null || node.process.signalCode !== null) return;
+          node.process.kill('SIGTERM');
+          const timer = setTimeout(() => node.process.kill('SIGKILL'), 5_000);
+          await node.exited;
+          clearTimeout(timer);
+        }),
     );
   }
 }

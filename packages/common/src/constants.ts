@@ -54,7 +54,10 @@ export const DELTA_CACHE_PAGES_DEFAULT = 16_384;
 
 assert(FAILOVER_TIMEOUT_MS_DEFAULT >= FAILOVER_TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT, 'default timeout covers three heartbeats');
 assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be in flight');
-assert(BACKUP_RECONNECT_FIRST_MS <= BACKUP_RECONNECT_MS && BACKUP_RECONNECT_MS <= BACKUP_RECONNECT_MAX_MS, 'reconnection delays grow from the first to the cap');
+assert(
+  BACKUP_RECONNECT_FIRST_MS <= BACKUP_RECONNECT_MS && BACKUP_RECONNECT_MS <= BACKUP_RECONNECT_MAX_MS,
+  'reconnection delays grow from the first to the cap',
+);
 assert(SILENCE_PER_TICK_MS_MAX >= 2 * TICK_WAIT_MS_MAX, 'a backup that ticks on time, even a little late, counts all of the silence');
 assert(SILENCE_PER_TICK_MS_MAX <= FAILOVER_TIMEOUT_MS_DEFAULT / 3, 'one stall of the backup is never most of the timeout');
 assert(

@@ -67,14 +67,23 @@ assert(
   clientInputQueuedBytesMaxTotal + machineStateBytesReservedForDevices <= machineStateBytesMax,
   'queued client input and the rest of the machine state fit in a checkpoint BEGIN frame',
 );
-assert(nicConnectionsMax * (clientTagBytesMax + 3 * 64) <= machineStateBytesReservedForDevices / 2, 'the NIC slot table and queue headers fit in the reserve');
+assert(
+  nicConnectionsMax * (clientTagBytesMax + 3 * 64) <= machineStateBytesReservedForDevices / 2,
+  'the NIC slot table and queue headers fit in the reserve',
+);
 assert(nicReceiveRingFillBytesMax >= 4096, 'the fill bound holds a PAD and the largest record (2 056 bytes) at once');
-assert(clientOutputTakenReportBytes < clientOutputOutstandingBytesHighPerConnection, 'an idle connection never reads as over its output bound');
+assert(
+  clientOutputTakenReportBytes < clientOutputOutstandingBytesHighPerConnection,
+  'an idle connection never reads as over its output bound',
+);
 assert(
   nicConnectionsMax * clientOutputTakenReportBytes < clientOutputOutstandingBytesHighTotal,
   'idle connections never read as over the total output bound',
 );
-assert(clientOutputOutstandingBytesHighPerConnection <= clientOutputOutstandingBytesHighTotal, 'one connection fits in the total output bound');
+assert(
+  clientOutputOutstandingBytesHighPerConnection <= clientOutputOutstandingBytesHighTotal,
+  'one connection fits in the total output bound',
+);
 assert(
   clientOutputUnsentBytesMaxPerConnection >= 4 * clientOutputOutstandingBytesHighPerConnection,
   'a client that reads slowly is held back long before it is closed',

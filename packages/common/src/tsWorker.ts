@@ -7,7 +7,6 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
  */
 export function startTsWorker(moduleUrl: URL | string, options: Omit<WorkerOptions, 'eval'> = {}): Worker {
   const tsx = import.meta.resolve('tsx/esm/api');
-  const source =
-    `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(String(moduleUrl))}); });`;
+  const source = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(String(moduleUrl))}); });`;
   return new Worker(source, { ...options, eval: true });
 }

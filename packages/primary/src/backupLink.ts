@@ -210,13 +210,21 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
 }
 
 /** Who the primary says it is, on every channel of a session. */
-export type PrimaryIdentity = Pick<BackupLinkOptions, 'memoryBytes' | 'guestImageHash' | 'generation' | 'instanceId' | 'handshakeTimeoutMs'>;
+export type PrimaryIdentity = Pick<
+  BackupLinkOptions,
+  'memoryBytes' | 'guestImageHash' | 'generation' | 'instanceId' | 'handshakeTimeoutMs'
+>;
 
 /**
  * Sends HANDSHAKE on one channel and waits for HANDSHAKE_OK (resolves with the backup's applied
  * epoch) or the refusal (rejects with its code and reason). The heartbeat thread uses it too.
  */
-export function primaryHandshake(connection: FrameConnection, channel: Channel, sessionId: Buffer, identity: PrimaryIdentity): Promise<number | null> {
+export function primaryHandshake(
+  connection: FrameConnection,
+  channel: Channel,
+  sessionId: Buffer,
+  identity: PrimaryIdentity,
+): Promise<number | null> {
   const { memoryBytes, guestImageHash, generation, instanceId } = identity;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -112,7 +112,11 @@ export async function sendPageStream(
   const outputParts = spec.outputParts ?? [];
   await sent(
     spec.kind === 'checkpoint'
-      ? sender.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: spec.pages.length, partCount, outputPartCount: outputParts.length }, { ...header, payload: state })
+      ? sender.send(
+          FrameKind.CHECKPOINT_BEGIN,
+          { pageCount: spec.pages.length, partCount, outputPartCount: outputParts.length },
+          { ...header, payload: state },
+        )
       : sender.send(FrameKind.FULL_SYNC_BEGIN, { memoryBytes: spec.memoryBytes, pageCount: spec.pages.length, partCount }, header),
     state.length,
   );
@@ -131,7 +135,10 @@ export async function sendPageStream(
     onProgress?.(end);
   }
   for (const [part, output] of outputParts.entries()) {
-    await sent(sender.send(FrameKind.CHECKPOINT_OUTPUT, { part, recordCount: output.recordCount }, { ...header, payload: output.payload }), output.payload.length);
+    await sent(
+      sender.send(FrameKind.CHECKPOINT_OUTPUT, { part, recordCount: output.recordCount }, { ...header, payload: output.payload }),
+      output.payload.length,
+    );
   }
   const totals = { pageCount: spec.pages.length, partCount, checksum: checksum.value };
   const end =
@@ -149,7 +156,10 @@ export async function sendPageStream(
  * every page any of them holds, ascending, each with the staging slot of its newest copy. Each
  * capture is its pages and the staging slot of its first page (its pages sit in consecutive slots).
  */
-export function mergeCapturedPages(captures: readonly { pages: Uint32Array; startSlot: number }[]): { pages: Uint32Array; slots: Uint32Array } {
+export function mergeCapturedPages(captures: readonly { pages: Uint32Array; startSlot: number }[]): {
+  pages: Uint32Array;
+  slots: Uint32Array;
+} {
   const newest = new Map<number, number>();
   for (const capture of captures) {
     for (let i = 0; i < capture.pages.length; i++) newest.set(capture.pages[i]!, capture.startSlot + i);

@@ -120,7 +120,8 @@ export class ClientFlow {
   onCaptured(connections: { tag: string; rxDelivered: number }[]): void {
     for (const { tag, rxDelivered } of connections) {
       const connection = this.connections.get(tag);
-      if (connection !== undefined) connection.inputInRing = Math.min(connection.inputHanded, Math.max(connection.inputInRing, rxDelivered));
+      if (connection !== undefined)
+        connection.inputInRing = Math.min(connection.inputHanded, Math.max(connection.inputInRing, rxDelivered));
     }
     for (const connection of this.connections.values()) if (connection.pending.length > 0) this.feed(connection);
   }
@@ -167,8 +168,23 @@ export class ClientFlow {
  * buffer is disconnected (its input was held back long before: clientLimits.ts). Returns false
  * when it was.
  */
-export function writeToClient(socket: Socket, chunks: Uint8Array[], endOffset: number, onTaken: (offset: number) => void, logger: Logger, tag: string): boolean {
-  for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!, i === chunks.length - 1 ? (error) => { if (!error) onTaken(endOffset); } : undefined);
+export function writeToClient(
+  socket: Socket,
+  chunks: Uint8Array[],
+  endOffset: number,
+  onTaken: (offset: number) => void,
+  logger: Logger,
+  tag: string,
+): boolean {
+  for (let i = 0; i < chunks.length; i++)
+    socket.write(
+      chunks[i]!,
+      i === chunks.length - 1
+        ? (error) => {
+            if (!error) onTaken(endOffset);
+          }
+        : undefined,
+    );
   if (socket.writableLength <= clientOutputUnsentBytesMaxPerConnection) return true;
   logger.warn(
     { tag, unsentBytes: socket.writableLength, limitBytes: clientOutputUnsentBytesMaxPerConnection },

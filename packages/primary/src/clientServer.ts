@@ -6,7 +6,6 @@ import type { GuestNic } from './guestNic.ts';
 import { SessionManager } from './sessions.ts';
 import { writeToClient, type ClientFlow } from './clientFlow.ts';
 
-
 /**
  * Plain TCP connections are tagged `p:<generation>:<n>` (the generation keeps a promoted node's
  * new connections apart from the old primary's orphans); session connections are `s:<id>`.

@@ -80,7 +80,8 @@ function sendHeartbeat(): void {
   if (!joined || connection === null) return;
   const mainSilentMs = sharedClockMs() - Number(Atomics.load(pulse, 0));
   if (mainSilentMs > data.mainThreadHungMs) {
-    if (!hungReported) logger.error({ mainSilentMs: Math.round(mainSilentMs) }, 'the main thread is hung: heartbeats stop so that the backup takes over');
+    if (!hungReported)
+      logger.error({ mainSilentMs: Math.round(mainSilentMs) }, 'the main thread is hung: heartbeats stop so that the backup takes over');
     hungReported = true;
     return;
   }

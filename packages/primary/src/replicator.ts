@@ -279,7 +279,12 @@ export class PrimaryReplicator {
     if (this.releasesUnprotected()) effects.push(...this.release(epoch));
     if (!this.checkpointSent) {
       this.checkpointSent = true;
-      effects.push({ type: 'log', level: 'info', message: 'first checkpoint of this generation sent: output is released only on the backup\'s acks from now on', fields: { epoch } });
+      effects.push({
+        type: 'log',
+        level: 'info',
+        message: "first checkpoint of this generation sent: output is released only on the backup's acks from now on",
+        fields: { epoch },
+      });
     }
     effects.push({ type: 'sendCheckpoint', epoch, fromEpoch: this.keptFromEpoch ?? epoch });
     this.keptFromEpoch = null;

@@ -138,7 +138,13 @@ export class PrimaryRuntime {
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
     const flow = new ClientFlow(worker);
-    const sessions = new SessionManager(worker, flow, logger, () => options.generation, options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined);
+    const sessions = new SessionManager(
+      worker,
+      flow,
+      logger,
+      () => options.generation,
+      options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined,
+    );
     this.clients = new ClientServer(worker, logger, options.generation, sessions, flow);
     this.link = options.backup
       ? new BackupLink({
@@ -224,7 +230,9 @@ export class PrimaryRuntime {
       if (SessionManager.isSessionTag(tag)) clients.sessions.onProduced(tag, bytes, epoch);
       this.execute(this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
     });
-    worker.on('guestClose', (tag, _slot, epoch) => this.execute(this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now())));
+    worker.on('guestClose', (tag, _slot, epoch) =>
+      this.execute(this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now())),
+    );
     worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
     worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
     worker.on('console', (text) => this.options.onConsole?.(text));
@@ -271,7 +279,7 @@ export class PrimaryRuntime {
     const slots = await this.worker.command<ConnectionOffsets[]>('nicOffsets');
     const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
     for (const orphan of orphans) this.worker.hangUp(orphan.tag);
-    if (orphans.length > 0) this.logger.info({ connections: orphans.length }, 'hung up the old primary\'s plain client connections');
+    if (orphans.length > 0) this.logger.info({ connections: orphans.length }, "hung up the old primary's plain client connections");
     this.clients.sessions.adopt(slots, performance.now());
     this.logger.info({ sessions: this.clients.sessions.count }, 'client sessions waiting to resume');
   }
@@ -381,7 +389,11 @@ export class PrimaryRuntime {
           break;
         }
         case 'sendHeartbeat':
-          this.link?.control?.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation: this.options.generation });
+          this.link?.control?.send(
+            FrameKind.HEARTBEAT,
+            { sentAtMs: Math.max(0, performance.now()) },
+            { generation: this.options.generation },
+          );
           break;
         case 'release':
           this.releaseOutput(effect.outputs);
@@ -434,7 +446,10 @@ export class PrimaryRuntime {
    */
   private queueSend(what: string, send: () => Promise<void>): void {
     this.sendQueue.add(send).catch((error: Error) => {
-      this.logger.error({ err: error.message, stack: error.stack }, `sending the ${what} failed; dropping the backup to synchronise it again`);
+      this.logger.error(
+        { err: error.message, stack: error.stack },
+        `sending the ${what} failed; dropping the backup to synchronise it again`,
+      );
       this.link?.drop(`sending the ${what} failed: ${error.message}`);
     });
   }
@@ -485,20 +500,31 @@ export class PrimaryRuntime {
         },
         bulk,
         new PageEncoder(null),
-        { buffers: this.recordBuffersFor(bulk), onProgress: (sent) => {
-          this.fullSyncProgress = { sent, total: pages.length };
-          const share = sent / Math.max(1, pages.length);
-          if (tty) process.stderr.write(`\rfull synchronisation: ${sent}/${pages.length} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`);
-          if (share >= nextReport) {
-            logger.info({ sent, total: pages.length }, `full synchronisation ${(share * 100).toFixed(0)}%`);
-            nextReport += 0.1;
-          }
-        } },
+        {
+          buffers: this.recordBuffersFor(bulk),
+          onProgress: (sent) => {
+            this.fullSyncProgress = { sent, total: pages.length };
+            const share = sent / Math.max(1, pages.length);
+            if (tty)
+              process.stderr.write(
+                `\rfull synchronisation: ${sent}/${pages.length} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`,
+              );
+            if (share >= nextReport) {
+              logger.info({ sent, total: pages.length }, `full synchronisation ${(share * 100).toFixed(0)}%`);
+              nextReport += 0.1;
+            }
+          },
+        },
       );
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
       logger.info(
-        { pages: pages.length, memoryPages: this.ram.length / 1024, ms: Math.round(performance.now() - started), wireBytes: result.wireBytes },
+        {
+          pages: pages.length,
+          memoryPages: this.ram.length / 1024,
+          ms: Math.round(performance.now() - started),
+          wireBytes: result.wireBytes,
+        },
         'full synchronisation sent (zero pages skipped)',
       );
       // Every page has been read: the next capture makes the replica a state the guest was in.
@@ -532,10 +558,15 @@ export class PrimaryRuntime {
       let pages = last.pages;
       let wordIndex = (i: number) => (last.allocation.start + i) * 1024;
       if (captures.length > 1) {
-        const merged = mergeCapturedPages(captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })));
+        const merged = mergeCapturedPages(
+          captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })),
+        );
         pages = merged.pages;
         wordIndex = (i: number) => merged.slots[i]! * 1024;
-        this.logger.info({ epoch: last.epoch, captures: captures.length, pages: pages.length }, 'first checkpoint after the full synchronisation (with the pages written while it ran)');
+        this.logger.info(
+          { epoch: last.epoch, captures: captures.length, pages: pages.length },
+          'first checkpoint after the full synchronisation (with the pages written while it ran)',
+        );
       }
       const result = await sendPageStream(
         {

@@ -140,7 +140,10 @@ export class SessionManager {
       }
       if (error) {
         this.logger.debug({ code: error.code, reason: error.reason }, 'session connection closed: malformed input');
-        if (session === null) socket.end(encodeServerHandshake({ status: HandshakeStatus.badRequest, generation: this.generation(), inputAccepted: 0, outputStart: 0 }));
+        if (session === null)
+          socket.end(
+            encodeServerHandshake({ status: HandshakeStatus.badRequest, generation: this.generation(), inputAccepted: 0, outputStart: 0 }),
+          );
         else socket.destroy();
       }
     };
@@ -183,7 +186,10 @@ export class SessionManager {
     }
     const window = this.windows.range(tag) ?? { start: session.outputReleased, end: session.outputReleased };
     if (outputReceived < window.start || outputReceived > session.outputReleased) {
-      this.logger.warn({ tag, outputReceived, windowStart: window.start, released: session.outputReleased }, 'session cannot resume: output gap');
+      this.logger.warn(
+        { tag, outputReceived, windowStart: window.start, released: session.outputReleased },
+        'session cannot resume: output gap',
+      );
       socket.end(reply(HandshakeStatus.gap));
       return null;
     }
@@ -203,7 +209,14 @@ export class SessionManager {
 
   /** Output up to session.outputReleased, to the session's socket; taken once the kernel has it. */
   private writeOutput(session: Session, socket: Socket, bytes: Uint8Array): void {
-    writeToClient(socket, encodeDataFrames(bytes), session.outputReleased, (offset) => this.flow.onOutputTaken(session.tag, offset), this.logger, session.tag);
+    writeToClient(
+      socket,
+      encodeDataFrames(bytes),
+      session.outputReleased,
+      (offset) => this.flow.onOutputTaken(session.tag, offset),
+      this.logger,
+      session.tag,
+    );
   }
 
   private onClientAck(session: Session, offset: number): void {
@@ -229,7 +242,8 @@ export class SessionManager {
     this.carryOver = [];
     this.carryOverBytes = 0;
     this.epochOutput.delete(epoch);
-    for (const [tag, offset] of this.pendingClientAcks) records.push({ type: SESSION_RECORD_CLIENT_ACK, tag, offset, data: new Uint8Array(0) });
+    for (const [tag, offset] of this.pendingClientAcks)
+      records.push({ type: SESSION_RECORD_CLIENT_ACK, tag, offset, data: new Uint8Array(0) });
     this.pendingClientAcks = new Map();
     return records;
   }
@@ -269,7 +283,10 @@ export class SessionManager {
       this.carryOverBytes += record.data.length;
     }
     if (this.carryOverBytes > CARRY_OVER_BYTES_MAX) {
-      this.logger.warn({ bytes: this.carryOverBytes }, 'too much session output waiting for a backup: dropped (a resuming client may see a gap)');
+      this.logger.warn(
+        { bytes: this.carryOverBytes },
+        'too much session output waiting for a backup: dropped (a resuming client may see a gap)',
+      );
       this.carryOver = [];
       this.carryOverBytes = 0;
     }

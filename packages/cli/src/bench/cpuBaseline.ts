@@ -23,11 +23,17 @@ export async function loadCpuBaseline(revision: string): Promise<{ baseline: Cpu
   if (!/^[\w./~^@{}-]+$/.test(revision) || revision.startsWith('-')) {
     throw new UsageError(`--baseline: "${revision}" is not a git revision`);
   }
-  const archive = spawnSync('git', ['-C', REPOSITORY_ROOT, 'archive', '--format=tar', revision, 'package.json', 'packages/common/package.json', 'packages/common/src'], {
-    maxBuffer: ARCHIVE_BYTES_MAX,
-  });
+  const archive = spawnSync(
+    'git',
+    ['-C', REPOSITORY_ROOT, 'archive', '--format=tar', revision, 'package.json', 'packages/common/package.json', 'packages/common/src'],
+    {
+      maxBuffer: ARCHIVE_BYTES_MAX,
+    },
+  );
   if (archive.status !== 0) {
-    throw new UsageError(`--baseline: git cannot read packages/common/src at "${revision}": ${archive.stderr.toString().trim().split('\n')[0]}`);
+    throw new UsageError(
+      `--baseline: git cannot read packages/common/src at "${revision}": ${archive.stderr.toString().trim().split('\n')[0]}`,
+    );
   }
   const directory = mkdtempSync(join(tmpdir(), 'hbft-baseline-'));
   const dispose = (): void => rmSync(directory, { recursive: true, force: true });

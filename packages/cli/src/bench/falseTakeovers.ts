@@ -102,23 +102,27 @@ async function backupRole(cluster: Cluster): Promise<string | null> {
 async function burst(port: number, count: number): Promise<void> {
   const ping = encodeCommand(['PING']);
   await Promise.all(
-    Array.from({ length: count }, () => new Promise<void>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      const done = () => {
-        socket.destroy();
-        resolve();
-      };
-      const timer = setTimeout(done, 5_000);
-      socket.on('connect', () => socket.write(ping));
-      socket.on('data', () => {
-        clearTimeout(timer);
-        done();
-      });
-      socket.on('error', () => {
-        clearTimeout(timer);
-        done();
-      });
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = net.connect(port, '127.0.0.1');
+          const done = () => {
+            socket.destroy();
+            resolve();
+          };
+          const timer = setTimeout(done, 5_000);
+          socket.on('connect', () => socket.write(ping));
+          socket.on('data', () => {
+            clearTimeout(timer);
+            done();
+          });
+          socket.on('error', () => {
+            clearTimeout(timer);
+            done();
+          });
+        }),
+    ),
   );
 }
 
@@ -151,7 +155,14 @@ export async function runFalseTakeoverBench(options: FalseTakeoverOptions): Prom
   let stretch = 0;
   while (performance.now() < deadlineMs) {
     const cluster = await Cluster.start({ primaryArgs: options.daemonArgs, backupArgs: options.daemonArgs });
-    const life: PairLife = { startedAtS: elapsedS(), endedAtS: 0, tookOver: false, takeoverReason: null, primaryDelayMs: null, backupDelayMs: null };
+    const life: PairLife = {
+      startedAtS: elapsedS(),
+      endedAtS: 0,
+      tookOver: false,
+      takeoverReason: null,
+      primaryDelayMs: null,
+      backupDelayMs: null,
+    };
     pairs.push(life);
     let stopLoad = false;
     const background: Promise<void>[] = [];
@@ -159,34 +170,38 @@ export async function runFalseTakeoverBench(options: FalseTakeoverOptions): Prom
       await cluster.waitProtected(60_000);
       options.progress(`${options.load}: pair ${pairs.length} protected at ${elapsedS().toFixed(0)} s`);
       if (options.load === 'loaded') {
-        background.push((async () => {
-          while (!stopLoad && performance.now() < deadlineMs) {
-            const stretchMs = Math.min(options.loadStretchS * 1000, deadlineMs - performance.now());
-            if (stretchMs < 1_000) break;
-            const result = await runLoad({
-              servers: cluster.servers,
-              durationMs: stretchMs,
-              seed: options.seed + stretch,
-              keyPrefix: `ft${stretch++}`,
-              responseTimeoutMs: 5_000,
-              reconnectDeadlineMs: 20_000,
-            });
-            sessionOperations += result.verdict.stats.ok;
-            if (!result.verdict.ok) {
-              historiesOk = false;
-              options.progress(`history of stretch ${stretch} not OK: ${formatVerdict(result.verdict).slice(0, 500)}`);
+        background.push(
+          (async () => {
+            while (!stopLoad && performance.now() < deadlineMs) {
+              const stretchMs = Math.min(options.loadStretchS * 1000, deadlineMs - performance.now());
+              if (stretchMs < 1_000) break;
+              const result = await runLoad({
+                servers: cluster.servers,
+                durationMs: stretchMs,
+                seed: options.seed + stretch,
+                keyPrefix: `ft${stretch++}`,
+                responseTimeoutMs: 5_000,
+                reconnectDeadlineMs: 20_000,
+              });
+              sessionOperations += result.verdict.stats.ok;
+              if (!result.verdict.ok) {
+                historiesOk = false;
+                options.progress(`history of stretch ${stretch} not OK: ${formatVerdict(result.verdict).slice(0, 500)}`);
+              }
             }
-          }
-        })());
-        background.push((async () => {
-          while (!stopLoad && performance.now() < deadlineMs) {
-            const reader = nonReadingClient(cluster.ports.primaryServe);
-            await burst(cluster.ports.primaryServe, options.burstConnections);
-            burstsRun++;
-            for (let waited = 0; waited < options.burstEveryS * 1000 && !stopLoad; waited += POLL_MS) await sleep(POLL_MS);
-            reader.stop();
-          }
-        })());
+          })(),
+        );
+        background.push(
+          (async () => {
+            while (!stopLoad && performance.now() < deadlineMs) {
+              const reader = nonReadingClient(cluster.ports.primaryServe);
+              await burst(cluster.ports.primaryServe, options.burstConnections);
+              burstsRun++;
+              for (let waited = 0; waited < options.burstEveryS * 1000 && !stopLoad; waited += POLL_MS) await sleep(POLL_MS);
+              reader.stop();
+            }
+          })(),
+        );
       }
       let lastReportS = elapsedS();
       let lastDelayS = elapsedS();
@@ -205,7 +220,10 @@ export async function runFalseTakeoverBench(options: FalseTakeoverOptions): Prom
           options.progress(`${options.load}: FALSE TAKEOVER at ${elapsedS().toFixed(0)} s: ${life.takeoverReason}`);
           if (options.logsDir !== null) {
             mkdirSync(options.logsDir, { recursive: true });
-            for (const [role, node] of [['primary', cluster.primary], ['backup', cluster.backup]] as const) {
+            for (const [role, node] of [
+              ['primary', cluster.primary],
+              ['backup', cluster.backup],
+            ] as const) {
               writeFileSync(join(options.logsDir, `${options.load}-pair${pairs.length}-${role}.log`), `${node.log.join('\n')}\n`);
             }
           }
@@ -247,7 +265,8 @@ export async function runFalseTakeoverBench(options: FalseTakeoverOptions): Prom
 }
 
 export function formatFalseTakeoverReport(report: FalseTakeoverReport): string {
-  const ms = (delay: EventLoopDelayMs | null) => (delay === null ? 'n/a' : `p50 ${delay.p50.toFixed(1)} / p99 ${delay.p99.toFixed(1)} / max ${delay.max.toFixed(1)} ms`);
+  const ms = (delay: EventLoopDelayMs | null) =>
+    delay === null ? 'n/a' : `p50 ${delay.p50.toFixed(1)} / p99 ${delay.p99.toFixed(1)} / max ${delay.max.toFixed(1)} ms`;
   const lines = [
     `false takeovers, ${report.load} pair, ${report.durationS} s${report.daemonArgs.length > 0 ? ` (${report.daemonArgs.join(' ')})` : ' (default timing)'}: ` +
       `${report.falseTakeovers} (${report.falseTakeoversPerHour.toFixed(1)} per hour)`,
@@ -259,7 +278,9 @@ export function formatFalseTakeoverReport(report: FalseTakeoverReport): string {
     );
   }
   if (report.load === 'loaded') {
-    lines.push(`  session operations acknowledged ${report.sessionOperations}, histories ${report.historiesOk ? 'OK' : 'NOT OK'}; bursts of connections ${report.burstsRun}`);
+    lines.push(
+      `  session operations acknowledged ${report.sessionOperations}, histories ${report.historiesOk ? 'OK' : 'NOT OK'}; bursts of connections ${report.burstsRun}`,
+    );
   }
   lines.push(`  load average at the end ${report.loadAverage.join(' ')}`);
   return lines.join('\n');

@@ -162,14 +162,22 @@ async function checkpointStream(
   // Prime the delta cache outside the measurement (the first sight of a page is raw).
   let epoch = epochs.next;
   if (delta) {
-    await sendPageStream({ kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (i) => i * 1024 } }, link.bulk!, encoder);
+    await sendPageStream(
+      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (i) => i * 1024 } },
+      link.bulk!,
+      encoder,
+    );
     await waitAck(epoch++);
   }
   encoder.resetCounts();
   const started = performance.now();
   for (let i = 0; i < checkpoints; i++) {
     if (delta) for (let w = 0; w < source.length; w += 97) source[w] = random.nextU32() | 0; // ~1 % of words change
-    await sendPageStream({ kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (p) => p * 1024 } }, link.bulk!, encoder);
+    await sendPageStream(
+      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (p) => p * 1024 } },
+      link.bulk!,
+      encoder,
+    );
     if (epoch - epochs.next >= 2) await waitAck(epoch - 2); // at most three checkpoints in flight, as the daemon
     epoch++;
   }
@@ -177,7 +185,10 @@ async function checkpointStream(
   const seconds = (performance.now() - started) / 1000;
   epochs.next = epoch;
   link.stop();
-  return { mbps: (checkpoints * pagesPerCheckpoint * PAGE) / seconds / 1e6, wireShare: encoder.counts.encodedBytes / encoder.counts.rawBytes };
+  return {
+    mbps: (checkpoints * pagesPerCheckpoint * PAGE) / seconds / 1e6,
+    wireShare: encoder.counts.encodedBytes / encoder.counts.rawBytes,
+  };
 }
 
 async function benchStream(options: ReplicationBenchOptions): Promise<StreamResult> {
@@ -206,13 +217,17 @@ async function benchStream(options: ReplicationBenchOptions): Promise<StreamResu
       const sealedFirst = round % 2 === 0;
       for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
         const [target, auth, counter, into] =
-          mode === 'sealed' ? [receiver, sealed, epochs, pages] as const : [insecureReceiver, insecure, insecureEpochs, insecurePages] as const;
+          mode === 'sealed'
+            ? ([receiver, sealed, epochs, pages] as const)
+            : ([insecureReceiver, insecure, insecureEpochs, insecurePages] as const);
         into.push((await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, false, counter)).mbps);
         options.progress(`stream: ${mode} checkpoints of incompressible pages ${into.at(-1)!.toFixed(0)} MB/s`);
       }
       for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
         const [target, auth, counter, into] =
-          mode === 'sealed' ? [receiver, sealed, epochs, deltas] as const : [insecureReceiver, insecure, insecureEpochs, insecureDeltas] as const;
+          mode === 'sealed'
+            ? ([receiver, sealed, epochs, deltas] as const)
+            : ([insecureReceiver, insecure, insecureEpochs, insecureDeltas] as const);
         const delta = await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, true, counter);
         into.push(delta.mbps);
         wireShare = delta.wireShare;
@@ -325,10 +340,18 @@ async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRo
     const measured: Record<string, number[]> = {};
     for (const protectedRun of [true, false]) {
       options.progress(`latency: ${epochMs} ms epochs, ${protectedRun ? 'protected' : 'unprotected'}`);
-      const cluster = await Cluster.start({ withBackup: protectedRun, primaryArgs: ['--epoch-ms', String(epochMs)], backupArgs: ['--epoch-ms', String(epochMs)] });
+      const cluster = await Cluster.start({
+        withBackup: protectedRun,
+        primaryArgs: ['--epoch-ms', String(epochMs)],
+        backupArgs: ['--epoch-ms', String(epochMs)],
+      });
       try {
         await cluster.waitProtected();
-        measured[protectedRun ? 'protected' : 'unprotected'] = await incrRoundTrips(cluster.ports.primaryServe, { count: options.latencyRequests, warmup: 50, spreadMs: epochMs });
+        measured[protectedRun ? 'protected' : 'unprotected'] = await incrRoundTrips(cluster.ports.primaryServe, {
+          count: options.latencyRequests,
+          warmup: 50,
+          spreadMs: epochMs,
+        });
       } finally {
         await cluster.stop();
       }
@@ -415,7 +438,8 @@ async function kvRequestsPerSecond(port: number, seconds: number): Promise<numbe
 /** Polls the primary's instruction counter; resolves with the moment (ms) it passed `target`. */
 async function timeWhenInstructions(cluster: Cluster, target: number): Promise<number> {
   let last = { ms: performance.now(), count: await cluster.metric('hbft_guest_instructions_total') };
-  if (last.count >= target) throw new Error(`the guest was past instruction ${target} before it could be timed (start-up took longer than the 3 s lead)`);
+  if (last.count >= target)
+    throw new Error(`the guest was past instruction ${target} before it could be timed (start-up took longer than the 3 s lead)`);
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 25));
     const now = { ms: performance.now(), count: await cluster.metric('hbft_guest_instructions_total') };
@@ -441,7 +465,9 @@ async function benchThroughput(options: ReplicationBenchOptions): Promise<Throug
     let stretch: { from: number; to: number } | null = null;
     for (let round = 0; round < options.throughputRounds; round++) {
       for (const protectedRun of [false, true]) {
-        options.progress(`throughput: ${workload}, ${protectedRun ? 'protected' : 'unprotected'}, round ${round + 1}/${options.throughputRounds}`);
+        options.progress(
+          `throughput: ${workload}, ${protectedRun ? 'protected' : 'unprotected'}, round ${round + 1}/${options.throughputRounds}`,
+        );
         const cluster = await Cluster.start({
           withBackup: protectedRun,
           memory: '128MiB',
@@ -516,7 +542,15 @@ async function benchFailover(options: ReplicationBenchOptions): Promise<Failover
     try {
       await cluster.waitProtected();
       const timer = setTimeout(() => cluster.killPrimary(), 1200 + Math.random() * 600);
-      const result = await runLoad({ servers: cluster.servers, clients: 2, durationMs: 3500, keys: 4, seed: kill + 1, keyPrefix: `f${kill}`, responseTimeoutMs: 2000 });
+      const result = await runLoad({
+        servers: cluster.servers,
+        clients: 2,
+        durationMs: 3500,
+        keys: 4,
+        seed: kill + 1,
+        keyPrefix: `f${kill}`,
+        responseTimeoutMs: 2000,
+      });
       clearTimeout(timer);
       if (!result.verdict.ok) violations++;
       const gap = result.verdict.failovers.find((g) => g.fromGeneration === 1 && g.toGeneration === 2);
@@ -526,7 +560,16 @@ async function benchFailover(options: ReplicationBenchOptions): Promise<Failover
     }
   }
   const p99 = percentile(gaps, 0.99);
-  return { kills: options.failoverKills, gapsMs: gaps, p50Ms: median(gaps), p99Ms: p99, maxMs: Math.max(...gaps), violations, failoverTimeoutMs: 100, meetsTarget: p99 <= 150 && violations === 0 };
+  return {
+    kills: options.failoverKills,
+    gapsMs: gaps,
+    p50Ms: median(gaps),
+    p99Ms: p99,
+    maxMs: Math.max(...gaps),
+    violations,
+    failoverTimeoutMs: 100,
+    meetsTarget: p99 <= 150 && violations === 0,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,7 +600,10 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
   const out: string[] = [];
   if (report.stream) {
     const s = report.stream;
-    out.push('Checkpoint stream (sealed, as deployed) vs raw TCP between the same two processes (target ≥ 70 %), and vs --insecure (no sealing, CRC-32 only):', '');
+    out.push(
+      'Checkpoint stream (sealed, as deployed) vs raw TCP between the same two processes (target ≥ 70 %), and vs --insecure (no sealing, CRC-32 only):',
+      '',
+    );
     out.push(
       table(
         ['stream', 'MB/s', 'vs raw TCP', 'met', '--insecure MB/s', 'sealed / insecure'],
@@ -585,11 +631,24 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
     );
   }
   if (report.pause) {
-    out.push('Pause per epoch (capture into staging, wfp + superpage) vs a plain Buffer.copy of the same pages (target: pause ≤ 2 × copy + 200 µs):', '');
+    out.push(
+      'Pause per epoch (capture into staging, wfp + superpage) vs a plain Buffer.copy of the same pages (target: pause ≤ 2 × copy + 200 µs):',
+      '',
+    );
     out.push(
       table(
         ['workload', 'dirty/ep', 'pause p50 µs', 'pause p99 µs', 'copy p50 µs', 'copy p99 µs', 'pause ns/page', 'copy ns/page', 'met'],
-        report.pause.map((r) => [r.workload, f(r.dirtyPagesPerEpoch, 0), f(r.pauseUsP50), f(r.pauseUsP99), f(r.copyUsP50), f(r.copyUsP99), f(r.pauseNsPerPage, 0), f(r.copyNsPerPage, 0), yes(r.meetsTarget)]),
+        report.pause.map((r) => [
+          r.workload,
+          f(r.dirtyPagesPerEpoch, 0),
+          f(r.pauseUsP50),
+          f(r.pauseUsP99),
+          f(r.copyUsP50),
+          f(r.copyUsP99),
+          f(r.pauseNsPerPage, 0),
+          f(r.copyNsPerPage, 0),
+          yes(r.meetsTarget),
+        ]),
       ),
       '',
     );
@@ -599,14 +658,26 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
     out.push(
       table(
         ['epoch ms', 'protected p50', 'protected p99', 'unprotected p50', 'unprotected p99', 'added p50', 'added p99', 'met'],
-        report.latency.map((r) => [String(r.epochMs), f(r.protectedMsP50, 2), f(r.protectedMsP99, 2), f(r.unprotectedMsP50, 2), f(r.unprotectedMsP99, 2), f(r.addedMsP50, 2), f(r.addedMsP99, 2), yes(r.meetsTarget)]),
+        report.latency.map((r) => [
+          String(r.epochMs),
+          f(r.protectedMsP50, 2),
+          f(r.protectedMsP99, 2),
+          f(r.unprotectedMsP50, 2),
+          f(r.unprotectedMsP99, 2),
+          f(r.addedMsP50, 2),
+          f(r.addedMsP99, 2),
+          yes(r.meetsTarget),
+        ]),
       ),
       '',
     );
   }
   if (report.throughput) {
     const rounds = report.throughput[0]?.rounds ?? 0;
-    out.push(`Guest throughput protected vs unprotected, 20 ms epochs, wfp, medians of ${rounds} alternating rounds (lowest–highest ratio in brackets; target ≥ 80 %):`, '');
+    out.push(
+      `Guest throughput protected vs unprotected, 20 ms epochs, wfp, medians of ${rounds} alternating rounds (lowest–highest ratio in brackets; target ≥ 80 %):`,
+      '',
+    );
     out.push(
       table(
         ['workload', 'unit', 'protected', 'unprotected', 'ratio', 'met'],
@@ -624,8 +695,17 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
   }
   if (report.failover) {
     const r = report.failover;
-    out.push(`Failover time over ${r.kills} kills (last response from the primary → first from the backup; target p99 ≤ timeout + 50 ms = ${r.failoverTimeoutMs + 50} ms):`, '');
-    out.push(table(['p50 ms', 'p99 ms', 'max ms', 'checker violations', 'met'], [[f(r.p50Ms), f(r.p99Ms), f(r.maxMs), String(r.violations), yes(r.meetsTarget)]]), '');
+    out.push(
+      `Failover time over ${r.kills} kills (last response from the primary → first from the backup; target p99 ≤ timeout + 50 ms = ${r.failoverTimeoutMs + 50} ms):`,
+      '',
+    );
+    out.push(
+      table(
+        ['p50 ms', 'p99 ms', 'max ms', 'checker violations', 'met'],
+        [[f(r.p50Ms), f(r.p99Ms), f(r.maxMs), String(r.violations), yes(r.meetsTarget)]],
+      ),
+      '',
+    );
   }
   return out.join('\n');
 }

@@ -18,10 +18,10 @@ type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string; repr
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup',
-  describe: 'hold a replica of a primary\'s guest and take over when the primary fails',
+  describe: "hold a replica of a primary's guest and take over when the primary fails",
   builder: (yargs) =>
     withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9101'))
-      .option('listen', { type: 'string', demandOption: true, describe: 'HOST:PORT for the primary\'s replication connections' })
+      .option('listen', { type: 'string', demandOption: true, describe: "HOST:PORT for the primary's replication connections" })
       .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
       .option('reprotect', { type: 'string', describe: 'after a takeover, replicate to a new backup at HOST:PORT as soon as one is there' })
       .epilogue('The tracking and mapper flags apply once this node has taken over and runs the guest.') as unknown as Argv<BackupArgs>,

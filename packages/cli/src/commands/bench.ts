@@ -22,7 +22,10 @@ interface CpuBenchArgs {
 }
 
 function parseWorkloads(text: string): GuestName[] {
-  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of names) {
     if (!(CPU_BENCH_WORKLOADS as string[]).includes(name)) {
       throw new UsageError(`--workloads: unknown workload "${name}"; accepted: ${CPU_BENCH_WORKLOADS.join(', ')}`);

@@ -24,9 +24,13 @@ import { integerFlag } from './options.ts';
 
 /** A comma-separated flag whose every item must be one of `accepted`. */
 function listFlag<T extends string>(value: string, flag: string, accepted: readonly T[]): T[] {
-  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
   for (const item of items) {
-    if (!(accepted as readonly string[]).includes(item)) throw new UsageError(`${flag}: unknown "${item}"; accepted: ${accepted.join(', ')}`);
+    if (!(accepted as readonly string[]).includes(item))
+      throw new UsageError(`${flag}: unknown "${item}"; accepted: ${accepted.join(', ')}`);
   }
   if (items.length === 0) throw new UsageError(`${flag}: name at least one of ${accepted.join(', ')}`);
   return items as T[];
@@ -34,7 +38,8 @@ function listFlag<T extends string>(value: string, flag: string, accepted: reado
 
 function numberList(value: string, flag: string): number[] {
   const items = value.split(',').map((item) => Number(item.trim()));
-  if (items.length === 0 || items.some((n) => !Number.isFinite(n) || n < 0)) throw new UsageError(`${flag}: expected numbers ≥ 0 separated by commas, got "${value}"`);
+  if (items.length === 0 || items.some((n) => !Number.isFinite(n) || n < 0))
+    throw new UsageError(`${flag}: expected numbers ≥ 0 separated by commas, got "${value}"`);
   return items;
 }
 
@@ -59,13 +64,37 @@ export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
       .option('svg', { type: 'string', default: 'bench-out/tracking.svg', describe: 'where to write the chart' })
       .option('workloads', { type: 'string', default: TRACKING_BENCH_DEFAULTS.workloads.join(','), describe: 'comma-separated workloads' })
-      .option('strategies', { type: 'string', default: TRACKING_BENCH_DEFAULTS.strategies.join(','), describe: 'comma-separated strategies (none is the baseline)' })
-      .option('exit-cost-ns', { type: 'string', default: TRACKING_BENCH_DEFAULTS.exitCostsNs.join(','), describe: 'modelled VM exit costs to run with' })
-      .option('measure-ms', { type: 'number', default: TRACKING_BENCH_DEFAULTS.measureMs, describe: 'measured wall time per configuration and round' })
-      .option('warmup-ms', { type: 'number', default: TRACKING_BENCH_DEFAULTS.trackerWarmupMs, describe: 'time each configuration runs before it is measured' })
+      .option('strategies', {
+        type: 'string',
+        default: TRACKING_BENCH_DEFAULTS.strategies.join(','),
+        describe: 'comma-separated strategies (none is the baseline)',
+      })
+      .option('exit-cost-ns', {
+        type: 'string',
+        default: TRACKING_BENCH_DEFAULTS.exitCostsNs.join(','),
+        describe: 'modelled VM exit costs to run with',
+      })
+      .option('measure-ms', {
+        type: 'number',
+        default: TRACKING_BENCH_DEFAULTS.measureMs,
+        describe: 'measured wall time per configuration and round',
+      })
+      .option('warmup-ms', {
+        type: 'number',
+        default: TRACKING_BENCH_DEFAULTS.trackerWarmupMs,
+        describe: 'time each configuration runs before it is measured',
+      })
       .option('rounds', { type: 'number', default: TRACKING_BENCH_DEFAULTS.rounds, describe: 'rounds (configurations take turns)' })
-      .option('sweep', { type: 'string', default: TRACKING_BENCH_DEFAULTS.sweepEpochsMs.join(','), describe: 'epoch lengths of the jbb sweep ("" to skip)' })
-      .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<TrackingArgs>,
+      .option('sweep', {
+        type: 'string',
+        default: TRACKING_BENCH_DEFAULTS.sweepEpochsMs.join(','),
+        describe: 'epoch lengths of the jbb sweep ("" to skip)',
+      })
+      .option('quick', {
+        type: 'boolean',
+        default: false,
+        describe: 'a short run to see that everything works',
+      }) as unknown as Argv<TrackingArgs>,
   handler: async (argv) => {
     const workloads = listFlag(argv.workloads, '--workloads', GUEST_NAMES) as GuestName[];
     const strategies = listFlag(argv.strategies, '--strategies', TRACKING_STRATEGIES) as TrackingStrategyName[];
@@ -105,9 +134,21 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
     yargs
       .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
       .option('parts', { type: 'string', default: REPLICATION_BENCH_PARTS.join(','), describe: 'which measurements to run' })
-      .option('failover-kills', { type: 'number', default: REPLICATION_BENCH_DEFAULTS.failoverKills, describe: 'primaries to kill for the failover figure' })
-      .option('stream-rounds', { type: 'number', default: REPLICATION_BENCH_DEFAULTS.streamRounds, describe: 'rounds of the stream part (raw TCP, then sealed and --insecure checkpoints)' })
-      .option('quick', { type: 'boolean', default: false, describe: 'a short run to see that everything works' }) as unknown as Argv<ReplicationArgs>,
+      .option('failover-kills', {
+        type: 'number',
+        default: REPLICATION_BENCH_DEFAULTS.failoverKills,
+        describe: 'primaries to kill for the failover figure',
+      })
+      .option('stream-rounds', {
+        type: 'number',
+        default: REPLICATION_BENCH_DEFAULTS.streamRounds,
+        describe: 'rounds of the stream part (raw TCP, then sealed and --insecure checkpoints)',
+      })
+      .option('quick', {
+        type: 'boolean',
+        default: false,
+        describe: 'a short run to see that everything works',
+      }) as unknown as Argv<ReplicationArgs>,
   handler: async (argv) => {
     const quick = argv.quick;
     const report = await runReplicationBench({
@@ -115,7 +156,17 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
       failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
       streamRounds: integerFlag(argv['stream-rounds'], '--stream-rounds', 1),
-      ...(quick ? { streamMiB: 32, streamRounds: 1, pauseEpochs: 5, latencyEpochsMs: [20], latencyRequests: 60, throughputSeconds: 2, throughputRounds: 1 } : {}),
+      ...(quick
+        ? {
+            streamMiB: 32,
+            streamRounds: 1,
+            pauseEpochs: 5,
+            latencyEpochsMs: [20],
+            latencyRequests: 60,
+            throughputSeconds: 2,
+            throughputRounds: 1,
+          }
+        : {}),
       progress: (line) => process.stderr.write(`hbft bench replication: ${line}\n`),
     });
     process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReplicationReport(report)}\n`);
@@ -144,16 +195,31 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
       .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
       .option('load', { type: 'string', default: 'idle', describe: `what the pair serves: ${FALSE_TAKEOVER_LOADS.join(' or ')}` })
       .option('duration-s', { type: 'number', default: 3600, describe: 'how long the pair runs' })
-      .option('burst-connections', { type: 'number', default: FALSE_TAKEOVER_DEFAULTS.burstConnections, describe: 'loaded: plain connections opened at once in each burst' })
+      .option('burst-connections', {
+        type: 'number',
+        default: FALSE_TAKEOVER_DEFAULTS.burstConnections,
+        describe: 'loaded: plain connections opened at once in each burst',
+      })
       .option('burst-every-s', { type: 'number', default: FALSE_TAKEOVER_DEFAULTS.burstEveryS, describe: 'loaded: seconds between bursts' })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the session load' })
-      .option('daemon-args', { type: 'string', default: '', describe: 'extra flags for both daemons, space-separated (default timing when empty)' })
-      .option('logs-dir', { type: 'string', default: 'bench-out/false-takeovers', describe: 'where the logs of a pair that took over go ("" for nowhere)' })
-      .epilogue('Each daemon pair uses free ports. Progress goes to stderr; the report (or the JSON) to stdout.') as unknown as Argv<FalseTakeoverArgs>,
+      .option('daemon-args', {
+        type: 'string',
+        default: '',
+        describe: 'extra flags for both daemons, space-separated (default timing when empty)',
+      })
+      .option('logs-dir', {
+        type: 'string',
+        default: 'bench-out/false-takeovers',
+        describe: 'where the logs of a pair that took over go ("" for nowhere)',
+      })
+      .epilogue(
+        'Each daemon pair uses free ports. Progress goes to stderr; the report (or the JSON) to stdout.',
+      ) as unknown as Argv<FalseTakeoverArgs>,
   handler: async (argv) => {
     const [load] = listFlag(argv.load, '--load', FALSE_TAKEOVER_LOADS) as FalseTakeoverLoad[];
     const durationS = integerFlag(argv['duration-s'], '--duration-s', 10);
-    if (durationS > FALSE_TAKEOVER_DURATION_S_MAX) throw new UsageError(`--duration-s: at most ${FALSE_TAKEOVER_DURATION_S_MAX}, got ${durationS}`);
+    if (durationS > FALSE_TAKEOVER_DURATION_S_MAX)
+      throw new UsageError(`--duration-s: at most ${FALSE_TAKEOVER_DURATION_S_MAX}, got ${durationS}`);
     const report = await runFalseTakeoverBench({
       load: load!,
       durationS,

@@ -67,7 +67,8 @@ function describeStreams(choice: StreamChoice): string {
 function parseNumber(text: unknown, name: string, unit: string, max: number): number {
   const match = new RegExp(`^\\s*(\\d+(?:\\.\\d+)?)\\s*(?:${unit})?\\s*$`).exec(String(text));
   const value = match ? Number(match[1]) : NaN;
-  if (!(value >= 0 && value <= max)) throw new UsageError(`${name}: expected a number from 0 to ${max}${unit ? ` (${unit})` : ''}, got "${text}"`);
+  if (!(value >= 0 && value <= max))
+    throw new UsageError(`${name}: expected a number from 0 to ${max}${unit ? ` (${unit})` : ''}, got "${text}"`);
   return value;
 }
 
@@ -243,7 +244,9 @@ const lossCommand: CommandModule<any, any> = {
       say(`${proxy.name}: loss ${percent}% of segments on ${describeStreams(args.stream)}; each loss stalls the stream ${retransmitMs} ms`);
     } else {
       await putPerStream(client, proxy.name, 'reset_peer', args.stream, { timeout: 0 }, percent / 100);
-      say(`${proxy.name}: loss as resets: ${percent}% of connections on ${describeStreams(args.stream)} are reset (reset_peer, toxicity ${percent / 100})`);
+      say(
+        `${proxy.name}: loss as resets: ${percent}% of connections on ${describeStreams(args.stream)} are reset (reset_peer, toxicity ${percent / 100})`,
+      );
     }
   }),
 };
@@ -253,8 +256,7 @@ const partitionCommand: CommandModule<any, any> = {
   describe:
     'partition the link: --mode cut closes connections and refuses new ones; --mode stall keeps ' +
     'connections open but passes no byte (and holds new ones) until heal',
-  builder: (yargs) =>
-    clientOptions(yargs).option('mode', { choices: [...PARTITION_MODES], default: 'cut', describe: 'cut or stall' }),
+  builder: (yargs) => clientOptions(yargs).option('mode', { choices: [...PARTITION_MODES], default: 'cut', describe: 'cut or stall' }),
   handler: typed(async (args: ClientArgs & { mode: PartitionMode }) => {
     const client = clientFor(args);
     const proxy = await resolveProxy(client, args);
@@ -273,7 +275,9 @@ const healCommand: CommandModule<any, any> = {
     const proxy = await resolveProxy(client, args);
     await client.updateProxy(proxy.name, { enabled: true });
     const toxics = proxy.toxics.length;
-    say(`${proxy.name}: healed (enabled${proxy.enabled ? ', was not partitioned' : ''}); ${toxics} toxic${toxics === 1 ? '' : 's'} still active`);
+    say(
+      `${proxy.name}: healed (enabled${proxy.enabled ? ', was not partitioned' : ''}); ${toxics} toxic${toxics === 1 ? '' : 's'} still active`,
+    );
   }),
 };
 
@@ -345,7 +349,9 @@ const toxicCommand: CommandModule<any, any> = {
     const proxy = await resolveProxy(client, args);
     const toxics = [];
     for (const stream of streamsOf(args.stream)) {
-      toxics.push(await client.putToxic(proxy.name, { name: `${args.type}_${stream}`, type: args.type, stream, toxicity: args.toxicity, attributes }));
+      toxics.push(
+        await client.putToxic(proxy.name, { name: `${args.type}_${stream}`, type: args.type, stream, toxicity: args.toxicity, attributes }),
+      );
     }
     say(`${proxy.name}: ${toxics.map(describeToxic).join('; ')}`);
   }),

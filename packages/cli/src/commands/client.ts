@@ -36,7 +36,11 @@ interface CommandChannel {
  * order with their RESP types kept for display.
  */
 function sessionChannel(servers: string[], timeoutMs: number): CommandChannel {
-  const session = new SessionClient({ servers, reconnectDeadlineMs: timeoutMs, logger: createLogger({ role: 'client', level: process.env.HBFT_LOG_LEVEL ?? 'error' }) });
+  const session = new SessionClient({
+    servers,
+    reconnectDeadlineMs: timeoutMs,
+    logger: createLogger({ role: 'client', level: process.env.HBFT_LOG_LEVEL ?? 'error' }),
+  });
   const reader = new ReplyReader(parseTypedReply);
   const waiters: { resolve: (reply: TypedReply) => void; reject: (error: Error) => void }[] = [];
   session.on('data', (bytes) => {
@@ -44,12 +48,15 @@ function sessionChannel(servers: string[], timeoutMs: number): CommandChannel {
     try {
       for (let reply = reader.next(); reply !== undefined; reply = reader.next()) waiters.shift()?.resolve(reply);
     } catch (error) {
-      for (const waiter of waiters.splice(0)) waiter.reject(new HbftError('E_SESSION_BAD_REPLY', `the output stream is not valid RESP: ${(error as Error).message}`));
+      for (const waiter of waiters.splice(0))
+        waiter.reject(new HbftError('E_SESSION_BAD_REPLY', `the output stream is not valid RESP: ${(error as Error).message}`));
       void session.close();
     }
   });
   session.on('failover', (info) =>
-    process.stderr.write(`(failover: ${info.from} → ${info.to}, generation ${info.fromGeneration} → ${info.toGeneration}, ${info.gapMs.toFixed(0)} ms; nothing lost or repeated)\n`),
+    process.stderr.write(
+      `(failover: ${info.from} → ${info.to}, generation ${info.fromGeneration} → ${info.toGeneration}, ${info.gapMs.toFixed(0)} ms; nothing lost or repeated)\n`,
+    ),
   );
   void session.whenClosed().then((error) => {
     for (const waiter of waiters.splice(0)) waiter.reject(error ?? new HbftError('E_SESSION_CLOSED', 'the session is closed'));
@@ -114,11 +121,13 @@ export const clientCommand: CommandModule<object, ClientArgs> = {
   builder: (yargs) =>
     yargs
       .positional('command', { type: 'string', array: true, describe: 'command and arguments, e.g. SET k v (none: interactive)' })
-      .option('servers', { type: 'string', describe: 'the nodes\' --serve addresses, HOST:PORT,HOST:PORT' })
+      .option('servers', { type: 'string', describe: "the nodes' --serve addresses, HOST:PORT,HOST:PORT" })
       .option('plain', { type: 'boolean', default: false, describe: 'bare RESP like redis-cli: no resume after a failover' })
       .option('raw', { type: 'boolean', describe: 'print replies raw (the default when output is not a terminal)' })
       .option('timeout-ms', { type: 'number', default: 10_000, describe: 'give up when no node serves for this long' })
-      .epilogue('Put -- before a command whose arguments start with a dash. Exit status: 0, or 1 when the reply is an error or no node serves.'),
+      .epilogue(
+        'Put -- before a command whose arguments start with a dash. Exit status: 0, or 1 when the reply is an error or no node serves.',
+      ),
   handler: async (argv) => {
     const servers = parseServers(argv.servers);
     const timeoutMs = integerFlag(argv['timeout-ms'], '--timeout-ms', 1);

@@ -23,7 +23,14 @@ export async function runDaemon(options: {
   const logger = createLogger({ role: options.role, level: options.logLevel });
   let requestStop: (reason: string, exitCode: number) => void = () => {};
   const daemon = await options.start(logger, (reason, exitCode) => requestStop(reason, exitCode));
-  const status = new StatusServer({ ...options.http, registry: options.metrics.registry, readiness: daemon.readiness, logger, feed: daemon.feed, peerHttp: options.peerHttp });
+  const status = new StatusServer({
+    ...options.http,
+    registry: options.metrics.registry,
+    readiness: daemon.readiness,
+    logger,
+    feed: daemon.feed,
+    peerHttp: options.peerHttp,
+  });
   const address = await status.listen().catch(async (error: unknown) => {
     await daemon.stop(`start failed: ${(error as Error).message}`);
     throw error;
@@ -43,7 +50,10 @@ export async function runDaemon(options: {
         process.exit(1);
       }, 5_000);
       force.unref();
-      Promise.all([daemon.stop(`received ${signal}`), status.close()]).then(() => resolve(), () => resolve());
+      Promise.all([daemon.stop(`received ${signal}`), status.close()]).then(
+        () => resolve(),
+        () => resolve(),
+      );
     };
     requestStop = (reason, exitCode) => stop(reason, exitCode);
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -34,9 +34,14 @@ export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
     })
     .option('key-file', { type: 'string', describe: 'file holding the pre-shared replication key (or set HBFT_KEY)' })
     .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
-    .option('insecure', { type: 'boolean', default: false, describe: 'FOR TESTS ONLY: run the replication link without authentication or encryption (anyone on the path can read guest memory and client data and forge checkpoints and acks)' })
+    .option('insecure', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'FOR TESTS ONLY: run the replication link without authentication or encryption (anyone on the path can read guest memory and client data and forge checkpoints and acks)',
+    })
     .option('http', { type: 'string', default: httpDefault, describe: 'HOST:PORT for /healthz, /readyz, /metrics and the dashboard' })
-    .option('peer-http', { type: 'string', describe: 'HOST:PORT of the other node\'s --http, so the dashboard shows both nodes' })
+    .option('peer-http', { type: 'string', describe: "HOST:PORT of the other node's --http, so the dashboard shows both nodes" })
     .option('dry-run', { type: 'boolean', default: false, describe: 'check every flag, print the resulting configuration and exit' });
 }
 
@@ -62,7 +67,11 @@ export function withGuestFlags<T>(yargs: Argv<T>) {
         'again (safe), or "continue-unsafe": release it without a backup. continue-unsafe is split brain under a ' +
         'partition: the backup takes over too, both nodes answer clients, and the writes this node acknowledges are lost',
     })
-    .option('delta-cache-pages', { type: 'number', default: DELTA_CACHE_PAGES_DEFAULT, describe: 'pages remembered for XOR-RLE page deltas' });
+    .option('delta-cache-pages', {
+      type: 'number',
+      default: DELTA_CACHE_PAGES_DEFAULT,
+      describe: 'pages remembered for XOR-RLE page deltas',
+    });
 }
 
 export interface DaemonArgs {
@@ -109,14 +118,17 @@ export function authFrom(args: DaemonArgs): AuthConfig {
     try {
       key = Buffer.from(readFileSync(args['key-file'], 'utf8').trim(), 'utf8');
     } catch (error) {
-      throw new UsageError(`--key-file: cannot read ${args['key-file']} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new UsageError(
+        `--key-file: cannot read ${args['key-file']} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
   } else if (args.key !== undefined) {
     key = Buffer.from(args.key, 'utf8');
   }
   if (key !== null) {
     if (args.insecure) throw new UsageError('--insecure and a replication key contradict each other; drop one');
-    if (key.length < authKeyBytesMin) throw new UsageError(`the replication key must be at least ${authKeyBytesMin} bytes, got ${key.length}`);
+    if (key.length < authKeyBytesMin)
+      throw new UsageError(`the replication key must be at least ${authKeyBytesMin} bytes, got ${key.length}`);
     return { mode: 'hmac', key };
   }
   if (!args.insecure) {

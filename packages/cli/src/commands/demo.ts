@@ -20,13 +20,21 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .option('dir', { type: 'string', default: '.hbft', describe: 'where the demo keeps its key, logs and demo.json' })
       .option('memory', { type: 'string', default: '64MiB', describe: 'guest RAM' })
       .option('guest', { type: 'string', default: 'kv', describe: 'guest image' })
-      .option('base-port', { type: 'number', default: 7000, describe: 'replication ports start here (7000: clients on 6379/6380, dashboards on 9100/9101)' })
+      .option('base-port', {
+        type: 'number',
+        default: 7000,
+        describe: 'replication ports start here (7000: clients on 6379/6380, dashboards on 9100/9101)',
+      })
       .option('clients', { type: 'number', default: 4, describe: 'session clients of the load generator' })
-      .option('load', { type: 'boolean', default: true, describe: 'run the load generator (--no-load to leave the guest idle)' }) as unknown as Argv<DemoArgs>,
+      .option('load', {
+        type: 'boolean',
+        default: true,
+        describe: 'run the load generator (--no-load to leave the guest idle)',
+      }) as unknown as Argv<DemoArgs>,
   handler: async (argv) => {
     memoryBytesFrom(argv.memory);
     const basePort = integerFlag(argv['base-port'], '--base-port', 1024);
-    if (basePort > 64_000) throw new UsageError('--base-port: must leave room for the demo\'s ports (at most 64000)');
+    if (basePort > 64_000) throw new UsageError("--base-port: must leave room for the demo's ports (at most 64000)");
     let stopping: Promise<void> | null = null;
     const stop = () => {
       stopping ??= (async () => {
@@ -68,22 +76,23 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     }
     const [primary, backup] = demo.servers();
     const history = `${argv.dir}/load-history.jsonl`;
-    if (!stopping) process.stdout.write(
-      [
-        '',
-        'hbft demo is running: the kv guest is protected.',
-        `  dashboard   ${demo.dashboardUrl()}`,
-        `  clients     redis-cli -p ${primary!.split(':')[1]}   (the primary; after a takeover: -p ${backup!.split(':')[1]})`,
-        `              npx hbft client --servers ${primary},${backup} INCR visits`,
-        argv.load ? `  load        ${argv.clients} session clients, history in ${history}` : '  load        off (--no-load)',
-        ...(argv.load ? [`              (after Ctrl-C: npx hbft load --check ${history})`] : []),
-        `  failover    scripts/kill-primary.sh        (kills the primary under load, checks nothing was lost)`,
-        `  network     scripts/chaos.sh latency 100   (then: scripts/chaos.sh clear)`,
-        `  logs        ${argv.dir}/logs/`,
-        '  Ctrl-C stops everything.',
-        '',
-      ].join('\n'),
-    );
+    if (!stopping)
+      process.stdout.write(
+        [
+          '',
+          'hbft demo is running: the kv guest is protected.',
+          `  dashboard   ${demo.dashboardUrl()}`,
+          `  clients     redis-cli -p ${primary!.split(':')[1]}   (the primary; after a takeover: -p ${backup!.split(':')[1]})`,
+          `              npx hbft client --servers ${primary},${backup} INCR visits`,
+          argv.load ? `  load        ${argv.clients} session clients, history in ${history}` : '  load        off (--no-load)',
+          ...(argv.load ? [`              (after Ctrl-C: npx hbft load --check ${history})`] : []),
+          `  failover    scripts/kill-primary.sh        (kills the primary under load, checks nothing was lost)`,
+          `  network     scripts/chaos.sh latency 100   (then: scripts/chaos.sh clear)`,
+          `  logs        ${argv.dir}/logs/`,
+          '  Ctrl-C stops everything.',
+          '',
+        ].join('\n'),
+      );
     await new Promise<void>((resolve) => {
       const wait = setInterval(() => {
         if (stopping) {

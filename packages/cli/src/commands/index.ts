@@ -11,4 +11,13 @@ import { benchCommand } from './bench.ts';
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
  */
-export const commands: CommandModule<any, any>[] = [demoCommand, runCommand, primaryCommand, backupCommand, clientCommand, loadCommand, chaosCommand, benchCommand];
+export const commands: CommandModule<any, any>[] = [
+  demoCommand,
+  runCommand,
+  primaryCommand,
+  backupCommand,
+  clientCommand,
+  loadCommand,
+  chaosCommand,
+  benchCommand,
+];

@@ -36,7 +36,10 @@ interface LoadArgs {
 
 /** `--servers a:1,b:2` → checked addresses. */
 export function parseServers(text: string | undefined, flag = '--servers'): string[] {
-  const servers = (text ?? '').split(',').map((server) => server.trim()).filter(Boolean);
+  const servers = (text ?? '')
+    .split(',')
+    .map((server) => server.trim())
+    .filter(Boolean);
   if (servers.length === 0) throw new UsageError(`${flag}: name at least one node as HOST:PORT (comma-separated for several)`);
   for (const server of servers) parseHostPort(server, flag);
   return servers;
@@ -56,10 +59,14 @@ function formatSummary(verdict: Verdict): string {
       `${stats.throughputOpsPerS} ops/s; latency p50 ${stats.latencyMsP50.toFixed(2)} ms, p99 ${stats.latencyMsP99.toFixed(2)} ms, max ${stats.latencyMsMax.toFixed(2)} ms`,
   ];
   for (const gap of verdict.failovers) {
-    lines.push(`failover: generation ${gap.fromGeneration} → ${gap.toGeneration}: ${gap.gapMs.toFixed(1)} ms without a response (last at ${gap.lastResponseBeforeMs.toFixed(1)} ms, next at ${gap.firstResponseAfterMs.toFixed(1)} ms)`);
+    lines.push(
+      `failover: generation ${gap.fromGeneration} → ${gap.toGeneration}: ${gap.gapMs.toFixed(1)} ms without a response (last at ${gap.lastResponseBeforeMs.toFixed(1)} ms, next at ${gap.firstResponseAfterMs.toFixed(1)} ms)`,
+    );
   }
   if (verdict.clientFailovers.count > 0) {
-    lines.push(`client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`);
+    lines.push(
+      `client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`,
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -75,17 +82,28 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
   describe: 'drive the kv guest with session clients, then check the history (no lost or duplicated writes)',
   builder: (yargs) =>
     yargs
-      .option('servers', { type: 'string', describe: 'the nodes\' --serve addresses, HOST:PORT,HOST:PORT' })
-      .option('clients', { type: 'number', default: LOAD_DEFAULTS.clients, describe: 'concurrent session clients (one operation in flight each)' })
+      .option('servers', { type: 'string', describe: "the nodes' --serve addresses, HOST:PORT,HOST:PORT" })
+      .option('clients', {
+        type: 'number',
+        default: LOAD_DEFAULTS.clients,
+        describe: 'concurrent session clients (one operation in flight each)',
+      })
       .option('duration-s', { type: 'number', describe: `seconds of load (default ${DURATION_S_DEFAULT} unless --operations)` })
       .option('operations', { type: 'number', describe: 'stop after this many operations in total' })
       .option('keys', { type: 'number', default: LOAD_DEFAULTS.keys, describe: 'counter keys and register keys (K of each)' })
       .option('mix', { type: 'string', default: formatMix(LOAD_DEFAULTS.mix), describe: 'operation weights' })
       .option('seed', { type: 'number', describe: 'seed of the operation choices (printed; random when left out)' })
-      .option('history', { type: 'string', describe: 'write the history here as JSON lines, each as its operation completes (SIGINT/SIGTERM end the run with its final read)' })
+      .option('history', {
+        type: 'string',
+        describe: 'write the history here as JSON lines, each as its operation completes (SIGINT/SIGTERM end the run with its final read)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' })
       .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
-      .option('response-timeout-ms', { type: 'number', default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs, describe: 'move to the next node after this long without progress' })
+      .option('response-timeout-ms', {
+        type: 'number',
+        default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs,
+        describe: 'move to the next node after this long without progress',
+      })
       .option('check', { type: 'string', describe: 'judge a saved history file instead of running load' })
       .epilogue(
         `Exit status: 0 when the checker finds nothing wrong, ${EXIT_VIOLATIONS} when it finds a violation, 1 on errors, 2 on bad flags. ` +
@@ -103,7 +121,13 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       if (!history.final) throw new UsageError(`--check: ${argv.check} has no final read (the run did not finish)`);
       const seed = history.header?.seed;
       if (seed !== undefined) process.stderr.write(`hbft load: checking ${argv.check} (seed ${seed})\n`);
-      const verdict = checkHistory({ operations: history.operations, final: history.final.values, failovers: history.failovers, seed, exactlyOnce: true });
+      const verdict = checkHistory({
+        operations: history.operations,
+        final: history.final.values,
+        failovers: history.failovers,
+        seed,
+        exactlyOnce: true,
+      });
       report(verdict, argv.json, { history: argv.check, seed });
       return;
     }
@@ -112,10 +136,11 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
     const keys = integerFlag(argv.keys, '--keys', 1);
     const operations = argv.operations === undefined ? undefined : integerFlag(argv.operations, '--operations', 1);
     const durationS = argv['duration-s'];
-    if (durationS !== undefined && !(durationS > 0)) throw new UsageError(`--duration-s: expected a positive number of seconds, got ${durationS}`);
+    if (durationS !== undefined && !(durationS > 0))
+      throw new UsageError(`--duration-s: expected a positive number of seconds, got ${durationS}`);
     const durationMs = durationS !== undefined ? durationS * 1000 : operations === undefined ? DURATION_S_DEFAULT * 1000 : undefined;
     const mix = parseMix(argv.mix, '--mix');
-    const seed = argv.seed === undefined ? ((Math.random() * 2 ** 32) >>> 0 || 1) : integerFlag(argv.seed, '--seed', 1);
+    const seed = argv.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 || 1 : integerFlag(argv.seed, '--seed', 1);
     const responseTimeoutMs = integerFlag(argv['response-timeout-ms'], '--response-timeout-ms', 10);
     const keyPrefix = argv['key-prefix'] ?? `hbft-load-${Date.now().toString(36)}`;
     process.stderr.write(
@@ -168,7 +193,8 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       process.off('SIGTERM', onSignal);
       if (historyFd !== null) closeSync(historyFd);
     }
-    if (argv.history) process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
+    if (argv.history)
+      process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
     report(result.verdict, argv.json, { seed, keyPrefix, servers });
   },
 };

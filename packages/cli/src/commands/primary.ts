@@ -31,7 +31,10 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       .option('serve', { type: 'string', default: '127.0.0.1:6379', describe: 'HOST:PORT where clients reach the guest' })
       .option('guest', { type: 'string', default: 'kv', describe: 'guest image: a shipped guest (kv, cfp, …) or an ELF path' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
-      .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest') as unknown as Argv<PrimaryArgs>,
+      .example(
+        '$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key',
+        'protect the kv guest',
+      ) as unknown as Argv<PrimaryArgs>,
   handler: async (argv) => {
     const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
     // A key given without --backup is still checked: a typo in --key-file must not pass unnoticed.

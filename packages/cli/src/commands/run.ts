@@ -47,17 +47,24 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('quiet', { type: 'boolean', default: false, describe: 'do not print the summary line' })
       .option('signature', {
         type: 'string',
-        describe: 'when the guest stops, write begin_signature..end_signature to FILE as Spike\'s +signature= does (one 32-bit hex word per line)',
+        describe:
+          "when the guest stops, write begin_signature..end_signature to FILE as Spike's +signature= does (one 32-bit hex word per line)",
       })
-      .option('tap', { type: 'string', describe: "attach the guest's packet NIC to this TAP device (created if missing; needs CAP_NET_ADMIN) and serve until Ctrl-C" })
-      .option('ip', { type: 'string', describe: "with --tap: the guest's IPv4 address and prefix, e.g. 10.0.0.2/24 (passed to the guest as ip=)" })
+      .option('tap', {
+        type: 'string',
+        describe: "attach the guest's packet NIC to this TAP device (created if missing; needs CAP_NET_ADMIN) and serve until Ctrl-C",
+      })
+      .option('ip', {
+        type: 'string',
+        describe: "with --tap: the guest's IPv4 address and prefix, e.g. 10.0.0.2/24 (passed to the guest as ip=)",
+      })
       .option('engine', {
         choices: CPU_ENGINES,
         default: 'blocks' as CpuEngine,
         describe: 'CPU engine: compiled basic blocks, or the reference interpreter (same results, slower)',
       })
       .epilogue(
-        'Exit status: 0 when the guest passes (finisher PASS or tohost = 1); the guest\'s exit code or the failing ' +
+        "Exit status: 0 when the guest passes (finisher PASS or tohost = 1); the guest's exit code or the failing " +
           `test number (capped at ${EXIT_FAIL_MAX}) when it fails; ${EXIT_GUEST_IDLE} when it waits for input that ` +
           `cannot come; ${EXIT_INSTRUCTION_LIMIT} when --max-instructions is reached; ${EXIT_GUEST_FAULT} on a fatal guest error.`,
       ),
@@ -67,7 +74,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       return;
     }
     if (argv.ip !== undefined) throw new UsageError('--ip needs --tap: without a TAP device the guest has no network');
-    const maxInstructions = argv['max-instructions'] === undefined ? undefined : integerFlag(argv['max-instructions'], '--max-instructions', 1);
+    const maxInstructions =
+      argv['max-instructions'] === undefined ? undefined : integerFlag(argv['max-instructions'], '--max-instructions', 1);
     const started = performance.now();
     const result = runElf(resolveGuestImage(argv.image), {
       memoryBytes: memoryBytesFrom(argv.memory),
@@ -82,7 +90,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
       try {
         writeFileSync(argv.signature, text);
       } catch (error) {
-        throw new UsageError(`--signature: cannot write ${argv.signature}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        throw new UsageError(
+          `--signature: cannot write ${argv.signature}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
       }
     }
     if (!argv.quiet) {
@@ -131,7 +141,8 @@ async function runAttached(argv: RunArgs): Promise<void> {
       onConsole: (text) => process.stdout.write(text),
       signal: controller.signal,
       onAttached: (tap) => {
-        if (!argv.quiet) process.stderr.write(`hbft: ${argv.image} attached to TAP ${tap.name}, MAC ${formatMac(mac)}${ip ? `, address ${ip}` : ''}\n`);
+        if (!argv.quiet)
+          process.stderr.write(`hbft: ${argv.image} attached to TAP ${tap.name}, MAC ${formatMac(mac)}${ip ? `, address ${ip}` : ''}\n`);
       },
     });
     if (!argv.quiet) {

@@ -122,7 +122,11 @@ export class DemoSupervisor {
     // Each child in its own process group: Ctrl-C in the terminal signals the whole foreground
     // group, and it must reach only the supervisor, which stops the load first (its final read
     // needs the nodes up) and the nodes after it. The 'exit' hook below kills what is left.
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HBFT_LOG_LEVEL: 'info' }, detached: true });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
+      detached: true,
+    });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     this.children.add(child);
@@ -133,15 +137,22 @@ export class DemoSupervisor {
   private siteArgs(site: Site): string[] {
     const host = this.options.host;
     return [
-      '--memory', this.options.memory,
+      '--memory',
+      this.options.memory,
       // As in docker-compose.yml and two-hosts.sh: the chaos scripts the demo points to (latency
       // 100 ms each way, say) must not look like a dead primary; 100 ms would take over at once.
-      '--heartbeat-ms', String(DEMO_HEARTBEAT_MS),
-      '--failover-timeout-ms', String(DEMO_FAILOVER_TIMEOUT_MS),
-      '--key-file', this.keyFile,
-      '--serve', `${host}:${site.serve}`,
-      '--http', `${host}:${site.http}`,
-      '--peer-http', `${host}:${this.other(site).http}`,
+      '--heartbeat-ms',
+      String(DEMO_HEARTBEAT_MS),
+      '--failover-timeout-ms',
+      String(DEMO_FAILOVER_TIMEOUT_MS),
+      '--key-file',
+      this.keyFile,
+      '--serve',
+      `${host}:${site.serve}`,
+      '--http',
+      `${host}:${site.http}`,
+      '--peer-http',
+      `${host}:${this.other(site).http}`,
     ];
   }
 
@@ -151,8 +162,10 @@ export class DemoSupervisor {
     // A node that takes over protects itself again through the proxy in front of the other site.
     site.process = this.spawnHbft(`site-${site.name}-backup-${site.restarts}`, [
       'backup',
-      '--listen', `${host}:${site.listen}`,
-      '--reprotect', `${host}:${this.other(site).proxied}`,
+      '--listen',
+      `${host}:${site.listen}`,
+      '--reprotect',
+      `${host}:${this.other(site).proxied}`,
       ...this.siteArgs(site),
     ]);
     this.watch(site);
@@ -163,8 +176,10 @@ export class DemoSupervisor {
     site.role = 'primary';
     site.process = this.spawnHbft(`site-${site.name}-primary`, [
       'primary',
-      '--backup', `${host}:${this.other(site).proxied}`,
-      '--guest', this.options.guest,
+      '--backup',
+      `${host}:${this.other(site).proxied}`,
+      '--guest',
+      this.options.guest,
       ...this.siteArgs(site),
     ]);
     this.watch(site);
@@ -176,7 +191,9 @@ export class DemoSupervisor {
     child.on('exit', (code, signal) => {
       if (this.stopping || site.process !== child) return;
       site.process = null;
-      process.stdout.write(`demo: site ${site.name} (${site.role}) exited (${signal ?? `code ${code}`}); restarting it as the backup in 1 s\n`);
+      process.stdout.write(
+        `demo: site ${site.name} (${site.role}) exited (${signal ?? `code ${code}`}); restarting it as the backup in 1 s\n`,
+      );
       if (site.role === 'primary') this.other(site).role = 'primary';
       setTimeout(() => {
         if (this.stopping) return;
@@ -207,14 +224,21 @@ export class DemoSupervisor {
     for (const port of ports) await assertPortFree(host, port);
     const { a, b } = this.sites;
     this.chaos = this.spawnHbft('chaos', [
-      'chaos', 'proxy',
-      '--api', this.chaosApi,
-      '--proxy', `to-b=${host}:${b.proxied}>${host}:${b.listen}`,
-      '--proxy', `to-a=${host}:${a.proxied}>${host}:${a.listen}`,
+      'chaos',
+      'proxy',
+      '--api',
+      this.chaosApi,
+      '--proxy',
+      `to-b=${host}:${b.proxied}>${host}:${b.listen}`,
+      '--proxy',
+      `to-a=${host}:${a.proxied}>${host}:${a.listen}`,
     ]);
     const chaos = this.chaos;
     chaos.on('exit', (code, signal) => {
-      if (!this.stopping) this.options.onFatal?.(`the chaos proxy exited (${signal ?? `code ${code}`}); the replication link is gone (see ${this.logDir}/chaos.log)`);
+      if (!this.stopping)
+        this.options.onFatal?.(
+          `the chaos proxy exited (${signal ?? `code ${code}`}); the replication link is gone (see ${this.logDir}/chaos.log)`,
+        );
     });
     this.startBackup(b);
     await this.waitHttp(b.http, '/healthz', 30_000);
@@ -246,14 +270,20 @@ export class DemoSupervisor {
     const history = join(this.options.dir, 'load-history.jsonl');
     const load = this.spawnHbft('load', [
       'load',
-      '--servers', this.servers().join(','),
-      '--clients', String(this.options.clients),
-      '--duration-s', String(7 * 24 * 3600),
-      '--history', history,
+      '--servers',
+      this.servers().join(','),
+      '--clients',
+      String(this.options.clients),
+      '--duration-s',
+      String(7 * 24 * 3600),
+      '--history',
+      history,
     ]);
     load.on('exit', (code, signal) => {
       if (this.stopping) return;
-      process.stdout.write(`demo: the load generator exited (${signal ?? `code ${code}`}); its history is in ${history}; the demo goes on without load\n`);
+      process.stdout.write(
+        `demo: the load generator exited (${signal ?? `code ${code}`}); its history is in ${history}; the demo goes on without load\n`,
+      );
       this.writeState();
     });
     this.load = load;
@@ -300,7 +330,8 @@ export class DemoSupervisor {
     const host = this.options.host;
     const primary = this.primarySite();
     const backup = this.other(primary);
-    const running = (child: ChildProcess | null) => (child !== null && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null);
+    const running = (child: ChildProcess | null) =>
+      child !== null && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null;
     return {
       mode: 'local',
       pid: process.pid,
@@ -313,7 +344,13 @@ export class DemoSupervisor {
         http: `${host}:${primary.http}`,
         replication: `${host}:${backup.proxied}`,
       },
-      backup: { site: backup.name, pid: backup.process?.pid ?? null, serve: `${host}:${backup.serve}`, http: `${host}:${backup.http}`, listen: `${host}:${backup.listen}` },
+      backup: {
+        site: backup.name,
+        pid: backup.process?.pid ?? null,
+        serve: `${host}:${backup.serve}`,
+        http: `${host}:${backup.http}`,
+        listen: `${host}:${backup.listen}`,
+      },
       // Both, whoever is primary now: a change made to one of them alone would follow the roles,
       // and a takeover would leave it behind on the proxy the link no longer uses.
       chaos: { api: this.chaosApi, proxies: ['to-a', 'to-b'], pid: this.chaos?.pid ?? null },

@@ -152,7 +152,9 @@ function measureImage(options: CpuBenchOptions, label: string, image: Uint8Array
       const run = runFor(contender.machine, options.seconds / options.rounds, options.sliceInstructions);
       contender.instructions += run.instructions;
       contender.seconds += run.seconds;
-      options.progress(`${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`);
+      options.progress(
+        `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`,
+      );
     }
   }
 }
@@ -176,7 +178,9 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
     const previous =
       options.baseline === undefined
         ? []
-        : engines.map((engine) => contender(`${engine} (${options.baseline!.label})`, options.baseline!.createMachine(machineOptions(engine))));
+        : engines.map((engine) =>
+            contender(`${engine} (${options.baseline!.label})`, options.baseline!.createMachine(machineOptions(engine))),
+          );
     options.progress(`${workload}: args "${args}"`);
     measureImage(options, workload, readFileSync(resolveGuestImage(workload)), [...current, ...previous]);
     const compressed = engines.map((engine) => contender(`${engine}`, new Machine(machineOptions(engine))));
@@ -207,7 +211,9 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
       blocksMips,
       ratio: blocksMips / interpreterMips,
       rv32imac: { blocks: mean((m) => m.rv32imac.blocks), interpreter: mean((m) => m.rv32imac.interpreter) },
-      ...(baseline !== undefined ? { baseline: { blocks: mean((m) => m.baseline!.blocks), interpreter: mean((m) => m.baseline!.interpreter) } } : {}),
+      ...(baseline !== undefined
+        ? { baseline: { blocks: mean((m) => m.baseline!.blocks), interpreter: mean((m) => m.baseline!.interpreter) } }
+        : {}),
     },
     node: process.version,
   };
@@ -231,11 +237,14 @@ export function formatCpuBench(result: CpuBenchResult): string {
     rows.push(cells);
   };
   for (const m of result.workloads) {
-    for (const engine of ['blocks', 'interpreter'] as const) row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips);
+    for (const engine of ['blocks', 'interpreter'] as const)
+      row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips);
   }
   const o = result.overall;
   row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks);
   row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter);
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));
-  return rows.map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '))
+    .join('\n');
 }

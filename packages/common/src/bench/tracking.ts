@@ -148,7 +148,13 @@ class PreparedWorkload {
     this.instructionsPerMs = (machine.cpu.instret - startInstret) / (performance.now() - start);
   }
 
-  measure(strategy: TrackingStrategyName, exitCostNs: number, epochMs: number, durationMs: number, copy?: MeasureJob['copy']): Promise<Measurement> {
+  measure(
+    strategy: TrackingStrategyName,
+    exitCostNs: number,
+    epochMs: number,
+    durationMs: number,
+    copy?: MeasureJob['copy'],
+  ): Promise<Measurement> {
     return measureOnFreshThread({
       workload: this.name,
       memoryBytes: this.memoryBytes,
@@ -232,8 +238,20 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
           dirtyPagesPerEpoch: tracked ? sum((t) => t.dirtyPages) / epochs : NaN,
           falseDirtyPerEpoch: sum((t) => t.falseDirty) / epochs,
           predictedPerEpoch: sum((t) => t.pagesPredicted) / epochs,
-          recall: strategy === 'wfp' ? ratio(sum((t) => t.truePredictions), sum((t) => t.dirtyPages)) : null,
-          precision: strategy === 'wfp' ? ratio(sum((t) => t.truePredictions), sum((t) => t.pagesPredicted)) : null,
+          recall:
+            strategy === 'wfp'
+              ? ratio(
+                  sum((t) => t.truePredictions),
+                  sum((t) => t.dirtyPages),
+                )
+              : null,
+          precision:
+            strategy === 'wfp'
+              ? ratio(
+                  sum((t) => t.truePredictions),
+                  sum((t) => t.pagesPredicted),
+                )
+              : null,
           entriesScannedPerEpoch: sum((t) => t.entriesScanned) / epochs,
           scanUsPerEpoch: sum((t) => t.scanNs) / epochs / 1000,
         });
@@ -270,11 +288,20 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
         normalizedRange: range(runs.map((r) => r.normalized)),
         mips: runs.reduce((s, r) => s + r.m.instructions, 0) / runs.reduce((s, r) => s + r.m.wallMs, 0) / 1000,
         dirtyPagesPerEpoch: sum((t) => t.dirtyPages) / epochs,
-        hitRatio: config.mapper === 'superpage' ? ratio(sum((t) => t.mapHits), sum((t) => t.mapAccesses)) : null,
+        hitRatio:
+          config.mapper === 'superpage'
+            ? ratio(
+                sum((t) => t.mapHits),
+                sum((t) => t.mapAccesses),
+              )
+            : null,
         mapOperationsPerEpoch: sum((t) => t.mapOperations) / epochs,
         pauseUsPerEpoch: pauseNs / epochs / 1000,
         copyUsPerEpoch: sum((t) => t.copyNs) / epochs / 1000,
-        scanShareOfPause: ratio(sum((t) => t.scanNs), pauseNs),
+        scanShareOfPause: ratio(
+          sum((t) => t.scanNs),
+          pauseNs,
+        ),
       });
     }
 

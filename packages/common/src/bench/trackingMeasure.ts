@@ -63,8 +63,20 @@ export interface Measurement {
 
 function emptyTotals(): EpochTotals {
   return {
-    readFaults: 0, writeFaults: 0, exits: 0, pagesPredicted: 0, truePredictions: 0, falseDirty: 0, dirtyPages: 0,
-    entriesScanned: 0, scanNs: 0, pauseNs: 0, copyNs: 0, mapAccesses: 0, mapHits: 0, mapOperations: 0,
+    readFaults: 0,
+    writeFaults: 0,
+    exits: 0,
+    pagesPredicted: 0,
+    truePredictions: 0,
+    falseDirty: 0,
+    dirtyPages: 0,
+    entriesScanned: 0,
+    scanNs: 0,
+    pauseNs: 0,
+    copyNs: 0,
+    mapAccesses: 0,
+    mapHits: 0,
+    mapOperations: 0,
   };
 }
 
@@ -145,20 +157,41 @@ export function measure(job: MeasureJob): Measurement {
   const tracker = trackMemory(machine.memory, createTracker(job.strategy, { exitCostNs: job.exitCostNs }));
   const tracked = job.strategy !== 'none';
   const staging = job.copy && tracked ? new StagingRing(machine.memory.pageCount) : null;
-  const capturer = job.copy && staging
-    ? new CheckpointCapturer(machine, tracker, createMapper(job.copy, machine.memory.table.l1Count), staging)
-    : null;
+  const capturer =
+    job.copy && staging ? new CheckpointCapturer(machine, tracker, createMapper(job.copy, machine.memory.table.l1Count), staging) : null;
   // Bounded in time as well, in case a workload goes idle before the count is reached.
-  runEpochs(guest, tracker, capturer, staging, tracked, job.epochMs, machine.cpu.instret + job.trackerWarmupInstructions, performance.now() + 20_000, emptyTotals());
+  runEpochs(
+    guest,
+    tracker,
+    capturer,
+    staging,
+    tracked,
+    job.epochMs,
+    machine.cpu.instret + job.trackerWarmupInstructions,
+    performance.now() + 20_000,
+    emptyTotals(),
+  );
   const totals = emptyTotals();
   const startInstret = machine.cpu.instret;
   const startRequests = guest.completedRequests();
   const start = performance.now();
-  const epochs = runEpochs(guest, tracker, capturer, staging, tracked, job.epochMs, startInstret + job.instructions, start + job.timeLimitMs, totals);
+  const epochs = runEpochs(
+    guest,
+    tracker,
+    capturer,
+    staging,
+    tracked,
+    job.epochMs,
+    startInstret + job.instructions,
+    start + job.timeLimitMs,
+    totals,
+  );
   const wallMs = performance.now() - start;
   if (machine.halted) throw new Error(`${job.workload} ended during measurement: ${JSON.stringify(machine.exit)}`);
   if (machine.cpu.instret - startInstret < job.instructions) {
-    throw new Error(`${job.workload}/${job.strategy}: ran only ${machine.cpu.instret - startInstret} of ${job.instructions} instructions in ${job.timeLimitMs} ms`);
+    throw new Error(
+      `${job.workload}/${job.strategy}: ran only ${machine.cpu.instret - startInstret} of ${job.instructions} instructions in ${job.timeLimitMs} ms`,
+    );
   }
   return { instructions: machine.cpu.instret - startInstret, requests: guest.completedRequests() - startRequests, wallMs, epochs, totals };
 }

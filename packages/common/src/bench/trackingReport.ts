@@ -57,7 +57,11 @@ export function trackingTargets(report: TrackingBenchReport): TargetCheck[] {
     }
     const superpage = report.mapping.find((m) => m.workload === workload && m.mapper === 'superpage');
     if (superpage && (workload === 'cfp' || workload === 'cint' || workload === 'jbb')) {
-      checks.push({ target: `${workload}: superpage hit ratio ≥ 95%`, measured: pct(superpage.hitRatio), met: (superpage.hitRatio ?? 0) >= 0.95 });
+      checks.push({
+        target: `${workload}: superpage hit ratio ≥ 95%`,
+        measured: pct(superpage.hitRatio),
+        met: (superpage.hitRatio ?? 0) >= 0.95,
+      });
     }
   }
   return checks;
@@ -67,7 +71,10 @@ export function trackingTargets(report: TrackingBenchReport): TargetCheck[] {
 export function formatTrackingReport(report: TrackingBenchReport): string {
   const out: string[] = [];
   for (const cost of report.options.exitCostsNs) {
-    out.push(`Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none: median of the rounds, lowest–highest in brackets; kv in requests/s):`, '');
+    out.push(
+      `Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none: median of the rounds, lowest–highest in brackets; kv in requests/s):`,
+      '',
+    );
     const rows = report.tracking
       .filter((r) => r.exitCostNs === cost)
       .map((r) => [
@@ -85,12 +92,31 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
         num(r.scanUsPerEpoch),
       ]);
     out.push(
-      table(['workload', 'strategy', 'vs none', 'throughput', 'read f/ep', 'write f/ep', 'dirty/ep', 'recall', 'precision', 'false dirty/ep', 'scanned/ep', 'scan µs/ep'], rows),
+      table(
+        [
+          'workload',
+          'strategy',
+          'vs none',
+          'throughput',
+          'read f/ep',
+          'write f/ep',
+          'dirty/ep',
+          'recall',
+          'precision',
+          'false dirty/ep',
+          'scanned/ep',
+          'scan µs/ep',
+        ],
+        rows,
+      ),
       '',
     );
   }
   if (report.mapping.length > 0) {
-    out.push(`Full pause with the copy through each mapper (exit and map cost ${Math.max(...report.options.exitCostsNs)}/${report.options.mapCostNs} ns, ${report.options.mapSlots} superpage slots):`, '');
+    out.push(
+      `Full pause with the copy through each mapper (exit and map cost ${Math.max(...report.options.exitCostsNs)}/${report.options.mapCostNs} ns, ${report.options.mapSlots} superpage slots):`,
+      '',
+    );
     out.push(
       table(
         ['workload', 'strategy', 'mapper', 'vs none', 'dirty/ep', 'hit ratio', 'map ops/ep', 'pause µs/ep', 'copy µs/ep', 'scan share'],
@@ -117,13 +143,24 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
     out.push(
       table(
         ['epoch ms', ...strategies],
-        lengths.map((ms) => [String(ms), ...strategies.map((s) => num(report.sweep.find((r: SweepRow) => r.epochMs === ms && r.strategy === s)!.normalized, 3))]),
+        lengths.map((ms) => [
+          String(ms),
+          ...strategies.map((s) => num(report.sweep.find((r: SweepRow) => r.epochMs === ms && r.strategy === s)!.normalized, 3)),
+        ]),
       ),
       '',
     );
   }
   const checks = trackingTargets(report);
-  out.push('Targets:', '', table(['target', 'measured', 'met'], checks.map((c) => [c.target, c.measured, c.met ? 'yes' : 'NO'])), '');
+  out.push(
+    'Targets:',
+    '',
+    table(
+      ['target', 'measured', 'met'],
+      checks.map((c) => [c.target, c.measured, c.met ? 'yes' : 'NO']),
+    ),
+    '',
+  );
   return out.join('\n');
 }
 
@@ -147,10 +184,15 @@ export function trackingSvg(report: TrackingBenchReport): string {
     const plotTop = top + 20;
     const plotHeight = panelHeight - 50;
     const left = 50;
-    parts.push(`<text x="${left}" y="${top + 8}" font-size="13">Guest throughput normalised to none — ${report.options.epochMs} ms epochs, exit cost ${cost} ns</text>`);
+    parts.push(
+      `<text x="${left}" y="${top + 8}" font-size="13">Guest throughput normalised to none — ${report.options.epochMs} ms epochs, exit cost ${cost} ns</text>`,
+    );
     for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
       const y = plotTop + plotHeight * (1 - tick / 1.1);
-      parts.push(`<line x1="${left}" x2="${width - 20}" y1="${y}" y2="${y}" stroke="#ddd"/>`, `<text x="${left - 6}" y="${y + 4}" text-anchor="end">${tick.toFixed(2)}</text>`);
+      parts.push(
+        `<line x1="${left}" x2="${width - 20}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
+        `<text x="${left - 6}" y="${y + 4}" text-anchor="end">${tick.toFixed(2)}</text>`,
+      );
     }
     workloads.forEach((workload, w) => {
       const groupLeft = left + 12 + w * (strategies.length * 14 + 24);
@@ -163,12 +205,17 @@ export function trackingSvg(report: TrackingBenchReport): string {
           `<rect x="${groupLeft + s * 14}" y="${plotTop + plotHeight - barHeight}" width="12" height="${barHeight}" fill="${COLORS[strategy] ?? '#444'}"><title>${workload} ${strategy}: ${r.normalized.toFixed(3)}</title></rect>`,
         );
       });
-      parts.push(`<text x="${groupLeft + (strategies.length * 14) / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle">${workload}</text>`);
+      parts.push(
+        `<text x="${groupLeft + (strategies.length * 14) / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle">${workload}</text>`,
+      );
     });
     strategies.forEach((strategy, s) => {
       const x = width - 80;
       const y = plotTop + s * 14;
-      parts.push(`<rect x="${x}" y="${y}" width="10" height="10" fill="${COLORS[strategy] ?? '#444'}"/>`, `<text x="${x + 14}" y="${y + 9}">${strategy}</text>`);
+      parts.push(
+        `<rect x="${x}" y="${y}" width="10" height="10" fill="${COLORS[strategy] ?? '#444'}"/>`,
+        `<text x="${x + 14}" y="${y + 9}">${strategy}</text>`,
+      );
     });
   });
   parts.push('</svg>');

@@ -77,7 +77,12 @@ export class ChaosApiServer {
   }
 }
 
-async function handle(registry: ProxyRegistry, logger: Logger, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+async function handle(
+  registry: ProxyRegistry,
+  logger: Logger,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+): Promise<void> {
   let reply: Reply;
   try {
     const text = await readBody(request);
@@ -115,7 +120,10 @@ function readBody(request: http.IncomingMessage): Promise<string> {
 
 async function route(registry: ProxyRegistry, method: string, url: string, text: string): Promise<Reply> {
   const path = url.split('?')[0]!.replace(/\/+$/, '');
-  const parts = path.split('/').slice(1).map((part) => decodeURIComponent(part));
+  const parts = path
+    .split('/')
+    .slice(1)
+    .map((part) => decodeURIComponent(part));
   const allow = (...methods: string[]): void => {
     if (!methods.includes(method)) throw new RouteError(405, `${method} is not allowed on ${path} (allowed: ${methods.join(', ')})`);
   };

@@ -52,7 +52,10 @@ export class ChaosClient {
     return this.request('POST', '/proxies', proxy);
   }
 
-  updateProxy(name: string, update: { enabled?: boolean; partition?: PartitionMode; listen?: string; upstream?: string }): Promise<ProxyInfo> {
+  updateProxy(
+    name: string,
+    update: { enabled?: boolean; partition?: PartitionMode; listen?: string; upstream?: string },
+  ): Promise<ProxyInfo> {
     return this.request('POST', `/proxies/${encodeURIComponent(name)}`, update);
   }
 
@@ -112,7 +115,12 @@ export class ChaosClient {
     const parsed = text ? safeParse(text) : undefined;
     if (!response.ok) {
       const error = (parsed ?? {}) as { error?: string; code?: string; field?: string };
-      throw new ChaosApiError(response.status, error.code ?? `E_HTTP_${response.status}`, error.error ?? `HTTP ${response.status} from ${method} ${path}`, error.field);
+      throw new ChaosApiError(
+        response.status,
+        error.code ?? `E_HTTP_${response.status}`,
+        error.error ?? `HTTP ${response.status} from ${method} ${path}`,
+        error.field,
+      );
     }
     return parsed as T;
   }

@@ -18,15 +18,7 @@ export const STREAM_NAMES: readonly StreamName[] = ['upstream', 'downstream'];
 export type PartitionMode = 'cut' | 'stall';
 export const PARTITION_MODES: readonly PartitionMode[] = ['cut', 'stall'];
 
-export type ToxicType =
-  | 'latency'
-  | 'bandwidth'
-  | 'slow_close'
-  | 'timeout'
-  | 'reset_peer'
-  | 'slicer'
-  | 'limit_data'
-  | 'loss';
+export type ToxicType = 'latency' | 'bandwidth' | 'slow_close' | 'timeout' | 'reset_peer' | 'slicer' | 'limit_data' | 'loss';
 
 /** How one attribute is read: its unit (for messages), range, whether whole numbers only, default. */
 export interface AttributeSchema {
@@ -65,7 +57,14 @@ export const TOXIC_ATTRIBUTES: Record<ToxicType, Record<string, AttributeSchema>
   slicer: {
     average_size: { unit: 'bytes', min: 1, max: toxicBytesMax, integer: true, help: 'mean slice size' },
     size_variation: { unit: 'bytes', min: 0, max: toxicBytesMax, integer: true, default: 0, help: 'slices are average_size ± this' },
-    delay: { unit: 'µs', min: 0, max: toxicTimeMsMax * 1000, integer: false, default: 0, help: 'gap between slices (microseconds, as in Toxiproxy)' },
+    delay: {
+      unit: 'µs',
+      min: 0,
+      max: toxicTimeMsMax * 1000,
+      integer: false,
+      default: 0,
+      help: 'gap between slices (microseconds, as in Toxiproxy)',
+    },
   },
   limit_data: {
     bytes: { unit: 'bytes', min: 0, max: toxicBytesMax, integer: true, help: 'close the connection after this many bytes' },
@@ -92,7 +91,6 @@ export interface Endpoint {
   host: string;
   port: number;
 }
-
 
 /** One sentence fragment describing a toxic, for logs and the CLI's one-line answers. */
 export function describeToxic(toxic: Toxic): string {

@@ -83,7 +83,10 @@ export class ChaosProxy {
     if (enabled || partition === 'stall') await this.openListener();
     this.enabled = enabled;
     this.partition = partition;
-    this.logger.info({ listen: formatEndpoint(this.listenAt), upstream: formatEndpoint(this.upstreamAt), enabled, partition }, 'proxy started');
+    this.logger.info(
+      { listen: formatEndpoint(this.listenAt), upstream: formatEndpoint(this.upstreamAt), enabled, partition },
+      'proxy started',
+    );
   }
 
   get listen(): Endpoint {

@@ -30,7 +30,10 @@ export function parseRateKBps(text: string, field: string): number {
   const number = match ? Number(match[1]) : NaN;
   const kilobytesPerSecond = unit === '' ? number : (number * (BYTES_PER_SECOND[unit] ?? NaN)) / 1000;
   if (!match || !Number.isFinite(kilobytesPerSecond)) {
-    throw new InvalidFieldError(field, `cannot read "${text}" as a rate (examples: 1mbit, 128kbit, 100KB/s, 2MiB/s; a bare number is KB/s)`);
+    throw new InvalidFieldError(
+      field,
+      `cannot read "${text}" as a rate (examples: 1mbit, 128kbit, 100KB/s, 2MiB/s; a bare number is KB/s)`,
+    );
   }
   if (kilobytesPerSecond <= 0) throw new InvalidFieldError(field, `a rate must be above zero, got "${text}"`);
   return kilobytesPerSecond;

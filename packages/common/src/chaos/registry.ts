@@ -73,9 +73,13 @@ export class ProxyRegistry {
       const proxy = this.get(proxyName);
       const toxic = parseToxicCreate(body);
       if (proxy.getToxic(toxic.name)) {
-        throw new ChaosConflictError('name', `proxy "${proxyName}" already has a toxic named "${toxic.name}" (update it with POST .../toxics/${toxic.name})`);
+        throw new ChaosConflictError(
+          'name',
+          `proxy "${proxyName}" already has a toxic named "${toxic.name}" (update it with POST .../toxics/${toxic.name})`,
+        );
       }
-      if (proxy.getToxics().length >= toxicsPerProxyMax) throw new InvalidFieldError('name', `at most ${toxicsPerProxyMax} toxics per proxy`);
+      if (proxy.getToxics().length >= toxicsPerProxyMax)
+        throw new InvalidFieldError('name', `at most ${toxicsPerProxyMax} toxics per proxy`);
       proxy.putToxic(toxic);
       return toxic;
     });

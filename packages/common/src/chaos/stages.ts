@@ -8,14 +8,7 @@
  */
 import { assert } from '../errors.ts';
 import { Fifo } from './fifo.ts';
-import {
-  bandwidthQueueBytesMin,
-  bandwidthQueueMs,
-  bandwidthSliceMs,
-  delayedBytesMax,
-  heldBytesMax,
-  lossSegmentBytes,
-} from './limits.ts';
+import { bandwidthQueueBytesMin, bandwidthQueueMs, bandwidthSliceMs, delayedBytesMax, heldBytesMax, lossSegmentBytes } from './limits.ts';
 import type { Toxic, ToxicType } from './model.ts';
 import type { RandomSource } from './random.ts';
 
@@ -23,11 +16,7 @@ import type { RandomSource } from './random.ts';
  * What flows through a direction. `end`: the source half-closed (FIN), so end the destination after
  * the bytes ahead of it. `close` and `reset`: the whole connection ends (gracefully, or with RST).
  */
-export type StreamItem =
-  | { kind: 'data'; bytes: Buffer }
-  | { kind: 'end' }
-  | { kind: 'close' }
-  | { kind: 'reset' };
+export type StreamItem = { kind: 'data'; bytes: Buffer } | { kind: 'end' } | { kind: 'close' } | { kind: 'reset' };
 
 export function itemBytes(item: StreamItem): number {
   return item.kind === 'data' ? item.bytes.length : 0;

@@ -55,10 +55,7 @@ export function parseJsonBody(text: string): unknown {
 
 export function parseName(value: unknown, field: string): string {
   if (typeof value !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(value) || value.length > nameLengthMax) {
-    throw new InvalidFieldError(
-      field,
-      `expected a name of 1 to ${nameLengthMax} letters, digits, "_", "-" or ".", got ${show(value)}`,
-    );
+    throw new InvalidFieldError(field, `expected a name of 1 to ${nameLengthMax} letters, digits, "_", "-" or ".", got ${show(value)}`);
   }
   return value;
 }
@@ -111,7 +108,8 @@ function parseEndpoint(value: unknown, field: string, portZeroAllowed: boolean):
   try {
     endpoint = parseHostPort(value, field);
   } catch (error) {
-    if (error instanceof UsageError) throw new InvalidFieldError(field, `expected "HOST:PORT" (for example 127.0.0.1:7000), got ${show(value)}`);
+    if (error instanceof UsageError)
+      throw new InvalidFieldError(field, `expected "HOST:PORT" (for example 127.0.0.1:7000), got ${show(value)}`);
     throw error;
   }
   if (endpoint.port === 0 && !portZeroAllowed) throw new InvalidFieldError(field, 'port 0 is not a destination');
@@ -136,7 +134,8 @@ export function parseToxicCreate(body: unknown): Toxic {
   const attributes: Record<string, number> = {};
   for (const [key, schema] of Object.entries(TOXIC_ATTRIBUTES[type])) {
     const value = given[key] ?? schema.default;
-    if (value === undefined) throw new InvalidFieldError(`attributes.${key}`, `required for a ${type} toxic (${schema.help}, ${schema.unit})`);
+    if (value === undefined)
+      throw new InvalidFieldError(`attributes.${key}`, `required for a ${type} toxic (${schema.help}, ${schema.unit})`);
     attributes[key] = value;
   }
   checkAttributeRelations(type, attributes);
@@ -183,13 +182,7 @@ function parseAttributeValues(type: ToxicType, value: unknown): Record<string, n
       throw new InvalidFieldError(`attributes.${key}`, `not an attribute of a ${type} toxic (known: ${Object.keys(schemas).join(', ')})`);
     }
     const tooLow = typeof raw === 'number' && (schema.minExclusive ? raw <= schema.min : raw < schema.min);
-    if (
-      typeof raw !== 'number' ||
-      !Number.isFinite(raw) ||
-      tooLow ||
-      raw > schema.max ||
-      (schema.integer && !Number.isInteger(raw))
-    ) {
+    if (typeof raw !== 'number' || !Number.isFinite(raw) || tooLow || raw > schema.max || (schema.integer && !Number.isInteger(raw))) {
       const range = `${schema.minExclusive ? '>' : '≥'} ${schema.min} and ≤ ${schema.max}`;
       const unit = schema.unit ? ` ${schema.unit}` : '';
       throw new InvalidFieldError(

@@ -161,7 +161,10 @@ export class PageEncoder {
     if (nonZero) {
       const base = this.cache === null ? -1 : this.cache.lookup(page);
       const cached = this.cache?.words();
-      const deltaWords = base >= 0 && worthDelta(source, sourceWord, cached!, base) ? encodeXorRle(source, sourceWord, cached!, base, out.words, dataWord) : PAGE_WORDS;
+      const deltaWords =
+        base >= 0 && worthDelta(source, sourceWord, cached!, base)
+          ? encodeXorRle(source, sourceWord, cached!, base, out.words, dataWord)
+          : PAGE_WORDS;
       if (deltaWords < PAGE_WORDS) {
         encoding = ENCODING_XOR_RLE;
         length = deltaWords * 4;

@@ -185,7 +185,8 @@ export class SessionOutputWindows {
   /** A copy (a backup hands its windows to the primary it becomes). */
   clone(): SessionOutputWindows {
     const copy = new SessionOutputWindows(this.bytesMaxPerSession);
-    for (const [tag, window] of this.windows) copy.windows.set(tag, { start: window.start, chunks: [...window.chunks], bytes: window.bytes });
+    for (const [tag, window] of this.windows)
+      copy.windows.set(tag, { start: window.start, chunks: [...window.chunks], bytes: window.bytes });
     return copy;
   }
 }

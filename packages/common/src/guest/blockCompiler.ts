@@ -452,10 +452,7 @@ function controlSource(context: BlockContext, inst: number, pc: number): string 
     }
     default:
       // JALR: the target is computed before rd is written (rd may be rs1).
-      return (
-        `a = (${a} + ${literal(inst >> 20)}) & -2;\n` +
-        `${assign(rd, next)}\nc += ${count}; pc = a; ${context.leave}`
-      );
+      return `a = (${a} + ${literal(inst >> 20)}) & -2;\n` + `${assign(rd, next)}\nc += ${count}; pc = a; ${context.leave}`;
   }
 }
 
@@ -586,7 +583,9 @@ export function generateRegionSource(blocks: BlockWords[]): string {
     `return (function region_${hex(first)}(n) {\n` +
     (declarations === '' ? '' : `${declarations};\n`) +
     'let pc = cpu.pc, c = 0, e = 0, a = 0, v = 0, s = 0;\n' +
-    (blocks.length === 1 ? `exit: {\n${cases}}\n` : `exit: {\ndispatch: for (;;) {\nswitch (pc) {\n${cases}default: e = c; break exit;\n}\n}\n}\n`) +
+    (blocks.length === 1
+      ? `exit: {\n${cases}}\n`
+      : `exit: {\ndispatch: for (;;) {\nswitch (pc) {\n${cases}default: e = c; break exit;\n}\n}\n}\n`) +
     `${writeBack}cpu.pc = pc;\nreturn e;\n});`
   );
 }

@@ -259,7 +259,7 @@ export class Cpu implements BlockRuntime {
     // Priority MEI > MSI > MTI (Privileged ISA §3.1.9).
     const irq = (pending & MIP_MEIP) !== 0 ? IRQ_MEI : (pending & MIP_MSIP) !== 0 ? IRQ_MSI : IRQ_MTI;
     this.mepc = this.pc;
-    this.mcause = (INTERRUPT_BIT | irq) | 0;
+    this.mcause = INTERRUPT_BIT | irq | 0;
     this.mtval = 0;
     this.mstatus = (this.mstatus & MSTATUS_MIE) !== 0 ? (this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE : this.mstatus & ~MSTATUS_MPIE;
     const base = this.mtvec & ~3;
@@ -661,8 +661,7 @@ export class Cpu implements BlockRuntime {
         }
         case 0x6f: {
           // JAL
-          const target =
-            (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
+          const target = (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
           if (rd !== 0) x[rd] = (pc + len) | 0;
           pc = target;
           break;
@@ -958,8 +957,7 @@ export class Cpu implements BlockRuntime {
           this.exception(CAUSE_BREAKPOINT, this.pc);
           return;
         case 0x3020_0073: // mret
-          this.mstatus =
-            ((this.mstatus & MSTATUS_MPIE) !== 0 ? this.mstatus | MSTATUS_MIE : this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE;
+          this.mstatus = ((this.mstatus & MSTATUS_MPIE) !== 0 ? this.mstatus | MSTATUS_MIE : this.mstatus & ~MSTATUS_MIE) | MSTATUS_MPIE;
           this.pc = this.mepc;
           this.exitLoop = true;
           return;

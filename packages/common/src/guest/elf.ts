@@ -64,7 +64,8 @@ export function parseElf(bytes: Uint8Array, ramBytes: number, name = 'image'): E
   const sectionHeaderCount = u16(48);
   if (programHeaderCount === 0) fail('has no program headers');
   if (programHeaderSize < PROGRAM_HEADER_BYTES) fail(`program header size ${programHeaderSize} is too small`);
-  if (programHeaderOffset + programHeaderCount * programHeaderSize > bytes.length) fail('program header table lies beyond the end of the file');
+  if (programHeaderOffset + programHeaderCount * programHeaderSize > bytes.length)
+    fail('program header table lies beyond the end of the file');
 
   const ramEnd = RAM_BASE + ramBytes;
   const segments: ElfSegment[] = [];
@@ -90,7 +91,6 @@ export function parseElf(bytes: Uint8Array, ramBytes: number, name = 'image'): E
   // Instructions start at 2-byte boundaries (IALIGN = 16, Unprivileged ISA §1.5).
   if ((entry & 1) !== 0) fail(`entry point ${hex(entry)} is not 2-byte aligned`);
   if (!segments.some((s) => entry >= s.address && entry < s.address + s.memoryBytes)) {
-
     fail(`entry point ${hex(entry)} is outside every loaded segment`);
   }
   return { entry, segments, symbols: readSymbols(bytes, view, sectionHeaderOffset, sectionHeaderSize, sectionHeaderCount, fail) };

@@ -30,9 +30,7 @@ export interface MachineOptions {
 }
 
 /** How a run ended. */
-export type MachineExit =
-  | { kind: 'exit'; code: number; via: 'finisher' | 'tohost' }
-  | { kind: 'fault'; message: string };
+export type MachineExit = { kind: 'exit'; code: number; via: 'finisher' | 'tohost' } | { kind: 'fault'; message: string };
 
 export interface RunResult {
   executed: number;
@@ -71,11 +69,16 @@ export class Machine {
     this.nic = new VirtualNic(this.memory);
     this.net = new PacketNic(this.memory);
     this.sysinfo = new SysInfo(memoryBytes);
-    this.cpu = new Cpu(this.memory, this.bus, {
-      msip: () => this.clint.msip,
-      mtimecmp: () => this.clint.mtimecmp,
-      meip: () => this.nic.rxPending || this.net.rxPending,
-    }, { ...options.cpu, engine: options.engine });
+    this.cpu = new Cpu(
+      this.memory,
+      this.bus,
+      {
+        msip: () => this.clint.msip,
+        mtimecmp: () => this.clint.mtimecmp,
+        meip: () => this.nic.rxPending || this.net.rxPending,
+      },
+      { ...options.cpu, engine: options.engine },
+    );
     for (const device of this.devices()) this.bus.attach(device);
     this.clint.onChange = () => this.cpu.requestExit();
     this.nic.onInterruptChange = () => this.cpu.requestExit();
@@ -196,7 +199,8 @@ export class Machine {
     }
     const state = decoded as Record<string, unknown>;
     if (typeof state !== 'object' || state === null || state.format !== STATE_FORMAT) throw new StateFormatError('not a machine state');
-    if (state.v !== STATE_VERSION) throw new StateFormatError(`machine state version ${String(state.v)} is not supported (expected ${STATE_VERSION})`);
+    if (state.v !== STATE_VERSION)
+      throw new StateFormatError(`machine state version ${String(state.v)} is not supported (expected ${STATE_VERSION})`);
     if (state.ramBytes !== this.memory.ramBytes) {
       throw new StateFormatError(`machine state is for ${String(state.ramBytes)} bytes of RAM, this machine has ${this.memory.ramBytes}`);
     }
@@ -210,7 +214,14 @@ export class Machine {
     const exit = parseExit(state.exit);
     // Devices validate their own parts; restore into scratch devices first so a bad state
     // changes nothing here.
-    const scratch: Device[] = [new Finisher(), new Clint(() => 0), new Uart(), new VirtualNic(this.memory), new PacketNic(this.memory), new SysInfo(this.memory.ramBytes)];
+    const scratch: Device[] = [
+      new Finisher(),
+      new Clint(() => 0),
+      new Uart(),
+      new VirtualNic(this.memory),
+      new PacketNic(this.memory),
+      new SysInfo(this.memory.ramBytes),
+    ];
     for (const device of scratch) device.setState(devices[device.name]);
     for (const device of this.devices()) device.setState(devices[device.name]);
 
@@ -218,7 +229,13 @@ export class Machine {
     target.x.set(cpu.x);
     target.pc = cpu.pc | 0;
     [target.mstatus, target.mie, target.mtvec, target.mscratch, target.mepc, target.mcause, target.mtval] = cpu.csr.map((v) => v | 0) as [
-      number, number, number, number, number, number, number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
     ];
     target.instret = cpu.instret;
     target.idleCycles = cpu.idleCycles;

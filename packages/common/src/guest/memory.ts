@@ -1,12 +1,6 @@
 import { UsageError, assert } from '../errors.ts';
 import { formatBytes } from '../units.ts';
-import {
-  MEMORY_BYTES_MAX,
-  MEMORY_BYTES_MIN,
-  PAGE_BYTES,
-  PAGE_SHIFT,
-  RAM_BASE,
-} from './addressMap.ts';
+import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES, PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import {
   L1_ENTRIES,
   PTE_CODE,

@@ -41,12 +41,12 @@ export function divu(a: number, b: number): number {
 export function rem(a: number, b: number): number {
   if (b === 0) return a;
   if (a === -0x8000_0000 && b === -1) return 0;
-  return a % b | 0;
+  return (a % b) | 0;
 }
 
 export function remu(a: number, b: number): number {
   if (b === 0) return a;
-  return (a >>> 0) % (b >>> 0) | 0;
+  return ((a >>> 0) % (b >>> 0)) | 0;
 }
 
 /** The M-extension operation selected by funct3 (mul is Math.imul). */

@@ -27,15 +27,15 @@ const SP = 2;
 const RA = 1;
 
 function iType(imm: number, rs1: number, f3: number, rd: number, opcode: number): number {
-  return (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode) | 0;
+  return ((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode | 0;
 }
 
 function sType(imm: number, rs2: number, rs1: number, f3: number): number {
-  return ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | STORE) | 0;
+  return (((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | STORE | 0;
 }
 
 function rType(f7: number, rs2: number, rs1: number, f3: number, rd: number): number {
-  return ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | OP) | 0;
+  return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | OP | 0;
 }
 
 function bType(offset: number, rs2: number, rs1: number, f3: number): number {
@@ -80,14 +80,27 @@ function ciImmediate(parcel: number): number {
 /** The CJ-format jump offset of C.J and C.JAL: imm[11|4|9:8|10|6|7|3:1|5] in bits 12:2. */
 function cjOffset(p: number): number {
   return signExtend(
-    bit(p, 12, 11) | bit(p, 11, 4) | bit(p, 10, 9) | bit(p, 9, 8) | bit(p, 8, 10) | bit(p, 7, 6) | bit(p, 6, 7) | bit(p, 5, 3) | bit(p, 4, 2) | bit(p, 3, 1) | bit(p, 2, 5),
+    bit(p, 12, 11) |
+      bit(p, 11, 4) |
+      bit(p, 10, 9) |
+      bit(p, 9, 8) |
+      bit(p, 8, 10) |
+      bit(p, 7, 6) |
+      bit(p, 6, 7) |
+      bit(p, 5, 3) |
+      bit(p, 4, 2) |
+      bit(p, 3, 1) |
+      bit(p, 2, 5),
     12,
   );
 }
 
 /** The CB-format branch offset of C.BEQZ and C.BNEZ: offset[8|4:3] in bits 12:10, [7:6|2:1|5] in 6:2. */
 function cbOffset(p: number): number {
-  return signExtend(bit(p, 12, 8) | bit(p, 11, 4) | bit(p, 10, 3) | bit(p, 6, 7) | bit(p, 5, 6) | bit(p, 4, 2) | bit(p, 3, 1) | bit(p, 2, 5), 9);
+  return signExtend(
+    bit(p, 12, 8) | bit(p, 11, 4) | bit(p, 10, 3) | bit(p, 6, 7) | bit(p, 5, 6) | bit(p, 4, 2) | bit(p, 3, 1) | bit(p, 2, 5),
+    9,
+  );
 }
 
 /**
@@ -139,7 +152,7 @@ export function expandCompressed(parcel: number): number {
           }
           // C.LUI: nzimm[17] in bit 12, nzimm[16:12] in bits 6:2; zero is reserved (rd = x0 a HINT).
           const imm = ciImmediate(p);
-          return imm === 0 ? 0 : (((imm & 0xfffff) << 12) | (rd << 7) | LUI) | 0;
+          return imm === 0 ? 0 : ((imm & 0xfffff) << 12) | (rd << 7) | LUI | 0;
         }
         case 4: {
           const shamt = (p >> 2) & 31;

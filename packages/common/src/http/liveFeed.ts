@@ -70,8 +70,20 @@ const HISTORY_EVENTS = 200;
 
 function emptyAccumulator(): Accumulator {
   return {
-    epochs: 0, dirtyPages: 0, readFaults: 0, writeFaults: 0, truePredictions: 0, predicted: 0, mapAccesses: 0, mapHits: 0,
-    rawBytes: 0, wireBytes: 0, pauseNs: 0, instructions: 0, ackLatencyMs: [], outputLatencyMs: [],
+    epochs: 0,
+    dirtyPages: 0,
+    readFaults: 0,
+    writeFaults: 0,
+    truePredictions: 0,
+    predicted: 0,
+    mapAccesses: 0,
+    mapHits: 0,
+    rawBytes: 0,
+    wireBytes: 0,
+    pauseNs: 0,
+    instructions: 0,
+    ackLatencyMs: [],
+    outputLatencyMs: [],
   };
 }
 

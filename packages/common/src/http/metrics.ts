@@ -12,18 +12,58 @@ const EVENT_LOOP_RESOLUTION_MS = 10;
  */
 export class ReplicationMetrics {
   readonly registry = new Registry();
-  readonly role = new Gauge({ name: 'hbft_role', help: 'Current role (1 for the active one)', labelNames: ['role'], registers: [this.registry] });
-  readonly generation = new Gauge({ name: 'hbft_generation', help: 'Replication generation (rises at each failover)', registers: [this.registry] });
+  readonly role = new Gauge({
+    name: 'hbft_role',
+    help: 'Current role (1 for the active one)',
+    labelNames: ['role'],
+    registers: [this.registry],
+  });
+  readonly generation = new Gauge({
+    name: 'hbft_generation',
+    help: 'Replication generation (rises at each failover)',
+    registers: [this.registry],
+  });
   readonly epochs = new Counter({ name: 'hbft_epochs_total', help: 'Epochs ended (checkpoints captured)', registers: [this.registry] });
   readonly dirtyPages = new Counter({ name: 'hbft_dirty_pages_total', help: 'Dirty pages captured', registers: [this.registry] });
-  readonly faults = new Counter({ name: 'hbft_tracking_faults_total', help: 'Tracking VM exits by kind', labelNames: ['kind'], registers: [this.registry] });
-  readonly predictions = new Counter({ name: 'hbft_predicted_pages_total', help: 'Histase predictions by outcome', labelNames: ['outcome'], registers: [this.registry] });
-  readonly recall = new Gauge({ name: 'hbft_prediction_recall_ratio', help: 'Last epoch: true predictions / dirty pages', registers: [this.registry] });
-  readonly precision = new Gauge({ name: 'hbft_prediction_precision_ratio', help: 'Last epoch: true predictions / predictions', registers: [this.registry] });
-  readonly mapAccesses = new Counter({ name: 'hbft_mapper_accesses_total', help: 'Dirty pages reached through the mapper', registers: [this.registry] });
+  readonly faults = new Counter({
+    name: 'hbft_tracking_faults_total',
+    help: 'Tracking VM exits by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly predictions = new Counter({
+    name: 'hbft_predicted_pages_total',
+    help: 'Histase predictions by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly recall = new Gauge({
+    name: 'hbft_prediction_recall_ratio',
+    help: 'Last epoch: true predictions / dirty pages',
+    registers: [this.registry],
+  });
+  readonly precision = new Gauge({
+    name: 'hbft_prediction_precision_ratio',
+    help: 'Last epoch: true predictions / predictions',
+    registers: [this.registry],
+  });
+  readonly mapAccesses = new Counter({
+    name: 'hbft_mapper_accesses_total',
+    help: 'Dirty pages reached through the mapper',
+    registers: [this.registry],
+  });
   readonly mapHits = new Counter({ name: 'hbft_mapper_hits_total', help: 'Mapper accesses already mapped', registers: [this.registry] });
-  readonly mapOperations = new Counter({ name: 'hbft_mapper_map_operations_total', help: 'Mapper map operations', registers: [this.registry] });
-  readonly checkpointBytes = new Counter({ name: 'hbft_checkpoint_bytes_total', help: 'Checkpoint page bytes, raw and on the wire', labelNames: ['form'], registers: [this.registry] });
+  readonly mapOperations = new Counter({
+    name: 'hbft_mapper_map_operations_total',
+    help: 'Mapper map operations',
+    registers: [this.registry],
+  });
+  readonly checkpointBytes = new Counter({
+    name: 'hbft_checkpoint_bytes_total',
+    help: 'Checkpoint page bytes, raw and on the wire',
+    labelNames: ['form'],
+    registers: [this.registry],
+  });
   readonly pauseSeconds = new Histogram({
     name: 'hbft_pause_seconds',
     help: 'Guest pause per epoch (capture into staging)',
@@ -42,25 +82,61 @@ export class ReplicationMetrics {
     buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly heldOutputBytes = new Gauge({ name: 'hbft_held_output_bytes', help: 'Guest output waiting for its epoch to commit', registers: [this.registry] });
-  readonly checkpointsInFlight = new Gauge({ name: 'hbft_checkpoints_in_flight', help: 'Checkpoints sent and not yet acknowledged', registers: [this.registry] });
-  readonly stallSeconds = new Counter({ name: 'hbft_stall_seconds_total', help: 'Time the guest was stalled waiting for the backup', registers: [this.registry] });
-  readonly heartbeatMisses = new Counter({ name: 'hbft_heartbeat_misses_total', help: 'Heartbeat intervals that passed without a frame from the peer', registers: [this.registry] });
-  readonly failovers = new Counter({ name: 'hbft_failovers_total', help: 'Promotions of this node from backup to primary', registers: [this.registry] });
+  readonly heldOutputBytes = new Gauge({
+    name: 'hbft_held_output_bytes',
+    help: 'Guest output waiting for its epoch to commit',
+    registers: [this.registry],
+  });
+  readonly checkpointsInFlight = new Gauge({
+    name: 'hbft_checkpoints_in_flight',
+    help: 'Checkpoints sent and not yet acknowledged',
+    registers: [this.registry],
+  });
+  readonly stallSeconds = new Counter({
+    name: 'hbft_stall_seconds_total',
+    help: 'Time the guest was stalled waiting for the backup',
+    registers: [this.registry],
+  });
+  readonly heartbeatMisses = new Counter({
+    name: 'hbft_heartbeat_misses_total',
+    help: 'Heartbeat intervals that passed without a frame from the peer',
+    registers: [this.registry],
+  });
+  readonly failovers = new Counter({
+    name: 'hbft_failovers_total',
+    help: 'Promotions of this node from backup to primary',
+    registers: [this.registry],
+  });
   readonly health = new Gauge({
     name: 'hbft_health',
     help: '1 for why the primary answers clients or not: protected, syncing, holding, unprotected, fenced',
     labelNames: ['reason'],
     registers: [this.registry],
   });
-  readonly answersClients = new Gauge({ name: 'hbft_answers_clients', help: '1 while the node answers its clients (/readyz ready)', registers: [this.registry] });
-  readonly peerConnected = new Gauge({ name: 'hbft_peer_connected', help: '1 while the replication peer is connected', registers: [this.registry] });
-  readonly replicationLagSeconds = new Gauge({ name: 'hbft_replication_lag_seconds', help: 'Age of the newest checkpoint the backup has applied', registers: [this.registry] });
-  readonly guestInstructions = new Counter({ name: 'hbft_guest_instructions_total', help: 'Guest instructions retired', registers: [this.registry] });
+  readonly answersClients = new Gauge({
+    name: 'hbft_answers_clients',
+    help: '1 while the node answers its clients (/readyz ready)',
+    registers: [this.registry],
+  });
+  readonly peerConnected = new Gauge({
+    name: 'hbft_peer_connected',
+    help: '1 while the replication peer is connected',
+    registers: [this.registry],
+  });
+  readonly replicationLagSeconds = new Gauge({
+    name: 'hbft_replication_lag_seconds',
+    help: 'Age of the newest checkpoint the backup has applied',
+    registers: [this.registry],
+  });
+  readonly guestInstructions = new Counter({
+    name: 'hbft_guest_instructions_total',
+    help: 'Guest instructions retired',
+    registers: [this.registry],
+  });
   private eventLoop: IntervalHistogram | null = null;
   readonly eventLoopDelaySeconds = new Gauge({
     name: 'hbft_event_loop_delay_seconds',
-    help: 'How late the main thread\'s event loop ran a timer, since the daemon started serving (quantile 1 is the maximum)',
+    help: "How late the main thread's event loop ran a timer, since the daemon started serving (quantile 1 is the maximum)",
     labelNames: ['quantile'],
     registers: [this.registry],
     collect: () => this.collectEventLoopDelay(),

@@ -8,6 +8,5 @@ export const workerCommands: Record<string, (machine: Machine, args: unknown) =>
   getState: (machine) => machine.getState(),
   stateHash: (machine) => machine.stateHash(),
   counters: (machine) => ({ instret: machine.cpu.instret, pc: machine.cpu.pc >>> 0, halted: machine.halted }),
-  nicOffsets: (machine) =>
-    machine.nic.activeSlots().map((slot) => ({ slot, tag: machine.nic.tag(slot), ...machine.nic.offsets(slot) })),
+  nicOffsets: (machine) => machine.nic.activeSlots().map((slot) => ({ slot, tag: machine.nic.tag(slot), ...machine.nic.offsets(slot) })),
 };

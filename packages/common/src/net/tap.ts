@@ -58,7 +58,9 @@ async function loadLibc(): Promise<Libc> {
     open: (path, flags) => open(path, flags) as number,
     ioctl: (fd, request, argument) => ioctl(fd, request, argument) as number,
     pollAsync: (pollfd, timeoutMs) =>
-      new Promise((resolve, reject) => poll.async(pollfd, 1, timeoutMs, (error: unknown, result: number) => (error ? reject(error as Error) : resolve(result)))),
+      new Promise((resolve, reject) =>
+        poll.async(pollfd, 1, timeoutMs, (error: unknown, result: number) => (error ? reject(error as Error) : resolve(result))),
+      ),
     errno: () => koffi.errno(),
   };
   return libc;
@@ -103,7 +105,12 @@ export class TapDevice {
     const fd = c.open(TUN_DEVICE, O_RDWR | O_NONBLOCK);
     if (fd < 0) {
       const errno = c.errno();
-      const hint = errno === 2 ? ' (no TUN/TAP support: load the tun module)' : errno === 13 || errno === 1 ? ' (needs root or CAP_NET_ADMIN, or a /dev/net/tun others may open)' : '';
+      const hint =
+        errno === 2
+          ? ' (no TUN/TAP support: load the tun module)'
+          : errno === 13 || errno === 1
+            ? ' (needs root or CAP_NET_ADMIN, or a /dev/net/tun others may open)'
+            : '';
       throw new TapError(`cannot open ${TUN_DEVICE}: ${describeErrno(errno)}${hint}`);
     }
     const request = Buffer.alloc(IFREQ_BYTES);
@@ -112,7 +119,8 @@ export class TapDevice {
     if (c.ioctl(fd, TUNSETIFF, request) < 0) {
       const errno = c.errno();
       closeSync(fd);
-      const hint = errno === 1 ? ' (needs CAP_NET_ADMIN in this network namespace)' : errno === 16 ? ' (in use by another process, or not a TAP)' : '';
+      const hint =
+        errno === 1 ? ' (needs CAP_NET_ADMIN in this network namespace)' : errno === 16 ? ' (in use by another process, or not a TAP)' : '';
       throw new TapError(`cannot create TAP device ${name}: ioctl(TUNSETIFF) failed with ${describeErrno(errno)}${hint}`);
     }
     return new TapDevice(name, fd, c);
@@ -149,7 +157,8 @@ export class TapDevice {
       return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'EAGAIN' && code !== 'EIO' && code !== 'ENOBUFS') throw new TapError(`writing TAP device ${this.name} failed: ${(error as Error).message}`);
+      if (code !== 'EAGAIN' && code !== 'EIO' && code !== 'ENOBUFS')
+        throw new TapError(`writing TAP device ${this.name} failed: ${(error as Error).message}`);
       this.counters.writeErrors++;
       return false;
     }

@@ -41,7 +41,6 @@ import { sealKeysFor, type AuthRole, type SealKeys } from './seal.ts';
 /** A key for HMAC mode, or explicit insecure mode. There is no default: the caller chooses. */
 export type AuthConfig = { readonly mode: 'hmac'; readonly key: Buffer } | { readonly mode: 'insecure' };
 
-
 /** A message for the driver to encode and send (it assigns sequence numbers; generation and epoch are 0). */
 export type OutgoingMessage = { [K in FrameKind]: { readonly kind: K; readonly meta: MetaOf<K> } }[FrameKind];
 
@@ -162,7 +161,10 @@ export class AuthMachine {
   /** Time passes: authentication that takes too long fails. */
   onTick(nowMs: number): AuthStep {
     if (this.phase === 'done' || this.phase === 'idle' || nowMs < this.deadlineMs) return this.step([]);
-    return this.fail(ProtocolErrorCode.AUTH_TIMEOUT, `the ${this.role} was still waiting for ${expected[this.phase]} at the authentication deadline`);
+    return this.fail(
+      ProtocolErrorCode.AUTH_TIMEOUT,
+      `the ${this.role} was still waiting for ${expected[this.phase]} at the authentication deadline`,
+    );
   }
 
   private onHello(frame: Frame<typeof FrameKind.HELLO>): AuthStep {
@@ -171,7 +173,8 @@ export class AuthMachine {
     this.nonceInitiator = frame.meta.nonce;
     this.nonceAcceptor = this.freshNonce();
     this.phase = 'awaitProof';
-    const proof = this.config.mode === 'hmac' ? authProof(this.config.key, 'acceptor', this.nonceInitiator, this.nonceAcceptor) : emptyProof;
+    const proof =
+      this.config.mode === 'hmac' ? authProof(this.config.key, 'acceptor', this.nonceInitiator, this.nonceAcceptor) : emptyProof;
     return this.step([{ kind: FrameKind.CHALLENGE, meta: { authMode: this.config.mode, nonce: this.nonceAcceptor, proof } }]);
   }
 
@@ -198,7 +201,10 @@ export class AuthMachine {
     if (this.config.mode === 'hmac') {
       const expectedProof = authProof(this.config.key, 'initiator', this.nonceInitiator, this.nonceAcceptor);
       if (!proofsEqual(frame.meta.proof, expectedProof)) {
-        return this.fail(ProtocolErrorCode.AUTH_FAILED, "the initiator's proof does not verify: a different key, or a replayed or reflected proof");
+        return this.fail(
+          ProtocolErrorCode.AUTH_FAILED,
+          "the initiator's proof does not verify: a different key, or a replayed or reflected proof",
+        );
       }
     } else if (frame.meta.proof.length !== 0) {
       return this.fail(ProtocolErrorCode.AUTH_MODE_MISMATCH, 'the initiator sent a proof in insecure mode');

@@ -107,8 +107,10 @@ export class CheckpointStreamChecker {
       const mismatch = this.mismatch(frame, subject, name);
       if (mismatch !== null) return mismatch;
       if (current!.partsSeen !== current!.partCount) return invalid(`${name} before all ${current!.partCount} PAGES parts`);
-      if (frame.meta.part !== current!.outputPartsSeen) return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.outputPartsSeen}`);
-      if (current!.outputPartsSeen + 1 > current!.outputPartCount) return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.outputPartCount} parts`);
+      if (frame.meta.part !== current!.outputPartsSeen)
+        return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.outputPartsSeen}`);
+      if (current!.outputPartsSeen + 1 > current!.outputPartCount)
+        return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.outputPartCount} parts`);
       current!.outputPartsSeen++;
       this.checksum.add(frame.checksum);
       return inProgressStep;
@@ -139,10 +141,14 @@ export class CheckpointStreamChecker {
         const current = this.current;
         const mismatch = this.mismatch(frame, subject, name);
         if (mismatch !== null) return mismatch;
-        if (frame.meta.part !== current!.partsSeen) return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.partsSeen}`);
-        if (current!.partsSeen + 1 > current!.partCount) return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.partCount} parts`);
+        if (frame.meta.part !== current!.partsSeen)
+          return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.partsSeen}`);
+        if (current!.partsSeen + 1 > current!.partCount)
+          return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.partCount} parts`);
         if (current!.pagesSeen + frame.meta.pageCount > current!.pageCount) {
-          return invalid(`${name} brings the page count to ${current!.pagesSeen + frame.meta.pageCount}, more than the announced ${current!.pageCount}`);
+          return invalid(
+            `${name} brings the page count to ${current!.pagesSeen + frame.meta.pageCount}, more than the announced ${current!.pageCount}`,
+          );
         }
         current!.partsSeen++;
         current!.pagesSeen += frame.meta.pageCount;
@@ -156,17 +162,23 @@ export class CheckpointStreamChecker {
         if (mismatch !== null) return mismatch;
         const { pageCount, partCount, checksum } = frame.meta;
         if (pageCount !== current!.pageCount || partCount !== current!.partCount) {
-          return invalid(`${name} totals ${pageCount} pages in ${partCount} parts, BEGIN announced ${current!.pageCount} in ${current!.partCount}`);
+          return invalid(
+            `${name} totals ${pageCount} pages in ${partCount} parts, BEGIN announced ${current!.pageCount} in ${current!.partCount}`,
+          );
         }
         if (current!.pagesSeen !== pageCount || current!.partsSeen !== partCount) {
           return invalid(`${name} after ${current!.pagesSeen} pages in ${current!.partsSeen} parts, expected ${pageCount} in ${partCount}`);
         }
         const outputPartCount = frame.kind === FrameKind.CHECKPOINT_END ? frame.meta.outputPartCount : 0;
         if (outputPartCount !== current!.outputPartCount || current!.outputPartsSeen !== outputPartCount) {
-          return invalid(`${name} after ${current!.outputPartsSeen} OUTPUT parts, BEGIN announced ${current!.outputPartCount} and END ${outputPartCount}`);
+          return invalid(
+            `${name} after ${current!.outputPartsSeen} OUTPUT parts, BEGIN announced ${current!.outputPartCount} and END ${outputPartCount}`,
+          );
         }
         if (checksum !== this.checksum.value) {
-          return invalid(`${name} checksum 0x${checksum.toString(16)} does not match the frames received (0x${this.checksum.value.toString(16)})`);
+          return invalid(
+            `${name} checksum 0x${checksum.toString(16)} does not match the frames received (0x${this.checksum.value.toString(16)})`,
+          );
         }
         return { status: 'complete', subject, epoch: current!.epoch, pageCount, partCount };
       }
@@ -177,8 +189,10 @@ export class CheckpointStreamChecker {
     const current = this.current;
     if (current === null) return invalid(`${name} for epoch ${frame.epoch} without a BEGIN`);
     if (current.subject !== subject) return invalid(`${name} inside a ${current.subject}`);
-    if (frame.epoch !== current.epoch) return invalid(`${name} for epoch ${frame.epoch} inside the ${current.subject} of epoch ${current.epoch}`);
-    if (frame.generation !== current.generation) return invalid(`${name} of generation ${frame.generation} inside generation ${current.generation}`);
+    if (frame.epoch !== current.epoch)
+      return invalid(`${name} for epoch ${frame.epoch} inside the ${current.subject} of epoch ${current.epoch}`);
+    if (frame.generation !== current.generation)
+      return invalid(`${name} of generation ${frame.generation} inside generation ${current.generation}`);
     return null;
   }
 }

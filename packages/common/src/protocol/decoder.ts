@@ -105,7 +105,10 @@ function checkHeader(header: Buffer, limits: ProtocolLimits, acceptance: Accepta
   const kind = header.readUInt8(FrameOffset.kind);
   if (!isFrameKind(kind)) return protocolFailure(ProtocolErrorCode.FRAME_KIND, `unknown frame kind ${kind}`);
   if (!acceptance.kindsAccepted.has(kind)) {
-    return protocolFailure(ProtocolErrorCode.FRAME_KIND_UNEXPECTED, `${frameKindName(kind)} is not accepted ${acceptance.kindsAcceptedWhere}`);
+    return protocolFailure(
+      ProtocolErrorCode.FRAME_KIND_UNEXPECTED,
+      `${frameKindName(kind)} is not accepted ${acceptance.kindsAcceptedWhere}`,
+    );
   }
   const flags = header.readUInt16LE(FrameOffset.flags);
   if ((flags & ~frameFlagsKnown) !== 0) {
@@ -113,11 +116,17 @@ function checkHeader(header: Buffer, limits: ProtocolLimits, acceptance: Accepta
   }
   const epochHigh = header.readUInt32LE(FrameOffset.epoch + 4);
   if (epochHigh > epochHighMax) {
-    return protocolFailure(ProtocolErrorCode.FRAME_EPOCH_RANGE, `${frameKindName(kind)} epoch is 2^53 or more (high word 0x${epochHigh.toString(16)})`);
+    return protocolFailure(
+      ProtocolErrorCode.FRAME_EPOCH_RANGE,
+      `${frameKindName(kind)} epoch is 2^53 or more (high word 0x${epochHigh.toString(16)})`,
+    );
   }
   const metaBytes = header.readUInt32LE(FrameOffset.metaBytes);
   if (metaBytes > limits.frameMetaBytesMax) {
-    return protocolFailure(ProtocolErrorCode.FRAME_META_TOO_LARGE, `${frameKindName(kind)} meta of ${metaBytes} bytes exceeds ${limits.frameMetaBytesMax}`);
+    return protocolFailure(
+      ProtocolErrorCode.FRAME_META_TOO_LARGE,
+      `${frameKindName(kind)} meta of ${metaBytes} bytes exceeds ${limits.frameMetaBytesMax}`,
+    );
   }
   const payloadBytes = header.readUInt32LE(FrameOffset.payloadBytes);
   const payloadBytesMax = payloadBytesMaxFor(kind, limits);
@@ -138,7 +147,10 @@ function checkHeader(header: Buffer, limits: ProtocolLimits, acceptance: Accepta
     );
   }
   if (acceptance.sealed !== true && sealed) {
-    return protocolFailure(ProtocolErrorCode.FRAME_FLAGS, `${frameKindName(kind)} #${sequence} is sealed, but no keys are agreed ${acceptance.kindsAcceptedWhere}`);
+    return protocolFailure(
+      ProtocolErrorCode.FRAME_FLAGS,
+      `${frameKindName(kind)} #${sequence} is sealed, but no keys are agreed ${acceptance.kindsAcceptedWhere}`,
+    );
   }
   return {
     kind,
@@ -212,7 +224,10 @@ function finishFrame(
 ): DecodeResult {
   const name = frameKindName(info.kind);
   if (computed !== null && computed !== info.checksum) {
-    return failed(ProtocolErrorCode.FRAME_CHECKSUM, `${name} #${info.sequence} checksum 0x${hex32(info.checksum)}, computed 0x${hex32(computed)}`);
+    return failed(
+      ProtocolErrorCode.FRAME_CHECKSUM,
+      `${name} #${info.sequence} checksum 0x${hex32(info.checksum)}, computed 0x${hex32(computed)}`,
+    );
   }
   if (sequenceExpected !== null && info.sequence !== sequenceExpected) {
     return failed(ProtocolErrorCode.FRAME_SEQUENCE, `${name} has sequence ${info.sequence}, expected ${sequenceExpected}`);
@@ -390,7 +405,10 @@ export class FrameDecoder {
         if (magicFilled > magicFilledBefore && this.headerFilled < frameHeaderBytes) {
           const seen = this.header.subarray(0, magicFilled);
           if (!seen.equals(frameMagicBytes.subarray(0, magicFilled))) {
-            return this.fail(frames, protocolFailure(ProtocolErrorCode.FRAME_MAGIC, `expected magic "HBFT", got 0x${seen.toString('hex')}`));
+            return this.fail(
+              frames,
+              protocolFailure(ProtocolErrorCode.FRAME_MAGIC, `expected magic "HBFT", got 0x${seen.toString('hex')}`),
+            );
           }
         }
         if (this.headerFilled < frameHeaderBytes) break;
@@ -465,7 +483,10 @@ export class FrameDecoder {
     if (this.state === State.header && this.headerFilled === 0 && this.held === null) return null;
     const need = this.info === null ? frameHeaderBytes : frameHeaderBytes + wireBodyBytes(this.info);
     const what = this.info === null ? 'a frame header' : `a ${frameKindName(this.info.kind)} frame`;
-    const failure = protocolFailure(ProtocolErrorCode.FRAME_TRUNCATED, `stream ended after ${this.bufferedBytes} of the ${need} bytes of ${what}`);
+    const failure = protocolFailure(
+      ProtocolErrorCode.FRAME_TRUNCATED,
+      `stream ended after ${this.bufferedBytes} of the ${need} bytes of ${what}`,
+    );
     this.fail([], failure);
     return failure;
   }

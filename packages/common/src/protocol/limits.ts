@@ -24,7 +24,6 @@ export const frameMetaBytesMax = 64 * 1024;
  */
 export const framePayloadBytesMax = 4 * 1024 * 1024;
 
-
 /** The largest whole frame on the wire. */
 export const frameBytesMax = frameHeaderBytes + frameMetaBytesMax + framePayloadBytesMax;
 

@@ -315,7 +315,8 @@ const schemas: Readonly<Record<FrameKind, Schema>> = {
   [FrameKind.HELLO]: { fields: { authMode, nonce: bytes([authNonceBytes]) } },
   [FrameKind.CHALLENGE]: {
     fields: { authMode, nonce: bytes([authNonceBytes]), proof: bytes([0, authProofBytes]) },
-    refine: (meta) => ((meta.proof as Buffer).length === (meta.authMode === 'hmac' ? authProofBytes : 0) ? null : 'proof length does not match authMode'),
+    refine: (meta) =>
+      (meta.proof as Buffer).length === (meta.authMode === 'hmac' ? authProofBytes : 0) ? null : 'proof length does not match authMode',
   },
   [FrameKind.AUTH_PROOF]: { fields: { proof: bytes([0, authProofBytes]) } },
   [FrameKind.AUTH_OK]: { fields: { authMode } },
@@ -339,7 +340,10 @@ const schemas: Readonly<Record<FrameKind, Schema>> = {
   [FrameKind.CHECKPOINT_PAGES]: pagesSchema,
   [FrameKind.CHECKPOINT_END]: { fields: { ...endSchema.fields, outputPartCount: outputParts }, refine: countsAgree },
   [FrameKind.CHECKPOINT_OUTPUT]: {
-    fields: { part: uint((limits) => Math.ceil(limits.checkpointPagesMax / 4)), recordCount: uint((limits) => limits.framePayloadBytesMax, 1) },
+    fields: {
+      part: uint((limits) => Math.ceil(limits.checkpointPagesMax / 4)),
+      recordCount: uint((limits) => limits.framePayloadBytesMax, 1),
+    },
     refine: recordsFitPayload,
   },
   [FrameKind.ACK]: { fields: { subject: ackSubject } },
@@ -389,7 +393,8 @@ export function handshakeMismatch(expected: HandshakeExpectation, received: Hand
     return `the primary speaks protocol version ${received.protocolVersion}, this backup ${protocolVersion}`;
   }
   if (received.role !== 'primary') return `the peer says it is a ${received.role}, expected the primary`;
-  if (received.channel !== expected.channel) return `HANDSHAKE for the ${received.channel} channel arrived on the ${expected.channel} channel`;
+  if (received.channel !== expected.channel)
+    return `HANDSHAKE for the ${received.channel} channel arrived on the ${expected.channel} channel`;
   if (received.memoryBytes !== expected.memoryBytes) {
     return `the primary's guest has ${received.memoryBytes} bytes of memory, this backup is configured for ${expected.memoryBytes}`;
   }

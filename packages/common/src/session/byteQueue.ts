@@ -60,14 +60,18 @@ export class ByteQueue {
 
   /** Views of the bytes in [from, endOffset), each at most `pieceBytesMax` long. */
   slicesFrom(from: number, pieceBytesMax: number): Uint8Array[] {
-    assert(from >= this.headOffset && from <= this.endOffsetValue, `offset ${from} is outside [${this.headOffset}, ${this.endOffsetValue}]`);
+    assert(
+      from >= this.headOffset && from <= this.endOffsetValue,
+      `offset ${from} is outside [${this.headOffset}, ${this.endOffsetValue}]`,
+    );
     const pieces: Uint8Array[] = [];
     let offset = this.headOffset;
     for (let i = this.head; i < this.chunks.length; i++) {
       const chunk = this.chunks[i]!;
       const skip = Math.max(0, from - offset);
       offset += chunk.length;
-      for (let at = skip; at < chunk.length; at += pieceBytesMax) pieces.push(chunk.subarray(at, Math.min(chunk.length, at + pieceBytesMax)));
+      for (let at = skip; at < chunk.length; at += pieceBytesMax)
+        pieces.push(chunk.subarray(at, Math.min(chunk.length, at + pieceBytesMax)));
     }
     return pieces;
   }

@@ -137,7 +137,11 @@ export function checkHistory(input: CheckInput): Verdict {
     const hasIncr = operations.some((operation) => operation.op === 'incr');
     const hasRegister = operations.some((operation) => operation.op !== 'incr');
     if (hasIncr && hasRegister) {
-      violations.add({ rule: 'key-mixed-use', key, message: `${key} is both INCRed and SET/read; use separate keys for counters and registers` });
+      violations.add({
+        rule: 'key-mixed-use',
+        key,
+        message: `${key} is both INCRed and SET/read; use separate keys for counters and registers`,
+      });
       continue;
     }
     if (hasIncr) {
@@ -179,12 +183,20 @@ function checkCounter(key: string, operations: Operation[], finalText: string | 
   const unknown = operations.filter((operation) => operation.result === 'unknown').length;
   const final = finalText === null ? 0 : Number(finalText);
   if (!Number.isSafeInteger(final)) {
-    violations.add({ rule: 'final-never-written', key, message: `counter ${key} ends as ${JSON.stringify(finalText)}, which no INCR produces` });
+    violations.add({
+      rule: 'final-never-written',
+      key,
+      message: `counter ${key} ends as ${JSON.stringify(finalText)}, which no INCR produces`,
+    });
     return;
   }
   const a = acknowledged.length;
   if (final < a) {
-    violations.add({ rule: 'counter-lost', key, message: `counter ${key} is ${final} but ${a} INCRs were acknowledged (${unknown} unknown): ${a - final} acknowledged increment(s) lost` });
+    violations.add({
+      rule: 'counter-lost',
+      key,
+      message: `counter ${key} is ${final} but ${a} INCRs were acknowledged (${unknown} unknown): ${a - final} acknowledged increment(s) lost`,
+    });
   } else if (final > a + unknown) {
     violations.add({
       rule: 'counter-duplicated',
@@ -196,10 +208,21 @@ function checkCounter(key: string, operations: Operation[], finalText: string | 
   const seen = new Map<number, Operation>();
   for (const operation of results) {
     const other = seen.get(operation.value);
-    if (other) violations.add({ rule: 'incr-result-repeated', key, message: `${describe(other)} and ${describe(operation)} returned the same value`, operations: [other.id, operation.id] });
+    if (other)
+      violations.add({
+        rule: 'incr-result-repeated',
+        key,
+        message: `${describe(other)} and ${describe(operation)} returned the same value`,
+        operations: [other.id, operation.id],
+      });
     else seen.set(operation.value, operation);
     if (operation.value > final) {
-      violations.add({ rule: 'incr-result-above-final', key, message: `${describe(operation)} returned more than the final value ${final}`, operations: [operation.id] });
+      violations.add({
+        rule: 'incr-result-above-final',
+        key,
+        message: `${describe(operation)} returned more than the final value ${final}`,
+        operations: [operation.id],
+      });
     }
   }
   // Real-time order: sweep operations by start, holding the largest result among those already ended.
@@ -213,7 +236,12 @@ function checkCounter(key: string, operations: Operation[], finalText: string | 
       if (!largest || candidate.value > largest.value) largest = candidate;
     }
     if (largest && largest.value >= operation.value && largest !== operation) {
-      violations.add({ rule: 'incr-result-order', key, message: `${describe(operation)} began after ${describe(largest)} ended, yet returned a value not above it`, operations: [largest.id, operation.id] });
+      violations.add({
+        rule: 'incr-result-order',
+        key,
+        message: `${describe(operation)} began after ${describe(largest)} ended, yet returned a value not above it`,
+        operations: [largest.id, operation.id],
+      });
     }
   }
 }
@@ -245,14 +273,24 @@ function checkRegister(key: string, operations: Operation[], final: string | nul
   if (final === null) {
     if (acknowledged.length > 0) {
       const last = acknowledged.at(-1)!;
-      violations.add({ rule: 'write-lost', key, message: `${key} is absent at the end although ${acknowledged.length} SET(s) were acknowledged, the last ${describe(last)}`, operations: [last.id] });
+      violations.add({
+        rule: 'write-lost',
+        key,
+        message: `${key} is absent at the end although ${acknowledged.length} SET(s) were acknowledged, the last ${describe(last)}`,
+        operations: [last.id],
+      });
     }
   } else {
     const source = byValue.get(final);
     if (!source) {
       violations.add({ rule: 'final-never-written', key, message: `${key} ends as ${JSON.stringify(final)}, which no SET wrote` });
     } else if (source.result === 'fail') {
-      violations.add({ rule: 'failed-write-visible', key, message: `${key} ends with the value of ${describe(source)}, which failed`, operations: [source.id] });
+      violations.add({
+        rule: 'failed-write-visible',
+        key,
+        message: `${key} ends with the value of ${describe(source)}, which failed`,
+        operations: [source.id],
+      });
     } else {
       const sourceEnd = effectiveEnd(source);
       for (const write of acknowledged) {
@@ -274,17 +312,37 @@ function checkRegister(key: string, operations: Operation[], final: string | nul
     const overwrite = latestEndedBefore(read.start);
     if (read.value === null) {
       if (overwrite) {
-        violations.add({ rule: 'read-stale', key, message: `${describe(read)} read nil although ${describe(overwrite)} had been acknowledged before it began`, operations: [overwrite.id, read.id] });
+        violations.add({
+          rule: 'read-stale',
+          key,
+          message: `${describe(read)} read nil although ${describe(overwrite)} had been acknowledged before it began`,
+          operations: [overwrite.id, read.id],
+        });
       }
       continue;
     }
     const source = byValue.get(String(read.value));
     if (!source) {
-      violations.add({ rule: 'read-never-written', key, message: `${describe(read)} returned a value no SET wrote`, operations: [read.id] });
+      violations.add({
+        rule: 'read-never-written',
+        key,
+        message: `${describe(read)} returned a value no SET wrote`,
+        operations: [read.id],
+      });
     } else if (source.result === 'fail') {
-      violations.add({ rule: 'failed-write-visible', key, message: `${describe(read)} returned the value of ${describe(source)}, which failed`, operations: [source.id, read.id] });
+      violations.add({
+        rule: 'failed-write-visible',
+        key,
+        message: `${describe(read)} returned the value of ${describe(source)}, which failed`,
+        operations: [source.id, read.id],
+      });
     } else if (source.start > read.end) {
-      violations.add({ rule: 'read-from-future', key, message: `${describe(read)} returned the value of ${describe(source)}, which began only after the read ended`, operations: [source.id, read.id] });
+      violations.add({
+        rule: 'read-from-future',
+        key,
+        message: `${describe(read)} returned the value of ${describe(source)}, which began only after the read ended`,
+        operations: [source.id, read.id],
+      });
     } else if (overwrite && overwrite.start > effectiveEnd(source)) {
       violations.add({
         rule: 'read-stale',

@@ -243,7 +243,10 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     this.resendBytesHighWater = Math.min(options.resendBytesHighWater ?? SESSION_CLIENT_DEFAULTS.resendBytesHighWater, this.resendBytesMax);
     this.payloadBytesMax = options.payloadBytesMax ?? FRAME_PAYLOAD_BYTES_MAX;
     assert(this.responseTimeoutMs > 0 && this.pingIntervalMs > 0, 'timeouts must be positive');
-    assert(this.pingIntervalMs < this.responseTimeoutMs, 'pingIntervalMs must be below responseTimeoutMs, or a quiet node would be abandoned before it is pinged');
+    assert(
+      this.pingIntervalMs < this.responseTimeoutMs,
+      'pingIntervalMs must be below responseTimeoutMs, or a quiet node would be abandoned before it is pinged',
+    );
     assert(this.backoffMsMin > 0 && this.backoffMsMax >= this.backoffMsMin, 'backoff bounds out of order');
     assert(this.payloadBytesMax >= 1 && this.payloadBytesMax <= FRAME_PAYLOAD_BYTES_MAX, 'payloadBytesMax out of range');
     this.tickMs = Math.max(5, Math.min(this.pingIntervalMs / 2, this.responseTimeoutMs / 4, 250));
@@ -502,7 +505,10 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
         // A deposed primary never knew this session's later output: only a current node's word counts.
         if (stale) return this.dropConnection(conn, `${address} (${staleNote}) cannot resume this session`);
         return this.fail(
-          new SessionError(SessionErrorCode.gap, `${address} (generation ${reply.generation}) no longer holds this session's output from offset ${this.outputReceivedValue}; the session cannot resume`),
+          new SessionError(
+            SessionErrorCode.gap,
+            `${address} (generation ${reply.generation}) no longer holds this session's output from offset ${this.outputReceivedValue}; the session cannot resume`,
+          ),
         );
       case HandshakeStatus.ok:
         break;
@@ -517,11 +523,20 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     // Offsets a correct server of the current generation can never send: exactly-once is broken.
     let broken: HbftError | undefined;
     if (reply.inputAccepted > this.resend.endOffset) {
-      broken = new ProtocolError('E_SESSION_INPUT_AHEAD', `${address} claims ${reply.inputAccepted} input bytes; only ${this.resend.endOffset} were written`);
+      broken = new ProtocolError(
+        'E_SESSION_INPUT_AHEAD',
+        `${address} claims ${reply.inputAccepted} input bytes; only ${this.resend.endOffset} were written`,
+      );
     } else if (reply.inputAccepted < this.inputCommittedValue) {
-      broken = new SessionError(SessionErrorCode.inputLost, `${address} has input up to ${reply.inputAccepted}, but input up to ${this.inputCommittedValue} was acknowledged as committed`);
+      broken = new SessionError(
+        SessionErrorCode.inputLost,
+        `${address} has input up to ${reply.inputAccepted}, but input up to ${this.inputCommittedValue} was acknowledged as committed`,
+      );
     } else if (reply.outputStart > this.outputReceivedValue) {
-      broken = new SessionError(SessionErrorCode.gap, `${address} would resume output at ${reply.outputStart}, after the ${this.outputReceivedValue} bytes received`);
+      broken = new SessionError(
+        SessionErrorCode.gap,
+        `${address} would resume output at ${reply.outputStart}, after the ${this.outputReceivedValue} bytes received`,
+      );
     }
     if (broken) return this.fail(broken);
 
@@ -543,9 +558,26 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     const inputResentBytes = Math.max(0, this.inputSentHighWater - reply.inputAccepted);
     this.statsValue.inputResentBytes += inputResentBytes;
     if (resumed) this.statsValue.reconnects++;
-    this.logger[resumed ? 'info' : 'debug']({ address, generation: reply.generation, resumed, inputAccepted: reply.inputAccepted, outputStart: reply.outputStart, inputResentBytes }, 'session attached');
+    this.logger[resumed ? 'info' : 'debug'](
+      {
+        address,
+        generation: reply.generation,
+        resumed,
+        inputAccepted: reply.inputAccepted,
+        outputStart: reply.outputStart,
+        inputResentBytes,
+      },
+      'session attached',
+    );
     const previous = this.lastServed;
-    this.emit('connect', { address, generation: reply.generation, resumed, inputAccepted: reply.inputAccepted, outputStart: reply.outputStart, inputResentBytes });
+    this.emit('connect', {
+      address,
+      generation: reply.generation,
+      resumed,
+      inputAccepted: reply.inputAccepted,
+      outputStart: reply.outputStart,
+      inputResentBytes,
+    });
     if (conn !== this.conn) return;
     if (previous && (previous.address !== address || previous.generation !== reply.generation)) {
       this.statsValue.failovers++;
@@ -666,7 +698,12 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
       }
     }
     if (this.disconnectedSinceMs !== null && now - this.disconnectedSinceMs > this.reconnectDeadlineMs) {
-      this.fail(new SessionError(SessionErrorCode.unreachable, `no node of ${this.addresses.join(', ')} served this session for ${this.reconnectDeadlineMs} ms`));
+      this.fail(
+        new SessionError(
+          SessionErrorCode.unreachable,
+          `no node of ${this.addresses.join(', ')} served this session for ${this.reconnectDeadlineMs} ms`,
+        ),
+      );
       return;
     }
     if (this.running) this.scheduleTick();

@@ -24,10 +24,7 @@ export const SessionErrorCode = {
 export type SessionErrorCode = (typeof SessionErrorCode)[keyof typeof SessionErrorCode];
 
 export class SessionError extends HbftError {
-  constructor(
-    code: SessionErrorCode,
-    message: string,
-  ) {
+  constructor(code: SessionErrorCode, message: string) {
     super(code, message);
   }
 }

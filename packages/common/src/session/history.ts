@@ -114,7 +114,11 @@ export class HistoryRecorder {
     return { id: this.nextId++, client, op, key, value, start: this.now() };
   }
 
-  complete(pending: PendingOperation, result: OperationResult, details: { value?: string | number | null; generation?: number; error?: string } = {}): Operation {
+  complete(
+    pending: PendingOperation,
+    result: OperationResult,
+    details: { value?: string | number | null; generation?: number; error?: string } = {},
+  ): Operation {
     const operation: Operation = {
       type: 'op',
       id: pending.id,

@@ -11,7 +11,14 @@ import { checkHistory, type Verdict } from './checker.ts';
 import { SessionClient, type ConnectFunction } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { SessionErrorCode } from './errors.ts';
-import { HistoryRecorder, OPERATION_KINDS, type HistoryEntry, type HistoryHeader, type OperationKind, type PendingOperation } from './history.ts';
+import {
+  HistoryRecorder,
+  OPERATION_KINDS,
+  type HistoryEntry,
+  type HistoryHeader,
+  type OperationKind,
+  type PendingOperation,
+} from './history.ts';
 import { RespError, type RespValue } from './resp.ts';
 
 export type OperationMix = Record<OperationKind, number>;
@@ -30,10 +37,15 @@ export const LOAD_DEFAULTS = {
 /** Reads `incr=50,set=40,get=10` (weights; kinds left out get 0). */
 export function parseMix(text: string, flag: string): OperationMix {
   const mix: OperationMix = { incr: 0, set: 0, get: 0 };
-  for (const part of text.split(',').map((piece) => piece.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((piece) => piece.trim())
+    .filter(Boolean)) {
     const match = /^(\w+)\s*=\s*(\d+(?:\.\d+)?)$/.exec(part);
     if (!match || !OPERATION_KINDS.includes(match[1]!.toLowerCase() as OperationKind)) {
-      throw new UsageError(`${flag}: expected KIND=WEIGHT pairs with KIND one of ${OPERATION_KINDS.join(', ')} (for example incr=50,set=40,get=10), got "${part}"`);
+      throw new UsageError(
+        `${flag}: expected KIND=WEIGHT pairs with KIND one of ${OPERATION_KINDS.join(', ')} (for example incr=50,set=40,get=10), got "${part}"`,
+      );
     }
     mix[match[1]!.toLowerCase() as OperationKind] = Number(match[2]);
   }
@@ -156,7 +168,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const openSession = (client: number): SessionClient => {
     const session = new SessionClient({ ...sessionOptions, random: clientRandom(options.seed ^ 0x51ed, client) });
     session.on('failover', (info) => {
-      recorder.failover(client, { from: info.from, to: info.to, fromGeneration: info.fromGeneration, toGeneration: info.toGeneration, gapMs: info.gapMs });
+      recorder.failover(client, {
+        from: info.from,
+        to: info.to,
+        fromGeneration: info.fromGeneration,
+        toGeneration: info.toGeneration,
+        gapMs: info.gapMs,
+      });
     });
     sessions[client] = session;
     return session;
@@ -201,7 +219,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       counts.fail++;
       return;
     }
-    const expected = pending.op === 'incr' ? typeof reply === 'number' : pending.op === 'set' ? reply === 'OK' : reply === null || typeof reply === 'string';
+    const expected =
+      pending.op === 'incr'
+        ? typeof reply === 'number'
+        : pending.op === 'set'
+          ? reply === 'OK'
+          : reply === null || typeof reply === 'string';
     if (!expected) {
       // A reply of the wrong type: the stream and the requests are out of step, so the effect is unknown.
       recorder.complete(pending, 'unknown', { error: `unexpected reply ${JSON.stringify(reply)}` });
@@ -267,12 +290,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const final = await finalRead(usedKeys, sessionOptions, logger);
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };
   options.onEntry?.(finalEntry);
-  const verdict = checkHistory({ operations: recorder.operations, final, failovers: recorder.failovers, seed: options.seed, exactlyOnce: true });
+  const verdict = checkHistory({
+    operations: recorder.operations,
+    final,
+    failovers: recorder.failovers,
+    seed: options.seed,
+    exactlyOnce: true,
+  });
   return { header, history: [header, ...recorder.operations, ...recorder.failovers, finalEntry], final, verdict };
 }
 
 /** Reads every key with MGET on a fresh session, retrying on a new session if one fails. */
-async function finalRead(keys: readonly string[], sessionOptions: ConstructorParameters<typeof SessionClient>[0], logger: Logger): Promise<Record<string, string | null>> {
+async function finalRead(
+  keys: readonly string[],
+  sessionOptions: ConstructorParameters<typeof SessionClient>[0],
+  logger: Logger,
+): Promise<Record<string, string | null>> {
   let lastError: unknown;
   for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts; attempt++) {
     const session = new SessionClient(sessionOptions);
@@ -283,7 +316,8 @@ async function finalRead(keys: readonly string[], sessionOptions: ConstructorPar
         const batch = keys.slice(at, at + LOAD_DEFAULTS.mgetKeysMax);
         batches.push(
           session.request(['MGET', ...batch]).then((reply) => {
-            if (!Array.isArray(reply) || reply.length !== batch.length) throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
+            if (!Array.isArray(reply) || reply.length !== batch.length)
+              throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
             batch.forEach((key, i) => (values[key] = reply[i] === null ? null : String(reply[i])));
           }),
         );

@@ -49,7 +49,10 @@ export class PlainClient {
   }
 
   close(): void {
-    void this.connection?.then((connection) => connection.socket.destroy(), () => {});
+    void this.connection?.then(
+      (connection) => connection.socket.destroy(),
+      () => {},
+    );
     this.connection = null;
     this.address = null;
   }
@@ -108,7 +111,8 @@ export class PlainClient {
     socket.on('data', (chunk) => {
       connection.reader.push(chunk);
       try {
-        for (let reply = connection.reader.next(); reply !== undefined; reply = connection.reader.next()) connection.waiters.shift()?.resolve(reply);
+        for (let reply = connection.reader.next(); reply !== undefined; reply = connection.reader.next())
+          connection.waiters.shift()?.resolve(reply);
       } catch (error) {
         breakWith(`malformed reply (${(error as Error).message})`);
       }

@@ -75,11 +75,7 @@ export interface ServerHandshake {
   outputStart: number;
 }
 
-export type SessionFrame =
-  | { kind: 'data'; payload: Uint8Array }
-  | { kind: 'ack'; offset: number }
-  | { kind: 'ping' }
-  | { kind: 'pong' };
+export type SessionFrame = { kind: 'data'; payload: Uint8Array } | { kind: 'ack'; offset: number } | { kind: 'ping' } | { kind: 'pong' };
 
 export type SessionMessage = ClientHandshake | ServerHandshake | SessionFrame;
 
@@ -104,7 +100,9 @@ function checkOffset(offset: number, what: string): void {
   assert(Number.isSafeInteger(offset) && offset >= 0, `${what} must be a whole number in [0, 2^53), got ${offset}`);
 }
 
-export function encodeClientHandshake(handshake: Omit<ClientHandshake, 'kind' | 'version' | 'flags'> & { version?: number; flags?: number }): Uint8Array {
+export function encodeClientHandshake(
+  handshake: Omit<ClientHandshake, 'kind' | 'version' | 'flags'> & { version?: number; flags?: number },
+): Uint8Array {
   assert(handshake.sessionId.length === SESSION_ID_BYTES, `session id must be ${SESSION_ID_BYTES} bytes`);
   checkOffset(handshake.outputReceived, 'outputReceived');
   const bytes = Buffer.alloc(CLIENT_HANDSHAKE_BYTES);
@@ -133,7 +131,10 @@ export function encodeServerHandshake(reply: Omit<ServerHandshake, 'kind' | 'ver
 
 /** Just the 5-byte header of a frame, for writers that send the payload separately (writev). */
 export function encodeFrameHeader(type: FrameType, payloadBytes: number): Uint8Array {
-  assert(payloadBytes >= 0 && payloadBytes <= FRAME_PAYLOAD_BYTES_MAX, `frame payload of ${payloadBytes} bytes exceeds ${FRAME_PAYLOAD_BYTES_MAX}`);
+  assert(
+    payloadBytes >= 0 && payloadBytes <= FRAME_PAYLOAD_BYTES_MAX,
+    `frame payload of ${payloadBytes} bytes exceeds ${FRAME_PAYLOAD_BYTES_MAX}`,
+  );
   const header = Buffer.alloc(FRAME_HEADER_BYTES);
   header[0] = type;
   header.writeUInt32LE(payloadBytes, 1);
@@ -264,7 +265,10 @@ export class SessionDecoder {
           if (this.state === 'handshake') {
             for (let i = before; i < Math.min(this.fixedFilled, SESSION_MAGIC.length); i++) {
               if (this.fixed[i] !== SESSION_MAGIC[i]) {
-                this.fail('E_SESSION_BAD_MAGIC', `handshake byte ${i} is 0x${this.fixed[i]!.toString(16)}, expected 0x${SESSION_MAGIC[i]!.toString(16)} ("\\0HBS")`);
+                this.fail(
+                  'E_SESSION_BAD_MAGIC',
+                  `handshake byte ${i} is 0x${this.fixed[i]!.toString(16)}, expected 0x${SESSION_MAGIC[i]!.toString(16)} ("\\0HBS")`,
+                );
                 break;
               }
             }
@@ -304,7 +308,10 @@ export class SessionDecoder {
     const version = bytes[4]!;
     this.fixedFilled = 0;
     if (version !== SESSION_PROTOCOL_VERSION) {
-      this.fail('E_SESSION_VERSION', `${this.side === 'server' ? 'client' : 'server'} speaks session protocol version ${version}, this side speaks ${SESSION_PROTOCOL_VERSION}`);
+      this.fail(
+        'E_SESSION_VERSION',
+        `${this.side === 'server' ? 'client' : 'server'} speaks session protocol version ${version}, this side speaks ${SESSION_PROTOCOL_VERSION}`,
+      );
       return;
     }
     if (this.side === 'server') {
@@ -320,7 +327,8 @@ export class SessionDecoder {
       const outputStart = readOffset(bytes, 18);
       // Bytes 26..29 are reserved: ignored so that a later version may use them.
       if (status > HANDSHAKE_STATUS_MAX) return this.fail('E_SESSION_BAD_STATUS', `handshake reply has unknown status ${status}`);
-      if (inputAccepted === undefined || outputStart === undefined) return this.fail('E_SESSION_OFFSET_RANGE', 'handshake reply offset exceeds 2^53 − 1');
+      if (inputAccepted === undefined || outputStart === undefined)
+        return this.fail('E_SESSION_OFFSET_RANGE', 'handshake reply offset exceeds 2^53 − 1');
       messages.push({ kind: 'serverHandshake', version, status: status as HandshakeStatus, generation, inputAccepted, outputStart });
     }
     this.state = 'frameHeader';
@@ -332,14 +340,20 @@ export class SessionDecoder {
     this.fixedFilled = 0;
     switch (type) {
       case FrameType.data:
-        if (length > this.payloadBytesMax) return this.fail('E_SESSION_FRAME_TOO_LARGE', `DATA frame of ${length} bytes exceeds the ${this.payloadBytesMax}-byte limit`);
+        if (length > this.payloadBytesMax)
+          return this.fail('E_SESSION_FRAME_TOO_LARGE', `DATA frame of ${length} bytes exceeds the ${this.payloadBytesMax}-byte limit`);
         break;
       case FrameType.ack:
-        if (length !== ACK_PAYLOAD_BYTES) return this.fail('E_SESSION_FRAME_LENGTH', `ACK frame has a ${length}-byte payload, expected ${ACK_PAYLOAD_BYTES}`);
+        if (length !== ACK_PAYLOAD_BYTES)
+          return this.fail('E_SESSION_FRAME_LENGTH', `ACK frame has a ${length}-byte payload, expected ${ACK_PAYLOAD_BYTES}`);
         break;
       case FrameType.ping:
       case FrameType.pong:
-        if (length !== 0) return this.fail('E_SESSION_FRAME_LENGTH', `${type === FrameType.ping ? 'PING' : 'PONG'} frame has a ${length}-byte payload, expected none`);
+        if (length !== 0)
+          return this.fail(
+            'E_SESSION_FRAME_LENGTH',
+            `${type === FrameType.ping ? 'PING' : 'PONG'} frame has a ${length}-byte payload, expected none`,
+          );
         break;
       default:
         return this.fail('E_SESSION_FRAME_TYPE', `unknown frame type ${type}`);

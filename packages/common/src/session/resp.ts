@@ -94,7 +94,9 @@ function parseWith<T>(build: ReplyBuilder<T>, bytes: Uint8Array, offset: number,
     case 0x3a: {
       // :
       const value = Number(line);
-      return Number.isFinite(value) && /^-?\d+$/.test(line) ? { value: build.integer(value), length: afterLine - offset } : { error: `bad integer "${line}"` };
+      return Number.isFinite(value) && /^-?\d+$/.test(line)
+        ? { value: build.integer(value), length: afterLine - offset }
+        : { error: `bad integer "${line}"` };
     }
     case 0x24: {
       // $

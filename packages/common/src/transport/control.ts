@@ -48,7 +48,9 @@ export class ControlConnection extends FrameConnection {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.closed !== null) return;
       if (!isBinary) {
-        this.fail(protocolFailure(ProtocolErrorCode.WS_MESSAGE, `a text message on the ${this.channel} channel (frames are binary messages)`));
+        this.fail(
+          protocolFailure(ProtocolErrorCode.WS_MESSAGE, `a text message on the ${this.channel} channel (frames are binary messages)`),
+        );
         return;
       }
       const message = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);

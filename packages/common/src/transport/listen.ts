@@ -14,7 +14,7 @@ export class ListenError extends HbftError {
 
 const REASONS: Record<string, string> = {
   EADDRINUSE: 'the address is already in use (another hbft, or another program, listens there)',
-  EADDRNOTAVAIL: 'that address is not one of this host\'s',
+  EADDRNOTAVAIL: "that address is not one of this host's",
   EACCES: 'permission denied (ports below 1024 need privileges)',
   ENOTFOUND: 'the host name does not resolve',
   EAI_AGAIN: 'the host name does not resolve',

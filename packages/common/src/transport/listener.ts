@@ -66,9 +66,16 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
     this.peekTimeoutMs = options.peekTimeoutMs ?? listenerPeekTimeoutMs;
     this.server = net.createServer((socket) => this.onSocket(socket));
     this.http = http.createServer();
-    this.http.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket as net.Socket, head));
+    this.http.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(request, socket as net.Socket, head),
+    );
     this.http.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
-      this.reject(request.socket, ProtocolErrorCode.LISTENER_PROTOCOL, `HTTP ${request.method} ${request.url?.slice(0, 64)} without a WebSocket upgrade`, false);
+      this.reject(
+        request.socket,
+        ProtocolErrorCode.LISTENER_PROTOCOL,
+        `HTTP ${request.method} ${request.url?.slice(0, 64)} without a WebSocket upgrade`,
+        false,
+      );
       response.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       response.end(`this is an hbft replication port: the control channel is a WebSocket at ${controlPath}\n`);
     });
@@ -108,7 +115,11 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
     let peeked: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => {
       socket.removeListener('data', onData);
-      this.reject(socket, ProtocolErrorCode.LISTENER_TIMEOUT, `sent ${peeked.length} bytes in ${this.peekTimeoutMs} ms, not enough to tell what it speaks`);
+      this.reject(
+        socket,
+        ProtocolErrorCode.LISTENER_TIMEOUT,
+        `sent ${peeked.length} bytes in ${this.peekTimeoutMs} ms, not enough to tell what it speaks`,
+      );
     }, this.peekTimeoutMs);
     timer.unref();
     const onData = (chunk: Buffer): void => {
@@ -129,13 +140,21 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
         // The internal http.Server does not listen, so its own header timeouts do not run.
         const upgradeTimer = setTimeout(() => {
           if (!socket.destroyed && this.sockets.has(socket)) {
-            this.reject(socket, ProtocolErrorCode.LISTENER_TIMEOUT, `no complete WebSocket upgrade request within ${this.peekTimeoutMs} ms`);
+            this.reject(
+              socket,
+              ProtocolErrorCode.LISTENER_TIMEOUT,
+              `no complete WebSocket upgrade request within ${this.peekTimeoutMs} ms`,
+            );
           }
         }, this.peekTimeoutMs);
         upgradeTimer.unref();
         socket.once('close', () => clearTimeout(upgradeTimer));
       } else {
-        this.reject(socket, ProtocolErrorCode.LISTENER_PROTOCOL, `first bytes 0x${peeked.subarray(0, peekBytes).toString('hex')} are neither the frame magic nor an HTTP upgrade`);
+        this.reject(
+          socket,
+          ProtocolErrorCode.LISTENER_PROTOCOL,
+          `first bytes 0x${peeked.subarray(0, peekBytes).toString('hex')} are neither the frame magic nor an HTTP upgrade`,
+        );
       }
     };
     socket.on('data', onData);
@@ -146,7 +165,12 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
     const path = (request.url ?? '').split('?')[0];
     if (path !== controlPath && path !== heartbeatPath) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      this.reject(socket, ProtocolErrorCode.LISTENER_PROTOCOL, `WebSocket upgrade for ${path?.slice(0, 64)}, not ${controlPath} or ${heartbeatPath}`, false);
+      this.reject(
+        socket,
+        ProtocolErrorCode.LISTENER_PROTOCOL,
+        `WebSocket upgrade for ${path?.slice(0, 64)}, not ${controlPath} or ${heartbeatPath}`,
+        false,
+      );
       return;
     }
     const channel = path === controlPath ? 'control' : 'heartbeat';

@@ -9,14 +9,7 @@ import {
 } from '../../limits.ts';
 import { NIC_BASE, NIC_SIZE } from '../addressMap.ts';
 import type { GuestMemory } from '../memory.ts';
-import {
-  expectBytes,
-  expectDeviceState,
-  expectSafeUint,
-  expectUint32,
-  type Device,
-  type DeviceState,
-} from './device.ts';
+import { expectBytes, expectDeviceState, expectSafeUint, expectUint32, type Device, type DeviceState } from './device.ts';
 
 /* Register offsets; the C view with the ring format is guests/include/hbft.h. */
 export const NIC_RX_BASE = 0x00;
@@ -428,7 +421,7 @@ export class VirtualNic implements Device {
         // The guest consumed records: space freed, so queued events may go in now.
         // A tail may only move forward over records the device produced; ignore anything else.
         const stillUsed = (this.rxHead - value) >>> 0;
-        if (stillUsed > ((this.rxHead - this.rxTail) >>> 0) || (value & 7) !== 0) return;
+        if (stillUsed > (this.rxHead - this.rxTail) >>> 0 || (value & 7) !== 0) return;
         const wasPending = this.rxPending;
         this.rxTail = value;
         this.fillReceiveRing();
@@ -552,11 +545,29 @@ export class VirtualNic implements Device {
     const slots = [];
     for (let slot = 0; slot < NIC_CONNECTIONS_MAX; slot++) {
       if (this.slotState[slot] === SLOT_FREE) continue;
-      slots.push([slot, this.slotState[slot]!, this.slotTag[slot]!, this.rxAccepted[slot]!, this.rxDelivered[slot]!, this.txProduced[slot]!]);
+      slots.push([
+        slot,
+        this.slotState[slot]!,
+        this.slotTag[slot]!,
+        this.rxAccepted[slot]!,
+        this.rxDelivered[slot]!,
+        this.txProduced[slot]!,
+      ]);
     }
     return {
       v: 1,
-      regs: [this.rxBase, this.rxSize, this.rxHead, this.rxTail, this.txBase, this.txSize, this.txHead, this.txTail, this.ctrl, this.status],
+      regs: [
+        this.rxBase,
+        this.rxSize,
+        this.rxHead,
+        this.rxTail,
+        this.txBase,
+        this.txSize,
+        this.txHead,
+        this.txTail,
+        this.ctrl,
+        this.status,
+      ],
       slots,
       queue: this.queue.map((event) => [event.slot, event.type, event.bytes.subarray(event.sent, event.length)]),
     };

@@ -94,8 +94,17 @@ export interface PacketNicCounters {
 }
 
 const COUNTER_NAMES: (keyof PacketNicCounters)[] = [
-  'rxFrames', 'rxBytes', 'txFrames', 'txBytes', 'rxRunts', 'rxOversize', 'rxQueueFull', 'rxLinkDown',
-  'rxTooLargeForBuffer', 'txErrors', 'txLinkDown',
+  'rxFrames',
+  'rxBytes',
+  'txFrames',
+  'txBytes',
+  'rxRunts',
+  'rxOversize',
+  'rxQueueFull',
+  'rxLinkDown',
+  'rxTooLargeForBuffer',
+  'txErrors',
+  'txLinkDown',
 ];
 
 function zeroCounters(): PacketNicCounters {
@@ -336,7 +345,7 @@ export class PacketNic implements Device {
         // More buffers than the ring holds would make the device overwrite descriptors it has not
         // returned: refuse the write.
         if (!this.enabled) return;
-        if (((value - this.rxUsed) >>> 0) > this.rxCount) {
+        if ((value - this.rxUsed) >>> 0 > this.rxCount) {
           this.status |= NET_STATUS_CONFIG_ERROR;
           return;
         }
@@ -347,7 +356,7 @@ export class PacketNic implements Device {
         // Only forward, and only over buffers the device filled.
         if (!this.enabled) return;
         const advance = (value - this.rxConsumed) >>> 0;
-        if (advance > ((this.rxUsed - this.rxConsumed) >>> 0)) {
+        if (advance > (this.rxUsed - this.rxConsumed) >>> 0) {
           this.status |= NET_STATUS_CONFIG_ERROR;
           return;
         }
@@ -394,7 +403,7 @@ export class PacketNic implements Device {
 
   /** Takes every posted transmit descriptor; a bad one is skipped and counted. */
   private transmitPosted(): void {
-    if (((this.txAvail - this.txUsed) >>> 0) > this.txCount) {
+    if ((this.txAvail - this.txUsed) >>> 0 > this.txCount) {
       // The guest claims more frames than the ring holds: nothing of it can be trusted.
       this.status |= NET_STATUS_TX_ERROR;
       this.counterValues.txErrors++;
@@ -427,8 +436,19 @@ export class PacketNic implements Device {
       v: STATE_VERSION,
       mac: Uint8Array.from(this.macBytes),
       link: this.linkUp,
-      regs: [this.ctrl, this.status, this.rxBase, this.rxCount, this.rxAvail, this.rxUsed, this.rxConsumed,
-        this.txBase, this.txCount, this.txAvail, this.txUsed],
+      regs: [
+        this.ctrl,
+        this.status,
+        this.rxBase,
+        this.rxCount,
+        this.rxAvail,
+        this.rxUsed,
+        this.rxConsumed,
+        this.txBase,
+        this.txCount,
+        this.txAvail,
+        this.txUsed,
+      ],
       counters: COUNTER_NAMES.map((name) => this.counterValues[name]),
       queue: this.queue.map((frame) => Uint8Array.from(frame)),
     };
@@ -445,8 +465,11 @@ export class PacketNic implements Device {
     }
     const regValues = regs.map((_, i) => expectUint32(this.name, regs as unknown as Record<string, unknown>, String(i)));
     const counters = record.counters;
-    if (!Array.isArray(counters) || counters.length !== COUNTER_NAMES.length ||
-        !counters.every((value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) {
+    if (
+      !Array.isArray(counters) ||
+      counters.length !== COUNTER_NAMES.length ||
+      !counters.every((value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
+    ) {
       throw new StateFormatError(`net state: "counters" must hold ${COUNTER_NAMES.length} non-negative integers`);
     }
     const queue = record.queue;
@@ -465,10 +488,19 @@ export class PacketNic implements Device {
     }
     this.macBytes.set(mac);
     this.linkUp = record.link;
-    [this.ctrl, this.status, this.rxBase, this.rxCount, this.rxAvail, this.rxUsed, this.rxConsumed,
-      this.txBase, this.txCount, this.txAvail, this.txUsed] = regValues as [
-      number, number, number, number, number, number, number, number, number, number, number,
-    ];
+    [
+      this.ctrl,
+      this.status,
+      this.rxBase,
+      this.rxCount,
+      this.rxAvail,
+      this.rxUsed,
+      this.rxConsumed,
+      this.txBase,
+      this.txCount,
+      this.txAvail,
+      this.txUsed,
+    ] = regValues as [number, number, number, number, number, number, number, number, number, number, number];
     this.counterValues = Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, counters[i] as number])) as unknown as PacketNicCounters;
     this.queue = frames;
   }

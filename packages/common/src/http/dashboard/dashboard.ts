@@ -25,7 +25,8 @@ const ASSET_DIR = new URL('./assets/', import.meta.url);
  * The page loads only its own files and talks only to `/live` sockets (its node's and the peer's,
  * on another port) and its own `/peer`; charts set colours through style attributes.
  */
-const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export interface DashboardOptions {
   feed: LiveSource;
@@ -86,7 +87,12 @@ export class Dashboard {
 
   private sendFile(response: ServerResponse, file: string, contentType: string): void {
     const body = this.files.get(file)!;
-    response.writeHead(200, { 'content-type': contentType, 'content-length': body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    response.writeHead(200, {
+      'content-type': contentType,
+      'content-length': body.length,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
     response.end(body);
   }
 }

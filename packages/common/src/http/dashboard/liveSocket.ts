@@ -8,7 +8,15 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from '../../log.ts';
 import type { LiveEvent, LiveFeed, LiveSample } from '../liveFeed.ts';
-import { CLIENT_MESSAGE_BYTES_MAX, eventMessage, helloMessage, isClientPing, pongMessage, sampleMessage, type LiveMessage } from './liveMessages.ts';
+import {
+  CLIENT_MESSAGE_BYTES_MAX,
+  eventMessage,
+  helloMessage,
+  isClientPing,
+  pongMessage,
+  sampleMessage,
+  type LiveMessage,
+} from './liveMessages.ts';
 
 /** What the socket needs of a feed: its history and its two events. */
 export type LiveSource = Pick<LiveFeed, 'samples' | 'events' | 'on' | 'off'>;
@@ -107,7 +115,10 @@ export class LiveSocketServer {
     if (client.readyState !== WebSocket.OPEN) return;
     if (client.bufferedAmount > this.bufferedBytesMax) {
       this.droppedClientsTotal++;
-      this.logger.warn({ bufferedBytes: client.bufferedAmount, bufferedBytesMax: this.bufferedBytesMax }, 'dashboard client too slow: dropped');
+      this.logger.warn(
+        { bufferedBytes: client.bufferedAmount, bufferedBytesMax: this.bufferedBytesMax },
+        'dashboard client too slow: dropped',
+      );
       client.terminate();
       return;
     }

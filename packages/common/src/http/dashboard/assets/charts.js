@@ -71,30 +71,36 @@ export class TimeChart {
     const inWindow = view.samples.filter((sample) => sample.t >= view.startMs - GAP_MS && sample.t <= view.endMs);
 
     let top = 0;
-    for (const sample of inWindow) for (const series of spec.series) {
-      const value = sample[series.key];
-      if (typeof value === 'number' && Number.isFinite(value) && value > top) top = value;
-    }
+    for (const sample of inWindow)
+      for (const series of spec.series) {
+        const value = sample[series.key];
+        if (typeof value === 'number' && Number.isFinite(value) && value > top) top = value;
+      }
     // 10 % headroom keeps a steady line off the chart's top edge.
     top = spec.yMax ?? (spec.nice ?? niceCeiling)(Math.max(top * 1.1, spec.yMinTop ?? 1));
     const x = (t) => plot.x0 + ((t - view.startMs) / (view.endMs - view.startMs)) * (plot.x1 - plot.x0);
     const y = (value) => plot.y1 - (Math.min(value, top) / top) * (plot.y1 - plot.y0);
 
     const parts = [];
-    parts.push(`<defs><clipPath id="clip-${this.clipId()}"><rect x="${plot.x0}" y="${plot.y0 - 1}" width="${plot.x1 - plot.x0}" height="${plot.y1 - plot.y0 + 2}"/></clipPath></defs>`);
+    parts.push(
+      `<defs><clipPath id="clip-${this.clipId()}"><rect x="${plot.x0}" y="${plot.y0 - 1}" width="${plot.x1 - plot.x0}" height="${plot.y1 - plot.y0 + 2}"/></clipPath></defs>`,
+    );
     // Value grid and labels: 0, half, top.
     for (const fraction of [0, 0.5, 1]) {
       const value = top * fraction;
       const py = y(value).toFixed(1);
       parts.push(`<line class="grid" x1="${plot.x0}" x2="${plot.x1}" y1="${py}" y2="${py}"/>`);
-      parts.push(`<text class="axis" x="${plot.x0 - 4}" y="${py}" text-anchor="end" dominant-baseline="middle">${escapeText(spec.format(value))}</text>`);
+      parts.push(
+        `<text class="axis" x="${plot.x0 - 4}" y="${py}" text-anchor="end" dominant-baseline="middle">${escapeText(spec.format(value))}</text>`,
+      );
     }
     // Time axis.
     for (const t of timeTicks(view.startMs, view.endMs, plot.x1 - plot.x0)) {
       const px = x(t).toFixed(1);
       parts.push(`<line class="grid time" x1="${px}" x2="${px}" y1="${plot.y0}" y2="${plot.y1}"/>`);
       // A label at either end would run into the value axis or out of the chart.
-      if (x(t) > plot.x0 + 24 && x(t) < plot.x1 - 24) parts.push(`<text class="axis" x="${px}" y="${height - 5}" text-anchor="middle">${formatClock(t)}</text>`);
+      if (x(t) > plot.x0 + 24 && x(t) < plot.x1 - 24)
+        parts.push(`<text class="axis" x="${px}" y="${height - 5}" text-anchor="middle">${formatClock(t)}</text>`);
     }
     parts.push(`<g clip-path="url(#clip-${this.clipId()})">`);
     if (spec.band) parts.push(this.band(inWindow, spec.band, x, plot));
@@ -103,7 +109,9 @@ export class TimeChart {
       const { path, points, area } = linePath(inWindow, series.key, x, y, plot.y1);
       pointsPlotted = Math.max(pointsPlotted, points);
       if (spec.series.length === 1 && area) parts.push(`<path class="area" d="${area}" fill="${series.color}"/>`);
-      parts.push(`<path class="line${index > 0 ? ' secondary' : ''}" data-series="${series.key}" data-points="${points}" d="${path}" stroke="${series.color}"/>`);
+      parts.push(
+        `<path class="line${index > 0 ? ' secondary' : ''}" data-series="${series.key}" data-points="${points}" d="${path}" stroke="${series.color}"/>`,
+      );
     });
     for (const marker of view.markers) {
       if (marker.t < view.startMs || marker.t > view.endMs) continue;
@@ -119,7 +127,9 @@ export class TimeChart {
     }
     parts.push('</g>');
     if (pointsPlotted === 0) {
-      parts.push(`<text class="empty" x="${(plot.x0 + plot.x1) / 2}" y="${(plot.y0 + plot.y1) / 2}" text-anchor="middle" dominant-baseline="middle">no data</text>`);
+      parts.push(
+        `<text class="empty" x="${(plot.x0 + plot.x1) / 2}" y="${(plot.y0 + plot.y1) / 2}" text-anchor="middle" dominant-baseline="middle">no data</text>`,
+      );
     }
     parts.push(`<rect class="frame" x="${plot.x0}" y="${plot.y0}" width="${plot.x1 - plot.x0}" height="${plot.y1 - plot.y0}"/>`);
 

@@ -14,10 +14,25 @@ const RENDER_INTERVAL_MS_MIN = 200;
 const ADDRESS = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
 
 const CHARTS = [
-  { id: 'epochs', title: 'Epoch rate', format: (v) => `${formatCount(v)}/s`, yMinTop: 10, series: [{ key: 'epochsPerSecond', label: 'epochs', color: '#2563eb' }] },
-  { id: 'mips', title: 'Guest speed', format: (v) => `${formatCount(v)} MIPS`, yMinTop: 1, series: [{ key: 'guestMips', label: 'guest', color: '#7c3aed' }] },
   {
-    id: 'pages', title: 'Dirty pages and faults per epoch', format: formatCount, yMinTop: 4,
+    id: 'epochs',
+    title: 'Epoch rate',
+    format: (v) => `${formatCount(v)}/s`,
+    yMinTop: 10,
+    series: [{ key: 'epochsPerSecond', label: 'epochs', color: '#2563eb' }],
+  },
+  {
+    id: 'mips',
+    title: 'Guest speed',
+    format: (v) => `${formatCount(v)} MIPS`,
+    yMinTop: 1,
+    series: [{ key: 'guestMips', label: 'guest', color: '#7c3aed' }],
+  },
+  {
+    id: 'pages',
+    title: 'Dirty pages and faults per epoch',
+    format: formatCount,
+    yMinTop: 4,
     series: [
       { key: 'dirtyPagesPerEpoch', label: 'dirty', color: '#334155' },
       { key: 'readFaultsPerEpoch', label: 'read faults', color: '#0ea5e9' },
@@ -25,7 +40,10 @@ const CHARTS = [
     ],
   },
   {
-    id: 'prediction', title: 'Prediction quality and superpage hits', format: formatPercent, yMax: 1,
+    id: 'prediction',
+    title: 'Prediction quality and superpage hits',
+    format: formatPercent,
+    yMax: 1,
     series: [
       { key: 'recall', label: 'recall', color: '#16a34a' },
       { key: 'precision', label: 'precision', color: '#2563eb' },
@@ -33,26 +51,49 @@ const CHARTS = [
     ],
   },
   {
-    id: 'checkpoint', title: 'Checkpoint size per epoch', format: formatBytes, nice: niceBytesCeiling, yMinTop: 4096,
+    id: 'checkpoint',
+    title: 'Checkpoint size per epoch',
+    format: formatBytes,
+    nice: niceBytesCeiling,
+    yMinTop: 4096,
     series: [
       { key: 'checkpointRawBytesPerEpoch', label: 'raw', color: '#64748b' },
       { key: 'checkpointWireBytesPerEpoch', label: 'on the wire', color: '#0d9488' },
     ],
   },
-  { id: 'pause', title: 'Guest pause per epoch', format: formatUs, yMinTop: 100, series: [{ key: 'pauseUsPerEpoch', label: 'pause', color: '#db2777' }] },
   {
-    id: 'latency', title: 'Output and ack latency', format: formatMs, yMinTop: 10,
+    id: 'pause',
+    title: 'Guest pause per epoch',
+    format: formatUs,
+    yMinTop: 100,
+    series: [{ key: 'pauseUsPerEpoch', label: 'pause', color: '#db2777' }],
+  },
+  {
+    id: 'latency',
+    title: 'Output and ack latency',
+    format: formatMs,
+    yMinTop: 10,
     series: [
       { key: 'outputLatencyMs', label: 'output held', color: '#7c3aed' },
       { key: 'ackLatencyMs', label: 'checkpoint ack', color: '#0d9488' },
     ],
   },
   {
-    id: 'heartbeat', title: 'Heartbeat: since the peer was heard', format: formatMs, yMinTop: 100,
+    id: 'heartbeat',
+    title: 'Heartbeat: since the peer was heard',
+    format: formatMs,
+    yMinTop: 100,
     series: [{ key: 'msSincePeerHeard', label: 'silence', color: '#2563eb' }],
     band: { key: 'peerConnected', label: 'peer connected' },
   },
-  { id: 'held', title: 'Output held for commit', format: formatBytes, nice: niceBytesCeiling, yMinTop: 1024, series: [{ key: 'heldOutputBytes', label: 'held', color: '#ea580c' }] },
+  {
+    id: 'held',
+    title: 'Output held for commit',
+    format: formatBytes,
+    nice: niceBytesCeiling,
+    yMinTop: 1024,
+    series: [{ key: 'heldOutputBytes', label: 'held', color: '#ea580c' }],
+  },
   { id: 'clients', title: 'Clients', format: formatCount, yMinTop: 4, series: [{ key: 'clients', label: 'clients', color: '#0891b2' }] },
 ];
 
@@ -209,13 +250,18 @@ class NodeView {
     this.modeEl.className = `mode mode-${latest.mode}`;
     const heard = latest.peerConnected
       ? `connected, heard ${formatMs(latest.msSincePeerHeard)} ago`
-      : latest.msSincePeerHeard === null ? 'not connected' : `not connected, last heard ${formatMs(latest.msSincePeerHeard)} ago`;
+      : latest.msSincePeerHeard === null
+        ? 'not connected'
+        : `not connected, last heard ${formatMs(latest.msSincePeerHeard)} ago`;
     const facts = [
       ['epoch', latest.epoch === null ? '–' : String(latest.epoch)],
       ['its peer', heard],
       ['clients', String(latest.clients)],
       ['held output', formatBytes(latest.heldOutputBytes)],
-      ['last sample', this.state === 'up' ? formatClock(latest.t) : `${formatClock(latest.t)} (${Math.round((now - latest.t) / 1000)} s ago)`],
+      [
+        'last sample',
+        this.state === 'up' ? formatClock(latest.t) : `${formatClock(latest.t)} (${Math.round((now - latest.t) / 1000)} s ago)`,
+      ],
     ];
     this.factsEl.innerHTML = facts.map(([name, value]) => `<div><dt>${escapeText(name)}</dt><dd>${escapeText(value)}</dd></div>`).join('');
   }
@@ -245,7 +291,8 @@ class Timeline {
     for (const t of timeTicks(startMs, endMs, width - left - right)) {
       const px = x(t).toFixed(1);
       parts.push(`<line class="grid time" x1="${px}" x2="${px}" y1="0" y2="${height - 16}"/>`);
-      if (x(t) > left + 24 && x(t) < width - right - 24) parts.push(`<text class="axis" x="${px}" y="${height - 4}" text-anchor="middle">${formatClock(t)}</text>`);
+      if (x(t) > left + 24 && x(t) < width - right - 24)
+        parts.push(`<text class="axis" x="${px}" y="${height - 4}" text-anchor="middle">${formatClock(t)}</text>`);
     }
     nodes.forEach((node, lane) => {
       const y0 = lane * laneHeight + 2;
@@ -258,7 +305,9 @@ class Timeline {
         const from = Math.max(period.fromMs, startMs);
         const to = Math.min(period.toMs ?? endMs, endMs);
         if (to <= from) continue;
-        parts.push(`<rect class="down-period" data-slot="${node.slot}" x="${x(from).toFixed(1)}" y="${y0 + 3}" width="${(x(to) - x(from)).toFixed(1)}" height="${laneHeight - 6}"><title>page could not reach ${escapeText(node.address)}</title></rect>`);
+        parts.push(
+          `<rect class="down-period" data-slot="${node.slot}" x="${x(from).toFixed(1)}" y="${y0 + 3}" width="${(x(to) - x(from)).toFixed(1)}" height="${laneHeight - 6}"><title>page could not reach ${escapeText(node.address)}</title></rect>`,
+        );
       }
       for (const marker of node.markers()) {
         if (marker.t < startMs || marker.t > endMs) continue;
@@ -277,10 +326,19 @@ class Timeline {
     this.svg.style.height = `${height}px`;
     this.svg.innerHTML = parts.join('');
 
-    const all = nodes.flatMap((node) => node.markers()).sort((a, b) => b.t - a.t).slice(0, EVENT_LOG_ROWS);
-    this.log.innerHTML = all.length === 0
-      ? '<li class="empty">no events yet</li>'
-      : all.map((m) => `<li data-kind="${escapeText(m.kind)}" data-slot="${m.slot}" data-generation="${m.generation ?? ''}"><time>${formatClock(m.t)}</time><span class="who">${m.slot === 'self' ? 'this node' : 'peer'}</span><span class="kind" style="background:${EVENT_COLORS[m.kind] ?? '#475569'}">${escapeText(m.kind)}</span><span class="message">${escapeText(m.message)}</span></li>`).join('');
+    const all = nodes
+      .flatMap((node) => node.markers())
+      .sort((a, b) => b.t - a.t)
+      .slice(0, EVENT_LOG_ROWS);
+    this.log.innerHTML =
+      all.length === 0
+        ? '<li class="empty">no events yet</li>'
+        : all
+            .map(
+              (m) =>
+                `<li data-kind="${escapeText(m.kind)}" data-slot="${m.slot}" data-generation="${m.generation ?? ''}"><time>${formatClock(m.t)}</time><span class="who">${m.slot === 'self' ? 'this node' : 'peer'}</span><span class="kind" style="background:${EVENT_COLORS[m.kind] ?? '#475569'}">${escapeText(m.kind)}</span><span class="message">${escapeText(m.message)}</span></li>`,
+            )
+            .join('');
 
     this.renderSummary(nodes);
   }
@@ -346,7 +404,11 @@ async function main() {
       node.renderHeader(endMs);
       node.renderCharts(startMs, endMs, markers);
     }
-    timeline.render(nodes.filter((node) => node.address), startMs, endMs);
+    timeline.render(
+      nodes.filter((node) => node.address),
+      startMs,
+      endMs,
+    );
     document.body.dataset.renders = String(Number(document.body.dataset.renders ?? 0) + 1);
   };
   const scheduleRender = () => {
@@ -355,13 +417,16 @@ async function main() {
     const wait = Math.max(0, RENDER_INTERVAL_MS_MIN - (performance.now() - lastRenderMs));
     setTimeout(render, wait);
   };
-  const nodes = [
-    new NodeView('self', location.host, nodesEl, scheduleRender),
-    new NodeView('peer', peer, nodesEl, scheduleRender),
-  ];
-  const timeline = new Timeline(document.getElementById('timeline-svg'), document.getElementById('event-log'), document.getElementById('summary'));
+  const nodes = [new NodeView('self', location.host, nodesEl, scheduleRender), new NodeView('peer', peer, nodesEl, scheduleRender)];
+  const timeline = new Timeline(
+    document.getElementById('timeline-svg'),
+    document.getElementById('event-log'),
+    document.getElementById('summary'),
+  );
   const picker = document.getElementById('window');
-  picker.innerHTML = ['auto', ...Object.keys(WINDOWS_MS)].map((name) => `<button type="button" data-window="${name}">${name}</button>`).join('');
+  picker.innerHTML = ['auto', ...Object.keys(WINDOWS_MS)]
+    .map((name) => `<button type="button" data-window="${name}">${name}</button>`)
+    .join('');
   const pick = (name) => {
     windowChoice = name;
     for (const button of picker.querySelectorAll('button')) button.classList.toggle('chosen', button.dataset.window === name);

@@ -35,13 +35,19 @@ if (typecheck && filters.length === 0) {
   console.log('run-tests: type check (tsc --noEmit)');
   const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
-  // The layers of .dependency-cruiser.cjs: every import points down, and no import cycle.
-  console.log('run-tests: layering (depcruise)');
-  const layers = spawnSync('npx', ['depcruise', '--config', '.dependency-cruiser.cjs', 'packages', 'test', 'scripts'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-  if (layers.status !== 0) process.exit(layers.status ?? 1);
+  // The house style, kept by tools: Biome's lint rules and formatting (biome.json); the layers of
+  // .dependency-cruiser.cjs (every import points down, no cycle); no unused file, dependency or
+  // export (knip.json).
+  const checks = [
+    ['lint and format (biome ci)', ['biome', 'ci', '.']],
+    ['layering (depcruise)', ['depcruise', '--config', '.dependency-cruiser.cjs', 'packages', 'test', 'scripts']],
+    ['unused code (knip)', ['knip', '--include-entry-exports']],
+  ];
+  for (const [name, command] of checks) {
+    console.log(`run-tests: ${name}`);
+    const check = spawnSync('npx', command, { cwd: root, stdio: 'inherit' });
+    if (check.status !== 0) process.exit(check.status ?? 1);
+  }
 }
 
 // Files that run whole clusters of daemon processes and judge timing-sensitive behaviour (failure

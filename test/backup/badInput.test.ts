@@ -116,7 +116,7 @@ async function inject(bytesFor: (sequence: number, sealer: FrameSealer) => Buffe
   bulk.socket.write(bytesFor(bulk.encoder.nextSequence, bulk.encoder.sealer));
   if (endAfter) bulk.socket.end();
   const reason = await closed;
-  l.stop();
+  await l.stop();
   return reason;
 }
 
@@ -172,7 +172,7 @@ before(async () => {
     await sendCheckpoint(good, epoch);
     await acked;
   }
-  good.stop();
+  await good.stop();
   assert.equal(daemon.store.appliedEpoch, 2);
 });
 
@@ -252,7 +252,7 @@ test('a checkpoint of the wrong epoch, of another generation or with damaged pag
   let lost = once(l, 'lost');
   await sendCheckpoint(l, applied + 5);
   await lost;
-  l.stop();
+  await l.stop();
   assert.ok(loggedSince(mark, /E_EPOCH_ORDER/));
   assert.equal(daemon.store.stateHash(), hash);
 
@@ -261,7 +261,7 @@ test('a checkpoint of the wrong epoch, of another generation or with damaged pag
   lost = once(l, 'lost');
   await sendCheckpoint(l, applied + 1, 2).catch(() => {});
   await lost;
-  l.stop();
+  await l.stop();
   assert.ok(loggedSince(mark, /E_GENERATION/), "frames of a generation other than the handshake's");
   assert.equal(daemon.store.stateHash(), hash);
 
@@ -281,7 +281,7 @@ test('a checkpoint of the wrong epoch, of another generation or with damaged pag
   }) as typeof send;
   await sendCheckpoint(l, applied + 1).catch(() => {});
   await lost;
-  l.stop();
+  await l.stop();
   assert.ok(loggedSince(mark, /E_PAGE_RECORDS/));
   assert.equal(daemon.store.stateHash(), hash);
   assert.equal(daemon.store.appliedEpoch, applied);
@@ -295,7 +295,7 @@ test('another primary process of the same generation cannot overwrite the replic
   restarted.start();
   // The link retries in the background; one refusal is enough.
   await Promise.race([refused, new Promise((resolve) => setTimeout(resolve, 3000))]);
-  restarted.stop();
+  await restarted.stop();
   assert.ok(loggedSince(mark, /E_STALE_INSTANCE/), 'refused as a restarted primary');
   assert.equal(daemon.store.stateHash(), hash);
 });

@@ -126,7 +126,7 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     assert.ok(largest * 4104 > 1024 * 1024, `parts large enough to come from the pool (${largest} pages)`);
     assert.equal(daemon.store.stateHash(), source.stateHash(), 'the replica equals the source');
   } finally {
-    link.stop();
+    await link.stop();
     await daemon.stop();
   }
 });

@@ -10,7 +10,6 @@ export const JALR = 0x67;
 export const LUI = 0x37;
 export const AUIPC = 0x17;
 export const SYSTEM = 0x73;
-export const MISC_MEM = 0x0f;
 
 export function rType(f7: number, rs2: number, rs1: number, f3: number, rd: number, opcode = OP): number {
   return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode | 0;

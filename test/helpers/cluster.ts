@@ -1,1 +1,1 @@
-export { Cluster, freePorts, type ClusterOptions, type Node } from '@hbft/cli/cluster.ts';
+export { Cluster, freePorts, type ClusterOptions } from '@hbft/cli/cluster.ts';

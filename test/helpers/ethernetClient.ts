@@ -5,7 +5,8 @@
  * own unless a test resends a segment on purpose, every segment checksummed as a kernel would.
  */
 import assert from 'node:assert/strict';
-import { STOP_IDLE, type Machine } from '@hbft/common/guest/machine.ts';
+import { STOP_IDLE } from '@hbft/common/guest/cpu.ts';
+import type { Machine } from '@hbft/common/guest/machine.ts';
 import { TIMEBASE_HZ } from '@hbft/common/guest/addressMap.ts';
 
 export const ETHERTYPE_IPV4 = 0x0800;
@@ -305,7 +306,7 @@ export class EthernetSegment {
         continue;
       }
       const connection = this.connections.get(parsed.tcp.destinationPort);
-      if (connection && connection.onSegment(parsed.tcp)) replies.push(connection.segmentFrame(TCP_ACK));
+      if (connection?.onSegment(parsed.tcp)) replies.push(connection.segmentFrame(TCP_ACK));
     }
     return replies;
   }

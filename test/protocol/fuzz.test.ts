@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { SeededRandom } from '@hbft/common/random.ts';
 import { FrameDecoder, decodeFrame } from '@hbft/common/protocol/decoder.ts';
 import { FrameEncoder, concatFrame, encodeFrameUnchecked, encodeMeta, frameMagic, type Frame } from '@hbft/common/protocol/frame.ts';
-import { FrameKind, frameKinds } from '@hbft/common/protocol/kinds.ts';
+import { type FrameKind, frameKinds } from '@hbft/common/protocol/kinds.ts';
 import {
   frameHeaderBytes,
   frameMetaBytesMax,

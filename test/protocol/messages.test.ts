@@ -57,7 +57,7 @@ test('malformed fields are refused by name', () => {
     [FrameKind.CHECKPOINT_END, (m) => (m.checksum = 2 ** 32), /field "checksum"/],
     [FrameKind.CHECKPOINT_END, (m) => (m.checksum = -1), /field "checksum"/],
     [FrameKind.NACK, (m) => (m.code = 'lower case'), /field "code": .*does not match/],
-    [FrameKind.ERROR, (m) => (m.code = 'E_' + 'X'.repeat(100)), /field "code": longer than 64 bytes/],
+    [FrameKind.ERROR, (m) => (m.code = `E_${'X'.repeat(100)}`), /field "code": longer than 64 bytes/],
     [FrameKind.ERROR, (m) => (m.message = 'é'.repeat(600)), /field "message": longer than 1024 bytes/],
     [FrameKind.GOODBYE, (m) => (m.reason = { text: 'bye' }), /field "reason": expected a string, got object/],
     [FrameKind.AUTH_OK, (m) => (m[''] = 1), /unknown field ""/],

@@ -43,7 +43,7 @@ test('replies print in redis-cli terminal and raw forms', () => {
   assert.equal(formatReply({ type: 'status', text: 'OK' }), 'OK');
   assert.equal(formatReply({ type: 'error', text: 'ERR x' }), '(error) ERR x');
   assert.equal(quoteBulk('\x00\xff'), '"\\x00\\xff"');
-  assert.equal(formatReplyRaw(reply), 'a"b\n\n' + [...Array(10).keys()].join('\n') + '\n\n');
+  assert.equal(formatReplyRaw(reply), `a"b\n\n${[...Array(10).keys()].join('\n')}\n\n`);
   assert.equal(formatReplyRaw({ type: 'integer', value: -3 }), '-3');
 });
 

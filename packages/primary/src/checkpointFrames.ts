@@ -1,5 +1,5 @@
 import { PAGE_BYTES } from '@hbft/common/guest/addressMap.ts';
-import { PAGE_RECORD_BYTES_MAX, PageEncoder, PageRecordWriter } from '@hbft/common/checkpoint/pageCodec.ts';
+import { PAGE_RECORD_BYTES_MAX, type PageEncoder, PageRecordWriter } from '@hbft/common/checkpoint/pageCodec.ts';
 import { CheckpointChecksum } from '@hbft/common/protocol/checkpointStream.ts';
 import type { FrameFields } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';

@@ -95,7 +95,7 @@ const heartbeatTimer = setInterval(sendHeartbeat, data.heartbeatMs);
 parentPort!.on('message', (message: ToHeartbeatThread) => {
   if (message.type === 'connect') {
     const next = Buffer.from(message.sessionId);
-    if (sessionId !== null && sessionId.equals(next)) return;
+    if (sessionId?.equals(next)) return;
     sessionId = next;
     // The old session's connection goes; the backup closes it as well when it drops that session.
     const old = connection;

@@ -231,7 +231,10 @@ export class SessionManager {
     const session = this.sessions.get(tag);
     if (session === undefined) return;
     let records = this.epochOutput.get(epoch);
-    if (!records) this.epochOutput.set(epoch, (records = []));
+    if (!records) {
+      records = [];
+      this.epochOutput.set(epoch, records);
+    }
     records.push({ type: SESSION_RECORD_OUTPUT, tag, offset: session.outputProduced, data: bytes });
     session.outputProduced += bytes.length;
   }

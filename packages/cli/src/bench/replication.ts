@@ -184,7 +184,7 @@ async function checkpointStream(
   await waitAck(epoch - 1);
   const seconds = (performance.now() - started) / 1000;
   epochs.next = epoch;
-  link.stop();
+  await link.stop();
   return {
     mbps: (checkpoints * pagesPerCheckpoint * PAGE) / seconds / 1e6,
     wireShare: encoder.counts.encodedBytes / encoder.counts.rawBytes,

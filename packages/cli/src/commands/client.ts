@@ -83,7 +83,7 @@ function plainChannel(servers: string[], timeoutMs: number): CommandChannel {
 }
 
 function printReply(reply: TypedReply, raw: boolean): void {
-  process.stdout.write((raw ? formatReplyRaw(reply) : formatReply(reply)) + '\n');
+  process.stdout.write(`${raw ? formatReplyRaw(reply) : formatReply(reply)}\n`);
 }
 
 async function interactive(channel: CommandChannel, raw: boolean, servers: string[]): Promise<void> {

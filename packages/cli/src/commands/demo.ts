@@ -61,7 +61,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     // from the terminal already, and a second SIGINT without a handler would kill the supervisor
     // in the middle of its stop.
     const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) process.stdout.write(`demo: ${signal}: already stopping\n`);
+      if (stopping !== null) process.stdout.write(`demo: ${signal}: already stopping\n`);
       void stop();
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
@@ -95,7 +95,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       );
     await new Promise<void>((resolve) => {
       const wait = setInterval(() => {
-        if (stopping) {
+        if (stopping !== null) {
           clearInterval(wait);
           void stopping.then(resolve);
         }

@@ -68,11 +68,11 @@ function formatSummary(verdict: Verdict): string {
       `client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`,
     );
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function report(verdict: Verdict, json: boolean, extra: Record<string, unknown>): void {
-  if (json) process.stdout.write(JSON.stringify({ ...extra, verdict }, null, 2) + '\n');
+  if (json) process.stdout.write(`${JSON.stringify({ ...extra, verdict }, null, 2)}\n`);
   else process.stdout.write(formatSummary(verdict) + formatVerdict(verdict));
   if (!verdict.ok) process.exitCode = EXIT_VIOLATIONS;
 }

@@ -52,9 +52,6 @@ export interface CpuBenchBaseline {
 
 export const CPU_BENCH_WORKLOADS: GuestName[] = ['cfp', 'cint', 'jbb', 'web'];
 
-/** The builds of each workload (guests/build.sh): `<name>.elf` and `<name>.rv32imac.elf`. */
-export const CPU_BENCH_IMAGES = ['rv32im', 'rv32imac'] as const;
-export type CpuBenchImage = (typeof CPU_BENCH_IMAGES)[number];
 
 export const CPU_BENCH_DEFAULTS: CpuBenchOptions = {
   workloads: CPU_BENCH_WORKLOADS,

@@ -3,7 +3,7 @@
  * `hbft chaos` subcommands and by tests; `scripts/chaos.sh` can use curl against the same routes.
  */
 import { ChaosApiError, ChaosUnreachableError } from './errors.ts';
-import { type Endpoint, type PartitionMode, type StreamName, type Toxic } from './model.ts';
+import type { Endpoint, PartitionMode, StreamName, Toxic } from './model.ts';
 import type { ProxyStats } from './proxy.ts';
 import { formatEndpoint } from '../units.ts';
 

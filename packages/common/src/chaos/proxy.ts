@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.ts';
 import { ChaosConflictError, InvalidFieldError } from './errors.ts';
 import { connectionsPerProxyMax } from './limits.ts';
-import { type Endpoint, type PartitionMode, type StreamName, type Toxic } from './model.ts';
+import type { Endpoint, PartitionMode, StreamName, Toxic } from './model.ts';
 import { ToxicPipeline } from './pipeline.ts';
 import type { RandomSource } from './random.ts';
 import type { StreamItem } from './stages.ts';

@@ -35,12 +35,6 @@ export interface ProxyUpdate {
   partition?: PartitionMode;
 }
 
-/** A change to a toxic: new attribute values (merged over the old ones) and/or a new toxicity. */
-export interface ToxicUpdate {
-  attributes: Record<string, number>;
-  toxicity?: number;
-}
-
 /** Keys our own GET answers contain that a client may echo back; they are read-only and ignored. */
 const READ_ONLY_PROXY_KEYS = ['toxics', 'stats'];
 

@@ -112,7 +112,10 @@ export class SessionOutputWindows {
 
   private window(tag: string) {
     let window = this.windows.get(tag);
-    if (!window) this.windows.set(tag, (window = { start: 0, chunks: [], bytes: 0 }));
+    if (!window) {
+      window = { start: 0, chunks: [], bytes: 0 };
+      this.windows.set(tag, window);
+    }
     return window;
   }
 

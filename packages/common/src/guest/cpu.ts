@@ -44,7 +44,7 @@ export interface CpuOptions {
 }
 
 /** mcause values (Privileged ISA §3.1.15, table 3.6). */
-export const CAUSE_FETCH_MISALIGNED = 0;
+const CAUSE_FETCH_MISALIGNED = 0;
 export const CAUSE_FETCH_ACCESS = 1;
 export const CAUSE_ILLEGAL_INSTRUCTION = 2;
 export const CAUSE_BREAKPOINT = 3;
@@ -87,7 +87,6 @@ export interface InterruptLines {
   meip(): boolean;
 }
 
-const TWO_POW_32 = 2 ** 32;
 const MASK_64 = (1n << 64n) - 1n;
 /** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
 const RAM_XOR = RAM_BASE | 0;
@@ -417,7 +416,7 @@ export class Cpu implements BlockRuntime {
         if (this.trapped) {
           this.trapped = false;
           pc = this.pc;
-          if (this.exitLoop) break loop;
+          if (this.exitLoop) break;
           continue;
         }
       }
@@ -431,7 +430,7 @@ export class Cpu implements BlockRuntime {
         inst = this.fetchParcels(pc, n);
         if (inst === 0) {
           pc = this.pc;
-          if (this.exitLoop) break loop;
+          if (this.exitLoop) break;
           continue;
         }
         len = this.fetchedBytes;
@@ -928,10 +927,10 @@ export class Cpu implements BlockRuntime {
         next = old | operand;
         break;
       case 0x10: // AMOMIN.W
-        next = old < operand ? old : operand;
+        next = Math.min(old, operand);
         break;
       case 0x14: // AMOMAX.W
-        next = old > operand ? old : operand;
+        next = Math.max(old, operand);
         break;
       case 0x18: // AMOMINU.W
         next = old >>> 0 < operand >>> 0 ? old : operand;
@@ -1148,5 +1147,3 @@ export function describeCause(cause: number): string {
   };
   return names[cause] ?? `exception ${cause}`;
 }
-
-export { TWO_POW_32 };

@@ -3,7 +3,7 @@ import msgpack from 'msgpack-lite';
 import { StateFormatError, assert } from '../errors.ts';
 import { MEMORY_BYTES_DEFAULT, PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import { Bus } from './bus.ts';
-import { Cpu, STOP_HALT, STOP_IDLE, describeCause, type CpuEngine, type CpuOptions, type StopReason } from './cpu.ts';
+import { Cpu, type CpuEngine, type CpuOptions, type StopReason } from './cpu.ts';
 import { Clint } from './devices/clint.ts';
 import type { Device } from './devices/device.ts';
 import { Finisher } from './devices/finisher.ts';
@@ -15,7 +15,6 @@ import { parseElf, type ElfImage } from './elf.ts';
 import { GuestMemory, type StoreObserver } from './memory.ts';
 import type { WriteSource } from './shadowPageTable.ts';
 
-export { describeCause };
 
 export interface MachineOptions {
   memoryBytes?: number;
@@ -325,4 +324,3 @@ function parseExit(value: unknown): MachineExit | null {
   throw new StateFormatError('machine state: malformed exit');
 }
 
-export { STOP_HALT, STOP_IDLE };

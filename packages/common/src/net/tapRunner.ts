@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { TIMEBASE_HZ } from '../guest/addressMap.ts';
 import { MAC_BYTES, type PacketNicCounters } from '../guest/devices/packetNic.ts';
-import { Machine, STOP_IDLE, type MachineExit } from '../guest/machine.ts';
+import { STOP_IDLE } from '../guest/cpu.ts';
+import { Machine, type MachineExit } from '../guest/machine.ts';
 import { TapDevice, type TapCounters } from './tap.ts';
 
 /** Frames drained from the TAP between two run slices, at most. */

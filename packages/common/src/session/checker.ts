@@ -125,7 +125,10 @@ export function checkHistory(input: CheckInput): Verdict {
   const byKey = new Map<string, Operation[]>();
   for (const operation of input.operations) {
     let list = byKey.get(operation.key);
-    if (!list) byKey.set(operation.key, (list = []));
+    if (!list) {
+      list = [];
+      byKey.set(operation.key, list);
+    }
     list.push(operation);
   }
   const checked = { operations: input.operations.length, counters: 0, registers: 0, reads: 0, increments: 0, writes: 0 };
@@ -395,5 +398,5 @@ export function formatVerdict(verdict: Verdict): string {
   for (const violation of verdict.violations) lines.push(`  - [${violation.rule}] ${violation.message}`);
   const listed = verdict.violations.length;
   if (listed < total) lines.push(`  (${total - listed} more not listed)`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

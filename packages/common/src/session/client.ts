@@ -24,7 +24,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { assert, HbftError, ProtocolError } from '../errors.ts';
+import { assert, type HbftError, ProtocolError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { SeededRandom } from '../random.ts';
 import { formatEndpoint, parseHostPort } from '../units.ts';

@@ -318,7 +318,9 @@ async function finalRead(
           session.request(['MGET', ...batch]).then((reply) => {
             if (!Array.isArray(reply) || reply.length !== batch.length)
               throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
-            batch.forEach((key, i) => (values[key] = reply[i] === null ? null : String(reply[i])));
+            batch.forEach((key, i) => {
+              values[key] = reply[i] === null ? null : String(reply[i]);
+            });
           }),
         );
       }

@@ -43,8 +43,12 @@ export class PlainClient {
 
   /** Sends one command; rejects (E_PLAIN_CONNECTION) when no node answers or the connection breaks. */
   async request(args: readonly (string | number | Uint8Array)[]): Promise<TypedReply> {
-    let connection = await (this.connection ??= this.connectAny());
-    if (connection.broken) connection = await (this.connection = this.connectAny());
+    this.connection ??= this.connectAny();
+    let connection = await this.connection;
+    if (connection.broken) {
+      this.connection = this.connectAny();
+      connection = await this.connection;
+    }
     return this.send(connection, args);
   }
 

@@ -25,7 +25,7 @@ import { FrameEncoder, type EncodedFrame, type Frame, type FrameFields } from '.
 import { FrameKind, authKinds, frameKindName, kindsForChannel, type Channel } from '../protocol/kinds.ts';
 import { authTimeoutMs as authTimeoutMsDefault, errorMessageBytesMax, type ProtocolLimits } from '../protocol/limits.ts';
 import type { AuthMode, MetaOf } from '../protocol/messages.ts';
-import { ProtocolError, assert } from '../errors.ts';
+import { type ProtocolError, assert } from '../errors.ts';
 
 /** Why a connection closed. `code` is a ProtocolErrorCode, or `GOODBYE` for an orderly close. */
 export interface CloseInfo {

@@ -43,7 +43,7 @@ export class Dashboard {
   private readonly files = new Map<string, Buffer>();
 
   constructor(options: DashboardOptions) {
-    if (options.peerHttp !== undefined && !/^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/.test(options.peerHttp)) {
+    if (options.peerHttp !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/.test(options.peerHttp)) {
       throw new UsageError(`peer HTTP address: expected HOST:PORT, got "${options.peerHttp}"`);
     }
     this.peerHttp = options.peerHttp ?? null;

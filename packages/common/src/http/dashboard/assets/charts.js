@@ -184,7 +184,7 @@ function linePath(samples, key, x, y, baseline) {
   const flush = () => {
     if (run.length === 0) return;
     path += run.map(([px, py], i) => `${i === 0 ? 'M' : 'L'}${px} ${py}`).join('');
-    area += `M${run[0][0]} ${baseline}` + run.map(([px, py]) => `L${px} ${py}`).join('') + `L${run.at(-1)[0]} ${baseline}Z`;
+    area += `M${run[0][0]} ${baseline}${run.map(([px, py]) => `L${px} ${py}`).join('')}L${run.at(-1)[0]} ${baseline}Z`;
     run = [];
   };
   let previousT = -Infinity;

@@ -443,4 +443,6 @@ async function main() {
   scheduleRender();
 }
 
-main();
+main().catch((error) => {
+  document.body.textContent = `dashboard failed: ${error.message}`;
+});

@@ -67,6 +67,8 @@ export interface PrimaryRuntimeOptions {
   onDeposed?: (reason: string) => void;
   /** Console output of the guest. */
   onConsole?: (text: string) => void;
+  /** Progress of a full synchronisation, pages sent of the total (the CLI draws it on a terminal). */
+  onFullSyncProgress?: (sentPages: number, totalPages: number) => void;
   /** The node's live view (a promoted backup passes its own, so the timeline continues). */
   feed?: LiveFeed;
 }
@@ -487,7 +489,6 @@ export class PrimaryRuntime {
     this.fullSyncProgress = { sent: 0, total: pages.length };
     let nextReport = 0.1;
     const logger = this.logger;
-    const tty = process.stderr.isTTY;
     try {
       const result = await sendPageStream(
         {
@@ -505,10 +506,7 @@ export class PrimaryRuntime {
           onProgress: (sent) => {
             this.fullSyncProgress = { sent, total: pages.length };
             const share = sent / Math.max(1, pages.length);
-            if (tty)
-              process.stderr.write(
-                `\rfull synchronisation: ${sent}/${pages.length} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`,
-              );
+            this.options.onFullSyncProgress?.(sent, pages.length);
             if (share >= nextReport) {
               logger.info({ sent, total: pages.length }, `full synchronisation ${(share * 100).toFixed(0)}%`);
               nextReport += 0.1;

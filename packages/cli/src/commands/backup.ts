@@ -11,7 +11,7 @@ import {
   type DaemonArgs,
   type GuestArgs,
 } from './daemonOptions.ts';
-import { runDaemon } from './daemonLifecycle.ts';
+import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { EXIT_DEPOSED } from './primary.ts';
 
 type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string; reprotect?: string };
@@ -50,7 +50,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           timing,
           logger,
           metrics,
-          promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text) },
+          promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text), onFullSyncProgress: drawSyncProgress },
           reprotect,
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
           onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),

@@ -78,3 +78,10 @@ function installTestStallHook(logger: Logger): void {
     logger.warn({ stallMs }, 'test hook: main thread was blocked');
   });
 }
+
+/** Draws a full synchronisation's progress on one line of a terminal (nothing when stderr is not one). */
+export function drawSyncProgress(sentPages: number, totalPages: number): void {
+  if (!process.stderr.isTTY) return;
+  const share = sentPages / Math.max(1, totalPages);
+  process.stderr.write(`\rfull synchronisation: ${sentPages}/${totalPages} pages (${(share * 100).toFixed(0)}%)${share >= 1 ? '\n' : ''}`);
+}

@@ -15,7 +15,7 @@ import {
   type DaemonArgs,
   type GuestArgs,
 } from './daemonOptions.ts';
-import { runDaemon } from './daemonLifecycle.ts';
+import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;
@@ -70,6 +70,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
           metrics,
           onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
           onConsole: (text) => process.stderr.write(text),
+          onFullSyncProgress: drawSyncProgress,
         });
         return { readiness: () => runtime.readiness(), stop: (reason) => runtime.stop(reason), feed: runtime.feed };
       },

@@ -1,3 +1,4 @@
+import { PAGE_BYTES } from '@hbft/common/guest/addressMap.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { applyPageRecords, checkPageRecords } from '@hbft/common/checkpoint/pageCodec.ts';
 import {
@@ -41,7 +42,7 @@ export class ReplicaStore {
   constructor(memoryBytes: number) {
     this.memory = new SharedArrayBuffer(memoryBytes);
     this.ram = new Uint8Array(this.memory);
-    this.pageCount = memoryBytes / 4096;
+    this.pageCount = memoryBytes / PAGE_BYTES;
     this.machine = new Machine({ memoryBuffer: this.memory });
     this.written = new Uint8Array(this.pageCount);
     this.syncSent = new Uint8Array(this.pageCount);
@@ -94,7 +95,7 @@ export class ReplicaStore {
   endFullSync(): void {
     for (let page = 0; page < this.pageCount; page++) {
       if (this.written[page] === 1 && this.syncSent[page] === 0) {
-        this.ram.fill(0, page * 4096, (page + 1) * 4096);
+        this.ram.fill(0, page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
         this.written[page] = 0;
       }
     }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
+import { PAGE_BYTES, PAGE_WORDS } from '@hbft/common/guest/addressMap.ts';
 import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs, mainThreadHungMs } from '@hbft/common/constants.ts';
@@ -194,7 +195,7 @@ export class PrimaryRuntime {
   }
 
   static createStaging(memoryBytes: number): StagingRing {
-    const stagingPages = memoryBytes / 4096;
+    const stagingPages = memoryBytes / PAGE_BYTES;
     return new StagingRing(stagingPages, new SharedArrayBuffer(StagingRing.byteLengthFor(stagingPages)));
   }
 
@@ -496,7 +497,7 @@ export class PrimaryRuntime {
           epoch: 0,
           generation: this.options.generation,
           pages,
-          source: { words: this.ram, wordIndex: (i) => pages[i]! * 1024 },
+          source: { words: this.ram, wordIndex: (i) => pages[i]! * PAGE_WORDS },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -519,7 +520,7 @@ export class PrimaryRuntime {
       logger.info(
         {
           pages: pages.length,
-          memoryPages: this.ram.length / 1024,
+          memoryPages: this.ram.length / PAGE_WORDS,
           ms: Math.round(performance.now() - started),
           wireBytes: result.wireBytes,
         },
@@ -554,13 +555,13 @@ export class PrimaryRuntime {
       assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
       const words = new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset);
       let pages = last.pages;
-      let wordIndex = (i: number) => (last.allocation.start + i) * 1024;
+      let wordIndex = (i: number) => (last.allocation.start + i) * PAGE_WORDS;
       if (captures.length > 1) {
         const merged = mergeCapturedPages(
           captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })),
         );
         pages = merged.pages;
-        wordIndex = (i: number) => merged.slots[i]! * 1024;
+        wordIndex = (i: number) => merged.slots[i]! * PAGE_WORDS;
         this.logger.info(
           { epoch: last.epoch, captures: captures.length, pages: pages.length },
           'first checkpoint after the full synchronisation (with the pages written while it ran)',

@@ -1,3 +1,4 @@
+import { PAGE_WORDS } from '@hbft/common/guest/addressMap.ts';
 import { spawn } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -163,7 +164,7 @@ async function checkpointStream(
   let epoch = epochs.next;
   if (delta) {
     await sendPageStream(
-      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (i) => i * 1024 } },
+      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (i) => i * PAGE_WORDS } },
       link.bulk!,
       encoder,
     );
@@ -174,7 +175,7 @@ async function checkpointStream(
   for (let i = 0; i < checkpoints; i++) {
     if (delta) for (let w = 0; w < source.length; w += 97) source[w] = random.nextU32() | 0; // ~1 % of words change
     await sendPageStream(
-      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (p) => p * 1024 } },
+      { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (p) => p * PAGE_WORDS } },
       link.bulk!,
       encoder,
     );

@@ -52,6 +52,8 @@ export const RAM_BASE = 0x8000_0000;
 /** Guest pages are 4 KiB, as in the paper's shadow page tables. */
 export const PAGE_SHIFT = 12;
 export const PAGE_BYTES = 1 << PAGE_SHIFT;
+/** 32-bit words in a page: a page's index in an Int32Array view of RAM is page × PAGE_WORDS. */
+export const PAGE_WORDS = PAGE_BYTES / 4;
 
 export const MEMORY_BYTES_MIN = 16 * 1024 * 1024;
 export const MEMORY_BYTES_MAX = 2 * 1024 * 1024 * 1024;

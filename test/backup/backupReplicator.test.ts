@@ -189,7 +189,7 @@ test('handshakes with the wrong memory size or an older generation are refused',
     0,
   );
   assert.equal(wrongMemory.ok, false);
-  assert.match(!wrongMemory.ok ? wrongMemory.reason : '', /--memory must match/);
+  assert.match(!wrongMemory.ok ? wrongMemory.reason : '', /the same memory size/);
   replicator.acceptPrimary({ generation: 3, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 0);
   const stale = replicator.acceptPrimary({ generation: 2, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, 0);
   assert.equal(!stale.ok && stale.code, 'E_STALE_GENERATION');

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestImageError, UsageError } from '@hbft/common/errors.ts';
+import { GuestImageError, SettingError, UsageError } from '@hbft/common/errors.ts';
 import { parseElf } from '@hbft/common/guest/elf.ts';
 import { validateMemoryBytes } from '@hbft/common/guest/memory.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
@@ -64,7 +64,7 @@ test('an image larger than guest memory is refused', () => {
 test('memory sizes outside 16 MiB..2 GiB are refused naming the flag', () => {
   assert.throws(
     () => validateMemoryBytes(8 * MiB),
-    (e: unknown) => e instanceof UsageError && /--memory.*16MiB to 2GiB/.test(e.message),
+    (e: unknown) => e instanceof SettingError && e.setting === 'memory' && /16MiB to 2GiB/.test(e.problem),
   );
   assert.throws(() => validateMemoryBytes(4 * 1024 * MiB), UsageError);
   assert.throws(() => validateMemoryBytes(17 * MiB), /multiple of 2MiB/);

@@ -10,7 +10,7 @@ import type { GuestMemory } from '@hbft/common/guest/memory.ts';
 import { PTE_PRESENT, PTE_PREDICTED } from '@hbft/common/guest/shadowPageTable.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { TRACKING_STRATEGIES, type DirtyTracker, type EpochResult } from '@hbft/common/tracking/tracker.ts';
-import { UsageError } from '@hbft/common/errors.ts';
+import { SettingError } from '@hbft/common/errors.ts';
 import { SeededRandom, testSeed } from '../helpers/seed.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
@@ -273,9 +273,9 @@ test('pml exits only when its 512-entry log fills', () => {
 test('bad tracking options are refused with the flag named', () => {
   assert.throws(
     () => createTracker('xen'),
-    (e: unknown) => e instanceof UsageError && /--tracking.*none, origin, rfr, wfp, pml/.test(e.message),
+    (e: unknown) => e instanceof SettingError && e.setting === 'tracking' && /none, origin, rfr, wfp, pml/.test(e.problem),
   );
-  assert.throws(() => createTracker('wfp', { histaseAlpha: 1 }), /--histase-alpha/);
-  assert.throws(() => createTracker('wfp', { histaseAlpha: -0.1 }), /--histase-alpha/);
+  assert.throws(() => createTracker('wfp', { histaseAlpha: 1 }), /histase-alpha: must be in/);
+  assert.throws(() => createTracker('wfp', { histaseAlpha: -0.1 }), /histase-alpha: must be in/);
   assert.throws(() => createTracker('rfr', { exitCostNs: -5 }), /--exit-cost-ns/);
 });

@@ -143,7 +143,7 @@ export class BackupReplicator {
       return {
         ok: false,
         code: ProtocolErrorCode.MEMORY_MISMATCH,
-        reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (--memory must match)`,
+        reason: `the primary's guest has ${hello.memoryBytes} bytes of memory, this backup ${this.config.memoryBytes} (both nodes must give the guest the same memory size)`,
       };
     }
     if (hello.generation < this.generation) {

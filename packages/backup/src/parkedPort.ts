@@ -32,7 +32,7 @@ export class ParkedPort {
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await listenOn(this.server, host, port, '--serve (clients, after a takeover)');
+    await listenOn(this.server, host, port, 'serve (clients, after a takeover)');
   }
 
   get waiting(): number {

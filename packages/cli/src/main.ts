@@ -1,5 +1,6 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
-import { HbftError, UsageError } from '@hbft/common/errors.ts';
+import { HbftError, SettingError, UsageError } from '@hbft/common/errors.ts';
+import { ListenError } from '@hbft/common/transport/listen.ts';
 import { commands } from './commands/index.ts';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -44,13 +45,20 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 /** Prints an error the way users should see it and returns the exit code. */
+/** Library errors name a setting; on the command line a setting is the flag of that name. */
+function asFlag(error: { setting: string; problem: string }): string {
+  return `--${error.setting}: ${error.problem}`;
+}
+
 export function reportError(error: unknown): number {
   if (error instanceof UsageError) {
-    process.stderr.write(`hbft: ${error.message}\n(run with --help for the accepted flags)\n`);
+    // Library code names a setting; on the command line a setting is the flag of that name.
+    const message = error instanceof SettingError ? asFlag(error) : error.message;
+    process.stderr.write(`hbft: ${message}\n(run with --help for the accepted flags)\n`);
     return 2;
   }
   if (error instanceof HbftError) {
-    process.stderr.write(`hbft: ${error.message}\n`);
+    process.stderr.write(`hbft: ${error instanceof ListenError ? asFlag(error) : error.message}\n`);
     return 1;
   }
   throw error;

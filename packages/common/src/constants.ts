@@ -1,4 +1,4 @@
-import { UsageError, assert } from './errors.ts';
+import { assert, SettingError } from './errors.ts';
 
 /**
  * Replication defaults and the relations between them (TigerBeetle style: one place for every
@@ -82,16 +82,17 @@ export interface TimingConfig {
   failoverTimeoutMs: number;
 }
 
-/** Checks the timing flags together; errors name the flags. */
+/** Checks the timing settings together; errors name the setting. */
 export function validateTiming(config: TimingConfig): TimingConfig {
   const { epochMs, heartbeatMs, failoverTimeoutMs } = config;
   if (!Number.isFinite(epochMs) || epochMs < EPOCH_MS_MIN || epochMs > EPOCH_MS_MAX) {
-    throw new UsageError(`--epoch-ms: must be from ${EPOCH_MS_MIN} to ${EPOCH_MS_MAX}, got ${epochMs}`);
+    throw new SettingError('epoch-ms', `must be from ${EPOCH_MS_MIN} to ${EPOCH_MS_MAX}, got ${epochMs}`);
   }
-  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new UsageError(`--heartbeat-ms: must be at least 1, got ${heartbeatMs}`);
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new SettingError('heartbeat-ms', `must be at least 1, got ${heartbeatMs}`);
   if (!Number.isFinite(failoverTimeoutMs) || failoverTimeoutMs < FAILOVER_TIMEOUT_HEARTBEATS_MIN * heartbeatMs) {
-    throw new UsageError(
-      `--failover-timeout-ms: ${failoverTimeoutMs} must be at least ${FAILOVER_TIMEOUT_HEARTBEATS_MIN} × --heartbeat-ms (${heartbeatMs}) = ${FAILOVER_TIMEOUT_HEARTBEATS_MIN * heartbeatMs}`,
+    throw new SettingError(
+      'failover-timeout-ms',
+      `${failoverTimeoutMs} must be at least ${FAILOVER_TIMEOUT_HEARTBEATS_MIN} × heartbeat-ms (${heartbeatMs}) = ${FAILOVER_TIMEOUT_HEARTBEATS_MIN * heartbeatMs}`,
     );
   }
   return config;

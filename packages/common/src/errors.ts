@@ -19,6 +19,20 @@ export class UsageError extends HbftError {
   }
 }
 
+/**
+ * A named setting has a bad value. Library code names the setting (`epoch-ms`), never how a user
+ * gave it: the front end says that (the CLI reports it as the flag `--epoch-ms`).
+ */
+export class SettingError extends UsageError {
+  readonly setting: string;
+  readonly problem: string;
+  constructor(setting: string, problem: string) {
+    super(`${setting}: ${problem}`);
+    this.setting = setting;
+    this.problem = problem;
+  }
+}
+
 /** A guest image (ELF file) cannot be loaded. */
 export class GuestImageError extends HbftError {
   constructor(message: string) {

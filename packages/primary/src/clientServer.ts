@@ -69,7 +69,7 @@ export class ClientServer {
       const address = this.server.address();
       return { host, port: typeof address === 'object' && address ? address.port : port };
     }
-    return { host, port: await listenOn(this.server, host, port, '--serve (clients)') };
+    return { host, port: await listenOn(this.server, host, port, 'serve (clients)') };
   }
 
   get connectionCount(): number {

@@ -333,8 +333,8 @@ export class PrimaryReplicator {
         ? 'no backup has received a checkpoint of this generation, so none can take over: output keeps flowing'
         : 'holding all output until a backup is synchronised'
       : this.config.onBackupLoss === 'hold'
-        ? 'holding all output until a backup is synchronised (--on-backup-loss hold)'
-        : 'RUNNING UNPROTECTED: output is released without a backup; if the backup is alive it may take over and clients will lose what this node acknowledges (--on-backup-loss continue-unsafe)';
+        ? 'holding all output until a backup is synchronised (on backup loss: hold)'
+        : 'RUNNING UNPROTECTED: output is released without a backup; if the backup is alive it may take over and clients will lose what this node acknowledges (on backup loss: continue-unsafe)';
     effects.push({ type: 'log', level: 'error', message: `backup lost: ${reason}; ${policy}` });
     effects.push(...this.endStall(nowMs));
     return effects;

@@ -14,7 +14,7 @@ export function withMemory<T>(yargs: Argv<T>) {
 }
 
 export function memoryBytesFrom(value: string): number {
-  return validateMemoryBytes(parseBytes(value, '--memory'), '--memory');
+  return validateMemoryBytes(parseBytes(value, '--memory'));
 }
 
 /** A whole number ≥ `min` from a flag, or a UsageError naming the flag. */

@@ -52,7 +52,6 @@ export interface CpuBenchBaseline {
 
 export const CPU_BENCH_WORKLOADS: GuestName[] = ['cfp', 'cint', 'jbb', 'web'];
 
-
 export const CPU_BENCH_DEFAULTS: CpuBenchOptions = {
   workloads: CPU_BENCH_WORKLOADS,
   seconds: 3,

@@ -63,7 +63,7 @@ export class ChaosApiServer {
     const server = http.createServer((request, response) => {
       void handle(options.registry, logger, request, response);
     });
-    const port = await listenOn(server, options.listen.host, options.listen.port, '--api');
+    const port = await listenOn(server, options.listen.host, options.listen.port, 'api');
     logger.info({ host: options.listen.host, port }, 'chaos API listening');
     return new ChaosApiServer(server, { host: options.listen.host, port });
   }

@@ -82,7 +82,7 @@ export function parseElf(bytes: Uint8Array, ramBytes: number, name = 'image'): E
     if (address < RAM_BASE || address + memoryBytes > ramEnd) {
       fail(
         `segment ${i} at ${hex(address)} (${memoryBytes} bytes) does not fit in RAM ${hex(RAM_BASE)}–${hex(ramEnd - 1)}` +
-          (address >= RAM_BASE ? '; the image is larger than guest memory (raise --memory)' : ''),
+          (address >= RAM_BASE ? '; the image is larger than guest memory (give the guest more memory)' : ''),
       );
     }
     segments.push({ address, data: bytes.subarray(offset, offset + fileBytes), memoryBytes });

@@ -15,7 +15,6 @@ import { parseElf, type ElfImage } from './elf.ts';
 import { GuestMemory, type StoreObserver } from './memory.ts';
 import type { WriteSource } from './shadowPageTable.ts';
 
-
 export interface MachineOptions {
   memoryBytes?: number;
   /** Reuse this RAM (a worker thread over the primary's memory, or a backup's replica). */
@@ -323,4 +322,3 @@ function parseExit(value: unknown): MachineExit | null {
   }
   throw new StateFormatError('machine state: malformed exit');
 }
-

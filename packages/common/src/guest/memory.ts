@@ -1,4 +1,4 @@
-import { UsageError, assert } from '../errors.ts';
+import { assert, SettingError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES, PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import {
@@ -28,16 +28,17 @@ export interface CodeCache {
   onCodeInvalidateAll(): void;
 }
 
-/** Checks a `--memory` value: 16 MiB to 2 GiB, a whole number of 2 MiB L1 ranges. */
-export function validateMemoryBytes(bytes: number, flag = '--memory'): number {
+/** Checks a guest memory size: 16 MiB to 2 GiB, a whole number of 2 MiB L1 ranges. */
+export function validateMemoryBytes(bytes: number, setting = 'memory'): number {
   const granule = L1_ENTRIES * PAGE_BYTES;
   if (!Number.isSafeInteger(bytes) || bytes < MEMORY_BYTES_MIN || bytes > MEMORY_BYTES_MAX) {
-    throw new UsageError(
-      `${flag}: ${formatBytes(bytes)} is out of range; guest memory must be from ${formatBytes(MEMORY_BYTES_MIN)} to ${formatBytes(MEMORY_BYTES_MAX)}`,
+    throw new SettingError(
+      setting,
+      `${formatBytes(bytes)} is out of range; guest memory must be from ${formatBytes(MEMORY_BYTES_MIN)} to ${formatBytes(MEMORY_BYTES_MAX)}`,
     );
   }
   if (bytes % granule !== 0) {
-    throw new UsageError(`${flag}: ${formatBytes(bytes)} is not a multiple of 2MiB`);
+    throw new SettingError(setting, `${formatBytes(bytes)} is not a multiple of 2MiB`);
   }
   return bytes;
 }

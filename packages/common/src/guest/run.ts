@@ -102,7 +102,12 @@ export function runElf(image: Uint8Array | string, options: RunElfOptions = {}):
       message: `${name}: the guest is waiting for input (wfi) and nothing can wake it; serve it with a NIC to give it clients`,
     };
   }
-  return { ...base, outcome: 'limit', exitCode: -1, message: `${name}: stopped after ${instructions} instructions (--max-instructions)` };
+  return {
+    ...base,
+    outcome: 'limit',
+    exitCode: -1,
+    message: `${name}: stopped after ${instructions} instructions (its instruction limit)`,
+  };
 }
 
 /**
@@ -139,7 +144,7 @@ export function signatureText(machine: Machine, symbols: ElfImage['symbols'], na
   const begin = symbols.get('begin_signature');
   const end = symbols.get('end_signature');
   if (begin === undefined || end === undefined) {
-    throw new GuestImageError(`${name}: --signature needs the symbols begin_signature and end_signature, which the image lacks`);
+    throw new GuestImageError(`${name}: a signature needs the symbols begin_signature and end_signature, which the image lacks`);
   }
   const offset = machine.memory.ramOffset(begin);
   const length = (end - begin) >>> 0;

@@ -59,7 +59,7 @@ export class StatusServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    const port = await listenOn(this.server, this.options.host, this.options.port, '--http (status and dashboard)');
+    const port = await listenOn(this.server, this.options.host, this.options.port, 'http (status and dashboard)');
     return { host: this.options.host, port };
   }
 

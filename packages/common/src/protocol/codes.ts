@@ -81,7 +81,7 @@ export const ProtocolErrorCode = {
   STALE_GENERATION: 'E_STALE_GENERATION',
   /** Frames of a generation other than the handshake's. */
   GENERATION: 'E_GENERATION',
-  /** The guests' memory sizes differ (--memory must match). */
+  /** The guests' memory sizes differ (both nodes must give the guest the same). */
   MEMORY_MISMATCH: 'E_MEMORY_MISMATCH',
   /** The primary runs another guest image than the one the backup holds. */
   IMAGE_MISMATCH: 'E_IMAGE_MISMATCH',

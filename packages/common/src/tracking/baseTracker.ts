@@ -53,7 +53,7 @@ export abstract class BaseTracker implements DirtyTracker {
   protected readonly exitCost: BusyWaitCost;
 
   constructor(options: TrackerOptions = {}) {
-    this.exitCost = new BusyWaitCost(options.exitCostNs ?? 0, '--exit-cost-ns');
+    this.exitCost = new BusyWaitCost(options.exitCostNs ?? 0, 'exit-cost-ns');
   }
 
   attach(table: ShadowPageTable): void {

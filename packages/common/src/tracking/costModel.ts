@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { SettingError } from '../errors.ts';
 
 /**
  * Charges a modelled cost by busy-waiting on the high-resolution clock. Our interpreted fault
@@ -9,8 +9,8 @@ export class BusyWaitCost {
   readonly costNs: number;
   chargedNs = 0;
 
-  constructor(costNs: number, flag: string) {
-    if (!Number.isFinite(costNs) || costNs < 0) throw new UsageError(`${flag}: must be a number of nanoseconds ≥ 0, got ${costNs}`);
+  constructor(costNs: number, setting: string) {
+    if (!Number.isFinite(costNs) || costNs < 0) throw new SettingError(setting, `must be a number of nanoseconds ≥ 0, got ${costNs}`);
     this.costNs = costNs;
   }
 

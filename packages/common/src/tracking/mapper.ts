@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { SettingError } from '../errors.ts';
 import { BusyWaitCost } from './costModel.ts';
 import { L1_SHIFT } from '../guest/shadowPageTable.ts';
 
@@ -40,7 +40,7 @@ abstract class CountingMapper {
   protected readonly cost: BusyWaitCost;
 
   constructor(mapCostNs: number) {
-    this.cost = new BusyWaitCost(mapCostNs, '--map-cost-ns');
+    this.cost = new BusyWaitCost(mapCostNs, 'map-cost-ns');
   }
 
   stats(): MapperStats {
@@ -69,7 +69,7 @@ export class SuperpageMapper extends CountingMapper implements PageMapper {
 
   constructor(slots: number, rangeCount: number, mapCostNs = 0) {
     super(mapCostNs);
-    if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`--map-slots: must be a whole number ≥ 1, got ${slots}`);
+    if (!Number.isInteger(slots) || slots < 1) throw new SettingError('map-slots', `must be a whole number ≥ 1, got ${slots}`);
     this.slotRange = new Int32Array(slots).fill(-1);
     this.slotLastUse = new Float64Array(slots);
     this.slotOfRange = new Int32Array(rangeCount).fill(-1);
@@ -122,5 +122,5 @@ export function createMapper(options: MapperOptions, rangeCount: number): PageMa
   const name = options.mapper ?? 'superpage';
   if (name === 'superpage') return new SuperpageMapper(options.mapSlots ?? MAP_SLOTS_DEFAULT, rangeCount, options.mapCostNs ?? 0);
   if (name === 'per-page') return new PerPageMapper(options.mapCostNs ?? 0);
-  throw new UsageError(`--mapper: unknown mapper "${name}"; accepted: ${MAPPERS.join(', ')}`);
+  throw new SettingError('mapper', `unknown mapper "${name}"; accepted: ${MAPPERS.join(', ')}`);
 }

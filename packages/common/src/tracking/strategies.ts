@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { SettingError } from '../errors.ts';
 import type { GuestMemory } from '../guest/memory.ts';
 import type { TrackerOptions } from './baseTracker.ts';
 import { NoTracking } from './none.ts';
@@ -12,10 +12,10 @@ export function isTrackingStrategy(name: string): name is TrackingStrategyName {
   return (TRACKING_STRATEGIES as readonly string[]).includes(name);
 }
 
-/** Builds a tracker from `--tracking` and its options, with errors that name the flag. */
+/** Builds a tracker from the `tracking` setting and its options, with errors that name the setting. */
 export function createTracker(name: string, options: TrackerOptions = {}): DirtyTracker {
   if (!isTrackingStrategy(name)) {
-    throw new UsageError(`--tracking: unknown strategy "${name}"; accepted: ${TRACKING_STRATEGIES.join(', ')}`);
+    throw new SettingError('tracking', `unknown strategy "${name}"; accepted: ${TRACKING_STRATEGIES.join(', ')}`);
   }
   switch (name) {
     case 'none':

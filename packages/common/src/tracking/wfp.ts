@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { SettingError } from '../errors.ts';
 import type { TrackerOptions } from './baseTracker.ts';
 import { RfrTracker } from './rfr.ts';
 import {
@@ -34,7 +34,7 @@ export class WfpTracker extends RfrTracker {
   constructor(options: TrackerOptions = {}) {
     super(options);
     const alpha = options.histaseAlpha ?? HISTASE_ALPHA_DEFAULT;
-    if (!(alpha >= 0 && alpha < 1)) throw new UsageError(`--histase-alpha: must be in [0, 1), got ${alpha}`);
+    if (!(alpha >= 0 && alpha < 1)) throw new SettingError('histase-alpha', `must be in [0, 1), got ${alpha}`);
     this.alpha = alpha;
   }
 

@@ -2,13 +2,22 @@ import type { Server } from 'node:net';
 import { HbftError } from '../errors.ts';
 import { formatEndpoint } from '../units.ts';
 
-/** A server could not bind its address: the message names the address, what it was for and why. */
+/**
+ * A server could not bind its address: the message names the setting that gave the address (and
+ * what the server is for), the address, and why. Like SettingError, the front end says how the
+ * setting was given (the CLI: `--http (status and dashboard): …`).
+ */
 export class ListenError extends HbftError {
   /** The system's error code (EADDRINUSE, EADDRNOTAVAIL, EACCES, …). */
   readonly errno: string;
-  constructor(purpose: string, where: string, errno: string, detail: string) {
-    super('E_LISTEN', `${purpose}: cannot listen on ${where}: ${REASONS[errno] ?? detail}`);
+  readonly setting: string;
+  readonly problem: string;
+  constructor(setting: string, where: string, errno: string, detail: string) {
+    const problem = `cannot listen on ${where}: ${REASONS[errno] ?? detail}`;
+    super('E_LISTEN', `${setting}: ${problem}`);
     this.errno = errno;
+    this.setting = setting;
+    this.problem = problem;
   }
 }
 
@@ -25,10 +34,10 @@ const REASONS: Record<string, string> = {
  * server of the project listens through here, so a taken or foreign address is one clear error
  * (ListenError), never an unhandled 'error' event.
  */
-export async function listenOn(server: Server, host: string, port: number, purpose: string): Promise<number> {
+export async function listenOn(server: Server, host: string, port: number, setting: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
-      reject(new ListenError(purpose, formatEndpoint({ host, port }), error.code ?? 'unknown', error.message));
+      reject(new ListenError(setting, formatEndpoint({ host, port }), error.code ?? 'unknown', error.message));
     };
     server.once('error', failed);
     server.listen(port, host, () => {

@@ -92,7 +92,7 @@ export class ReplicationListener extends EventEmitter<ListenerEvents> {
 
   /** Starts listening; resolves when bound. */
   async listen(): Promise<void> {
-    await listenOn(this.server, this.options.host, this.options.port, '--listen (replication)');
+    await listenOn(this.server, this.options.host, this.options.port, 'listen (replication)');
   }
 
   address(): net.AddressInfo {

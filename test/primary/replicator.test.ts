@@ -204,16 +204,6 @@ test('a promoted primary that loses its backup after a checkpoint went out holds
   assert.ok(release && release.type === 'release' && release.outputs.length === 1);
 });
 
-test('a refused checkpoint drops the backup so that it is synchronised again', () => {
-  const r = replicator();
-  protect(r);
-  r.tick(40);
-  r.onCaptured(1, 41);
-  const effects = r.onNack(1, 'E_CHECKSUM: mismatch', 42);
-  assert.deepEqual(types(effects), ['dropBackup', 'discardCheckpoint']);
-  assert.deepEqual(types(r.onBackupReady(50)), ['startFullSync']);
-});
-
 test('checkpoints captured while the full synchronisation runs go to the backup as one, after it', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
   r.onBackupReady(0);

@@ -360,12 +360,6 @@ export class PrimaryReplicator {
     return effects;
   }
 
-  /** The backup refused a checkpoint: it no longer mirrors us, so start over with a full sync. */
-  onNack(epoch: number, reason: string, nowMs: number): PrimaryEffect[] {
-    const message = `backup refused checkpoint ${epoch}: ${reason}`;
-    return [{ type: 'dropBackup', reason: message }, ...this.loseBackup(message, nowMs)];
-  }
-
   private release(throughEpoch: number): PrimaryEffect[] {
     this.lastCommittedEpoch = throughEpoch;
     let count = 0;

@@ -321,8 +321,6 @@ export class PrimaryRuntime {
       }
     } else if (frame.kind === FrameKind.ACK) {
       this.logger.info('backup received the full synchronisation');
-    } else if (frame.kind === FrameKind.NACK) {
-      this.execute(this.replicator.onNack(frame.epoch, `${frame.meta.code}: ${frame.meta.message}`, now));
     }
   }
 

@@ -25,8 +25,7 @@ export const FrameKind = {
   CHECKPOINT_END: 13,
   /** Backup → primary: the checkpoint (or full sync) of the header's epoch is applied. */
   ACK: 14,
-  /** Backup → primary: the checkpoint of the header's epoch was refused; the connection stays. */
-  NACK: 15,
+  // 15 was NACK, which no backup ever sent (a refused checkpoint closes the connection): retired.
   /** Either way: a fatal error; the sender closes the connection after it. */
   ERROR: 16,
   /** Either way: an orderly close. */
@@ -70,7 +69,6 @@ export const controlKinds: ReadonlySet<FrameKind> = new Set([
   FrameKind.HANDSHAKE_OK,
   FrameKind.HEARTBEAT,
   FrameKind.ACK,
-  FrameKind.NACK,
   FrameKind.ERROR,
   FrameKind.GOODBYE,
 ]);

@@ -5,7 +5,7 @@
  *
  * Header fields (generation, epoch, sequence) are not repeated in meta: the header's `generation`
  * is the sender's generation for every kind, and its `epoch` is the checkpoint's epoch for the
- * checkpoint, full-sync, ACK and NACK kinds (0 where it has no meaning).
+ * checkpoint, full-sync and ACK kinds (0 where it has no meaning).
  *
  * Maps are strict: a field missing, a field not in the schema, or a map with a prototype (a
  * `__proto__` key decoded by msgpack-lite) is refused. Adding a field is a protocol version bump.
@@ -20,14 +20,13 @@ import {
   errorCodeBytesMax,
   errorMessageBytesMax,
   guestImageHashBytes,
-  protocolVersion,
   sessionIdBytes,
   type ProtocolLimits,
 } from './limits.ts';
 
 export type AuthMode = 'hmac' | 'insecure';
 export type NodeRole = 'primary' | 'backup';
-/** What an ACK or NACK answers. */
+/** What an ACK answers. */
 export type AckSubject = 'checkpoint' | 'full-sync';
 
 export interface HelloMeta {
@@ -131,12 +130,6 @@ export interface AckMeta {
   subject: AckSubject;
 }
 
-export interface NackMeta {
-  subject: AckSubject;
-  code: string;
-  message: string;
-}
-
 export interface ErrorMeta {
   code: string;
   message: string;
@@ -162,7 +155,6 @@ export interface MetaByKind {
   [FrameKind.CHECKPOINT_END]: CheckpointEndMeta;
   [FrameKind.CHECKPOINT_OUTPUT]: CheckpointOutputMeta;
   [FrameKind.ACK]: AckMeta;
-  [FrameKind.NACK]: NackMeta;
   [FrameKind.ERROR]: ErrorMeta;
   [FrameKind.GOODBYE]: GoodbyeMeta;
 }
@@ -347,7 +339,6 @@ const schemas: Readonly<Record<FrameKind, Schema>> = {
     refine: recordsFitPayload,
   },
   [FrameKind.ACK]: { fields: { subject: ackSubject } },
-  [FrameKind.NACK]: { fields: { subject: ackSubject, code: errorCode, message } },
   [FrameKind.ERROR]: { fields: { code: errorCode, message } },
   [FrameKind.GOODBYE]: { fields: { reason: message } },
 };
@@ -375,31 +366,4 @@ export function validateMeta(kind: FrameKind, meta: unknown, payloadBytes: numbe
   }
   if (payloadBytes > 0 && payloadBytesMaxFor(kind, limits) === 0) return 'this kind carries no payload';
   return schema.refine?.(record, payloadBytes, limits) ?? null;
-}
-
-/** What a backup requires of a primary's HANDSHAKE. */
-export interface HandshakeExpectation {
-  memoryBytes: number;
-  guestImageHash: Buffer;
-  channel: Channel;
-}
-
-/**
- * Compares a (validated) HANDSHAKE with what this node runs; returns a reason naming the first
- * difference, or null. Send it back as ERROR with code E_HANDSHAKE_MISMATCH.
- */
-export function handshakeMismatch(expected: HandshakeExpectation, received: HandshakeMeta): string | null {
-  if (received.protocolVersion !== protocolVersion) {
-    return `the primary speaks protocol version ${received.protocolVersion}, this backup ${protocolVersion}`;
-  }
-  if (received.role !== 'primary') return `the peer says it is a ${received.role}, expected the primary`;
-  if (received.channel !== expected.channel)
-    return `HANDSHAKE for the ${received.channel} channel arrived on the ${expected.channel} channel`;
-  if (received.memoryBytes !== expected.memoryBytes) {
-    return `the primary's guest has ${received.memoryBytes} bytes of memory, this backup is configured for ${expected.memoryBytes}`;
-  }
-  if (!received.guestImageHash.equals(expected.guestImageHash)) {
-    return `the primary runs guest image ${received.guestImageHash.toString('hex').slice(0, 16)}…, this backup has ${expected.guestImageHash.toString('hex').slice(0, 16)}…`;
-  }
-  return null;
 }

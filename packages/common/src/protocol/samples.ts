@@ -92,13 +92,6 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
       payload: none,
     },
     { kind: FrameKind.ACK, meta: { subject: 'checkpoint' }, generation: 3, epoch: epoch + 1, payload: none },
-    {
-      kind: FrameKind.NACK,
-      meta: { subject: 'checkpoint', code: 'E_CHECKPOINT_STREAM', message: 'checksum mismatch' },
-      generation: 3,
-      epoch: epoch + 1,
-      payload: none,
-    },
     { kind: FrameKind.ERROR, meta: { code: 'E_FRAME_CHECKSUM', message: 'frame 12 checksum' }, generation: 3, epoch: 0, payload: none },
     { kind: FrameKind.GOODBYE, meta: { reason: 'shutting down — ünïcode' }, generation: 3, epoch: 0, payload: none },
     {

@@ -7,7 +7,7 @@ import { seededRandom, type RandomSource } from '@hbft/common/chaos/random.ts';
 import type { StreamItem } from '@hbft/common/chaos/stages.ts';
 import { parseToxicCreate } from '@hbft/common/chaos/validate.ts';
 import type { Toxic } from '@hbft/common/chaos/model.ts';
-import { bandwidthQueueBytesMin, readyBytesMax } from '@hbft/common/chaos/limits.ts';
+import { bandwidthQueueBytesMin, chaosReadyBytesMax } from '@hbft/common/limits.ts';
 
 function toxic(type: string, attributes: Record<string, number>, extra: Record<string, unknown> = {}): Toxic {
   return parseToxicCreate({ type, attributes, ...extra });
@@ -317,6 +317,6 @@ test('with no toxics the pipeline passes chunks straight through and bounds its 
     pipeline.push(data(Buffer.alloc(64 * 1024)), 0);
     pushedBytes += 64 * 1024;
   }
-  assert.ok(pushedBytes <= readyBytesMax + 64 * 1024);
+  assert.ok(pushedBytes <= chaosReadyBytesMax + 64 * 1024);
   assert.equal((pipeline.take(0) as { bytes: Buffer }).bytes.length, 64 * 1024);
 });

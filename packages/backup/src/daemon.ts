@@ -16,11 +16,10 @@ import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
 import type { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
 import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
+import { parkedClientMsDefault } from '@hbft/common/limits.ts';
 import { ReplicaStore } from './replicaStore.ts';
 import { ParkedPort } from './parkedPort.ts';
 
-/** How long a client connection that reaches the backup before a takeover is held. */
-const PARK_MS_DEFAULT = 1_000;
 import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
 
 /** What the node needs to run as a primary after it takes over. */
@@ -115,7 +114,7 @@ export class BackupDaemon {
     const daemon = new BackupDaemon(options);
     try {
       daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
-      const parkedPort = new ParkedPort(options.parkMs ?? PARK_MS_DEFAULT, options.logger);
+      const parkedPort = new ParkedPort(options.parkMs ?? parkedClientMsDefault, options.logger);
       await parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
       daemon.parkedPort = parkedPort;
       const listener = await listen({

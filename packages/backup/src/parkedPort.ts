@@ -1,9 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { listenOn } from '@hbft/common/transport/listen.ts';
-
-/** Bytes a parked client may send before the takeover; more and it is closed. */
-const PARKED_BYTES_MAX = 64 * 1024;
+import { parkedClientBytesMax } from '@hbft/common/limits.ts';
 
 interface Parked {
   socket: Socket;
@@ -50,7 +48,7 @@ export class ParkedPort {
     socket.on('data', (chunk: Buffer) => {
       entry.chunks.push(chunk);
       entry.bytes += chunk.length;
-      if (entry.bytes > PARKED_BYTES_MAX) this.release(entry, 'too much input before a takeover');
+      if (entry.bytes > parkedClientBytesMax) this.release(entry, 'too much input before a takeover');
     });
     socket.on('error', () => {});
     socket.on('close', () => this.forget(entry));

@@ -16,14 +16,11 @@ import {
   SessionDecoder,
 } from '@hbft/common/session/protocol.ts';
 import type { GuestNic } from './guestNic.ts';
+import { sessionCarryOverBytesMax, sessionIdleMsDefault } from '@hbft/common/limits.ts';
 import { writeToClient, type ClientFlow } from './clientFlow.ts';
 
 /** Session connections are NIC connections tagged `s:<session id in hex>`. */
 export const SESSION_TAG_PREFIX = 's:';
-/** Session output waiting for a backup beyond this is dropped (bounds memory while unprotected). */
-const CARRY_OVER_BYTES_MAX = 64 * 1024 * 1024;
-/** A session whose client stays away this long is closed (its NIC connection hung up). */
-export const SESSION_IDLE_MS_DEFAULT = 60_000;
 
 interface Session {
   tag: string;
@@ -76,7 +73,7 @@ export class SessionManager {
     private readonly logger: Logger,
     private readonly generation: () => number,
     windows?: SessionOutputWindows,
-    private readonly idleMs = SESSION_IDLE_MS_DEFAULT,
+    private readonly idleMs = sessionIdleMsDefault,
   ) {
     this.windows = windows ?? new SessionOutputWindows(SESSION_OUTPUT_BYTES_MAX);
   }
@@ -285,7 +282,7 @@ export class SessionManager {
       this.carryOver.push(record);
       this.carryOverBytes += record.data.length;
     }
-    if (this.carryOverBytes > CARRY_OVER_BYTES_MAX) {
+    if (this.carryOverBytes > sessionCarryOverBytesMax) {
       this.logger.warn(
         { bytes: this.carryOverBytes },
         'too much session output waiting for a backup: dropped (a resuming client may see a gap)',

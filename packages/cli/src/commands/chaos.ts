@@ -11,7 +11,7 @@ import { parseHostPort } from '@hbft/common/units.ts';
 import { ChaosApiServer } from '@hbft/common/chaos/api.ts';
 import { ChaosClient, type ProxyInfo } from '@hbft/common/chaos/client.ts';
 import { ChaosApiError, InvalidFieldError } from '@hbft/common/chaos/errors.ts';
-import { lossRetransmitMsDefault } from '@hbft/common/chaos/limits.ts';
+import { lossRetransmitMsDefault } from '@hbft/common/limits.ts';
 import { describeToxic, PARTITION_MODES, STREAM_NAMES, type PartitionMode, type StreamName } from '@hbft/common/chaos/model.ts';
 import { parseRateKBps } from '@hbft/common/chaos/rate.ts';
 import { ProxyRegistry } from '@hbft/common/chaos/registry.ts';

@@ -23,7 +23,7 @@ import { HbftError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { listenOn } from '../transport/listen.ts';
 import { ChaosConflictError, ChaosNotFoundError, InvalidFieldError } from './errors.ts';
-import { apiBodyBytesMax } from './limits.ts';
+import { chaosApiBodyBytesMax } from '../limits.ts';
 import type { Endpoint } from './model.ts';
 import type { ProxyRegistry } from './registry.ts';
 import { parseJsonBody, parseName, parseProxyCreate, parseProxyUpdate } from './validate.ts';
@@ -105,10 +105,10 @@ function readBody(request: http.IncomingMessage): Promise<string> {
     let bytes = 0;
     request.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
-      if (bytes > apiBodyBytesMax) {
+      if (bytes > chaosApiBodyBytesMax) {
         request.removeAllListeners('data');
         request.resume(); // discard the rest rather than buffer it
-        reject(new BodyTooLargeError('body', `larger than ${apiBodyBytesMax} bytes`));
+        reject(new BodyTooLargeError('body', `larger than ${chaosApiBodyBytesMax} bytes`));
         return;
       }
       chunks.push(chunk);

@@ -3,7 +3,7 @@
  * toxic names follow Toxiproxy's HTTP API (`type`, `stream`, `toxicity`, `attributes` with Toxiproxy's
  * units), so that users and scripts that know Toxiproxy work unchanged. `loss` is an hbft extension.
  */
-import { lossRetransmitMsDefault, toxicBytesMax, toxicTimeMsMax } from './limits.ts';
+import { lossRetransmitMsDefault, toxicBytesMax, toxicTimeMsMax } from '../limits.ts';
 
 /** `upstream` is client → server (the direction of the listen socket's data), `downstream` the reverse. */
 export type StreamName = 'upstream' | 'downstream';

@@ -8,7 +8,7 @@
  * accepts, so the bytes held are bounded by the sum of the stages' bounds plus one read per stage.
  */
 import { Fifo } from './fifo.ts';
-import { readyBytesMax } from './limits.ts';
+import { chaosReadyBytesMax } from '../limits.ts';
 import type { Toxic } from './model.ts';
 import type { RandomSource } from './random.ts';
 import { createStage, itemBytes, type StreamItem, type ToxicStage } from './stages.ts';
@@ -89,7 +89,7 @@ export class ToxicPipeline {
   canAccept(): boolean {
     if (this.held || this.finished) return false;
     const first = this.stages[0];
-    return first ? first.canAccept() : this.readyBytes < readyBytesMax;
+    return first ? first.canAccept() : this.readyBytes < chaosReadyBytesMax;
   }
 
   push(item: StreamItem, nowMs: number): void {
@@ -133,7 +133,7 @@ export class ToxicPipeline {
 
   private acceptsAfter(index: number): boolean {
     const next = this.stages[index + 1];
-    return next ? next.canAccept() : this.readyBytes < readyBytesMax;
+    return next ? next.canAccept() : this.readyBytes < chaosReadyBytesMax;
   }
 
   private pushReady(item: StreamItem): void {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.ts';
 import { ChaosConflictError, InvalidFieldError } from './errors.ts';
-import { connectionsPerProxyMax } from './limits.ts';
+import { connectionsPerProxyMax } from '../limits.ts';
 import type { Endpoint, PartitionMode, StreamName, Toxic } from './model.ts';
 import { ToxicPipeline } from './pipeline.ts';
 import type { RandomSource } from './random.ts';

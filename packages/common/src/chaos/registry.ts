@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import { ChaosConflictError, ChaosNotFoundError, InvalidFieldError } from './errors.ts';
-import { proxiesMax, toxicsPerProxyMax } from './limits.ts';
+import { proxiesMax, toxicsPerProxyMax } from '../limits.ts';
 import type { Toxic } from './model.ts';
 import { ChaosProxy } from './proxy.ts';
 import type { RandomSource } from './random.ts';

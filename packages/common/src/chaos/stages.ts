@@ -8,7 +8,14 @@
  */
 import { assert } from '../errors.ts';
 import { Fifo } from './fifo.ts';
-import { bandwidthQueueBytesMin, bandwidthQueueMs, bandwidthSliceMs, delayedBytesMax, heldBytesMax, lossSegmentBytes } from './limits.ts';
+import {
+  bandwidthQueueBytesMin,
+  bandwidthQueueMs,
+  bandwidthSliceMs,
+  chaosDelayedBytesMax,
+  chaosHeldBytesMax,
+  lossSegmentBytes,
+} from '../limits.ts';
 import type { Toxic, ToxicType } from './model.ts';
 import type { RandomSource } from './random.ts';
 
@@ -110,7 +117,7 @@ export class LatencyStage extends ScheduledStage {
     toxic: Toxic,
     private readonly random: RandomSource,
   ) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
   }
 
@@ -135,7 +142,7 @@ export class SlicerStage extends ScheduledStage {
     toxic: Toxic,
     private readonly random: RandomSource,
   ) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
   }
 
@@ -178,7 +185,7 @@ export class LossStage extends ScheduledStage {
     toxic: Toxic,
     private readonly random: RandomSource,
   ) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
   }
 
@@ -226,7 +233,7 @@ export class SlowCloseStage extends ScheduledStage {
   private delayMs = 0;
 
   constructor(toxic: Toxic) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
   }
 
@@ -249,7 +256,7 @@ export class ResetPeerStage extends ScheduledStage {
     toxic: Toxic,
     private readonly startedAtMs: number,
   ) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
   }
 
@@ -273,7 +280,7 @@ export class LimitDataStage extends ScheduledStage {
   private closed = false;
 
   constructor(toxic: Toxic, nowMs: number) {
-    super(toxic.name, delayedBytesMax);
+    super(toxic.name, chaosDelayedBytesMax);
     this.update(toxic);
     this.closeIfReached(nowMs);
   }
@@ -304,7 +311,7 @@ export class LimitDataStage extends ScheduledStage {
 
 /**
  * `timeout`: no data passes; after `timeout` ms (0 = never) the connection is closed. Held bytes are
- * kept (and the source is paused once `heldBytesMax` is reached) rather than dropped, so removing the
+ * kept (and the source is paused once `chaosHeldBytesMax` is reached) rather than dropped, so removing the
  * toxic before the timeout resumes an intact stream, as a healed link would.
  */
 export class TimeoutStage implements ToxicStage {
@@ -328,7 +335,7 @@ export class TimeoutStage implements ToxicStage {
   }
 
   canAccept(): boolean {
-    return this.bufferedBytes < heldBytesMax;
+    return this.bufferedBytes < chaosHeldBytesMax;
   }
 
   push(item: StreamItem): void {

@@ -6,7 +6,7 @@
 import { UsageError } from '../errors.ts';
 import { parseHostPort } from '../units.ts';
 import { InvalidFieldError } from './errors.ts';
-import { nameLengthMax } from './limits.ts';
+import { chaosNameLengthMax } from '../limits.ts';
 import {
   PARTITION_MODES,
   STREAM_NAMES,
@@ -48,8 +48,11 @@ export function parseJsonBody(text: string): unknown {
 }
 
 export function parseName(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(value) || value.length > nameLengthMax) {
-    throw new InvalidFieldError(field, `expected a name of 1 to ${nameLengthMax} letters, digits, "_", "-" or ".", got ${show(value)}`);
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(value) || value.length > chaosNameLengthMax) {
+    throw new InvalidFieldError(
+      field,
+      `expected a name of 1 to ${chaosNameLengthMax} letters, digits, "_", "-" or ".", got ${show(value)}`,
+    );
   }
   return value;
 }

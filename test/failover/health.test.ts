@@ -64,6 +64,19 @@ test('a primary whose backup refuses the handshake is not ready, names the misma
   try {
     const port = cluster.ports.primaryHttp;
     await waitUntil(
+      'the primary logs that it cannot reach the backup',
+      async () => cluster.primary.log.some((line) => line.includes('cannot reach the backup')),
+      cluster,
+    );
+
+    // The primary keeps retrying; its log grows by a bounded number of lines, not a few per attempt.
+    const linesBefore = cluster.primary.log.length;
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    const newLines = cluster.primary.log.slice(linesBefore);
+    assert.ok(newLines.length <= 2, `${newLines.length} log lines in 6 s of retrying:\n${newLines.slice(0, 20).join('\n')}`);
+    assert.equal(cluster.primary.process.exitCode, null, 'the primary is still up');
+
+    await waitUntil(
       'the primary reports the refusal',
       async () => /E_MEMORY_MISMATCH/.test((await health(port)).readyz.detail ?? ''),
       cluster,
@@ -75,13 +88,6 @@ test('a primary whose backup refuses the handshake is not ready, names the misma
     assert.equal(refused.healthz.reason, 'holding');
     assert.match(refused.healthz.detail ?? '', /E_MEMORY_MISMATCH/);
     assert.equal(refused.metric('holding'), 1);
-
-    // The primary keeps retrying; its log grows by a bounded number of lines, not a few per attempt.
-    const linesBefore = cluster.primary.log.length;
-    await new Promise((resolve) => setTimeout(resolve, 6_000));
-    const newLines = cluster.primary.log.slice(linesBefore);
-    assert.ok(newLines.length <= 2, `${newLines.length} log lines in 6 s of retrying:\n${newLines.slice(0, 20).join('\n')}`);
-    assert.equal(cluster.primary.process.exitCode, null, 'the primary is still up');
   } finally {
     await cluster.stop();
   }

@@ -12,6 +12,9 @@
  *   key(channel, direction) = HKDF-SHA256(ikm = psk, salt = nonceI ‖ nonceA,
  *                                         info = "hbft-seal v1\0" ‖ channel ‖ "\0" ‖ direction, 32)
  *
+ * No forward secrecy: the keys follow from the pre-shared key and nonces sent in the clear, so
+ * whoever learns the key later can decrypt a capture made earlier.
+ *
  * Nonces: 4 zero bytes ‖ u64 LE count of frames sealed so far in that direction. The count starts
  * at 0 for each (fresh) key and only grows, so a (key, nonce) pair is never used twice. The
  * receiver does not read the count from the wire: it opens frame n with nonce n, so a replayed,

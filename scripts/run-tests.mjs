@@ -53,7 +53,7 @@ if (typecheck && filters.length === 0) {
 // Files that run whole clusters of daemon processes and judge timing-sensitive behaviour (failure
 // detection): they run one at a time after the rest, so that two of them never compete for the
 // two cores and provoke the very false failovers some of them check for.
-const clusterTest = (file) => /test\/(failover|deploy|chaos\/replicationChaos|dashboard\/browser)/.test(file);
+const clusterTest = (file) => /test\/(failover|deploy|chaos\/replicationChaos|dashboard\/browser|transport\/linkSecurity)/.test(file);
 const phases = [
   { name: 'unit and integration', files: files.filter((f) => !clusterTest(f)), concurrency: 2 },
   { name: 'clusters of processes, one file at a time', files: files.filter(clusterTest), concurrency: 1 },

@@ -9,7 +9,10 @@ import { Cluster, type ClusterOptions } from '../helpers/cluster.ts';
 import { testSeed } from '../helpers/seed.ts';
 import { ReplicationTap } from '../helpers/replicationTap.ts';
 
-/** A failover timeout long enough that the backup does not take over while the primary reconnects after an attack. */
+/**
+ * A failover timeout long enough that the backup does not take over while the primary reconnects
+ * after an attack, nor because the shared machine is busy (these tests are not about failure detection).
+ */
 const patientTiming = ['--heartbeat-ms', '50', '--failover-timeout-ms', '3000'];
 
 /** One command on a plain RESP connection; resolves with the reply's bytes (simple, error, integer or bulk). */
@@ -57,7 +60,11 @@ for (const insecure of [false, true]) {
     const key = `capture-${seed}`;
     // No XOR deltas: every dirty page crosses the link whole, so the plaintext run always shows
     // the value (a delta against reused memory would hide it) and the sealed run hides raw pages.
-    const { cluster, tap } = await tappedCluster({ insecure, primaryArgs: ['--delta-cache-pages', '0'] });
+    const { cluster, tap } = await tappedCluster({
+      insecure,
+      primaryArgs: [...patientTiming, '--delta-cache-pages', '0'],
+      backupArgs: patientTiming,
+    });
     try {
       await cluster.waitProtected();
       // Output commit: the reply is released only once the backup has acknowledged the checkpoint

@@ -90,7 +90,17 @@ function sendHeartbeat(): void {
   connection.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation: data.generation });
 }
 
-const heartbeatTimer = setInterval(sendHeartbeat, data.heartbeatMs);
+/** A gap between two heartbeats longer than this is logged: this thread itself did not run. */
+const STALL_WARN_MS = 50;
+let lastBeatMs = performance.now();
+const heartbeatTimer = setInterval(() => {
+  const now = performance.now();
+  const gapMs = now - lastBeatMs;
+  lastBeatMs = now;
+  // The heartbeat thread runs almost nothing, so a gap here is the process not being scheduled.
+  if (gapMs > data.heartbeatMs + STALL_WARN_MS) logger.warn({ stallMs: Math.round(gapMs - data.heartbeatMs) }, 'heartbeat thread stalled');
+  sendHeartbeat();
+}, data.heartbeatMs);
 
 parentPort!.on('message', (message: ToHeartbeatThread) => {
   if (message.type === 'connect') {

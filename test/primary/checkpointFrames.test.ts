@@ -1,5 +1,4 @@
-// Proves that captures kept during a full synchronisation merge into one page list, ascending,
-// with the newest copy of every page; and that a page stream whose connection closes while the sender waits for it to drain ends
+// Proves that a page stream whose connection closes while the sender waits for it to drain ends
 // with StreamAbortedError (an ordinary end of the stream), not with the connection's ProtocolError:
 // a primary that dropped its backup mid-sync died of an unhandled `ProtocolError: GOODBYE`.
 import { test } from 'node:test';
@@ -7,7 +6,7 @@ import assert from 'node:assert/strict';
 import { PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
 import { ProtocolError } from '@hbft/common/errors.ts';
 import type { FrameSender } from '@hbft/primary/checkpointFrames.ts';
-import { mergeCapturedPages, sendPageStream, StreamAbortedError } from '@hbft/primary/checkpointFrames.ts';
+import { sendPageStream, StreamAbortedError } from '@hbft/primary/checkpointFrames.ts';
 
 test('a connection that closes while the stream waits for a drain aborts the stream', async () => {
   let frames = 0;
@@ -34,14 +33,4 @@ test('a connection that closes while the stream waits for a drain aborts the str
     stream,
     (error: Error) => error instanceof StreamAbortedError && /connection closed during full-sync 0/.test(error.message),
   );
-});
-
-test('captures merged into one checkpoint keep every page once, ascending, from its newest capture', () => {
-  const merged = mergeCapturedPages([
-    { pages: Uint32Array.of(3, 7, 9), startSlot: 100 },
-    { pages: Uint32Array.of(1, 7), startSlot: 103 },
-    { pages: Uint32Array.of(9), startSlot: 105 },
-  ]);
-  assert.deepEqual([...merged.pages], [1, 3, 7, 9]);
-  assert.deepEqual([...merged.slots], [103, 100, 104, 105]);
 });

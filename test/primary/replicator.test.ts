@@ -204,35 +204,39 @@ test('a promoted primary that loses its backup after a checkpoint went out holds
   assert.ok(release && release.type === 'release' && release.outputs.length === 1);
 });
 
-test('checkpoints captured while the full synchronisation runs go to the backup as one, after it', () => {
+test('no epoch ends while the full synchronisation is sent: the first checkpoint is captured after its last page was read', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
-  r.onBackupReady(0);
-  // The sync reads RAM while the guest runs: a checkpoint applied on top of it before the read
-  // ended would mix moments. Captures are kept (no effect) and output still flows: none went out.
-  r.tick(20);
-  assert.deepEqual(types(r.onCaptured(50, 21)), []);
-  assert.deepEqual(types(r.onOutput(51, 'c', bytes('a'), false, 22)), ['release']);
-  r.tick(40);
-  assert.deepEqual(types(r.onCaptured(51, 41)), []);
+  assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
+  // The sync reads RAM while the guest runs: a checkpoint captured before its last read, applied
+  // on top of it, would mix moments. The epoch runs on, and output still flows (none went out).
+  assert.deepEqual(types(r.tick(20)), ['sendHeartbeat'], 'no boundary during the sync');
+  r.onBackupHeard(150);
+  assert.deepEqual(types(r.tick(200)), ['sendHeartbeat']);
+  assert.ok(r.nextDeadlineMs() > 200 && r.nextDeadlineMs() <= 220, 'no overdue boundary keeps the ticker spinning');
+  assert.deepEqual(types(r.onOutput(50, 'c', bytes('a'), false, 201)), ['release']);
   r.onFullSyncSent();
-  r.tick(60);
-  const send = r.onCaptured(52, 61).find((e) => e.type === 'sendCheckpoint');
-  assert.deepEqual(send, { type: 'sendCheckpoint', epoch: 52, fromEpoch: 50 });
-  assert.deepEqual(types(r.onOutput(53, 'c', bytes('b'), false, 62)), [], 'held from the first checkpoint sent');
-  assert.equal(r.status(62).checkpointsInFlight, 3);
-  r.tick(80);
-  assert.deepEqual(
-    r.onCaptured(53, 81).find((e) => e.type === 'sendCheckpoint'),
-    { type: 'sendCheckpoint', epoch: 53, fromEpoch: 53 },
-  );
-  r.onAck(52, 85);
-  assert.equal(r.status(85).checkpointsInFlight, 1, 'the ack of the merged checkpoint covers every capture in it');
-  // Lost before the sync ended: the kept captures are discarded with the rest.
+  assert.deepEqual(types(r.tick(202)), ['requestCapture']);
+  assert.deepEqual(types(r.onCaptured(50, 203)), ['sendCheckpoint']);
+  assert.deepEqual(types(r.onOutput(51, 'c', bytes('b'), false, 204)), [], 'held from the first checkpoint sent');
+  r.onAck(50, 210);
+  assert.equal(r.status(210).mode, 'protected');
+  assert.equal(r.status(210).heldOutputChunks, 1, 'output of 51 waits for the ack of 51');
+});
+
+test('a capture under way when the backup connects is discarded and the sync starts after it', () => {
+  const r = replicator();
+  assert.deepEqual(types(r.tick(20)), ['requestCapture']);
+  assert.deepEqual(types(r.onBackupReady(21)), [], 'the sync waits for the capture');
+  assert.deepEqual(types(r.onCaptured(0, 22)), ['discardCheckpoint', 'startFullSync']);
+  assert.deepEqual(types(r.tick(40)), ['sendHeartbeat'], 'then the epoch runs on until the sync is sent');
+  r.onFullSyncSent();
+  assert.deepEqual(types(r.tick(41)), ['requestCapture']);
+  assert.deepEqual(types(r.onCaptured(1, 42)), ['sendCheckpoint']);
+  // Lost before the sync ended: the next backup starts over.
   const lost = replicator();
   lost.onBackupReady(0);
-  lost.tick(20);
-  lost.onCaptured(0, 21);
-  assert.deepEqual(types(lost.onBackupLost('gone', 22)), ['discardCheckpoint']);
+  lost.onBackupLost('gone', 1);
+  assert.deepEqual(types(lost.tick(20)), ['requestCapture'], 'unprotected: epochs end again');
 });
 
 test('nextDeadlineMs says when tick next has work: boundaries on a fixed grid, heartbeats, the silence limit', () => {

@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { PAGE_BYTES } from '@hbft/common/guest/addressMap.ts';
 import { PAGE_RECORD_BYTES_MAX, type PageEncoder, PageRecordWriter } from '@hbft/common/checkpoint/pageCodec.ts';
 import { CheckpointChecksum } from '@hbft/common/protocol/checkpointStream.ts';
@@ -133,6 +134,10 @@ export async function sendPageStream(
     buffers?.lend(writer, result.endsAt);
     await sent(result, payload.length);
     onProgress?.(end);
+    // Without backpressure every part up to the write buffer's 16 MiB would be encoded in one turn
+    // of the event loop (hundreds of ms for a full sync): heartbeats, acks and the silence check
+    // wait behind it. One part per turn.
+    if (part + 1 < partCount && !result.backpressure) await yieldToEventLoop();
   }
   for (const [part, output] of outputParts.entries()) {
     await sent(
@@ -149,25 +154,6 @@ export async function sendPageStream(
   if (end.backpressure) await drained();
   // Frame headers are small; the figure that matters is page data as sent against raw.
   return { rawBytes: pageEncoder.counts.rawBytes - rawBefore, wireBytes };
-}
-
-/**
- * One checkpoint out of several captured in a row (held back during a full synchronisation):
- * every page any of them holds, ascending, each with the staging slot of its newest copy. Each
- * capture is its pages and the staging slot of its first page (its pages sit in consecutive slots).
- */
-export function mergeCapturedPages(captures: readonly { pages: Uint32Array; startSlot: number }[]): {
-  pages: Uint32Array;
-  slots: Uint32Array;
-} {
-  const newest = new Map<number, number>();
-  for (const capture of captures) {
-    for (let i = 0; i < capture.pages.length; i++) newest.set(capture.pages[i]!, capture.startSlot + i);
-  }
-  const pages = Uint32Array.from(newest.keys()).sort();
-  const slots = new Uint32Array(pages.length);
-  for (let i = 0; i < pages.length; i++) slots[i] = newest.get(pages[i]!)!;
-  return { pages, slots };
 }
 
 /** Page numbers of the non-zero pages of `ram`, yielding to the event loop every 4 MiB. */

@@ -21,13 +21,8 @@ export type PrimaryEffect =
   | { type: 'resumeGuest' }
   /** Begin sending every non-zero page to the backup, then FULL_SYNC_END. */
   | { type: 'startFullSync' }
-  /**
-   * Encode and send captured checkpoint `epoch` (the driver holds its data). With `fromEpoch`
-   * before `epoch`, the captures fromEpoch … epoch (kept unsent while a full synchronisation ran)
-   * go as one checkpoint `epoch`: every page any of them holds, the newest copy of each, the state
-   * of `epoch`, and the session records of all of them in order.
-   */
-  | { type: 'sendCheckpoint'; epoch: number; fromEpoch: number }
+  /** Encode and send captured checkpoint `epoch` (the driver holds its data). */
+  | { type: 'sendCheckpoint'; epoch: number }
   /** Free a captured checkpoint's staging without sending it (no backup to send it to). */
   | { type: 'discardCheckpoint'; epoch: number }
   | { type: 'sendHeartbeat' }
@@ -137,14 +132,16 @@ export class PrimaryReplicator {
    */
   private checkpointSent = false;
   /**
-   * A full synchronisation is being sent: it reads RAM while the guest runs, so the replica holds
-   * pages of different moments until a checkpoint captured after the last page was read is applied.
-   * Checkpoints captured meanwhile are kept, not sent, and go with that checkpoint (`fromEpoch`):
-   * every checkpoint the backup applies is then a state the guest was really in.
+   * A full synchronisation is being sent. It reads RAM while the guest runs, so the replica holds
+   * pages of different moments until it applies a checkpoint captured after the last page was
+   * read; one captured before would leave pages of later epochs beside an earlier CPU state, and
+   * the backup would count itself able to take over from that. So the running epoch does not end
+   * until the sync is sent: its checkpoint, the first the backup gets, holds every page written
+   * since the sync began (dirty pages are a set, so the long epoch's staging is at most RAM's size).
    */
   private fullSyncPending = false;
-  /** The first epoch captured and kept during the running full synchronisation. */
-  private keptFromEpoch: number | null = null;
+  /** The backup is connected and its full synchronisation waits for the capture under way. */
+  private fullSyncWaitsForCapture = false;
 
   constructor(config: PrimaryReplicatorConfig) {
     assert(config.checkpointsInFlightMax >= 1, 'at least one checkpoint in flight');
@@ -204,7 +201,10 @@ export class PrimaryReplicator {
    */
   nextDeadlineMs(): number {
     if (this.mode === 'unprotected') return this.nextEpochAtMs;
-    return Math.min(this.nextEpochAtMs, this.nextHeartbeatAtMs, this.lastHeardMs + this.config.backupSilenceMs + 1);
+    // No boundary while the full synchronisation is sent (onFullSyncSent comes from the driver,
+    // whose ticker sleeps at most a few milliseconds, so the boundary is not noticed much later).
+    const boundary = this.fullSyncPending ? Infinity : this.nextEpochAtMs;
+    return Math.min(boundary, this.nextHeartbeatAtMs, this.lastHeardMs + this.config.backupSilenceMs + 1);
   }
 
   tick(nowMs: number): PrimaryEffect[] {
@@ -218,7 +218,7 @@ export class PrimaryReplicator {
         this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
       }
     }
-    if (nowMs >= this.nextEpochAtMs && !this.capturing && !this.stalled) {
+    if (nowMs >= this.nextEpochAtMs && !this.capturing && !this.stalled && !this.fullSyncPending) {
       // Boundaries stay on a fixed grid (a tick a millisecond late does not stretch every epoch);
       // after falling a whole epoch behind, the grid restarts from now.
       const next = this.nextEpochAtMs + this.config.epochMs;
@@ -261,19 +261,19 @@ export class PrimaryReplicator {
     assert(epoch === this.epoch, `captured epoch ${epoch} is the running epoch ${this.epoch}`);
     this.capturing = false;
     this.epoch = epoch + 1;
-    if (this.mode === 'unprotected') {
+    if (this.mode === 'unprotected' || this.fullSyncWaitsForCapture) {
+      // Without a backup nobody needs the checkpoint. A full synchronisation that waited for this
+      // capture starts now: it reads every page after this moment, and the epoch that starts here
+      // holds every page written while it runs.
       const effects: PrimaryEffect[] = [{ type: 'discardCheckpoint', epoch }];
       if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+      if (this.fullSyncWaitsForCapture) {
+        this.fullSyncWaitsForCapture = false;
+        effects.push(...this.startFullSync());
+      }
       return effects;
     }
     const effects: PrimaryEffect[] = [];
-    this.inFlight.push({ epoch, capturedAtMs: nowMs });
-    if (this.fullSyncPending) {
-      // Kept for the first checkpoint after the synchronisation (the driver holds its staging).
-      this.keptFromEpoch ??= epoch;
-      if (this.releasesUnprotected()) effects.push(...this.release(epoch));
-      return effects;
-    }
     // Output of this epoch and before that went out unprotected is in this checkpoint's state;
     // from here on a backup may hold that state, so nothing more is released without its ack.
     if (this.releasesUnprotected()) effects.push(...this.release(epoch));
@@ -286,8 +286,8 @@ export class PrimaryReplicator {
         fields: { epoch },
       });
     }
-    effects.push({ type: 'sendCheckpoint', epoch, fromEpoch: this.keptFromEpoch ?? epoch });
-    this.keptFromEpoch = null;
+    this.inFlight.push({ epoch, capturedAtMs: nowMs });
+    effects.push({ type: 'sendCheckpoint', epoch });
     return effects;
   }
 
@@ -297,16 +297,22 @@ export class PrimaryReplicator {
     this.inFlight.length = 0;
     this.mode = 'syncing';
     this.fullSyncPending = true;
-    this.keptFromEpoch = null;
     this.lastHeardMs = nowMs;
     this.nextHeartbeatAtMs = nowMs;
-    effects.push({ type: 'startFullSync' }, { type: 'log', level: 'info', message: 'backup connected: full synchronisation started' });
+    // A capture under way ends an epoch whose pages the sync might read before or after it: the
+    // sync waits for it (onCaptured), so that one epoch boundary precedes every page it reads.
+    if (this.capturing) this.fullSyncWaitsForCapture = true;
+    else effects.push(...this.startFullSync());
     return effects;
   }
 
+  private startFullSync(): PrimaryEffect[] {
+    return [{ type: 'startFullSync' }, { type: 'log', level: 'info', message: 'backup connected: full synchronisation started' }];
+  }
+
   /**
-   * The driver has read and handed over every page of the full synchronisation: the next capture
-   * is the first checkpoint the backup gets, together with those kept meanwhile.
+   * The driver has read and handed over every page of the full synchronisation: the running epoch
+   * may end, and its checkpoint is the first the backup gets.
    */
   onFullSyncSent(): void {
     if (this.mode === 'syncing') this.fullSyncPending = false;
@@ -327,7 +333,7 @@ export class PrimaryReplicator {
     this.inFlight.length = 0;
     this.mode = 'unprotected';
     this.fullSyncPending = false;
-    this.keptFromEpoch = null;
+    this.fullSyncWaitsForCapture = false;
     const policy = !this.checkpointSent
       ? this.releasesUnprotected()
         ? 'no backup has received a checkpoint of this generation, so none can take over: output keeps flowing'

@@ -29,7 +29,7 @@ import { SessionManager } from './sessions.ts';
 import { ClientFlow } from './clientFlow.ts';
 import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
-import { mergeCapturedPages, nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
+import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 
 export type PrimaryBoot =
@@ -370,15 +370,10 @@ export class PrimaryRuntime {
           this.queueSend('full synchronisation', () => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
-          const captures: Capture[] = [];
-          for (let epoch = effect.fromEpoch; epoch <= effect.epoch; epoch++) {
-            const capture = this.captures.get(epoch);
-            if (capture === undefined) continue;
-            capture.queued = true;
-            captures.push(capture);
-          }
-          if (captures.length === 0) break;
-          this.queueSend(`checkpoint ${effect.epoch}`, () => this.sendCheckpoint(captures));
+          const capture = this.captures.get(effect.epoch);
+          if (capture === undefined) break;
+          capture.queued = true;
+          this.queueSend(`checkpoint ${effect.epoch}`, () => this.sendCheckpoint(capture));
           break;
         }
         case 'discardCheckpoint': {
@@ -534,46 +529,32 @@ export class PrimaryRuntime {
     }
   }
 
-  /**
-   * Sends captures as one checkpoint of the last one's epoch: usually one capture; after a full
-   * synchronisation, every capture kept while it ran (see PrimaryReplicator.onFullSyncSent).
-   */
-  private async sendCheckpoint(captures: Capture[]): Promise<void> {
-    const last = captures.at(-1)!.checkpoint;
+  private async sendCheckpoint(capture: Capture): Promise<void> {
+    const checkpoint = capture.checkpoint;
     const sessions = this.clients.sessions;
     let records: SessionRecord[] = [];
     try {
       const bulk = this.link?.bulk;
-      if (!bulk || captures.some((capture) => capture.released)) {
-        for (const capture of captures) sessions.discardEpoch(capture.checkpoint.epoch);
+      if (!bulk || capture.released) {
+        sessions.discardEpoch(checkpoint.epoch);
         return;
       }
-      for (const capture of captures) records.push(...sessions.takeCheckpointRecords(capture.checkpoint.epoch));
+      records = sessions.takeCheckpointRecords(checkpoint.epoch);
       const encoder = this.checkpointEncoder;
       assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
-      const words = new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset);
-      let pages = last.pages;
-      let wordIndex = (i: number) => (last.allocation.start + i) * PAGE_WORDS;
-      if (captures.length > 1) {
-        const merged = mergeCapturedPages(
-          captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })),
-        );
-        pages = merged.pages;
-        wordIndex = (i: number) => merged.slots[i]! * PAGE_WORDS;
-        this.logger.info(
-          { epoch: last.epoch, captures: captures.length, pages: pages.length },
-          'first checkpoint after the full synchronisation (with the pages written while it ran)',
-        );
-      }
+      const startSlot = checkpoint.allocation.start;
       const result = await sendPageStream(
         {
           kind: 'checkpoint',
-          epoch: last.epoch,
+          epoch: checkpoint.epoch,
           generation: this.options.generation,
-          pages,
-          state: last.state,
+          pages: checkpoint.pages,
+          state: checkpoint.state,
           outputParts: encodeSessionRecords(records, framePayloadBytesMax),
-          source: { words, wordIndex },
+          source: {
+            words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset),
+            wordIndex: (i) => (startSlot + i) * PAGE_WORDS,
+          },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -589,7 +570,7 @@ export class PrimaryRuntime {
     } finally {
       if (records.length > 0) sessions.giveBack(records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
-      for (const capture of captures) this.releaseCapture(capture);
+      this.releaseCapture(capture);
     }
   }
 

@@ -88,19 +88,18 @@ export class ClientServer {
     socket.on('data', onData);
     socket.on('close', () => {
       if (this.connections.get(tag) === connection) {
-        this.forget(tag);
+        this.connections.delete(tag);
+        // Flow control keeps counting what it handed over until the guest closes the slot: that
+        // input is still in the NIC's queue, and the queue's bound is for all of it.
+        this.flow.setSocket(tag, null);
         this.nic.hangUp(tag);
       }
     });
   }
 
-  private forget(tag: string): void {
-    this.connections.delete(tag);
-    this.flow.remove(tag);
-  }
-
   /** Every NIC slot was taken: tell a plain (RESP) client and close. */
   onRefused(tag: string, reason: string): void {
+    this.flow.remove(tag);
     if (SessionManager.isSessionTag(tag)) {
       this.logger.warn({ tag, reason }, 'session refused');
       this.sessions.onGuestClose(tag);
@@ -108,7 +107,7 @@ export class ClientServer {
     }
     const connection = this.connections.get(tag);
     if (!connection) return;
-    this.forget(tag);
+    this.connections.delete(tag);
     this.logger.warn({ tag, reason }, 'client connection refused');
     connection.socket.end(`-ERR ${reason}\r\n`);
   }
@@ -132,14 +131,23 @@ export class ClientServer {
 
   /** The guest closed the connection: close it once the released output has been written. */
   onGuestClose(tag: string): void {
+    this.flow.remove(tag);
     if (SessionManager.isSessionTag(tag)) {
       this.sessions.onGuestClose(tag);
       return;
     }
     const connection = this.connections.get(tag);
     if (!connection) return;
-    this.forget(tag);
+    this.connections.delete(tag);
     connection.socket.end();
+  }
+
+  /**
+   * The old primary's plain connection, hung up after a takeover: what it still has queued in the
+   * NIC counts towards the queue's bound until the guest closes it.
+   */
+  trackOrphan(offsets: { tag: string; rxAccepted: number; rxDelivered: number; txProduced: number }): void {
+    this.flow.add(offsets.tag, null, undefined, { inputHanded: offsets.rxAccepted, inputInRing: offsets.rxDelivered, outputTaken: offsets.txProduced });
   }
 
   /** Tags of live plain connections, so that a promoted node can hang up the orphans. */

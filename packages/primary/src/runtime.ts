@@ -281,7 +281,10 @@ export class PrimaryRuntime {
   private async hangUpOrphans(): Promise<void> {
     const slots = await this.worker.command<ConnectionOffsets[]>('nicOffsets');
     const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
-    for (const orphan of orphans) this.worker.hangUp(orphan.tag);
+    for (const orphan of orphans) {
+      this.clients.trackOrphan(orphan);
+      this.worker.hangUp(orphan.tag);
+    }
     if (orphans.length > 0) this.logger.info({ connections: orphans.length }, "hung up the old primary's plain client connections");
     this.clients.sessions.adopt(slots, performance.now());
     this.logger.info({ sessions: this.clients.sessions.count }, 'client sessions waiting to resume');

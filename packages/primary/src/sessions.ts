@@ -333,7 +333,6 @@ export class SessionManager {
     session.socket?.end();
     this.sessions.delete(tag);
     this.windows.delete(tag);
-    this.flow.remove(tag);
   }
 
   /** Closes sessions whose client has been away too long. */
@@ -343,7 +342,7 @@ export class SessionManager {
         this.logger.info({ tag: session.tag }, 'session expired: its client did not come back');
         this.sessions.delete(session.tag);
         this.windows.delete(session.tag);
-        this.flow.remove(session.tag);
+        this.flow.setSocket(session.tag, null);
         this.nic.hangUp(session.tag);
       }
     }

@@ -2,7 +2,8 @@
 // its memory without bound: a client pipelining 2 MB (and sixteen pipelining 128 KiB each) is
 // back-pressured and answered in full and in order while another client is served; a client that
 // never reads its 60 KB replies leaves the primary's RSS bounded and back near its baseline once it
-// leaves, with a backup and under `hold` with none; a session client pipelining beyond the input
+// leaves, with a backup and under `hold` with none; clients that never read are disconnected
+// before they can hold everyone else back; a session client pipelining beyond the input
 // bound is held back, not dropped, and its history checks OK.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -223,6 +224,40 @@ test('a client that never reads 5 000 replies of 60 KB leaves the primary (with 
     const other = await PlainClient.open(cluster.ports.primaryServe);
     assert.equal(await other.command('SET', 'after', 'v'), 'OK');
     reportRss(t, rss);
+    assertStillUp(cluster);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('clients that never read are disconnected after the stall limit, so two of them cannot hold every other client back', {
+  timeout: 120_000,
+}, async () => {
+  const cluster = await Cluster.start({ ...PATIENT, memory: '64MiB' });
+  try {
+    await cluster.waitProtected();
+    const setter = await PlainClient.open(cluster.ports.primaryServe);
+    assert.equal(await setter.command('SET', 'big', 'x'.repeat(BIG_VALUE_BYTES)), 'OK');
+    const hogs = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(cluster.ports.primaryServe, '127.0.0.1', () => resolve(socket));
+          }),
+      ),
+    );
+    for (const hog of hogs) {
+      hog.on('error', () => {});
+      hog.pause();
+      hog.write(Buffer.from('GET big\r\n'.repeat(5_000)));
+    }
+    await sleep(1_000);
+    // Together the two are past the total output bound: nobody's input goes in until they are gone.
+    const other = await PlainClient.open(cluster.ports.primaryServe);
+    assert.equal(await other.command('SET', 'patient', 'v'), 'OK');
+    const disconnected = cluster.primary.log.filter((line) => line.includes('does not read its replies'));
+    assert.equal(disconnected.length, 2, `both clients that never read were disconnected\n${cluster.logs()}`);
+    for (const hog of hogs) hog.destroy();
     assertStillUp(cluster);
   } finally {
     await cluster.stop();

@@ -1,7 +1,8 @@
 // Proves the primary's client flow control on its own: input goes to the guest only while the
 // NIC's queue has room (per connection and in total), the rest stays in order with the socket
 // paused until a capture shows the ring took it, nothing is lost or reordered, and what clients
-// take of their output reaches the NIC in steps, not per reply.
+// take of their output reaches the NIC in steps, not per reply, and a client that takes none of its
+// waiting output for too long is disconnected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -41,7 +42,7 @@ const limits = { inputQueuedBytesMaxPerConnection: 100, inputQueuedBytesMaxTotal
 
 test('input beyond the per-connection and total room waits, in order, with the socket paused', () => {
   const nic = fakeNic();
-  const flow = new ClientFlow(nic, limits);
+  const flow = new ClientFlow(nic, null, () => 0, limits);
   const a = fakeSocket();
   const b = fakeSocket();
   let handedA = 0;
@@ -74,7 +75,7 @@ test('input beyond the per-connection and total room waits, in order, with the s
 
 test('a session socket that goes away drops its pending input (the client resends it)', () => {
   const nic = fakeNic();
-  const flow = new ClientFlow(nic, limits);
+  const flow = new ClientFlow(nic, null, () => 0, limits);
   const socket = fakeSocket();
   flow.add('s:1', socket);
   flow.push('s:1', new Uint8Array(130));
@@ -87,7 +88,7 @@ test('a session socket that goes away drops its pending input (the client resend
 
 test('output taken reaches the NIC in steps of at least the report size', () => {
   const nic = fakeNic();
-  const flow = new ClientFlow(nic, limits);
+  const flow = new ClientFlow(nic, null, () => 0, limits);
   flow.add('a', fakeSocket());
   for (let offset = 10; offset <= 200; offset += 10) flow.onOutputTaken('a', offset);
   assert.deepEqual(nic.taken, [
@@ -96,4 +97,43 @@ test('output taken reaches the NIC in steps of at least the report size', () => 
     ['a', 150],
     ['a', 200],
   ]);
+});
+
+test('a client that takes none of its waiting output for too long is disconnected; one that takes some is not', () => {
+  const nic = fakeNic();
+  let nowMs = 0;
+  const flow = new ClientFlow(nic, null, () => nowMs, limits);
+  const make = () => {
+    const callbacks: (() => void)[] = [];
+    const socket = {
+      writableLength: 0,
+      destroyed: false,
+      write(chunk: Uint8Array, callback?: () => void) {
+        socket.writableLength += chunk.length;
+        if (callback) callbacks.push(callback);
+      },
+      destroy() {
+        socket.destroyed = true;
+      },
+      flush() {
+        socket.writableLength = 0;
+        for (const callback of callbacks.splice(0)) callback();
+      },
+    };
+    return socket;
+  };
+  const reader = make();
+  const stalled = make();
+  flow.add('reader', reader as unknown as Socket);
+  flow.add('stalled', stalled as unknown as Socket);
+  for (let second = 1; second <= 10; second++) {
+    nowMs = second * 1000;
+    flow.write('reader', [new Uint8Array(100)], second * 100);
+    flow.write('stalled', [new Uint8Array(100)], second * 100);
+    reader.flush();
+    flow.closeStalled(nowMs);
+  }
+  assert.ok(stalled.destroyed, 'the client that never read was disconnected');
+  assert.ok(!reader.destroyed, 'the client that reads stays');
+  assert.deepEqual(nic.taken.at(-1), ['reader', 1000]);
 });

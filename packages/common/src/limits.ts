@@ -59,6 +59,13 @@ export const clientOutputTakenReportBytes = 64 * 1024;
  */
 export const clientOutputUnsentBytesMaxPerConnection = 64 * 1024 * 1024;
 
+/**
+ * A client with released output waiting in its socket's buffer that takes none of it for this
+ * long is disconnected. Without this, clients that never read would sit at their output bound
+ * for ever, and a few of them would hold the total bound, and with it every other client, back.
+ */
+export const clientOutputStalledMsMax = 5_000;
+
 /** NIC connection slots (the guest reads it as NIC_CONN_MAX): clients served at once. */
 export const nicConnectionsMax = 64;
 

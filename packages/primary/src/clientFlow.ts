@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import {
   clientInputQueuedBytesMaxPerConnection,
+  clientOutputStalledMsMax,
+  clientOutputUnsentBytesMaxPerConnection,
   clientInputQueuedBytesMaxTotal,
   clientOutputTakenReportBytes,
-  clientOutputUnsentBytesMaxPerConnection,
 } from '@hbft/common/limits.ts';
 
 /** What flow control needs of the guest's NIC (GuestWorker implements it). */
@@ -27,10 +28,12 @@ interface FlowConnection {
   /** Output stream offset the client has taken, and the last one the NIC was told. */
   outputTaken: number;
   outputTakenReported: number;
+  /** Since when output has waited in the socket's buffer without the kernel taking any; null: none waits. */
+  outputStalledSinceMs: number | null;
 }
 
 /**
- * Flow control of every client connection, plain or session (clientLimits.ts has the bounds and
+ * Flow control of every client connection, plain or session (limits.ts has the bounds and
  * why). Input: bytes go to the guest while the NIC's queue has room for them, per connection and
  * in total; what does not fit stays here and the socket is paused, so the client's own TCP window
  * pushes back. The NIC reports how far it has filled its ring at each capture, and paused
@@ -46,6 +49,8 @@ export class ClientFlow {
 
   constructor(
     private readonly nic: FlowNic,
+    private readonly logger: Logger | null = null,
+    private readonly nowMs: () => number = () => performance.now(),
     private readonly limits = {
       inputQueuedBytesMaxPerConnection: clientInputQueuedBytesMaxPerConnection,
       inputQueuedBytesMaxTotal: clientInputQueuedBytesMaxTotal,
@@ -73,6 +78,7 @@ export class ClientFlow {
       onHanded,
       outputTaken: at.outputTaken,
       outputTakenReported: at.outputTaken,
+      outputStalledSinceMs: null,
     });
   }
 
@@ -92,6 +98,49 @@ export class ClientFlow {
     connection.pending = [];
     connection.paused = false;
     connection.socket = socket;
+    connection.outputStalledSinceMs = null;
+  }
+
+  /**
+   * Writes released output, which ends at stream offset `endOffset`, to the connection's socket;
+   * once the kernel has it, the client has taken it. A client that leaves more than the limit
+   * unread in the socket's buffer is disconnected at once (its input was held back long before).
+   */
+  write(tag: string, chunks: Uint8Array[], endOffset: number): void {
+    const connection = this.connections.get(tag);
+    const socket = connection?.socket;
+    if (connection === undefined || !socket) return;
+    for (let i = 0; i < chunks.length; i++) {
+      const last = i === chunks.length - 1;
+      socket.write(
+        chunks[i]!,
+        last
+          ? (error) => {
+              if (error || connection.socket !== socket) return;
+              connection.outputStalledSinceMs = socket.writableLength > 0 ? this.nowMs() : null;
+              this.onOutputTaken(tag, endOffset);
+            }
+          : undefined,
+      );
+    }
+    if (socket.writableLength > 0) connection.outputStalledSinceMs ??= this.nowMs();
+    if (socket.writableLength > clientOutputUnsentBytesMaxPerConnection)
+      this.disconnect(connection, socket, `${socket.writableLength} bytes of replies unread`);
+  }
+
+  /** Disconnects clients that have taken none of their waiting output for too long. */
+  closeStalled(nowMs: number): void {
+    for (const connection of this.connections.values()) {
+      const since = connection.outputStalledSinceMs;
+      if (since === null || connection.socket === null || nowMs - since <= clientOutputStalledMsMax) continue;
+      this.disconnect(connection, connection.socket, `no reply taken for ${Math.round(nowMs - since)} ms`);
+    }
+  }
+
+  private disconnect(connection: FlowConnection, socket: Socket, reason: string): void {
+    connection.outputStalledSinceMs = null;
+    this.logger?.warn({ tag: connection.tag, reason }, 'client disconnected: it does not read its replies');
+    socket.destroy();
   }
 
   /** Input read from the connection's socket. */
@@ -160,36 +209,4 @@ export class ClientFlow {
       else connection.socket?.resume();
     }
   }
-}
-
-/**
- * Writes released output to a client's socket; `onTaken` hears the stream offset once the socket
- * has handed it to the kernel. A client that leaves more than the limit unread in the socket's
- * buffer is disconnected (its input was held back long before: clientLimits.ts). Returns false
- * when it was.
- */
-export function writeToClient(
-  socket: Socket,
-  chunks: Uint8Array[],
-  endOffset: number,
-  onTaken: (offset: number) => void,
-  logger: Logger,
-  tag: string,
-): boolean {
-  for (let i = 0; i < chunks.length; i++)
-    socket.write(
-      chunks[i]!,
-      i === chunks.length - 1
-        ? (error) => {
-            if (!error) onTaken(endOffset);
-          }
-        : undefined,
-    );
-  if (socket.writableLength <= clientOutputUnsentBytesMaxPerConnection) return true;
-  logger.warn(
-    { tag, unsentBytes: socket.writableLength, limitBytes: clientOutputUnsentBytesMaxPerConnection },
-    'client closed: it does not read its replies',
-  );
-  socket.destroy();
-  return false;
 }

@@ -4,7 +4,7 @@ import { listenOn } from '@hbft/common/transport/listen.ts';
 import { isSessionConnection } from '@hbft/common/session/protocol.ts';
 import type { GuestNic } from './guestNic.ts';
 import { SessionManager } from './sessions.ts';
-import { writeToClient, type ClientFlow } from './clientFlow.ts';
+import type { ClientFlow } from './clientFlow.ts';
 
 /**
  * Plain TCP connections are tagged `p:<generation>:<n>` (the generation keeps a promoted node's
@@ -112,6 +112,11 @@ export class ClientServer {
     connection.socket.end(`-ERR ${reason}\r\n`);
   }
 
+  /** Disconnects clients that have not read their replies for too long (clientOutputStalledMsMax). */
+  closeStalled(nowMs: number): void {
+    this.flow.closeStalled(nowMs);
+  }
+
   /** Progress of the guest's NIC at a capture: input waiting for room may go in now. */
   onCaptured(connections: { tag: string; rxDelivered: number }[]): void {
     this.flow.onCaptured(connections);
@@ -126,7 +131,7 @@ export class ClientServer {
     const connection = this.connections.get(tag);
     if (connection === undefined) return;
     connection.outputWritten += bytes.length;
-    writeToClient(connection.socket, [bytes], connection.outputWritten, (offset) => this.flow.onOutputTaken(tag, offset), this.logger, tag);
+    this.flow.write(tag, [bytes], connection.outputWritten);
   }
 
   /** The guest closed the connection: close it once the released output has been written. */
@@ -147,7 +152,11 @@ export class ClientServer {
    * NIC counts towards the queue's bound until the guest closes it.
    */
   trackOrphan(offsets: { tag: string; rxAccepted: number; rxDelivered: number; txProduced: number }): void {
-    this.flow.add(offsets.tag, null, undefined, { inputHanded: offsets.rxAccepted, inputInRing: offsets.rxDelivered, outputTaken: offsets.txProduced });
+    this.flow.add(offsets.tag, null, undefined, {
+      inputHanded: offsets.rxAccepted,
+      inputInRing: offsets.rxDelivered,
+      outputTaken: offsets.txProduced,
+    });
   }
 
   /** Tags of live plain connections, so that a promoted node can hang up the orphans. */

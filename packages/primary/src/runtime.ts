@@ -140,7 +140,7 @@ export class PrimaryRuntime {
     });
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
-    const flow = new ClientFlow(worker);
+    const flow = new ClientFlow(worker, logger);
     const sessions = new SessionManager(
       worker,
       flow,
@@ -262,6 +262,7 @@ export class PrimaryRuntime {
       (now) => {
         this.execute(this.replicator.tick(now));
         clients.sessions.expire(now);
+        clients.closeStalled(now);
       },
       logger,
       { nextDeadlineMs: () => this.replicator.nextDeadlineMs() },

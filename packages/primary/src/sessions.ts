@@ -17,7 +17,7 @@ import {
 } from '@hbft/common/session/protocol.ts';
 import type { GuestNic } from './guestNic.ts';
 import { sessionCarryOverBytesMax, sessionIdleMsDefault } from '@hbft/common/limits.ts';
-import { writeToClient, type ClientFlow } from './clientFlow.ts';
+import type { ClientFlow } from './clientFlow.ts';
 
 /** Session connections are NIC connections tagged `s:<session id in hex>`. */
 export const SESSION_TAG_PREFIX = 's:';
@@ -196,7 +196,7 @@ export class SessionManager {
     this.flow.setSocket(tag, socket);
     socket.write(reply(HandshakeStatus.ok, session.inputAccepted, outputReceived));
     const missed = this.windows.from(tag, outputReceived);
-    if (missed !== null && missed.length > 0) this.writeOutput(session, socket, missed);
+    if (missed !== null && missed.length > 0) this.writeOutput(session, missed);
     this.onClientAck(session, outputReceived);
     socket.write(encodeAckFrame(session.inputCommitted));
     session.inputCommittedSent = session.inputCommitted;
@@ -204,16 +204,9 @@ export class SessionManager {
     return session;
   }
 
-  /** Output up to session.outputReleased, to the session's socket; taken once the kernel has it. */
-  private writeOutput(session: Session, socket: Socket, bytes: Uint8Array): void {
-    writeToClient(
-      socket,
-      encodeDataFrames(bytes),
-      session.outputReleased,
-      (offset) => this.flow.onOutputTaken(session.tag, offset),
-      this.logger,
-      session.tag,
-    );
+  /** Output up to session.outputReleased, to the session's socket (the flow's socket for it). */
+  private writeOutput(session: Session, bytes: Uint8Array): void {
+    this.flow.write(session.tag, encodeDataFrames(bytes), session.outputReleased);
   }
 
   private onClientAck(session: Session, offset: number): void {
@@ -305,7 +298,7 @@ export class SessionManager {
     if (session === undefined) return;
     this.windows.append(tag, session.outputReleased, bytes);
     session.outputReleased += bytes.length;
-    if (session.socket !== null) this.writeOutput(session, session.socket, bytes);
+    if (session.socket !== null) this.writeOutput(session, bytes);
   }
 
   /** Epochs through `throughEpoch` are committed: acknowledge the input they took. */

@@ -61,7 +61,7 @@ interface PendingEvent {
 export type DeliverResult = 'queued' | 'not-open' | 'over-limit';
 
 /**
- * Flow control between the host's clients and the guest (clientLimits.ts). Input: the queue is
+ * Flow control between the host's clients and the guest (limits.ts). Input: the queue is
  * bounded per connection and in total, because it is device state and rides in every checkpoint.
  * Output: a connection whose client has not taken this much of the guest's output (the host
  * reports what it took with `outputTaken`) gets no more input into the receive ring, so the guest

@@ -378,8 +378,8 @@ function loadSource(inst: number, pc: number, k: number): string {
 }
 
 /**
- * STORE: WRITABLE | DIRTY without WATCHED or CODE, and natural alignment, write RAM directly;
- * anything else is storeSlow (faults, clean writes, devices, writes to code).
+ * STORE: WRITABLE | DIRTY without WATCHED, CODE or RESERVED, and natural alignment, write RAM directly;
+ * anything else is storeSlow (faults, clean writes, devices, writes to code or to the LR.W reservation).
  */
 function storeSource(inst: number, pc: number, next: number, k: number): string {
   const f3 = (inst >> 12) & 7;

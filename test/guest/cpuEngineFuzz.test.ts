@@ -345,8 +345,8 @@ const AMO_OPERATIONS = Object.entries(AMO_FUNCTIONS)
  * lists the words (relative) that no branch may land on: the second half of a straddling
  * instruction.
  */
-function randomExtensionInstructions(random: SeededRandom, traits: ProgramTraits): { words: number[]; guarded: number[] } {
-  const roll = random.below(100);
+function randomExtensionInstructions(random: SeededRandom, traits: ProgramTraits, straddle = false): { words: number[]; guarded: number[] } {
+  const roll = straddle ? 60 : random.below(100);
   const noCode = { ...traits, selfModifying: false };
   const prime = () => 8 + random.below(8);
   if (roll < 25) return { words: [pack(randomCompressedComputation(random), randomCompressedComputation(random))], guarded: [] };
@@ -512,8 +512,10 @@ function loadProgram(machine: Machine, seed: number): void {
   const straddling = new Set<number>();
   while (code.length < codeWords) {
     let words: number[];
-    if (random.chance(0.25)) {
-      const extension = randomExtensionInstructions(random, traits);
+    // The last word of a page: a 32-bit instruction at its second half straddles two pages.
+    const atPageEnd = ((CODE + 4 * code.length) & 0xfff) === 0xffc;
+    if (random.chance(0.25) || (atPageEnd && random.chance(0.8))) {
+      const extension = randomExtensionInstructions(random, traits, atPageEnd);
       words = extension.words;
       for (const g of extension.guarded) {
         jalrAt.add(code.length + g);

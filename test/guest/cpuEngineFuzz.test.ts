@@ -345,7 +345,11 @@ const AMO_OPERATIONS = Object.entries(AMO_FUNCTIONS)
  * lists the words (relative) that no branch may land on: the second half of a straddling
  * instruction.
  */
-function randomExtensionInstructions(random: SeededRandom, traits: ProgramTraits, straddle = false): { words: number[]; guarded: number[] } {
+function randomExtensionInstructions(
+  random: SeededRandom,
+  traits: ProgramTraits,
+  straddle = false,
+): { words: number[]; guarded: number[] } {
   const roll = straddle ? 60 : random.below(100);
   const noCode = { ...traits, selfModifying: false };
   const prime = () => 8 + random.below(8);

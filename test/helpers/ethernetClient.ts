@@ -267,7 +267,7 @@ export class EthernetSegment {
     for (let round = 0; round < 64; round++) {
       for (const frame of pending) this.machine.net.receive(frame);
       this.runUntilIdle();
-      pending = this.handleTransmitted();
+      pending = this.answerTransmitted();
       if (pending.length === 0) return;
     }
     assert.fail('the guest and the client kept exchanging frames for 64 rounds');
@@ -281,7 +281,12 @@ export class EthernetSegment {
     assert.fail('the guest never went idle');
   }
 
-  private handleTransmitted(): Uint8Array[] {
+  /**
+   * Takes the frames the guest transmitted (as far as they reached the client): answers ARP
+   * requests, feeds TCP segments to their connections, and returns the frames the client sends
+   * back (ARP replies, acknowledgements).
+   */
+  answerTransmitted(): Uint8Array[] {
     const replies: Uint8Array[] = [];
     const frames = this.transmitted.splice(0);
     for (const frame of frames) {

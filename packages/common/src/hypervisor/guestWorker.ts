@@ -30,11 +30,15 @@ export interface GuestWorkerOptions {
   imageName?: string;
   state?: Uint8Array;
   args?: string;
+  /** The packet NIC's MAC, for a guest booted from an image. */
+  mac?: Uint8Array;
   replication?: GuestWorkerReplication;
 }
 
 export interface GuestWorkerEvents {
   output: [tag: string, slot: number, bytes: Uint8Array, epoch: number];
+  /** A frame the guest transmitted on the packet NIC during `epoch`. */
+  frame: [bytes: Uint8Array, epoch: number];
   captured: [checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]];
   guestClose: [tag: string, slot: number, epoch: number];
   opened: [tag: string, slot: number];
@@ -74,6 +78,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       imageName: options.imageName,
       state: options.state,
       args: options.args,
+      mac: options.mac,
       replication: options.replication,
       port: channel.port2,
     };
@@ -128,6 +133,9 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
     switch (message.type) {
       case 'output':
         this.emit('output', message.tag, message.slot, message.bytes, message.epoch);
+        return;
+      case 'frame':
+        this.emit('frame', message.bytes, message.epoch);
         return;
       case 'captured':
         this.emit('captured', message.checkpoint, message.connections);
@@ -248,5 +256,10 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
   /** The connection's client has taken its output up to stream offset `offset`. */
   outputTaken(tag: string, offset: number): void {
     this.send({ type: 'outputTaken', tag, offset });
+  }
+
+  /** An Ethernet frame from the network for the guest's packet NIC (queued, bounded, checked there). */
+  deliverFrame(bytes: Uint8Array): void {
+    this.send({ type: 'frame', bytes });
   }
 }

@@ -71,8 +71,17 @@ machine.nic.host = {
   },
 };
 
+machine.net.host = {
+  onFrame(frame) {
+    post({ type: 'frame', bytes: frame, epoch }, [frame.buffer as ArrayBuffer]);
+  },
+};
+
 function handle(message: ToWorker): void {
   switch (message.type) {
+    case 'frame':
+      machine.net.receive(message.bytes);
+      return;
     case 'open': {
       const slot = machine.nic.openConnection(message.tag);
       if (slot < 0) {
@@ -159,6 +168,7 @@ function boot(): void {
     machine.setState(data.state);
     rebuildTagMaps();
   } else if (data.image !== undefined) {
+    if (data.mac !== undefined) machine.net.setMac(data.mac);
     machine.loadElf(data.image, data.imageName);
   }
   armTracking();

@@ -12,6 +12,8 @@ export type ToWorker =
   | { type: 'hangUp'; tag: string }
   /** The connection's client has taken its output up to stream offset `offset` (NIC flow control). */
   | { type: 'outputTaken'; tag: string; offset: number }
+  /** An Ethernet frame from the network for the packet NIC. */
+  | { type: 'frame'; bytes: Uint8Array }
   | { type: 'command'; id: number; name: string; args: unknown }
   /** A standby worker takes over: restore this state and run from epoch `firstEpoch` once resumed. */
   | { type: 'activate'; id: number; state: Uint8Array; firstEpoch: number };
@@ -22,6 +24,8 @@ export type FromWorker =
   /** Bytes the guest transmitted during epoch `epoch` (held until that epoch is committed). */
   | { type: 'output'; tag: string; slot: number; bytes: Uint8Array; epoch: number }
   | { type: 'captured'; checkpoint: CapturedCheckpoint; connections: ConnectionOffsets[] }
+  /** A frame the guest transmitted on the packet NIC during `epoch` (held until it is committed). */
+  | { type: 'frame'; bytes: Uint8Array; epoch: number }
   /** The guest closed the connection during `epoch` (committed like output). */
   | { type: 'guestClose'; tag: string; slot: number; epoch: number }
   | { type: 'console'; text: string }
@@ -56,6 +60,8 @@ export interface GuestWorkerData {
   imageName?: string;
   state?: Uint8Array;
   args?: string;
+  /** The packet NIC's MAC (set before boot; a restored state carries its own). */
+  mac?: Uint8Array;
   /** Tracking and checkpointing; absent for a plain run. */
   replication?: GuestWorkerReplication;
   port: MessagePort;

@@ -2,11 +2,11 @@
 // (b) without the mid-sync stall): a 64 MiB kv guest holding ~20 MiB of values, a partition, the
 // takeover, the heal, and the full synchronisation of the restarted node. Prints the gaps between
 // ticks the survivor logged from "backup connected" to "backup synchronised", and the largest.
-// Usage (under the cluster lock): npx tsx test/failover/reprotectStallProbe.ts [MEMORY] [BATCHES]
+// Usage (under the cluster lock): npx tsx scripts/reprotect-stall-probe.ts [MEMORY] [BATCHES]
 // PROF_DIR=DIR adds --cpu-prof to the daemons.
 import { PlainClient } from '@hbft/common/session/plainClient.ts';
 import { runLoad } from '@hbft/common/session/load.ts';
-import { Pair } from '../helpers/pair.ts';
+import { Pair } from '../test/helpers/pair.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const pair = await Pair.start({

@@ -73,7 +73,7 @@ test('--signature writes the region as Spike does', () => {
   );
   const refused = spawnSync(process.execPath, [cli, 'run', plain, '--signature', signature], { encoding: 'utf8' });
   assert.notEqual(refused.status, 0);
-  assert.match(refused.stderr, /--signature needs the symbols begin_signature and end_signature/);
+  assert.match(refused.stderr, /--signature: .*needs the symbols begin_signature and end_signature/);
   assert.doesNotMatch(refused.stderr, /\n\s+at /, 'no stack trace');
 });
 

@@ -277,5 +277,5 @@ test('bad tracking options are refused with the flag named', () => {
   );
   assert.throws(() => createTracker('wfp', { histaseAlpha: 1 }), /histase-alpha: must be in/);
   assert.throws(() => createTracker('wfp', { histaseAlpha: -0.1 }), /histase-alpha: must be in/);
-  assert.throws(() => createTracker('rfr', { exitCostNs: -5 }), /--exit-cost-ns/);
+  assert.throws(() => createTracker('rfr', { exitCostNs: -5 }), /exit-cost-ns: must be a number of nanoseconds/);
 });

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { writeFileSync } from 'node:fs';
-import { UsageError } from '@hbft/common/errors.ts';
+import { GuestImageError, UsageError } from '@hbft/common/errors.ts';
 import { readImage, runElf, signatureText } from '@hbft/common/guest/run.ts';
 import { parseIpv4 } from '@hbft/common/net/arp.ts';
 import { formatMac, guestMac, runOnTap } from '@hbft/common/net/tapRunner.ts';
@@ -86,7 +86,13 @@ export const runCommand: CommandModule<object, RunArgs> = {
     });
     const seconds = (performance.now() - started) / 1000;
     if (argv.signature !== undefined) {
-      const text = signatureText(result.machine, result.symbols, argv.image);
+      let text: string;
+      try {
+        text = signatureText(result.machine, result.symbols, argv.image);
+      } catch (error) {
+        if (!(error instanceof GuestImageError)) throw error;
+        throw new GuestImageError(`--signature: ${error.message}`);
+      }
       try {
         writeFileSync(argv.signature, text);
       } catch (error) {

@@ -144,7 +144,7 @@ export function signatureText(machine: Machine, symbols: ElfImage['symbols'], na
   const begin = symbols.get('begin_signature');
   const end = symbols.get('end_signature');
   if (begin === undefined || end === undefined) {
-    throw new GuestImageError(`${name}: a signature needs the symbols begin_signature and end_signature, which the image lacks`);
+    throw new GuestImageError(`${name}: the signature region needs the symbols begin_signature and end_signature, which the image lacks`);
   }
   const offset = machine.memory.ramOffset(begin);
   const length = (end - begin) >>> 0;

@@ -372,7 +372,11 @@ export class BackupDaemon {
   private fence(reason: string): void {
     this.logger.error({ reason }, 'DEPOSED: a newer primary exists; this node stops serving');
     this.feed.event('deposed', reason);
-    void this.runtime?.stop(`deposed: ${reason}`).then(() => this.options.onDeposed?.(reason));
+    // However the stop ends, the node must still be told to exit: a deposed node never serves.
+    void this.runtime
+      ?.stop(`deposed: ${reason}`)
+      .catch((error: Error) => this.logger.error({ err: error.message }, 'stopping the deposed runtime failed'))
+      .then(() => this.options.onDeposed?.(reason));
   }
 
   readiness(): Readiness {

@@ -1,3 +1,6 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the page codec: every `x[i]!` indexes a page, cache
+// slot or word within bounds fixed by the page size, in range by construction, in the per-word page
+// encode/decode loop.
 import { PAGE_BYTES } from '../guest/addressMap.ts';
 import { assert } from '../errors.ts';
 

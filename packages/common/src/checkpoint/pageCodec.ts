@@ -232,11 +232,8 @@ function encodeXorRle(words: Int32Array, at: number, cached: Int32Array, base: n
   return n;
 }
 
-export interface PageRecordsCheck {
-  ok: boolean;
-  reason?: string;
-  pages: number;
-}
+/** `reason` names the first malformed record whenever `ok` is false. */
+export type PageRecordsCheck = { ok: true; reason?: undefined; pages: number } | { ok: false; reason: string; pages: number };
 
 /**
  * Validates a buffer of page records without applying anything: every header, length and

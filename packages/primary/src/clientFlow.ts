@@ -143,8 +143,7 @@ export class ClientFlow {
       this.limits.inputQueuedBytesMaxPerConnection - (connection.inputHanded - connection.inputInRing),
       this.limits.inputQueuedBytesMaxTotal - this.queuedBytes,
     );
-    while (connection.pending.length > 0 && room > 0) {
-      const first = connection.pending[0]!;
+    for (let first = connection.pending[0]; first !== undefined && room > 0; first = connection.pending[0]) {
       const piece = first.length <= room ? first : first.subarray(0, room);
       if (piece === first) connection.pending.shift();
       else connection.pending[0] = first.subarray(room);
@@ -176,9 +175,9 @@ export function writeToClient(
   logger: Logger,
   tag: string,
 ): boolean {
-  for (let i = 0; i < chunks.length; i++)
+  for (const [i, chunk] of chunks.entries())
     socket.write(
-      chunks[i]!,
+      chunk,
       i === chunks.length - 1
         ? (error) => {
             if (!error) onTaken(endOffset);

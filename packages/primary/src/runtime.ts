@@ -285,7 +285,8 @@ export class PrimaryRuntime {
   }
 
   get serveAddress(): { host: string; port: number } {
-    return this.servingAddress!;
+    assert(this.servingAddress !== null, 'serveAddress is read only after start() listened for clients');
+    return this.servingAddress;
   }
 
   get guest(): GuestWorker {
@@ -495,7 +496,7 @@ export class PrimaryRuntime {
           epoch: 0,
           generation: this.options.generation,
           pages,
-          source: { words: this.ram, wordIndex: (i) => pages[i]! * 1024 },
+          source: { words: this.ram, wordIndex: (i) => wordIndexOf(pages, i) },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -542,7 +543,9 @@ export class PrimaryRuntime {
    * synchronisation, every capture kept while it ran (see PrimaryReplicator.onFullSyncSent).
    */
   private async sendCheckpoint(captures: Capture[]): Promise<void> {
-    const last = captures.at(-1)!.checkpoint;
+    const newest = captures.at(-1);
+    assert(newest !== undefined, 'a checkpoint is sent from at least one capture');
+    const last = newest.checkpoint;
     const sessions = this.clients.sessions;
     let records: SessionRecord[] = [];
     try {
@@ -562,7 +565,7 @@ export class PrimaryRuntime {
           captures.map((capture) => ({ pages: capture.checkpoint.pages, startSlot: capture.checkpoint.allocation.start })),
         );
         pages = merged.pages;
-        wordIndex = (i: number) => merged.slots[i]! * 1024;
+        wordIndex = (i: number) => wordIndexOf(merged.slots, i);
         this.logger.info(
           { epoch: last.epoch, captures: captures.length, pages: pages.length },
           'first checkpoint after the full synchronisation (with the pages written while it ran)',
@@ -645,4 +648,11 @@ export class PrimaryRuntime {
     await this.worker.stop();
     await linkStopped;
   }
+}
+
+/** The first RAM word of page `pages[i]`; sendPageStream asks only for `i` below the page count. */
+function wordIndexOf(pages: Uint32Array, i: number): number {
+  const page = pages[i];
+  assert(page !== undefined, `page index ${i} is within the ${pages.length} pages sent`);
+  return page * 1024;
 }

@@ -162,7 +162,9 @@ export function mergeCapturedPages(captures: readonly { pages: Uint32Array; star
   slots: Uint32Array;
 } {
   const newest = new Map<number, number>();
-  for (const capture of captures) capture.pages.forEach((page, i) => newest.set(page, capture.startSlot + i));
+  for (const capture of captures) {
+    for (const [i, page] of capture.pages.entries()) newest.set(page, capture.startSlot + i);
+  }
   const bySlot = [...newest].sort(([a], [b]) => a - b);
   return { pages: Uint32Array.from(bySlot, ([page]) => page), slots: Uint32Array.from(bySlot, ([, slot]) => slot) };
 }

@@ -43,8 +43,9 @@ try {
   }
   await sleep(2000);
   const { verdict } = await load;
-  console.log('verdict ok', verdict.ok, 'b exit', b.runs.at(-1)!.child.exitCode);
-  const run = b.runs.at(-1)!;
+  const run = b.runs.at(-1);
+  if (run === undefined) throw new Error('site b never ran');
+  console.log('verdict ok', verdict.ok, 'b exit', run.child.exitCode);
   let inSync = false;
   let max = 0;
   for (const line of run.log) {

@@ -5,6 +5,7 @@ import type { AckSubject } from '@hbft/common/protocol/messages.ts';
 import type { ReplicaStore } from './replicaStore.ts';
 import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 import { SILENCE_PER_TICK_MS_MAX } from '@hbft/common/constants.ts';
+import { assert } from '@hbft/common/errors.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -250,10 +251,10 @@ export class BackupReplicator {
         this.staged = { epoch: frame.epoch, state: frame.payload, parts: [], outputParts: [] };
         return [];
       case FrameKind.CHECKPOINT_PAGES:
-        this.staged!.parts.push(frame.payload);
+        this.stagedCheckpoint().parts.push(frame.payload);
         return [];
       case FrameKind.CHECKPOINT_OUTPUT:
-        this.staged!.outputParts.push(frame.payload);
+        this.stagedCheckpoint().outputParts.push(frame.payload);
         return [];
       case FrameKind.CHECKPOINT_END:
         return this.applyStaged(nowMs);
@@ -261,8 +262,14 @@ export class BackupReplicator {
     return [];
   }
 
+  /** The checkpoint being staged; the checker lets PAGES, OUTPUT and END through only after its BEGIN. */
+  private stagedCheckpoint(): Staged {
+    assert(this.staged !== null, 'the checkpoint stream checker passed a checkpoint frame without a BEGIN');
+    return this.staged;
+  }
+
   private applyStaged(nowMs: number): BackupEffect[] {
-    const staged = this.staged!;
+    const staged = this.stagedCheckpoint();
     this.staged = null;
     const previous = this.store.appliedEpoch;
     if (previous !== null && staged.epoch !== previous + 1) {

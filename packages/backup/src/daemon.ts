@@ -1,6 +1,7 @@
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import { formatEndpoint } from '@hbft/common/units.ts';
+import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
@@ -143,7 +144,8 @@ export class BackupDaemon {
   }
 
   get listenAddress(): { host: string; port: number } {
-    const address = this.listener!.address();
+    assert(this.listener !== null, 'start() binds the listener before the daemon is handed out');
+    const address = this.listener.address();
     return { host: address.address, port: address.port };
   }
 
@@ -205,12 +207,13 @@ export class BackupDaemon {
       if (verdict.fenceSelf) this.fence(verdict.reason);
       return;
     }
-    if (this.session?.id !== id) {
+    let session = this.session;
+    if (session?.id !== id) {
       // A new primary session replaces the old one (the primary reconnected).
       this.closeSession('replaced by a new connection from the primary');
-      this.session = { id, control: null, bulk: null, heartbeat: null };
+      session = { id, control: null, bulk: null, heartbeat: null };
+      this.session = session;
     }
-    const session = this.session!;
     this.guestImageHash = meta.guestImageHash;
     if (connection.channel === 'control') session.control = connection;
     else session.bulk = connection;
@@ -322,6 +325,8 @@ export class BackupDaemon {
 
   private async promote(effect: Extract<BackupEffect, { type: 'promote' }>): Promise<void> {
     const logger = this.logger.child({ generation: effect.generation });
+    const parkedPort = this.parkedPort;
+    assert(parkedPort !== null, 'start() opens the parked port before any primary can connect');
     // The replicator has nothing more to do; the runtime ticks from now on.
     this.ticker?.stop();
     logger.error(
@@ -350,7 +355,7 @@ export class BackupDaemon {
           epoch: effect.epoch,
           sessionOutput: this.store.sessionOutput.clone(),
           standby: this.standby ?? undefined,
-          parked: this.parkedPort!.handOver(),
+          parked: parkedPort.handOver(),
         },
         memoryBytes: this.options.memoryBytes,
         guestImageHash: this.guestImageHash ?? Buffer.alloc(32),

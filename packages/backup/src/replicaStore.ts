@@ -86,7 +86,7 @@ export class ReplicaStore {
   applyFullSyncPart(records: Uint8Array): ApplyRefusal | null {
     if (!this.syncing) return { code: ProtocolErrorCode.SYNC_ORDER, reason: 'full-sync pages outside a full synchronisation' };
     const check = checkPageRecords(records, this.pageCount);
-    if (!check.ok) return { code: ProtocolErrorCode.PAGE_RECORDS, reason: check.reason! };
+    if (!check.ok) return { code: ProtocolErrorCode.PAGE_RECORDS, reason: check.reason };
     this.apply(records, true);
     return null;
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assert } from '@hbft/common/errors.ts';
 
 const CLI = new URL('../bin/hbft.js', import.meta.url).pathname;
 
@@ -92,8 +93,9 @@ export class Cluster {
       for (const line of chunk.toString().split('\n')) if (line) log.push(line);
       if (log.length > 2000) log.splice(0, log.length - 2000);
     };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
+    assert(child.stdout !== null && child.stderr !== null, 'daemons are spawned with stdout and stderr piped');
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     return { process: child, log, exited };
   }

@@ -80,7 +80,7 @@ function rejectUnknownFlags(tokens: string[], options: FlagOptions): void {
   for (const token of tokens) {
     if (token === '--') break;
     if (!token.startsWith('-') || /^-\d/.test(token) || token === '-') continue;
-    const name = token.replace(/^--?/, '').split('=')[0]!;
+    const name = token.replace(/^--?/, '').replace(/=.*/s, '');
     const candidates = [name, camelToKebab(name), name.replace(/^no-/, '')];
     if (!candidates.some((candidate) => known.has(candidate))) {
       throw new UsageError(`unknown flag ${token.split('=')[0]}`);

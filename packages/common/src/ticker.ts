@@ -46,7 +46,7 @@ export class Ticker {
       this.timer = setInterval(() => this.fire(), this.intervalMs);
       return;
     }
-    this.schedule();
+    this.schedule(this.nextDeadlineMs);
   }
 
   stop(): void {
@@ -58,8 +58,8 @@ export class Ticker {
     this.timer = null;
   }
 
-  private schedule(): void {
-    const untilDeadline = this.nextDeadlineMs!() - performance.now();
+  private schedule(nextDeadlineMs: () => number): void {
+    const untilDeadline = nextDeadlineMs() - performance.now();
     const waitMs = Math.min(this.maxWaitMs, Math.max(this.intervalMs, untilDeadline));
     this.timer = setTimeout(() => this.fire(), waitMs);
   }
@@ -75,7 +75,7 @@ export class Ticker {
       this.lastMs = now;
       if (gap > this.stallWarnMs) this.logger.warn({ stallMs: Math.round(gap) }, 'event loop stalled');
       this.tick(now);
-      if (this.running && this.nextDeadlineMs !== undefined) this.schedule();
+      if (this.running && this.nextDeadlineMs !== undefined) this.schedule(this.nextDeadlineMs);
     });
   }
 }

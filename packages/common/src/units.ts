@@ -21,7 +21,8 @@ export function parseBytes(text: string | number, flag: string): number {
     return text;
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
+  const unitName = match?.[2];
+  const unit = unitName === undefined ? undefined : BYTE_UNITS[unitName.toLowerCase()];
   if (!match || unit === undefined) {
     throw new UsageError(`${flag}: cannot read "${text}" as a size (examples: 256MiB, 1GiB, 16777216)`);
   }

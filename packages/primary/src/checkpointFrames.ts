@@ -51,9 +51,9 @@ export class RecordBuffers {
   /** An empty buffer for a whole part. */
   take(): PageRecordWriter {
     const handedOver = this.handedOver();
-    while (this.lent.length > 0 && this.lent[0]!.endsAt <= handedOver) {
-      const { writer } = this.lent.shift()!;
-      if (this.idle.length < IDLE_BUFFERS_MAX) this.idle.push(writer);
+    for (let oldest = this.lent[0]; oldest !== undefined && oldest.endsAt <= handedOver; oldest = this.lent[0]) {
+      this.lent.shift();
+      if (this.idle.length < IDLE_BUFFERS_MAX) this.idle.push(oldest.writer);
     }
     const writer = this.idle.pop() ?? new PageRecordWriter(PART_BYTES_MAX);
     writer.reset();
@@ -127,7 +127,8 @@ export async function sendPageStream(
     const end = Math.min(spec.pages.length, first + PAGES_PER_PART);
     // Never a buffer the socket may still hold: a pooled one already written, or a fresh one.
     const writer = buffers?.take() ?? new PageRecordWriter((end - first) * PAGE_RECORD_BYTES_MAX);
-    for (let i = first; i < end; i++) pageEncoder.encode(spec.pages[i]!, spec.source.words, spec.source.wordIndex(i), writer);
+    let i = first;
+    for (const page of spec.pages.subarray(first, end)) pageEncoder.encode(page, spec.source.words, spec.source.wordIndex(i++), writer);
     const kind = spec.kind === 'checkpoint' ? FrameKind.CHECKPOINT_PAGES : FrameKind.FULL_SYNC_PAGES;
     const payload = writer.written();
     const result = sender.send(kind, { part, pageCount: end - first }, { ...header, payload });

@@ -110,10 +110,10 @@ export class ClientFlow {
     const connection = this.connections.get(tag);
     const socket = connection?.socket;
     if (connection === undefined || !socket) return;
-    for (let i = 0; i < chunks.length; i++) {
+    for (const [i, chunk] of chunks.entries()) {
       const last = i === chunks.length - 1;
       socket.write(
-        chunks[i]!,
+        chunk,
         last
           ? (error) => {
               if (error || connection.socket !== socket) return;
@@ -192,8 +192,7 @@ export class ClientFlow {
       this.limits.inputQueuedBytesMaxPerConnection - (connection.inputHanded - connection.inputInRing),
       this.limits.inputQueuedBytesMaxTotal - this.queuedBytes,
     );
-    while (connection.pending.length > 0 && room > 0) {
-      const first = connection.pending[0]!;
+    for (let first = connection.pending[0]; first !== undefined && room > 0; first = connection.pending[0]) {
       const piece = first.length <= room ? first : first.subarray(0, room);
       if (piece === first) connection.pending.shift();
       else connection.pending[0] = first.subarray(room);

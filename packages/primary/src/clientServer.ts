@@ -51,7 +51,8 @@ export class ClientServer {
     socket.setNoDelay(true);
     socket.on('error', (error) => this.logger.debug({ err: error.message }, 'client connection error'));
     const dispatch = (first: Buffer) => {
-      if (isSessionConnection(first[0]!)) this.sessions.accept(socket, first, () => performance.now());
+      const firstByte = first[0];
+      if (firstByte !== undefined && isSessionConnection(firstByte)) this.sessions.accept(socket, first, () => performance.now());
       else this.accept(socket, first);
     };
     if (received.length > 0) dispatch(received);

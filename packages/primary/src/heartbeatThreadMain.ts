@@ -3,6 +3,7 @@
  * authentication and frame code as the main thread, on a connection of its own.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { assert } from '@hbft/common/errors.ts';
 import { createLogger } from '@hbft/common/log.ts';
 import { BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
@@ -102,7 +103,10 @@ const heartbeatTimer = setInterval(() => {
   sendHeartbeat();
 }, data.heartbeatMs);
 
-parentPort!.on('message', (message: ToHeartbeatThread) => {
+const parent = parentPort;
+assert(parent !== null, 'heartbeatThreadMain runs only as a worker thread');
+
+parent.on('message', (message: ToHeartbeatThread) => {
   if (message.type === 'connect') {
     const next = Buffer.from(message.sessionId);
     if (sessionId?.equals(next)) return;

@@ -350,7 +350,10 @@ export class PrimaryReplicator {
     this.lastHeardMs = nowMs;
     const effects: PrimaryEffect[] = [];
     let acked: InFlight | undefined;
-    while (this.inFlight.length > 0 && this.inFlight[0]!.epoch <= epoch) acked = this.inFlight.shift();
+    for (let oldest = this.inFlight[0]; oldest !== undefined && oldest.epoch <= epoch; oldest = this.inFlight[0]) {
+      acked = oldest;
+      this.inFlight.shift();
+    }
     if (acked === undefined) {
       effects.push({ type: 'log', level: 'warn', message: 'ack for a checkpoint not in flight (ignored)', fields: { epoch } });
       return effects;
@@ -369,7 +372,10 @@ export class PrimaryReplicator {
   private release(throughEpoch: number): PrimaryEffect[] {
     this.lastCommittedEpoch = throughEpoch;
     let count = 0;
-    while (count < this.held.length && this.held[count]!.epoch <= throughEpoch) count++;
+    for (const output of this.held) {
+      if (output.epoch > throughEpoch) break;
+      count++;
+    }
     if (count === 0) return [];
     const outputs = this.held.slice(0, count);
     this.held = this.held.slice(count);

@@ -292,7 +292,8 @@ export class PrimaryRuntime {
   }
 
   get serveAddress(): { host: string; port: number } {
-    return this.servingAddress!;
+    assert(this.servingAddress !== null, 'serveAddress is read only after start() listened for clients');
+    return this.servingAddress;
   }
 
   get guest(): GuestWorker {
@@ -494,7 +495,7 @@ export class PrimaryRuntime {
           epoch: 0,
           generation: this.options.generation,
           pages,
-          source: { words: this.ram, wordIndex: (i) => pages[i]! * PAGE_WORDS },
+          source: { words: this.ram, wordIndex: (i) => wordIndexOf(pages, i) },
           memoryBytes: this.options.memoryBytes,
         },
         bulk,
@@ -627,4 +628,12 @@ export class PrimaryRuntime {
     await this.worker.stop();
     await linkStopped;
   }
+}
+
+/** The first RAM word of page `pages[i]`; sendPageStream asks only for `i` below the page count. */
+function wordIndexOf(pages: Uint32Array, i: number): number {
+  const page = pages[i];
+  // The message is built only on failure: this runs once per page sent.
+  if (page === undefined) assert(false, `page index ${i} is within the ${pages.length} pages sent`);
+  return page * PAGE_WORDS;
 }

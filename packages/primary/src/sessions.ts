@@ -303,8 +303,8 @@ export class SessionManager {
 
   /** Epochs through `throughEpoch` are committed: acknowledge the input they took. */
   onCommitted(throughEpoch: number): void {
-    while (this.pendingCommits.length > 0 && this.pendingCommits[0]!.epoch <= throughEpoch) {
-      const commit = this.pendingCommits.shift()!;
+    for (let commit = this.pendingCommits[0]; commit !== undefined && commit.epoch <= throughEpoch; commit = this.pendingCommits[0]) {
+      this.pendingCommits.shift();
       for (const [tag, offset] of commit.offsets) {
         const session = this.sessions.get(tag);
         if (session) session.inputCommitted = Math.max(session.inputCommitted, offset);

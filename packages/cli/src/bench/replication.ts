@@ -1,6 +1,7 @@
 import { PAGE_WORDS } from '@hbft/common/guest/addressMap.ts';
 import { FAILOVER_TIMEOUT_MS_DEFAULT } from '@hbft/common/constants.ts';
 import { spawn } from 'node:child_process';
+import { assert } from '@hbft/common/errors.ts';
 import { connect as netConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -88,11 +89,19 @@ export interface StreamResult {
   sealedShareDeltaPages: number;
 }
 
+/** The figure a round just pushed. */
+function lastOf(values: readonly number[]): number {
+  const value = values.at(-1);
+  assert(value !== undefined, 'a round pushes one figure of each kind before its shares are taken');
+  return value;
+}
+
 async function startReceiver(memoryBytes: number, auth: AuthConfig): Promise<{ raw: number; backup: number; stop: () => void }> {
   const script = fileURLToPath(new URL('./streamReceiver.ts', import.meta.url));
   const keyArg = auth.mode === 'hmac' ? auth.key.toString('hex') : 'insecure';
   const child = spawn(process.execPath, ['--import', 'tsx', script, String(memoryBytes), keyArg], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  assert(child.stdout !== null, 'the receiver is spawned with its stdout piped');
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
   const ports = JSON.parse(line.toString()) as { raw: number; backup: number };
   return { ...ports, stop: () => child.kill('SIGTERM') };
 }
@@ -155,6 +164,11 @@ async function checkpointStream(
   link.on('frame', (frame: Frame) => {
     if (frame.kind === FrameKind.ACK && frame.meta.subject === 'checkpoint') acked = frame.epoch;
   });
+  // The link can drop mid-measurement (the receiver died): that ends the bench with the reason.
+  const bulk = () => {
+    if (link.bulk === null) throw new Error(`the backup link is down: ${lost ?? 'not connected'}`);
+    return link.bulk;
+  };
   const waitAck = async (epoch: number) => {
     while (acked < epoch) {
       if (lost !== null) throw new Error(`the backup dropped the stream: ${lost}`);
@@ -166,7 +180,7 @@ async function checkpointStream(
   if (delta) {
     await sendPageStream(
       { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (i) => i * PAGE_WORDS } },
-      link.bulk!,
+      bulk(),
       encoder,
     );
     await waitAck(epoch++);
@@ -177,7 +191,7 @@ async function checkpointStream(
     if (delta) for (let w = 0; w < source.length; w += 97) source[w] = random.nextU32() | 0; // ~1 % of words change
     await sendPageStream(
       { kind: 'checkpoint', epoch, generation: 1, pages, state, memoryBytes, source: { words: source, wordIndex: (p) => p * PAGE_WORDS } },
-      link.bulk!,
+      bulk(),
       encoder,
     );
     if (epoch - epochs.next >= 2) await waitAck(epoch - 2); // at most three checkpoints in flight, as the daemon
@@ -213,8 +227,9 @@ async function benchStream(options: ReplicationBenchOptions): Promise<StreamResu
   try {
     for (let round = 0; round < options.streamRounds; round++) {
       options.progress(`stream: round ${round + 1}/${options.streamRounds}`);
-      raw.push(await rawTcp(receiver.raw, options.streamMiB));
-      options.progress(`stream: raw TCP ${raw.at(-1)!.toFixed(0)} MB/s`);
+      const rawMbps = await rawTcp(receiver.raw, options.streamMiB);
+      raw.push(rawMbps);
+      options.progress(`stream: raw TCP ${rawMbps.toFixed(0)} MB/s`);
       // Sealed and insecure alternate which goes first, so that neither always has the warmer machine.
       const sealedFirst = round % 2 === 0;
       for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
@@ -222,8 +237,9 @@ async function benchStream(options: ReplicationBenchOptions): Promise<StreamResu
           mode === 'sealed'
             ? ([receiver, sealed, epochs, pages] as const)
             : ([insecureReceiver, insecure, insecureEpochs, insecurePages] as const);
-        into.push((await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, false, counter)).mbps);
-        options.progress(`stream: ${mode} checkpoints of incompressible pages ${into.at(-1)!.toFixed(0)} MB/s`);
+        const { mbps } = await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, false, counter);
+        into.push(mbps);
+        options.progress(`stream: ${mode} checkpoints of incompressible pages ${mbps.toFixed(0)} MB/s`);
       }
       for (const mode of sealedFirst ? ['sealed', 'insecure'] : ['insecure', 'sealed']) {
         const [target, auth, counter, into] =
@@ -233,10 +249,10 @@ async function benchStream(options: ReplicationBenchOptions): Promise<StreamResu
         const delta = await checkpointStream(target.backup, auth, memoryBytes, options.streamMiB, true, counter);
         into.push(delta.mbps);
         wireShare = delta.wireShare;
-        options.progress(`stream: ${mode} checkpoints, ~1 % of words changed ${into.at(-1)!.toFixed(0)} MB/s`);
+        options.progress(`stream: ${mode} checkpoints, ~1 % of words changed ${delta.mbps.toFixed(0)} MB/s`);
       }
-      sharesPages.push(pages.at(-1)! / insecurePages.at(-1)!);
-      sharesDeltas.push(deltas.at(-1)! / insecureDeltas.at(-1)!);
+      sharesPages.push(lastOf(pages) / lastOf(insecurePages));
+      sharesDeltas.push(lastOf(deltas) / lastOf(insecureDeltas));
     }
   } finally {
     receiver.stop();
@@ -294,9 +310,10 @@ function benchPause(options: ReplicationBenchOptions): PauseRow[] {
       const checkpoint = capturer.capture(epoch);
       staging.release(checkpoint.allocation);
       const started = performance.now();
-      for (let i = 0; i < checkpoint.pages.length; i++) {
-        const at = checkpoint.pages[i]! * PAGE;
-        ram.copy(scratch, i * PAGE, at, at + PAGE);
+      let copied = 0;
+      for (const page of checkpoint.pages) {
+        const at = page * PAGE;
+        ram.copy(scratch, copied++ * PAGE, at, at + PAGE);
       }
       const copyNs = (performance.now() - started) * 1e6;
       if (epoch < 5) continue; // warm-up
@@ -358,14 +375,16 @@ async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRo
         await cluster.stop();
       }
     }
-    const base = median(measured.unprotected!);
-    const added = measured.protected!.map((ms) => ms - base);
+    const { protected: protectedMs, unprotected: unprotectedMs } = measured;
+    assert(protectedMs !== undefined && unprotectedMs !== undefined, 'both runs of an epoch length were measured');
+    const base = median(unprotectedMs);
+    const added = protectedMs.map((ms) => ms - base);
     rows.push({
       epochMs,
-      protectedMsP50: median(measured.protected!),
-      protectedMsP99: percentile(measured.protected!, 0.99),
+      protectedMsP50: median(protectedMs),
+      protectedMsP99: percentile(protectedMs, 0.99),
       unprotectedMsP50: base,
-      unprotectedMsP99: percentile(measured.unprotected!, 0.99),
+      unprotectedMsP99: percentile(unprotectedMs, 0.99),
       addedMsP50: median(added),
       addedMsP99: percentile(added, 0.99),
       meetsTarget: percentile(added, 0.99) <= epochMs + 5,
@@ -503,7 +522,11 @@ async function benchThroughput(options: ReplicationBenchOptions): Promise<Throug
         }
       }
     }
-    const ratios = figures.true.map((value, i) => value / figures.false[i]!);
+    const ratios = figures.true.map((value, i) => {
+      const unprotected = figures.false[i];
+      assert(unprotected !== undefined, 'each protected run has its unprotected twin');
+      return value / unprotected;
+    });
     const ratio = median(ratios);
     rows.push({
       workload,

@@ -11,8 +11,9 @@ import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 
 const memoryBytes = Number(process.argv[2]);
 /** The key in hex, or `insecure` for a plaintext link (the bench compares both). */
-const auth: AuthConfig =
-  process.argv[3] === 'insecure' ? { mode: 'insecure' } : { mode: 'hmac', key: Buffer.from(process.argv[3]!, 'hex') };
+const keyArg = process.argv[3];
+if (keyArg === undefined) throw new Error('usage: streamReceiver.ts MEMORY_BYTES KEY_HEX|insecure');
+const auth: AuthConfig = keyArg === 'insecure' ? { mode: 'insecure' } : { mode: 'hmac', key: Buffer.from(keyArg, 'hex') };
 const raw = createServer((socket) => {
   let expected = -1;
   let received = 0;

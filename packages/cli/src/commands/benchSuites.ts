@@ -18,12 +18,11 @@ import {
   FALSE_TAKEOVER_LOADS,
   formatFalseTakeoverReport,
   runFalseTakeoverBench,
-  type FalseTakeoverLoad,
 } from '../bench/falseTakeovers.ts';
 import { integerFlag } from './options.ts';
 
 /** A comma-separated flag whose every item must be one of `accepted`. */
-function listFlag<T extends string>(value: string, flag: string, accepted: readonly T[]): T[] {
+function listFlag<T extends string>(value: string, flag: string, accepted: readonly T[]): [T, ...T[]] {
   const items = value
     .split(',')
     .map((item) => item.trim())
@@ -33,7 +32,7 @@ function listFlag<T extends string>(value: string, flag: string, accepted: reado
       throw new UsageError(`${flag}: unknown "${item}"; accepted: ${accepted.join(', ')}`);
   }
   if (items.length === 0) throw new UsageError(`${flag}: name at least one of ${accepted.join(', ')}`);
-  return items as T[];
+  return items as [T, ...T[]];
 }
 
 function numberList(value: string, flag: string): number[] {
@@ -216,12 +215,12 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
         'Each daemon pair uses free ports. Progress goes to stderr; the report (or the JSON) to stdout.',
       ) as unknown as Argv<FalseTakeoverArgs>,
   handler: async (argv) => {
-    const [load] = listFlag(argv.load, '--load', FALSE_TAKEOVER_LOADS) as FalseTakeoverLoad[];
+    const [load] = listFlag(argv.load, '--load', FALSE_TAKEOVER_LOADS);
     const durationS = integerFlag(argv['duration-s'], '--duration-s', 10);
     if (durationS > FALSE_TAKEOVER_DURATION_S_MAX)
       throw new UsageError(`--duration-s: at most ${FALSE_TAKEOVER_DURATION_S_MAX}, got ${durationS}`);
     const report = await runFalseTakeoverBench({
-      load: load!,
+      load,
       durationS,
       daemonArgs: argv['daemon-args'].split(' ').filter(Boolean),
       burstConnections: integerFlag(argv['burst-connections'], '--burst-connections', 1),

@@ -50,7 +50,8 @@ function clientFor(args: { api: string }): ChaosClient {
 async function resolveProxy(client: ChaosClient, args: { proxy?: string }): Promise<ProxyInfo> {
   if (args.proxy) return client.getProxy(args.proxy);
   const proxies = Object.values(await client.listProxies());
-  if (proxies.length === 1) return proxies[0]!;
+  const [only, ...others] = proxies;
+  if (only !== undefined && others.length === 0) return only;
   const names = proxies.map((proxy) => proxy.name).join(', ') || 'none';
   throw new UsageError(`--proxy: name the proxy to act on (the server has: ${names})`);
 }
@@ -342,8 +343,9 @@ const toxicCommand: CommandModule<any, any> = {
     const attributes: Record<string, number> = {};
     for (const pair of args.attributes) {
       const match = /^([a-z_]+)=(-?\d+(?:\.\d+)?)$/.exec(pair);
-      if (!match) throw new UsageError(`attributes: expected KEY=NUMBER, got "${pair}"`);
-      attributes[match[1]!] = Number(match[2]);
+      const key = match?.[1];
+      if (!match || key === undefined) throw new UsageError(`attributes: expected KEY=NUMBER, got "${pair}"`);
+      attributes[key] = Number(match[2]);
     }
     const client = clientFor(args);
     const proxy = await resolveProxy(client, args);

@@ -99,8 +99,8 @@ async function interactive(channel: CommandChannel, raw: boolean, servers: strin
     const split = splitCommandLine(line);
     if ('error' in split) {
       process.stdout.write(`Invalid argument(s): ${split.error}\n`);
-    } else if (split.args.length > 0) {
-      const name = split.args[0]!.toLowerCase();
+    } else if (split.args[0] !== undefined) {
+      const name = split.args[0].toLowerCase();
       if (name === 'quit' || name === 'exit') break;
       try {
         printReply(await channel.request(split.args), raw);
@@ -140,7 +140,8 @@ export const clientCommand: CommandModule<object, ClientArgs> = {
         return;
       }
       // `hbft client "SET k v"` means what it says: split a lone argument as the prompt would.
-      const split = command.length === 1 ? splitCommandLine(command[0]!) : { args: command };
+      const [only] = command;
+      const split = command.length === 1 && only !== undefined ? splitCommandLine(only) : { args: command };
       if ('error' in split) throw new UsageError(`command: ${split.error}`);
       const reply = await channel.request(split.args);
       printReply(reply, raw);

@@ -82,7 +82,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
           '',
           'hbft demo is running: the kv guest is protected.',
           `  dashboard   ${demo.dashboardUrl()}`,
-          `  clients     redis-cli -p ${primary!.split(':')[1]}   (the primary; after a takeover: -p ${backup!.split(':')[1]})`,
+          `  clients     redis-cli -p ${primary.split(':')[1]}   (the primary; after a takeover: -p ${backup.split(':')[1]})`,
           `              npx hbft client --servers ${primary},${backup} INCR visits`,
           argv.load ? `  load        ${argv.clients} session clients, history in ${history}` : '  load        off (--no-load)',
           ...(argv.load ? [`              (after Ctrl-C: npx hbft load --check ${history})`] : []),

@@ -40,7 +40,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
     // A key given without --backup is still checked: a typo in --key-file must not pass unnoticed.
     const keyGiven = argv['key-file'] !== undefined || argv.key !== undefined;
     const auth = argv.backup !== undefined || keyGiven ? authFrom(argv) : undefined;
-    const backup = argv.backup === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth: auth! };
+    const backup = argv.backup === undefined || auth === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth };
     const serve = hostPort(argv.serve, '--serve');
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);

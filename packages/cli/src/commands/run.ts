@@ -70,7 +70,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       ),
   handler: async (argv) => {
     if (argv.tap !== undefined) {
-      await runAttached(argv);
+      await runAttached(argv, argv.tap);
       return;
     }
     if (argv.ip !== undefined) throw new UsageError('--ip needs --tap: without a TAP device the guest has no network');
@@ -126,7 +126,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
 };
 
 /** `hbft run IMAGE --tap NAME --ip A/N`: the guest on a real L2 network until Ctrl-C. */
-async function runAttached(argv: RunArgs): Promise<void> {
+async function runAttached(argv: RunArgs, tapName: string): Promise<void> {
   const ip = argv.ip === undefined ? undefined : parseGuestAddress(argv.ip);
   const path = resolveGuestImage(argv.image);
   const image = readImage(path);
@@ -140,7 +140,7 @@ async function runAttached(argv: RunArgs): Promise<void> {
     const result = await runOnTap({
       image,
       imageName: argv.image,
-      tapName: argv.tap!,
+      tapName,
       mac,
       memoryBytes: memoryBytesFrom(argv.memory),
       args: [argv.args, ip === undefined ? '' : `ip=${ip}`].filter((part) => part !== '').join(' '),

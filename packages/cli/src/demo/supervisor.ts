@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HbftError } from '@hbft/common/errors.ts';
+import { HbftError, assert } from '@hbft/common/errors.ts';
 import { listenOn, type ListenError } from '@hbft/common/transport/listen.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/hbft.js', import.meta.url));
@@ -127,8 +127,9 @@ export class DemoSupervisor {
       env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
       detached: true,
     });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+    assert(child.stdout !== null && child.stderr !== null, 'sites are spawned with stdout and stderr piped');
+    child.stdout.pipe(log);
+    child.stderr.pipe(log);
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
@@ -168,7 +169,7 @@ export class DemoSupervisor {
       `${host}:${this.other(site).proxied}`,
       ...this.siteArgs(site),
     ]);
-    this.watch(site);
+    this.watch(site, site.process);
   }
 
   private startPrimary(site: Site): void {
@@ -182,12 +183,11 @@ export class DemoSupervisor {
       this.options.guest,
       ...this.siteArgs(site),
     ]);
-    this.watch(site);
+    this.watch(site, site.process);
   }
 
   /** A site whose process dies is started again as the backup: the survivor re-protects to it. */
-  private watch(site: Site): void {
-    const child = site.process!;
+  private watch(site: Site, child: ChildProcess): void {
     child.on('exit', (code, signal) => {
       if (this.stopping || site.process !== child) return;
       site.process = null;
@@ -290,8 +290,9 @@ export class DemoSupervisor {
     this.writeState();
   }
 
-  servers(): string[] {
-    return [this.sites.a, this.sites.b].map((site) => `${this.options.host}:${site.serve}`);
+  servers(): [siteA: string, siteB: string] {
+    const { host } = this.options;
+    return [`${host}:${this.sites.a.serve}`, `${host}:${this.sites.b.serve}`];
   }
 
   private async readiness(port: number): Promise<Record<string, unknown> | null> {

@@ -129,7 +129,9 @@ interface Contender {
  * and lets them all take turns; fills in their totals.
  */
 function measureImage(options: CpuBenchOptions, label: string, image: Uint8Array, contenders: Contender[]): void {
-  const warm = contenders[0]!.machine;
+  const [first] = contenders;
+  assert(first !== undefined, 'an image is measured with at least one contender');
+  const warm = first.machine;
   warm.loadElf(image, `${label}.elf`);
   options.progress(`${label}: warming up (${options.warmupInstructions / 1e6}M instructions)`);
   for (let done = 0; done < options.warmupInstructions; ) {
@@ -171,19 +173,24 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
     assert(CPU_ENGINES.length === engines.length, 'the bench measures every engine');
 
     const current = engines.map((engine) => contender(engine, new Machine(machineOptions(engine))));
+    const baseline = options.baseline;
     const previous =
-      options.baseline === undefined
+      baseline === undefined
         ? []
-        : engines.map((engine) =>
-            contender(`${engine} (${options.baseline!.label})`, options.baseline!.createMachine(machineOptions(engine))),
-          );
+        : engines.map((engine) => contender(`${engine} (${baseline.label})`, baseline.createMachine(machineOptions(engine))));
     options.progress(`${workload}: args "${args}"`);
     measureImage(options, workload, readFileSync(resolveGuestImage(workload)), [...current, ...previous]);
     const compressed = engines.map((engine) => contender(`${engine}`, new Machine(machineOptions(engine))));
     measureImage(options, `${workload}.rv32imac`, readFileSync(resolveGuestImage(`${workload}.rv32imac`)), compressed);
 
     const byEngine = (list: Contender[]): Record<CpuEngine, EngineMeasurement> =>
-      Object.fromEntries(engines.map((engine, i) => [engine, measurementOf(list[i]!)])) as Record<CpuEngine, EngineMeasurement>;
+      Object.fromEntries(
+        engines.map((engine, i) => {
+          const measured = list[i];
+          assert(measured !== undefined, 'one contender per engine, in the order of engines');
+          return [engine, measurementOf(measured)];
+        }),
+      ) as Record<CpuEngine, EngineMeasurement>;
     const measured = byEngine(current);
     measurements.push({
       workload,
@@ -195,6 +202,10 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
     });
   }
   const mean = (pick: (m: WorkloadMeasurement) => EngineMeasurement): number => geometricMean(measurements.map((m) => pick(m).mips));
+  const baselineOf = (m: WorkloadMeasurement): Record<CpuEngine, EngineMeasurement> => {
+    assert(m.baseline !== undefined, 'with a baseline, every workload is measured against it');
+    return m.baseline;
+  };
   const interpreterMips = mean((m) => m.engines.interpreter);
   const blocksMips = mean((m) => m.engines.blocks);
   const { progress: _progress, workloads: _workloads, baseline, ...recorded } = options;
@@ -208,7 +219,7 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
       ratio: blocksMips / interpreterMips,
       rv32imac: { blocks: mean((m) => m.rv32imac.blocks), interpreter: mean((m) => m.rv32imac.interpreter) },
       ...(baseline !== undefined
-        ? { baseline: { blocks: mean((m) => m.baseline!.blocks), interpreter: mean((m) => m.baseline!.interpreter) } }
+        ? { baseline: { blocks: mean((m) => baselineOf(m).blocks), interpreter: mean((m) => baselineOf(m).interpreter) } }
         : {}),
     },
     node: process.version,
@@ -226,9 +237,9 @@ export function formatCpuBench(result: CpuBenchResult): string {
   const rows = [header];
   const row = (workload: string, engine: CpuEngine, im: number, imac: number, previous: number | undefined): void => {
     const cells = [workload, engine];
-    if (withBaseline) cells.push(previous!.toFixed(1));
+    if (previous !== undefined) cells.push(previous.toFixed(1));
     cells.push(im.toFixed(1));
-    if (withBaseline) cells.push(`${(im / previous!).toFixed(2)}×`);
+    if (previous !== undefined) cells.push(`${(im / previous).toFixed(2)}×`);
     cells.push(imac.toFixed(1), `${(imac / im).toFixed(2)}×`);
     rows.push(cells);
   };
@@ -239,8 +250,8 @@ export function formatCpuBench(result: CpuBenchResult): string {
   const o = result.overall;
   row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks);
   row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter);
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));
+  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]?.length ?? 0)));
   return rows
-    .map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '))
+    .map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  '))
     .join('\n');
 }

@@ -38,26 +38,23 @@ export function createBenchGuest(name: GuestName, memoryBytes: number, seed = 1)
 
   const random = new SeededRandom(seed);
   const value = 'v'.repeat(64);
-  const readers: ReplyReader[] = [];
-  const outstanding: number[] = [];
+  // One record per connection: its NIC slot, its reply reader and the requests it has outstanding.
+  const connections: { slot: number; reader: ReplyReader; outstanding: number }[] = [];
   let completed = 0;
-  const slots: number[] = [];
   machine.nic.host = {
     onTransmit(slot, bytes) {
-      const index = slots.indexOf(slot);
-      if (index < 0) return;
-      readers[index]!.push(bytes);
-      while (readers[index]!.next() !== undefined) {
-        outstanding[index]!--;
+      const connection = connections.find((candidate) => candidate.slot === slot);
+      if (connection === undefined) return;
+      connection.reader.push(bytes);
+      while (connection.reader.next() !== undefined) {
+        connection.outstanding--;
         completed++;
       }
     },
     onGuestClose() {},
   };
   for (let i = 0; i < KV_CONNECTIONS; i++) {
-    slots.push(machine.nic.openConnection(`bench-${i}`));
-    readers.push(new ReplyReader());
-    outstanding.push(0);
+    connections.push({ slot: machine.nic.openConnection(`bench-${i}`), reader: new ReplyReader(), outstanding: 0 });
   }
   const request = (): Uint8Array => {
     const key = `key:${random.below(KV_KEYS)}`;
@@ -69,21 +66,21 @@ export function createBenchGuest(name: GuestName, memoryBytes: number, seed = 1)
   return {
     machine,
     pump() {
-      for (let i = 0; i < KV_CONNECTIONS; i++) {
-        if (outstanding[i]! > KV_DEPTH_PER_CONNECTION / 2) continue;
+      for (const connection of connections) {
+        if (connection.outstanding > KV_DEPTH_PER_CONNECTION / 2) continue;
         const batch: Uint8Array[] = [];
-        while (outstanding[i]! < KV_DEPTH_PER_CONNECTION) {
+        while (connection.outstanding < KV_DEPTH_PER_CONNECTION) {
           batch.push(request());
-          outstanding[i]!++;
+          connection.outstanding++;
         }
-        machine.nic.deliver(slots[i]!, Buffer.concat(batch));
+        machine.nic.deliver(connection.slot, Buffer.concat(batch));
       }
     },
     completedRequests: () => completed,
     reset() {
-      for (let i = 0; i < KV_CONNECTIONS; i++) {
-        outstanding[i] = 0;
-        readers[i] = new ReplyReader();
+      for (const connection of connections) {
+        connection.outstanding = 0;
+        connection.reader = new ReplyReader();
       }
     },
   };

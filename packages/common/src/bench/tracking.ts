@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { assert } from '../errors.ts';
 import type { GuestName } from '../guest/images.ts';
 import type { MapperName } from '../tracking/mapper.ts';
 import type { TrackingStrategyName } from '../tracking/tracker.ts';
@@ -155,11 +156,13 @@ class PreparedWorkload {
     durationMs: number,
     copy?: MeasureJob['copy'],
   ): Promise<Measurement> {
+    const { ram, state } = this;
+    assert(ram !== null && state !== null, 'a workload is measured only after warmUp() took its snapshot');
     return measureOnFreshThread({
       workload: this.name,
       memoryBytes: this.memoryBytes,
-      ram: this.ram!,
-      state: this.state!,
+      ram,
+      state,
       strategy,
       exitCostNs,
       epochMs,
@@ -169,6 +172,13 @@ class PreparedWorkload {
       copy,
     });
   }
+}
+
+/** What was recorded under `key`: every configuration reported on was measured first. */
+function recorded<K, V>(map: ReadonlyMap<K, V>, key: K): V {
+  const value = map.get(key);
+  assert(value !== undefined, `measurements were recorded for ${String(key)}`);
+  return value;
 }
 
 function range(values: number[]): [number, number] {
@@ -210,14 +220,16 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
           options.progress(`${workload}: ${strategy} exit cost ${exitCostNs} ns, round ${round + 1}/${options.rounds}`);
           results.set(strategy, await prepared.measure(strategy, exitCostNs, options.epochMs, options.measureMs));
         }
-        const native = throughput(workload, results.get('none') ?? results.values().next().value!);
+        const nativeRun = results.get('none') ?? [...results.values()][0];
+        assert(nativeRun !== undefined, 'each round measures at least one strategy');
+        const native = throughput(workload, nativeRun);
         for (const [strategy, m] of results) {
           perStrategy.set(strategy, [...(perStrategy.get(strategy) ?? []), m]);
           normalized.set(strategy, [...(normalized.get(strategy) ?? []), throughput(workload, m) / native]);
         }
       }
       for (const strategy of options.strategies) {
-        const runs = perStrategy.get(strategy)!;
+        const runs = recorded(perStrategy, strategy);
         const epochs = runs.reduce((s, m) => s + m.epochs, 0);
         const sum = (pick: (t: EpochTotals) => number) => runs.reduce((s, m) => s + pick(m.totals), 0);
         const wallMs = runs.reduce((s, m) => s + m.wallMs, 0);
@@ -229,8 +241,8 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
           epochMs: options.epochMs,
           mips: runs.reduce((s, m) => s + m.instructions, 0) / wallMs / 1000,
           requestsPerSecond: workload === 'kv' ? (runs.reduce((s, m) => s + m.requests, 0) / wallMs) * 1000 : null,
-          normalized: median(normalized.get(strategy)!),
-          normalizedRange: range(normalized.get(strategy)!),
+          normalized: median(recorded(normalized, strategy)),
+          normalizedRange: range(recorded(normalized, strategy)),
           epochs,
           readFaultsPerEpoch: tracked ? sum((t) => t.readFaults) / epochs : 0,
           writeFaultsPerEpoch: tracked ? sum((t) => t.writeFaults) / epochs : 0,
@@ -276,7 +288,7 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
       }
     }
     for (const config of mappingConfigs) {
-      const runs = mappingRuns.get(`${config.strategy}/${config.mapper}`)!;
+      const runs = recorded(mappingRuns, `${config.strategy}/${config.mapper}`);
       const epochs = runs.reduce((s, r) => s + r.m.epochs, 0);
       const sum = (pick: (t: EpochTotals) => number) => runs.reduce((s, r) => s + pick(r.m.totals), 0);
       const pauseNs = sum((t) => t.pauseNs);
@@ -323,7 +335,7 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
       }
       for (const epochMs of options.sweepEpochsMs) {
         for (const strategy of sweepStrategies) {
-          report.sweep.push({ workload, strategy, epochMs, normalized: median(values.get(`${strategy}/${epochMs}`)!) });
+          report.sweep.push({ workload, strategy, epochMs, normalized: median(recorded(values, `${strategy}/${epochMs}`)) });
         }
       }
     }

@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { assert } from '../errors.ts';
 import type { GuestName } from '../guest/images.ts';
 import { CheckpointCapturer } from '../checkpoint/capture.ts';
 import { StagingRing } from '../checkpoint/staging.ts';
@@ -128,8 +129,9 @@ function runEpochs(
     if (tracked) {
       const pauseStart = performance.now();
       if (capturer) {
+        assert(staging !== null, 'a capturer comes with its staging ring');
         const checkpoint = capturer.capture(epochs);
-        staging!.release(checkpoint.allocation);
+        staging.release(checkpoint.allocation);
         addTracking(totals, checkpoint.tracking);
         totals.copyNs += checkpoint.copyNs;
         totals.mapAccesses += checkpoint.mapping.accesses;

@@ -1,3 +1,4 @@
+import { assert } from '../errors.ts';
 import type { MappingRow, SweepRow, TrackingBenchReport, TrackingRow } from './tracking.ts';
 import { markdownTable as table } from './table.ts';
 
@@ -145,7 +146,11 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
         ['epoch ms', ...strategies],
         lengths.map((ms) => [
           String(ms),
-          ...strategies.map((s) => num(report.sweep.find((r: SweepRow) => r.epochMs === ms && r.strategy === s)!.normalized, 3)),
+          ...strategies.map((s) => {
+            const row = report.sweep.find((r: SweepRow) => r.epochMs === ms && r.strategy === s);
+            assert(row !== undefined, 'the sweep measures every strategy at every epoch length');
+            return num(row.normalized, 3);
+          }),
         ]),
       ),
       '',

@@ -119,7 +119,7 @@ function readBody(request: http.IncomingMessage): Promise<string> {
 }
 
 async function route(registry: ProxyRegistry, method: string, url: string, text: string): Promise<Reply> {
-  const path = url.split('?')[0]!.replace(/\/+$/, '');
+  const path = url.replace(/\?.*/s, '').replace(/\/+$/, '');
   const parts = path
     .split('/')
     .slice(1)

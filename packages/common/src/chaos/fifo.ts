@@ -16,8 +16,8 @@ export class Fifo<T> {
   }
 
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head]!;
+    const item = this.items[this.head];
+    if (item === undefined) return undefined;
     this.items[this.head] = undefined as T; // let the collector have the bytes now
     this.head++;
     // Compact once the dead prefix dominates, so a long-lived queue does not grow without bound.

@@ -3,6 +3,7 @@
  * toxic names follow Toxiproxy's HTTP API (`type`, `stream`, `toxicity`, `attributes` with Toxiproxy's
  * units), so that users and scripts that know Toxiproxy work unchanged. `loss` is an hbft extension.
  */
+import { assert } from '../errors.ts';
 import { lossRetransmitMsDefault, toxicBytesMax, toxicTimeMsMax } from '../limits.ts';
 
 /** `upstream` is client → server (the direction of the listen socket's data), `downstream` the reverse. */
@@ -92,6 +93,13 @@ export interface Endpoint {
   port: number;
 }
 
+/** An attribute of a validated toxic: validate.ts fills in every attribute its type defines. */
+export function toxicAttribute(toxic: Toxic, key: string): number {
+  const value = toxic.attributes[key];
+  assert(value !== undefined, `a validated ${toxic.type} toxic has its ${key} attribute`);
+  return value;
+}
+
 /** One sentence fragment describing a toxic, for logs and the CLI's one-line answers. */
 export function describeToxic(toxic: Toxic): string {
   const a = toxic.attributes;
@@ -102,7 +110,7 @@ export function describeToxic(toxic: Toxic): string {
       what = `latency ${a.latency} ms${a.jitter ? ` ± ${a.jitter} ms` : ''}`;
       break;
     case 'bandwidth':
-      what = `bandwidth ${a.rate} KB/s (${round((a.rate! * 8) / 1000)} Mbit/s)`;
+      what = `bandwidth ${a.rate} KB/s (${round((toxicAttribute(toxic, 'rate') * 8) / 1000)} Mbit/s)`;
       break;
     case 'slow_close':
       what = `slow_close after ${a.delay} ms`;
@@ -120,7 +128,7 @@ export function describeToxic(toxic: Toxic): string {
       what = `limit_data ${a.bytes} bytes`;
       break;
     case 'loss':
-      what = `loss ${round(a.probability! * 100)}% of segments, ${a.retransmit} ms retransmit stall`;
+      what = `loss ${round(toxicAttribute(toxic, 'probability') * 100)}% of segments, ${a.retransmit} ms retransmit stall`;
       break;
   }
   return `${toxic.name} (${toxic.stream}): ${what}${when}`;

@@ -48,11 +48,12 @@ export class ToxicPipeline {
   setToxics(toxics: readonly Toxic[], nowMs: number): void {
     const wanted = new Map<string, Toxic>();
     for (const toxic of toxics) {
-      const draw = this.draws.get(toxic.name);
+      let draw = this.draws.get(toxic.name);
       if (!draw || draw.toxicity !== toxic.toxicity) {
-        this.draws.set(toxic.name, { toxicity: toxic.toxicity, applies: this.random() < toxic.toxicity });
+        draw = { toxicity: toxic.toxicity, applies: this.random() < toxic.toxicity };
+        this.draws.set(toxic.name, draw);
       }
-      if (this.draws.get(toxic.name)!.applies) wanted.set(toxic.name, toxic);
+      if (draw.applies) wanted.set(toxic.name, toxic);
     }
     for (const name of this.draws.keys()) {
       if (!toxics.some((toxic) => toxic.name === name)) this.draws.delete(name);
@@ -60,8 +61,7 @@ export class ToxicPipeline {
 
     // Remove from the end backwards, so that when two neighbours go, the older bytes (further down
     // the chain) reach the surviving stage first.
-    for (let index = this.stages.length - 1; index >= 0; index--) {
-      const stage = this.stages[index]!;
+    for (const [index, stage] of [...this.stages.entries()].reverse()) {
       const toxic = wanted.get(stage.toxicName);
       if (toxic) {
         stage.update(toxic);
@@ -122,8 +122,7 @@ export class ToxicPipeline {
   wakeAtMs(): number {
     if (this.held || this.finished) return Infinity;
     let wakeMs = Infinity;
-    for (let index = 0; index < this.stages.length; index++) {
-      const stage = this.stages[index]!;
+    for (const [index, stage] of this.stages.entries()) {
       wakeMs = Math.min(wakeMs, stage.abortAtMs());
       // A stage whose next stage is full waits for that one, which has its own wake time.
       if (this.acceptsAfter(index)) wakeMs = Math.min(wakeMs, stage.readyAtMs());
@@ -150,8 +149,7 @@ export class ToxicPipeline {
     let moved = true;
     while (moved) {
       moved = false;
-      for (let index = 0; index < this.stages.length; index++) {
-        const stage = this.stages[index]!;
+      for (const [index, stage] of this.stages.entries()) {
         while (this.acceptsAfter(index)) {
           const item = stage.take(nowMs);
           if (!item) break;

@@ -16,7 +16,7 @@ import {
   chaosHeldBytesMax,
   lossSegmentBytes,
 } from '../limits.ts';
-import type { Toxic, ToxicType } from './model.ts';
+import { toxicAttribute, type Toxic, type ToxicType } from './model.ts';
 import type { RandomSource } from './random.ts';
 
 /**
@@ -122,8 +122,8 @@ export class LatencyStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.latencyMs = toxic.attributes.latency!;
-    this.jitterMs = toxic.attributes.jitter!;
+    this.latencyMs = toxicAttribute(toxic, 'latency');
+    this.jitterMs = toxicAttribute(toxic, 'jitter');
   }
 
   protected schedule(item: StreamItem, nowMs: number): void {
@@ -147,9 +147,9 @@ export class SlicerStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.averageBytes = toxic.attributes.average_size!;
-    this.variationBytes = toxic.attributes.size_variation!;
-    this.gapMs = toxic.attributes.delay! / 1000;
+    this.averageBytes = toxicAttribute(toxic, 'average_size');
+    this.variationBytes = toxicAttribute(toxic, 'size_variation');
+    this.gapMs = toxicAttribute(toxic, 'delay') / 1000;
   }
 
   protected schedule(item: StreamItem, nowMs: number): void {
@@ -190,8 +190,8 @@ export class LossStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.probability = toxic.attributes.probability!;
-    this.retransmitMs = toxic.attributes.retransmit!;
+    this.probability = toxicAttribute(toxic, 'probability');
+    this.retransmitMs = toxicAttribute(toxic, 'retransmit');
     this.bytesUntilLoss = this.drawBytesUntilLoss();
   }
 
@@ -238,7 +238,7 @@ export class SlowCloseStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.delayMs = toxic.attributes.delay!;
+    this.delayMs = toxicAttribute(toxic, 'delay');
   }
 
   protected schedule(item: StreamItem, nowMs: number): void {
@@ -261,7 +261,7 @@ export class ResetPeerStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.timeoutMs = toxic.attributes.timeout!;
+    this.timeoutMs = toxicAttribute(toxic, 'timeout');
   }
 
   protected schedule(item: StreamItem, nowMs: number): void {
@@ -286,7 +286,7 @@ export class LimitDataStage extends ScheduledStage {
   }
 
   update(toxic: Toxic): void {
-    this.limitBytes = toxic.attributes.bytes!;
+    this.limitBytes = toxicAttribute(toxic, 'bytes');
   }
 
   private closeIfReached(nowMs: number): void {
@@ -331,7 +331,7 @@ export class TimeoutStage implements ToxicStage {
   readonly toxicName: string;
 
   update(toxic: Toxic): void {
-    this.timeoutMs = toxic.attributes.timeout!;
+    this.timeoutMs = toxicAttribute(toxic, 'timeout');
   }
 
   canAccept(): boolean {
@@ -389,7 +389,7 @@ export class BandwidthStage implements ToxicStage {
 
   update(toxic: Toxic): void {
     // KB/s with KB = 1000 bytes is numerically bytes per millisecond.
-    this.bytesPerMs = toxic.attributes.rate!;
+    this.bytesPerMs = toxicAttribute(toxic, 'rate');
     this.nextReleaseAtMs = NaN;
   }
 
@@ -424,7 +424,8 @@ export class BandwidthStage implements ToxicStage {
   take(nowMs: number): StreamItem | null {
     this.planNextSlice();
     if (this.nextReleaseAtMs > nowMs) return null;
-    const head = this.queue.peek()!;
+    const head = this.queue.peek();
+    assert(head !== undefined, 'planNextSlice plans a release time only for a queued item');
     this.linkFreeAtMs = this.nextReleaseAtMs;
     this.nextReleaseAtMs = NaN;
     if (head.item.kind !== 'data') {

@@ -194,7 +194,8 @@ function parseAttributeValues(type: ToxicType, value: unknown): Record<string, n
 
 function checkAttributeRelations(type: ToxicType, attributes: Record<string, number>): void {
   // Slices must be at least one byte long, whatever the draw.
-  if (type === 'slicer' && attributes.size_variation! >= attributes.average_size!) {
+  const { size_variation: variation, average_size: average } = attributes;
+  if (type === 'slicer' && variation !== undefined && average !== undefined && variation >= average) {
     throw new InvalidFieldError('attributes.size_variation', `must be smaller than average_size (${attributes.average_size})`);
   }
 }

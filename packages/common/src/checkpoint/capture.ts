@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): checkpoint capture: every `x[i]!` indexes the dirty-
+// page list within its length by construction, on the per-page copy path.
 import { PAGE_BYTES, PAGE_SHIFT } from '../guest/addressMap.ts';
 import type { Machine } from '../guest/machine.ts';
 import type { MapperStats, PageMapper } from '../tracking/mapper.ts';

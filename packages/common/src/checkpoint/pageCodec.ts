@@ -1,3 +1,6 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the page codec: every `x[i]!` indexes a page, cache
+// slot or word within bounds fixed by the page size, in range by construction, in the per-word page
+// encode/decode loop.
 import { PAGE_BYTES } from '../guest/addressMap.ts';
 import { assert } from '../errors.ts';
 
@@ -229,11 +232,8 @@ function encodeXorRle(words: Int32Array, at: number, cached: Int32Array, base: n
   return n;
 }
 
-export interface PageRecordsCheck {
-  ok: boolean;
-  reason?: string;
-  pages: number;
-}
+/** `reason` names the first malformed record whenever `ok` is false. */
+export type PageRecordsCheck = { ok: true; reason?: undefined; pages: number } | { ok: false; reason: string; pages: number };
 
 /**
  * Validates a buffer of page records without applying anything: every header, length and

@@ -149,8 +149,7 @@ export class SessionOutputWindows {
     const window = this.windows.get(tag);
     if (!window || offset <= window.start) return;
     let drop = Math.min(offset, window.start + window.bytes) - window.start;
-    while (drop > 0 && window.chunks.length > 0) {
-      const first = window.chunks[0]!;
+    for (let first = window.chunks[0]; drop > 0 && first !== undefined; first = window.chunks[0]) {
       if (first.length <= drop) {
         window.chunks.shift();
         window.bytes -= first.length;

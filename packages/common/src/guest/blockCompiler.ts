@@ -1,3 +1,6 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the block compiler: a parcel passed the frame check, a
+// block holds at least one instruction and a page index is below the page count, so each `!` holds by
+// construction, on the per-instruction compile and dispatch path.
 import { assert } from '../errors.ts';
 import { PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import type { CodeCache, GuestMemory } from './memory.ts';

@@ -1,3 +1,6 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): guest RAM and its page table: every `x[i]!` indexes
+// the page table or RAM with a page number or offset bounds-checked on entry, in range by construction, on
+// the per-access and fault path.
 import { assert, SettingError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES, PAGE_SHIFT, RAM_BASE } from './addressMap.ts';

@@ -157,7 +157,7 @@ export function signatureText(machine: Machine, symbols: ElfImage['symbols'], na
   let text = '';
   // A region whose length is no multiple of 4 ends with a zero-padded word, as Spike pads it.
   for (let at = 0; at < length; at += 4) {
-    const word = (bytes[at]! | ((bytes[at + 1] ?? 0) << 8) | ((bytes[at + 2] ?? 0) << 16) | ((bytes[at + 3] ?? 0) << 24)) >>> 0;
+    const word = ((bytes[at] ?? 0) | ((bytes[at + 1] ?? 0) << 8) | ((bytes[at + 2] ?? 0) << 16) | ((bytes[at + 3] ?? 0) << 24)) >>> 0;
     text += `${hex32(word)}\n`;
   }
   return text;

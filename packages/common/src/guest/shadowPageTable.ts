@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the shadow page table: every `x[i]!` indexes the entry
+// array with a page number below its length by construction, on the fault path.
 import { PAGE_SHIFT, RAM_BASE } from './addressMap.ts';
 import { assert } from '../errors.ts';
 

@@ -37,5 +37,5 @@ export function parseIpv4(text: string): number | undefined {
   if (!match) return undefined;
   const parts = match.slice(1, 5).map(Number);
   if (parts.some((part) => part > 255)) return undefined;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+  return parts.reduce((address, part) => address * 256 + part, 0);
 }

@@ -19,7 +19,7 @@ const IDLE_WAIT_MS_MAX = 100;
 export function guestMac(identity: string): Uint8Array {
   const digest = createHash('sha256').update(identity).digest();
   const mac = Uint8Array.from(digest.subarray(0, MAC_BYTES));
-  mac[0] = (mac[0]! & 0xfc) | 0x02;
+  mac[0] = (digest.readUInt8(0) & 0xfc) | 0x02;
   return mac;
 }
 

@@ -106,12 +106,13 @@ export class CheckpointStreamChecker {
       const current = this.current;
       const mismatch = this.mismatch(frame, subject, name);
       if (mismatch !== null) return mismatch;
-      if (current!.partsSeen !== current!.partCount) return invalid(`${name} before all ${current!.partCount} PAGES parts`);
-      if (frame.meta.part !== current!.outputPartsSeen)
-        return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.outputPartsSeen}`);
-      if (current!.outputPartsSeen + 1 > current!.outputPartCount)
-        return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.outputPartCount} parts`);
-      current!.outputPartsSeen++;
+      assert(current !== null, 'mismatch() refuses a frame without a BEGIN');
+      if (current.partsSeen !== current.partCount) return invalid(`${name} before all ${current.partCount} PAGES parts`);
+      if (frame.meta.part !== current.outputPartsSeen)
+        return invalid(`${name} is part ${frame.meta.part}, expected part ${current.outputPartsSeen}`);
+      if (current.outputPartsSeen + 1 > current.outputPartCount)
+        return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current.outputPartCount} parts`);
+      current.outputPartsSeen++;
       this.checksum.add(frame.checksum);
       return inProgressStep;
     }
@@ -141,17 +142,17 @@ export class CheckpointStreamChecker {
         const current = this.current;
         const mismatch = this.mismatch(frame, subject, name);
         if (mismatch !== null) return mismatch;
-        if (frame.meta.part !== current!.partsSeen)
-          return invalid(`${name} is part ${frame.meta.part}, expected part ${current!.partsSeen}`);
-        if (current!.partsSeen + 1 > current!.partCount)
-          return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current!.partCount} parts`);
-        if (current!.pagesSeen + frame.meta.pageCount > current!.pageCount) {
+        assert(current !== null, 'mismatch() refuses a frame without a BEGIN');
+        if (frame.meta.part !== current.partsSeen) return invalid(`${name} is part ${frame.meta.part}, expected part ${current.partsSeen}`);
+        if (current.partsSeen + 1 > current.partCount)
+          return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current.partCount} parts`);
+        if (current.pagesSeen + frame.meta.pageCount > current.pageCount) {
           return invalid(
-            `${name} brings the page count to ${current!.pagesSeen + frame.meta.pageCount}, more than the announced ${current!.pageCount}`,
+            `${name} brings the page count to ${current.pagesSeen + frame.meta.pageCount}, more than the announced ${current.pageCount}`,
           );
         }
-        current!.partsSeen++;
-        current!.pagesSeen += frame.meta.pageCount;
+        current.partsSeen++;
+        current.pagesSeen += frame.meta.pageCount;
         this.checksum.add(frame.checksum);
         return inProgressStep;
       }
@@ -160,19 +161,20 @@ export class CheckpointStreamChecker {
         const current = this.current;
         const mismatch = this.mismatch(frame, subject, name);
         if (mismatch !== null) return mismatch;
+        assert(current !== null, 'mismatch() refuses a frame without a BEGIN');
         const { pageCount, partCount, checksum } = frame.meta;
-        if (pageCount !== current!.pageCount || partCount !== current!.partCount) {
+        if (pageCount !== current.pageCount || partCount !== current.partCount) {
           return invalid(
-            `${name} totals ${pageCount} pages in ${partCount} parts, BEGIN announced ${current!.pageCount} in ${current!.partCount}`,
+            `${name} totals ${pageCount} pages in ${partCount} parts, BEGIN announced ${current.pageCount} in ${current.partCount}`,
           );
         }
-        if (current!.pagesSeen !== pageCount || current!.partsSeen !== partCount) {
-          return invalid(`${name} after ${current!.pagesSeen} pages in ${current!.partsSeen} parts, expected ${pageCount} in ${partCount}`);
+        if (current.pagesSeen !== pageCount || current.partsSeen !== partCount) {
+          return invalid(`${name} after ${current.pagesSeen} pages in ${current.partsSeen} parts, expected ${pageCount} in ${partCount}`);
         }
         const outputPartCount = frame.kind === FrameKind.CHECKPOINT_END ? frame.meta.outputPartCount : 0;
-        if (outputPartCount !== current!.outputPartCount || current!.outputPartsSeen !== outputPartCount) {
+        if (outputPartCount !== current.outputPartCount || current.outputPartsSeen !== outputPartCount) {
           return invalid(
-            `${name} after ${current!.outputPartsSeen} OUTPUT parts, BEGIN announced ${current!.outputPartCount} and END ${outputPartCount}`,
+            `${name} after ${current.outputPartsSeen} OUTPUT parts, BEGIN announced ${current.outputPartCount} and END ${outputPartCount}`,
           );
         }
         if (checksum !== this.checksum.value) {
@@ -180,7 +182,7 @@ export class CheckpointStreamChecker {
             `${name} checksum 0x${checksum.toString(16)} does not match the frames received (0x${this.checksum.value.toString(16)})`,
           );
         }
-        return { status: 'complete', subject, epoch: current!.epoch, pageCount, partCount };
+        return { status: 'complete', subject, epoch: current.epoch, pageCount, partCount };
       }
     }
   }

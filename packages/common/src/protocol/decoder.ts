@@ -1,3 +1,6 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the frame decoder: each `this.info!`/`this.opener!` is
+// set by the state that leads to it (a body follows a checked header; a sealed header is refused without an
+// opener), on the per-chunk decode path.
 /**
  * The frame decoder: an explicit byte-level state machine (as ws's `lib/receiver.js`) that tests
  * feed with raw buffers. `push(chunk)` takes bytes split anywhere and returns the frames they

@@ -5,6 +5,7 @@
 import { PAGE_BYTES } from '../guest/addressMap.ts';
 import { ENCODING_RAW, ENCODING_ZERO, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
 import { encodeSessionRecords, SESSION_RECORD_CLIENT_ACK, SESSION_RECORD_OUTPUT } from '../checkpoint/sessionOutput.ts';
+import { assert } from '../errors.ts';
 import { FrameKind } from './kinds.ts';
 import { authNonceBytes, authProofBytes, guestImageHashBytes, protocolVersion, sessionIdBytes } from './limits.ts';
 import type { MetaOf } from './messages.ts';
@@ -33,6 +34,14 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
   const none = Buffer.alloc(0);
   const state = bytes(300, 0x5a);
   const epoch = 2 ** 40 + 7; // beyond 32 bits, to exercise the u64 field
+  const [outputPart] = encodeSessionRecords(
+    [
+      { type: SESSION_RECORD_OUTPUT, tag: 's:0011', offset: 10, data: Buffer.from('+OK\r\n') },
+      { type: SESSION_RECORD_CLIENT_ACK, tag: 's:0011', offset: 5, data: Buffer.alloc(0) },
+    ],
+    1 << 20,
+  );
+  assert(outputPart !== undefined, 'two small records make one output part');
   return [
     { kind: FrameKind.HELLO, meta: { authMode: 'hmac', nonce: bytes(authNonceBytes, 1) }, generation: 0, epoch: 0, payload: none },
     {
@@ -99,15 +108,7 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
       meta: { part: 0, recordCount: 2 },
       generation: 3,
       epoch: epoch + 1,
-      payload: Buffer.from(
-        encodeSessionRecords(
-          [
-            { type: SESSION_RECORD_OUTPUT, tag: 's:0011', offset: 10, data: Buffer.from('+OK\r\n') },
-            { type: SESSION_RECORD_CLIENT_ACK, tag: 's:0011', offset: 5, data: Buffer.alloc(0) },
-          ],
-          1 << 20,
-        )[0]!.payload,
-      ),
+      payload: Buffer.from(outputPart.payload),
     },
   ];
 }

@@ -41,8 +41,7 @@ export class ByteQueue {
   /** Forgets every byte before `offset`. */
   dropBefore(offset: number): void {
     assert(offset <= this.endOffsetValue, `cannot drop to ${offset}: the queue ends at ${this.endOffsetValue}`);
-    while (this.head < this.chunks.length && offset > this.headOffset) {
-      const chunk = this.chunks[this.head]!;
+    for (let chunk = this.chunks[this.head]; chunk !== undefined && offset > this.headOffset; chunk = this.chunks[this.head]) {
       if (offset >= this.headOffset + chunk.length) {
         this.headOffset += chunk.length;
         this.chunks[this.head] = undefined as unknown as Uint8Array;
@@ -66,8 +65,7 @@ export class ByteQueue {
     );
     const pieces: Uint8Array[] = [];
     let offset = this.headOffset;
-    for (let i = this.head; i < this.chunks.length; i++) {
-      const chunk = this.chunks[i]!;
+    for (const chunk of this.chunks.slice(this.head)) {
       const skip = Math.max(0, from - offset);
       offset += chunk.length;
       for (let at = skip; at < chunk.length; at += pieceBytesMax)

@@ -36,6 +36,7 @@
 import type { FailoverRecord, HistoryStats, Operation } from './history.ts';
 import { summarizeOperations } from './history.ts';
 import { percentile } from '../stats.ts';
+import { assert } from '../errors.ts';
 
 export const VIOLATION_RULES = [
   'counter-lost',
@@ -161,9 +162,11 @@ export function checkHistory(input: CheckInput): Verdict {
   const stats = summarizeOperations(input.operations);
   if (input.exactlyOnce && stats.unknown > 0) {
     const unknown = input.operations.filter((operation) => operation.result === 'unknown');
+    const [first] = unknown;
+    assert(first !== undefined, 'stats.unknown counts the operations that ended unknown');
     violations.add({
       rule: 'unknown-operations',
-      message: `${unknown.length} operation(s) ended unknown although session clients should know every outcome; first: ${describe(unknown[0]!)}${unknown[0]!.error ? ` — ${unknown[0]!.error}` : ''}`,
+      message: `${unknown.length} operation(s) ended unknown although session clients should know every outcome; first: ${describe(first)}${first.error ? ` — ${first.error}` : ''}`,
       operations: unknown.slice(0, 20).map((operation) => operation.id),
     });
   }
@@ -234,8 +237,7 @@ function checkCounter(key: string, operations: Operation[], finalText: string | 
   let ended = 0;
   let largest: (Operation & { value: number }) | undefined;
   for (const operation of byStart) {
-    while (ended < byEnd.length && byEnd[ended]!.end < operation.start) {
-      const candidate = byEnd[ended++]!;
+    for (let candidate = byEnd[ended]; candidate !== undefined && candidate.end < operation.start; candidate = byEnd[++ended]) {
       if (!largest || candidate.value > largest.value) largest = candidate;
     }
     if (largest && largest.value >= operation.value && largest !== operation) {
@@ -266,7 +268,9 @@ function checkRegister(key: string, operations: Operation[], final: string | nul
     let high = acknowledged.length;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if (acknowledged[middle]!.end < time) low = middle + 1;
+      const middleEnd = acknowledged[middle]?.end;
+      assert(middleEnd !== undefined, 'low <= middle < high <= acknowledged.length');
+      if (middleEnd < time) low = middle + 1;
       else high = middle;
     }
     return low > 0 ? latestStartEndedBy[low - 1] : undefined;
@@ -274,8 +278,8 @@ function checkRegister(key: string, operations: Operation[], final: string | nul
 
   // The final value.
   if (final === null) {
-    if (acknowledged.length > 0) {
-      const last = acknowledged.at(-1)!;
+    const last = acknowledged.at(-1);
+    if (last !== undefined) {
       violations.add({
         rule: 'write-lost',
         key,
@@ -369,14 +373,15 @@ export function measureFailovers(operations: readonly Operation[]): FailoverGap[
       span.last = Math.max(span.last, operation.end);
     }
   }
-  const generations = [...spans.keys()].sort((a, b) => a - b);
+  const byGeneration = [...spans].sort(([a], [b]) => a - b);
   const gaps: FailoverGap[] = [];
-  for (let i = 1; i < generations.length; i++) {
-    const before = spans.get(generations[i - 1]!)!;
-    const after = spans.get(generations[i]!)!;
+  for (const [i, [toGeneration, after]] of byGeneration.entries()) {
+    const previous = byGeneration[i - 1];
+    if (previous === undefined) continue;
+    const [fromGeneration, before] = previous;
     gaps.push({
-      fromGeneration: generations[i - 1]!,
-      toGeneration: generations[i]!,
+      fromGeneration,
+      toGeneration,
       lastResponseBeforeMs: before.last,
       firstResponseAfterMs: after.first,
       gapMs: Math.round((after.first - before.last) * 1000) / 1000,

@@ -372,13 +372,15 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     this.reconnectTimer = null;
     if (!this.running) return;
     const index = this.addressIndex;
-    const address = this.addresses[index]!;
+    const server = this.servers[index];
+    const address = this.addresses[index];
+    assert(server !== undefined && address !== undefined, 'addressIndex stays below the number of servers');
     const now = this.clock.nowMs();
     this.statsValue.connectAttempts++;
     this.logger.debug({ address, outputReceived: this.outputReceivedValue }, 'connecting');
     let socket: SessionSocket;
     try {
-      socket = this.connectFunction(this.servers[index]!);
+      socket = this.connectFunction(server);
     } catch (error) {
       this.failures++;
       this.addressIndex = (index + 1) % this.servers.length;
@@ -618,11 +620,11 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
         return;
       }
       if (value === undefined) return;
-      if (this.pendingHead >= this.pending.length) {
+      const waiter = this.pending[this.pendingHead];
+      if (waiter === undefined) {
         this.fail(new SessionError(SessionErrorCode.badReply, 'the server sent a reply that no request asked for'));
         return;
       }
-      const waiter = this.pending[this.pendingHead]!;
       this.pending[this.pendingHead++] = undefined as unknown as PendingRequest;
       if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
         this.pending.splice(0, this.pendingHead);
@@ -728,7 +730,7 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     this.conn = null;
     conn?.socket.destroy();
     const rejection = this.endedError();
-    for (let i = this.pendingHead; i < this.pending.length; i++) this.pending[i]!.reject(rejection);
+    for (const waiter of this.pending.slice(this.pendingHead)) waiter.reject(rejection);
     this.pending.length = 0;
     this.pendingHead = 0;
     if (error && this.listenerCount('error') > 0) this.emit('error', error);

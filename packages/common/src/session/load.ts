@@ -42,12 +42,13 @@ export function parseMix(text: string, flag: string): OperationMix {
     .map((piece) => piece.trim())
     .filter(Boolean)) {
     const match = /^(\w+)\s*=\s*(\d+(?:\.\d+)?)$/.exec(part);
-    if (!match || !OPERATION_KINDS.includes(match[1]!.toLowerCase() as OperationKind)) {
+    const kind = match?.[1]?.toLowerCase() as OperationKind | undefined;
+    if (!match || kind === undefined || !OPERATION_KINDS.includes(kind)) {
       throw new UsageError(
         `${flag}: expected KIND=WEIGHT pairs with KIND one of ${OPERATION_KINDS.join(', ')} (for example incr=50,set=40,get=10), got "${part}"`,
       );
     }
-    mix[match[1]!.toLowerCase() as OperationKind] = Number(match[2]);
+    mix[kind] = Number(match[2]);
   }
   if (mix.incr + mix.set + mix.get <= 0) throw new UsageError(`${flag}: at least one weight must be positive`);
   return mix;
@@ -191,7 +192,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const key = kind === 'incr' ? counterKey(options.keyPrefix, index) : registerKey(options.keyPrefix, index);
       const value = kind === 'set' ? `${client}.${sequence++}` : null;
       const pending = recorder.invoke(client, kind, key, value);
-      const args = kind === 'incr' ? ['INCR', key] : kind === 'set' ? ['SET', key, value!] : ['GET', key];
+      const args = value !== null ? ['SET', key, value] : kind === 'incr' ? ['INCR', key] : ['GET', key];
       try {
         const reply = await session.request(args);
         record(pending, reply, session.generation);
@@ -285,7 +286,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (options.onProgress) reportProgress();
 
   // Clients that found no node for the whole reconnect deadline: a final read would fare no better.
-  if (fatal.length > 0) throw fatal[0]!;
+  const [firstFatal] = fatal;
+  if (firstFatal !== undefined) throw firstFatal;
   const usedKeys = [...new Set(recorder.operations.map((operation) => operation.key))].sort();
   const final = await finalRead(usedKeys, sessionOptions, logger);
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };

@@ -263,11 +263,12 @@ export class SessionDecoder {
           this.fixedFilled += take;
           at += take;
           if (this.state === 'handshake') {
-            for (let i = before; i < Math.min(this.fixedFilled, SESSION_MAGIC.length); i++) {
-              if (this.fixed[i] !== SESSION_MAGIC[i]) {
+            for (const [i, expected] of SESSION_MAGIC.entries()) {
+              if (i < before || i >= this.fixedFilled) continue;
+              if (this.fixed.readUInt8(i) !== expected) {
                 this.fail(
                   'E_SESSION_BAD_MAGIC',
-                  `handshake byte ${i} is 0x${this.fixed[i]!.toString(16)}, expected 0x${SESSION_MAGIC[i]!.toString(16)} ("\\0HBS")`,
+                  `handshake byte ${i} is 0x${this.fixed.readUInt8(i).toString(16)}, expected 0x${expected.toString(16)} ("\\0HBS")`,
                 );
                 break;
               }
@@ -305,7 +306,7 @@ export class SessionDecoder {
 
   private finishHandshake(messages: SessionMessage[]): void {
     const bytes = this.fixed;
-    const version = bytes[4]!;
+    const version = bytes.readUInt8(4);
     this.fixedFilled = 0;
     if (version !== SESSION_PROTOCOL_VERSION) {
       this.fail(
@@ -321,7 +322,7 @@ export class SessionDecoder {
       if (flags !== 0) return this.fail('E_SESSION_BAD_FLAGS', `handshake flags 0x${flags.toString(16)} are not understood (expected 0)`);
       messages.push({ kind: 'clientHandshake', version, sessionId: new Uint8Array(bytes.subarray(5, 21)), outputReceived, flags });
     } else {
-      const status = bytes[5]!;
+      const status = bytes.readUInt8(5);
       const generation = bytes.readUInt32LE(6);
       const inputAccepted = readOffset(bytes, 10);
       const outputStart = readOffset(bytes, 18);
@@ -335,7 +336,7 @@ export class SessionDecoder {
   }
 
   private finishFrameHeader(messages: SessionMessage[]): void {
-    const type = this.fixed[0]!;
+    const type = this.fixed.readUInt8(0);
     const length = this.fixed.readUInt32LE(1);
     this.fixedFilled = 0;
     switch (type) {

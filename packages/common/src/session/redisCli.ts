@@ -12,7 +12,7 @@ export function splitCommandLine(line: string): { args: string[] } | { error: st
   const args: string[] = [];
   let at = 0;
   for (;;) {
-    while (at < line.length && /\s/.test(line[at]!)) at++;
+    while (at < line.length && /\s/.test(line.charAt(at))) at++;
     if (at >= line.length) return { args };
     let current = '';
     let quote: '"' | "'" | null = null;
@@ -26,10 +26,10 @@ export function splitCommandLine(line: string): { args: string[] } | { error: st
           at += 3;
         } else if (char === '\\' && at + 1 < line.length) {
           at++;
-          current += SIMPLE_ESCAPES[line[at]!] ?? line[at];
+          current += SIMPLE_ESCAPES[line.charAt(at)] ?? line.charAt(at);
         } else if (char === '"') {
           // A closing quote must be followed by a space or the end.
-          if (at + 1 < line.length && !/\s/.test(line[at + 1]!)) return { error: 'closing quote must be followed by a space' };
+          if (at + 1 < line.length && !/\s/.test(line.charAt(at + 1))) return { error: 'closing quote must be followed by a space' };
           done = true;
         } else current += char;
       } else if (quote === "'") {
@@ -38,7 +38,7 @@ export function splitCommandLine(line: string): { args: string[] } | { error: st
           at++;
           current += "'";
         } else if (char === "'") {
-          if (at + 1 < line.length && !/\s/.test(line[at + 1]!)) return { error: 'closing quote must be followed by a space' };
+          if (at + 1 < line.length && !/\s/.test(line.charAt(at + 1))) return { error: 'closing quote must be followed by a space' };
           done = true;
         } else current += char;
       } else if (char === undefined || /\s/.test(char)) {

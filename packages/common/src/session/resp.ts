@@ -80,13 +80,14 @@ export function parseTypedReply(bytes: Uint8Array, offset = 0): ParseResult<Type
 }
 
 function parseWith<T>(build: ReplyBuilder<T>, bytes: Uint8Array, offset: number, depth: number): ParseResult<T> {
-  if (offset >= bytes.length) return 'incomplete';
+  const type = bytes[offset];
+  if (type === undefined) return 'incomplete';
   if (depth > 32) return { error: 'reply nested too deeply' };
   const end = findLineEnd(bytes, offset);
   if (end < 0) return bytes.length - offset > 64 * 1024 ? { error: 'reply line too long' } : 'incomplete';
   const line = Buffer.from(bytes.buffer, bytes.byteOffset + offset + 1, end - offset - 1).toString('latin1');
   const afterLine = end + 2;
-  switch (bytes[offset]) {
+  switch (type) {
     case 0x2b: // +
       return { value: build.status(line), length: afterLine - offset };
     case 0x2d: // -
@@ -124,7 +125,7 @@ function parseWith<T>(build: ReplyBuilder<T>, bytes: Uint8Array, offset: number,
       return { value: build.array(items), length: at - offset };
     }
     default:
-      return { error: `unexpected reply type byte 0x${bytes[offset]!.toString(16)}` };
+      return { error: `unexpected reply type byte 0x${type.toString(16)}` };
   }
 }
 

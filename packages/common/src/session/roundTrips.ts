@@ -25,13 +25,14 @@ export async function incrRoundTrips(port: number, options: RoundTripOptions): P
   const client = new PlainClient({ servers: [`${options.host ?? '127.0.0.1'}:${port}`] });
   const key = options.key ?? 'latency';
   const warmup = options.warmup ?? 0;
+  const spreadMs = options.spreadMs;
   const latencies: number[] = [];
   try {
     for (let i = 0; i < warmup + options.count; i++) {
       const started = performance.now();
       await client.request(['INCR', key]);
       if (i >= warmup) latencies.push(performance.now() - started);
-      if (options.spreadMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * options.spreadMs!));
+      if (spreadMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * spreadMs));
     }
   } finally {
     client.close();

@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): dirty tracking: every `x[i]!` indexes the page table
+// with a page number in range by construction, on the fault path.
 import { BusyWaitCost } from './costModel.ts';
 import { L1_SHIFT, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE, type ShadowPageTable } from '../guest/shadowPageTable.ts';
 import { emptyStats, type DirtyTracker, type EpochResult, type EpochTrackingStats, type TrackingStrategyName } from './tracker.ts';

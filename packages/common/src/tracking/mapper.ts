@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the page mapper: every `x[i]!` indexes a slot or range
+// array within its length by construction, on the per-page map path.
 import { SettingError } from '../errors.ts';
 import { BusyWaitCost } from './costModel.ts';
 import { L1_SHIFT } from '../guest/shadowPageTable.ts';

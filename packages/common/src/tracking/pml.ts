@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): PML tracking: every `x[i]!` indexes the page table or
+// log within its length by construction, on the fault path.
 import { BaseTracker, PageList } from './baseTracker.ts';
 import { PTE_DIRTY, PTE_GUEST_WRITABLE, PTE_PRESENT, PTE_WRITABLE } from '../guest/shadowPageTable.ts';
 import type { EpochResult } from './tracker.ts';

@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): RFR tracking: every `x[i]!` indexes the page table or
+// marker array with a page or L1 index in range by construction, on the fault path.
 import { BaseTracker, PageList } from './baseTracker.ts';
 import {
   L1_ENTRIES,

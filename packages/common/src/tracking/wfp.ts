@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): WFP tracking: every `x[i]!` indexes the page table,
+// markers or stride history with a page or L1 index in range by construction, on the fault path.
 import { SettingError } from '../errors.ts';
 import type { TrackerOptions } from './baseTracker.ts';
 import { RfrTracker } from './rfr.ts';

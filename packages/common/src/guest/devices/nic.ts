@@ -1,3 +1,5 @@
+// Exempt from Biome's noNonNullAssertion (biome.json): the NIC: every `x[i]!` indexes a per-slot counter
+// array with a slot checked against the slot count on entry, in range by construction, on the MMIO path.
 import { StateFormatError, assert } from '../../errors.ts';
 import {
   clientInputQueuedBytesMaxPerConnection,

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { UsageError } from '../../errors.ts';
+import { UsageError, assert } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { LiveSocketServer, type LiveSource } from './liveSocket.ts';
 
@@ -61,7 +61,7 @@ export class Dashboard {
   /** Answers the dashboard's GET routes; false for any other request. */
   handle(request: IncomingMessage, response: ServerResponse): boolean {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
-    const path = (request.url ?? '/').split('?')[0]!;
+    const path = (request.url ?? '/').replace(/\?.*/s, '');
     if (PAGE_PATHS.has(path)) {
       response.setHeader('content-security-policy', PAGE_CSP);
       this.sendFile(response, 'index.html', 'text/html; charset=utf-8');
@@ -86,7 +86,8 @@ export class Dashboard {
   }
 
   private sendFile(response: ServerResponse, file: string, contentType: string): void {
-    const body = this.files.get(file)!;
+    const body = this.files.get(file);
+    assert(body !== undefined, `${file} is one of the assets read at start`);
     response.writeHead(200, {
       'content-type': contentType,
       'content-length': body.length,

@@ -127,7 +127,7 @@ export class LiveSocketServer {
 }
 
 function pathOf(request: IncomingMessage): string {
-  return (request.url ?? '/').split('?')[0]!;
+  return (request.url ?? '/').replace(/\?.*/s, '');
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -13,7 +13,7 @@ import { listen, type ReplicationListener } from '@hbft/common/transport/listene
 import { BodyPool } from '@hbft/common/transport/bodyPool.ts';
 import type { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import type { Readiness } from '@hbft/common/http/statusServer.ts';
-import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
+import { emptyEpochFigures, LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
 import type { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
 import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
@@ -287,17 +287,7 @@ export class BackupDaemon {
           this.session?.control?.send(FrameKind.ACK, { subject: effect.subject }, { generation, epoch: effect.epoch });
           if (effect.subject === 'checkpoint') {
             this.options.metrics.epochs.inc();
-            this.feed.recordEpoch({
-              dirtyPages: 0,
-              readFaults: 0,
-              writeFaults: 0,
-              truePredictions: 0,
-              predicted: 0,
-              mapAccesses: 0,
-              mapHits: 0,
-              pauseNs: 0,
-              instructions: 0,
-            });
+            this.feed.recordEpoch(emptyEpochFigures());
           }
           break;
         case 'sendHeartbeat':

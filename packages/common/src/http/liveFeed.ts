@@ -68,9 +68,9 @@ interface Accumulator extends EpochFigures {
 const HISTORY_SAMPLES = 1200;
 const HISTORY_EVENTS = 200;
 
-function emptyAccumulator(): Accumulator {
+/** An epoch that moved nothing the figures count (a backup's applied epoch, say). */
+export function emptyEpochFigures(): EpochFigures {
   return {
-    epochs: 0,
     dirtyPages: 0,
     readFaults: 0,
     writeFaults: 0,
@@ -78,10 +78,17 @@ function emptyAccumulator(): Accumulator {
     predicted: 0,
     mapAccesses: 0,
     mapHits: 0,
-    rawBytes: 0,
-    wireBytes: 0,
     pauseNs: 0,
     instructions: 0,
+  };
+}
+
+function emptyAccumulator(): Accumulator {
+  return {
+    ...emptyEpochFigures(),
+    epochs: 0,
+    rawBytes: 0,
+    wireBytes: 0,
     ackLatencyMs: [],
     outputLatencyMs: [],
   };

@@ -573,7 +573,7 @@ export class PrimaryRuntime {
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;
     } finally {
-      if (records.length > 0) sessions.giveBack(records);
+      if (records.length > 0) sessions.giveBack(checkpoint.epoch, records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
       this.releaseCapture(capture);
     }

@@ -65,6 +65,12 @@ export class SessionManager {
    */
   private carryOver: SessionRecord[] = [];
   private carryOverBytes = 0;
+  /**
+   * Session output sent in a checkpoint that is not yet committed, by epoch. A checkpoint written
+   * to a connection that then breaks may never have been applied, and its output may not have been
+   * released yet (so it is in no window either): a full synchronisation sends it again.
+   */
+  private readonly uncommittedOutput = new Map<number, SessionRecord[]>();
   private readonly pendingCommits: PendingCommit[] = [];
 
   constructor(
@@ -235,14 +241,16 @@ export class SessionManager {
     this.carryOver = [];
     this.carryOverBytes = 0;
     this.epochOutput.delete(epoch);
+    if (records.length > 0) this.uncommittedOutput.set(epoch, records.slice());
     for (const [tag, offset] of this.pendingClientAcks)
       records.push({ type: SESSION_RECORD_CLIENT_ACK, tag, offset, data: new Uint8Array(0) });
     this.pendingClientAcks = new Map();
     return records;
   }
 
-  /** Records of a checkpoint that did not reach the backup: they go with the next one. */
-  giveBack(records: SessionRecord[]): void {
+  /** Records of checkpoint `epoch`, which did not reach the backup: they go with the next one. */
+  giveBack(epoch: number, records: SessionRecord[]): void {
+    this.uncommittedOutput.delete(epoch);
     this.carry([...records.filter((record) => record.type === SESSION_RECORD_OUTPUT), ...this.carryOver.splice(0)]);
   }
 
@@ -263,11 +271,28 @@ export class SessionManager {
         windowRecords.push({ type: SESSION_RECORD_OUTPUT, tag: session.tag, offset: range.start, data: bytes });
       }
     }
-    // Windows first: their offsets precede anything produced later.
+    // Output sent in checkpoints that were never committed: the backup they went to may not have
+    // applied them, and what was not released yet is in no window.
+    const uncommitted = [...this.uncommittedOutput.entries()]
+      .sort(([a], [b]) => a - b)
+      .flatMap(([, records]) => records.filter((record) => record.type === SESSION_RECORD_OUTPUT));
+    this.uncommittedOutput.clear();
     const carried = this.carryOver;
     this.carryOver = [];
     this.carryOverBytes = 0;
-    this.carry([...windowRecords, ...carried]);
+    // Each session's records in the order of their offsets (the replica appends them in order;
+    // overlaps are skipped there), windows' first: their offsets precede anything produced later.
+    const byTag = new Map<string, SessionRecord[]>();
+    for (const record of [...windowRecords, ...uncommitted, ...carried]) {
+      let records = byTag.get(record.tag);
+      if (records === undefined) {
+        records = [];
+        byTag.set(record.tag, records);
+      }
+      records.push(record);
+    }
+    // Array sort is stable: at equal offsets the window's record stays first.
+    this.carry([...byTag.values()].flatMap((records) => records.sort((a, b) => a.offset - b.offset)));
   }
 
   private carry(records: SessionRecord[]): void {
@@ -303,6 +328,7 @@ export class SessionManager {
 
   /** Epochs through `throughEpoch` are committed: acknowledge the input they took. */
   onCommitted(throughEpoch: number): void {
+    for (const epoch of this.uncommittedOutput.keys()) if (epoch <= throughEpoch) this.uncommittedOutput.delete(epoch);
     for (let commit = this.pendingCommits[0]; commit !== undefined && commit.epoch <= throughEpoch; commit = this.pendingCommits[0]) {
       this.pendingCommits.shift();
       for (const [tag, offset] of commit.offsets) {

@@ -128,8 +128,13 @@ export class DemoSupervisor {
       detached: true,
     });
     assert(child.stdout !== null && child.stderr !== null, 'sites are spawned with stdout and stderr piped');
-    child.stdout.pipe(log);
-    child.stderr.pipe(log);
+    // Two sources share one file: neither may end it (the first to close would, and the other's
+    // next line would be a write after end, an 'error' that took the supervisor down at Ctrl-C);
+    // it ends when the child has closed both. A log that cannot be written costs the log, not the demo.
+    log.on('error', (error) => process.stderr.write(`demo: the log of ${name} cannot be written: ${error.message}\n`));
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    child.on('close', () => log.end());
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;

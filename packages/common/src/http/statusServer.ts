@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import { listenOn } from '../transport/listen.ts';
 import type { LiveFeed } from './liveFeed.ts';
 import { Dashboard } from './dashboard/dashboard.ts';
+import { requestPath } from './requestPath.ts';
 
 /** What /readyz reports; `ready` decides the status code (200 or 503). */
 export interface Readiness {
@@ -71,7 +72,7 @@ export class StatusServer {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? '/').split('?')[0];
+    const path = requestPath(request);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       if (this.options.extraRoutes?.(request, response)) return;
       response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' });

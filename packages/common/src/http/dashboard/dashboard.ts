@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { UsageError, assert } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { requestPath } from '../requestPath.ts';
 import { LiveSocketServer, type LiveSource } from './liveSocket.ts';
 
 /** Files the page is made of, by URL; nothing outside this table is served. */
@@ -61,7 +62,7 @@ export class Dashboard {
   /** Answers the dashboard's GET routes; false for any other request. */
   handle(request: IncomingMessage, response: ServerResponse): boolean {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
-    const path = (request.url ?? '/').replace(/\?.*/s, '');
+    const path = requestPath(request);
     if (PAGE_PATHS.has(path)) {
       response.setHeader('content-security-policy', PAGE_CSP);
       this.sendFile(response, 'index.html', 'text/html; charset=utf-8');

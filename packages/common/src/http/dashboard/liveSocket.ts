@@ -7,6 +7,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from '../../log.ts';
+import { requestPath } from '../requestPath.ts';
 import type { LiveEvent, LiveFeed, LiveSample } from '../liveFeed.ts';
 import {
   CLIENT_MESSAGE_BYTES_MAX,
@@ -61,13 +62,13 @@ export class LiveSocketServer {
   /** Takes over the server's upgrade requests: `/live` is accepted, every other path gets a 404. */
   attach(server: Server): void {
     server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (!this.handleUpgrade(request, socket, head)) rejectUpgrade(socket, 404, `no such socket: ${pathOf(request)}\n`);
+      if (!this.handleUpgrade(request, socket, head)) rejectUpgrade(socket, 404, `no such socket: ${requestPath(request)}\n`);
     });
   }
 
   /** Returns false (and leaves the socket alone) when the request is not for `/live`. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    if (pathOf(request) !== LIVE_PATH) return false;
+    if (requestPath(request) !== LIVE_PATH) return false;
     if (this.closed) {
       rejectUpgrade(socket, 503, 'shutting down\n');
       return true;
@@ -124,10 +125,6 @@ export class LiveSocketServer {
     }
     client.send(data);
   }
-}
-
-function pathOf(request: IncomingMessage): string {
-  return (request.url ?? '/').replace(/\?.*/s, '');
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -5,7 +5,8 @@
 // `hbft load --plain` (ordinary RESP connections to one address), that a stall is reported across a
 // SIGUSR2 mark, that dropped connections and timed-out replies leave indeterminate operations and a
 // reconnection but a clean verdict, and that a lost acknowledged write or a write applied twice is
-// a violation.
+// a violation; and that a run against a node that accepts sessions but never answers ends with an
+// error instead of waiting for ever.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -387,4 +388,26 @@ test('hbft load --plain: a server that applies an INCR twice fails the check', {
   assert.equal(verdict.ok, false, `seed ${seed}: the duplicated increment went unnoticed`);
   assert.deepEqual(Object.keys(verdict.violationCounts), ['counter-duplicated'], formatVerdict(verdict));
   assert.equal(verdict.stats.unknown, 0);
+});
+
+test('a run against a node that accepts sessions and never answers ends with an error, not a wait for ever', {
+  timeout: 30_000,
+}, async () => {
+  // No epoch ever commits: the node attaches sessions and holds every reply, as a primary holding
+  // its output for good does.
+  for (const clientKind of ['session', 'plain'] as const) {
+    const cluster = await startCluster({ nodes: 1, epochMs: 0 });
+    const run = runLoad({
+      servers: cluster.addresses,
+      clientKind,
+      clients: 2,
+      durationMs: 200,
+      seed: 1,
+      keyPrefix: `silent-${clientKind}`,
+      responseTimeoutMs: 300,
+      reconnectDeadlineMs: 2_000,
+      drainTimeoutMs: 500,
+    });
+    await assert.rejects(run, { code: 'E_LOAD_FINAL_READ', message: /no answer within 2000 ms/ }, clientKind);
+  }
 });

@@ -417,7 +417,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           return { request: async (args) => respValueOf(await plain.request(args)), close: () => plain.close() };
         }
       : async (): Promise<Reader> => new SessionClient(sessionOptions);
-  const final = await finalRead(usedKeys, openReader, logger);
+  const final = await finalRead(usedKeys, openReader, { clock, logger, budgetMs: reconnectDeadlineMs });
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };
   options.onEntry?.(finalEntry);
   const verdict = checkHistory({
@@ -438,39 +438,71 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** Reads every key with MGET on a fresh connection, retrying on a new one if one fails. */
+/**
+ * Reads every key with MGET on a fresh connection, retrying on a new one if one fails, within
+ * `budgetMs` in all: a node that accepts a session and never answers (a primary holding its output
+ * for good) would otherwise keep the reader, and the run, waiting for ever.
+ */
 async function finalRead(
   keys: readonly string[],
   openReader: () => Promise<Reader>,
-  logger: Logger,
+  context: { clock: Clock; logger: Logger; budgetMs: number },
 ): Promise<Record<string, string | null>> {
+  const { clock, logger, budgetMs } = context;
   let lastError: unknown;
-  for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts; attempt++) {
-    let reader: Reader | undefined;
-    try {
-      reader = await openReader();
-      const values: Record<string, string | null> = {};
-      const batches: Promise<void>[] = [];
-      for (let at = 0; at < keys.length; at += LOAD_DEFAULTS.mgetKeysMax) {
-        const batch = keys.slice(at, at + LOAD_DEFAULTS.mgetKeysMax);
-        batches.push(
-          reader.request(['MGET', ...batch]).then((reply) => {
-            if (!Array.isArray(reply) || reply.length !== batch.length)
-              throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
-            batch.forEach((key, i) => {
-              values[key] = reply[i] === null ? null : String(reply[i]);
-            });
-          }),
-        );
-      }
-      await Promise.all(batches);
-      return values;
-    } catch (error) {
-      lastError = error;
-      logger.warn({ attempt, error: (error as Error).message }, 'final read failed');
-    } finally {
-      await reader?.close();
+  let outOfTime = false;
+  const open = new Set<Reader>();
+  const budgetTimer = clock.setTimeout(() => {
+    outOfTime = true;
+    for (const reader of open) void reader.close();
+  }, budgetMs);
+  try {
+    for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts && !outOfTime; attempt++) {
+      const values = await readOnce(keys, openReader, open).catch((error: unknown) => {
+        lastError = error;
+        logger.warn({ attempt, error: (error as Error).message }, 'final read failed');
+        return null;
+      });
+      if (values !== null) return values;
     }
+  } finally {
+    clock.clearTimeout(budgetTimer);
   }
+  if (outOfTime)
+    throw new HbftError(
+      'E_LOAD_FINAL_READ',
+      `the final read got no answer within ${budgetMs} ms (last: ${(lastError as Error | undefined)?.message ?? 'none'})`,
+    );
   throw lastError;
+}
+
+/** One attempt of the final read on a new connection, kept in `open` while it lasts. */
+async function readOnce(
+  keys: readonly string[],
+  openReader: () => Promise<Reader>,
+  open: Set<Reader>,
+): Promise<Record<string, string | null>> {
+  const reader = await openReader();
+  open.add(reader);
+  try {
+    const values: Record<string, string | null> = {};
+    const batches: Promise<void>[] = [];
+    for (let at = 0; at < keys.length; at += LOAD_DEFAULTS.mgetKeysMax) {
+      const batch = keys.slice(at, at + LOAD_DEFAULTS.mgetKeysMax);
+      batches.push(
+        reader.request(['MGET', ...batch]).then((reply) => {
+          if (!Array.isArray(reply) || reply.length !== batch.length)
+            throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
+          batch.forEach((key, i) => {
+            values[key] = reply[i] === null ? null : String(reply[i]);
+          });
+        }),
+      );
+    }
+    await Promise.all(batches);
+    return values;
+  } finally {
+    open.delete(reader);
+    await reader.close();
+  }
 }

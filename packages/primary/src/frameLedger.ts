@@ -67,6 +67,17 @@ export class FrameLedger {
     return this.committedEpoch;
   }
 
+  /**
+   * Whether a frame that needs no commit (no other node could take over with a later state: the
+   * replicator releases without acks) may go out at once: only when nothing held waits before it.
+   * Counted as released when it may; otherwise the caller holds it.
+   */
+  releaseAtOnce(): boolean {
+    if (this.isFenced || this.heldFramesNow > 0) return false;
+    this.counters.framesReleased++;
+    return true;
+  }
+
   /** Holds a frame of `epoch` until that epoch is committed. */
   hold(epoch: number, frame: Uint8Array): LedgerOutcome {
     assert(epoch > this.committedEpoch, `a frame of epoch ${epoch} arrives before its epoch is committed (${this.committedEpoch})`);

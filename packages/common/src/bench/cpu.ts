@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { assert } from '../errors.ts';
+import { median } from '../stats.ts';
 import { BENCH_WORKLOAD_ARGS } from './guestLoad.ts';
 import { ContenderThread, type ContenderJob } from './cpuContender.ts';
 import { CPU_ENGINES, type CpuEngine } from '../guest/cpu.ts';
@@ -62,6 +63,15 @@ export interface EngineMeasurement {
   mips: number;
   instructions: number;
   seconds: number;
+  /** MIPS of each round's turn. */
+  roundMips: number[];
+}
+
+/** This revision's MIPS over the baseline's, per round (the two engines' turns are adjacent in each round). */
+export interface RoundRatios {
+  median: number;
+  lowest: number;
+  highest: number;
 }
 
 export interface WorkloadMeasurement {
@@ -73,6 +83,8 @@ export interface WorkloadMeasurement {
   rv32imac: Record<CpuEngine, EngineMeasurement>;
   /** The baseline's engines on the rv32im build, when there is a baseline. */
   baseline?: Record<CpuEngine, EngineMeasurement>;
+  /** Against the baseline, per engine: the ratios of the rounds, which saw the same machine load. */
+  vsBaseline?: Record<CpuEngine, RoundRatios>;
   /** blocks MIPS / interpreter MIPS (rv32im). */
   ratio: number;
 }
@@ -88,6 +100,8 @@ export interface CpuBenchResult {
     ratio: number;
     rv32imac: Record<CpuEngine, number>;
     baseline?: Record<CpuEngine, number>;
+    /** The geometric mean of the workloads' median round ratios. */
+    vsBaseline?: Record<CpuEngine, number>;
   };
   node: string;
 }
@@ -103,6 +117,7 @@ interface Contender {
   machineModuleUrl: string;
   instructions: number;
   seconds: number;
+  roundMips: number[];
 }
 
 /**
@@ -152,6 +167,7 @@ async function measureImage(
         const run = await thread.turn(options.seconds / options.rounds);
         contender.instructions += run.instructions;
         contender.seconds += run.seconds;
+        contender.roundMips.push(run.instructions / run.seconds / 1e6);
         options.progress(
           `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`,
         );
@@ -163,7 +179,21 @@ async function measureImage(
 }
 
 function measurementOf(contender: Contender): EngineMeasurement {
-  return { instructions: contender.instructions, seconds: contender.seconds, mips: contender.instructions / contender.seconds / 1e6 };
+  return {
+    instructions: contender.instructions,
+    seconds: contender.seconds,
+    mips: contender.instructions / contender.seconds / 1e6,
+    roundMips: contender.roundMips,
+  };
+}
+
+function roundRatios(current: EngineMeasurement, previous: EngineMeasurement): RoundRatios {
+  const ratios = current.roundMips.map((mips, round) => {
+    const before = previous.roundMips[round];
+    assert(before !== undefined, 'both revisions ran every round');
+    return mips / before;
+  });
+  return { median: median(ratios), lowest: Math.min(...ratios), highest: Math.max(...ratios) };
 }
 
 export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchResult> {
@@ -175,6 +205,7 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
     machineModuleUrl,
     instructions: 0,
     seconds: 0,
+    roundMips: [],
   });
   for (const workload of options.workloads) {
     const args = BENCH_WORKLOAD_ARGS[workload];
@@ -186,7 +217,9 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
     const previous =
       baseline === undefined ? [] : engines.map((engine) => contender(`${engine} (${baseline.label})`, engine, baseline.machineModuleUrl));
     options.progress(`${workload}: args "${args}"`);
-    await measureImage(options, workload, args, readFileSync(resolveGuestImage(workload)), [...current, ...previous]);
+    // Each engine beside its baseline: their turns follow each other in every round.
+    const paired = engines.flatMap((_, i) => [current[i], previous[i]].filter((c): c is Contender => c !== undefined));
+    await measureImage(options, workload, args, readFileSync(resolveGuestImage(workload)), paired);
     const compressed = engines.map((engine) => contender(engine, engine, MACHINE_MODULE_URL));
     await measureImage(options, `${workload}.rv32imac`, args, readFileSync(resolveGuestImage(`${workload}.rv32imac`)), compressed);
 
@@ -199,12 +232,21 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
         }),
       ) as Record<CpuEngine, EngineMeasurement>;
     const measured = byEngine(current);
+    const before = previous.length > 0 ? byEngine(previous) : undefined;
     measurements.push({
       workload,
       args,
       engines: measured,
       rv32imac: byEngine(compressed),
-      ...(previous.length > 0 ? { baseline: byEngine(previous) } : {}),
+      ...(before !== undefined
+        ? {
+            baseline: before,
+            vsBaseline: {
+              blocks: roundRatios(measured.blocks, before.blocks),
+              interpreter: roundRatios(measured.interpreter, before.interpreter),
+            },
+          }
+        : {}),
       ratio: measured.blocks.mips / measured.interpreter.mips,
     });
   }
@@ -213,6 +255,11 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
     assert(m.baseline !== undefined, 'with a baseline, every workload is measured against it');
     return m.baseline;
   };
+  const ratiosOf = (m: WorkloadMeasurement): Record<CpuEngine, RoundRatios> => {
+    assert(m.vsBaseline !== undefined, 'with a baseline, every workload is compared with it');
+    return m.vsBaseline;
+  };
+  const meanRatio = (engine: CpuEngine): number => geometricMean(measurements.map((m) => ratiosOf(m)[engine].median));
   const interpreterMips = mean((m) => m.engines.interpreter);
   const blocksMips = mean((m) => m.engines.blocks);
   const { progress: _progress, workloads: _workloads, baseline, ...recorded } = options;
@@ -226,11 +273,19 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
       ratio: blocksMips / interpreterMips,
       rv32imac: { blocks: mean((m) => m.rv32imac.blocks), interpreter: mean((m) => m.rv32imac.interpreter) },
       ...(baseline !== undefined
-        ? { baseline: { blocks: mean((m) => baselineOf(m).blocks), interpreter: mean((m) => baselineOf(m).interpreter) } }
+        ? {
+            baseline: { blocks: mean((m) => baselineOf(m).blocks), interpreter: mean((m) => baselineOf(m).interpreter) },
+            vsBaseline: { blocks: meanRatio('blocks'), interpreter: meanRatio('interpreter') },
+          }
         : {}),
     },
     node: process.version,
   };
+}
+
+function spread(ratios: RoundRatios | undefined): string | undefined {
+  if (ratios === undefined) return undefined;
+  return `${ratios.median.toFixed(2)}× (${ratios.lowest.toFixed(2)}–${ratios.highest.toFixed(2)})`;
 }
 
 /** The result as a table for people: per workload and engine, MIPS of each build (and the baseline's). */
@@ -239,24 +294,33 @@ export function formatCpuBench(result: CpuBenchResult): string {
   const header = ['workload', 'engine'];
   if (withBaseline) header.push(`${result.baseline} rv32im`);
   header.push('rv32im MIPS');
-  if (withBaseline) header.push(`vs ${result.baseline}`);
+  if (withBaseline) header.push(`vs ${result.baseline}: median of rounds (range)`);
   header.push('rv32imac MIPS', 'imac/im');
   const rows = [header];
-  const row = (workload: string, engine: CpuEngine, im: number, imac: number, previous: number | undefined): void => {
+  const row = (
+    workload: string,
+    engine: CpuEngine,
+    im: number,
+    imac: number,
+    previous: number | undefined,
+    vs: string | undefined,
+  ): void => {
     const cells = [workload, engine];
     if (previous !== undefined) cells.push(previous.toFixed(1));
     cells.push(im.toFixed(1));
-    if (previous !== undefined) cells.push(`${(im / previous).toFixed(2)}×`);
+    if (vs !== undefined) cells.push(vs);
     cells.push(imac.toFixed(1), `${(imac / im).toFixed(2)}×`);
     rows.push(cells);
   };
   for (const m of result.workloads) {
     for (const engine of ['blocks', 'interpreter'] as const)
-      row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips);
+      row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips, spread(m.vsBaseline?.[engine]));
   }
   const o = result.overall;
-  row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks);
-  row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter);
+  const overallVs = (engine: CpuEngine): string | undefined =>
+    o.vsBaseline === undefined ? undefined : `${o.vsBaseline[engine].toFixed(2)}×`;
+  row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks, overallVs('blocks'));
+  row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter, overallVs('interpreter'));
   const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]?.length ?? 0)));
   return rows
     .map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  '))

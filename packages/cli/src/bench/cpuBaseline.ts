@@ -1,8 +1,8 @@
 /**
  * The CPU engines of an earlier git revision, for `hbft bench cpu --baseline REV`: the revision's
  * packages/common/src is extracted with `git archive` into a temporary directory (its
- * node_modules a link to this checkout's) and its Machine imported from there, so that both
- * revisions' engines run in one process, side by side, on the same images.
+ * node_modules a link to this checkout's), whose Machine the benchmark's threads import, so that
+ * both revisions' engines run in one process, side by side, on the same images.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError } from '@hbft/common/errors.ts';
-import type { BenchMachine, CpuBenchBaseline } from '@hbft/common/bench/cpu.ts';
-import type { MachineOptions } from '@hbft/common/guest/machine.ts';
+import type { CpuBenchBaseline } from '@hbft/common/bench/cpu.ts';
 
 /** Largest archive of packages/common/src accepted from git (it is a few hundred KiB). */
 const ARCHIVE_BYTES_MAX = 64 * 1024 * 1024;
@@ -41,10 +40,10 @@ export async function loadCpuBaseline(revision: string): Promise<{ baseline: Cpu
     const untar = spawnSync('tar', ['-x', '-C', directory], { input: archive.stdout });
     if (untar.status !== 0) throw new UsageError(`--baseline: cannot unpack the archive: ${untar.stderr.toString().trim()}`);
     symlinkSync(join(REPOSITORY_ROOT, 'node_modules'), join(directory, 'node_modules'));
-    const module = (await import(pathToFileURL(join(directory, 'packages/common/src/guest/machine.ts')).href)) as {
-      Machine: new (options: MachineOptions) => BenchMachine;
+    return {
+      baseline: { label: revision, machineModuleUrl: pathToFileURL(join(directory, 'packages/common/src/guest/machine.ts')).href },
+      dispose,
     };
-    return { baseline: { label: revision, createMachine: (options) => new module.Machine(options) }, dispose };
   } catch (error) {
     dispose();
     throw error;

@@ -59,7 +59,7 @@ const cpuBenchCommand: CommandModule<object, CpuBenchArgs> = {
     const rounds = integerFlag(argv.rounds, '--rounds', 1);
     const loaded = argv.baseline === undefined ? undefined : await loadCpuBaseline(argv.baseline);
     try {
-      const result = runCpuBench({
+      const result = await runCpuBench({
         ...CPU_BENCH_DEFAULTS,
         workloads,
         seconds,

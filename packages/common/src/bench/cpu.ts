@@ -1,20 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { assert } from '../errors.ts';
+import { median } from '../stats.ts';
 import { BENCH_WORKLOAD_ARGS } from './guestLoad.ts';
+import { ContenderThread, type ContenderJob } from './cpuContender.ts';
 import { CPU_ENGINES, type CpuEngine } from '../guest/cpu.ts';
 import { resolveGuestImage, type GuestName } from '../guest/images.ts';
-import { Machine, type MachineOptions } from '../guest/machine.ts';
+import { Machine } from '../guest/machine.ts';
 
 /**
  * The CPU benchmark: guest instructions per second of each engine on each workload, natively (no
  * tracking), for the rv32im build of each workload and its rv32imac build (compressed code, the
- * same instructions executed). With a baseline (the engines of an earlier revision, loaded by the
+ * same instructions executed). With a baseline (the engines of an earlier revision, located by the
  * caller), the baseline's two engines run the rv32im build too, so that a change to the engines
  * is measured against the code before it in the same run.
  *
- * All machines of one image start from the same warmed-up state (RAM and CPU copied from the
- * first block-engine machine to the others, as a backup restores) and take turns in short rounds,
- * so that ratios compare runs made side by side on a machine whose load drifts.
+ * Every image is warmed up once here, on this revision's block engine; each engine then starts
+ * from a copy of that state (RAM and CPU, as a backup restores) on a fresh thread of its own
+ * (cpuContender.ts: no engine inherits JIT state from another's runs), and the threads take turns
+ * in short rounds, so that ratios compare runs made side by side on a machine whose load drifts.
  */
 export interface CpuBenchOptions {
   workloads: GuestName[];
@@ -33,29 +36,22 @@ export interface CpuBenchOptions {
   baseline?: CpuBenchBaseline;
 }
 
-/** What the benchmark needs of a machine: this revision's Machine, or a baseline's. */
-export interface BenchMachine {
-  readonly memory: { readonly u8: Uint8Array };
-  readonly halted: boolean;
-  readonly exit: unknown;
-  loadElf(bytes: Uint8Array, name?: string): unknown;
-  run(budget: number): { executed: number };
-  getState(): Uint8Array;
-  setState(state: Uint8Array): void;
-}
-
 export interface CpuBenchBaseline {
   /** Says which revision it is (a git revision, as given). */
   label: string;
-  createMachine(options: MachineOptions): BenchMachine;
+  /** The URL of that revision's `guest/machine.ts`, which exports its Machine. */
+  machineModuleUrl: string;
 }
+
+/** This revision's Machine, for the contender threads. */
+const MACHINE_MODULE_URL = new URL('../guest/machine.ts', import.meta.url).href;
 
 export const CPU_BENCH_WORKLOADS: GuestName[] = ['cfp', 'cint', 'jbb', 'web'];
 
 export const CPU_BENCH_DEFAULTS: CpuBenchOptions = {
   workloads: CPU_BENCH_WORKLOADS,
   seconds: 3,
-  rounds: 3,
+  rounds: 12,
   warmupInstructions: 150_000_000,
   engineWarmupSeconds: 0.3,
   memoryBytes: 128 * 1024 * 1024,
@@ -67,6 +63,15 @@ export interface EngineMeasurement {
   mips: number;
   instructions: number;
   seconds: number;
+  /** MIPS of each round's turn. */
+  roundMips: number[];
+}
+
+/** This revision's MIPS over the baseline's, per round (the two engines' turns are adjacent in each round). */
+export interface RoundRatios {
+  median: number;
+  lowest: number;
+  highest: number;
 }
 
 export interface WorkloadMeasurement {
@@ -78,6 +83,8 @@ export interface WorkloadMeasurement {
   rv32imac: Record<CpuEngine, EngineMeasurement>;
   /** The baseline's engines on the rv32im build, when there is a baseline. */
   baseline?: Record<CpuEngine, EngineMeasurement>;
+  /** Against the baseline, per engine: the ratios of the rounds, which saw the same machine load. */
+  vsBaseline?: Record<CpuEngine, RoundRatios>;
   /** blocks MIPS / interpreter MIPS (rv32im). */
   ratio: number;
 }
@@ -93,95 +100,128 @@ export interface CpuBenchResult {
     ratio: number;
     rv32imac: Record<CpuEngine, number>;
     baseline?: Record<CpuEngine, number>;
+    /** The geometric mean of the workloads' median round ratios. */
+    vsBaseline?: Record<CpuEngine, number>;
   };
   node: string;
-}
-
-/** Runs `machine` for about `seconds` of wall time; returns the instructions executed and the time taken. */
-function runFor(machine: BenchMachine, seconds: number, sliceInstructions: number): { instructions: number; seconds: number } {
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  let instructions = 0;
-  let now = started;
-  while (now < deadline) {
-    const result = machine.run(sliceInstructions);
-    instructions += result.executed;
-    assert(!machine.halted, `the benchmark workload ended (${JSON.stringify(machine.exit)}); give it more rounds`);
-    now = performance.now();
-  }
-  return { instructions, seconds: (now - started) / 1000 };
 }
 
 function geometricMean(values: number[]): number {
   return Math.exp(values.reduce((sum, v) => sum + Math.log(v), 0) / values.length);
 }
 
-/** One machine the rounds take turns on. */
+/** One engine of one revision the rounds take turns on. */
 interface Contender {
   name: string;
-  machine: BenchMachine;
+  engine: CpuEngine;
+  machineModuleUrl: string;
   instructions: number;
   seconds: number;
+  roundMips: number[];
 }
 
 /**
- * Warms `contenders[0]` (a block engine) up on `image`, copies its RAM and state to the others,
- * and lets them all take turns; fills in their totals.
+ * Warms `image` up on this revision's block engine, starts each contender's thread from a copy of
+ * that state, and lets them take turns; fills in their totals.
  */
-function measureImage(options: CpuBenchOptions, label: string, image: Uint8Array, contenders: Contender[]): void {
-  const [first] = contenders;
-  assert(first !== undefined, 'an image is measured with at least one contender');
-  const warm = first.machine;
+async function measureImage(
+  options: CpuBenchOptions,
+  label: string,
+  args: string,
+  image: Uint8Array,
+  contenders: Contender[],
+): Promise<void> {
+  const warm = new Machine({ memoryBytes: options.memoryBytes, args, engine: 'blocks' });
   warm.loadElf(image, `${label}.elf`);
   options.progress(`${label}: warming up (${options.warmupInstructions / 1e6}M instructions)`);
   for (let done = 0; done < options.warmupInstructions; ) {
     done += warm.run(Math.min(options.sliceInstructions, options.warmupInstructions - done)).executed;
   }
+  const ram = new SharedArrayBuffer(warm.memory.u8.length);
+  new Uint8Array(ram).set(warm.memory.u8);
   const state = warm.getState();
-  for (const contender of contenders.slice(1)) {
-    contender.machine.memory.u8.set(warm.memory.u8);
-    contender.machine.setState(state);
-  }
-  for (const contender of contenders) runFor(contender.machine, options.engineWarmupSeconds, options.sliceInstructions);
-  for (let round = 0; round < options.rounds; round++) {
-    // Alternate the order, so that no engine always follows another's garbage.
-    const order = round % 2 === 0 ? contenders : [...contenders].reverse();
-    for (const contender of order) {
-      const run = runFor(contender.machine, options.seconds / options.rounds, options.sliceInstructions);
-      contender.instructions += run.instructions;
-      contender.seconds += run.seconds;
-      options.progress(
-        `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`,
-      );
+  const threads: ContenderThread[] = [];
+  try {
+    // One at a time: each thread's warm-up runs alone, as its turns do.
+    for (const contender of contenders) {
+      const job: ContenderJob = {
+        machineModuleUrl: contender.machineModuleUrl,
+        engine: contender.engine,
+        memoryBytes: options.memoryBytes,
+        args,
+        ram,
+        state,
+        sliceInstructions: options.sliceInstructions,
+        warmupSeconds: options.engineWarmupSeconds,
+      };
+      threads.push(await ContenderThread.start(`${label} ${contender.name}`, job));
     }
+    for (let round = 0; round < options.rounds; round++) {
+      // Alternate the order, so that no engine always follows another.
+      const order = contenders.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      for (const i of order) {
+        const contender = contenders[i];
+        const thread = threads[i];
+        assert(contender !== undefined && thread !== undefined, 'one thread per contender');
+        const run = await thread.turn(options.seconds / options.rounds);
+        contender.instructions += run.instructions;
+        contender.seconds += run.seconds;
+        contender.roundMips.push(run.instructions / run.seconds / 1e6);
+        options.progress(
+          `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(threads.map((thread) => thread.stop()));
   }
 }
 
 function measurementOf(contender: Contender): EngineMeasurement {
-  return { instructions: contender.instructions, seconds: contender.seconds, mips: contender.instructions / contender.seconds / 1e6 };
+  return {
+    instructions: contender.instructions,
+    seconds: contender.seconds,
+    mips: contender.instructions / contender.seconds / 1e6,
+    roundMips: contender.roundMips,
+  };
 }
 
-export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
+function roundRatios(current: EngineMeasurement, previous: EngineMeasurement): RoundRatios {
+  const ratios = current.roundMips.map((mips, round) => {
+    const before = previous.roundMips[round];
+    assert(before !== undefined, 'both revisions ran every round');
+    return mips / before;
+  });
+  return { median: median(ratios), lowest: Math.min(...ratios), highest: Math.max(...ratios) };
+}
+
+export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchResult> {
   assert(options.seconds > 0 && options.rounds > 0 && options.workloads.length > 0, 'a benchmark measures something');
   const measurements: WorkloadMeasurement[] = [];
-  const contender = (name: string, machine: BenchMachine): Contender => ({ name, machine, instructions: 0, seconds: 0 });
+  const contender = (name: string, engine: CpuEngine, machineModuleUrl: string): Contender => ({
+    name,
+    engine,
+    machineModuleUrl,
+    instructions: 0,
+    seconds: 0,
+    roundMips: [],
+  });
   for (const workload of options.workloads) {
     const args = BENCH_WORKLOAD_ARGS[workload];
-    const machineOptions = (engine: CpuEngine): MachineOptions => ({ memoryBytes: options.memoryBytes, args, engine });
-    // The block engine first: it warms up, the others start from its state.
     const engines: CpuEngine[] = ['blocks', 'interpreter'];
     assert(CPU_ENGINES.length === engines.length, 'the bench measures every engine');
 
-    const current = engines.map((engine) => contender(engine, new Machine(machineOptions(engine))));
+    const current = engines.map((engine) => contender(engine, engine, MACHINE_MODULE_URL));
     const baseline = options.baseline;
     const previous =
-      baseline === undefined
-        ? []
-        : engines.map((engine) => contender(`${engine} (${baseline.label})`, baseline.createMachine(machineOptions(engine))));
+      baseline === undefined ? [] : engines.map((engine) => contender(`${engine} (${baseline.label})`, engine, baseline.machineModuleUrl));
     options.progress(`${workload}: args "${args}"`);
-    measureImage(options, workload, readFileSync(resolveGuestImage(workload)), [...current, ...previous]);
-    const compressed = engines.map((engine) => contender(`${engine}`, new Machine(machineOptions(engine))));
-    measureImage(options, `${workload}.rv32imac`, readFileSync(resolveGuestImage(`${workload}.rv32imac`)), compressed);
+    // Each engine beside its baseline: their turns follow each other in every round.
+    const paired = engines.flatMap((_, i) => [current[i], previous[i]].filter((c): c is Contender => c !== undefined));
+    await measureImage(options, workload, args, readFileSync(resolveGuestImage(workload)), paired);
+    const compressed = engines.map((engine) => contender(engine, engine, MACHINE_MODULE_URL));
+    await measureImage(options, `${workload}.rv32imac`, args, readFileSync(resolveGuestImage(`${workload}.rv32imac`)), compressed);
 
     const byEngine = (list: Contender[]): Record<CpuEngine, EngineMeasurement> =>
       Object.fromEntries(
@@ -192,12 +232,21 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
         }),
       ) as Record<CpuEngine, EngineMeasurement>;
     const measured = byEngine(current);
+    const before = previous.length > 0 ? byEngine(previous) : undefined;
     measurements.push({
       workload,
       args,
       engines: measured,
       rv32imac: byEngine(compressed),
-      ...(previous.length > 0 ? { baseline: byEngine(previous) } : {}),
+      ...(before !== undefined
+        ? {
+            baseline: before,
+            vsBaseline: {
+              blocks: roundRatios(measured.blocks, before.blocks),
+              interpreter: roundRatios(measured.interpreter, before.interpreter),
+            },
+          }
+        : {}),
       ratio: measured.blocks.mips / measured.interpreter.mips,
     });
   }
@@ -206,6 +255,11 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
     assert(m.baseline !== undefined, 'with a baseline, every workload is measured against it');
     return m.baseline;
   };
+  const ratiosOf = (m: WorkloadMeasurement): Record<CpuEngine, RoundRatios> => {
+    assert(m.vsBaseline !== undefined, 'with a baseline, every workload is compared with it');
+    return m.vsBaseline;
+  };
+  const meanRatio = (engine: CpuEngine): number => geometricMean(measurements.map((m) => ratiosOf(m)[engine].median));
   const interpreterMips = mean((m) => m.engines.interpreter);
   const blocksMips = mean((m) => m.engines.blocks);
   const { progress: _progress, workloads: _workloads, baseline, ...recorded } = options;
@@ -219,11 +273,19 @@ export function runCpuBench(options: CpuBenchOptions): CpuBenchResult {
       ratio: blocksMips / interpreterMips,
       rv32imac: { blocks: mean((m) => m.rv32imac.blocks), interpreter: mean((m) => m.rv32imac.interpreter) },
       ...(baseline !== undefined
-        ? { baseline: { blocks: mean((m) => baselineOf(m).blocks), interpreter: mean((m) => baselineOf(m).interpreter) } }
+        ? {
+            baseline: { blocks: mean((m) => baselineOf(m).blocks), interpreter: mean((m) => baselineOf(m).interpreter) },
+            vsBaseline: { blocks: meanRatio('blocks'), interpreter: meanRatio('interpreter') },
+          }
         : {}),
     },
     node: process.version,
   };
+}
+
+function spread(ratios: RoundRatios | undefined): string | undefined {
+  if (ratios === undefined) return undefined;
+  return `${ratios.median.toFixed(2)}× (${ratios.lowest.toFixed(2)}–${ratios.highest.toFixed(2)})`;
 }
 
 /** The result as a table for people: per workload and engine, MIPS of each build (and the baseline's). */
@@ -232,24 +294,33 @@ export function formatCpuBench(result: CpuBenchResult): string {
   const header = ['workload', 'engine'];
   if (withBaseline) header.push(`${result.baseline} rv32im`);
   header.push('rv32im MIPS');
-  if (withBaseline) header.push(`vs ${result.baseline}`);
+  if (withBaseline) header.push(`vs ${result.baseline}: median of rounds (range)`);
   header.push('rv32imac MIPS', 'imac/im');
   const rows = [header];
-  const row = (workload: string, engine: CpuEngine, im: number, imac: number, previous: number | undefined): void => {
+  const row = (
+    workload: string,
+    engine: CpuEngine,
+    im: number,
+    imac: number,
+    previous: number | undefined,
+    vs: string | undefined,
+  ): void => {
     const cells = [workload, engine];
     if (previous !== undefined) cells.push(previous.toFixed(1));
     cells.push(im.toFixed(1));
-    if (previous !== undefined) cells.push(`${(im / previous).toFixed(2)}×`);
+    if (vs !== undefined) cells.push(vs);
     cells.push(imac.toFixed(1), `${(imac / im).toFixed(2)}×`);
     rows.push(cells);
   };
   for (const m of result.workloads) {
     for (const engine of ['blocks', 'interpreter'] as const)
-      row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips);
+      row(m.workload, engine, m.engines[engine].mips, m.rv32imac[engine].mips, m.baseline?.[engine].mips, spread(m.vsBaseline?.[engine]));
   }
   const o = result.overall;
-  row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks);
-  row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter);
+  const overallVs = (engine: CpuEngine): string | undefined =>
+    o.vsBaseline === undefined ? undefined : `${o.vsBaseline[engine].toFixed(2)}×`;
+  row('overall (geomean)', 'blocks', o.blocksMips, o.rv32imac.blocks, o.baseline?.blocks, overallVs('blocks'));
+  row('overall (geomean)', 'interpreter', o.interpreterMips, o.rv32imac.interpreter, o.baseline?.interpreter, overallVs('interpreter'));
   const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]?.length ?? 0)));
   return rows
     .map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  '))

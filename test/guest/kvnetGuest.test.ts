@@ -27,8 +27,11 @@ import {
 const MEMORY_BYTES = 64 * 1024 * 1024;
 const GUEST_MAC = macBytes('02:48:42:46:54:02');
 
-function bootKvnet(args = 'ip=10.0.0.2/24'): { machine: Machine; segment: EthernetSegment; console: () => string } {
-  const machine = new Machine({ memoryBytes: MEMORY_BYTES, args });
+function bootKvnet(
+  args = 'ip=10.0.0.2/24',
+  memoryBytes = MEMORY_BYTES,
+): { machine: Machine; segment: EthernetSegment; console: () => string } {
+  const machine = new Machine({ memoryBytes, args });
   machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
   machine.net.setMac(GUEST_MAC);
   let output = '';
@@ -79,6 +82,85 @@ test('a TCP client gets RESP answers: commands, pipelining, split requests, CONF
   assert.equal(segment.send(client, pipeline), Array.from({ length: 200 }, (_, i) => `:${i + 1}\r\n`).join(''));
   assert.equal(segment.send(client, command('FOO', 'bar')), "-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n");
   assert.equal(segment.badChecksums, 0, 'every segment from the guest had a valid TCP checksum');
+});
+
+test('what redis-cli and redis-benchmark send on connect is answered so that they proceed: HELLO, COMMAND DOCS, CONFIG GET, CLIENT SETINFO', () => {
+  const { segment } = bootKvnet();
+  const client = segment.connect();
+  // HELLO 3 (redis-cli -3, and clients that try RESP3 first) gets NOPROTO: the client stays on RESP2.
+  assert.equal(segment.send(client, command('HELLO', '3')), '-NOPROTO sorry, this protocol version is not supported\r\n');
+  const hello = segment.send(client, command('HELLO', '2', 'SETNAME', 'bench'));
+  assert.match(hello, /^\*14\r\n\$6\r\nserver\r\n\$5\r\nredis\r\n\$7\r\nversion\r\n\$5\r\n7\.0\.0\r\n\$5\r\nproto\r\n:2\r\n/);
+  assert.equal(segment.send(client, command('HELLO', 'x')), '-ERR Protocol version is not an integer or out of range\r\n');
+  assert.equal(segment.send(client, command('COMMAND', 'DOCS')), '*0\r\n');
+  assert.equal(segment.send(client, command('CLIENT', 'SETINFO', 'lib-name', 'redis-py')), '+OK\r\n');
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'save')), '*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n', 'the same connection goes on');
+});
+
+test('a reply far larger than the send buffer (a 1 MB MGET) is delivered whole, and INFO shows it waited in the spill', () => {
+  const { segment } = bootKvnet('ip=10.0.0.2/24', 256 * 1024 * 1024);
+  const client = segment.connect();
+  const other = segment.connect();
+  const keys = 100;
+  const value = (i: number) => String.fromCharCode(97 + (i % 26)).repeat(10_000);
+  for (let i = 0; i < keys; i++) assert.equal(segment.send(client, command('SET', `big:${i}`, value(i))), '+OK\r\n');
+  const expected = `*${keys}\r\n${Array.from({ length: keys }, (_, i) => `$10000\r\n${value(i)}\r\n`).join('')}`;
+  assert.ok(expected.length > 1_000_000);
+  let received = segment.send(client, command('MGET', ...Array.from({ length: keys }, (_, i) => `big:${i}`)));
+  for (let round = 0; round < 100 && received.length < expected.length; round++) {
+    segment.exchange([client.segmentFrame(TCP_ACK)]);
+    received += client.take();
+  }
+  assert.equal(received.length, expected.length);
+  assert.ok(received === expected, 'every byte, in order');
+  assert.ok(!client.reset);
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n', 'the connection goes on');
+  const info = segment.send(other, command('INFO'));
+  assert.match(info, /replies_spilled:1\r\n/);
+  assert.match(info, /spill_chunks_in_use:0\r\n/, 'the spill went back to the pool');
+  assert.match(info, /connections_reset_for_output:0\r\n/);
+});
+
+test('a 2 MB pipeline gets every reply, in order, while another client is served meanwhile', () => {
+  const { segment } = bootKvnet();
+  const pipeliner = segment.connect();
+  const other = segment.connect();
+  const requests = Buffer.concat(Array.from({ length: 16_000 }, (_, i) => command('SET', `pipe:${i}`, 'p'.repeat(100))));
+  assert.ok(requests.length >= 2 * 1024 * 1024, `${requests.length} bytes`);
+  let replies = '';
+  let otherServed = 0;
+  const segmentBytes = 1460;
+  for (let offset = 0; offset < requests.length; offset += segmentBytes) {
+    segment.push(pipeliner, requests.subarray(offset, offset + segmentBytes));
+    replies += pipeliner.take();
+    if (offset % (256 * segmentBytes) === 0) {
+      assert.equal(segment.send(other, command('INCR', 'other')), `:${++otherServed}\r\n`, 'the other client is answered at once');
+    }
+  }
+  assert.equal(replies, '+OK\r\n'.repeat(16_000));
+  assert.ok(otherServed >= 5);
+  assert.equal(segment.send(other, command('GET', 'pipe:15999')), `$100\r\n${'p'.repeat(100)}\r\n`);
+  assert.ok(!pipeliner.reset);
+});
+
+test('1,024 connections that each send one byte and go quiet cannot lock a new client out: the oldest idle one is evicted', () => {
+  const { segment } = bootKvnet();
+  const idlers = Array.from({ length: 1024 }, () => segment.connect());
+  for (const idler of idlers) assert.equal(segment.send(idler, '*'), '', 'one byte of a request, never finished');
+  assert.ok(segment.connect().reset, 'while they are fresh, every slot is taken');
+  segment.advanceGuestMs(11_000);
+  const newcomer = segment.connect();
+  assert.ok(newcomer.established && !newcomer.reset, 'the newcomer is served');
+  assert.equal(segment.send(newcomer, command('PING')), '+PONG\r\n');
+  assert.deepEqual(
+    idlers.flatMap((idler, i) => (idler.reset ? [i] : [])),
+    [0],
+    'exactly the connection idle longest was evicted',
+  );
+  const info = segment.send(newcomer, command('INFO'));
+  assert.match(info, /connections_evicted_idle:1\r\n/);
+  assert.match(info, /connections_refused:1\r\n/);
 });
 
 test('an oversized request gets a clear error and closes only that client', () => {

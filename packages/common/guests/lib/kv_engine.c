@@ -586,8 +586,10 @@ static void command_mset(struct kv_server *server, uint32_t conn, const struct r
   reply_text(server, conn, "+OK\r\n");
 }
 
+#define INFO_BYTES_MAX 2048u
+
 static void command_info(struct kv_server *server, uint32_t conn) {
-  char text[640];
+  char text[INFO_BYTES_MAX];
   uint32_t connected = 0;
   for (uint32_t c = 0; c < server->conn_count; c++) connected += server->conns[c].state == CONN_OPEN;
   uint32_t len = hbft_snprintf(
@@ -601,7 +603,55 @@ static void command_info(struct kv_server *server, uint32_t conn) {
       connected, (unsigned long long)server->store.bytes_in_use,
       (uint32_t)(server->store.items.end - server->store.items_start),
       (unsigned long long)server->commands_processed, server->store.count);
-  reply_bulk(server, conn, text, len < sizeof text ? len : sizeof text - 1);
+  if (len >= sizeof text) len = sizeof text - 1;
+  if (server->transport.info != NULL && len + 4 < sizeof text) {
+    text[len++] = '\r';
+    text[len++] = '\n';
+    uint32_t extra = server->transport.info(server->transport.context, text + len, sizeof text - len);
+    len += extra < sizeof text - len ? extra : sizeof text - len - 1;
+  }
+  reply_bulk(server, conn, text, len);
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME name]]: clients of Redis 6 and later may open
+   with it. RESP2 is all this server speaks: HELLO 3 gets NOPROTO, which clients take as "stay on
+   RESP2" (as from a Redis 5), and HELLO or HELLO 2 gets the server's description. */
+static void command_hello(struct kv_server *server, uint32_t conn, const struct request *request) {
+  if (request->argc >= 2) {
+    int64_t version;
+    if (!parse_i64(request->argv[1], request->arg_bytes[1], &version)) {
+      reply_error(server, conn, "ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (version != 2) {
+      reply_error(server, conn, "NOPROTO sorry, this protocol version is not supported");
+      return;
+    }
+  }
+  for (uint32_t i = 2; i < request->argc; i++) {
+    if (arg_is(request, i, "auth") && i + 2 < request->argc) {
+      reply_error(server, conn, "ERR AUTH called without any password configured for the default user");
+      return;
+    }
+    if (arg_is(request, i, "setname") && i + 1 < request->argc) {
+      i++;
+      continue;
+    }
+    char message[96];
+    hbft_snprintf(message, sizeof message, "ERR Syntax error in HELLO option '%.*s'",
+                  (int)(request->arg_bytes[i] < 32 ? request->arg_bytes[i] : 32), (const char *)request->argv[i]);
+    reply_error(server, conn, message);
+    return;
+  }
+  reply_array(server, conn, 14);
+  static const char *const fields[] = {"server", "redis", "version", "7.0.0", "proto"};
+  for (uint32_t i = 0; i < 5; i++) reply_bulk(server, conn, fields[i], (uint32_t)strlen(fields[i]));
+  reply_integer(server, conn, 2);
+  reply_bulk(server, conn, "id", 2);
+  reply_integer(server, conn, server->conns[conn].client_id);
+  static const char *const more[] = {"mode", "standalone", "role", "master", "modules"};
+  for (uint32_t i = 0; i < 5; i++) reply_bulk(server, conn, more[i], (uint32_t)strlen(more[i]));
+  reply_array(server, conn, 0);
 }
 
 static void command_client(struct kv_server *server, uint32_t conn, const struct request *request) {
@@ -722,6 +772,8 @@ static int execute(struct kv_server *server, uint32_t conn, const struct request
     /* Clients ask for the command table when they connect; an empty one means "nothing special". */
     if (argc == 2 && arg_is(request, 1, "count")) reply_integer(server, conn, 0);
     else reply_text(server, conn, "*0\r\n");
+  } else if (arg_is(request, 0, "hello")) {
+    command_hello(server, conn, request);
   } else if (arg_is(request, 0, "info")) {
     command_info(server, conn);
   } else if (arg_is(request, 0, "client")) {

@@ -61,6 +61,9 @@ struct kv_transport {
   /* Optional: whether conn takes more replies now. When it says no, the engine stops running that
      connection's requests until kv_conn_resume (backpressure from a client that does not read). */
   int (*writable)(void *context, uint32_t conn);
+  /* Optional: more INFO text ("# Section\r\nname:value\r\n..."), at most capacity bytes; returns
+     its length. kvnet reports its connections and network counters there. */
+  uint32_t (*info)(void *context, char *out, uint32_t capacity);
   void *context;
 };
 

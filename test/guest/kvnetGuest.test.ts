@@ -281,7 +281,7 @@ test('bad frames are dropped and counted, and the guest keeps serving', () => {
   assert.equal(segment.send(client, command('GET', 'after')), '$7\r\ngarbage\r\n', `the guest still serves (seed ${seed})`);
 });
 
-test('a SYN flood of 3,000 leaves existing clients served', () => {
+test('a SYN flood of 3,000 leaves existing clients served, and a new client still connects', () => {
   const { segment } = bootKvnet();
   const client = segment.connect();
   for (let batch = 0; batch < 15; batch++) {
@@ -299,6 +299,11 @@ test('a SYN flood of 3,000 leaves existing clients served', () => {
     segment.exchange(syns);
   }
   assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
+  const fresh = segment.connect();
+  assert.ok(fresh.established && !fresh.reset, 'a new client connects right after the flood');
+  assert.equal(segment.send(fresh, command('PING')), '+PONG\r\n');
+  const dropped = /half_open_dropped:(\d+)\r\n/.exec(segment.send(fresh, command('INFO')));
+  assert.ok(dropped && Number(dropped[1]) > 2000, `the flood's half-open connections made way for newer SYNs (${dropped?.[1]})`);
 });
 
 test('a TCP connection survives a save/restore: the restored machine answers the retransmitted request on the same connection', () => {

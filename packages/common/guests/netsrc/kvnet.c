@@ -22,8 +22,10 @@
 #include "hbft_netif.h"
 #include "hbft_rt.h"
 #include "kv_engine.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
+#include "netif/ethernet.h"
 
 #define KVNET_CONNECTIONS_MAX HBFT_TCP_CLIENTS_MAX
 /* Input is taken from a client only while its send buffer has at least this much room. */
@@ -76,6 +78,8 @@ struct kvnet {
   uint32_t evicted;
   uint32_t reset_for_output;
   uint32_t spilled_replies; /* replies that went out in part and waited in a spill */
+  struct tcp_pcb_listen *listener;
+  uint32_t half_open_dropped; /* SYN_RCVD connections dropped for a newer SYN (a SYN flood) */
 };
 
 static struct kvnet kvnet; /* in .bss: zero, like the rest of a fresh machine */
@@ -336,11 +340,47 @@ static uint32_t tcp_transport_info(void *context, char *out, uint32_t capacity) 
                                "# Network\r\nconnection_slots:%u\r\nconnections_open:%u\r\nconnections_accepted:%u\r\n"
                                "connections_refused:%u\r\nconnections_evicted_idle:%u\r\nconnections_reset_for_output:%u\r\n"
                                "replies_spilled:%u\r\nspill_chunks_in_use:%u\r\nspill_chunks:%u\r\n"
-                               "rx_frames:%u\r\ntx_frames:%u\r\nrx_dropped_no_pbuf:%u\r\ntx_dropped:%u\r\n",
+                               "half_open_dropped:%u\r\nrx_frames:%u\r\ntx_frames:%u\r\nrx_dropped_no_pbuf:%u\r\ntx_dropped:%u\r\n",
                                kvnet.server.conn_count, open, kvnet.accepted, kvnet.refused, kvnet.evicted,
                                kvnet.reset_for_output, kvnet.spilled_replies, kvnet.chunk_count - kvnet.free_chunk_count,
-                               kvnet.chunk_count, net.rx_frames, net.tx_frames, net.rx_no_pbuf, net.tx_dropped);
+                               kvnet.chunk_count, kvnet.half_open_dropped, net.rx_frames, net.tx_frames, net.rx_no_pbuf, net.tx_dropped);
   return len < capacity ? len : capacity - 1;
+}
+
+/* Whether a frame (as lwIP holds it: ETH_PAD_SIZE bytes first) is a TCP SYN without ACK. */
+static int is_tcp_syn(const struct pbuf *p) {
+  const uint8_t *frame = (const uint8_t *)p->payload + ETH_PAD_SIZE;
+  uint32_t len = p->len - ETH_PAD_SIZE;
+  if (p->len < ETH_PAD_SIZE || len < 14 + 20 + 20 || frame[12] != 0x08 || frame[13] != 0x00) return 0;
+  const uint8_t *ip = frame + 14;
+  uint32_t ihl = (uint32_t)(ip[0] & 0x0fu) * 4u;
+  if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || ihl < 20 || 14 + ihl + 20 > len) return 0;
+  uint8_t flags = ip[ihl + 13];
+  return (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+/* Drops the half-open connection (SYN_RCVD) waiting longest for its handshake, without a reset:
+   its source is likely forged. */
+static void drop_oldest_half_open(void) {
+  struct tcp_pcb *oldest = NULL;
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
+    if (pcb->state == SYN_RCVD && (oldest == NULL || (u32_t)(tcp_ticks - pcb->tmr) > (u32_t)(tcp_ticks - oldest->tmr)))
+      oldest = pcb;
+  }
+  if (oldest == NULL) return;
+  kvnet.half_open_dropped++;
+  tcp_abandon(oldest, 0);
+}
+
+/* Every frame goes through here to lwIP. A half-open connection holds a place in the listener's
+   backlog until its handshake times out (20 s), so a flood of forged SYNs would lock real clients
+   out for that long: when the backlog is full, a new SYN takes the place of the oldest half-open
+   connection instead of being dropped (a real client's handshake completes within a round trip,
+   long before it could become the oldest). */
+static err_t kvnet_input(struct pbuf *p, struct netif *netif) {
+  if (kvnet.listener != NULL && kvnet.listener->accepts_pending >= kvnet.listener->backlog && is_tcp_syn(p))
+    drop_oldest_half_open();
+  return ethernet_input(p, netif);
 }
 
 static void print_ipv4(const char *label, uint32_t ip) {
@@ -394,6 +434,8 @@ int main(void) {
     return 3;
   }
   tcp_accept(listener, on_accept);
+  kvnet.listener = (struct tcp_pcb_listen *)listener;
+  kvnet.netif.input = kvnet_input;
 
   const uint8_t *mac = kvnet.netif.hwaddr;
   print_ipv4("kvnet: listening on ", config.ip);

@@ -122,6 +122,24 @@ test('a reply far larger than the send buffer (a 1 MB MGET) is delivered whole, 
   assert.match(info, /connections_reset_for_output:0\r\n/);
 });
 
+test('a client that never reads 1 MB replies holds at most one reply in the guest: its requests wait in its TCP window, others are served', () => {
+  const { segment } = bootKvnet('ip=10.0.0.2/24', 256 * 1024 * 1024);
+  const hog = segment.connect();
+  const other = segment.connect();
+  const keys = 100;
+  for (let i = 0; i < keys; i++) assert.equal(segment.send(other, command('SET', `big:${i}`, 'h'.repeat(10_000))), '+OK\r\n');
+  hog.paused = true;
+  const mget = command('MGET', ...Array.from({ length: keys }, (_, i) => `big:${i}`));
+  // Forty 1 MB replies asked for at once (40 MB): the guest may hold one, never all.
+  segment.push(hog, Buffer.concat(Array.from({ length: 40 }, () => mget)));
+  const info = segment.send(other, command('INFO'));
+  const inUse = Number(/spill_chunks_in_use:(\d+)\r\n/.exec(info)?.[1]);
+  assert.ok(inUse > 0 && inUse * 16 * 1024 <= 1_100_000, `one reply waits in the spill, no more (${inUse} chunks of 16 KiB)`);
+  assert.ok(hog.unreadBytes <= 65535, 'the guest sent no more than the client window');
+  assert.equal(segment.send(other, command('PING')), '+PONG\r\n', 'others are served meanwhile');
+  assert.ok(!hog.reset, 'the slow client is not dropped for being slow');
+});
+
 test('a 2 MB pipeline gets every reply, in order, while another client is served meanwhile', () => {
   const { segment } = bootKvnet();
   const pipeliner = segment.connect();

@@ -140,6 +140,34 @@ test('a client that never reads 1 MB replies holds at most one reply in the gues
   assert.ok(!hog.reset, 'the slow client is not dropped for being slow');
 });
 
+test('a 1 MiB value is stored and read back whole: its SET is gathered in a large-request buffer, and a second large request meanwhile is refused clearly', () => {
+  const { segment } = bootKvnet();
+  const writer = segment.connect();
+  const rival = segment.connect();
+  const bystander = segment.connect();
+  const value = `first${'m'.repeat(1024 * 1024 - 9)}last`;
+  const set = command('SET', 'huge', value);
+  // Half of it, then a rival's large request while the one large buffer (64 MiB guest) is taken.
+  const half = Math.floor(set.length / 2 / 1460) * 1460;
+  segment.push(writer, set.subarray(0, half));
+  assert.equal(segment.send(bystander, command('PING')), '+PONG\r\n', 'small requests go on meanwhile');
+  const rivalAnswer = segment.send(rival, command('SET', 'other', 'r'.repeat(64 * 1024)));
+  assert.equal(rivalAnswer, '-ERR request too large: every large-request buffer is in use, try again\r\n');
+  segment.push(writer, set.subarray(half));
+  assert.equal(writer.take(), '+OK\r\n');
+  let received = segment.send(writer, command('GET', 'huge'));
+  const expected = `$${value.length}\r\n${value}\r\n`;
+  for (let round = 0; round < 100 && received.length < expected.length; round++) {
+    segment.exchange([writer.segmentFrame(TCP_ACK)]);
+    received += writer.take();
+  }
+  assert.ok(received === expected, `the 1 MiB value came back whole (${received.length} of ${expected.length} bytes)`);
+  // The large buffer is free again: another client's large request now succeeds.
+  const next = segment.connect();
+  assert.equal(segment.send(next, command('SET', 'other', 'r'.repeat(64 * 1024))), '+OK\r\n');
+  assert.equal(segment.send(bystander, command('EXISTS', 'huge', 'other')), ':2\r\n');
+});
+
 test('a 2 MB pipeline gets every reply, in order, while another client is served meanwhile', () => {
   const { segment } = bootKvnet();
   const pipeliner = segment.connect();
@@ -186,7 +214,8 @@ test('an oversized request gets a clear error and closes only that client', () =
   const victim = segment.connect();
   const bystander = segment.connect();
   assert.equal(segment.send(bystander, command('SET', 'x', 'kept')), '+OK\r\n');
-  const huge = command('SET', 'big', 'v'.repeat(256 * 1024));
+  // Beyond the largest request (2 MiB and a little): refused at its header, before its bytes arrive.
+  const huge = command('SET', 'big', 'v'.repeat(3 * 1024 * 1024));
   const answer = segment.send(victim, huge);
   assert.match(answer, /^-ERR Protocol error: /);
   assert.ok(victim.finReceived || victim.reset, 'the oversized client is closed');

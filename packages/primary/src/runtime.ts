@@ -244,9 +244,15 @@ export class PrimaryRuntime {
   static async startStandby(
     memory: SharedArrayBuffer,
     options: Pick<PrimaryRuntimeOptions, 'tracking' | 'trackerOptions' | 'mapper' | 'memoryBytes'>,
+    warmUpImage?: Uint8Array,
   ): Promise<{ worker: GuestWorker; staging: StagingRing }> {
     const staging = PrimaryRuntime.createStaging(options.memoryBytes);
-    const worker = await GuestWorker.start({ memory, standby: true, replication: PrimaryRuntime.replicationConfig(options, staging, 0) });
+    const worker = await GuestWorker.start({
+      memory,
+      standby: true,
+      replication: PrimaryRuntime.replicationConfig(options, staging, 0),
+      warmUpImage,
+    });
     return { worker, staging };
   }
 
@@ -262,7 +268,6 @@ export class PrimaryRuntime {
     worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
     worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
     worker.on('frame', (bytes, epoch) => this.onGuestFrame(bytes, epoch));
-    this.options.guestTap?.attach((frame) => worker.deliverFrame(frame));
     worker.on('console', (text) => this.options.onConsole?.(text));
     worker.on('halted', (exit) => logger.error({ exit }, 'the guest stopped'));
     worker.on('error', (error) => logger.error({ err: error.message }, 'guest worker error'));
@@ -295,7 +300,9 @@ export class PrimaryRuntime {
     this.ticker.start();
     this.feed.start();
     // A resumed guest learns that its cable moved before it runs again (see announceGuest).
+    // (A link going down empties the NIC's receive queue: frames from the TAP go in only after it.)
     const mac = boot.kind === 'resume' && this.options.guestTap !== undefined ? await worker.command<number[]>('netLinkChange') : null;
+    this.options.guestTap?.attach((frame) => worker.deliverFrame(frame));
     if (boot.kind === 'resume' && boot.standby !== undefined) worker.resume();
     if (mac !== null) this.announceGuest(Uint8Array.from(mac));
     this.options.metrics.setRole('primary');
@@ -322,7 +329,7 @@ export class PrimaryRuntime {
       );
     }
     this.logger.info(
-      { tap: tap.config.tapName, guest: tap.config.address, mac: formatMac(mac), sent },
+      { tap: tap.config.tapName, guest: tap.config.address, mac: formatMac(mac), sent, framesReplayed: tap.counters().framesReplayed },
       'announced the guest (gratuitous ARP)',
     );
   }
@@ -673,7 +680,7 @@ export class PrimaryRuntime {
     this.fenced = true;
     // Nothing this node holds may reach the network now, nor anything the guest sends from now on.
     const dropped = this.frames?.fence() ?? 0;
-    this.options.guestTap?.attach(null);
+    this.options.guestTap?.detach();
     if (this.frames !== null)
       this.logger.warn({ frames: dropped }, 'guest frames held for output commit dropped: this node transmits nothing more');
     this.publishHealth();

@@ -146,9 +146,11 @@ int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct
  *   learn where it is now;
  * - every connection with data the client has not acknowledged sends it again now (part of it
  *   may have been held by output commit and died with the old primary);
- * - every other connection sends three duplicate ACKs: a client whose request died with the old
- *   primary (its acknowledgement was never released) takes them as the signal for a fast
- *   retransmission (RFC 5681 section 3.2) instead of waiting for its own backed-off timer.
+ * - every other connection sends four ACKs: the first may update the window the client last saw
+ *   (the old primary's last released segment may have advertised another), and the three after it
+ *   are duplicate ACKs, which a client whose request died with the old primary (its
+ *   acknowledgement was never released) takes as the signal for a fast retransmission (RFC 5681
+ *   section 3.2) instead of waiting for its own retransmission timer.
  */
 static void recover_after_link_change(struct netif *netif) {
   uint32_t status = HBFT_REG(HBFT_NET_STATUS);
@@ -162,7 +164,7 @@ static void recover_after_link_change(struct netif *netif) {
     if (pcb->unacked != NULL) {
       tcp_rexmit_rto(pcb);
     } else if (pcb->state == ESTABLISHED || pcb->state == CLOSE_WAIT) {
-      for (int i = 0; i < 3; i++) {
+      for (int i = 0; i < 4; i++) {
         tcp_ack_now(pcb);
         tcp_output(pcb);
       }

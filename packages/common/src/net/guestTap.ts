@@ -8,6 +8,9 @@ import { guestMac } from './tapRunner.ts';
 const TAP_FRAMES_PER_TURN_MAX = 256;
 /** Longest poll for a frame on the thread pool: how long a close may wait for the reader. */
 const TAP_WAIT_MS = 100;
+/** Frames for the guest a standby keeps for the guest it may resume, at most, and how old. */
+const STANDBY_KEPT_FRAMES_MAX = 256;
+const STANDBY_KEPT_MS_MAX = 2_000;
 
 /** Where a node attaches the guest's packet NIC: a TAP device, the guest's address and MAC. */
 export interface GuestNetworkConfig {
@@ -51,6 +54,8 @@ export function guestArgsWithAddress(args: string, network: GuestNetworkConfig |
 export interface GuestTapCounters extends TapCounters {
   /** Frames read while no guest was attached (a backup's standby): discarded. */
   framesDiscarded: number;
+  /** Frames for the guest that a standby kept and handed to the guest when it took over. */
+  framesReplayed: number;
 }
 
 /**
@@ -59,6 +64,13 @@ export interface GuestTapCounters extends TapCounters {
  * and hands each frame to the attached guest, or discards it while none is attached, so that a
  * standby's kernel queue never fills with stale frames. Transmitting is the caller's: a backup
  * sends nothing until it takes over, and a primary only what output commit releases.
+ *
+ * A standby keeps the last few frames addressed to the guest's MAC (bounded in number and age)
+ * and hands them to the guest when one is attached. Once the primary's TAP is gone its bridge port
+ * is down and the bridge floods the guest's frames to every port: the client retransmissions that
+ * arrive while the backup is still deciding that the primary is dead then reach the resumed guest
+ * at once, instead of waiting for the client's next, backed-off, retransmission. Input is safe to
+ * give twice: the resumed guest is at its last checkpoint, and its TCP drops what it already has.
  */
 export class GuestTap {
   readonly config: GuestNetworkConfig;
@@ -67,6 +79,10 @@ export class GuestTap {
   private deliver: ((frame: Uint8Array) => void) | null = null;
   private closed = false;
   private framesDiscarded = 0;
+  private framesReplayed = 0;
+  private kept: { frame: Uint8Array; atMs: number }[] = [];
+  /** Whether a standby keeps frames for the guest (not after detach()). */
+  private keeping = true;
   private readonly reading: Promise<void>;
 
   private constructor(config: GuestNetworkConfig, tap: TapDevice, logger: Logger) {
@@ -83,9 +99,26 @@ export class GuestTap {
     return new GuestTap(config, tap, logger);
   }
 
-  /** From now on frames from the network go to `deliver` (null: discarded). */
-  attach(deliver: ((frame: Uint8Array) => void) | null): void {
+  /**
+   * From now on frames from the network go to `deliver`, after the frames for the guest kept
+   * while none was attached.
+   */
+  attach(deliver: (frame: Uint8Array) => void): void {
     this.deliver = deliver;
+    const oldestMs = performance.now() - STANDBY_KEPT_MS_MAX;
+    for (const { frame, atMs } of this.kept) {
+      if (atMs < oldestMs) continue;
+      this.framesReplayed++;
+      deliver(frame);
+    }
+    this.kept = [];
+  }
+
+  /** Stops delivering frames and keeping any: this node may not act on the network any more. */
+  detach(): void {
+    this.deliver = null;
+    this.kept = [];
+    this.keeping = false;
   }
 
   /** Sends one frame to the network; false when the kernel refused it (counted) or the TAP is closed. */
@@ -99,13 +132,25 @@ export class GuestTap {
   }
 
   counters(): GuestTapCounters {
-    return { ...this.tap.counters, framesDiscarded: this.framesDiscarded };
+    return { ...this.tap.counters, framesDiscarded: this.framesDiscarded, framesReplayed: this.framesReplayed };
   }
 
   private readonly onFrame = (frame: Uint8Array): void => {
-    if (this.deliver === null) this.framesDiscarded++;
-    else this.deliver(frame);
+    if (this.deliver !== null) {
+      this.deliver(frame);
+      return;
+    }
+    this.framesDiscarded++;
+    if (!this.keeping || !this.addressedToGuest(frame)) return;
+    if (this.kept.length >= STANDBY_KEPT_FRAMES_MAX) this.kept.shift();
+    this.kept.push({ frame, atMs: performance.now() });
   };
+
+  private addressedToGuest(frame: Uint8Array): boolean {
+    const mac = this.config.mac;
+    for (let i = 0; i < mac.length; i++) if (frame[i] !== mac[i]) return false;
+    return true;
+  }
 
   private async readLoop(): Promise<void> {
     try {
@@ -121,7 +166,7 @@ export class GuestTap {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.deliver = null;
+    this.detach();
     await this.reading;
     this.tap.close();
   }

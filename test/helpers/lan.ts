@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, REPO, runCommand, type ScriptResult } from '../deploy/runScript.ts';
+
+/**
+ * A client network in one network namespace, built with plain `ip` commands the way an operator
+ * would: a bridge carrying the client's address, and one persistent TAP device per node, already
+ * a port of the bridge, so that a node that dies and comes back finds its TAP where it was. The
+ * nodes run in the same namespace and replicate over its loopback (its ports are its own, so
+ * fixed ports collide with nothing outside it).
+ */
+export class Lan {
+  readonly namespace: string;
+  /** The client's address on the bridge, e.g. 10.77.12.1. */
+  readonly clientIp: string;
+  /** The guest's address with its prefix, e.g. 10.77.12.10/24. */
+  readonly guestAddress: string;
+  readonly guestIp: string;
+
+  private constructor(namespace: string, subnet: string) {
+    this.namespace = namespace;
+    this.clientIp = `${subnet}.1`;
+    this.guestIp = `${subnet}.10`;
+    this.guestAddress = `${this.guestIp}/24`;
+  }
+
+  /** Builds the namespace, its bridge and a TAP per node (named `tap-<node>`). */
+  static async create(name: string, subnet: string, nodes: string[]): Promise<Lan> {
+    assert.equal(process.getuid?.(), 0, 'this test needs root: it makes a network namespace, a bridge and TAP devices (CI runs as root)');
+    const lan = new Lan(`hbft-t${process.pid.toString(36)}-${name}`, subnet);
+    await runCommand('ip', ['netns', 'del', lan.namespace]);
+    await mustRun('ip', ['netns', 'add', lan.namespace]);
+    const ns = ['-n', lan.namespace];
+    await mustRun('ip', [...ns, 'link', 'set', 'lo', 'up']);
+    await mustRun('ip', [...ns, 'link', 'add', 'br0', 'type', 'bridge']);
+    await mustRun('ip', [...ns, 'addr', 'add', `${lan.clientIp}/24`, 'dev', 'br0']);
+    await mustRun('ip', [...ns, 'link', 'set', 'br0', 'up']);
+    for (const node of nodes) {
+      await mustRun('ip', [...ns, 'tuntap', 'add', 'dev', Lan.tapOf(node), 'mode', 'tap']);
+      await mustRun('ip', [...ns, 'link', 'set', Lan.tapOf(node), 'master', 'br0', 'up']);
+    }
+    return lan;
+  }
+
+  static tapOf(node: string): string {
+    return `tap-${node}`;
+  }
+
+  /** Runs a command in the namespace to its end. */
+  run(command: string, args: string[], timeoutMs = 60_000): Promise<ScriptResult> {
+    return runCommand('ip', ['netns', 'exec', this.namespace, command, ...args], { timeoutMs });
+  }
+
+  /** Starts a process in the namespace (`ip netns exec` execs it: its pid is the process's own). */
+  spawn(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+    return spawn('ip', ['netns', 'exec', this.namespace, command, ...args], { cwd: REPO, ...options });
+  }
+
+  /** Starts `hbft ARGS…` in the namespace, keeping its log. */
+  startNode(name: string, args: string[]): LanNode {
+    const child = this.spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
+    });
+    return new LanNode(name, child);
+  }
+
+  async destroy(): Promise<void> {
+    await runCommand('ip', ['netns', 'del', this.namespace]);
+  }
+}
+
+/** A daemon in the LAN's namespace and the lines it logged. */
+export class LanNode {
+  readonly log: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    readonly process: ChildProcess,
+  ) {
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) if (line) this.log.push(line);
+    };
+    process.stdout?.on('data', keep);
+    process.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => process.once('exit', (code) => resolve(code)));
+  }
+
+  get running(): boolean {
+    return this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Lines logged so far that match. */
+  count(pattern: RegExp): number {
+    return this.log.filter((line) => pattern.test(line)).length;
+  }
+
+  /** Waits until `count` lines match `pattern`; fails with the log's tail if the node exits or time runs out. */
+  async waitForLog(pattern: RegExp, timeoutMs: number, count = 1): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.count(pattern) < count) {
+      if (!this.running) assert.fail(`${this.name} exited while waiting for ${pattern}:\n${this.tail()}`);
+      if (performance.now() > deadline) assert.fail(`${this.name}: no ${pattern} within ${timeoutMs} ms:\n${this.tail()}`);
+      await sleep(20);
+    }
+  }
+
+  /** The time (ms since the epoch) the node logged its first line matching `pattern`, if any. */
+  loggedAtMs(pattern: RegExp): number | undefined {
+    const line = this.log.find((candidate) => pattern.test(candidate));
+    const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
+    return time === undefined ? undefined : Number(time);
+  }
+
+  tail(lines = 25): string {
+    return this.log.slice(-lines).join('\n');
+  }
+
+  kill(): void {
+    if (this.running) this.process.kill('SIGKILL');
+  }
+
+  /** SIGTERM, then SIGKILL after 5 s. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.process.kill('SIGTERM');
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 5_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+async function mustRun(command: string, args: string[]): Promise<void> {
+  const result = await runCommand(command, args);
+  assert.equal(result.code, 0, `${command} ${args.join(' ')}: ${result.output}`);
+}

@@ -27,8 +27,11 @@ import {
 const MEMORY_BYTES = 64 * 1024 * 1024;
 const GUEST_MAC = macBytes('02:48:42:46:54:02');
 
-function bootKvnet(args = 'ip=10.0.0.2/24'): { machine: Machine; segment: EthernetSegment; console: () => string } {
-  const machine = new Machine({ memoryBytes: MEMORY_BYTES, args });
+function bootKvnet(
+  args = 'ip=10.0.0.2/24',
+  memoryBytes = MEMORY_BYTES,
+): { machine: Machine; segment: EthernetSegment; console: () => string } {
+  const machine = new Machine({ memoryBytes, args });
   machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
   machine.net.setMac(GUEST_MAC);
   let output = '';
@@ -81,12 +84,138 @@ test('a TCP client gets RESP answers: commands, pipelining, split requests, CONF
   assert.equal(segment.badChecksums, 0, 'every segment from the guest had a valid TCP checksum');
 });
 
+test('what redis-cli and redis-benchmark send on connect is answered so that they proceed: HELLO, COMMAND DOCS, CONFIG GET, CLIENT SETINFO', () => {
+  const { segment } = bootKvnet();
+  const client = segment.connect();
+  // HELLO 3 (redis-cli -3, and clients that try RESP3 first) gets NOPROTO: the client stays on RESP2.
+  assert.equal(segment.send(client, command('HELLO', '3')), '-NOPROTO sorry, this protocol version is not supported\r\n');
+  const hello = segment.send(client, command('HELLO', '2', 'SETNAME', 'bench'));
+  assert.match(hello, /^\*14\r\n\$6\r\nserver\r\n\$5\r\nredis\r\n\$7\r\nversion\r\n\$5\r\n7\.0\.0\r\n\$5\r\nproto\r\n:2\r\n/);
+  assert.equal(segment.send(client, command('HELLO', 'x')), '-ERR Protocol version is not an integer or out of range\r\n');
+  assert.equal(segment.send(client, command('COMMAND', 'DOCS')), '*0\r\n');
+  assert.equal(segment.send(client, command('CLIENT', 'SETINFO', 'lib-name', 'redis-py')), '+OK\r\n');
+  assert.equal(segment.send(client, command('CONFIG', 'GET', 'save')), '*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n', 'the same connection goes on');
+});
+
+test('a reply far larger than the send buffer (a 1 MB MGET) is delivered whole, and INFO shows it waited in the spill', () => {
+  const { segment } = bootKvnet('ip=10.0.0.2/24', 256 * 1024 * 1024);
+  const client = segment.connect();
+  const other = segment.connect();
+  const keys = 100;
+  const value = (i: number) => String.fromCharCode(97 + (i % 26)).repeat(10_000);
+  for (let i = 0; i < keys; i++) assert.equal(segment.send(client, command('SET', `big:${i}`, value(i))), '+OK\r\n');
+  const expected = `*${keys}\r\n${Array.from({ length: keys }, (_, i) => `$10000\r\n${value(i)}\r\n`).join('')}`;
+  assert.ok(expected.length > 1_000_000);
+  let received = segment.send(client, command('MGET', ...Array.from({ length: keys }, (_, i) => `big:${i}`)));
+  for (let round = 0; round < 100 && received.length < expected.length; round++) {
+    segment.exchange([client.segmentFrame(TCP_ACK)]);
+    received += client.take();
+  }
+  assert.equal(received.length, expected.length);
+  assert.ok(received === expected, 'every byte, in order');
+  assert.ok(!client.reset);
+  assert.equal(segment.send(client, command('PING')), '+PONG\r\n', 'the connection goes on');
+  const info = segment.send(other, command('INFO'));
+  assert.match(info, /replies_spilled:1\r\n/);
+  assert.match(info, /spill_chunks_in_use:0\r\n/, 'the spill went back to the pool');
+  assert.match(info, /connections_reset_for_output:0\r\n/);
+});
+
+test('a client that never reads 1 MB replies holds at most one reply in the guest: its requests wait in its TCP window, others are served', () => {
+  const { segment } = bootKvnet('ip=10.0.0.2/24', 256 * 1024 * 1024);
+  const hog = segment.connect();
+  const other = segment.connect();
+  const keys = 100;
+  for (let i = 0; i < keys; i++) assert.equal(segment.send(other, command('SET', `big:${i}`, 'h'.repeat(10_000))), '+OK\r\n');
+  hog.paused = true;
+  const mget = command('MGET', ...Array.from({ length: keys }, (_, i) => `big:${i}`));
+  // Forty 1 MB replies asked for at once (40 MB): the guest may hold one, never all.
+  segment.push(hog, Buffer.concat(Array.from({ length: 40 }, () => mget)));
+  const info = segment.send(other, command('INFO'));
+  const inUse = Number(/spill_chunks_in_use:(\d+)\r\n/.exec(info)?.[1]);
+  assert.ok(inUse > 0 && inUse * 16 * 1024 <= 1_100_000, `one reply waits in the spill, no more (${inUse} chunks of 16 KiB)`);
+  assert.ok(hog.unreadBytes <= 65535, 'the guest sent no more than the client window');
+  assert.equal(segment.send(other, command('PING')), '+PONG\r\n', 'others are served meanwhile');
+  assert.ok(!hog.reset, 'the slow client is not dropped for being slow');
+});
+
+test('a 1 MiB value is stored and read back whole: its SET is gathered in a large-request buffer, and a second large request meanwhile is refused clearly', () => {
+  const { segment } = bootKvnet();
+  const writer = segment.connect();
+  const rival = segment.connect();
+  const bystander = segment.connect();
+  const value = `first${'m'.repeat(1024 * 1024 - 9)}last`;
+  const set = command('SET', 'huge', value);
+  // Half of it, then a rival's large request while the one large buffer (64 MiB guest) is taken.
+  const half = Math.floor(set.length / 2 / 1460) * 1460;
+  segment.push(writer, set.subarray(0, half));
+  assert.equal(segment.send(bystander, command('PING')), '+PONG\r\n', 'small requests go on meanwhile');
+  const rivalAnswer = segment.send(rival, command('SET', 'other', 'r'.repeat(64 * 1024)));
+  assert.equal(rivalAnswer, '-ERR request too large: every large-request buffer is in use, try again\r\n');
+  segment.push(writer, set.subarray(half));
+  assert.equal(writer.take(), '+OK\r\n');
+  let received = segment.send(writer, command('GET', 'huge'));
+  const expected = `$${value.length}\r\n${value}\r\n`;
+  for (let round = 0; round < 100 && received.length < expected.length; round++) {
+    segment.exchange([writer.segmentFrame(TCP_ACK)]);
+    received += writer.take();
+  }
+  assert.ok(received === expected, `the 1 MiB value came back whole (${received.length} of ${expected.length} bytes)`);
+  // The large buffer is free again: another client's large request now succeeds.
+  const next = segment.connect();
+  assert.equal(segment.send(next, command('SET', 'other', 'r'.repeat(64 * 1024))), '+OK\r\n');
+  assert.equal(segment.send(bystander, command('EXISTS', 'huge', 'other')), ':2\r\n');
+});
+
+test('a 2 MB pipeline gets every reply, in order, while another client is served meanwhile', () => {
+  const { segment } = bootKvnet();
+  const pipeliner = segment.connect();
+  const other = segment.connect();
+  const requests = Buffer.concat(Array.from({ length: 16_000 }, (_, i) => command('SET', `pipe:${i}`, 'p'.repeat(100))));
+  assert.ok(requests.length >= 2 * 1024 * 1024, `${requests.length} bytes`);
+  let replies = '';
+  let otherServed = 0;
+  const segmentBytes = 1460;
+  for (let offset = 0; offset < requests.length; offset += segmentBytes) {
+    segment.push(pipeliner, requests.subarray(offset, offset + segmentBytes));
+    replies += pipeliner.take();
+    if (offset % (256 * segmentBytes) === 0) {
+      assert.equal(segment.send(other, command('INCR', 'other')), `:${++otherServed}\r\n`, 'the other client is answered at once');
+    }
+  }
+  assert.equal(replies, '+OK\r\n'.repeat(16_000));
+  assert.ok(otherServed >= 5);
+  assert.equal(segment.send(other, command('GET', 'pipe:15999')), `$100\r\n${'p'.repeat(100)}\r\n`);
+  assert.ok(!pipeliner.reset);
+});
+
+test('1,024 connections that each send one byte and go quiet cannot lock a new client out: the oldest idle one is evicted', () => {
+  const { segment } = bootKvnet();
+  const idlers = Array.from({ length: 1024 }, () => segment.connect());
+  for (const idler of idlers) assert.equal(segment.send(idler, '*'), '', 'one byte of a request, never finished');
+  assert.ok(segment.connect().reset, 'while they are fresh, every slot is taken');
+  segment.advanceGuestMs(11_000);
+  const newcomer = segment.connect();
+  assert.ok(newcomer.established && !newcomer.reset, 'the newcomer is served');
+  assert.equal(segment.send(newcomer, command('PING')), '+PONG\r\n');
+  assert.deepEqual(
+    idlers.flatMap((idler, i) => (idler.reset ? [i] : [])),
+    [0],
+    'exactly the connection idle longest was evicted',
+  );
+  const info = segment.send(newcomer, command('INFO'));
+  assert.match(info, /connections_evicted_idle:1\r\n/);
+  assert.match(info, /connections_refused:1\r\n/);
+});
+
 test('an oversized request gets a clear error and closes only that client', () => {
   const { segment } = bootKvnet();
   const victim = segment.connect();
   const bystander = segment.connect();
   assert.equal(segment.send(bystander, command('SET', 'x', 'kept')), '+OK\r\n');
-  const huge = command('SET', 'big', 'v'.repeat(256 * 1024));
+  // Beyond the largest request (2 MiB and a little): refused at its header, before its bytes arrive.
+  const huge = command('SET', 'big', 'v'.repeat(3 * 1024 * 1024));
   const answer = segment.send(victim, huge);
   assert.match(answer, /^-ERR Protocol error: /);
   assert.ok(victim.finReceived || victim.reset, 'the oversized client is closed');
@@ -199,7 +328,7 @@ test('bad frames are dropped and counted, and the guest keeps serving', () => {
   assert.equal(segment.send(client, command('GET', 'after')), '$7\r\ngarbage\r\n', `the guest still serves (seed ${seed})`);
 });
 
-test('a SYN flood of 3,000 leaves existing clients served', () => {
+test('a SYN flood of 3,000 leaves existing clients served, and a new client still connects', () => {
   const { segment } = bootKvnet();
   const client = segment.connect();
   for (let batch = 0; batch < 15; batch++) {
@@ -217,6 +346,11 @@ test('a SYN flood of 3,000 leaves existing clients served', () => {
     segment.exchange(syns);
   }
   assert.equal(segment.send(client, command('PING')), '+PONG\r\n');
+  const fresh = segment.connect();
+  assert.ok(fresh.established && !fresh.reset, 'a new client connects right after the flood');
+  assert.equal(segment.send(fresh, command('PING')), '+PONG\r\n');
+  const dropped = /half_open_dropped:(\d+)\r\n/.exec(segment.send(fresh, command('INFO')));
+  assert.ok(dropped && Number(dropped[1]) > 2000, `the flood's half-open connections made way for newer SYNs (${dropped?.[1]})`);
 });
 
 test('a TCP connection survives a save/restore: the restored machine answers the retransmitted request on the same connection', () => {

@@ -8,7 +8,7 @@ import { CPU_BENCH_DEFAULTS, CPU_BENCH_WORKLOADS, formatCpuBench, runCpuBench } 
 import type { GuestName } from '@hbft/common/guest/images.ts';
 import { integerFlag } from './options.ts';
 import { loadCpuBaseline } from '../bench/cpuBaseline.ts';
-import { falseTakeoverBenchCommand, replicationBenchCommand, trackingBenchCommand } from './benchSuites.ts';
+import { falseTakeoverBenchCommand, networkBenchCommand, replicationBenchCommand, trackingBenchCommand } from './benchSuites.ts';
 
 /** Longest measurement one flag may ask for, so a typo does not tie up the machine for a day. */
 const SECONDS_MAX = 600;
@@ -76,13 +76,14 @@ const cpuBenchCommand: CommandModule<object, CpuBenchArgs> = {
 
 export const benchCommand: CommandModule = {
   command: 'bench',
-  describe: 'run a benchmark (suites: cpu, tracking, replication, false-takeovers)',
+  describe: 'run a benchmark (suites: cpu, tracking, replication, false-takeovers, network)',
   builder: (yargs: Argv) =>
     yargs
       .command(cpuBenchCommand as CommandModule)
       .command(trackingBenchCommand as CommandModule)
       .command(replicationBenchCommand as CommandModule)
       .command(falseTakeoverBenchCommand as CommandModule)
-      .demandCommand(1, 'name a benchmark suite: cpu, tracking, replication or false-takeovers'),
+      .command(networkBenchCommand as CommandModule)
+      .demandCommand(1, 'name a benchmark suite: cpu, tracking, replication, false-takeovers or network'),
   handler: () => {},
 };

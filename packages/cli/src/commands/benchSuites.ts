@@ -19,7 +19,14 @@ import {
   formatFalseTakeoverReport,
   runFalseTakeoverBench,
 } from '../bench/falseTakeovers.ts';
-import { integerFlag } from './options.ts';
+import {
+  formatNetworkBenchReport,
+  NETWORK_BENCH_DEFAULTS,
+  NETWORK_BENCH_TARGETS,
+  NETWORK_BENCH_TESTS,
+  runNetworkBench,
+} from '../bench/network.ts';
+import { integerFlag, memoryBytesFrom } from './options.ts';
 
 /** A comma-separated flag whose every item must be one of `accepted`. */
 function listFlag<T extends string>(value: string, flag: string, accepted: readonly T[]): [T, ...T[]] {
@@ -231,5 +238,64 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
       progress: (line) => process.stderr.write(`hbft bench false-takeovers: ${line}\n`),
     });
     process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFalseTakeoverReport(report)}\n`);
+  },
+};
+
+interface NetworkArgs {
+  json: boolean;
+  targets: string;
+  tests: string;
+  requests: number;
+  clients: number;
+  'epoch-ms': number;
+  memory: string;
+}
+
+/** Most requests per test one flag may ask for, so a typo does not tie up the machine for hours. */
+const NETWORK_REQUESTS_MAX = 10_000_000;
+/** redis-benchmark's own limit on clients is far higher; kvnet serves 1,024 connections at once. */
+const NETWORK_CLIENTS_MAX = 1024;
+
+export const networkBenchCommand: CommandModule<object, NetworkArgs> = {
+  command: 'network',
+  describe:
+    "Debian's redis-benchmark against redis-server, kv unprotected on a TAP, and kv protected through the daemons, side by side in one run (root)",
+  builder: (yargs) =>
+    yargs
+      .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
+      .option('targets', {
+        type: 'string',
+        default: NETWORK_BENCH_DEFAULTS.targets.join(','),
+        describe: `comma-separated: ${NETWORK_BENCH_TARGETS.join(', ')}`,
+      })
+      .option('tests', {
+        type: 'string',
+        default: NETWORK_BENCH_DEFAULTS.tests.join(','),
+        describe: `redis-benchmark -t: ${NETWORK_BENCH_TESTS.join(', ')}`,
+      })
+      .option('requests', { type: 'number', default: NETWORK_BENCH_DEFAULTS.requests, describe: 'redis-benchmark -n: requests per test' })
+      .option('clients', { type: 'number', default: NETWORK_BENCH_DEFAULTS.clients, describe: 'redis-benchmark -c: parallel connections' })
+      .option('epoch-ms', { type: 'number', default: NETWORK_BENCH_DEFAULTS.epochMs, describe: "the protected pair's epoch" })
+      .option('memory', { type: 'string', default: NETWORK_BENCH_DEFAULTS.memory, describe: "each guest's memory" })
+      .epilogue(
+        'Everything runs in a network namespace of its own (no port outside it is bound), one server at a time. ' +
+          'On a shared machine: flock /tmp/hbft-cluster.lock npx hbft bench network. Progress goes to stderr; the table (or the JSON) to stdout.',
+      ) as unknown as Argv<NetworkArgs>,
+  handler: async (argv) => {
+    const requests = integerFlag(argv.requests, '--requests', 1);
+    if (requests > NETWORK_REQUESTS_MAX) throw new UsageError(`--requests: at most ${NETWORK_REQUESTS_MAX}, got ${requests}`);
+    const clients = integerFlag(argv.clients, '--clients', 1);
+    if (clients > NETWORK_CLIENTS_MAX) throw new UsageError(`--clients: at most ${NETWORK_CLIENTS_MAX}, got ${clients}`);
+    memoryBytesFrom(argv.memory);
+    const report = await runNetworkBench({
+      targets: listFlag(argv.targets, '--targets', NETWORK_BENCH_TARGETS),
+      tests: listFlag(argv.tests, '--tests', NETWORK_BENCH_TESTS),
+      requests,
+      clients,
+      epochMs: integerFlag(argv['epoch-ms'], '--epoch-ms', 1),
+      memory: argv.memory,
+      progress: (line) => process.stderr.write(`hbft bench network: ${line}\n`),
+    });
+    process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatNetworkBenchReport(report)}\n`);
   },
 };

@@ -222,7 +222,38 @@ static uint32_t format_i64(int64_t value, uint8_t *out) {
 /* Each slot's input buffer is computed rather than stored, so that setting up thousands of slots
    writes nothing: the connection table stays zero pages until clients arrive. */
 static inline uint8_t *conn_input(const struct kv_server *server, uint32_t conn) {
+  uint32_t large = server->conns[conn].large;
+  if (large != 0) return server->large_memory + (large - 1) * server->large_capacity;
   return server->input_memory + conn * server->input_capacity;
+}
+
+static inline uint32_t conn_capacity(const struct kv_server *server, uint32_t conn) {
+  return server->conns[conn].large != 0 ? server->large_capacity : server->input_capacity;
+}
+
+/* Moves a connection's buffered input into a free large-request buffer; 0 when none is free. */
+static int conn_take_large(struct kv_server *server, uint32_t conn) {
+  struct kv_conn *c = &server->conns[conn];
+  for (uint32_t i = 0; i < server->large_count; i++) {
+    if (server->large_owner[i] != 0) continue;
+    uint8_t *own = conn_input(server, conn);
+    server->large_owner[i] = conn + 1;
+    c->large = i + 1;
+    memcpy(conn_input(server, conn), own, c->input_bytes);
+    return 1;
+  }
+  server->large_refused++;
+  return 0;
+}
+
+/* Hands a large-request buffer back once what it holds fits the connection's own buffer. */
+static void conn_release_large(struct kv_server *server, uint32_t conn) {
+  struct kv_conn *c = &server->conns[conn];
+  if (c->large == 0 || c->input_bytes > server->input_capacity) return;
+  const uint8_t *large = conn_input(server, conn);
+  server->large_owner[c->large - 1] = 0;
+  c->large = 0;
+  memcpy(conn_input(server, conn), large, c->input_bytes);
 }
 
 static void transport_send(struct kv_server *server, uint32_t conn, const uint8_t *bytes, uint32_t len) {
@@ -318,6 +349,7 @@ static void conn_close(struct kv_server *server, uint32_t conn) {
   transport_close(server, conn);
   server->conns[conn].state = CONN_CLOSING;
   server->conns[conn].input_bytes = 0;
+  conn_release_large(server, conn);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -454,10 +486,12 @@ static struct parse_result parse_inline(const uint8_t *bytes, uint32_t len, uint
   return result;
 }
 
-static struct parse_result parse_request(const uint8_t *bytes, uint32_t len, uint32_t request_bytes_max,
-                                         struct request *request) {
-  if (bytes[0] == '*') return parse_multibulk(bytes, len, request_bytes_max, request);
-  return parse_inline(bytes, len, request_bytes_max, request);
+/* Inline requests are bounded by a connection's own buffer (their end is found by scanning, so a
+   long one would be scanned again for every segment); multi-bulk ones by a large-request buffer. */
+static struct parse_result parse_request(const uint8_t *bytes, uint32_t len, uint32_t inline_bytes_max,
+                                         uint32_t bulk_bytes_max, struct request *request) {
+  if (bytes[0] == '*') return parse_multibulk(bytes, len, bulk_bytes_max, request);
+  return parse_inline(bytes, len, inline_bytes_max, request);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -586,8 +620,10 @@ static void command_mset(struct kv_server *server, uint32_t conn, const struct r
   reply_text(server, conn, "+OK\r\n");
 }
 
+#define INFO_BYTES_MAX 2048u
+
 static void command_info(struct kv_server *server, uint32_t conn) {
-  char text[640];
+  char text[INFO_BYTES_MAX];
   uint32_t connected = 0;
   for (uint32_t c = 0; c < server->conn_count; c++) connected += server->conns[c].state == CONN_OPEN;
   uint32_t len = hbft_snprintf(
@@ -601,7 +637,55 @@ static void command_info(struct kv_server *server, uint32_t conn) {
       connected, (unsigned long long)server->store.bytes_in_use,
       (uint32_t)(server->store.items.end - server->store.items_start),
       (unsigned long long)server->commands_processed, server->store.count);
-  reply_bulk(server, conn, text, len < sizeof text ? len : sizeof text - 1);
+  if (len >= sizeof text) len = sizeof text - 1;
+  if (server->transport.info != NULL && len + 4 < sizeof text) {
+    text[len++] = '\r';
+    text[len++] = '\n';
+    uint32_t extra = server->transport.info(server->transport.context, text + len, sizeof text - len);
+    len += extra < sizeof text - len ? extra : sizeof text - len - 1;
+  }
+  reply_bulk(server, conn, text, len);
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME name]]: clients of Redis 6 and later may open
+   with it. RESP2 is all this server speaks: HELLO 3 gets NOPROTO, which clients take as "stay on
+   RESP2" (as from a Redis 5), and HELLO or HELLO 2 gets the server's description. */
+static void command_hello(struct kv_server *server, uint32_t conn, const struct request *request) {
+  if (request->argc >= 2) {
+    int64_t version;
+    if (!parse_i64(request->argv[1], request->arg_bytes[1], &version)) {
+      reply_error(server, conn, "ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (version != 2) {
+      reply_error(server, conn, "NOPROTO sorry, this protocol version is not supported");
+      return;
+    }
+  }
+  for (uint32_t i = 2; i < request->argc; i++) {
+    if (arg_is(request, i, "auth") && i + 2 < request->argc) {
+      reply_error(server, conn, "ERR AUTH called without any password configured for the default user");
+      return;
+    }
+    if (arg_is(request, i, "setname") && i + 1 < request->argc) {
+      i++;
+      continue;
+    }
+    char message[96];
+    hbft_snprintf(message, sizeof message, "ERR Syntax error in HELLO option '%.*s'",
+                  (int)(request->arg_bytes[i] < 32 ? request->arg_bytes[i] : 32), (const char *)request->argv[i]);
+    reply_error(server, conn, message);
+    return;
+  }
+  reply_array(server, conn, 14);
+  static const char *const fields[] = {"server", "redis", "version", "7.0.0", "proto"};
+  for (uint32_t i = 0; i < 5; i++) reply_bulk(server, conn, fields[i], (uint32_t)strlen(fields[i]));
+  reply_integer(server, conn, 2);
+  reply_bulk(server, conn, "id", 2);
+  reply_integer(server, conn, server->conns[conn].client_id);
+  static const char *const more[] = {"mode", "standalone", "role", "master", "modules"};
+  for (uint32_t i = 0; i < 5; i++) reply_bulk(server, conn, more[i], (uint32_t)strlen(more[i]));
+  reply_array(server, conn, 0);
 }
 
 static void command_client(struct kv_server *server, uint32_t conn, const struct request *request) {
@@ -722,6 +806,8 @@ static int execute(struct kv_server *server, uint32_t conn, const struct request
     /* Clients ask for the command table when they connect; an empty one means "nothing special". */
     if (argc == 2 && arg_is(request, 1, "count")) reply_integer(server, conn, 0);
     else reply_text(server, conn, "*0\r\n");
+  } else if (arg_is(request, 0, "hello")) {
+    command_hello(server, conn, request);
   } else if (arg_is(request, 0, "info")) {
     command_info(server, conn);
   } else if (arg_is(request, 0, "client")) {
@@ -751,7 +837,9 @@ static uint32_t conn_run_requests(struct kv_server *server, uint32_t conn, const
       kv_reply_flush(server);
       if (!transport_writable(server, conn)) break;
     }
-    struct parse_result parsed = parse_request(bytes + consumed, len - consumed, server->input_capacity, &server->request);
+    struct parse_result parsed = parse_request(bytes + consumed, len - consumed, server->input_capacity,
+                                               server->large_count > 0 ? server->large_capacity : server->input_capacity,
+                                               &server->request);
     if (parsed.status == PARSE_NEED_MORE) break;
     if (parsed.status == PARSE_ERROR) {
       char message[128];
@@ -769,10 +857,19 @@ static uint32_t conn_run_requests(struct kv_server *server, uint32_t conn, const
   return consumed;
 }
 
+static void reply_request_too_large(struct kv_server *server, uint32_t conn) {
+  if (server->large_count > 0 && conn_capacity(server, conn) < server->large_capacity) {
+    reply_error(server, conn, "ERR request too large: every large-request buffer is in use, try again");
+  } else {
+    reply_error(server, conn, "ERR Protocol error: request too large for this server's input buffer");
+  }
+}
+
 void kv_conn_open(struct kv_server *server, uint32_t conn) {
   struct kv_conn *c = &server->conns[conn];
   c->state = CONN_OPEN;
   c->input_bytes = 0;
+  conn_release_large(server, conn);
   c->client_id = ++server->next_client_id;
 }
 
@@ -790,9 +887,10 @@ uint32_t kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t 
       taken += conn_run_requests(server, conn, bytes + taken, len - taken);
       if (taken == len || c->state != CONN_OPEN || !transport_writable(server, conn)) break;
       uint32_t rest = len - taken;
-      if (rest >= server->input_capacity) {
+      if (rest >= server->input_capacity &&
+          (server->large_count == 0 || rest >= server->large_capacity || !conn_take_large(server, conn))) {
         /* An incomplete request already as large as the buffer can never complete. */
-        reply_error(server, conn, "ERR Protocol error: request too large for this server's input buffer");
+        reply_request_too_large(server, conn);
         conn_close(server, conn);
         break;
       }
@@ -801,7 +899,8 @@ uint32_t kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t 
       taken = len;
       break;
     }
-    uint32_t room = server->input_capacity - c->input_bytes;
+    uint32_t capacity = conn_capacity(server, conn);
+    uint32_t room = capacity - c->input_bytes;
     uint32_t copy = len - taken < room ? len - taken : room;
     uint8_t *input = conn_input(server, conn);
     memcpy(input + c->input_bytes, bytes + taken, copy);
@@ -809,13 +908,16 @@ uint32_t kv_conn_receive(struct kv_server *server, uint32_t conn, const uint8_t 
     taken += copy;
     uint32_t consumed = conn_run_requests(server, conn, input, c->input_bytes);
     if (c->state != CONN_OPEN) break;
-    if (consumed == 0 && c->input_bytes == server->input_capacity) {
-      reply_error(server, conn, "ERR Protocol error: request too large for this server's input buffer");
+    if (consumed == 0 && c->input_bytes == capacity) {
+      /* A request larger than the connection's own buffer: on to a large one, if one is free. */
+      if (c->large == 0 && server->large_count > 0 && conn_take_large(server, conn)) continue;
+      reply_request_too_large(server, conn);
       conn_close(server, conn);
       break;
     }
     if (consumed > 0) memmove(input, input + consumed, c->input_bytes - consumed);
     c->input_bytes -= consumed;
+    conn_release_large(server, conn);
     if (!transport_writable(server, conn)) break;
   }
   kv_reply_flush(server);
@@ -830,6 +932,7 @@ void kv_conn_resume(struct kv_server *server, uint32_t conn) {
   if (c->state == CONN_OPEN && consumed > 0) {
     memmove(input, input + consumed, c->input_bytes - consumed);
     c->input_bytes -= consumed;
+    conn_release_large(server, conn);
   }
   kv_reply_flush(server);
 }
@@ -844,6 +947,7 @@ void kv_conn_closed_by_client(struct kv_server *server, uint32_t conn) {
   }
   c->state = CONN_FREE;
   c->input_bytes = 0;
+  conn_release_large(server, conn);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -866,6 +970,13 @@ void kv_server_init(struct kv_server *server, struct hbft_arena *arena, uint32_t
   server->input_capacity = input_capacity;
   server->conns = hbft_arena_alloc_or_die(arena, server->conn_count * sizeof(struct kv_conn), 8, "kv connections");
   server->input_memory = hbft_arena_alloc_or_die(arena, server->conn_count * input_capacity, 4096, "kv input buffers");
+  /* Large-request buffers may take a sixteenth of what is left. */
+  server->large_capacity = LARGE_REQUEST_BYTES_MAX;
+  server->large_count = hbft_arena_free_bytes(arena) / 16 / LARGE_REQUEST_BYTES_MAX;
+  if (server->large_count > LARGE_BUFFERS_MAX) server->large_count = LARGE_BUFFERS_MAX;
+  if (server->large_count > 0)
+    server->large_memory =
+        hbft_arena_alloc_or_die(arena, server->large_count * LARGE_REQUEST_BYTES_MAX, 4096, "kv large-request buffers");
   server->request.argv = hbft_arena_alloc_or_die(arena, ARGS_MAX * sizeof(uint8_t *), 8, "kv request arguments");
   server->request.arg_bytes = hbft_arena_alloc_or_die(arena, ARGS_MAX * sizeof(uint32_t), 8, "kv argument lengths");
   server->staging = hbft_arena_alloc_or_die(arena, REPLY_STAGING_BYTES, 4096, "kv reply staging");

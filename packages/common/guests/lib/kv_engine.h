@@ -26,7 +26,11 @@
 #define REPLY_STAGING_BYTES HBFT_KIB(16) /* replies are gathered into records of up to this */
 #define INTEGER_TEXT_BYTES_MAX 20u       /* "-9223372036854775808" */
 #define SIZE_CLASSES_MAX 64u
-#define ITEM_BYTES_MAX (2u * INPUT_BYTES_MAX) /* a key and value can never exceed a request */
+/* Requests larger than a connection's own buffer (a SET of a 1 MiB value) are gathered in one of a
+   few shared large-request buffers, borrowed while such a request arrives. */
+#define LARGE_REQUEST_BYTES_MAX (HBFT_MIB(2) + HBFT_KIB(64))
+#define LARGE_BUFFERS_MAX 4u
+#define ITEM_BYTES_MAX LARGE_REQUEST_BYTES_MAX /* a key and value can never exceed a request */
 #define STORE_PERCENT_OF_RAM 70u
 
 
@@ -61,6 +65,9 @@ struct kv_transport {
   /* Optional: whether conn takes more replies now. When it says no, the engine stops running that
      connection's requests until kv_conn_resume (backpressure from a client that does not read). */
   int (*writable)(void *context, uint32_t conn);
+  /* Optional: more INFO text ("# Section\r\nname:value\r\n..."), at most capacity bytes; returns
+     its length. kvnet reports its connections and network counters there. */
+  uint32_t (*info)(void *context, char *out, uint32_t capacity);
   void *context;
 };
 
@@ -78,6 +85,7 @@ struct kv_conn {
   uint32_t state;
   uint32_t input_bytes; /* unparsed bytes waiting in the slot's input buffer (conn_input) */
   uint32_t client_id;
+  uint32_t large; /* 1 + the large-request buffer holding its input, or 0: its own buffer */
 };
 
 struct request {
@@ -92,6 +100,13 @@ struct kv_server {
   uint32_t conn_count;
   uint32_t input_capacity;
   uint8_t *input_memory;
+  /* Large-request buffers: large_count of large_capacity bytes each (0 of them when memory is
+     tight: then no request may exceed input_capacity). */
+  uint8_t *large_memory;
+  uint32_t large_count;
+  uint32_t large_capacity;
+  uint32_t large_owner[LARGE_BUFFERS_MAX]; /* 1 + the connection holding it, or 0 */
+  uint32_t large_refused;                  /* large requests refused: every large buffer was in use */
   struct request request;
   uint32_t next_client_id;
   uint64_t commands_processed;

@@ -57,22 +57,25 @@ int atoi(const char *text) {
 
 static void post_rx_buffer(void) {
   uint32_t slot = driver.rx_posted & (HBFT_NETIF_RX_BUFFERS - 1);
-  driver.rx_ring[slot].address = (uint32_t)(uintptr_t)(driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES);
-  driver.rx_ring[slot].length = HBFT_NETIF_BUFFER_BYTES;
+  /* At buffer + ETH_PAD_SIZE, as lwIP lays frames out in its pbufs: the copy moves words. */
+  driver.rx_ring[slot].address = (uint32_t)(uintptr_t)(driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE);
+  driver.rx_ring[slot].length = HBFT_NETIF_BUFFER_BYTES - ETH_PAD_SIZE;
   driver.rx_posted++;
 }
 
 static err_t linkoutput(struct netif *netif, struct pbuf *p) {
   (void)netif;
-  if (p->tot_len > HBFT_NET_FRAME_BYTES_MAX) {
+  /* lwIP's frames start with ETH_PAD_SIZE bytes of padding (lwipopts.h), which the wire never sees. */
+  uint32_t length = p->tot_len - ETH_PAD_SIZE;
+  if (length > HBFT_NET_FRAME_BYTES_MAX) {
     driver.stats.tx_dropped++;
     return ERR_BUF;
   }
   uint32_t slot = driver.tx_posted & (HBFT_NETIF_TX_BUFFERS - 1);
-  uint8_t *buffer = driver.tx_buffers + slot * HBFT_NETIF_BUFFER_BYTES;
-  pbuf_copy_partial(p, buffer, p->tot_len, 0);
+  uint8_t *buffer = driver.tx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE;
+  pbuf_copy_partial(p, buffer, (u16_t)length, ETH_PAD_SIZE);
   driver.tx_ring[slot].address = (uint32_t)(uintptr_t)buffer;
-  driver.tx_ring[slot].length = p->tot_len;
+  driver.tx_ring[slot].length = length;
   driver.tx_posted++;
   ring_barrier();
   HBFT_REG(HBFT_NET_TX_AVAIL) = driver.tx_posted;
@@ -177,14 +180,14 @@ void hbft_netif_poll(struct netif *netif) {
   while (driver.rx_consumed != used) {
     uint32_t slot = driver.rx_consumed & (HBFT_NETIF_RX_BUFFERS - 1);
     uint32_t length = driver.rx_ring[slot].length;
-    const uint8_t *frame = driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES;
+    const uint8_t *frame = driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE;
     driver.rx_consumed++;
-    if (length > 0 && length <= HBFT_NETIF_BUFFER_BYTES) {
-      struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)length, PBUF_POOL);
+    if (length > 0 && length <= HBFT_NETIF_BUFFER_BYTES - ETH_PAD_SIZE) {
+      struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)(length + ETH_PAD_SIZE), PBUF_POOL);
       if (p == NULL) {
         driver.stats.rx_no_pbuf++;
       } else {
-        pbuf_take(p, frame, (u16_t)length);
+        pbuf_take_at(p, frame, (u16_t)length, ETH_PAD_SIZE);
         driver.stats.rx_frames++;
         if (netif->input(p, netif) != ERR_OK) pbuf_free(p);
       }

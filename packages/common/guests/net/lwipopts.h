@@ -56,6 +56,23 @@
 #define MEMP_NUM_ARP_QUEUE 64
 
 #define LWIP_CHECKSUM_ON_COPY 1
+/* Checksums a 32-bit word at a time (lwIP's third algorithm): the fastest of its three on RV32,
+   where the default (16-bit steps) took 6.5 % of a GET's instructions. */
+#define LWIP_CHKSUM_ALGORITHM 3
+/* Two bytes before each Ethernet header, so that IP and TCP headers and the payload after them are
+   word-aligned: copies of frames and of client bytes then move words instead of bytes (memcpy was
+   12 % of a GET's instructions). The driver puts frames at buffer + 2 to match. */
+#define ETH_PAD_SIZE 2
+/* Byte swaps inline (a few shifts and ors) instead of a call per header field; written out because
+   on RV32IM gcc's __builtin_bswap32 is itself a call into libgcc. */
+#include <stdint.h>
+static inline uint16_t hbft_bswap16(uint16_t x) { return (uint16_t)((x >> 8) | (x << 8)); }
+static inline uint32_t hbft_bswap32(uint32_t x) {
+  return (x >> 24) | ((x >> 8) & 0xff00u) | ((x << 8) & 0xff0000u) | (x << 24);
+}
+#define lwip_htons(x) hbft_bswap16((uint16_t)(x))
+#define lwip_htonl(x) hbft_bswap32((uint32_t)(x))
+/* (lwIP's def.h defines lwip_ntohs and lwip_ntohl as these.) */
 #define LWIP_DEBUG 0
 
 #endif

@@ -8,18 +8,24 @@
  * for KVNET_IDLE_EVICT_MS (so connections that open and go quiet cannot lock others out); when
  * none has, the new client is refused (reset).
  * Backpressure: a connection's requests run only while its send buffer has room for replies
- * (KVNET_SEND_ROOM_BYTES_MIN); the rest of its input stays in lwIP's pbufs, unacknowledged to the
- * window, so a client that does not read its replies is stopped by TCP's own flow control and
- * holds at most a window of memory. A single reply larger than the free send buffer cannot be
- * queued: that client is reset, as Redis closes a client over its output buffer limit. Nothing a
- * client sends can stop the others from being served.
+ * (KVNET_SEND_ROOM_BYTES_MIN) and nothing of an earlier reply waits; the rest of its input stays in
+ * lwIP's pbufs, unacknowledged to the window, so a client that does not read its replies is
+ * stopped by TCP's own flow control and holds at most a window of input and one request's replies.
+ * A reply larger than the free send buffer (lwIP's is 64 KiB) goes out in part, and the rest waits
+ * in the connection's spill: chunks from a shared pool, moved into the send buffer as the client
+ * acknowledges. A connection whose replies to one request pass KVNET_SPILL_BYTES_MAX, or that finds
+ * the pool empty, is reset, as Redis closes a client over its output buffer limit. Nothing a client
+ * sends can stop the others from being served.
  *
  * Arguments: ip=<A.B.C.D/N> (10.0.0.2/24), gw=<A.B.C.D> (none), port=<TCP port> (6379).
  */
 #include "hbft_netif.h"
 #include "hbft_rt.h"
 #include "kv_engine.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
+#include "netif/ethernet.h"
 
 #define KVNET_CONNECTIONS_MAX HBFT_TCP_CLIENTS_MAX
 /* Input is taken from a client only while its send buffer has at least this much room. */
@@ -28,6 +34,29 @@
 #define KVNET_IDLE_EVICT_MS 10000u
 /* Room in the send queue (segments) that the same test asks for. */
 #define KVNET_SEND_QUEUE_ROOM_MIN (TCP_SND_QUEUELEN / 4)
+/* Replies that did not fit the send buffer wait in chunks of this size from a shared pool. */
+#define KVNET_SPILL_CHUNK_BYTES HBFT_KIB(16)
+/* The pool: this much, or an eighth of the memory left after the engine's, whichever is less. */
+#define KVNET_SPILL_POOL_BYTES_MAX HBFT_MIB(16)
+/* One connection's spill, at most: more than the largest reply to one request the store can hold. */
+#define KVNET_SPILL_BYTES_MAX HBFT_MIB(4)
+/* lwIP's poll callback period for each connection, in its coarse ticks (TCP_SLOW_INTERVAL, 500 ms):
+   a spill that could not move for want of lwIP memory is retried then. */
+#define KVNET_POLL_TICKS 2
+
+struct spill_chunk {
+  struct spill_chunk *next;
+  uint32_t start; /* bytes before start were moved to the send buffer */
+  uint32_t end;
+  uint8_t data[KVNET_SPILL_CHUNK_BYTES];
+};
+
+/* Replies of one connection waiting for room in its send buffer, oldest first. */
+struct spill {
+  struct spill_chunk *head;
+  struct spill_chunk *tail;
+  uint32_t bytes;
+};
 
 struct kvnet {
   struct kv_server server;
@@ -38,15 +67,96 @@ struct kvnet {
   uint8_t overflowed[KVNET_CONNECTIONS_MAX];    /* replies could not be queued: reset it */
   struct pbuf *pending[KVNET_CONNECTIONS_MAX];  /* input not yet taken (backpressure) */
   uint32_t last_input_ms[KVNET_CONNECTIONS_MAX]; /* sys_now() at accept or the last input */
+  struct spill spills[KVNET_CONNECTIONS_MAX];
+  struct spill_chunk *free_chunks; /* the pool's free list */
+  uint32_t free_chunk_count;       /* on the free list or never used */
+  struct spill_chunk *chunks;      /* the pool; chunks past chunks_used were never used */
+  uint32_t chunks_used;
+  uint32_t chunk_count;
   uint32_t accepted;
   uint32_t refused;
   uint32_t evicted;
   uint32_t reset_for_output;
+  uint32_t spilled_replies; /* replies that went out in part and waited in a spill */
+  struct tcp_pcb_listen *listener;
+  uint32_t half_open_dropped; /* SYN_RCVD connections dropped for a newer SYN (a SYN flood) */
 };
 
 static struct kvnet kvnet; /* in .bss: zero, like the rest of a fresh machine */
 
+static void spill_clear(struct spill *spill) {
+  while (spill->head != NULL) {
+    struct spill_chunk *chunk = spill->head;
+    spill->head = chunk->next;
+    chunk->next = kvnet.free_chunks;
+    kvnet.free_chunks = chunk;
+    kvnet.free_chunk_count++;
+  }
+  spill->tail = NULL;
+  spill->bytes = 0;
+}
+
+/* Appends bytes to a spill; 0 when the connection's bound or the pool would be passed (then
+   nothing is appended and the connection must be reset: its reply cannot be delivered whole). */
+static int spill_append(struct spill *spill, const uint8_t *bytes, uint32_t len) {
+  if (spill->bytes + len > KVNET_SPILL_BYTES_MAX) return 0;
+  uint32_t room = spill->tail != NULL ? KVNET_SPILL_CHUNK_BYTES - spill->tail->end : 0;
+  uint32_t chunks_needed = len <= room ? 0 : (len - room + KVNET_SPILL_CHUNK_BYTES - 1) / KVNET_SPILL_CHUNK_BYTES;
+  if (chunks_needed > kvnet.free_chunk_count) return 0;
+  while (len > 0) {
+    if (spill->tail == NULL || spill->tail->end == KVNET_SPILL_CHUNK_BYTES) {
+      /* Chunks never used are taken in order, so the pool's pages stay untouched (and out of
+         checkpoints) until replies need them. */
+      struct spill_chunk *chunk = kvnet.free_chunks;
+      if (chunk != NULL) kvnet.free_chunks = chunk->next;
+      else chunk = &kvnet.chunks[kvnet.chunks_used++];
+      kvnet.free_chunk_count--;
+      chunk->next = NULL;
+      chunk->start = chunk->end = 0;
+      if (spill->tail != NULL) spill->tail->next = chunk;
+      else spill->head = chunk;
+      spill->tail = chunk;
+    }
+    uint32_t copy = KVNET_SPILL_CHUNK_BYTES - spill->tail->end;
+    if (copy > len) copy = len;
+    memcpy(spill->tail->data + spill->tail->end, bytes, copy);
+    spill->tail->end += copy;
+    spill->bytes += copy;
+    bytes += copy;
+    len -= copy;
+  }
+  return 1;
+}
+
+/* How many bytes lwIP's send buffer takes now in one tcp_write (at most 0xffff). */
+static uint32_t send_room(struct tcp_pcb *pcb) {
+  if (tcp_sndqueuelen(pcb) + 4 > TCP_SND_QUEUELEN) return 0;
+  uint32_t room = tcp_sndbuf(pcb);
+  return room < 0xffffu ? room : 0xffffu;
+}
+
+/* Moves what the send buffer takes from the connection's spill into it. */
+static void spill_drain(uint32_t slot, struct tcp_pcb *pcb) {
+  struct spill *spill = &kvnet.spills[slot];
+  while (spill->head != NULL) {
+    struct spill_chunk *chunk = spill->head;
+    uint32_t len = chunk->end - chunk->start;
+    uint32_t room = send_room(pcb);
+    if (len > room) len = room;
+    if (len == 0 || tcp_write(pcb, chunk->data + chunk->start, (u16_t)len, TCP_WRITE_FLAG_COPY) != ERR_OK) return;
+    chunk->start += len;
+    spill->bytes -= len;
+    if (chunk->start < chunk->end) return;
+    spill->head = chunk->next;
+    if (spill->head == NULL) spill->tail = NULL;
+    chunk->next = kvnet.free_chunks;
+    kvnet.free_chunks = chunk;
+    kvnet.free_chunk_count++;
+  }
+}
+
 static void release_slot(uint32_t slot) {
+  spill_clear(&kvnet.spills[slot]);
   if (kvnet.pending[slot] != NULL) pbuf_free(kvnet.pending[slot]);
   kvnet.pending[slot] = NULL;
   kvnet.pcbs[slot] = NULL;
@@ -59,29 +169,33 @@ static void detach(struct tcp_pcb *pcb) {
   tcp_recv(pcb, NULL);
   tcp_sent(pcb, NULL);
   tcp_err(pcb, NULL);
+  tcp_poll(pcb, NULL, 0);
 }
 
 static int tcp_transport_writable(void *context, uint32_t slot) {
   (void)context;
   struct tcp_pcb *pcb = kvnet.pcbs[slot];
-  return pcb != NULL && !kvnet.overflowed[slot] && tcp_sndbuf(pcb) >= KVNET_SEND_ROOM_BYTES_MIN &&
-         tcp_sndqueuelen(pcb) + KVNET_SEND_QUEUE_ROOM_MIN <= TCP_SND_QUEUELEN;
+  return pcb != NULL && !kvnet.overflowed[slot] && kvnet.spills[slot].head == NULL &&
+         tcp_sndbuf(pcb) >= KVNET_SEND_ROOM_BYTES_MIN && tcp_sndqueuelen(pcb) + KVNET_SEND_QUEUE_ROOM_MIN <= TCP_SND_QUEUELEN;
 }
 
-/* The engine's replies: queued on the connection (copied), sent at the end of the callback. */
+/* The engine's replies: queued on the connection (copied), sent at the end of the callback; what
+   the send buffer cannot take now waits in the connection's spill. */
 static void tcp_transport_send(void *context, uint32_t slot, const uint8_t *bytes, uint32_t len) {
   (void)context;
   struct tcp_pcb *pcb = kvnet.pcbs[slot];
   if (pcb == NULL || kvnet.overflowed[slot]) return;
-  while (len > 0) {
-    uint32_t chunk = len < 0xffffu ? len : 0xffffu;
-    if (tcp_write(pcb, bytes, (u16_t)chunk, TCP_WRITE_FLAG_COPY) != ERR_OK) {
-      kvnet.overflowed[slot] = 1;
-      return;
-    }
+  struct spill *spill = &kvnet.spills[slot];
+  while (len > 0 && spill->head == NULL) {
+    uint32_t chunk = send_room(pcb);
+    if (chunk > len) chunk = len;
+    if (chunk == 0 || tcp_write(pcb, bytes, (u16_t)chunk, TCP_WRITE_FLAG_COPY) != ERR_OK) break;
     bytes += chunk;
     len -= chunk;
   }
+  if (len == 0) return;
+  if (spill->head == NULL) kvnet.spilled_replies++;
+  if (!spill_append(spill, bytes, len)) kvnet.overflowed[slot] = 1;
 }
 
 /* The engine closes a connection (QUIT, a protocol error, or the client's own hang-up): queued
@@ -122,7 +236,8 @@ static err_t reset_for_output(uint32_t slot, struct tcp_pcb *pcb) {
 /* Runs the connection's input while it takes replies: what the engine buffered first, then the
    pending pbufs, each byte acknowledged to the window once the engine has taken it. */
 static err_t feed(uint32_t slot, struct tcp_pcb *pcb) {
-  kv_conn_resume(&kvnet.server, slot);
+  spill_drain(slot, pcb);
+  if (kvnet.spills[slot].head == NULL) kv_conn_resume(&kvnet.server, slot);
   while (kvnet.pcbs[slot] == pcb && kvnet.pending[slot] != NULL && tcp_transport_writable(NULL, slot)) {
     struct pbuf *p = kvnet.pending[slot];
     uint32_t taken = kv_conn_receive(&kvnet.server, slot, (const uint8_t *)p->payload, p->len);
@@ -158,6 +273,14 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
   (void)length;
   uint32_t slot = (uint32_t)(uintptr_t)arg;
   if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  return feed(slot, pcb);
+}
+
+/* lwIP's periodic call: replies that waited for lwIP memory (not for the client) move on. */
+static err_t on_poll(void *arg, struct tcp_pcb *pcb) {
+  uint32_t slot = (uint32_t)(uintptr_t)arg;
+  if (kvnet.pcbs[slot] != pcb) return ERR_OK;
+  if (kvnet.spills[slot].head == NULL && kvnet.pending[slot] == NULL) return ERR_OK;
   return feed(slot, pcb);
 }
 
@@ -200,9 +323,64 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   tcp_recv(pcb, on_receive);
   tcp_sent(pcb, on_sent);
   tcp_err(pcb, on_error);
+  tcp_poll(pcb, on_poll, KVNET_POLL_TICKS);
   tcp_nagle_disable(pcb);
   kv_conn_open(&kvnet.server, slot);
   return ERR_OK;
+}
+
+/* INFO's "# Network" section: what the guest did with its clients and frames (host-side drops of
+   bad frames are the NIC's counters, reported by the host). */
+static uint32_t tcp_transport_info(void *context, char *out, uint32_t capacity) {
+  (void)context;
+  struct hbft_netif_stats net;
+  hbft_netif_stats(&net);
+  uint32_t open = kvnet.server.conn_count - kvnet.free_count;
+  uint32_t len = hbft_snprintf(out, capacity,
+                               "# Network\r\nconnection_slots:%u\r\nconnections_open:%u\r\nconnections_accepted:%u\r\n"
+                               "connections_refused:%u\r\nconnections_evicted_idle:%u\r\nconnections_reset_for_output:%u\r\n"
+                               "replies_spilled:%u\r\nspill_chunks_in_use:%u\r\nspill_chunks:%u\r\n"
+                               "half_open_dropped:%u\r\nrx_frames:%u\r\ntx_frames:%u\r\nrx_dropped_no_pbuf:%u\r\ntx_dropped:%u\r\n",
+                               kvnet.server.conn_count, open, kvnet.accepted, kvnet.refused, kvnet.evicted,
+                               kvnet.reset_for_output, kvnet.spilled_replies, kvnet.chunk_count - kvnet.free_chunk_count,
+                               kvnet.chunk_count, kvnet.half_open_dropped, net.rx_frames, net.tx_frames, net.rx_no_pbuf, net.tx_dropped);
+  return len < capacity ? len : capacity - 1;
+}
+
+/* Whether a frame (as lwIP holds it: ETH_PAD_SIZE bytes first) is a TCP SYN without ACK. */
+static int is_tcp_syn(const struct pbuf *p) {
+  const uint8_t *frame = (const uint8_t *)p->payload + ETH_PAD_SIZE;
+  uint32_t len = p->len - ETH_PAD_SIZE;
+  if (p->len < ETH_PAD_SIZE || len < 14 + 20 + 20 || frame[12] != 0x08 || frame[13] != 0x00) return 0;
+  const uint8_t *ip = frame + 14;
+  uint32_t ihl = (uint32_t)(ip[0] & 0x0fu) * 4u;
+  if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || ihl < 20 || 14 + ihl + 20 > len) return 0;
+  uint8_t flags = ip[ihl + 13];
+  return (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+/* Drops the half-open connection (SYN_RCVD) waiting longest for its handshake, without a reset:
+   its source is likely forged. */
+static void drop_oldest_half_open(void) {
+  struct tcp_pcb *oldest = NULL;
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
+    if (pcb->state == SYN_RCVD && (oldest == NULL || (u32_t)(tcp_ticks - pcb->tmr) > (u32_t)(tcp_ticks - oldest->tmr)))
+      oldest = pcb;
+  }
+  if (oldest == NULL) return;
+  kvnet.half_open_dropped++;
+  tcp_abandon(oldest, 0);
+}
+
+/* Every frame goes through here to lwIP. A half-open connection holds a place in the listener's
+   backlog until its handshake times out (20 s), so a flood of forged SYNs would lock real clients
+   out for that long: when the backlog is full, a new SYN takes the place of the oldest half-open
+   connection instead of being dropped (a real client's handshake completes within a round trip,
+   long before it could become the oldest). */
+static err_t kvnet_input(struct pbuf *p, struct netif *netif) {
+  if (kvnet.listener != NULL && kvnet.listener->accepts_pending >= kvnet.listener->backlog && is_tcp_syn(p))
+    drop_oldest_half_open();
+  return ethernet_input(p, netif);
 }
 
 static void print_ipv4(const char *label, uint32_t ip) {
@@ -237,7 +415,13 @@ int main(void) {
   kvnet.server.transport.send = tcp_transport_send;
   kvnet.server.transport.close = tcp_transport_close;
   kvnet.server.transport.writable = tcp_transport_writable;
+  kvnet.server.transport.info = tcp_transport_info;
   for (uint32_t slot = kvnet.server.conn_count; slot > 0; slot--) kvnet.free_slots[kvnet.free_count++] = slot - 1;
+  uint32_t pool_bytes = hbft_arena_free_bytes(&arena) / 8;
+  if (pool_bytes > KVNET_SPILL_POOL_BYTES_MAX) pool_bytes = KVNET_SPILL_POOL_BYTES_MAX;
+  kvnet.chunk_count = pool_bytes / sizeof(struct spill_chunk);
+  kvnet.chunks = hbft_arena_alloc_or_die(&arena, kvnet.chunk_count * sizeof(struct spill_chunk), 8, "kvnet reply spill pool");
+  kvnet.free_chunk_count = kvnet.chunk_count;
 
   struct tcp_pcb *listener = tcp_new();
   if (listener == NULL || tcp_bind(listener, IP4_ADDR_ANY, (u16_t)port) != ERR_OK) {
@@ -250,6 +434,8 @@ int main(void) {
     return 3;
   }
   tcp_accept(listener, on_accept);
+  kvnet.listener = (struct tcp_pcb_listen *)listener;
+  kvnet.netif.input = kvnet_input;
 
   const uint8_t *mac = kvnet.netif.hwaddr;
   print_ipv4("kvnet: listening on ", config.ip);

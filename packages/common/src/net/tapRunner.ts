@@ -60,7 +60,8 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   machine.uart.onOutput = (byte) => options.onConsole?.(decoder.decode(Uint8Array.of(byte), { stream: true }));
   machine.loadElf(options.image, options.imageName);
   machine.net.setMac(options.mac);
-  const tap = await TapDevice.open(options.tapName);
+  // Frames go out from a writer thread: the kernel's receive path for each runs on the other core.
+  const tap = await TapDevice.open(options.tapName, { writerThread: true });
   options.onAttached?.(tap);
   machine.net.host = { onFrame: (frame) => tap.send(frame) };
   const deliver = (frame: Uint8Array): void => {
@@ -71,6 +72,7 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
     while (!machine.halted && options.signal?.aborted !== true) {
       tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
       const result = machine.run(SLICE_INSTRUCTIONS);
+      tap.flush();
       instructions += result.executed;
       if (result.stop !== STOP_IDLE) {
         // Let I/O callbacks and signals in between slices.

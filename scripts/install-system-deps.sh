@@ -16,6 +16,8 @@ need chromium chromium
 # The packet NIC's TAP test drives the guest with Debian's own Redis clients.
 need redis-cli redis-tools
 need redis-benchmark redis-tools
+# hbft bench network measures kv beside Debian's own redis-server (its smoke test runs in npm test).
+need redis-server redis-server
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-system-deps: nothing to install"

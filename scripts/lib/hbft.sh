@@ -32,13 +32,18 @@ json() { node "$LIB_DIR/json.mjs" "$@"; }
 
 # ---- The two-host topology (scripts/two-hosts.sh) ----------------------------------------------
 # Namespaces: $NETNS_PREFIX-{primary,backup,client,chaos} and $NETNS_PREFIX-sw, which holds the two
-# bridges (front, repl), so that nothing of the topology touches the host's own network.
+# switches (front: the client LAN, repl), so that nothing of the topology touches the host's own
+# network. `hbft topology up|down` builds and removes them (packages/cli/src/netns/topology.ts
+# holds the layout; the addresses below are its).
 NETNS_PREFIX="${HBFT_NETNS_PREFIX:-hbft}"
 NETNS_NODES=(primary backup client chaos)
 NETNS_SWITCH="$NETNS_PREFIX-sw"
 NETNS_STATE_DIR="$STATE_DIR/netns-$NETNS_PREFIX"
 # front network 10.77.0.0/24 (clients, status servers); replication network 10.77.1.0/24.
 declare -A FRONT_ADDRESS=([primary]=10.77.0.1 [backup]=10.77.0.2 [client]=10.77.0.3)
+# The guest's own address on the client LAN, through the TAP of the node that runs it.
+GUEST_ADDRESS=10.77.0.10
+GUEST_TAP=hbft0
 declare -A REPL_ADDRESS=([primary]=10.77.1.1 [backup]=10.77.1.2 [chaos]=10.77.1.3)
 # Ports, the same in netns and compose (docker-compose.yml uses these numbers).
 SERVE_PORT=6379

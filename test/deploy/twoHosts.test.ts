@@ -1,5 +1,6 @@
-// Proves the two-host topology of scripts/two-hosts.sh: nodes in their own network namespaces
-// replicate across their own addresses, cutting the replication link makes the backup take over
+// Proves the two-host topology of scripts/two-hosts.sh: node hosts whose bridge holds their
+// address and the guest's persistent TAP share a client LAN with the client, nodes in their own
+// network namespaces replicate across their own addresses, cutting the replication link makes the backup take over
 // at its address with the data, the deposed primary gives up once the link is back, a restarted
 // primary rejoins as the new backup, kill-primary.sh --mode netns loses nothing, and down leaves
 // no namespace behind.
@@ -104,6 +105,13 @@ test('two hosts in network namespaces: replication, cut link, takeover, rejoin, 
     assert.match(status.stdout, /primary \(\S+-primary\): front0 UP 10\.77\.0\.1\/24 +repl0 UP 10\.77\.1\.1\/24/);
     assert.match(status.stdout, /backup \(\S+-backup\): front0 UP 10\.77\.0\.2\/24 +repl0 UP 10\.77\.1\.2\/24/);
     assert.match(status.stdout, /client \(\S+-client\): front0 UP 10\.77\.0\.3\/24/);
+    assert.equal(
+      status.stdout.match(/guest TAP hbft0: master front0, no guest attached/g)?.length,
+      2,
+      `each node host has the guest's TAP on its bridge:\n${status.stdout}`,
+    );
+    const ports = await twoHosts('exec', 'backup', 'ip', '-br', 'link', 'show', 'master', 'front0');
+    assert.match(ports.stdout, /^uplink0@\S+ +UP/m, "the node's uplink to the LAN is a port of its bridge");
     const inNamespace = await twoHosts('exec', 'client', 'ip', '-4', '-br', 'addr', 'show', 'front0');
     assert.match(inNamespace.stdout, /10\.77\.0\.3\/24/, "exec runs inside the node's namespace");
 
@@ -112,7 +120,7 @@ test('two hosts in network namespaces: replication, cut link, takeover, rejoin, 
     assert.equal(start.code, 0, `${start.output}\n${logs()}`);
     const backupReady = await readyz(BACKUP.http);
     assert.equal(backupReady?.role, 'backup');
-    assert.equal(backupReady?.ready, true, 'the backup holds a checkpoint, reached across the namespaces');
+    assert.equal(backupReady?.ready, true, 'the backup holds a checkpoint, reached from the client across the LAN switch');
     assert.equal(backupReady?.peerConnected, true);
     const primaryReady = await readyz(PRIMARY.http);
     assert.equal(primaryReady?.role, 'primary');

@@ -22,7 +22,7 @@ ip -n "$ns" link set lo up
 ip -n "$ns" link add br0 type bridge
 ip -n "$ns" addr add 10.77.0.1/24 dev br0
 ip -n "$ns" link set br0 up
-ip netns exec "$ns" node packages/cli/bin/hbft.js run kvnet --tap hbft0 --ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
+ip netns exec "$ns" node packages/cli/bin/hbft.js run kvnet --tap hbft0 --guest-ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do ip -n "$ns" link show hbft0 >/dev/null 2>&1 && break; sleep 0.1; done
 ip -n "$ns" link set hbft0 master br0 up

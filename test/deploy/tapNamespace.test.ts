@@ -1,4 +1,4 @@
-// Proves that `hbft run kvnet --tap NAME --ip A/N` puts the guest on a real L2 network: in a
+// Proves that `hbft run kvnet --tap NAME --guest-ip A/N` puts the guest on a real L2 network: in a
 // network namespace with a Linux bridge, Debian's redis-cli and redis-benchmark, using the kernel's
 // own TCP stack, reach the guest's address through the TAP device, and Ctrl-C stops the run cleanly.
 import { test } from 'node:test';
@@ -39,7 +39,21 @@ test('redis-cli and redis-benchmark reach kvnet through a TAP device on a bridge
 
     node = spawn(
       'ip',
-      ['netns', 'exec', NAMESPACE, process.execPath, CLI, 'run', 'kvnet', '--tap', TAP, '--ip', `${GUEST_IP}/24`, '--memory', '64MiB'],
+      [
+        'netns',
+        'exec',
+        NAMESPACE,
+        process.execPath,
+        CLI,
+        'run',
+        'kvnet',
+        '--tap',
+        TAP,
+        '--guest-ip',
+        `${GUEST_IP}/24`,
+        '--memory',
+        '64MiB',
+      ],
       {
         cwd: REPO,
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,7 @@
 // Proves the host attachment's checks that need no root: a guest's MAC is locally administered and
 // the same wherever the guest runs, a bad TAP name is refused with a TapError naming it, and
-// `hbft run` refuses a malformed --ip, or --ip without --tap, with one line and exit 2.
+// `hbft run`, `primary` and `backup` refuse a malformed --guest-ip or --tap, or one without the
+// other, with one line naming the flag and exit 2; primary and backup agree on the guest's MAC.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -30,14 +31,21 @@ test('a TAP name that is not an interface name is refused before anything is ope
   }
 });
 
-test('hbft run refuses a malformed --ip, and --ip without --tap, with exit 2', () => {
+test('hbft run, primary and backup refuse a malformed --guest-ip or --tap, and one without the other, naming the flag, with exit 2', () => {
   const cases: [string[], RegExp][] = [
     [
-      ['run', 'kvnet', '--tap', 'hbft0', '--ip', '10.0.0.300/24'],
-      /--ip 10\.0\.0\.300\/24: expected the guest's IPv4 address and prefix length/,
+      ['run', 'kvnet', '--tap', 'hbft0', '--guest-ip', '10.0.0.300/24'],
+      /--guest-ip: expected the guest's IPv4 address and prefix length, like 10\.0\.0\.2\/24, got "10\.0\.0\.300\/24"/,
     ],
-    [['run', 'kvnet', '--tap', 'hbft0', '--ip', '10.0.0.2'], /--ip 10\.0\.0\.2: expected/],
-    [['run', 'kvnet', '--ip', '10.0.0.2/24'], /--ip needs --tap/],
+    [['run', 'kvnet', '--tap', 'hbft0', '--guest-ip', '10.0.0.2'], /--guest-ip: expected/],
+    [['run', 'kvnet', '--guest-ip', '10.0.0.2/24'], /--guest-ip: needs --tap/],
+    [['run', 'kvnet', '--tap', 'hbft0'], /--tap: needs --guest-ip/],
+    [
+      ['primary', '--guest', 'kvnet', '--tap', 'bad name', '--guest-ip', '10.0.0.2/24', '--dry-run'],
+      /--tap: "bad name" is not an interface name/,
+    ],
+    [['primary', '--guest', 'kvnet', '--tap', 'hbft0', '--guest-ip', '300.0.0.2/24', '--dry-run'], /--guest-ip: expected/],
+    [['backup', '--listen', '127.0.0.1:7000', '--insecure', '--guest-ip', '10.0.0.2/24', '--dry-run'], /--guest-ip: needs --tap/],
   ];
   for (const [args, message] of cases) {
     const result = spawnSync(process.execPath, [hbft, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -45,6 +53,20 @@ test('hbft run refuses a malformed --ip, and --ip without --tap, with exit 2', (
     assert.match(result.stderr, message);
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+test('the primary and the backup give the guest the same MAC from --guest and --guest-ip, and the guest its address', () => {
+  const network = ['--guest', 'kvnet', '--tap', 'hbft0', '--guest-ip', '10.0.0.10/24', '--dry-run'];
+  const dryRun = (args: string[]) => {
+    const result = spawnSync(process.execPath, [hbft, ...args, ...network], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout) as { network: { tap: string; guestIp: string; mac: string }; args?: string };
+  };
+  const primary = dryRun(['primary']);
+  const backup = dryRun(['backup', '--listen', '127.0.0.1:7000', '--insecure']);
+  assert.deepEqual(primary.network, { tap: 'hbft0', guestIp: '10.0.0.10/24', mac: formatMac(guestMac('kvnet@10.0.0.10/24')) });
+  assert.deepEqual(backup.network, primary.network);
+  assert.equal(primary.args, 'ip=10.0.0.10/24');
 });
 
 test('a gratuitous ARP announces the guest: broadcast, sender and target both the guest, a valid ARP request', async () => {

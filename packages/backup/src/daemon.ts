@@ -20,13 +20,14 @@ import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import { parkedClientMsDefault } from '@hbft/common/limits.ts';
 import { ReplicaStore } from './replicaStore.ts';
 import { ParkedPort } from './parkedPort.ts';
+import { GuestTap, type GuestNetworkConfig } from '@hbft/common/net/guestTap.ts';
 
 import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
 
 /** What the node needs to run as a primary after it takes over. */
 export type PromotedOptions = Omit<
   PrimaryRuntimeOptions,
-  'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing' | 'backup' | 'onBackupLoss'
+  'generation' | 'boot' | 'memoryBytes' | 'guestImageHash' | 'logger' | 'metrics' | 'timing' | 'backup' | 'onBackupLoss' | 'guestTap'
 > & { onBackupLoss?: BackupLossPolicy };
 
 export interface BackupDaemonOptions {
@@ -39,6 +40,11 @@ export interface BackupDaemonOptions {
   logger: Logger;
   metrics: ReplicationMetrics;
   promoted: PromotedOptions;
+  /**
+   * The guest's packet NIC on a real network: the TAP is opened at start and drained while this
+   * node stands by (it transmits nothing); a takeover hands it to the runtime.
+   */
+  guestNetwork?: GuestNetworkConfig;
   /** After a takeover, protect the guest again by replicating to a backup here. */
   reprotect?: { host: string; port: number };
   onPromoted?: (runtime: PrimaryRuntime) => void;
@@ -77,6 +83,8 @@ export class BackupDaemon {
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
   private parkedPort: ParkedPort | null = null;
+  /** The guest's TAP while this node stands by (the runtime owns it after a takeover). */
+  private guestTap: GuestTap | null = null;
   private readonly limits: ProtocolLimits;
   private readonly bodies: BodyPool;
   /** Bodies of frames handed to the replicator since it last held no payload. */
@@ -114,6 +122,7 @@ export class BackupDaemon {
   static async start(options: BackupDaemonOptions): Promise<BackupDaemon> {
     const daemon = new BackupDaemon(options);
     try {
+      if (options.guestNetwork !== undefined) daemon.guestTap = await GuestTap.open(options.guestNetwork, options.logger);
       daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
       const parkedPort = new ParkedPort(options.parkMs ?? parkedClientMsDefault, options.logger);
       await parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
@@ -347,6 +356,7 @@ export class BackupDaemon {
           standby: this.standby ?? undefined,
           parked: parkedPort.handOver(),
         },
+        guestTap: this.takeGuestTap(),
         memoryBytes: this.options.memoryBytes,
         guestImageHash: this.guestImageHash ?? Buffer.alloc(32),
         timing: this.options.timing,
@@ -361,6 +371,13 @@ export class BackupDaemon {
       logger.fatal({ err: reason }, 'takeover failed: the guest could not be resumed');
       this.options.onPromotionFailed?.(reason);
     }
+  }
+
+  /** The standby's TAP, handed to the runtime that takes over (which then owns it). */
+  private takeGuestTap(): GuestTap | undefined {
+    const tap = this.guestTap ?? undefined;
+    this.guestTap = null;
+    return tap;
   }
 
   /** This node is no longer the primary: stop serving at once, and tell the process to exit. */
@@ -399,5 +416,6 @@ export class BackupDaemon {
     await this.parkedPort?.close();
     await this.runtime?.stop(reason);
     if (this.runtime === null) await this.standby?.worker.stop();
+    await this.takeGuestTap()?.close();
   }
 }

@@ -144,3 +144,17 @@ export const lossSegmentBytes = 1460;
 assert(bandwidthQueueBytesMin >= 64 * 1024, 'a bandwidth queue must hold at least one socket read');
 assert(chaosReadyBytesMax >= 64 * 1024, 'the ready queue must hold at least one socket read');
 assert(bandwidthSliceMs < bandwidthQueueMs, 'a bandwidth queue must hold several slices');
+
+/**
+ * Frames the guest transmitted and output commit still holds (their epoch not yet committed), in
+ * bytes and in frames, on one node. Beyond either a frame is dropped and counted: the guest's TCP
+ * sends it again, as after a loss on the wire. Under `--on-backup-loss hold` with no backup this
+ * is all a guest can make the primary hold, whatever its clients do.
+ */
+export const guestFrameHeldBytesMax = 8 * 1024 * 1024;
+export const guestFrameHeldFramesMax = 32 * 1024;
+
+assert(
+  guestFrameHeldBytesMax >= guestFrameHeldFramesMax * 60,
+  'the frame bound is reached no later than the byte bound by minimum-size frames',
+);

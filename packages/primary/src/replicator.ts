@@ -181,6 +181,16 @@ export class PrimaryReplicator {
     return this.mode === 'unprotected' && this.config.onBackupLoss === 'continue-unsafe';
   }
 
+  /** The last epoch whose output may leave (acknowledged, or released without a backup), or null. */
+  get committedEpoch(): number | null {
+    return this.lastCommittedEpoch;
+  }
+
+  /** Whether output produced now may leave at once, without waiting for its epoch to commit. */
+  get releasesWithoutAck(): boolean {
+    return this.releasesUnprotected();
+  }
+
   /** Ack latencies observed since the last call (each a capture → ack time in ms). */
   takeAckLatencies(): number[] {
     const latencies = this.ackLatenciesMs;

@@ -31,6 +31,10 @@ import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } f
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
+import type { GuestTap } from '@hbft/common/net/guestTap.ts';
+import { formatMac } from '@hbft/common/net/tapRunner.ts';
+import { guestFrameHeldBytesMax, guestFrameHeldFramesMax } from '@hbft/common/limits.ts';
+import { FrameLedger, type FrameLedgerCounters } from './frameLedger.ts';
 
 export type PrimaryBoot =
   | { kind: 'image'; image: Uint8Array; imageName: string; args: string }
@@ -72,6 +76,12 @@ export interface PrimaryRuntimeOptions {
   onFullSyncProgress?: (sentPages: number, totalPages: number) => void;
   /** The node's live view (a promoted backup passes its own, so the timeline continues). */
   feed?: LiveFeed;
+  /**
+   * The guest's packet NIC on a real network (kvnet): frames from the TAP go to the guest at
+   * once, frames from the guest leave through output commit (the frame ledger). The runtime owns
+   * it from start and closes it when it stops.
+   */
+  guestTap?: GuestTap;
 }
 
 interface Capture {
@@ -116,6 +126,9 @@ export class PrimaryRuntime {
   private lastHealthReason: PrimaryHealthReason | null = null;
   /** Stall time already counted in the metrics. */
   private stallMsCounted = 0;
+  /** Output commit of the guest's frames, when it has a TAP. */
+  private readonly frames: FrameLedger | null;
+  private readonly framesCounted: FrameLedgerCounters = { framesHeld: 0, framesReleased: 0, framesDropped: 0 };
 
   private constructor(options: PrimaryRuntimeOptions, worker: GuestWorker, staging: StagingRing, logger: Logger) {
     this.options = options;
@@ -138,6 +151,9 @@ export class PrimaryRuntime {
       firstEpoch,
       nowMs: performance.now(),
     });
+    this.frames = options.guestTap
+      ? new FrameLedger({ heldBytesMax: guestFrameHeldBytesMax, heldFramesMax: guestFrameHeldFramesMax }, firstEpoch - 1)
+      : null;
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
     const flow = new ClientFlow(worker, logger);
@@ -170,17 +186,24 @@ export class PrimaryRuntime {
     const boot = options.boot;
     let worker: GuestWorker;
     let staging: StagingRing;
-    if (boot.kind === 'resume' && boot.standby !== undefined) {
-      // The fast path of a takeover: the worker is already up; only CPU and devices are restored.
-      ({ worker, staging } = boot.standby);
-      await worker.activate(boot.state, boot.epoch);
-    } else {
-      staging = PrimaryRuntime.createStaging(options.memoryBytes);
-      worker = await GuestWorker.start({
-        memory: boot.kind === 'resume' ? boot.memory : new SharedArrayBuffer(options.memoryBytes),
-        ...(boot.kind === 'image' ? { image: boot.image, imageName: boot.imageName, args: boot.args } : { state: boot.state }),
-        replication: PrimaryRuntime.replicationConfig(options, staging, boot.kind === 'resume' ? boot.epoch : 0),
-      });
+    try {
+      if (boot.kind === 'resume' && boot.standby !== undefined) {
+        // The fast path of a takeover: the worker is already up; only CPU and devices are restored.
+        ({ worker, staging } = boot.standby);
+        await worker.activate(boot.state, boot.epoch);
+      } else {
+        staging = PrimaryRuntime.createStaging(options.memoryBytes);
+        worker = await GuestWorker.start({
+          memory: boot.kind === 'resume' ? boot.memory : new SharedArrayBuffer(options.memoryBytes),
+          ...(boot.kind === 'image'
+            ? { image: boot.image, imageName: boot.imageName, args: boot.args, mac: options.guestTap?.config.mac }
+            : { state: boot.state }),
+          replication: PrimaryRuntime.replicationConfig(options, staging, boot.kind === 'resume' ? boot.epoch : 0),
+        });
+      }
+    } catch (error) {
+      await options.guestTap?.close();
+      throw error;
     }
     const runtime = new PrimaryRuntime(options, worker, staging, logger);
     try {
@@ -238,6 +261,8 @@ export class PrimaryRuntime {
     );
     worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
     worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
+    worker.on('frame', (bytes, epoch) => this.onGuestFrame(bytes, epoch));
+    this.options.guestTap?.attach((frame) => worker.deliverFrame(frame));
     worker.on('console', (text) => this.options.onConsole?.(text));
     worker.on('halted', (exit) => logger.error({ exit }, 'the guest stopped'));
     worker.on('error', (error) => logger.error({ err: error.message }, 'guest worker error'));
@@ -269,10 +294,72 @@ export class PrimaryRuntime {
     );
     this.ticker.start();
     this.feed.start();
-    if (this.options.boot.kind === 'resume' && this.options.boot.standby !== undefined) worker.resume();
+    // A resumed guest learns that its cable moved before it runs again (see announceGuest).
+    const mac = boot.kind === 'resume' && this.options.guestTap !== undefined ? await worker.command<number[]>('netLinkChange') : null;
+    if (boot.kind === 'resume' && boot.standby !== undefined) worker.resume();
+    if (mac !== null) this.announceGuest(Uint8Array.from(mac));
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
     logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
+  }
+
+  /**
+   * A takeover moved the guest to this node: gratuitous ARP for its address from this node's TAP,
+   * at once, so that the bridge and the clients send its frames here (QEMU's announce_self, Cuju's
+   * RARP). The guest itself was told of a link change (netLinkChange before it resumed): it
+   * announces itself too and sends again what its clients have not acknowledged, without waiting
+   * for its retransmission timers.
+   */
+  private announceGuest(mac: Uint8Array): void {
+    const tap = this.options.guestTap;
+    if (tap === undefined) return;
+    // The MAC is the guest's own (its NIC's state): the one clients have in their ARP caches.
+    const sent = tap.announce(mac);
+    if (!Buffer.from(mac).equals(Buffer.from(tap.config.mac))) {
+      this.logger.warn(
+        { guestMac: formatMac(mac), configuredMac: formatMac(tap.config.mac) },
+        "the guest's MAC is not the one --guest and --guest-ip give: announced the guest's",
+      );
+    }
+    this.logger.info(
+      { tap: tap.config.tapName, guest: tap.config.address, mac: formatMac(mac), sent },
+      'announced the guest (gratuitous ARP)',
+    );
+  }
+
+  /**
+   * A frame the guest transmitted in `epoch`: held in the ledger until that epoch commits (output
+   * commit), or sent at once while the replicator releases output without acks and nothing held
+   * waits before it.
+   */
+  private onGuestFrame(bytes: Uint8Array, epoch: number): void {
+    const frames = this.frames;
+    const tap = this.options.guestTap;
+    if (frames === null || tap === undefined) return;
+    if (this.replicator.releasesWithoutAck && frames.releaseAtOnce()) tap.send(bytes);
+    else frames.hold(epoch, bytes);
+  }
+
+  /** Frames of every committed epoch go out, in order. */
+  private releaseFrames(): void {
+    const frames = this.frames;
+    const committed = this.replicator.committedEpoch;
+    const tap = this.options.guestTap;
+    if (frames === null || tap === undefined) return;
+    if (committed !== null) for (const frame of frames.commitThrough(committed)) tap.send(frame);
+    const metrics = this.options.metrics;
+    for (const [outcome, key] of [
+      ['held', 'framesHeld'],
+      ['released', 'framesReleased'],
+      ['dropped', 'framesDropped'],
+    ] as const) {
+      const delta = frames.counters[key] - this.framesCounted[key];
+      if (delta > 0) {
+        metrics.guestFrames.labels(outcome).inc(delta);
+        this.framesCounted[key] = frames.counters[key];
+      }
+    }
+    metrics.heldFrameBytes.set(frames.heldBytes);
   }
 
   /**
@@ -416,6 +503,7 @@ export class PrimaryRuntime {
       this.lastMode = status.mode;
     }
     this.options.metrics.heldOutputBytes.set(status.heldOutputBytes);
+    this.releaseFrames();
     const stalledMs = this.replicator.stalledMs;
     if (stalledMs > this.stallMsCounted) {
       this.options.metrics.stallSeconds.inc((stalledMs - this.stallMsCounted) / 1000);
@@ -583,6 +671,11 @@ export class PrimaryRuntime {
     this.logger.error({ reason }, 'DEPOSED: the backup has taken over; this node stops serving');
     this.feed.event('deposed', `deposed: ${reason}`);
     this.fenced = true;
+    // Nothing this node holds may reach the network now, nor anything the guest sends from now on.
+    const dropped = this.frames?.fence() ?? 0;
+    this.options.guestTap?.attach(null);
+    if (this.frames !== null)
+      this.logger.warn({ frames: dropped }, 'guest frames held for output commit dropped: this node transmits nothing more');
     this.publishHealth();
     this.options.onDeposed?.(reason);
   }
@@ -627,6 +720,7 @@ export class PrimaryRuntime {
     this.sendQueue.clear();
     await this.worker.stop();
     await linkStopped;
+    await this.options.guestTap?.close();
   }
 }
 

@@ -4,6 +4,9 @@ import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import {
   authFrom,
   daemonConfigFrom,
+  guestNetworkConfigFrom,
+  withGuestNetworkFlags,
+  type GuestNetworkArgs,
   hostPort,
   printConfiguration,
   withDaemonFlags,
@@ -13,14 +16,20 @@ import {
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { EXIT_DEPOSED } from './primary.ts';
+import { formatMac } from '@hbft/common/net/tapRunner.ts';
 
-type BackupArgs = DaemonArgs & GuestArgs & { listen: string; serve: string; reprotect?: string };
+type BackupArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { listen: string; serve: string; reprotect?: string; guest: string };
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup',
   describe: "hold a replica of a primary's guest and take over when the primary fails",
   builder: (yargs) =>
-    withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9101'))
+    withGuestNetworkFlags(withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9101')))
+      .option('guest', {
+        type: 'string',
+        default: 'kv',
+        describe: "the guest the primary runs (its image comes from the primary; with --tap the name and --guest-ip give the guest's MAC)",
+      })
       .option('listen', { type: 'string', demandOption: true, describe: "HOST:PORT for the primary's replication connections" })
       .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
       .option('reprotect', { type: 'string', describe: 'after a takeover, replicate to a new backup at HOST:PORT as soon as one is there' })
@@ -31,8 +40,19 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const listenAt = hostPort(argv.listen, '--listen');
     const serve = hostPort(argv.serve, '--serve');
     const reprotect = argv.reprotect === undefined ? undefined : hostPort(argv.reprotect, '--reprotect');
+    const guestNetwork = guestNetworkConfigFrom(argv, argv.guest);
     if (argv['dry-run']) {
-      printConfiguration('backup', { memoryBytes, timing, ...guest, auth, listen: listenAt, serve, http, reprotect });
+      printConfiguration('backup', {
+        memoryBytes,
+        timing,
+        ...guest,
+        auth,
+        listen: listenAt,
+        serve,
+        http,
+        reprotect,
+        network: guestNetwork && { tap: guestNetwork.tapName, guestIp: guestNetwork.address, mac: formatMac(guestNetwork.mac) },
+      });
       return;
     }
     const metrics = new ReplicationMetrics('backup', 0);
@@ -52,6 +72,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           metrics,
           promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text), onFullSyncProgress: drawSyncProgress },
           reprotect,
+          guestNetwork,
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
           onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
         });

@@ -21,6 +21,7 @@ import { TRACKING_STRATEGIES } from '@hbft/common/tracking/tracker.ts';
 import { HISTASE_ALPHA_DEFAULT } from '@hbft/common/tracking/wfp.ts';
 import { parseHostPort } from '@hbft/common/units.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
+import { guestNetworkFrom, type GuestNetworkConfig } from '@hbft/common/net/guestTap.ts';
 
 /** Flags every daemon takes: timing, authentication, HTTP. */
 export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
@@ -72,6 +73,34 @@ export function withGuestFlags<T>(yargs: Argv<T>) {
       default: DELTA_CACHE_PAGES_DEFAULT,
       describe: 'pages remembered for XOR-RLE page deltas',
     });
+}
+
+/**
+ * Where the guest's packet NIC meets a real network (a guest with TCP/IP inside, like kvnet): a
+ * TAP device and the guest's address on it. The same on `hbft run`, `hbft primary` and `hbft backup`.
+ */
+export function withGuestNetworkFlags<T>(yargs: Argv<T>) {
+  return yargs
+    .option('tap', {
+      type: 'string',
+      describe:
+        "attach the guest's packet NIC to this TAP device: an existing one (persistent, already on a bridge: " +
+        '`ip tuntap add dev NAME mode tap; ip link set NAME master br0 up`) or a new one (needs CAP_NET_ADMIN)',
+    })
+    .option('guest-ip', {
+      type: 'string',
+      describe: "with --tap: the guest's IPv4 address and prefix on that network, e.g. 10.0.0.2/24 (passed to the guest as ip=)",
+    });
+}
+
+export interface GuestNetworkArgs {
+  tap?: string;
+  'guest-ip'?: string;
+}
+
+/** The guest's network from --tap and --guest-ip; `guest` (the image's name) and the address give its MAC. */
+export function guestNetworkConfigFrom(args: GuestNetworkArgs, guest: string): GuestNetworkConfig | undefined {
+  return guestNetworkFrom(args.tap, args['guest-ip'], guest);
 }
 
 export interface DaemonArgs {

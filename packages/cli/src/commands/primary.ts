@@ -7,6 +7,9 @@ import { PrimaryRuntime } from '@hbft/primary/runtime.ts';
 import {
   authFrom,
   daemonConfigFrom,
+  guestNetworkConfigFrom,
+  withGuestNetworkFlags,
+  type GuestNetworkArgs,
   hostPort,
   printConfiguration,
   sha256,
@@ -16,24 +19,27 @@ import {
   type GuestArgs,
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
+import { GuestTap, guestArgsWithAddress } from '@hbft/common/net/guestTap.ts';
+import { formatMac } from '@hbft/common/net/tapRunner.ts';
 
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;
 
-type PrimaryArgs = DaemonArgs & GuestArgs & { backup?: string; serve: string; guest: string; args: string };
+type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve: string; guest: string; args: string };
 
 export const primaryCommand: CommandModule<object, PrimaryArgs> = {
   command: 'primary',
   describe: 'run a guest and protect it by replicating it to a backup',
   builder: (yargs) =>
-    withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9100'))
+    withGuestNetworkFlags(withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9100')))
       .option('backup', { type: 'string', describe: 'HOST:PORT of the backup (without it the guest runs unprotected)' })
       .option('serve', { type: 'string', default: '127.0.0.1:6379', describe: 'HOST:PORT where clients reach the guest' })
       .option('guest', { type: 'string', default: 'kv', describe: 'guest image: a shipped guest (kv, cfp, …) or an ELF path' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
+      .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest')
       .example(
-        '$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key',
-        'protect the kv guest',
+        '$0 primary --backup 10.0.0.2:7000 --guest kvnet --tap hbft0 --guest-ip 10.0.0.10/24 --key-file key',
+        'protect kvnet on TAP hbft0: clients use 10.0.0.10 and keep their connections through a takeover',
       ) as unknown as Argv<PrimaryArgs>,
   handler: async (argv) => {
     const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
@@ -42,11 +48,22 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
     const auth = argv.backup !== undefined || keyGiven ? authFrom(argv) : undefined;
     const backup = argv.backup === undefined || auth === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth };
     const serve = hostPort(argv.serve, '--serve');
+    const network = guestNetworkConfigFrom(argv, argv.guest);
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);
     parseElf(image, memoryBytes, argv.guest);
     if (argv['dry-run']) {
-      printConfiguration('primary', { memoryBytes, timing, ...guest, backup, serve, http, guest: imagePath, args: argv.args });
+      printConfiguration('primary', {
+        memoryBytes,
+        timing,
+        ...guest,
+        backup,
+        serve,
+        http,
+        guest: imagePath,
+        args: guestArgsWithAddress(argv.args, network),
+        network: network && { tap: network.tapName, guestIp: network.address, mac: formatMac(network.mac) },
+      });
       return;
     }
     const metrics = new ReplicationMetrics('primary', 1);
@@ -57,9 +74,11 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       peerHttp,
       metrics,
       start: async (logger, shutdown) => {
+        const guestTap = network === undefined ? undefined : await GuestTap.open(network, logger);
         const runtime = await PrimaryRuntime.start({
           generation: 1,
-          boot: { kind: 'image', image, imageName: argv.guest, args: argv.args },
+          boot: { kind: 'image', image, imageName: argv.guest, args: guestArgsWithAddress(argv.args, network) },
+          guestTap,
           memoryBytes,
           guestImageHash: sha256(image),
           serve,

@@ -4,8 +4,9 @@ import { CPU_ENGINES, type CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { writeFileSync } from 'node:fs';
 import { GuestImageError, UsageError } from '@hbft/common/errors.ts';
 import { readImage, runElf, signatureText } from '@hbft/common/guest/run.ts';
-import { parseIpv4 } from '@hbft/common/net/arp.ts';
-import { formatMac, guestMac, runOnTap } from '@hbft/common/net/tapRunner.ts';
+import { formatMac, runOnTap } from '@hbft/common/net/tapRunner.ts';
+import { guestArgsWithAddress, type GuestNetworkConfig } from '@hbft/common/net/guestTap.ts';
+import { guestNetworkConfigFrom, withGuestNetworkFlags, type GuestNetworkArgs } from './daemonOptions.ts';
 import { integerFlag, memoryBytesFrom, withMemory } from './options.ts';
 
 /** Exit codes of `hbft run` beyond the guest's own: documented in --help. */
@@ -15,7 +16,7 @@ export const EXIT_GUEST_FAULT = 125;
 /** A failing test number above this is reported as this code (the message has the number). */
 const EXIT_FAIL_MAX = 120;
 
-interface RunArgs {
+interface RunArgs extends GuestNetworkArgs {
   image: string;
   memory: string;
   'max-instructions'?: number;
@@ -23,24 +24,13 @@ interface RunArgs {
   quiet: boolean;
   engine: CpuEngine;
   signature?: string;
-  tap?: string;
-  ip?: string;
-}
-
-/** "A.B.C.D/N": the guest's address and prefix length, checked before anything starts. */
-export function parseGuestAddress(text: string): string {
-  const prefix = /\/(\d{1,2})$/.exec(text);
-  if (parseIpv4(text) === undefined || !prefix || Number(prefix[1]) < 1 || Number(prefix[1]) > 32) {
-    throw new UsageError(`--ip ${text}: expected the guest's IPv4 address and prefix length, like 10.0.0.2/24`);
-  }
-  return text;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <image>',
   describe: 'run a guest image (an ELF path, or a shipped guest: kv, cfp, cint, jbb, web) and print its console',
   builder: (yargs) =>
-    withMemory(yargs)
+    withGuestNetworkFlags(withMemory(yargs))
       .positional('image', { type: 'string', demandOption: true, describe: 'ELF file or guest name' })
       .option('max-instructions', { type: 'number', describe: 'stop after this many instructions (exit 124)' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest, e.g. "mb=32 rounds=4"' })
@@ -50,14 +40,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
         describe:
           "when the guest stops, write begin_signature..end_signature to FILE as Spike's +signature= does (one 32-bit hex word per line)",
       })
-      .option('tap', {
-        type: 'string',
-        describe: "attach the guest's packet NIC to this TAP device (created if missing; needs CAP_NET_ADMIN) and serve until Ctrl-C",
-      })
-      .option('ip', {
-        type: 'string',
-        describe: "with --tap: the guest's IPv4 address and prefix, e.g. 10.0.0.2/24 (passed to the guest as ip=)",
-      })
+
       .option('engine', {
         choices: CPU_ENGINES,
         default: 'blocks' as CpuEngine,
@@ -69,11 +52,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
           `cannot come; ${EXIT_INSTRUCTION_LIMIT} when --max-instructions is reached; ${EXIT_GUEST_FAULT} on a fatal guest error.`,
       ),
   handler: async (argv) => {
-    if (argv.tap !== undefined) {
-      await runAttached(argv, argv.tap);
+    const network = guestNetworkConfigFrom(argv, argv.image);
+    if (network !== undefined) {
+      await runAttached(argv, network);
       return;
     }
-    if (argv.ip !== undefined) throw new UsageError('--ip needs --tap: without a TAP device the guest has no network');
     const maxInstructions =
       argv['max-instructions'] === undefined ? undefined : integerFlag(argv['max-instructions'], '--max-instructions', 1);
     const started = performance.now();
@@ -125,13 +108,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
   },
 };
 
-/** `hbft run IMAGE --tap NAME --ip A/N`: the guest on a real L2 network until Ctrl-C. */
-async function runAttached(argv: RunArgs, tapName: string): Promise<void> {
-  const ip = argv.ip === undefined ? undefined : parseGuestAddress(argv.ip);
+/** `hbft run IMAGE --tap NAME --guest-ip A/N`: the guest on a real L2 network until Ctrl-C (unprotected). */
+async function runAttached(argv: RunArgs, network: GuestNetworkConfig): Promise<void> {
   const path = resolveGuestImage(argv.image);
   const image = readImage(path);
-  // The identity is the image and the address: the same guest gets the same MAC on every node.
-  const mac = guestMac(`${argv.image}@${ip ?? ''}`);
+  const { mac, tapName, address: ip } = network;
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
@@ -143,12 +124,11 @@ async function runAttached(argv: RunArgs, tapName: string): Promise<void> {
       tapName,
       mac,
       memoryBytes: memoryBytesFrom(argv.memory),
-      args: [argv.args, ip === undefined ? '' : `ip=${ip}`].filter((part) => part !== '').join(' '),
+      args: guestArgsWithAddress(argv.args, network),
       onConsole: (text) => process.stdout.write(text),
       signal: controller.signal,
       onAttached: (tap) => {
-        if (!argv.quiet)
-          process.stderr.write(`hbft: ${argv.image} attached to TAP ${tap.name}, MAC ${formatMac(mac)}${ip ? `, address ${ip}` : ''}\n`);
+        if (!argv.quiet) process.stderr.write(`hbft: ${argv.image} attached to TAP ${tap.name}, MAC ${formatMac(mac)}, address ${ip}\n`);
       },
     });
     if (!argv.quiet) {

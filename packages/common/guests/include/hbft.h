@@ -129,7 +129,8 @@ struct hbft_nic_record {
  *   bad length or address is skipped and sets STATUS bit 3.
  * Set-up: RX_BASE/COUNT and TX_BASE/COUNT (8-byte aligned, COUNT a power of two up to
  *   HBFT_NET_RING_DESCRIPTORS_MAX) are writable while disabled; enabling checks them (STATUS bit 2
- *   reports a refusal) and resets every index to 0. The MAC and the link state come from the host.
+ *   reports a refusal) and resets every index to 0. The MAC and the link state come from the host;
+ *   a change of the link state sets STATUS bit 4 (and mip.MEIP) until the guest clears it.
  */
 #define HBFT_NET_BASE HBFT_U(0x10008000)
 #define HBFT_NET_ID (HBFT_NET_BASE + HBFT_U(0x00))        /* reads HBFT_NET_ID_VALUE */
@@ -155,6 +156,9 @@ struct hbft_nic_record {
 #define HBFT_NET_STATUS_RX_PENDING HBFT_U(2)
 #define HBFT_NET_STATUS_CONFIG_ERROR HBFT_U(4)
 #define HBFT_NET_STATUS_TX_ERROR HBFT_U(8)
+/* The link went down and came back (the guest's cable moved to another host: a takeover). Sticky
+   until the guest writes 1 to it; mip.MEIP is set while it is. */
+#define HBFT_NET_STATUS_LINK_CHANGED HBFT_U(16)
 #define HBFT_NET_DESCRIPTOR_BYTES HBFT_U(8)
 #define HBFT_NET_RING_DESCRIPTORS_MAX HBFT_U(4096)
 #define HBFT_NET_FRAME_BYTES_MAX HBFT_U(1514)

@@ -12,6 +12,7 @@
 #include "lwip/etharp.h"
 #include "lwip/init.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 
@@ -134,7 +135,41 @@ int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct
   return 0;
 }
 
+/*
+ * After a takeover the node that resumed the guest signals a link change (down, then up: the cable
+ * moved). The guest recovers at once instead of at lwIP's retransmission timers, which may be
+ * seconds away after backoff:
+ * - netif_set_link_up announces the guest (lwIP sends a gratuitous ARP), so bridges and clients
+ *   learn where it is now;
+ * - every connection with data the client has not acknowledged sends it again now (part of it
+ *   may have been held by output commit and died with the old primary);
+ * - every other connection sends three duplicate ACKs: a client whose request died with the old
+ *   primary (its acknowledgement was never released) takes them as the signal for a fast
+ *   retransmission (RFC 5681 section 3.2) instead of waiting for its own backed-off timer.
+ */
+static void recover_after_link_change(struct netif *netif) {
+  uint32_t status = HBFT_REG(HBFT_NET_STATUS);
+  if ((status & HBFT_NET_STATUS_LINK_CHANGED) == 0) return;
+  HBFT_REG(HBFT_NET_STATUS) = HBFT_NET_STATUS_LINK_CHANGED;
+  driver.stats.link_changes++;
+  netif_set_link_down(netif);
+  if ((status & HBFT_NET_STATUS_LINK_UP) == 0) return;
+  netif_set_link_up(netif);
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
+    if (pcb->unacked != NULL) {
+      tcp_rexmit_rto(pcb);
+    } else if (pcb->state == ESTABLISHED || pcb->state == CLOSE_WAIT) {
+      for (int i = 0; i < 3; i++) {
+        tcp_ack_now(pcb);
+        tcp_output(pcb);
+      }
+    }
+    tcp_output(pcb);
+  }
+}
+
 void hbft_netif_poll(struct netif *netif) {
+  recover_after_link_change(netif);
   uint32_t used = HBFT_REG(HBFT_NET_RX_USED);
   ring_barrier();
   while (driver.rx_consumed != used) {
@@ -165,6 +200,7 @@ void hbft_netif_poll(struct netif *netif) {
 void hbft_netif_wait(struct netif *netif) {
   (void)netif;
   if (HBFT_REG(HBFT_NET_RX_USED) != driver.rx_consumed) return;
+  if ((HBFT_REG(HBFT_NET_STATUS) & HBFT_NET_STATUS_LINK_CHANGED) != 0) return;
   u32_t sleep_ms = sys_timeouts_sleeptime();
   uint64_t deadline = sleep_ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE
                           ? UINT64_MAX

@@ -73,7 +73,7 @@ export class Machine {
       {
         msip: () => this.clint.msip,
         mtimecmp: () => this.clint.mtimecmp,
-        meip: () => this.nic.rxPending || this.net.rxPending,
+        meip: () => this.nic.rxPending || this.net.interruptPending,
       },
       { ...options.cpu, engine: options.engine },
     );

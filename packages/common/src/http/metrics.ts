@@ -87,6 +87,17 @@ export class ReplicationMetrics {
     help: 'Guest output waiting for its epoch to commit',
     registers: [this.registry],
   });
+  readonly guestFrames = new Counter({
+    name: 'hbft_guest_frames_total',
+    help: 'Frames the guest transmitted, by what output commit did with them (held, released, dropped beyond the bound or when fenced)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly heldFrameBytes = new Gauge({
+    name: 'hbft_held_frame_bytes',
+    help: 'Bytes of guest frames held for output commit',
+    registers: [this.registry],
+  });
   readonly checkpointsInFlight = new Gauge({
     name: 'hbft_checkpoints_in_flight',
     help: 'Checkpoints sent and not yet acknowledged',

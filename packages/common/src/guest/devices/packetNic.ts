@@ -14,7 +14,8 @@ import { expectBytes, expectDeviceState, expectUint32, type Device, type DeviceS
  *   0x04 MAC_LO       RO  MAC bytes 0..3 (byte 0 in bits 7:0)
  *   0x08 MAC_HI       RO  MAC bytes 4..5 in bits 15:0
  *   0x0c STATUS       bit 0 link up (RO), bit 1 receive pending (RO), bit 2 configuration refused,
- *                     bit 3 bad transmit descriptor skipped; writing 1s clears bits 2 and 3
+ *                     bit 3 bad transmit descriptor skipped, bit 4 the link state changed (mip.MEIP
+ *                     is set while it is); writing 1s clears bits 2, 3 and 4
  *   0x10 CTRL         bit 0 enable (write after the rings are set; enabling resets the indices)
  *   0x14 FRAME_MAX    RO  largest frame either way (Ethernet header + 1500, no FCS)
  *   0x18 RX_BASE      receive descriptor ring (8-byte aligned, in RAM), writable while disabled
@@ -61,6 +62,7 @@ export const NET_STATUS_LINK_UP = 1;
 export const NET_STATUS_RX_PENDING = 2;
 export const NET_STATUS_CONFIG_ERROR = 4;
 export const NET_STATUS_TX_ERROR = 8;
+export const NET_STATUS_LINK_CHANGED = 16;
 
 export const NET_DESCRIPTOR_BYTES = 8;
 export const NET_RING_DESCRIPTORS_MAX = 4096;
@@ -165,9 +167,14 @@ export class PacketNic implements Device {
     return (this.ctrl & NET_CTRL_ENABLE) !== 0;
   }
 
-  /** mip.MEIP: filled receive buffers the guest has not taken yet. */
+  /** Filled receive buffers the guest has not taken yet. */
   get rxPending(): boolean {
     return this.enabled && this.rxUsed !== this.rxConsumed;
+  }
+
+  /** mip.MEIP: a frame to take, or a link change to act on. */
+  get interruptPending(): boolean {
+    return this.rxPending || (this.enabled && (this.status & NET_STATUS_LINK_CHANGED) !== 0);
   }
 
   get mac(): Uint8Array {
@@ -192,8 +199,17 @@ export class PacketNic implements Device {
     this.macBytes.set(mac);
   }
 
-  /** Link down: frames from the network are dropped and frames from the guest are not passed on. */
+  /**
+   * Link down: frames from the network are dropped and frames from the guest are not passed on.
+   * A change is signalled to the guest (STATUS bit 4 and an interrupt): down and up again is how
+   * the node that takes over tells a resumed guest that its cable moved.
+   */
   setLink(up: boolean): void {
+    if (up !== this.linkUp) {
+      const wasPending = this.interruptPending;
+      this.status |= NET_STATUS_LINK_CHANGED;
+      if (this.interruptPending !== wasPending) this.onInterruptChange();
+    }
     this.linkUp = up;
     if (!up) {
       this.counterValues.rxLinkDown += this.queue.length;
@@ -326,9 +342,12 @@ export class PacketNic implements Device {
     if (sizeBytes !== 4) return;
     value >>>= 0;
     switch (offset) {
-      case NET_STATUS:
-        this.status &= ~(value & (NET_STATUS_CONFIG_ERROR | NET_STATUS_TX_ERROR));
+      case NET_STATUS: {
+        const wasPending = this.interruptPending;
+        this.status &= ~(value & (NET_STATUS_CONFIG_ERROR | NET_STATUS_TX_ERROR | NET_STATUS_LINK_CHANGED));
+        if (this.interruptPending !== wasPending) this.onInterruptChange();
         return;
+      }
       case NET_CTRL:
         this.setControl(value);
         return;

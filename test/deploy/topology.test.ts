@@ -66,7 +66,7 @@ test('the guest on a node TAP is reached from the client namespace and through t
       'kvnet',
       '--tap',
       GUEST_TAP,
-      '--ip',
+      '--guest-ip',
       `${GUEST_ADDRESS}/24`,
       '--memory',
       '32MiB',

@@ -34,7 +34,8 @@
 #
 # Environment: HBFT_NETNS_PREFIX (namespace names; give each concurrent run its own),
 # HBFT_STATE_DIR (default .hbft; logs, pids, key and settings under netns-PREFIX/); for the first
-# start: HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
+# start: HBFT_GUEST (kvnet: the guest on the LAN at 10.77.0.10; kv: the byte-stream kv served at
+# each node's own address), HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
 # (300), HBFT_LOG_LEVEL (info).
 set -euo pipefail
 SCRIPT_NAME=two-hosts.sh
@@ -45,7 +46,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/hbft.sh"
 # kept in the state dir so that a node restarted later runs with the same ones. The failover
 # timeout is longer than hbft's default of 100 ms because these nodes share the machine's CPUs with
 # whatever else runs here: an event-loop stall longer than the timeout is a false takeover.
-SETTINGS=(HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
+SETTINGS=(HBFT_GUEST=kvnet HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
 settings_file() { echo "$NETNS_STATE_DIR/settings.env"; }
 load_settings() {
   local file setting name value
@@ -150,7 +151,9 @@ node_env() {
   echo "HBFT_SERVE=${FRONT_ADDRESS[$node]}:$SERVE_PORT"
   echo "HBFT_HTTP=${FRONT_ADDRESS[$node]}:${HTTP_PORT[$node]}"
   echo "HBFT_KEY_FILE=$NETNS_STATE_DIR/key"
-  echo "HBFT_GUEST=kv"
+  # The guest's NIC on this node's persistent TAP, at the guest's own address on the client LAN.
+  echo "HBFT_TAP=$GUEST_TAP"
+  echo "HBFT_GUEST_IP=$GUEST_ADDRESS/24"
   cat "$(settings_file)"
 }
 
@@ -260,9 +263,9 @@ cmd_status() {
       if [ -z "$tap" ]; then
         echo "  guest TAP $GUEST_TAP: missing (run: $0 up)"
       elif [[ "$tap" == *NO-CARRIER* ]]; then
-        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), no guest attached"
+        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), no node attached"
       else
-        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), a guest attached (its address $GUEST_ADDRESS)"
+        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), attached by the node (the guest is $GUEST_ADDRESS)"
       fi
     fi
   done

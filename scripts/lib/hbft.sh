@@ -52,6 +52,8 @@ CHAOS_REPL_PORT=7001      # chaos proxy "repl":      primary slot -> backup slot
 CHAOS_REPROTECT_PORT=7002 # chaos proxy "reprotect": backup slot  -> primary slot's :7000
 CHAOS_API_PORT=8474
 declare -A HTTP_PORT=([primary]=9100 [backup]=9101)
+# The guest's address on docker-compose.yml's client network (HBFT_GUEST_IP there).
+COMPOSE_GUEST_ADDRESS=172.30.77.10
 
 netns_name() { echo "$NETNS_PREFIX-$1"; }
 netns_exists() { [ -e "/var/run/netns/$1" ]; }
@@ -201,7 +203,15 @@ node_pid() {
   port="${port##*:}"
   case "$MODE" in
     local)
-      pid="$(listener_pid "$port")"
+      local ns
+      ns="$(json "$DEMO_FILE" "$1.netns")"
+      if [ -n "$ns" ]; then
+        # The demo in namespaces: the port on this machine is its forwarder; the node listens on
+        # the same port inside its namespace.
+        pid="$(listener_pid "$port" "$ns")"
+      else
+        pid="$(listener_pid "$port")"
+      fi
       # ss shows other users' processes only to root: fall back on the demo's record.
       [ -n "$pid" ] || pid="$(json "$DEMO_FILE" "$1.pid")"
       ;;
@@ -223,11 +233,35 @@ node_kill9() {
   esac
 }
 
+# Whether clients reach the guest at its own address (its NIC on a TAP, moving with the primary):
+# then the load speaks plain RESP to that one address, and a takeover keeps its connections.
+guest_on_lan() {
+  case "$MODE" in
+    local) [ "$(json "$DEMO_FILE" network)" = netns ] ;;
+    netns) grep -qx 'HBFT_GUEST=kvnet' "$NETNS_STATE_DIR/settings.env" 2>/dev/null ;;
+    compose) true ;;
+  esac
+}
+
+# Where the guest is reached when guest_on_lan, from where run_load runs.
+guest_serve() {
+  case "$MODE" in
+    local) reachable "$(json "$DEMO_FILE" primary.serve)" ;;
+    netns) echo "$GUEST_ADDRESS:$SERVE_PORT" ;;
+    compose) echo "$COMPOSE_GUEST_ADDRESS:$SERVE_PORT" ;;
+  esac
+}
+
 # hbft load against both nodes, from where clients are: this machine, the client namespace, or a
-# one-off client container.
+# one-off client container. A guest on the LAN is one address, with plain RESP clients.
 run_load() {
   local servers
-  servers="$(node_serve primary),$(node_serve backup)"
+  if guest_on_lan; then
+    servers="$(guest_serve)"
+    set -- --plain "$@"
+  else
+    servers="$(node_serve primary),$(node_serve backup)"
+  fi
   case "$MODE" in
     local) hbft load --servers "$servers" "$@" ;;
     netns) ip netns exec "$(netns_name client)" node "$CLI" load --servers "$servers" "$@" ;;

@@ -5,7 +5,9 @@
  * a Unix socket to the guest's address (the host side of it is in `hbft demo`).
  */
 import type { CommandModule } from 'yargs';
-import { parseHostPort } from '@hbft/common/units.ts';
+import type { Server } from 'node:net';
+import { UsageError, assert } from '@hbft/common/errors.ts';
+import { formatEndpoint, parseHostPort } from '@hbft/common/units.ts';
 import { FRONT_ADDRESS, GUEST_ADDRESS, NetnsTopology, REPL_ADDRESS } from '../netns/topology.ts';
 import { forwardUnixToTcp } from '../netns/forward.ts';
 
@@ -44,23 +46,34 @@ const downCommand: CommandModule<object, PrefixArgs> = {
 };
 
 interface ForwardArgs {
-  unix: string;
-  to: string;
+  unix: string[];
+  to: string[];
 }
 
 const forwardCommand: CommandModule<object, ForwardArgs> = {
   command: 'forward',
-  describe: 'listen on a Unix socket and connect each connection to HOST:PORT (run it where HOST is reachable)',
+  describe: 'listen on Unix sockets and connect each connection to its HOST:PORT (run it where HOST is reachable)',
   builder: (yargs) =>
     yargs
-      .option('unix', { type: 'string', demandOption: true, describe: 'the Unix socket to listen on' })
-      .option('to', { type: 'string', demandOption: true, describe: "HOST:PORT to connect to (the guest's address)" }),
+      .option('unix', { type: 'string', array: true, demandOption: true, describe: 'a Unix socket to listen on (repeat, one per --to)' })
+      .option('to', { type: 'string', array: true, demandOption: true, describe: "HOST:PORT to connect to, e.g. the guest's address" }),
   handler: async (args) => {
-    const to = parseHostPort(args.to, '--to');
-    const forward = await forwardUnixToTcp(args.unix, to.host, to.port);
-    process.stdout.write(`forward: ${args.unix} -> ${args.to}\n`);
+    if (args.unix.length !== args.to.length) {
+      throw new UsageError(`--unix and --to come in pairs: got ${args.unix.length} --unix and ${args.to.length} --to`);
+    }
+    const targets = args.to.map((to) => parseHostPort(to, '--to'));
+    const servers: Server[] = [];
+    for (const [index, target] of targets.entries()) {
+      const path = args.unix[index];
+      assert(path !== undefined, '--unix and --to were checked to pair up');
+      servers.push((await forwardUnixToTcp(path, target.host, target.port)).server);
+      process.stdout.write(`forward: ${path} -> ${formatEndpoint(target)}\n`);
+    }
     await new Promise<void>((resolve) => {
-      const stop = () => forward.server.close(() => resolve());
+      const stop = () => {
+        for (const server of servers) server.close();
+        resolve();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

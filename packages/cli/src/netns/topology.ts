@@ -253,3 +253,24 @@ export class NetnsTopology {
     ip(['-n', ns, 'link', 'set', GUEST_TAP, 'master', FRONT_LINK, 'up']);
   }
 }
+
+/**
+ * The topology prefix of a process: `TAG-<pid in base 36>`, so that concurrent runs never collide
+ * and a run that died without its teardown is recognised and removed by the next one.
+ */
+export function prefixForProcess(tag: string, pid = process.pid): string {
+  return `${tag}-${pid.toString(36)}`;
+}
+
+/** Removes the topologies named by prefixForProcess(tag, pid) whose process is gone; returns their prefixes. */
+export function sweepStaleTopologies(tag: string): string[] {
+  const listed = runQuiet('ip', ['netns', 'list']);
+  const pattern = new RegExp(`^(${tag}-([0-9a-z]+))-(?:${[...TOPOLOGY_NODES, 'sw'].join('|')})\\b`);
+  const stale = new Set<string>();
+  for (const line of listed.output.split('\n')) {
+    const match = pattern.exec(line);
+    if (match?.[1] !== undefined && match[2] !== undefined && !alive(Number.parseInt(match[2], 36))) stale.add(match[1]);
+  }
+  for (const prefix of stale) new NetnsTopology(prefix).down();
+  return [...stale];
+}

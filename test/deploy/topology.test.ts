@@ -124,7 +124,7 @@ test('the guest on a node TAP is reached from the client namespace and through t
     t.diagnostic(`forwarder: ${JSON.stringify(host.counters)}`);
     assert.equal(host.counters.failed, 0);
   } finally {
-    host?.server.close();
+    host?.close();
     topology.down();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,6 @@
  * a Unix socket to the guest's address (the host side of it is in `hbft demo`).
  */
 import type { CommandModule } from 'yargs';
-import type { Server } from 'node:net';
 import { UsageError, assert } from '@hbft/common/errors.ts';
 import { formatEndpoint, parseHostPort } from '@hbft/common/units.ts';
 import { FRONT_ADDRESS, GUEST_ADDRESS, NetnsTopology, REPL_ADDRESS } from '../netns/topology.ts';
@@ -62,16 +61,16 @@ const forwardCommand: CommandModule<object, ForwardArgs> = {
       throw new UsageError(`--unix and --to come in pairs: got ${args.unix.length} --unix and ${args.to.length} --to`);
     }
     const targets = args.to.map((to) => parseHostPort(to, '--to'));
-    const servers: Server[] = [];
+    const closes: (() => void)[] = [];
     for (const [index, target] of targets.entries()) {
       const path = args.unix[index];
       assert(path !== undefined, '--unix and --to were checked to pair up');
-      servers.push((await forwardUnixToTcp(path, target.host, target.port)).server);
+      closes.push((await forwardUnixToTcp(path, target.host, target.port)).close);
       process.stdout.write(`forward: ${path} -> ${formatEndpoint(target)}\n`);
     }
     await new Promise<void>((resolve) => {
       const stop = () => {
-        for (const server of servers) server.close();
+        for (const close of closes) close();
         resolve();
       };
       process.once('SIGINT', stop);

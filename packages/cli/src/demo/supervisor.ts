@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { HbftError, assert } from '@hbft/common/errors.ts';
 import { listenOn, type ListenError } from '@hbft/common/transport/listen.ts';
@@ -107,7 +106,8 @@ export class DemoSupervisor {
   private chaos: ChildProcess | null = null;
   private load: ChildProcess | null = null;
   private stopping = false;
-  private hostForwards: Server[] = [];
+  /** Closes each forward from this machine, with its connections. */
+  private hostForwards: (() => void)[] = [];
   private socketDir: string | null = null;
   private readonly keyFile: string;
   private readonly statePath: string;
@@ -293,7 +293,7 @@ export class DemoSupervisor {
 
   /** Ends whatever still runs in the namespaces and deletes them, with the forwarders' sockets. */
   private removeTopology(): void {
-    for (const server of this.hostForwards) server.close();
+    for (const close of this.hostForwards) close();
     this.hostForwards = [];
     try {
       this.topology?.down();
@@ -325,8 +325,8 @@ export class DemoSupervisor {
     this.spawnHbft('forward-client', ['topology', 'forward', ...pairs(client)], 'client');
     this.spawnHbft('forward-chaos', ['topology', 'forward', ...pairs(chaos)], 'chaos');
     for (const forward of [...client, ...chaos]) {
-      const { server } = await forwardTcpToUnix(this.options.host, forward.port, forward.socket, `the demo's forward to ${forward.what}`);
-      this.hostForwards.push(server);
+      const { close } = await forwardTcpToUnix(this.options.host, forward.port, forward.socket, `the demo's forward to ${forward.what}`);
+      this.hostForwards.push(close);
     }
   }
 

@@ -49,8 +49,9 @@ function splice(a: Socket, b: Socket, onClose: () => void): void {
  * A server that forwards each connection to whatever `connectOther()` opens. Returns the server
  * (not yet listening) and its counters.
  */
-export function forwardingServer(connectOther: () => Socket): { server: Server; counters: ForwardCounters } {
+export function forwardingServer(connectOther: () => Socket): { server: Server; counters: ForwardCounters; close: () => void } {
   const counters: ForwardCounters = { accepted: 0, refused: 0, failed: 0, open: 0 };
+  const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
     if (counters.open >= FORWARD_CONNECTIONS_MAX) {
       counters.refused++;
@@ -60,6 +61,8 @@ export function forwardingServer(connectOther: () => Socket): { server: Server; 
     counters.accepted++;
     counters.open++;
     const other = connectOther();
+    sockets.add(client);
+    sockets.add(other);
     let connected = false;
     other.once('connect', () => {
       connected = true;
@@ -68,9 +71,19 @@ export function forwardingServer(connectOther: () => Socket): { server: Server; 
     other.once('error', () => {
       if (!connected) counters.failed++;
     });
-    splice(client, other, () => counters.open--);
+    splice(client, other, () => {
+      counters.open--;
+      sockets.delete(client);
+      sockets.delete(other);
+    });
   });
-  return { server, counters };
+  // server.close() alone waits for every connection to end, and an idle redis-cli never ends its
+  // own: stopping a forwarder ends its connections.
+  const close = () => {
+    server.close();
+    for (const socket of sockets) socket.destroy();
+  };
+  return { server, counters, close };
 }
 
 export class ForwardError extends HbftError {

@@ -46,20 +46,21 @@ test('the forwarder pair carries bytes both ways across a half-close, counts an 
     assert.ok(replies[0].equals(payload), '2 MiB arrive intact after the client has half-closed');
     assert.equal(replies[1].toString(), 'PING\r\n');
 
-    // The target goes away: the next connection is ended, and counted as failed.
-    echo.close();
-    const ended = await roundTrip(host.port, Buffer.from('x')).catch(() => Buffer.alloc(0));
-    assert.equal(ended.length, 0);
-    assert.equal(inner.counters.failed, 1);
-
-    // An idle connection is ended by close().
+    // An idle connection (the target still up) is ended by close().
     const idle = connect({ host: '127.0.0.1', port: host.port });
     await once(idle, 'connect');
     const closed = once(idle, 'close');
     await new Promise((resolve) => setTimeout(resolve, 100));
     host.close();
-    inner.close();
     await closed;
+    // The target goes away: the next connection is ended, and counted as failed.
+    echo.close();
+    const again = await forwardTcpToUnix('127.0.0.1', 0, join(dir, 'echo.sock'), 'test');
+    const ended = await roundTrip(again.port, Buffer.from('x')).catch(() => Buffer.alloc(0));
+    again.close();
+    assert.equal(ended.length, 0);
+    assert.equal(inner.counters.failed, 1);
+    inner.close();
   } finally {
     host.close();
     inner.close();

@@ -57,6 +57,6 @@ say "TAP $tap on $bridge for the guest ${HBFT_GUEST_IP:-(HBFT_GUEST_IP not set)}
 if [ -n "$user" ]; then
   # An ordinary user opens the TUN device only if its mode lets it; the TAP is the user's.
   chmod 0666 /dev/net/tun
-  exec setpriv --reuid="$user" --regid="$user" --init-groups --inh-caps=-all --bounding-set=-all -- "$@"
+  exec setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --init-groups --inh-caps=-all --bounding-set=-all -- "$@"
 fi
 exec "$@"

@@ -100,7 +100,9 @@ export function topologyPrivilege(): { ok: true } | { ok: false; missing: string
   const userns = runQuiet('unshare', ['--user', '--map-root-user', '--net', 'true']);
   if (!userns.ok) missing.push(`unprivileged user namespaces are not allowed here (unshare --user --net: ${userns.output || 'failed'})`);
   if (missing.length === 0) {
-    missing.push('building it inside an unprivileged user namespace is not implemented yet');
+    missing.push(
+      'this machine would allow an unprivileged user namespace (unshare works and /dev/net/tun opens for this user), but hbft does not build the topology inside one yet',
+    );
   }
   return {
     ok: false,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Two hosts on one machine: network namespaces joined by veth links and two bridges, so the
-# primary and the backup each have their own address, clients reach them over a "front" network,
-# and the replication link is a separate network that can be cut. Needs root.
+# Two hosts on one machine: network namespaces wired like real hosts, so the primary and the backup
+# each have their own host address, clients reach them and the guest over a client LAN, and the
+# replication link is a separate network that can be cut. Needs root.
 #
-#   scripts/two-hosts.sh up                  make the namespaces, bridges and links (idempotent)
+#   scripts/two-hosts.sh up                  make the namespaces, bridges, links and TAPs (idempotent)
 #   scripts/two-hosts.sh start               start the chaos proxy, the backup and the primary in
 #                                            their namespaces (or restart any that died: a dead
 #                                            primary slot rejoins as the new backup)
@@ -15,10 +15,16 @@
 #   scripts/two-hosts.sh down                stop everything in the namespaces and delete them
 #
 # Layout (NODE is primary, backup, client or chaos; namespaces are $HBFT_NETNS_PREFIX-NODE, default
-# prefix "hbft", plus $HBFT_NETNS_PREFIX-sw holding the bridges; nothing touches the host's network):
+# prefix "hbft", plus $HBFT_NETNS_PREFIX-sw holding the switches; nothing touches the host's
+# network). `hbft topology up|down` builds it (packages/cli/src/netns/topology.ts, also used by
+# `npm start`):
 #
-#   front 10.77.0.0/24        primary 10.77.0.1   backup 10.77.0.2   client 10.77.0.3
+#   client LAN 10.77.0.0/24   primary 10.77.0.1   backup 10.77.0.2   client 10.77.0.3
+#                             the guest 10.77.0.10, on the TAP hbft0 of the node that runs it
 #   replication 10.77.1.0/24  primary 10.77.1.1   backup 10.77.1.2   chaos  10.77.1.3
+#
+#   A node host: bridge front0 holds its host address; its ports are uplink0 (to the LAN switch)
+#   and hbft0, the guest's persistent TAP, which keeps its bridge port when the node restarts.
 #
 #   primary :6379 (clients) :9100 (status)    backup :6379 (clients) :9101 (status)
 #   both :7000 (replication listen, when running as backup)
@@ -28,7 +34,8 @@
 #
 # Environment: HBFT_NETNS_PREFIX (namespace names; give each concurrent run its own),
 # HBFT_STATE_DIR (default .hbft; logs, pids, key and settings under netns-PREFIX/); for the first
-# start: HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
+# start: HBFT_GUEST (kvnet: the guest on the LAN at 10.77.0.10; kv: the byte-stream kv served at
+# each node's own address), HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
 # (300), HBFT_LOG_LEVEL (info).
 set -euo pipefail
 SCRIPT_NAME=two-hosts.sh
@@ -39,7 +46,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/hbft.sh"
 # kept in the state dir so that a node restarted later runs with the same ones. The failover
 # timeout is longer than hbft's default of 100 ms because these nodes share the machine's CPUs with
 # whatever else runs here: an event-loop stall longer than the timeout is a false takeover.
-SETTINGS=(HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
+SETTINGS=(HBFT_GUEST=kvnet HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
 settings_file() { echo "$NETNS_STATE_DIR/settings.env"; }
 load_settings() {
   local file setting name value
@@ -73,78 +80,17 @@ check_node() {
 
 # ---- up / down ---------------------------------------------------------------------------------
 
-ensure_namespace() {
-  local ns="$1"
-  netns_exists "$ns" || run ip netns add "$ns"
-  ip -n "$ns" link set lo up
-}
-
-ensure_bridge() {
-  local bridge="$1"
-  ip -n "$NETNS_SWITCH" link show "$bridge" >/dev/null 2>&1 || run ip -n "$NETNS_SWITCH" link add "$bridge" type bridge
-  ip -n "$NETNS_SWITCH" link set "$bridge" up
-}
-
-# A veth from NODE's namespace (IFACE) to a bridge port in the switch namespace (NODE-NETWORK).
-ensure_link() {
-  local node="$1" network="$2" iface="$3" address="$4"
-  local ns port="$node-$network"
-  ns="$(netns_name "$node")"
-  if ! ip -n "$ns" link show "$iface" >/dev/null 2>&1; then
-    run ip link add "$iface" netns "$ns" type veth peer name "$port" netns "$NETNS_SWITCH"
-  fi
-  ip -n "$NETNS_SWITCH" link set "$port" master "$network" up
-  ip -n "$ns" addr replace "$address/24" dev "$iface"
-  ip -n "$ns" link set "$iface" up
-}
-
 cmd_up() {
   require_root
-  say "namespaces $NETNS_PREFIX-{primary,backup,client,chaos,sw}"
-  ensure_namespace "$NETNS_SWITCH"
-  ensure_bridge front
-  ensure_bridge repl
-  local node
-  for node in "${NETNS_NODES[@]}"; do ensure_namespace "$(netns_name "$node")"; done
-  for node in primary backup client; do ensure_link "$node" front front0 "${FRONT_ADDRESS[$node]}"; done
-  for node in primary backup chaos; do ensure_link "$node" repl repl0 "${REPL_ADDRESS[$node]}"; done
+  run hbft topology up --prefix "$NETNS_PREFIX"
   mkdir -p "$NETNS_STATE_DIR"
-  say "up: front 10.77.0.0/24 (primary .1, backup .2, client .3), replication 10.77.1.0/24 (primary .1, backup .2, chaos .3)"
-}
-
-# Ends every process inside a namespace (SIGTERM, then SIGKILL after 5 s).
-end_processes_in() {
-  local ns="$1" pids
-  netns_exists "$ns" || return 0
-  pids="$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
-  [ -n "${pids// /}" ] || return 0
-  # shellcheck disable=SC2086
-  run kill -TERM $pids 2>/dev/null || true
-  local waited=0
-  while [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && [ "$waited" -lt 50 ]; do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  pids="$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
-  if [ -n "${pids// /}" ]; then
-    # shellcheck disable=SC2086
-    run kill -KILL $pids 2>/dev/null || true
-  fi
 }
 
 cmd_down() {
   require_root
   cmd_stop
-  local node ns
-  for node in "${NETNS_NODES[@]}" sw; do
-    ns="$(netns_name "$node")"
-    if netns_exists "$ns"; then
-      end_processes_in "$ns"
-      run ip netns del "$ns"
-    fi
-  done
+  run hbft topology down --prefix "$NETNS_PREFIX"
   rm -rf "$NETNS_STATE_DIR"
-  say "down: namespaces $NETNS_PREFIX-* removed"
 }
 
 # ---- daemons -----------------------------------------------------------------------------------
@@ -205,7 +151,9 @@ node_env() {
   echo "HBFT_SERVE=${FRONT_ADDRESS[$node]}:$SERVE_PORT"
   echo "HBFT_HTTP=${FRONT_ADDRESS[$node]}:${HTTP_PORT[$node]}"
   echo "HBFT_KEY_FILE=$NETNS_STATE_DIR/key"
-  echo "HBFT_GUEST=kv"
+  # The guest's NIC on this node's persistent TAP, at the guest's own address on the client LAN.
+  echo "HBFT_TAP=$GUEST_TAP"
+  echo "HBFT_GUEST_IP=$GUEST_ADDRESS/24"
   cat "$(settings_file)"
 }
 
@@ -309,6 +257,17 @@ cmd_status() {
     local links
     links="$(ip -n "$ns" -br -4 addr show | awk '$1 != "lo" { sub(/@.*/, "", $1); printf "%s %s %s  ", $1, $2, $3 }')"
     echo "$node ($ns): ${links:-no links}"
+    if [ "$node" = primary ] || [ "$node" = backup ]; then
+      local tap
+      tap="$(ip -n "$ns" -o link show "$GUEST_TAP" 2>/dev/null || true)"
+      if [ -z "$tap" ]; then
+        echo "  guest TAP $GUEST_TAP: missing (run: $0 up)"
+      elif [[ "$tap" == *NO-CARRIER* ]]; then
+        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), no node attached"
+      else
+        echo "  guest TAP $GUEST_TAP: $(sed -n 's/.*\(master [^ ]*\).*/\1/p' <<<"$tap"), attached by the node (the guest is $GUEST_ADDRESS)"
+      fi
+    fi
   done
   netns_exists "$(netns_name client)" || return 0
   MODE=netns
@@ -350,7 +309,7 @@ cmd_restore() {
   for node in "${nodes[@]}"; do
     check_node "$node"
     ns="$(netns_name "$node")"
-    for iface in front0 repl0; do
+    for iface in front0 uplink0 repl0; do
       if ip -n "$ns" link show "$iface" >/dev/null 2>&1; then run ip -n "$ns" link set "$iface" up; fi
     done
   done

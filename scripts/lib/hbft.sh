@@ -32,13 +32,18 @@ json() { node "$LIB_DIR/json.mjs" "$@"; }
 
 # ---- The two-host topology (scripts/two-hosts.sh) ----------------------------------------------
 # Namespaces: $NETNS_PREFIX-{primary,backup,client,chaos} and $NETNS_PREFIX-sw, which holds the two
-# bridges (front, repl), so that nothing of the topology touches the host's own network.
+# switches (front: the client LAN, repl), so that nothing of the topology touches the host's own
+# network. `hbft topology up|down` builds and removes them (packages/cli/src/netns/topology.ts
+# holds the layout; the addresses below are its).
 NETNS_PREFIX="${HBFT_NETNS_PREFIX:-hbft}"
 NETNS_NODES=(primary backup client chaos)
 NETNS_SWITCH="$NETNS_PREFIX-sw"
 NETNS_STATE_DIR="$STATE_DIR/netns-$NETNS_PREFIX"
 # front network 10.77.0.0/24 (clients, status servers); replication network 10.77.1.0/24.
 declare -A FRONT_ADDRESS=([primary]=10.77.0.1 [backup]=10.77.0.2 [client]=10.77.0.3)
+# The guest's own address on the client LAN, through the TAP of the node that runs it.
+GUEST_ADDRESS=10.77.0.10
+GUEST_TAP=hbft0
 declare -A REPL_ADDRESS=([primary]=10.77.1.1 [backup]=10.77.1.2 [chaos]=10.77.1.3)
 # Ports, the same in netns and compose (docker-compose.yml uses these numbers).
 SERVE_PORT=6379
@@ -47,6 +52,8 @@ CHAOS_REPL_PORT=7001      # chaos proxy "repl":      primary slot -> backup slot
 CHAOS_REPROTECT_PORT=7002 # chaos proxy "reprotect": backup slot  -> primary slot's :7000
 CHAOS_API_PORT=8474
 declare -A HTTP_PORT=([primary]=9100 [backup]=9101)
+# The guest's address on docker-compose.yml's client network (HBFT_GUEST_IP there).
+COMPOSE_GUEST_ADDRESS=172.30.77.10
 
 netns_name() { echo "$NETNS_PREFIX-$1"; }
 netns_exists() { [ -e "/var/run/netns/$1" ]; }
@@ -196,7 +203,15 @@ node_pid() {
   port="${port##*:}"
   case "$MODE" in
     local)
-      pid="$(listener_pid "$port")"
+      local ns
+      ns="$(json "$DEMO_FILE" "$1.netns")"
+      if [ -n "$ns" ]; then
+        # The demo in namespaces: the port on this machine is its forwarder; the node listens on
+        # the same port inside its namespace.
+        pid="$(listener_pid "$port" "$ns")"
+      else
+        pid="$(listener_pid "$port")"
+      fi
       # ss shows other users' processes only to root: fall back on the demo's record.
       [ -n "$pid" ] || pid="$(json "$DEMO_FILE" "$1.pid")"
       ;;
@@ -218,11 +233,35 @@ node_kill9() {
   esac
 }
 
+# Whether clients reach the guest at its own address (its NIC on a TAP, moving with the primary):
+# then the load speaks plain RESP to that one address, and a takeover keeps its connections.
+guest_on_lan() {
+  case "$MODE" in
+    local) [ "$(json "$DEMO_FILE" network)" = netns ] ;;
+    netns) grep -qx 'HBFT_GUEST=kvnet' "$NETNS_STATE_DIR/settings.env" 2>/dev/null ;;
+    compose) true ;;
+  esac
+}
+
+# Where the guest is reached when guest_on_lan, from where run_load runs.
+guest_serve() {
+  case "$MODE" in
+    local) reachable "$(json "$DEMO_FILE" primary.serve)" ;;
+    netns) echo "$GUEST_ADDRESS:$SERVE_PORT" ;;
+    compose) echo "$COMPOSE_GUEST_ADDRESS:$SERVE_PORT" ;;
+  esac
+}
+
 # hbft load against both nodes, from where clients are: this machine, the client namespace, or a
-# one-off client container.
+# one-off client container. A guest on the LAN is one address, with plain RESP clients.
 run_load() {
   local servers
-  servers="$(node_serve primary),$(node_serve backup)"
+  if guest_on_lan; then
+    servers="$(guest_serve)"
+    set -- --plain "$@"
+  else
+    servers="$(node_serve primary),$(node_serve backup)"
+  fi
   case "$MODE" in
     local) hbft load --servers "$servers" "$@" ;;
     netns) ip netns exec "$(netns_name client)" node "$CLI" load --servers "$servers" "$@" ;;

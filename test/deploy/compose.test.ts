@@ -24,12 +24,14 @@ interface Service {
   stop_grace_period?: string;
   stop_signal?: string;
   cap_add?: string[];
+  devices?: (string | { source: string; target: string })[];
+  user?: string;
   image?: string;
   build?: unknown;
 }
 interface ComposeConfig {
   services: Record<string, Service>;
-  networks: Record<string, { internal?: boolean } | null>;
+  networks: Record<string, { internal?: boolean; ipam?: { config: { subnet: string; ip_range?: string; gateway?: string }[] } } | null>;
   secrets: Record<string, { file: string }>;
 }
 
@@ -74,7 +76,8 @@ test('docker-compose config -q accepts the file', () => {
 
 /** A service's command as it would run here: image paths mapped to the checkout, the secret to a temp key. */
 function localCommand(service: Service): string[] {
-  const [program, ...args] = service.command;
+  // guest-network.sh bridges the guest's TAP inside the container and runs the rest: here, the rest.
+  const [program, ...args] = service.command[0] === '/app/deploy/guest-network.sh' ? service.command.slice(1) : service.command;
   if (program === '/app/deploy/hbft-node.sh') return ['bash', join(REPO, 'deploy/hbft-node.sh'), ...args];
   if (program === 'hbft') return [process.execPath, CLI, ...args];
   assert.fail(`unexpected program ${program}`);
@@ -177,7 +180,44 @@ test('the chaos proxy sits between primary and backup in both directions', () =>
   assert.deepEqual(chaos!.cap_add, ['NET_ADMIN'], 'tc netem works in the chaos container');
 });
 
-test('the client runs hbft load with flags it knows, against both nodes', () => {
+/** Whether dotted-quad `address` is inside `cidr`. */
+function inSubnet(address: string, cidr: string): boolean {
+  const toNumber = (quad: string) => quad.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
+  const [base, bits] = cidr.split('/') as [string, string];
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(toNumber(address) / size) === Math.floor(toNumber(base) / size);
+}
+
+test('the guest lives on the client network at an address Docker never hands out, through a TAP bridged in each node container', () => {
+  const { primary, backup } = config.services;
+  const ipam = config.networks.client?.ipam?.config[0];
+  assert.ok(ipam, 'the client network has a fixed subnet');
+  for (const [name, service] of Object.entries({ primary, backup })) {
+    const env = service!.environment!;
+    assert.equal(env.HBFT_GUEST, 'kvnet', `${name} runs the guest with its own TCP/IP`);
+    assert.equal(env.HBFT_TAP, 'hbft0');
+    const [guest, bits] = env.HBFT_GUEST_IP!.split('/') as [string, string];
+    assert.equal(`${bits}`, ipam.subnet.split('/')[1], "the guest's prefix is the client network's");
+    assert.ok(inSubnet(guest, ipam.subnet), `the guest ${guest} is on the client network ${ipam.subnet}`);
+    assert.ok(ipam.ip_range && !inSubnet(guest, ipam.ip_range), `containers take addresses from ${ipam.ip_range}, never the guest's`);
+    assert.equal(env.HBFT_CLIENT_SUBNET, ipam.subnet, 'guest-network.sh finds the client interface by this subnet');
+    assert.equal(service!.command[0], '/app/deploy/guest-network.sh', `${name} bridges the TAP before its daemon starts`);
+    assert.ok(service!.cap_add?.includes('NET_ADMIN'), `${name} may make a bridge and a TAP`);
+    assert.ok(
+      (service!.devices ?? []).some((device) =>
+        typeof device === 'string' ? device.startsWith('/dev/net/tun') : device.source === '/dev/net/tun',
+      ),
+      `${name} has the TUN device`,
+    );
+    assert.equal(service!.user, 'root', 'the bridge is made as root');
+    assert.equal(env.HBFT_DAEMON_USER, 'node', 'and the daemon runs as the unprivileged user');
+  }
+  assert.equal(primary!.environment!.HBFT_GUEST_IP, backup!.environment!.HBFT_GUEST_IP, 'one guest address, whichever node runs it');
+  const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+  assert.match(dockerfile, /COPY deploy\/guest-network\.sh deploy\/guest-network\.sh/, 'the image has guest-network.sh');
+});
+
+test('the client runs hbft load with flags it knows, against the guest', () => {
   const { client } = config.services;
   const [program, ...args] = localCommand(client!);
   assert.equal(args[1], 'load');
@@ -185,7 +225,9 @@ test('the client runs hbft load with flags it knows, against both nodes', () => 
   assert.equal(help.status, 0, help.stderr);
   for (const flag of args.filter((arg) => arg.startsWith('--'))) assert.ok(help.stdout.includes(flag), `hbft load knows ${flag}`);
   const servers = args[args.indexOf('--servers') + 1]!.split(',');
-  assert.deepEqual(servers, ['primary:6379', 'backup:6379']);
+  const guest = config.services.primary!.environment!.HBFT_GUEST_IP!.split('/')[0];
+  assert.deepEqual(servers, [`${guest}:6379`], "one address: the guest's own");
+  assert.ok(args.includes('--plain'), 'plain RESP connections, as unmodified clients make');
 });
 
 test('healthchecks, start order, signals, the secret and the networks are as intended', () => {
@@ -208,12 +250,12 @@ test('healthchecks, start order, signals, the secret and the networks are as int
       ['hbft_key'],
       `${name} gets the key as a secret`,
     );
-    assert.deepEqual(Object.keys(service.networks).sort(), ['front', 'replication']);
+    assert.deepEqual(Object.keys(service.networks).sort(), ['client', 'replication']);
   }
   assert.equal(healthUrl(services.chaos!), 'http://127.0.0.1:8474/version');
   assert.equal(services.chaos!.init, true);
   assert.deepEqual(Object.keys(services.chaos!.networks), ['replication'], 'the chaos proxy only on the replication network');
-  assert.deepEqual(Object.keys(services.client!.networks), ['front'], 'clients only on the front network');
+  assert.deepEqual(Object.keys(services.client!.networks), ['client'], 'clients only on the client network');
   assert.equal(config.networks.replication?.internal, true, 'the replication network has no way out');
 
   const dependsOn = (name: string) =>
@@ -243,6 +285,11 @@ test('the ports agree with what the deployment scripts assume', () => {
   assert.equal(hostPort(primary!.environment!.HBFT_BACKUP!).port, constant('CHAOS_REPL_PORT'));
   assert.equal(hostPort(backup!.environment!.HBFT_REPROTECT!).port, constant('CHAOS_REPROTECT_PORT'));
   assert.ok(config.services.chaos!.command.includes(`127.0.0.1:${constant('CHAOS_API_PORT')}`));
+  assert.equal(
+    `${/^COMPOSE_GUEST_ADDRESS=([0-9.]+)$/m.exec(lib)?.[1]}/24`,
+    primary!.environment!.HBFT_GUEST_IP,
+    "the scripts' load goes to the guest's address",
+  );
 });
 
 test('the Dockerfile builds on Node 20 bookworm, installs production dependencies of every workspace, and runs in exec form', () => {

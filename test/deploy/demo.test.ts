@@ -1,4 +1,5 @@
-// Proves the README's walk-through on the real `hbft demo` (what `npm start` runs): it starts and
+// Proves the walk-through on the real `hbft demo --network loopback` (what `npm start` runs when it
+// may not build namespaces; demoNetns.test.ts covers the namespaces): it starts and
 // protects the kv guest, `scripts/chaos.sh latency 100` slows the replication link without a false
 // takeover, `scripts/kill-primary.sh` kills the primary under load and sees the backup take over
 // with nothing lost, twice (the demo rewrites demo.json as the roles move), chaos.sh after a
@@ -35,7 +36,7 @@ test('the demo survives chaos.sh latency 100, kill-primary.sh sees both takeover
   const dir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
   // Its own process group, so that the test can signal the group as a terminal's Ctrl-C does.
-  const demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--base-port', String(basePort)], {
+  const demo = spawn(process.execPath, [CLI, 'demo', '--network', 'loopback', '--dir', dir, '--base-port', String(basePort)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -7,6 +7,7 @@ import { demoCommand } from './demo.ts';
 import { primaryCommand } from './primary.ts';
 import { backupCommand } from './backup.ts';
 import { benchCommand } from './bench.ts';
+import { topologyCommand } from './topology.ts';
 
 /**
  * The `hbft` commands, one module each. Add a command by adding its module here.
@@ -20,4 +21,5 @@ export const commands: CommandModule<any, any>[] = [
   loadCommand,
   chaosCommand,
   benchCommand,
+  topologyCommand,
 ];

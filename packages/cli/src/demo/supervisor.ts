@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, renameSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
 import { HbftError, assert } from '@hbft/common/errors.ts';
 import { listenOn, type ListenError } from '@hbft/common/transport/listen.ts';
+import { FRONT_ADDRESS, FRONT_PREFIX_LENGTH, GUEST_ADDRESS, GUEST_TAP, type NetnsTopology, REPL_ADDRESS } from '../netns/topology.ts';
+import { forwardTcpToUnix } from '../netns/forward.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/hbft.js', import.meta.url));
 
@@ -16,6 +19,12 @@ export interface DemoOptions {
   basePort: number;
   clients: number;
   host: string;
+  /**
+   * Where the nodes run. `loopback`: on this machine's loopback, each node serving clients at its
+   * own port. `netns`: on the namespace topology (netns/topology.ts), the guest on the client LAN
+   * at its own address through the primary's TAP, reached from `host` through forwarders.
+   */
+  network: { kind: 'loopback' } | { kind: 'netns'; topology: NetnsTopology };
   /** A child the demo cannot run without has died: the caller should stop the demo. */
   onFatal?: (reason: string) => void;
 }
@@ -23,6 +32,8 @@ export interface DemoOptions {
 /** One side of the demo: it runs a primary or a backup, and comes back as a backup if it dies. */
 interface Site {
   name: 'a' | 'b';
+  /** Its host in the namespace topology (site a starts as primary, on the primary host). */
+  node: 'primary' | 'backup';
   listen: number;
   serve: number;
   http: number;
@@ -39,8 +50,11 @@ export interface DemoState {
   pid: number;
   dir: string;
   keyFile: string;
-  primary: { site: string; pid: number | null; serve: string; http: string; replication: string };
-  backup: { site: string; pid: number | null; serve: string; http: string; listen: string };
+  /** `netns`: the nodes run in network namespaces, `serve` and `http` are forwarded from this machine. */
+  network: 'loopback' | 'netns';
+  /** `netns`: the namespace a slot's node runs in (the scripts find its pid there). */
+  primary: { site: string; pid: number | null; serve: string; http: string; replication: string; netns?: string };
+  backup: { site: string; pid: number | null; serve: string; http: string; listen: string; netns?: string };
   /** `proxies`: every proxy of the replication link, one per direction a takeover can send it. */
   chaos: { api: string; proxies: string[]; pid: number | null };
   load: { pid: number | null; history: string } | null;
@@ -51,6 +65,12 @@ const DEMO_HEARTBEAT_MS = 30;
 const DEMO_FAILOVER_TIMEOUT_MS = 300;
 /** How long the load may take to drain and make its final read when the demo stops. */
 const LOAD_STOP_MS = 25_000;
+/**
+ * How long one status request may take. Without a bound a request could wait for ever: Node's
+ * fetch never settles when a forwarder accepts its connection and then closes it (the node behind
+ * it not listening yet), which is what the namespace demo's forwarders do while a node starts.
+ */
+const STATUS_REQUEST_MS = 2_000;
 /** How long a daemon may take to stop after SIGTERM before it gets SIGKILL. */
 const CHILD_STOP_MS = 5_000;
 
@@ -86,6 +106,9 @@ export class DemoSupervisor {
   private chaos: ChildProcess | null = null;
   private load: ChildProcess | null = null;
   private stopping = false;
+  /** Closes each forward from this machine, with its connections. */
+  private hostForwards: (() => void)[] = [];
+  private socketDir: string | null = null;
   private readonly keyFile: string;
   private readonly statePath: string;
   private readonly logDir: string;
@@ -95,8 +118,28 @@ export class DemoSupervisor {
     this.options = options;
     const base = options.basePort;
     this.sites = {
-      a: { name: 'a', listen: base + 1, serve: 6379, http: 9100, proxied: base + 10, process: null, role: 'primary', restarts: 0 },
-      b: { name: 'b', listen: base + 2, serve: 6380, http: 9101, proxied: base + 20, process: null, role: 'backup', restarts: 0 },
+      a: {
+        name: 'a',
+        node: 'primary',
+        listen: base + 1,
+        serve: 6379,
+        http: 9100,
+        proxied: base + 10,
+        process: null,
+        role: 'primary',
+        restarts: 0,
+      },
+      b: {
+        name: 'b',
+        node: 'backup',
+        listen: base + 2,
+        serve: 6380,
+        http: 9101,
+        proxied: base + 20,
+        process: null,
+        role: 'backup',
+        restarts: 0,
+      },
     };
     if (base !== 7000) {
       this.sites.a.serve = base + 379;
@@ -117,12 +160,21 @@ export class DemoSupervisor {
     return site.name === 'a' ? this.sites.b : this.sites.a;
   }
 
-  private spawnHbft(name: string, args: string[]): ChildProcess {
+  /** The namespace topology when the demo runs on one. */
+  private get topology(): NetnsTopology | null {
+    return this.options.network.kind === 'netns' ? this.options.network.topology : null;
+  }
+
+  private spawnHbft(name: string, args: string[], node?: 'primary' | 'backup' | 'client' | 'chaos'): ChildProcess {
+    const topology = this.topology;
+    const argv = [process.execPath, CLI, ...args];
+    const [command, ...commandArgs] = topology !== null && node !== undefined ? topology.execArgv(node, argv) : argv;
+    assert(command !== undefined, 'an argv has a command');
     const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
     // Each child in its own process group: Ctrl-C in the terminal signals the whole foreground
     // group, and it must reach only the supervisor, which stops the load first (its final read
     // needs the nodes up) and the nodes after it. The 'exit' hook below kills what is left.
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(command, commandArgs, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
       detached: true,
@@ -140,9 +192,27 @@ export class DemoSupervisor {
     return child;
   }
 
+  /** The address a site's node serves and reports at: its host's own in the namespaces. */
+  private frontHost(site: Site): string {
+    return this.topology !== null ? FRONT_ADDRESS[site.node] : this.options.host;
+  }
+
+  /** The address a site's node replicates at (the replication network in the namespaces). */
+  private replicationHost(site: Site): string {
+    return this.topology !== null ? REPL_ADDRESS[site.node] : this.options.host;
+  }
+
+  /** Where the chaos proxy's ports are. */
+  private chaosHost(): string {
+    return this.topology !== null ? REPL_ADDRESS.chaos : this.options.host;
+  }
+
   private siteArgs(site: Site): string[] {
-    const host = this.options.host;
+    const host = this.frontHost(site);
+    // In the namespaces the guest is kvnet on the node's TAP, at its own address on the LAN.
+    const network = this.topology !== null ? ['--tap', GUEST_TAP, '--guest-ip', `${GUEST_ADDRESS}/${FRONT_PREFIX_LENGTH}`] : [];
     return [
+      ...network,
       '--memory',
       this.options.memory,
       // As in docker-compose.yml and two-hosts.sh: the chaos scripts the demo points to (latency
@@ -158,36 +228,37 @@ export class DemoSupervisor {
       '--http',
       `${host}:${site.http}`,
       '--peer-http',
-      `${host}:${this.other(site).http}`,
+      `${this.frontHost(this.other(site))}:${this.other(site).http}`,
     ];
   }
 
   private startBackup(site: Site): void {
-    const host = this.options.host;
     site.role = 'backup';
     // A node that takes over protects itself again through the proxy in front of the other site.
-    site.process = this.spawnHbft(`site-${site.name}-backup-${site.restarts}`, [
-      'backup',
-      '--listen',
-      `${host}:${site.listen}`,
-      '--reprotect',
-      `${host}:${this.other(site).proxied}`,
-      ...this.siteArgs(site),
-    ]);
+    site.process = this.spawnHbft(
+      `site-${site.name}-backup-${site.restarts}`,
+      [
+        'backup',
+        '--listen',
+        `${this.replicationHost(site)}:${site.listen}`,
+        '--reprotect',
+        `${this.chaosHost()}:${this.other(site).proxied}`,
+        // The backup needs the guest's name for its MAC on the TAP.
+        ...(this.topology !== null ? ['--guest', this.options.guest] : []),
+        ...this.siteArgs(site),
+      ],
+      site.node,
+    );
     this.watch(site, site.process);
   }
 
   private startPrimary(site: Site): void {
-    const host = this.options.host;
     site.role = 'primary';
-    site.process = this.spawnHbft(`site-${site.name}-primary`, [
-      'primary',
-      '--backup',
-      `${host}:${this.other(site).proxied}`,
-      '--guest',
-      this.options.guest,
-      ...this.siteArgs(site),
-    ]);
+    site.process = this.spawnHbft(
+      `site-${site.name}-primary`,
+      ['primary', '--backup', `${this.chaosHost()}:${this.other(site).proxied}`, '--guest', this.options.guest, ...this.siteArgs(site)],
+      site.node,
+    );
     this.watch(site, site.process);
   }
 
@@ -217,7 +288,47 @@ export class DemoSupervisor {
   private readonly onProcessExit = (): void => {
     rmSync(this.statePath, { force: true });
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    this.removeTopology();
   };
+
+  /** Ends whatever still runs in the namespaces and deletes them, with the forwarders' sockets. */
+  private removeTopology(): void {
+    for (const close of this.hostForwards) close();
+    this.hostForwards = [];
+    try {
+      this.topology?.down();
+    } catch (error) {
+      process.stderr.write(`demo: ${(error as Error).message}\n`);
+    }
+    if (this.socketDir !== null) rmSync(this.socketDir, { recursive: true, force: true });
+  }
+
+  /**
+   * The namespaces, and the forwarders that carry connections from this machine into them: the
+   * guest at serve (site a's client port), each site's status server at its http port and the
+   * chaos API at its port, each through a Unix socket to a forwarder inside the client's (or the
+   * chaos) namespace. Neither end of a forwarder is a node, so killing a node ends no connection.
+   */
+  private async startTopology(topology: NetnsTopology): Promise<void> {
+    topology.up();
+    this.socketDir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
+    const socket = (name: string) => join(this.socketDir ?? '', `${name}.sock`);
+    const { a, b } = this.sites;
+    const client = [
+      { socket: socket('guest'), to: `${GUEST_ADDRESS}:6379`, port: a.serve, what: 'the guest (redis-cli -p)' },
+      { socket: socket('site-a'), to: `${FRONT_ADDRESS[a.node]}:${a.http}`, port: a.http, what: "site a's status server" },
+      { socket: socket('site-b'), to: `${FRONT_ADDRESS[b.node]}:${b.http}`, port: b.http, what: "site b's status server" },
+    ];
+    const chaosPort = Number(this.chaosApi.split(':')[1]);
+    const chaos = [{ socket: socket('chaos'), to: `127.0.0.1:${chaosPort}`, port: chaosPort, what: 'the chaos API' }];
+    const pairs = (forwards: typeof client) => forwards.flatMap((forward) => ['--unix', forward.socket, '--to', forward.to]);
+    this.spawnHbft('forward-client', ['topology', 'forward', ...pairs(client)], 'client');
+    this.spawnHbft('forward-chaos', ['topology', 'forward', ...pairs(chaos)], 'chaos');
+    for (const forward of [...client, ...chaos]) {
+      const { close } = await forwardTcpToUnix(this.options.host, forward.port, forward.socket, `the demo's forward to ${forward.what}`);
+      this.hostForwards.push(close);
+    }
+  }
 
   async start(): Promise<void> {
     process.on('exit', this.onProcessExit);
@@ -226,18 +337,28 @@ export class DemoSupervisor {
       ...Object.values(this.sites).flatMap((s) => [s.listen, s.serve, s.http, s.proxied]),
       Number(this.chaosApi.split(':')[1]),
     ];
-    for (const port of ports) await assertPortFree(host, port);
+    const topology = this.topology;
+    // In the namespaces only the forwarded ports are this machine's.
+    const hostPorts =
+      topology !== null ? [this.sites.a.serve, this.sites.a.http, this.sites.b.http, Number(this.chaosApi.split(':')[1])] : ports;
+    for (const port of hostPorts) await assertPortFree(host, port);
+    if (topology !== null) await this.startTopology(topology);
     const { a, b } = this.sites;
-    this.chaos = this.spawnHbft('chaos', [
+    const chaosHost = this.chaosHost();
+    this.chaos = this.spawnHbft(
       'chaos',
-      'proxy',
-      '--api',
-      this.chaosApi,
-      '--proxy',
-      `to-b=${host}:${b.proxied}>${host}:${b.listen}`,
-      '--proxy',
-      `to-a=${host}:${a.proxied}>${host}:${a.listen}`,
-    ]);
+      [
+        'chaos',
+        'proxy',
+        '--api',
+        topology !== null ? `127.0.0.1:${this.chaosApi.split(':')[1]}` : this.chaosApi,
+        '--proxy',
+        `to-b=${chaosHost}:${b.proxied}>${this.replicationHost(b)}:${b.listen}`,
+        '--proxy',
+        `to-a=${chaosHost}:${a.proxied}>${this.replicationHost(a)}:${a.listen}`,
+      ],
+      'chaos',
+    );
     const chaos = this.chaos;
     chaos.on('exit', (code, signal) => {
       if (!this.stopping)
@@ -273,17 +394,13 @@ export class DemoSupervisor {
   startLoad(): void {
     if (this.stopping) return;
     const history = join(this.options.dir, 'load-history.jsonl');
-    const load = this.spawnHbft('load', [
+    // In the namespaces the load runs on the client's host and speaks plain RESP to the guest.
+    const servers = this.topology !== null ? ['--plain', '--servers', `${GUEST_ADDRESS}:6379`] : ['--servers', this.servers().join(',')];
+    const load = this.spawnHbft(
       'load',
-      '--servers',
-      this.servers().join(','),
-      '--clients',
-      String(this.options.clients),
-      '--duration-s',
-      String(7 * 24 * 3600),
-      '--history',
-      history,
-    ]);
+      ['load', ...servers, '--clients', String(this.options.clients), '--duration-s', String(7 * 24 * 3600), '--history', history],
+      'client',
+    );
     load.on('exit', (code, signal) => {
       if (this.stopping) return;
       process.stdout.write(
@@ -295,14 +412,16 @@ export class DemoSupervisor {
     this.writeState();
   }
 
+  /** Where clients on this machine reach the guest: each site's port, or the one forward to the guest. */
   servers(): [siteA: string, siteB: string] {
     const { host } = this.options;
+    if (this.topology !== null) return [`${host}:${this.sites.a.serve}`, `${host}:${this.sites.a.serve}`];
     return [`${host}:${this.sites.a.serve}`, `${host}:${this.sites.b.serve}`];
   }
 
   private async readiness(port: number): Promise<Record<string, unknown> | null> {
     try {
-      const response = await fetch(`http://${this.options.host}:${port}/readyz`);
+      const response = await fetch(`http://${this.options.host}:${port}/readyz`, { signal: AbortSignal.timeout(STATUS_REQUEST_MS) });
       return (await response.json()) as Record<string, unknown>;
     } catch {
       return null;
@@ -313,7 +432,7 @@ export class DemoSupervisor {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       try {
-        const response = await fetch(`http://${this.options.host}:${port}${path}`);
+        const response = await fetch(`http://${this.options.host}:${port}${path}`, { signal: AbortSignal.timeout(STATUS_REQUEST_MS) });
         if (response.ok) return;
       } catch {
         // not up yet
@@ -338,24 +457,29 @@ export class DemoSupervisor {
     const backup = this.other(primary);
     const running = (child: ChildProcess | null) =>
       child !== null && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null;
+    const [serve] = this.servers();
+    const netns = (site: Site) => (this.topology !== null ? { netns: this.topology.namespace(site.node) } : {});
     return {
       mode: 'local',
+      network: this.options.network.kind,
       pid: process.pid,
       dir: resolve(this.options.dir),
       keyFile: resolve(this.keyFile),
       primary: {
         site: primary.name,
         pid: primary.process?.pid ?? null,
-        serve: `${host}:${primary.serve}`,
+        serve: this.topology !== null ? serve : `${host}:${primary.serve}`,
         http: `${host}:${primary.http}`,
-        replication: `${host}:${backup.proxied}`,
+        replication: `${this.chaosHost()}:${backup.proxied}`,
+        ...netns(primary),
       },
       backup: {
         site: backup.name,
         pid: backup.process?.pid ?? null,
-        serve: `${host}:${backup.serve}`,
+        serve: this.topology !== null ? serve : `${host}:${backup.serve}`,
         http: `${host}:${backup.http}`,
-        listen: `${host}:${backup.listen}`,
+        listen: `${this.replicationHost(backup)}:${backup.listen}`,
+        ...netns(backup),
       },
       // Both, whoever is primary now: a change made to one of them alone would follow the roles,
       // and a takeover would leave it behind on the proxy the link no longer uses.
@@ -382,6 +506,7 @@ export class DemoSupervisor {
     rmSync(this.statePath, { force: true });
     if (this.load) await stopChild(this.load, LOAD_STOP_MS);
     await Promise.all([...this.children].map((child) => stopChild(child, CHILD_STOP_MS)));
+    this.removeTopology();
     process.off('exit', this.onProcessExit);
   }
 

@@ -10,9 +10,10 @@
  *   snapshot, bumps the generation and makes another node serve (on its own port); the old node
  *   either answers "not serving" or stops listening.
  * - Faults: output writes split into random pieces and random connection cuts mid-frame
- *   (`cutProbability`), a connection limit (busy), forgetting every session (gap), and a deliberate
- *   bug (`restoreStaleSnapshot`) that restores an older snapshot so that tests can watch the client
- *   and the checker catch lost state.
+ *   (`cutProbability`), a connection limit (busy), forgetting every session (gap), a stall of the
+ *   epochs (`holdCommits`: no output released for a while), and deliberate bugs that tests watch the
+ *   client and the checker catch: `restoreStaleSnapshot` restores an older snapshot (lost state),
+ *   `applyNextIncrsTwice` applies INCRs twice (duplicated writes).
  */
 import net from 'node:net';
 import { once } from 'node:events';
@@ -104,6 +105,9 @@ export class FakeCluster {
   private readonly plain = new Set<PlainConnection>();
   private readonly random: SeededRandom;
   private epochTimer: NodeJS.Timeout | null = null;
+  /** The epoch timer commits nothing before this (performance.now() milliseconds). */
+  private commitsHeldUntilMs = 0;
+  private incrsToApplyTwice = 0;
   readonly stats = { commits: 0, failovers: 0, cuts: 0, handshakes: 0, resumes: 0, gaps: 0, busy: 0, notServing: 0 };
 
   private constructor(private readonly options: FakeClusterOptions) {
@@ -128,7 +132,10 @@ export class FakeCluster {
       node.port = (node.server.address() as net.AddressInfo).port;
       cluster.nodes.push(node);
     }
-    if (options.epochMs) cluster.epochTimer = setInterval(() => cluster.commit(), options.epochMs);
+    if (options.epochMs)
+      cluster.epochTimer = setInterval(() => {
+        if (performance.now() >= cluster.commitsHeldUntilMs) cluster.commit();
+      }, options.epochMs);
     return cluster;
   }
 
@@ -199,6 +206,16 @@ export class FakeCluster {
   forgetSessions(): void {
     this.live.sessions.clear();
     this.committed.sessions.clear();
+  }
+
+  /** The epochs stall for `ms`: commands still run, but no reply is released (a backup that stopped acking). */
+  holdCommits(ms: number): void {
+    this.commitsHeldUntilMs = performance.now() + ms;
+  }
+
+  /** Deliberate bug: each of the next `count` INCRs adds 2 and answers as if it had added 1. */
+  applyNextIncrsTwice(count: number): void {
+    this.incrsToApplyTwice = count;
   }
 
   setMaxConnections(max: number | undefined): void {
@@ -417,7 +434,9 @@ export class FakeCluster {
         if (arity(1)) return wrongArity('incr');
         const value = Number(store.get(args[0]!) ?? '0');
         if (!Number.isSafeInteger(value)) return Buffer.from('-ERR value is not an integer or out of range\r\n');
-        store.set(args[0]!, String(value + 1));
+        const twice = this.incrsToApplyTwice > 0;
+        if (twice) this.incrsToApplyTwice--;
+        store.set(args[0]!, String(value + (twice ? 2 : 1)));
         return Buffer.from(`:${value + 1}\r\n`);
       }
       case 'del': {

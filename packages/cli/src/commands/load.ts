@@ -1,7 +1,10 @@
 /**
- * `hbft load`: session clients doing INCRs, SETs and GETs against the `kv` guest while you kill
- * the primary, recording a history that a separate checker judges at the end (no acknowledged write
- * lost, none applied twice, counters exact, reads valid), with throughput, latency and failover gaps.
+ * `hbft load`: clients doing INCRs, SETs and GETs against the `kv` guest while you kill the
+ * primary, recording a history that a separate checker judges at the end (no acknowledged write
+ * lost, none applied twice, counters within their acknowledged and indeterminate increments, reads
+ * valid), with throughput, latency, failover gaps and the stalls clients saw. Session clients by
+ * default; `--plain` uses ordinary RESP connections, for which a request whose reply never came is
+ * indeterminate. SIGUSR2 marks an instant (a kill) whose stall the summary reports.
  * `--check FILE` judges a saved history again without running any load.
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
@@ -9,9 +12,8 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '@hbft/common/errors.ts';
 import { createLogger } from '@hbft/common/log.ts';
 import { checkHistory, formatVerdict, type Verdict } from '@hbft/common/session/checker.ts';
-import { formatHistoryLine, parseHistory, type HistoryEntry } from '@hbft/common/session/history.ts';
-import { formatMix, LOAD_DEFAULTS, parseMix, runLoad, type LoadProgress } from '@hbft/common/session/load.ts';
-import { SESSION_CLIENT_DEFAULTS } from '@hbft/common/session/client.ts';
+import { formatHistoryLine, parseHistory, type HistoryEntry, type LoadClientKind } from '@hbft/common/session/history.ts';
+import { formatMix, LOAD_DEFAULTS, parseMix, runLoad, type LoadOptions, type LoadProgress } from '@hbft/common/session/load.ts';
 import { parseHostPort } from '@hbft/common/units.ts';
 import { integerFlag } from './options.ts';
 
@@ -30,7 +32,8 @@ interface LoadArgs {
   history?: string;
   json: boolean;
   'key-prefix'?: string;
-  'response-timeout-ms': number;
+  'response-timeout-ms'?: number;
+  plain: boolean;
   check?: string;
 }
 
@@ -45,10 +48,14 @@ export function parseServers(text: string | undefined, flag = '--servers'): stri
   return servers;
 }
 
-function formatProgress(progress: LoadProgress): string {
+function formatProgress(progress: LoadProgress, clientKind: LoadClientKind): string {
+  const connections =
+    clientKind === 'plain'
+      ? `connected ${progress.connectedClients}  reconnects ${progress.reconnects}`
+      : `generation ${progress.generation}  attached ${progress.connectedClients}  failovers seen ${progress.failovers}`;
   return (
     `hbft load: ${(progress.elapsedMs / 1000).toFixed(1)} s  ok ${progress.ok}  failed ${progress.fail}  unknown ${progress.unknown}  ` +
-    `${progress.intervalOpsPerS.toFixed(0)} ops/s  generation ${progress.generation}  attached ${progress.connectedClients}  failovers seen ${progress.failovers}\n`
+    `${progress.intervalOpsPerS.toFixed(0)} ops/s  ${connections}\n`
   );
 }
 
@@ -63,6 +70,18 @@ function formatSummary(verdict: Verdict): string {
       `failover: generation ${gap.fromGeneration} → ${gap.toGeneration}: ${gap.gapMs.toFixed(1)} ms without a response (last at ${gap.lastResponseBeforeMs.toFixed(1)} ms, next at ${gap.firstResponseAfterMs.toFixed(1)} ms)`,
     );
   }
+  const { stalls } = verdict;
+  lines.push(
+    `stall: each client's longest time without a reply, over ${stalls.clients} clients: p50 ${stalls.gapMsP50.toFixed(1)} ms, max ${stalls.gapMsMax.toFixed(1)} ms`,
+  );
+  for (const mark of stalls.marks) {
+    lines.push(
+      `stall across mark "${mark.label}" at ${mark.at.toFixed(1)} ms: first reply after it p50 ${mark.afterMarkMsP50.toFixed(1)} ms, max ${mark.afterMarkMsMax.toFixed(1)} ms; ` +
+        `gap spanning it p50 ${mark.gapMsP50.toFixed(1)} ms, max ${mark.gapMsMax.toFixed(1)} ms (${mark.clients} clients` +
+        `${mark.clientsWithoutReply > 0 ? `; ${mark.clientsWithoutReply} got no reply after it` : ''})`,
+    );
+  }
+  if (verdict.reconnects > 0) lines.push(`plain connections: ${verdict.reconnects} reconnection(s) after a broken connection`);
   if (verdict.clientFailovers.count > 0) {
     lines.push(
       `client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`,
@@ -79,14 +98,23 @@ function report(verdict: Verdict, json: boolean, extra: Record<string, unknown>)
 
 export const loadCommand: CommandModule<object, LoadArgs> = {
   command: 'load',
-  describe: 'drive the kv guest with session clients, then check the history (no lost or duplicated writes)',
+  describe: 'drive the kv guest with session or plain clients, then check the history (no lost or duplicated writes)',
   builder: (yargs) =>
     yargs
-      .option('servers', { type: 'string', describe: "the nodes' --serve addresses, HOST:PORT,HOST:PORT" })
+      .option('servers', {
+        type: 'string',
+        describe: "the nodes' --serve addresses, HOST:PORT,HOST:PORT (with --plain, usually the one address of the guest)",
+      })
+      .option('plain', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'ordinary RESP connections, one per client, instead of sessions: a request whose reply never came is indeterminate, and the client reconnects and goes on',
+      })
       .option('clients', {
         type: 'number',
         default: LOAD_DEFAULTS.clients,
-        describe: 'concurrent session clients (one operation in flight each)',
+        describe: 'concurrent clients (one operation in flight each)',
       })
       .option('duration-s', { type: 'number', describe: `seconds of load (default ${DURATION_S_DEFAULT} unless --operations)` })
       .option('operations', { type: 'number', describe: 'stop after this many operations in total' })
@@ -101,12 +129,14 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
       .option('response-timeout-ms', {
         type: 'number',
-        default: SESSION_CLIENT_DEFAULTS.responseTimeoutMs,
-        describe: 'move to the next node after this long without progress',
+        describe:
+          `sessions: move to the next node after this long without progress (default ${LOAD_DEFAULTS.sessionResponseTimeoutMs}); ` +
+          `--plain: give up on a reply after this long, the request being indeterminate, and reconnect (default ${LOAD_DEFAULTS.plainResponseTimeoutMs})`,
       })
       .option('check', { type: 'string', describe: 'judge a saved history file instead of running load' })
       .epilogue(
-        `Exit status: 0 when the checker finds nothing wrong, ${EXIT_VIOLATIONS} when it finds a violation, 1 on errors, 2 on bad flags. ` +
+        "SIGUSR2 marks an instant (send it right after killing a node): the summary and --json report, for each mark, the time from it to each client's first reply after it and the gap spanning it (p50 and max over clients). " +
+          `Exit status: 0 when the checker finds nothing wrong, ${EXIT_VIOLATIONS} when it finds a violation, 1 on errors, 2 on bad flags. ` +
           'Every flag is also an environment variable (HBFT_SERVERS, HBFT_SEED, ...).',
       ),
   handler: async (argv) => {
@@ -121,80 +151,114 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       if (!history.final) throw new UsageError(`--check: ${argv.check} has no final read (the run did not finish)`);
       const seed = history.header?.seed;
       if (seed !== undefined) process.stderr.write(`hbft load: checking ${argv.check} (seed ${seed})\n`);
+      // A history without a client kind predates plain clients: it is a session history.
+      const clientKind = history.header?.clientKind ?? 'session';
       const verdict = checkHistory({
         operations: history.operations,
         final: history.final.values,
         failovers: history.failovers,
+        reconnects: history.reconnects,
+        marks: history.marks,
         seed,
-        exactlyOnce: true,
+        exactlyOnce: clientKind === 'session',
       });
-      report(verdict, argv.json, { history: argv.check, seed });
+      report(verdict, argv.json, { history: argv.check, clientKind, seed });
       return;
     }
-    const servers = parseServers(argv.servers);
-    const clients = integerFlag(argv.clients, '--clients', 1);
-    const keys = integerFlag(argv.keys, '--keys', 1);
-    const operations = argv.operations === undefined ? undefined : integerFlag(argv.operations, '--operations', 1);
-    const durationS = argv['duration-s'];
-    if (durationS !== undefined && !(durationS > 0))
-      throw new UsageError(`--duration-s: expected a positive number of seconds, got ${durationS}`);
-    const durationMs = durationS !== undefined ? durationS * 1000 : operations === undefined ? DURATION_S_DEFAULT * 1000 : undefined;
-    const mix = parseMix(argv.mix, '--mix');
-    const seed = argv.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 || 1 : integerFlag(argv.seed, '--seed', 1);
-    const responseTimeoutMs = integerFlag(argv['response-timeout-ms'], '--response-timeout-ms', 10);
-    const keyPrefix = argv['key-prefix'] ?? `hbft-load-${Date.now().toString(36)}`;
-    process.stderr.write(
-      `hbft load: seed ${seed} (repeat the operation choices with --seed ${seed}), ${clients} clients, ${keys} keys of each kind, mix ${formatMix(mix)}, ` +
-        `${durationMs !== undefined ? `${durationMs / 1000} s` : ''}${durationMs !== undefined && operations !== undefined ? ' or ' : ''}${operations !== undefined ? `${operations} operations` : ''}, key prefix ${keyPrefix}\n`,
-    );
-    const logger = createLogger({ role: 'load', level: process.env.HBFT_LOG_LEVEL ?? 'warn' });
-    // The history goes to its file line by line as operations complete (each write handed to the
-    // kernel at once), so that a run that is stopped or dies can still be read, and checked once
-    // its final read is in.
-    let historyFd: number | null = null;
-    if (argv.history) {
-      try {
-        historyFd = openSync(argv.history, 'w');
-      } catch (error) {
-        throw new UsageError(`--history: cannot write ${argv.history}: ${(error as Error).message}`);
-      }
-    }
-    const writeEntry = (entry: HistoryEntry) => {
-      if (historyFd !== null) writeSync(historyFd, formatHistoryLine(entry));
-    };
-    // SIGINT or SIGTERM ends the run early, with the final read and the verdict as at its end.
-    const abort = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (abort.signal.aborted) return;
-      process.stderr.write(`hbft load: ${signal}: stopping; in-flight operations finish, then the final read\n`);
-      abort.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    let result: Awaited<ReturnType<typeof runLoad>>;
-    try {
-      result = await runLoad({
-        servers,
-        clients,
-        keys,
-        mix,
-        seed,
-        keyPrefix,
-        durationMs,
-        operations,
-        responseTimeoutMs,
-        logger,
-        onProgress: (progress) => process.stderr.write(formatProgress(progress)),
-        onEntry: writeEntry,
-        signal: abort.signal,
-      });
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      if (historyFd !== null) closeSync(historyFd);
-    }
-    if (argv.history)
-      process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
-    report(result.verdict, argv.json, { seed, keyPrefix, servers });
+    await runLoadCommand(argv);
   },
 };
+
+/**
+ * SIGUSR2 marks an instant in the history. The handler goes in before the first line on standard
+ * error, so that a test which waits for that line may send the signal (unhandled, it would end the
+ * process); a signal before the run has started marks nothing.
+ */
+function listenForMarks(): { source: NonNullable<LoadOptions['markSource']>; stop: () => void } {
+  let record: ((label: string) => void) | null = null;
+  const onSignal = () => record?.('SIGUSR2');
+  process.on('SIGUSR2', onSignal);
+  return {
+    source: (recorder) => {
+      record = recorder;
+      return () => {
+        record = null;
+      };
+    },
+    stop: () => process.off('SIGUSR2', onSignal),
+  };
+}
+
+async function runLoadCommand(argv: LoadArgs): Promise<void> {
+  const servers = parseServers(argv.servers);
+  const clients = integerFlag(argv.clients, '--clients', 1);
+  const keys = integerFlag(argv.keys, '--keys', 1);
+  const operations = argv.operations === undefined ? undefined : integerFlag(argv.operations, '--operations', 1);
+  const durationS = argv['duration-s'];
+  if (durationS !== undefined && !(durationS > 0))
+    throw new UsageError(`--duration-s: expected a positive number of seconds, got ${durationS}`);
+  const durationMs = durationS !== undefined ? durationS * 1000 : operations === undefined ? DURATION_S_DEFAULT * 1000 : undefined;
+  const mix = parseMix(argv.mix, '--mix');
+  const seed = argv.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 || 1 : integerFlag(argv.seed, '--seed', 1);
+  const responseTimeoutMs =
+    argv['response-timeout-ms'] === undefined ? undefined : integerFlag(argv['response-timeout-ms'], '--response-timeout-ms', 10);
+  const clientKind: LoadClientKind = argv.plain ? 'plain' : 'session';
+  const keyPrefix = argv['key-prefix'] ?? `hbft-load-${Date.now().toString(36)}`;
+  const logger = createLogger({ role: 'load', level: process.env.HBFT_LOG_LEVEL ?? 'warn' });
+  // The history goes to its file line by line as operations complete (each write handed to the
+  // kernel at once), so that a run that is stopped or dies can still be read, and checked once
+  // its final read is in.
+  let historyFd: number | null = null;
+  if (argv.history) {
+    try {
+      historyFd = openSync(argv.history, 'w');
+    } catch (error) {
+      throw new UsageError(`--history: cannot write ${argv.history}: ${(error as Error).message}`);
+    }
+  }
+  const marks = listenForMarks();
+  process.stderr.write(
+    `hbft load: seed ${seed} (repeat the operation choices with --seed ${seed}), ${clients} ${clientKind} clients, ${keys} keys of each kind, mix ${formatMix(mix)}, ` +
+      `${durationMs !== undefined ? `${durationMs / 1000} s` : ''}${durationMs !== undefined && operations !== undefined ? ' or ' : ''}${operations !== undefined ? `${operations} operations` : ''}, key prefix ${keyPrefix}\n`,
+  );
+  const writeEntry = (entry: HistoryEntry) => {
+    if (historyFd !== null) writeSync(historyFd, formatHistoryLine(entry));
+  };
+  // SIGINT or SIGTERM ends the run early, with the final read and the verdict as at its end.
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) return;
+    process.stderr.write(`hbft load: ${signal}: stopping; in-flight operations finish, then the final read\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: Awaited<ReturnType<typeof runLoad>>;
+  try {
+    result = await runLoad({
+      servers,
+      clientKind,
+      clients,
+      keys,
+      mix,
+      seed,
+      keyPrefix,
+      durationMs,
+      operations,
+      responseTimeoutMs,
+      logger,
+      onProgress: (progress) => process.stderr.write(formatProgress(progress, clientKind)),
+      onEntry: writeEntry,
+      signal: abort.signal,
+      markSource: marks.source,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    marks.stop();
+    if (historyFd !== null) closeSync(historyFd);
+  }
+  if (argv.history)
+    process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
+  report(result.verdict, argv.json, { clientKind, seed, keyPrefix, servers });
+}

@@ -31,10 +31,11 @@
  * - `final-read-missing`: a key used in the run is absent from the final read.
  *
  * It also measures failover from the history: for each pair of consecutive generations that
- * answered, the gap from the last response of the older to the first response of the newer.
+ * answered, the gap from the last response of the older to the first response of the newer; and
+ * the stalls clients saw (`measureStalls`), overall and across each marked instant.
  */
-import type { FailoverRecord, HistoryStats, Operation } from './history.ts';
-import { summarizeOperations } from './history.ts';
+import type { FailoverRecord, HistoryStats, MarkRecord, Operation, ReconnectRecord, StallStats } from './history.ts';
+import { measureStalls, summarizeOperations } from './history.ts';
 import { percentile } from '../stats.ts';
 import { assert } from '../errors.ts';
 
@@ -78,6 +79,10 @@ export interface CheckInput {
   /** The final read: every key used in the run, null when absent. */
   final: Readonly<Record<string, string | null>>;
   failovers?: readonly FailoverRecord[];
+  /** Plain clients' reconnections (counted in the verdict). */
+  reconnects?: readonly ReconnectRecord[];
+  /** Instants marked from outside; the verdict measures the stall across each. */
+  marks?: readonly MarkRecord[];
   seed?: number;
   /** Session clients: an unknown operation is itself a violation. */
   exactlyOnce?: boolean;
@@ -96,6 +101,9 @@ export interface Verdict {
   stats: HistoryStats;
   failovers: FailoverGap[];
   clientFailovers: { count: number; gapMsMedian: number; gapMsMax: number };
+  /** Plain clients' reconnections: 0 when every connection survived the run. */
+  reconnects: number;
+  stalls: StallStats;
 }
 
 function describe(operation: Operation): string {
@@ -181,6 +189,8 @@ export function checkHistory(input: CheckInput): Verdict {
     stats,
     failovers: measureFailovers(input.operations),
     clientFailovers: { count: clientGaps.length, gapMsMedian: percentile(clientGaps, 0.5) || 0, gapMsMax: clientGaps.at(-1) ?? 0 },
+    reconnects: input.reconnects?.length ?? 0,
+    stalls: measureStalls(input.operations, input.marks),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The history of a load run, Jepsen style: every operation a client invoked, with when it started
  * and ended (monotonic milliseconds from the start of the run) and what the client learnt, plus the
- * failovers clients saw and the final read of the store. `checker.ts` judges it afterwards; the
+ * failovers session clients saw, the reconnections plain clients made, the instants marked from
+ * outside (a kill, say) and the final read of the store. `checker.ts` judges it afterwards; the
  * history is saved as JSON lines so that a run can be checked again or inspected.
  */
 import { UsageError } from '../errors.ts';
@@ -13,7 +14,7 @@ export const OPERATION_KINDS: readonly OperationKind[] = ['incr', 'set', 'get'];
 /**
  * `ok`: the client got the reply, so the operation took effect exactly once (or, for a read, saw the
  * value). `fail`: it certainly did not take effect (an error reply). `unknown`: the client cannot
- * tell (the session ended before the reply).
+ * tell (the session ended, or a plain connection broke or timed out, before the reply).
  */
 export type OperationResult = 'ok' | 'fail' | 'unknown';
 
@@ -48,8 +49,33 @@ export interface FailoverRecord {
   gapMs: number;
 }
 
+/**
+ * `session`: hbft session clients, which resume across a takeover and know every outcome. `plain`:
+ * ordinary RESP connections, for which a request whose reply never came is indeterminate.
+ */
+export type LoadClientKind = 'session' | 'plain';
+
+/** A plain client opened a new connection after its previous one broke. */
+export interface ReconnectRecord {
+  type: 'reconnect';
+  client: number;
+  /** When the new connection answered. */
+  at: number;
+  /** Why the previous connection ended. */
+  reason: string;
+}
+
+/** An instant marked from outside the run (`hbft load` marks one on SIGUSR2): a kill, for instance. */
+export interface MarkRecord {
+  type: 'mark';
+  at: number;
+  label: string;
+}
+
 export interface HistoryHeader {
   type: 'header';
+  /** Absent in histories written before plain clients existed: those are session histories. */
+  clientKind?: LoadClientKind;
   seed: number;
   servers: string[];
   clients: number;
@@ -66,12 +92,14 @@ export interface FinalRead {
   values: Record<string, string | null>;
 }
 
-export type HistoryEntry = HistoryHeader | Operation | FailoverRecord | FinalRead;
+export type HistoryEntry = HistoryHeader | Operation | FailoverRecord | ReconnectRecord | MarkRecord | FinalRead;
 
 export interface History {
   header?: HistoryHeader;
   operations: Operation[];
   failovers: FailoverRecord[];
+  reconnects: ReconnectRecord[];
+  marks: MarkRecord[];
   final?: FinalRead;
 }
 
@@ -95,12 +123,14 @@ const round = (ms: number) => Math.round(ms * 1000) / 1000;
 export class HistoryRecorder {
   readonly operations: Operation[] = [];
   readonly failovers: FailoverRecord[] = [];
+  readonly reconnects: ReconnectRecord[] = [];
+  readonly marks: MarkRecord[] = [];
   private nextId = 0;
   private readonly originMs: number;
 
   constructor(
     private readonly clock: { nowMs(): number },
-    private readonly onEntry?: (entry: Operation | FailoverRecord) => void,
+    private readonly onEntry?: (entry: Operation | FailoverRecord | ReconnectRecord | MarkRecord) => void,
   ) {
     this.originMs = clock.nowMs();
   }
@@ -143,6 +173,20 @@ export class HistoryRecorder {
     this.onEntry?.(record);
     return record;
   }
+
+  reconnect(client: number, reason: string): ReconnectRecord {
+    const record: ReconnectRecord = { type: 'reconnect', client, at: this.now(), reason };
+    this.reconnects.push(record);
+    this.onEntry?.(record);
+    return record;
+  }
+
+  mark(label: string): MarkRecord {
+    const record: MarkRecord = { type: 'mark', at: this.now(), label };
+    this.marks.push(record);
+    this.onEntry?.(record);
+    return record;
+  }
 }
 
 /** One JSON object per line. */
@@ -157,7 +201,7 @@ export function formatHistoryLine(entry: HistoryEntry): string {
 
 /** Reads a saved history back; `source` names the file in errors. */
 export function parseHistory(text: string, source: string): History {
-  const history: History = { operations: [], failovers: [] };
+  const history: History = { operations: [], failovers: [], reconnects: [], marks: [] };
   const lines = text.split('\n');
   lines.forEach((line, index) => {
     if (line.trim() === '') return;
@@ -170,6 +214,8 @@ export function parseHistory(text: string, source: string): History {
     }
     switch (entry?.type) {
       case 'header':
+        if (entry.clientKind !== undefined && !['session', 'plain'].includes(entry.clientKind))
+          throw new UsageError(`${where}: unknown client kind ${JSON.stringify(entry.clientKind)} (session or plain)`);
         history.header = entry;
         break;
       case 'op': {
@@ -188,6 +234,16 @@ export function parseHistory(text: string, source: string): History {
       }
       case 'failover':
         history.failovers.push(entry);
+        break;
+      case 'reconnect':
+        if (!Number.isInteger(entry.client) || typeof entry.at !== 'number')
+          throw new UsageError(`${where}: malformed reconnect (needs client and at)`);
+        history.reconnects.push(entry);
+        break;
+      case 'mark':
+        if (typeof entry.at !== 'number' || typeof entry.label !== 'string')
+          throw new UsageError(`${where}: malformed mark (needs at and label)`);
+        history.marks.push(entry);
         break;
       case 'final':
         if (typeof entry.values !== 'object' || entry.values === null) throw new UsageError(`${where}: final read without values`);
@@ -240,5 +296,95 @@ export function summarizeOperations(operations: readonly Operation[]): HistorySt
     latencyMsP50: round(percentile(latencies, 0.5) || 0),
     latencyMsP99: round(percentile(latencies, 0.99) || 0),
     latencyMsMax: round(latencies.at(-1) ?? 0),
+  };
+}
+
+export interface MarkStall {
+  at: number;
+  label: string;
+  /** Clients that got a reply after the mark (the figures below are over these). */
+  clients: number;
+  /** Clients that got no reply after the mark (before the run ended). */
+  clientsWithoutReply: number;
+  /** From the mark to a client's first reply after it. */
+  afterMarkMsP50: number;
+  afterMarkMsMax: number;
+  /** A client's gap spanning the mark: its last reply before the mark to its first after it. */
+  gapMsP50: number;
+  gapMsMax: number;
+}
+
+/** What clients saw of stalls: how long each went without a reply. */
+export interface StallStats {
+  clients: number;
+  /**
+   * Over clients, of each client's longest time without a reply: between two consecutive replies,
+   * or from its last reply to the end of its last operation when no reply followed.
+   */
+  gapMsP50: number;
+  gapMsMax: number;
+  marks: MarkStall[];
+}
+
+/**
+ * Client-visible stalls, from the operations alone. A reply is an `ok` or `fail` result (the server
+ * answered); an `unknown` result is the absence of one, so a client whose request timed out and who
+ * then reconnected stalled from its last reply to its next.
+ */
+export function measureStalls(operations: readonly Operation[], marks: readonly MarkRecord[] = []): StallStats {
+  const byClient = new Map<number, Operation[]>();
+  for (const operation of operations) {
+    let list = byClient.get(operation.client);
+    if (!list) {
+      list = [];
+      byClient.set(operation.client, list);
+    }
+    list.push(operation);
+  }
+  const longestGaps: number[] = [];
+  const replyTimesByClient: number[][] = [];
+  for (const list of byClient.values()) {
+    const replies = list
+      .filter((operation) => operation.result !== 'unknown')
+      .map((operation) => operation.end)
+      .sort((a, b) => a - b);
+    replyTimesByClient.push(replies);
+    const lastEnd = list.reduce((latest, operation) => Math.max(latest, operation.end), 0);
+    let longest = 0;
+    for (let i = 1; i < replies.length; i++) longest = Math.max(longest, (replies[i] ?? 0) - (replies[i - 1] ?? 0));
+    const lastReply = replies.at(-1);
+    if (lastReply !== undefined) longest = Math.max(longest, lastEnd - lastReply);
+    longestGaps.push(longest);
+  }
+  const markStalls = marks.map((mark): MarkStall => {
+    const afterMark: number[] = [];
+    const gaps: number[] = [];
+    let clientsWithoutReply = 0;
+    for (const replies of replyTimesByClient) {
+      const next = replies.find((time) => time > mark.at);
+      if (next === undefined) {
+        clientsWithoutReply++;
+        continue;
+      }
+      const previous = replies.findLast((time) => time <= mark.at);
+      afterMark.push(next - mark.at);
+      if (previous !== undefined) gaps.push(next - previous);
+    }
+    return {
+      at: mark.at,
+      label: mark.label,
+      clients: afterMark.length,
+      clientsWithoutReply,
+      afterMarkMsP50: round(percentile(afterMark, 0.5) || 0),
+      afterMarkMsMax: round(Math.max(0, ...afterMark)),
+      gapMsP50: round(percentile(gaps, 0.5) || 0),
+      gapMsMax: round(Math.max(0, ...gaps)),
+    };
+  });
+  return {
+    clients: byClient.size,
+    gapMsP50: round(percentile(longestGaps, 0.5) || 0),
+    gapMsMax: round(Math.max(0, ...longestGaps)),
+    marks: markStalls,
   };
 }

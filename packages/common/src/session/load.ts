@@ -1,14 +1,20 @@
 /**
- * The load generator behind `hbft load`: N session clients, each doing one operation at a time
- * (INCR on counter keys, SET and GET on register keys, chosen by a seeded mix), recording a history;
- * then a final read of every key and the checker's verdict. A client whose session ends (a gap, or
- * no node reachable) records its in-flight operation as unknown and starts a new session.
+ * The load generator behind `hbft load`: N clients, each doing one operation at a time (INCR on
+ * counter keys, SET and GET on register keys, chosen by a seeded mix), recording a history; then a
+ * final read of every key and the checker's verdict.
+ *
+ * Two kinds of client. Session clients resume across a takeover and know every outcome; one whose
+ * session ends (a gap, or no node reachable) records its in-flight operation as unknown and starts
+ * a new session. Plain clients (Jepsen style) hold one ordinary RESP connection each, meant to
+ * survive a takeover when the guest's own TCP stack carries it: a request whose reply never came
+ * (the connection reset or closed, or no reply within the response timeout) is indeterminate, and
+ * the client reconnects and goes on with its next operation, never resending one.
  */
 import { HbftError, UsageError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { SeededRandom } from '../random.ts';
 import { checkHistory, type Verdict } from './checker.ts';
-import { SessionClient, type ConnectFunction } from './client.ts';
+import { SESSION_CLIENT_DEFAULTS, SessionClient, type ConnectFunction } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { SessionErrorCode } from './errors.ts';
 import {
@@ -16,10 +22,12 @@ import {
   OPERATION_KINDS,
   type HistoryEntry,
   type HistoryHeader,
+  type LoadClientKind,
   type OperationKind,
   type PendingOperation,
 } from './history.ts';
-import { RespError, type RespValue } from './resp.ts';
+import { PlainClient } from './plainClient.ts';
+import { RespError, respValueOf, type RespValue } from './resp.ts';
 
 export type OperationMix = Record<OperationKind, number>;
 
@@ -32,6 +40,15 @@ export const LOAD_DEFAULTS = {
   drainTimeoutMs: 15_000,
   finalReadAttempts: 3,
   mgetKeysMax: 200,
+  /** Session clients move to the next node after this long without progress. */
+  sessionResponseTimeoutMs: SESSION_CLIENT_DEFAULTS.responseTimeoutMs,
+  /**
+   * A plain client gives up on a reply after this long, and the request is indeterminate. Longer
+   * than the session's: the timeout costs the connection, and the connection surviving a takeover
+   * (through the client's TCP retransmissions) is what plain runs are there to observe.
+   */
+  plainResponseTimeoutMs: 10_000,
+  reconnectDeadlineMs: 30_000,
 } as const;
 
 /** Reads `incr=50,set=40,get=10` (weights; kinds left out get 0). */
@@ -65,15 +82,19 @@ export interface LoadProgress {
   unknown: number;
   /** Acknowledged operations per second over the last interval. */
   intervalOpsPerS: number;
-  /** The highest generation that has answered so far. */
+  /** The highest generation that has answered so far (session clients; 0 for plain ones). */
   generation: number;
   failovers: number;
-  /** Clients whose session is attached right now. */
+  /** Plain clients' new connections after a broken one. */
+  reconnects: number;
+  /** Clients whose session is attached, or whose plain connection is open, right now. */
   connectedClients: number;
 }
 
 export interface LoadOptions {
   servers: readonly string[];
+  /** Session clients (the default) or plain RESP connections. */
+  clientKind?: LoadClientKind;
   clients?: number;
   /** Stop issuing operations after this long … */
   durationMs?: number;
@@ -87,8 +108,12 @@ export interface LoadOptions {
   connect?: ConnectFunction;
   clock?: Clock;
   logger?: Logger;
+  /** Default `LOAD_DEFAULTS.sessionResponseTimeoutMs` or `plainResponseTimeoutMs` by client kind. */
   responseTimeoutMs?: number;
-  /** A client whose session finds no serving node for this long gives up (E_SESSION_UNREACHABLE). */
+  /**
+   * A client that finds no serving node for this long gives up (E_SESSION_UNREACHABLE, or
+   * E_LOAD_UNREACHABLE for plain clients), and so does the run.
+   */
   reconnectDeadlineMs?: number;
   progressIntervalMs?: number;
   onProgress?: (progress: LoadProgress) => void;
@@ -97,6 +122,11 @@ export interface LoadOptions {
   /** Ends the run early: no new operations, in-flight ones drain, then the final read as usual. */
   signal?: AbortSignal;
   drainTimeoutMs?: number;
+  /**
+   * Marks instants from outside (a kill, say) whose client-visible stall the verdict measures: called
+   * once at the start with the function that records a mark; returns what stops marking.
+   */
+  markSource?: (mark: (label: string) => void) => () => void;
 }
 
 export interface LoadResult {
@@ -130,7 +160,43 @@ function pickKind(random: SeededRandom, mix: OperationMix): OperationKind {
   return 'incr';
 }
 
+/** What the run needs of a client, whichever kind it is. */
+interface ClientSlot {
+  /** Ends the client's connection; its in-flight operation becomes unknown. */
+  close(): void;
+  connected(): boolean;
+}
+
+/** One connection to read with at the end (a session or a plain connection). */
+interface Reader {
+  request(args: string[]): Promise<RespValue>;
+  close(): void | Promise<void>;
+}
+
+const sleep = (clock: Clock, delayMs: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, delayMs));
+
+/**
+ * Connects a plain client, retrying with backoff until it connects (true), `stopped()` says to stop
+ * (false), or the deadline passes (an E_LOAD_UNREACHABLE error naming the last failure).
+ */
+async function connectPlain(plain: PlainClient, clock: Clock, deadlineMs: number, stopped: () => boolean): Promise<boolean> {
+  let backoffMs: number = SESSION_CLIENT_DEFAULTS.backoffMsMin;
+  for (;;) {
+    if (stopped()) return false;
+    try {
+      await plain.connect();
+      return true;
+    } catch (error) {
+      if (clock.nowMs() >= deadlineMs)
+        throw new HbftError('E_LOAD_UNREACHABLE', `no node accepted a plain connection before the deadline: ${(error as Error).message}`);
+      await sleep(clock, backoffMs);
+      backoffMs = Math.min(backoffMs * 2, SESSION_CLIENT_DEFAULTS.backoffMsMax);
+    }
+  }
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const clientKind = options.clientKind ?? 'session';
   const clients = options.clients ?? LOAD_DEFAULTS.clients;
   const keys = options.keys ?? LOAD_DEFAULTS.keys;
   const mix = options.mix ?? LOAD_DEFAULTS.mix;
@@ -138,9 +204,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const logger = options.logger ?? silentLogger();
   if (options.durationMs === undefined && options.operations === undefined) throw new UsageError('give a duration or an operation count');
   if (!(clients >= 1 && keys >= 1)) throw new UsageError('clients and keys must be at least 1');
+  const responseTimeoutMs =
+    options.responseTimeoutMs ?? (clientKind === 'plain' ? LOAD_DEFAULTS.plainResponseTimeoutMs : LOAD_DEFAULTS.sessionResponseTimeoutMs);
+  const reconnectDeadlineMs = options.reconnectDeadlineMs ?? LOAD_DEFAULTS.reconnectDeadlineMs;
   const recorder = new HistoryRecorder(clock, options.onEntry);
   const header: HistoryHeader = {
     type: 'header',
+    clientKind,
     seed: options.seed,
     servers: [...options.servers],
     clients,
@@ -150,21 +220,35 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     startedAt: new Date().toISOString(),
   };
   options.onEntry?.(header);
+  const stopMarking = options.markSource?.((label) => recorder.mark(label));
   const sessionOptions = {
     servers: options.servers,
     connect: options.connect,
     clock,
     logger,
-    responseTimeoutMs: options.responseTimeoutMs,
-    reconnectDeadlineMs: options.reconnectDeadlineMs ?? 30_000,
+    responseTimeoutMs,
+    reconnectDeadlineMs,
   };
+  const plainOptions = { servers: options.servers, connect: options.connect, clock, responseTimeoutMs };
 
-  const sessions: (SessionClient | null)[] = new Array(clients).fill(null);
+  const slots: (ClientSlot | null)[] = new Array(clients).fill(null);
   let ticketsLeft = options.operations ?? Infinity;
   let stopping = false;
   const fatal: HbftError[] = [];
   const counts = { ok: 0, fail: 0, unknown: 0 };
   let generationMax = 0;
+
+  /** Takes a ticket and invokes the client's next operation. */
+  const nextOperation = (client: number, random: SeededRandom, sequence: number): { pending: PendingOperation; args: string[] } => {
+    ticketsLeft--;
+    const kind = pickKind(random, mix);
+    const index = random.below(keys);
+    const key = kind === 'incr' ? counterKey(options.keyPrefix, index) : registerKey(options.keyPrefix, index);
+    const value = kind === 'set' ? `${client}.${sequence}` : null;
+    const pending = recorder.invoke(client, kind, key, value);
+    const args = value !== null ? ['SET', key, value] : kind === 'incr' ? ['INCR', key] : ['GET', key];
+    return { pending, args };
+  };
 
   const openSession = (client: number): SessionClient => {
     const session = new SessionClient({ ...sessionOptions, random: clientRandom(options.seed ^ 0x51ed, client) });
@@ -177,22 +261,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         gapMs: info.gapMs,
       });
     });
-    sessions[client] = session;
+    slots[client] = { close: () => void session.close(), connected: () => !session.isClosed && session.connected };
     return session;
   };
 
-  const runClient = async (client: number): Promise<void> => {
+  const runSessionClient = async (client: number): Promise<void> => {
     const random = clientRandom(options.seed, client);
     let session = openSession(client);
     let sequence = 0;
     while (!stopping && ticketsLeft > 0) {
-      ticketsLeft--;
-      const kind = pickKind(random, mix);
-      const index = random.below(keys);
-      const key = kind === 'incr' ? counterKey(options.keyPrefix, index) : registerKey(options.keyPrefix, index);
-      const value = kind === 'set' ? `${client}.${sequence++}` : null;
-      const pending = recorder.invoke(client, kind, key, value);
-      const args = value !== null ? ['SET', key, value] : kind === 'incr' ? ['INCR', key] : ['GET', key];
+      const { pending, args } = nextOperation(client, random, sequence++);
       try {
         const reply = await session.request(args);
         record(pending, reply, session.generation);
@@ -213,12 +291,51 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     await session.close();
   };
 
-  const record = (pending: PendingOperation, reply: RespValue, generation: number) => {
-    generationMax = Math.max(generationMax, generation);
+  const runPlainClient = async (client: number): Promise<void> => {
+    const random = clientRandom(options.seed, client);
+    const plain = new PlainClient(plainOptions);
+    slots[client] = { close: () => plain.close(), connected: () => plain.address !== null };
+    let sequence = 0;
+    let connections = 0;
+    /** Why the last connection ended, when this client ended it or saw it end. */
+    let brokenReason: string | null = null;
+    try {
+      while (!stopping && ticketsLeft > 0) {
+        // Connect before invoking, so that time without a reachable node costs no operation.
+        if (plain.address === null) {
+          if (!(await connectPlain(plain, clock, clock.nowMs() + reconnectDeadlineMs, () => stopping))) break;
+          if (connections++ > 0) recorder.reconnect(client, brokenReason ?? 'the connection ended between requests');
+          brokenReason = null;
+          if (ticketsLeft <= 0) break;
+        }
+        const { pending, args } = nextOperation(client, random, sequence++);
+        try {
+          const reply = respValueOf(await plain.request(args));
+          if (!record(pending, reply, undefined)) {
+            // The replies and the requests are out of step: no later reply on this connection can be trusted.
+            brokenReason = `unexpected reply ${JSON.stringify(reply)}`;
+            plain.close();
+          }
+        } catch (error) {
+          recorder.complete(pending, 'unknown', { error: `${(error as HbftError).code ?? 'error'}: ${(error as Error).message}` });
+          counts.unknown++;
+          brokenReason = (error as Error).message;
+        }
+      }
+    } catch (error) {
+      fatal.push(error as HbftError);
+    } finally {
+      plain.close();
+    }
+  };
+
+  /** Records a reply; false when it is not of the type the command answers with. */
+  const record = (pending: PendingOperation, reply: RespValue, generation: number | undefined): boolean => {
+    if (generation !== undefined) generationMax = Math.max(generationMax, generation);
     if (reply instanceof RespError) {
       recorder.complete(pending, 'fail', { generation, error: reply.message });
       counts.fail++;
-      return;
+      return true;
     }
     const expected =
       pending.op === 'incr'
@@ -230,10 +347,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       // A reply of the wrong type: the stream and the requests are out of step, so the effect is unknown.
       recorder.complete(pending, 'unknown', { error: `unexpected reply ${JSON.stringify(reply)}` });
       counts.unknown++;
-      return;
+      return false;
     }
     recorder.complete(pending, 'ok', { generation, value: pending.op === 'set' ? undefined : (reply as string | number | null) });
     counts.ok++;
+    return true;
   };
 
   // Progress reports.
@@ -243,14 +361,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const progressIntervalMs = options.progressIntervalMs ?? LOAD_DEFAULTS.progressIntervalMs;
   const reportProgress = () => {
     const now = clock.nowMs();
-    const live = sessions.filter((session): session is SessionClient => session !== null && !session.isClosed);
     options.onProgress?.({
       elapsedMs: now - startedMs,
       ...counts,
       intervalOpsPerS: now > lastProgress.atMs ? ((counts.ok - lastProgress.ok) * 1000) / (now - lastProgress.atMs) : 0,
       generation: generationMax,
       failovers: recorder.failovers.length,
-      connectedClients: live.filter((session) => session.connected).length,
+      reconnects: recorder.reconnects.length,
+      connectedClients: slots.filter((slot) => slot?.connected()).length,
     });
     lastProgress = { atMs: now, ok: counts.ok };
   };
@@ -264,16 +382,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   // The run: stop issuing at the deadline (or when aborted), then let in-flight operations finish
   // or give up on them.
+  const runClient = clientKind === 'plain' ? runPlainClient : runSessionClient;
   const running = Array.from({ length: clients }, (_, client) => runClient(client));
   let stopTimer: unknown = null;
   let drainTimer: unknown = null;
   const beginStop = () => {
     if (stopping) return;
     stopping = true;
-    // In-flight operations get a while to finish; then their sessions close and they count as unknown.
+    // In-flight operations get a while to finish; then their connections close and they count as unknown.
     drainTimer = clock.setTimeout(() => {
       logger.warn('in-flight operations did not finish in time; recording them as unknown');
-      for (const session of sessions) void session?.close();
+      for (const slot of slots) slot?.close();
     }, options.drainTimeoutMs ?? LOAD_DEFAULTS.drainTimeoutMs);
   };
   if (options.durationMs !== undefined) stopTimer = clock.setTimeout(beginStop, options.durationMs);
@@ -281,6 +400,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   options.signal?.addEventListener('abort', beginStop, { once: true });
   await Promise.all(running);
   options.signal?.removeEventListener('abort', beginStop);
+  stopMarking?.();
   stopping = true;
   for (const timer of [stopTimer, drainTimer, progressTimer]) if (timer !== null) clock.clearTimeout(timer);
   if (options.onProgress) reportProgress();
@@ -289,51 +409,100 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const [firstFatal] = fatal;
   if (firstFatal !== undefined) throw firstFatal;
   const usedKeys = [...new Set(recorder.operations.map((operation) => operation.key))].sort();
-  const final = await finalRead(usedKeys, sessionOptions, logger);
+  const openReader =
+    clientKind === 'plain'
+      ? async (): Promise<Reader> => {
+          const plain = new PlainClient(plainOptions);
+          await connectPlain(plain, clock, clock.nowMs() + reconnectDeadlineMs, () => false);
+          return { request: async (args) => respValueOf(await plain.request(args)), close: () => plain.close() };
+        }
+      : async (): Promise<Reader> => new SessionClient(sessionOptions);
+  const final = await finalRead(usedKeys, openReader, { clock, logger, budgetMs: reconnectDeadlineMs });
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };
   options.onEntry?.(finalEntry);
   const verdict = checkHistory({
     operations: recorder.operations,
     final,
     failovers: recorder.failovers,
+    reconnects: recorder.reconnects,
+    marks: recorder.marks,
     seed: options.seed,
-    exactlyOnce: true,
+    // A plain client cannot know the outcome of a request whose reply never came.
+    exactlyOnce: clientKind === 'session',
   });
-  return { header, history: [header, ...recorder.operations, ...recorder.failovers, finalEntry], final, verdict };
+  return {
+    header,
+    history: [header, ...recorder.operations, ...recorder.failovers, ...recorder.reconnects, ...recorder.marks, finalEntry],
+    final,
+    verdict,
+  };
 }
 
-/** Reads every key with MGET on a fresh session, retrying on a new session if one fails. */
+/**
+ * Reads every key with MGET on a fresh connection, retrying on a new one if one fails, within
+ * `budgetMs` in all: a node that accepts a session and never answers (a primary holding its output
+ * for good) would otherwise keep the reader, and the run, waiting for ever.
+ */
 async function finalRead(
   keys: readonly string[],
-  sessionOptions: ConstructorParameters<typeof SessionClient>[0],
-  logger: Logger,
+  openReader: () => Promise<Reader>,
+  context: { clock: Clock; logger: Logger; budgetMs: number },
 ): Promise<Record<string, string | null>> {
+  const { clock, logger, budgetMs } = context;
   let lastError: unknown;
-  for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts; attempt++) {
-    const session = new SessionClient(sessionOptions);
-    try {
-      const values: Record<string, string | null> = {};
-      const batches: Promise<void>[] = [];
-      for (let at = 0; at < keys.length; at += LOAD_DEFAULTS.mgetKeysMax) {
-        const batch = keys.slice(at, at + LOAD_DEFAULTS.mgetKeysMax);
-        batches.push(
-          session.request(['MGET', ...batch]).then((reply) => {
-            if (!Array.isArray(reply) || reply.length !== batch.length)
-              throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
-            batch.forEach((key, i) => {
-              values[key] = reply[i] === null ? null : String(reply[i]);
-            });
-          }),
-        );
-      }
-      await Promise.all(batches);
-      return values;
-    } catch (error) {
-      lastError = error;
-      logger.warn({ attempt, error: (error as Error).message }, 'final read failed');
-    } finally {
-      await session.close();
+  let outOfTime = false;
+  const open = new Set<Reader>();
+  const budgetTimer = clock.setTimeout(() => {
+    outOfTime = true;
+    for (const reader of open) void reader.close();
+  }, budgetMs);
+  try {
+    for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts && !outOfTime; attempt++) {
+      const values = await readOnce(keys, openReader, open).catch((error: unknown) => {
+        lastError = error;
+        logger.warn({ attempt, error: (error as Error).message }, 'final read failed');
+        return null;
+      });
+      if (values !== null) return values;
     }
+  } finally {
+    clock.clearTimeout(budgetTimer);
   }
+  if (outOfTime)
+    throw new HbftError(
+      'E_LOAD_FINAL_READ',
+      `the final read got no answer within ${budgetMs} ms (last: ${(lastError as Error | undefined)?.message ?? 'none'})`,
+    );
   throw lastError;
+}
+
+/** One attempt of the final read on a new connection, kept in `open` while it lasts. */
+async function readOnce(
+  keys: readonly string[],
+  openReader: () => Promise<Reader>,
+  open: Set<Reader>,
+): Promise<Record<string, string | null>> {
+  const reader = await openReader();
+  open.add(reader);
+  try {
+    const values: Record<string, string | null> = {};
+    const batches: Promise<void>[] = [];
+    for (let at = 0; at < keys.length; at += LOAD_DEFAULTS.mgetKeysMax) {
+      const batch = keys.slice(at, at + LOAD_DEFAULTS.mgetKeysMax);
+      batches.push(
+        reader.request(['MGET', ...batch]).then((reply) => {
+          if (!Array.isArray(reply) || reply.length !== batch.length)
+            throw new HbftError('E_LOAD_FINAL_READ', `MGET answered ${JSON.stringify(reply)}`);
+          batch.forEach((key, i) => {
+            values[key] = reply[i] === null ? null : String(reply[i]);
+          });
+        }),
+      );
+    }
+    await Promise.all(batches);
+    return values;
+  } finally {
+    open.delete(reader);
+    await reader.close();
+  }
 }

@@ -5,11 +5,14 @@
  *
  * It connects to the first address that answers a PING (a backup or a deposed primary does not
  * serve plain connections), sends commands on that connection, and reconnects on the next request
- * after a failure. It never resends a command.
+ * after a failure. It never resends a command. With a response timeout, a command whose reply does
+ * not come in time breaks the connection (a reply arriving later could no longer be matched to its
+ * command), and the command is indeterminate like any other whose connection broke.
  */
 import { HbftError } from '../errors.ts';
 import { parseHostPort } from '../units.ts';
 import { tcpConnect, type ConnectFunction, type Endpoint } from './client.ts';
+import { systemClock, type Clock } from './clock.ts';
 import { encodeCommand, parseTypedReply, ReplyReader, type TypedReply } from './resp.ts';
 
 interface Waiter {
@@ -24,6 +27,9 @@ interface PlainConnection {
   waiters: Waiter[];
   broken: boolean;
   brokenReason?: string;
+  breakWith: (reason: string) => void;
+  /** The response timer of the oldest waiter, if a response timeout is set. */
+  responseTimer: unknown;
 }
 
 export class PlainClient {
@@ -33,23 +39,44 @@ export class PlainClient {
   private readonly connectFunction: ConnectFunction;
   /** How long a node may take to answer the PING that opens a connection. */
   private readonly probeTimeoutMs: number;
+  /** A command unanswered for this long breaks its connection (no limit when left out). */
+  private readonly responseTimeoutMs: number | undefined;
+  private readonly clock: Clock;
   private connection: Promise<PlainConnection> | null = null;
 
-  constructor(options: { servers: readonly string[]; connect?: ConnectFunction; probeTimeoutMs?: number }) {
+  constructor(options: {
+    servers: readonly string[];
+    connect?: ConnectFunction;
+    probeTimeoutMs?: number;
+    responseTimeoutMs?: number;
+    clock?: Clock;
+  }) {
     this.servers = options.servers.map((server) => parseHostPort(server, 'server address'));
     this.connectFunction = options.connect ?? tcpConnect;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 2000;
+    this.responseTimeoutMs = options.responseTimeoutMs;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Sends one command; rejects (E_PLAIN_CONNECTION) when no node answers or the connection breaks. */
   async request(args: readonly (string | number | Uint8Array)[]): Promise<TypedReply> {
+    return this.send(await this.openConnection(), args);
+  }
+
+  /**
+   * Opens a connection unless one is open: resolves once a node has answered the PING, rejects
+   * (E_PLAIN_CONNECTION) when none does. Sends nothing else, so a failure here ran no command.
+   */
+  async connect(): Promise<void> {
+    await this.openConnection();
+  }
+
+  private async openConnection(): Promise<PlainConnection> {
     this.connection ??= this.connectAny();
-    let connection = await this.connection;
-    if (connection.broken) {
-      this.connection = this.connectAny();
-      connection = await this.connection;
-    }
-    return this.send(connection, args);
+    const connection = await this.connection;
+    if (!connection.broken) return connection;
+    this.connection = this.connectAny();
+    return this.connection;
   }
 
   close(): void {
@@ -63,9 +90,29 @@ export class PlainClient {
 
   private send(connection: PlainConnection, args: readonly (string | number | Uint8Array)[]): Promise<TypedReply> {
     return new Promise((resolve, reject) => {
+      if (connection.broken) {
+        reject(new HbftError('E_PLAIN_CONNECTION', `${connection.address}: ${connection.brokenReason}; the command was not sent`));
+        return;
+      }
       connection.waiters.push({ resolve, reject });
+      if (connection.waiters.length === 1) this.armResponseTimer(connection);
       connection.socket.write(encodeCommand([...args]));
     });
+  }
+
+  /** Times the oldest unanswered command, if a response timeout is set. */
+  private armResponseTimer(connection: PlainConnection): void {
+    if (this.responseTimeoutMs === undefined || connection.waiters.length === 0) return;
+    const timeoutMs = this.responseTimeoutMs;
+    connection.responseTimer = this.clock.setTimeout(
+      () => connection.breakWith(`the response timeout (${timeoutMs} ms) passed`),
+      timeoutMs,
+    );
+  }
+
+  private disarmResponseTimer(connection: PlainConnection): void {
+    if (connection.responseTimer !== null) this.clock.clearTimeout(connection.responseTimer);
+    connection.responseTimer = null;
   }
 
   private async connectAny(): Promise<PlainConnection> {
@@ -101,22 +148,39 @@ export class PlainClient {
 
   private open(server: Endpoint, address: string): PlainConnection {
     const socket = this.connectFunction(server);
-    const connection: PlainConnection = { socket, address, reader: new ReplyReader(parseTypedReply), waiters: [], broken: false };
     const breakWith = (reason: string) => {
       if (connection.broken) return;
       connection.broken = true;
       connection.brokenReason = reason;
+      this.disarmResponseTimer(connection);
       socket.destroy();
       if (this.address === address) this.address = null;
       for (const waiter of connection.waiters.splice(0)) {
         waiter.reject(new HbftError('E_PLAIN_CONNECTION', `${address}: ${reason} before the reply; the command may or may not have run`));
       }
     };
+    const connection: PlainConnection = {
+      socket,
+      address,
+      reader: new ReplyReader(parseTypedReply),
+      waiters: [],
+      broken: false,
+      breakWith,
+      responseTimer: null,
+    };
     socket.on('data', (chunk) => {
       connection.reader.push(chunk);
       try {
-        for (let reply = connection.reader.next(); reply !== undefined; reply = connection.reader.next())
-          connection.waiters.shift()?.resolve(reply);
+        for (let reply = connection.reader.next(); reply !== undefined; reply = connection.reader.next()) {
+          const waiter = connection.waiters.shift();
+          if (waiter === undefined) {
+            breakWith('a reply nobody asked for');
+            return;
+          }
+          this.disarmResponseTimer(connection);
+          this.armResponseTimer(connection);
+          waiter.resolve(reply);
+        }
       } catch (error) {
         breakWith(`malformed reply (${(error as Error).message})`);
       }

@@ -61,6 +61,23 @@ const typedBuilder: ReplyBuilder<TypedReply> = {
   array: (items) => ({ type: 'array', items }),
 };
 
+/** A typed reply as a `RespValue` (what the load generator records, whichever client read it). */
+export function respValueOf(reply: TypedReply): RespValue {
+  switch (reply.type) {
+    case 'status':
+    case 'bulk':
+      return reply.text;
+    case 'error':
+      return new RespError(reply.text);
+    case 'integer':
+      return reply.value;
+    case 'nil':
+      return null;
+    case 'array':
+      return reply.items.map(respValueOf);
+  }
+}
+
 const CR = 13;
 const LF = 10;
 

@@ -198,14 +198,16 @@ test(`kvnet on TAPs: kill-then-partition and ${RANDOM_EVENTS} seeded kills, part
       t.diagnostic(
         `stall across the kill at ${mark.at.toFixed(0)} ms: p50 ${mark.gapMsP50.toFixed(0)} ms, max ${mark.gapMsMax.toFixed(0)} ms`,
       );
+    // Every check is computed before any is asserted, so that a failure also says what the TAPs saw.
+    const { deposed, problems } = checkDeposedRuns(pair, taps.samples);
+    const overlaps = overlappingWriters(taps.samples);
+    t.diagnostic(
+      `${deposed} deposed node(s); ${taps.samples.length} samples of the TAPs' frame counters, ${overlaps.length} with frames written to both`,
+    );
     assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${pair.logs()}`);
     assert.equal(loadCode, 0, `hbft load's own verdict:\n${loadOutput.slice(-3_000)}`);
     assert.ok(verdict.checked.increments > 0 && verdict.checked.writes > 0, 'the load did work');
-
-    const { deposed, problems } = checkDeposedRuns(pair, taps.samples);
-    t.diagnostic(`${deposed} deposed node(s); ${taps.samples.length} samples of the TAPs' frame counters`);
     assert.deepEqual(problems, [], `a deposed node stops and transmits nothing\n${pair.logs()}`);
-    const overlaps = overlappingWriters(taps.samples);
     assert.deepEqual(overlaps, [], `at most one node writes guest frames at a time\n${pair.logs()}`);
   } finally {
     load?.kill('SIGKILL');

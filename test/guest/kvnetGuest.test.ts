@@ -284,7 +284,11 @@ test('told of a link change after a takeover, the guest announces itself, sends 
     'a gratuitous ARP from the guest itself',
   );
   const toWaiting = frames.filter((frame) => frame.tcp?.destinationPort === waiting.port);
-  assert.equal(toWaiting.length, 4, 'a window update and three duplicate ACKs to the client whose request may have died with the old primary');
+  assert.equal(
+    toWaiting.length,
+    4,
+    'a window update and three duplicate ACKs to the client whose request may have died with the old primary',
+  );
   for (const frame of toWaiting) {
     assert.equal(frame.tcp?.payload.length, 0);
     assert.equal(frame.tcp?.ack, waiting.sndNxt >>> 0);

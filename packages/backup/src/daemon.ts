@@ -45,6 +45,8 @@ export interface BackupDaemonOptions {
    * node stands by (it transmits nothing); a takeover hands it to the runtime.
    */
   guestNetwork?: GuestNetworkConfig;
+  /** The image the primary runs, if known (--guest): the standby warms its CPU engine up on it. */
+  guestImage?: Uint8Array;
   /** After a takeover, protect the guest again by replicating to a backup here. */
   reprotect?: { host: string; port: number };
   onPromoted?: (runtime: PrimaryRuntime) => void;
@@ -123,7 +125,11 @@ export class BackupDaemon {
     const daemon = new BackupDaemon(options);
     try {
       if (options.guestNetwork !== undefined) daemon.guestTap = await GuestTap.open(options.guestNetwork, options.logger);
-      daemon.standby = await PrimaryRuntime.startStandby(daemon.store.memory, { ...options.promoted, memoryBytes: options.memoryBytes });
+      daemon.standby = await PrimaryRuntime.startStandby(
+        daemon.store.memory,
+        { ...options.promoted, memoryBytes: options.memoryBytes },
+        options.guestImage,
+      );
       const parkedPort = new ParkedPort(options.parkMs ?? parkedClientMsDefault, options.logger);
       await parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
       daemon.parkedPort = parkedPort;

@@ -244,9 +244,15 @@ export class PrimaryRuntime {
   static async startStandby(
     memory: SharedArrayBuffer,
     options: Pick<PrimaryRuntimeOptions, 'tracking' | 'trackerOptions' | 'mapper' | 'memoryBytes'>,
+    warmUpImage?: Uint8Array,
   ): Promise<{ worker: GuestWorker; staging: StagingRing }> {
     const staging = PrimaryRuntime.createStaging(options.memoryBytes);
-    const worker = await GuestWorker.start({ memory, standby: true, replication: PrimaryRuntime.replicationConfig(options, staging, 0) });
+    const worker = await GuestWorker.start({
+      memory,
+      standby: true,
+      replication: PrimaryRuntime.replicationConfig(options, staging, 0),
+      warmUpImage,
+    });
     return { worker, staging };
   }
 

@@ -17,6 +17,8 @@ import {
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { EXIT_DEPOSED } from './primary.ts';
 import { formatMac } from '@hbft/common/net/tapRunner.ts';
+import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { readImage } from '@hbft/common/guest/run.ts';
 
 type BackupArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { listen: string; serve: string; reprotect?: string; guest: string };
 
@@ -28,7 +30,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       .option('guest', {
         type: 'string',
         default: 'kv',
-        describe: "the guest the primary runs (its image comes from the primary; with --tap the name and --guest-ip give the guest's MAC)",
+        describe:
+          "the guest the primary runs: the standby warms up on it, and with --tap its name and --guest-ip give the guest's MAC (the guest's state always comes from the primary)",
       })
       .option('listen', { type: 'string', demandOption: true, describe: "HOST:PORT for the primary's replication connections" })
       .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
@@ -41,6 +44,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const serve = hostPort(argv.serve, '--serve');
     const reprotect = argv.reprotect === undefined ? undefined : hostPort(argv.reprotect, '--reprotect');
     const guestNetwork = guestNetworkConfigFrom(argv, argv.guest);
+    const guestImage = readImage(resolveGuestImage(argv.guest));
     if (argv['dry-run']) {
       printConfiguration('backup', {
         memoryBytes,
@@ -73,6 +77,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text), onFullSyncProgress: drawSyncProgress },
           reprotect,
           guestNetwork,
+          guestImage,
           onPromotionFailed: (reason) => shutdown(`takeover failed: ${reason}`, 1),
           onDeposed: (reason) => shutdown(`deposed: ${reason}`, EXIT_DEPOSED),
         });

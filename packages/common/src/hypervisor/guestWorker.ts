@@ -33,6 +33,8 @@ export interface GuestWorkerOptions {
   /** The packet NIC's MAC, for a guest booted from an image. */
   mac?: Uint8Array;
   replication?: GuestWorkerReplication;
+  /** For a standby: an image to run briefly in a scratch machine first, so a takeover starts warm. */
+  warmUpImage?: Uint8Array;
 }
 
 export interface GuestWorkerEvents {
@@ -80,6 +82,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       args: options.args,
       mac: options.mac,
       replication: options.replication,
+      warmUpImage: options.warmUpImage,
       port: channel.port2,
     };
     this.worker = startTsWorker(new URL('./guestWorkerMain.ts', import.meta.url), {

@@ -64,5 +64,7 @@ export interface GuestWorkerData {
   mac?: Uint8Array;
   /** Tracking and checkpointing; absent for a plain run. */
   replication?: GuestWorkerReplication;
+  /** A standby's warm-up: an image run briefly in a scratch machine (see guestWorkerMain). */
+  warmUpImage?: Uint8Array;
   port: MessagePort;
 }

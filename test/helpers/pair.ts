@@ -248,6 +248,35 @@ export class Pair {
     await this.waitReady(site.http, (body, status) => body.role === 'backup' && status === 200 && body.mode === 'protecting', timeoutMs);
   }
 
+  /** Until `condition()` holds; fails with the daemons' logs after `timeoutMs`. */
+  async waitUntil(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!condition()) {
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}\n${this.logs()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * Runs a test's body and fails it with the daemons' logs if it throws or has not ended within
+   * `timeoutMs`: give less than the test's own timeout, which ends a test without a word about why.
+   */
+  async within<T>(timeoutMs: number, body: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the test did not end within ${timeoutMs} ms\n${this.logs(80)}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([body(), expired]);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (message.includes('--- site ')) throw error;
+      throw new Error(`${message}\n${this.logs()}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   logs(lines = 40): string {
     const parts: string[] = [];
     for (const site of [this.sites.a, this.sites.b]) {

@@ -43,6 +43,33 @@ export class Lan {
     return lan;
   }
 
+  /**
+   * A veth pair from this process's namespace into the LAN's, on its own /30 (`SUBNET.1` here,
+   * `SUBNET.2` there), so that this process reaches what listens in the namespace (the daemons'
+   * HTTP and replication ports) and what listens here is reachable from it (chaos proxies run by
+   * the test). Deleting the namespace deletes the pair.
+   */
+  async linkToHost(subnet: string): Promise<{ hostIp: string; namespaceIp: string }> {
+    const hostSide = `hv${process.pid.toString(36)}${subnet.split('.').at(-1) ?? ''}`.slice(0, 15);
+    const hostIp = `${subnet}.1`;
+    const namespaceIp = `${subnet}.2`;
+    await runCommand('ip', ['link', 'del', hostSide]);
+    await mustRun('ip', ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', 'host0', 'netns', this.namespace]);
+    await mustRun('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostSide]);
+    await mustRun('ip', ['link', 'set', hostSide, 'up']);
+    await mustRun('ip', ['-n', this.namespace, 'addr', 'add', `${namespaceIp}/30`, 'dev', 'host0']);
+    await mustRun('ip', ['-n', this.namespace, 'link', 'set', 'host0', 'up']);
+    return { hostIp, namespaceIp };
+  }
+
+  /** Frames each TAP's node has written to it so far (the TAP's receive counter), by TAP name. */
+  async tapFramesWritten(): Promise<Map<string, number>> {
+    const result = await runCommand('ip', ['-n', this.namespace, '-j', '-s', 'link', 'show', 'type', 'tun']);
+    assert.equal(result.code, 0, result.output);
+    const links = JSON.parse(result.stdout) as { ifname: string; stats64?: { rx?: { packets?: number } } }[];
+    return new Map(links.map((link) => [link.ifname, link.stats64?.rx?.packets ?? 0]));
+  }
+
   static tapOf(node: string): string {
     return `tap-${node}`;
   }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ export interface Site {
   process: ChildProcess | null;
   role: 'primary' | 'backup';
   /** Every process this site ran, with its log lines. */
-  runs: { role: string; log: string[]; exit: Promise<number | null>; child: ChildProcess }[];
+  runs: { role: string; log: string[]; exit: Promise<number | null>; child: ChildProcess; exitedAtMs?: number }[];
   restarts: number;
 }
 
@@ -32,6 +32,19 @@ export interface PairOptions {
   args?: string[];
   /** Flags for node itself in every daemon (`--cpu-prof`, say). */
   nodeArgs?: string[];
+  /** The guest image the primary boots and both roles name (default kv, named to the primary only). */
+  guest?: string;
+  /** Extra flags for one site's daemons (its TAP, say). */
+  siteArgs?: (site: 'a' | 'b') => string[];
+  /**
+   * Where things listen: the daemons' replication, client and HTTP ports on `daemonHost`, the chaos
+   * proxies (in this process) on `proxyHost`. Both 127.0.0.1 unless the daemons run in a network
+   * namespace that this process reaches through a link of its own (Lan.linkToHost).
+   */
+  daemonHost?: string;
+  proxyHost?: string;
+  /** Starts a daemon's process: node with these arguments (default: here; Lan: in its namespace). */
+  launch?: (nodeArgv: string[], options: SpawnOptions) => ChildProcess;
 }
 
 /**
@@ -83,8 +96,8 @@ export class Pair {
     for (const site of [pair.sites.a, pair.sites.b]) {
       await pair.registry.create({
         name: `to-${site.name}`,
-        listen: { host: '127.0.0.1', port: site.proxied },
-        upstream: { host: '127.0.0.1', port: site.listen },
+        listen: { host: pair.proxyHost, port: site.proxied },
+        upstream: { host: pair.daemonHost, port: site.listen },
         enabled: true,
         partition: 'cut',
       });
@@ -103,7 +116,15 @@ export class Pair {
   }
 
   get servers(): string[] {
-    return [`127.0.0.1:${this.sites.a.serve}`, `127.0.0.1:${this.sites.b.serve}`];
+    return [`${this.daemonHost}:${this.sites.a.serve}`, `${this.daemonHost}:${this.sites.b.serve}`];
+  }
+
+  get daemonHost(): string {
+    return this.options.daemonHost ?? '127.0.0.1';
+  }
+
+  get proxyHost(): string {
+    return this.options.proxyHost ?? '127.0.0.1';
   }
 
   other(site: Site): Site {
@@ -121,15 +142,18 @@ export class Pair {
       '--key-file',
       this.keyFile,
       '--serve',
-      `127.0.0.1:${site.serve}`,
+      `${this.daemonHost}:${site.serve}`,
       '--http',
-      `127.0.0.1:${site.http}`,
+      `${this.daemonHost}:${site.http}`,
+      ...(this.options.guest === undefined ? [] : ['--guest', this.options.guest]),
+      ...(this.options.siteArgs?.(site.name) ?? []),
       ...(this.options.args ?? []),
     ];
   }
 
   private spawnSite(site: Site, role: 'primary' | 'backup', args: string[]): void {
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), CLI, role, ...args, ...this.commonArgs(site)], {
+    const launch = this.options.launch ?? ((argv: string[], options: SpawnOptions) => spawn(process.execPath, argv, options));
+    const child = launch([...(this.options.nodeArgs ?? []), CLI, role, ...args, ...this.commonArgs(site)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
     });
@@ -143,7 +167,9 @@ export class Pair {
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     site.process = child;
     site.role = role;
-    site.runs.push({ role, log, exit, child });
+    const run: Site['runs'][number] = { role, log, exit, child };
+    site.runs.push(run);
+    child.on('exit', () => (run.exitedAtMs = Date.now()));
     // As the demo: a site whose process dies is started again as the backup.
     child.on('exit', () => {
       if (this.stopping || site.process !== child) return;
@@ -158,11 +184,17 @@ export class Pair {
   }
 
   startBackup(site: Site): void {
-    this.spawnSite(site, 'backup', ['--listen', `127.0.0.1:${site.listen}`, '--reprotect', `127.0.0.1:${this.other(site).proxied}`]);
+    this.spawnSite(site, 'backup', [
+      '--listen',
+      `${this.daemonHost}:${site.listen}`,
+      '--reprotect',
+      `${this.proxyHost}:${this.other(site).proxied}`,
+    ]);
   }
 
   startPrimary(site: Site): void {
-    this.spawnSite(site, 'primary', ['--backup', `127.0.0.1:${this.other(site).proxied}`, '--guest', 'kv']);
+    const guest = this.options.guest === undefined ? ['--guest', 'kv'] : [];
+    this.spawnSite(site, 'primary', ['--backup', `${this.proxyHost}:${this.other(site).proxied}`, ...guest]);
   }
 
   kill(site: Site): void {
@@ -181,7 +213,7 @@ export class Pair {
 
   async readiness(site: Site): Promise<{ status: number; body: Record<string, unknown> } | null> {
     try {
-      const response = await fetch(`http://127.0.0.1:${site.http}/readyz`);
+      const response = await fetch(`http://${this.daemonHost}:${site.http}/readyz`);
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     } catch {
       return null;
@@ -196,7 +228,7 @@ export class Pair {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       try {
-        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+        const response = await fetch(`http://${this.daemonHost}:${port}/readyz`);
         if (accept((await response.json()) as Record<string, unknown>, response.status)) return;
       } catch {
         // not up yet

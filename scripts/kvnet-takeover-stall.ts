@@ -137,7 +137,10 @@ kills.forEach(({ atMs, survivor }, index) => {
       .map((v) => v.toFixed(0))
       .join(' ')} |`,
   );
-  slowReports.push(`kill ${index + 1}: ${timeline(atMs, (pattern) => survivor.loggedAtMs(pattern))}`);
+  const steps = /"stepsMs":(\{[^}]*\})/.exec(survivor.log.find((line) => /announced the guest/.test(line)) ?? '')?.[1] ?? '-';
+  slowReports.push(
+    `kill ${index + 1}: ${timeline(atMs, (pattern) => survivor.loggedAtMs(pattern))} | takeover steps (ms after the decision's start()): ${steps}`,
+  );
   // Frames leaving the guest between the kill and 1.5 s after, relative to the kill.
   const window = packets.filter((line) => at(line) > atMs - 300 && at(line) < atMs + 3_000);
   const guestOut = window.filter((line) => line.includes(` ${guestIp}.6379 > `));

@@ -95,3 +95,30 @@ test('mtime read inside compiled loops counts exactly the instructions before th
     assert.equal(pair.blocks.cpu.x[6], pair.interpreter.cpu.x[6]);
   }
 });
+
+test('a block engine whose compiles are held (as a resumed guest is, Cpu.holdCompiles) stays identical to the interpreter before, during and after the hold', () => {
+  const workload = WORKLOADS[1]!; // cint: 27 M instructions, well past the hold
+  const image = readFileSync(resolveGuestImage(workload.name));
+  const pair = createEnginePair({ memoryBytes: MEMORY_BYTES, args: workload.args }, (machine) => machine.loadElf(image, workload.name));
+  // Compiled blocks first, then a hold while they are cached, then compiling again.
+  runLockstep(pair, { instructionsMax: 2_000_000, nextSlice: sliceSequence([100_003, 7, 33_331]), context: 'before the hold' });
+  const compiledBefore = pair.blocks.cpu.blockStats!.blocksCompiled;
+  assert.ok(compiledBefore > 10, 'the block engine compiled the hot code before the hold');
+  pair.blocks.cpu.holdCompiles(3_000_000);
+  runLockstep(pair, {
+    instructionsMax: 2_900_000,
+    nextSlice: sliceSequence([77_777, 1, 200_029]),
+    context: 'during the hold',
+    compareRamEverySlices: 5,
+  });
+  assert.equal(pair.blocks.cpu.blockStats!.blocksCompiled, compiledBefore, 'nothing was compiled during the hold');
+  runLockstep(pair, {
+    instructionsMax: 100_000_000,
+    nextSlice: sliceSequence([100_003, 5, 33_331]),
+    context: 'after the hold',
+    compareRamEverySlices: 3,
+  });
+  assert.ok(pair.interpreter.exit?.kind === 'exit' && pair.interpreter.exit.code === 0, JSON.stringify(pair.interpreter.exit));
+  assert.ok(pair.blocks.cpu.blockStats!.blocksCompiled > compiledBefore, 'the block engine compiled again after the hold');
+  assert.equal(pair.console.blocks, pair.console.interpreter);
+});

@@ -116,6 +116,9 @@ export class PrimaryRuntime {
   private ticker: Ticker | null = null;
   private stopping = false;
   private servingAddress: { host: string; port: number } | null = null;
+  /** A takeover's steps, in ms since start() was called (logged with the announcement). */
+  private readonly takeoverStepsMs: Record<string, number> = {};
+  private startCalledAtMs = 0;
   private readonly startedAtMs = performance.now();
   private lastInstret = 0;
   private fullSyncProgress: { sent: number; total: number } | null = null;
@@ -182,6 +185,7 @@ export class PrimaryRuntime {
   }
 
   static async start(options: PrimaryRuntimeOptions): Promise<PrimaryRuntime> {
+    const startCalledAtMs = performance.now();
     const logger = options.logger.child({ generation: options.generation });
     const boot = options.boot;
     let worker: GuestWorker;
@@ -206,6 +210,8 @@ export class PrimaryRuntime {
       throw error;
     }
     const runtime = new PrimaryRuntime(options, worker, staging, logger);
+    runtime.startCalledAtMs = startCalledAtMs;
+    runtime.step('guestRestored');
     try {
       await runtime.begin();
     } catch (error) {
@@ -301,13 +307,21 @@ export class PrimaryRuntime {
     this.feed.start();
     // A resumed guest learns that its cable moved before it runs again (see announceGuest).
     // (A link going down empties the NIC's receive queue: frames from the TAP go in only after it.)
+    this.step('serving');
     const mac = boot.kind === 'resume' && this.options.guestTap !== undefined ? await worker.command<number[]>('netLinkChange') : null;
+    this.step('linkChanged');
     this.options.guestTap?.attach((frame) => worker.deliverFrame(frame));
     if (boot.kind === 'resume' && boot.standby !== undefined) worker.resume();
+    this.step('guestResumed');
     if (mac !== null) this.announceGuest(Uint8Array.from(mac));
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
     logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
+  }
+
+  /** Notes when a step of the start was done (for the takeover's log line). */
+  private step(name: string): void {
+    this.takeoverStepsMs[name] = Math.round((performance.now() - this.startCalledAtMs) * 10) / 10;
   }
 
   /**
@@ -329,7 +343,14 @@ export class PrimaryRuntime {
       );
     }
     this.logger.info(
-      { tap: tap.config.tapName, guest: tap.config.address, mac: formatMac(mac), sent, framesReplayed: tap.counters().framesReplayed },
+      {
+        tap: tap.config.tapName,
+        guest: tap.config.address,
+        mac: formatMac(mac),
+        sent,
+        framesReplayed: tap.counters().framesReplayed,
+        stepsMs: this.takeoverStepsMs,
+      },
       'announced the guest (gratuitous ARP)',
     );
   }

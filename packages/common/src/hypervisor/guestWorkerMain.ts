@@ -115,6 +115,7 @@ function handle(message: ToWorker): void {
     case 'activate': {
       try {
         machine.setState(message.state);
+        machine.cpu.holdCompiles(RESUMED_INTERPRET_INSTRUCTIONS);
         rebuildTagMaps();
         epoch = message.firstEpoch;
         armTracking();
@@ -163,6 +164,14 @@ function rebuildTagMaps(): void {
   }
 }
 
+/**
+ * A guest resumed from a checkpoint (a takeover) runs this many instructions on the interpreter
+ * before the block engine compiles anything (Cpu.holdCompiles): its clients are waiting, and
+ * freshly compiled blocks run slower than the interpreter until V8 has optimised them. About
+ * 15,000 kvnet requests; the compile cost comes later, spread over normal service.
+ */
+const RESUMED_INTERPRET_INSTRUCTIONS = 100_000_000;
+
 /** How long a standby warms its CPU engine up, and in how much scratch memory. */
 const WARM_UP_MS = 300;
 const WARM_UP_MEMORY_BYTES = 16 * 1024 * 1024;
@@ -189,6 +198,7 @@ function boot(): void {
   if (data.warmUpImage !== undefined) warmUp(data.warmUpImage);
   if (data.state !== undefined) {
     machine.setState(data.state);
+    machine.cpu.holdCompiles(RESUMED_INTERPRET_INSTRUCTIONS);
     rebuildTagMaps();
   } else if (data.image !== undefined) {
     if (data.mac !== undefined) machine.net.setMac(data.mac);

@@ -59,6 +59,17 @@ function startPrimary(lan: Lan, name: 'a' | 'b', peer: 'a' | 'b', key: string): 
   return lan.startNode(name, ['primary', ...nodeFlags(lan, name, key), '--backup', PORTS[peer].listen]);
 }
 
+/** Backup b, then primary a, each pushed onto `nodes` as it starts; resolves once the guest is protected. */
+async function startProtectedPair(lan: Lan, key: string, nodes: LanNode[]): Promise<{ primaryA: LanNode; backupB: LanNode }> {
+  const backupB = startBackup(lan, 'b', 'a', key);
+  nodes.push(backupB);
+  await backupB.waitForLog(/waiting for a primary/, 30_000);
+  const primaryA = startPrimary(lan, 'a', 'b', key);
+  nodes.push(primaryA);
+  await primaryA.waitForLog(PROTECTED, 60_000);
+  return { primaryA, backupB };
+}
+
 /** An interactive redis-cli: one process, stdin kept open, one line per reply. */
 class InteractiveCli {
   private readonly lines: string[] = [];
@@ -155,12 +166,7 @@ test('one redis-cli connection and 20 plain RESP connections survive kill -9 of 
   let cli: InteractiveCli | undefined;
   const logs = () => nodes.map((node) => `--- ${node.name} (${node.running ? 'up' : 'down'}) ---\n${node.tail()}`).join('\n');
   try {
-    const backupB = startBackup(lan, 'b', 'a', key);
-    nodes.push(backupB);
-    await backupB.waitForLog(/waiting for a primary/, 30_000);
-    const primaryA = startPrimary(lan, 'a', 'b', key);
-    nodes.push(primaryA);
-    await primaryA.waitForLog(PROTECTED, 60_000);
+    const { primaryA, backupB } = await startProtectedPair(lan, key, nodes);
 
     cli = new InteractiveCli(lan);
     assert.equal((await cli.command('INCR x')).reply, '1', cli.output);
@@ -253,12 +259,7 @@ test('redis-benchmark -t set,incr -c 50 runs through kill -9 of the primary and 
   const key = keyFile();
   const nodes: LanNode[] = [];
   try {
-    const backupB = startBackup(lan, 'b', 'a', key);
-    nodes.push(backupB);
-    await backupB.waitForLog(/waiting for a primary/, 30_000);
-    const primaryA = startPrimary(lan, 'a', 'b', key);
-    nodes.push(primaryA);
-    await primaryA.waitForLog(PROTECTED, 60_000);
+    const { primaryA, backupB } = await startProtectedPair(lan, key, nodes);
     const killAfterMs = 1_500 + random.below(1_500);
     t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed}); kill after ${killAfterMs} ms`);
     const started = nowMs();

@@ -411,48 +411,36 @@ export class Cpu implements BlockRuntime {
     this.sliceRemaining = budget;
     this.sliceExceptions = 0;
 
-    // Fetch at 2-byte alignment (IALIGN = 16 with the C extension, Unprivileged ISA §1.5 and
-    // ch. 16). fetchMask is 1 only while pc is known to be word-aligned; then the fetch check
-    // (PRESENT, bit 0 of the page's entry) and the alignment are one test, and the word is read
-    // as one instruction. Sequential 32-bit instructions keep pc's alignment, so fetchMask changes
-    // only where alignment can: a taken branch or a jump (wordAlignedBit of the target), SYSTEM
-    // (mret), and a compressed parcel (0). Traps go to mtvec's base or vectors, word-aligned
-    // (writeCsr, interrupt), so they keep it right. With fetchMask 0 every fetch takes the general
-    // path below, which reads a parcel at pc % 4 = 2 (fetchParcels) and sets fetchMask again once
-    // pc is word-aligned: RV32IM code pays nothing per instruction for C. A compressed parcel at a
-    // word boundary (its low bits not 11, so no opcode below matches) reaches the switch's
-    // default, which expands it and dispatches again.
-    let fetchMask = 0;
     loop: while (n > 0) {
       n--;
+      if ((frames[pc >>> 12]! & 1) === 0) {
+        this.pc = pc;
+        this.sliceRemaining = n + 1;
+        this.fetchSlow(pc);
+        if (this.trapped) {
+          this.trapped = false;
+          pc = this.pc;
+          if (this.exitLoop) break;
+          continue;
+        }
+      }
+      // Fetch at 2-byte alignment (IALIGN = 16 with the C extension, Unprivileged ISA §1.5 and
+      // ch. 16). At a word boundary the word is read as one instruction; a compressed parcel
+      // there (its low bits not 11, so no opcode below matches) reaches the switch's default,
+      // which expands it and dispatches again. Only a pc % 4 = 2 takes a test before the switch:
+      // all of RV32IM code pays one bit test for C (fetchParcels reads that instruction).
       let inst: number;
       let len = 4;
-      if ((frames[pc >>> 12]! & fetchMask) !== 0) {
+      if ((pc & 2) === 0) {
         inst = m32[(pc ^ RAM_XOR) >> 2]!;
       } else {
-        if ((frames[pc >>> 12]! & 1) === 0) {
-          this.pc = pc;
-          this.sliceRemaining = n + 1;
-          this.fetchSlow(pc);
-          if (this.trapped) {
-            this.trapped = false;
-            pc = this.pc;
-            if (this.exitLoop) break;
-            continue;
-          }
+        inst = this.fetchParcels(pc, n);
+        if (inst === 0) {
+          pc = this.pc;
+          if (this.exitLoop) break;
+          continue;
         }
-        fetchMask = wordAlignedBit(pc);
-        if (fetchMask !== 0) {
-          inst = m32[(pc ^ RAM_XOR) >> 2]!;
-        } else {
-          inst = this.fetchParcels(pc, n);
-          if (inst === 0) {
-            pc = this.pc;
-            if (this.exitLoop) break;
-            continue;
-          }
-          len = this.fetchedBytes;
-        }
+        len = this.fetchedBytes;
       }
       // Runs once, or twice for a compressed parcel at a word boundary (its expansion).
       dispatch: for (;;) {
@@ -674,7 +662,6 @@ export class Cpu implements BlockRuntime {
               const target =
                 (pc + (((inst >> 31) << 12) | (((inst >> 7) & 1) << 11) | (((inst >> 25) & 0x3f) << 5) | (((inst >> 8) & 0xf) << 1))) | 0;
               pc = target;
-              fetchMask = wordAlignedBit(target);
             } else {
               pc = (pc + len) | 0;
             }
@@ -686,7 +673,6 @@ export class Cpu implements BlockRuntime {
               (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
             if (rd !== 0) x[rd] = (pc + len) | 0;
             pc = target;
-            fetchMask = wordAlignedBit(target);
             break;
           }
           case 0x67: {
@@ -700,7 +686,6 @@ export class Cpu implements BlockRuntime {
             const target = ((x[(inst >> 15) & 31]! + (inst >> 20)) & ~1) | 0;
             if (rd !== 0) x[rd] = (pc + len) | 0;
             pc = target;
-            fetchMask = wordAlignedBit(target);
             break;
           }
           case 0x37:
@@ -749,7 +734,6 @@ export class Cpu implements BlockRuntime {
             this.system(inst);
             this.trapped = false;
             pc = this.pc;
-            fetchMask = 0;
             if (this.exitLoop) break loop;
             break;
           }
@@ -763,7 +747,6 @@ export class Cpu implements BlockRuntime {
                 continue loop;
               }
               len = 2;
-              fetchMask = 0;
               continue dispatch;
             }
             this.illegal(pc, n, inst);
@@ -1146,11 +1129,6 @@ export class Cpu implements BlockRuntime {
 }
 
 /** funct5 values of the A extension's word instructions (Unprivileged ISA ch. 24, the RV32A listing). */
-/** 1 when `pc` is word-aligned, 0 at pc % 4 = 2: the interpreter's fetchMask. */
-function wordAlignedBit(pc: number): number {
-  return (~pc >>> 1) & 1;
-}
-
 function isAmoFunction(f5: number): boolean {
   switch (f5) {
     case 0x00:

@@ -27,22 +27,7 @@ const keyFile = join(OUT, 'key');
 writeFileSync(keyFile, 'kvnet-takeover-test-key-0123456789\n');
 
 const lan = await Lan.create('stall', '10.77.14', ['a', 'b']);
-const flags = (name: 'a' | 'b') => [
-  '--guest',
-  'kvnet',
-  '--tap',
-  Lan.tapOf(name),
-  '--guest-ip',
-  lan.guestAddress,
-  '--memory',
-  '64MiB',
-  '--key-file',
-  keyFile,
-  '--serve',
-  PORTS[name].serve,
-  '--http',
-  PORTS[name].http,
-];
+const flags = (name: 'a' | 'b') => lan.kvnetNodeFlags(name, { keyFile, memory: '64MiB', ...PORTS[name] });
 const other = (name: 'a' | 'b') => (name === 'a' ? 'b' : 'a');
 const backup = (name: 'a' | 'b') =>
   lan.startNode(name, ['backup', ...flags(name), '--listen', PORTS[name].listen, '--reprotect', PORTS[other(name)].listen]);

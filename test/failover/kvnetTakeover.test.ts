@@ -33,22 +33,7 @@ function keyFile(): string {
 
 /** The flags both roles of node `name` share: its TAP, the guest's address, its own ports. */
 function nodeFlags(lan: Lan, name: 'a' | 'b', key: string): string[] {
-  return [
-    '--guest',
-    'kvnet',
-    '--tap',
-    Lan.tapOf(name),
-    '--guest-ip',
-    lan.guestAddress,
-    '--memory',
-    MEMORY,
-    '--key-file',
-    key,
-    '--serve',
-    PORTS[name].serve,
-    '--http',
-    PORTS[name].http,
-  ];
+  return lan.kvnetNodeFlags(name, { keyFile: key, memory: MEMORY, ...PORTS[name] });
 }
 
 function startBackup(lan: Lan, name: 'a' | 'b', peer: 'a' | 'b', key: string): LanNode {

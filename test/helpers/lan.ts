@@ -74,6 +74,14 @@ export class Lan {
     return `tap-${node}`;
   }
 
+  /** The flags both roles of a kvnet node share on this LAN: its TAP, the guest's address, its own ports. */
+  kvnetNodeFlags(node: string, options: { keyFile: string; memory: string; serve: string; http: string }): string[] {
+    return [
+      ...['--guest', 'kvnet', '--tap', Lan.tapOf(node), '--guest-ip', this.guestAddress, '--memory', options.memory],
+      ...['--key-file', options.keyFile, '--serve', options.serve, '--http', options.http],
+    ];
+  }
+
   /** Runs a command in the namespace to its end. */
   run(command: string, args: string[], timeoutMs = 60_000): Promise<ScriptResult> {
     return runCommand('ip', ['netns', 'exec', this.namespace, command, ...args], { timeoutMs });

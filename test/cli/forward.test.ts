@@ -38,7 +38,7 @@ function roundTrip(port: number, payload: Buffer): Promise<Buffer> {
 test('the forwarder pair carries bytes both ways across a half-close, counts an unreachable target, and close() ends connections', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hbft-forward-'));
   const echo = await echoAfterEnd();
-  const inner = await forwardUnixToTcp(join(dir, 'echo.sock'), '127.0.0.1', echo.port);
+  const inner = await forwardUnixToTcp(join(dir, 'echo.sock'), '127.0.0.1', echo.port, 'unix');
   const host = await forwardTcpToUnix('127.0.0.1', 0, join(dir, 'echo.sock'), 'test');
   try {
     const payload = randomBytes(2 * 1024 * 1024);

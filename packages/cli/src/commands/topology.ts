@@ -65,7 +65,7 @@ const forwardCommand: CommandModule<object, ForwardArgs> = {
     for (const [index, target] of targets.entries()) {
       const path = args.unix[index];
       assert(path !== undefined, '--unix and --to were checked to pair up');
-      closes.push((await forwardUnixToTcp(path, target.host, target.port)).close);
+      closes.push((await forwardUnixToTcp(path, target.host, target.port, 'unix')).close);
       process.stdout.write(`forward: ${path} -> ${formatEndpoint(target)}\n`);
     }
     await new Promise<void>((resolve) => {

@@ -1,7 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { HbftError } from '@hbft/common/errors.ts';
-import { listenOn } from '@hbft/common/transport/listen.ts';
+import { listenOn, listenOnPath } from '@hbft/common/transport/listen.ts';
 
 /*
  * How a client on this machine reaches a guest that lives on a LAN inside network namespaces. A
@@ -86,31 +85,11 @@ export function forwardingServer(connectOther: () => Socket): { server: Server; 
   return { server, counters, close };
 }
 
-export class ForwardError extends HbftError {
-  constructor(message: string) {
-    super('E_FORWARD', message);
-  }
-}
-
-/** listenOn's counterpart for a Unix socket (listenOn binds TCP addresses). */
-function listenOnPath(server: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      reject(new ForwardError(`cannot listen on the Unix socket ${path}: ${error.code ?? error.message}`));
-    };
-    server.once('error', onError);
-    server.listen(path, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-/** Inside the client's namespace: the Unix socket `path`, each connection to `host:port`. */
-export async function forwardUnixToTcp(path: string, host: string, port: number) {
+/** Inside the client's namespace: the Unix socket `path`, each connection to `host:port`; `setting` names the path's origin. */
+export async function forwardUnixToTcp(path: string, host: string, port: number, setting: string) {
   rmSync(path, { force: true });
   const forward = forwardingServer(() => connect({ host, port, allowHalfOpen: true }));
-  await listenOnPath(forward.server, path);
+  await listenOnPath(forward.server, path, setting);
   return forward;
 }
 

@@ -12,8 +12,9 @@ export class ListenError extends HbftError {
   readonly errno: string;
   readonly setting: string;
   readonly problem: string;
-  constructor(setting: string, where: string, errno: string, detail: string) {
-    const problem = `cannot listen on ${where}: ${REASONS[errno] ?? detail}`;
+  /** `reason`: what the system's error means here, in words. */
+  constructor(setting: string, where: string, errno: string, reason: string) {
+    const problem = `cannot listen on ${where}: ${reason}`;
     super('E_LISTEN', `${setting}: ${problem}`);
     this.errno = errno;
     this.setting = setting;
@@ -21,7 +22,8 @@ export class ListenError extends HbftError {
   }
 }
 
-const REASONS: Record<string, string> = {
+/** What a failed bind of a TCP address means, by the system's error code. */
+const TCP_REASONS: Record<string, string> = {
   EADDRINUSE: 'the address is already in use (another hbft, or another program, listens there)',
   EADDRNOTAVAIL: "that address is not one of this host's",
   EACCES: 'permission denied (ports below 1024 need privileges)',
@@ -31,20 +33,47 @@ const REASONS: Record<string, string> = {
 
 /**
  * Binds `server` to host:port (port 0: one the kernel picks) and returns the bound port. Every
- * server of the project listens through here, so a taken or foreign address is one clear error
- * (ListenError), never an unhandled 'error' event.
+ * server of the project listens through here or listenOnPath, so a taken or foreign address is one
+ * clear error (ListenError), never an unhandled 'error' event.
  */
 export async function listenOn(server: Server, host: string, port: number, setting: string): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
+  await bind(
+    server,
+    (done) => server.listen(port, host, done),
+    formatEndpoint({ host, port }),
+    setting,
+    (error) => TCP_REASONS[error.code ?? 'unknown'] ?? error.message,
+  );
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.port : port;
+}
+
+/** listenOn for a Unix socket at `path`. */
+export function listenOnPath(server: Server, path: string, setting: string): Promise<void> {
+  return bind(
+    server,
+    (done) => server.listen(path, done),
+    `the Unix socket ${path}`,
+    setting,
+    (error) => error.code ?? error.message,
+  );
+}
+
+function bind(
+  server: Server,
+  listen: (done: () => void) => void,
+  where: string,
+  setting: string,
+  reason: (error: NodeJS.ErrnoException) => string,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
-      reject(new ListenError(setting, formatEndpoint({ host, port }), error.code ?? 'unknown', error.message));
+      reject(new ListenError(setting, where, error.code ?? 'unknown', reason(error)));
     };
     server.once('error', failed);
-    server.listen(port, host, () => {
+    listen(() => {
       server.off('error', failed);
       resolve();
     });
   });
-  const address = server.address();
-  return typeof address === 'object' && address !== null ? address.port : port;
 }

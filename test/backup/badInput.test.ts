@@ -127,7 +127,7 @@ function rawFrame(sequence: number, fields: Partial<Parameters<typeof encodeFram
     sequence,
     generation: 1,
     epoch: 99,
-    metaBytes: encodeMeta({ pageCount: 0, partCount: 0, outputPartCount: 0 }),
+    metaBytes: encodeMeta({ pageCount: 0, partCount: 0 }),
     ...fields,
   };
   return concatFrame(sealer === undefined ? encodeFrameUnchecked(raw) : encodeSealedFrameUnchecked(raw, sealer));
@@ -145,7 +145,6 @@ before(async () => {
     logger,
     metrics: new ReplicationMetrics('backup', 0),
     promoted: {
-      serve: { host: '127.0.0.1', port: 0 },
       tracking: 'wfp',
       trackerOptions: {},
       mapper: {},

@@ -59,7 +59,7 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     timing: { epochMs: 20, heartbeatMs: 20, failoverTimeoutMs: 600_000 },
     logger,
     metrics: new ReplicationMetrics('backup', 0),
-    promoted: { serve: { host: '127.0.0.1', port: 0 }, tracking: 'wfp', trackerOptions: {}, mapper: {}, checkpointsInFlightMax: 2 },
+    promoted: { tracking: 'wfp', trackerOptions: {}, mapper: {}, checkpointsInFlightMax: 2 },
   });
   const link = new BackupLink({
     host: '127.0.0.1',

@@ -54,30 +54,22 @@ test('bad daemon flags exit 2 naming the flag', async () => {
 });
 
 test('an address that cannot be bound ends the daemon with one line naming the flag, and the process exits', async () => {
-  const [busyPort, a, b, c] = await freePorts(4);
+  const [busyPort, a, b] = await freePorts(3);
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(busyPort, '127.0.0.1', resolve));
   try {
     const taken = `127.0.0.1:${busyPort}`;
     const cases: [string[], RegExp][] = [
       [
-        ['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', taken, '--http', `127.0.0.1:${b}`],
-        /--serve \(clients, after a takeover\): cannot listen on 127\.0\.0\.1:\d+: the address is already in use/,
-      ],
-      [
-        ['backup', '--insecure', '--listen', taken, '--serve', `127.0.0.1:${a}`, '--http', `127.0.0.1:${b}`],
+        ['backup', '--insecure', '--listen', taken, '--http', `127.0.0.1:${b}`],
         /--listen \(replication\): cannot listen on .*already in use/,
       ],
       [
-        ['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--serve', `127.0.0.1:${b}`, '--http', taken],
+        ['backup', '--insecure', '--listen', `127.0.0.1:${a}`, '--http', taken],
         /--http \(status and dashboard\): cannot listen on .*already in use/,
       ],
       [
-        ['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', taken, '--http', `127.0.0.1:${c}`],
-        /--serve \(clients\): cannot listen on .*already in use/,
-      ],
-      [
-        ['primary', '--insecure', '--guest', 'kv', '--memory', '64MiB', '--serve', `127.0.0.1:${c}`, '--http', taken],
+        ['primary', '--insecure', '--guest', 'cfp', '--memory', '64MiB', '--http', taken],
         /--http \(status and dashboard\): cannot listen on .*already in use/,
       ],
     ];
@@ -110,5 +102,24 @@ test('--on-backup-loss continue-unsafe is accepted by both daemons (the risk is 
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 0, `${args[0]} --on-backup-loss continue-unsafe --dry-run: exit ${code}`);
     assert.equal(JSON.parse(out).onBackupLoss, 'continue-unsafe');
+  }
+});
+
+test('--serve, the retired client port, is ignored with a line that says where clients go now', async () => {
+  for (const args of [
+    ['primary', '--insecure', '--serve', '127.0.0.1:6379'],
+    ['backup', '--insecure', '--listen', '127.0.0.1:7300', '--serve', '127.0.0.1:6380'],
+  ]) {
+    const env = { ...process.env };
+    for (const name of Object.keys(env)) if (name.startsWith('HBFT_')) delete env[name];
+    const child = spawn(process.execPath, [hbft, ...args, '--dry-run'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, `${args.join(' ')} --dry-run: exit ${code}\n${err}`);
+    assert.match(err, /--serve 127\.0\.0\.1:63(79|80) is ignored \(retired: clients reach the guest at its own address/);
+    assert.equal(JSON.parse(out).serve, undefined, 'no client port in the configuration');
   }
 });

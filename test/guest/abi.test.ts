@@ -1,10 +1,9 @@
 // Proves that the C view of the machine (guests/include/hbft.h) and the TypeScript one
-// (addressMap.ts, devices/nic.ts, devices/packetNic.ts) agree on every address, register offset and constant.
+// (addressMap.ts, devices/packetNic.ts) agree on every address, register offset and constant.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as map from '@hbft/common/guest/addressMap.ts';
-import * as nic from '@hbft/common/guest/devices/nic.ts';
 import * as net from '@hbft/common/guest/devices/packetNic.ts';
 
 function readDefines(): Map<string, number> {
@@ -45,30 +44,6 @@ test('hbft.h and the TypeScript address map agree', () => {
     HBFT_SYSINFO_ARGS_LEN: map.SYSINFO_BASE + map.SYSINFO_ARGS_LEN,
     HBFT_SYSINFO_ARGS: map.SYSINFO_BASE + map.SYSINFO_ARGS,
     HBFT_RAM_BASE: map.RAM_BASE,
-    HBFT_NIC_BASE: map.NIC_BASE,
-    HBFT_NIC_RX_BASE: map.NIC_BASE + nic.NIC_RX_BASE,
-    HBFT_NIC_RX_SIZE: map.NIC_BASE + nic.NIC_RX_SIZE,
-    HBFT_NIC_RX_HEAD: map.NIC_BASE + nic.NIC_RX_HEAD,
-    HBFT_NIC_RX_TAIL: map.NIC_BASE + nic.NIC_RX_TAIL,
-    HBFT_NIC_TX_BASE: map.NIC_BASE + nic.NIC_TX_BASE,
-    HBFT_NIC_TX_SIZE: map.NIC_BASE + nic.NIC_TX_SIZE,
-    HBFT_NIC_TX_HEAD: map.NIC_BASE + nic.NIC_TX_HEAD,
-    HBFT_NIC_TX_TAIL: map.NIC_BASE + nic.NIC_TX_TAIL,
-    HBFT_NIC_CTRL: map.NIC_BASE + nic.NIC_CTRL,
-    HBFT_NIC_STATUS: map.NIC_BASE + nic.NIC_STATUS,
-    HBFT_NIC_CONN_MAX: map.NIC_BASE + nic.NIC_CONN_MAX,
-    HBFT_NIC_RECORD_MAX: map.NIC_BASE + nic.NIC_RECORD_MAX,
-    HBFT_NIC_CTRL_ENABLE: nic.NIC_CTRL_ENABLE,
-    HBFT_NIC_STATUS_RX_PENDING: nic.NIC_STATUS_RX_PENDING,
-    HBFT_NIC_STATUS_TX_ERROR: nic.NIC_STATUS_TX_ERROR,
-    HBFT_NIC_STATUS_CONFIG_ERROR: nic.NIC_STATUS_CONFIG_ERROR,
-    HBFT_NIC_PAD: nic.RECORD_PAD,
-    HBFT_NIC_OPEN: nic.RECORD_OPEN,
-    HBFT_NIC_DATA: nic.RECORD_DATA,
-    HBFT_NIC_CLOSE: nic.RECORD_CLOSE,
-    HBFT_NIC_RING_SIZE_MIN: nic.NIC_RING_BYTES_MIN,
-    HBFT_NIC_RING_SIZE_MAX: nic.NIC_RING_BYTES_MAX,
-    HBFT_NIC_HEADER_BYTES: nic.NIC_RECORD_HEADER_BYTES,
     HBFT_NET_BASE: map.NET_BASE,
     HBFT_NET_ID: map.NET_BASE + net.NET_ID,
     HBFT_NET_MAC_LO: map.NET_BASE + net.NET_MAC_LO,

@@ -363,3 +363,17 @@ test('the machine maps the packet NIC at NET_BASE, raises MEIP for it and saves 
   assert.ok(copy.net.rxPending);
   assert.equal(copy.net.queuedFrames, 1);
 });
+
+test('a machine state saved with the byte-stream NIC (version 1) is refused by version, with a reason, and changes nothing', () => {
+  const machine = new Machine({ memoryBytes: MEMORY_BYTES });
+  const before = machine.getState();
+  const old = msgpack.decode(before) as { v: number; devices: Record<string, unknown> };
+  old.v = 1;
+  old.devices.nic = { v: 1, slots: [] };
+  assert.throws(
+    () => machine.setState(msgpack.encode(old)),
+    (error: unknown) =>
+      error instanceof StateFormatError && /version 1 is not supported \(expected 2\).*byte-stream NIC/.test(error.message),
+  );
+  assert.deepEqual(machine.getState(), before);
+});

@@ -1,8 +1,17 @@
-// Proves that code changed under the compiled-block engine runs in its new form at the very next fetch, whether the guest's own stores, device DMA (GuestMemory.writeBytes, the NIC receive ring) or a wholesale RAM restore followed by setState changed it.
+// Proves that code changed under the compiled-block engine runs in its new form at the very next fetch, whether the guest's own stores, device DMA (GuestMemory.writeBytes, a packet NIC receive buffer) or a wholesale RAM restore followed by setState changed it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FINISHER_BASE, FINISHER_PASS, PAGE_BYTES, RAM_BASE } from '@hbft/common/guest/addressMap.ts';
-import { NIC_CTRL, NIC_CTRL_ENABLE, NIC_RX_BASE, NIC_RX_SIZE, NIC_TX_BASE, NIC_TX_SIZE } from '@hbft/common/guest/devices/nic.ts';
+import {
+  NET_CTRL,
+  NET_CTRL_ENABLE,
+  NET_RX_AVAIL,
+  NET_RX_BASE,
+  NET_RX_COUNT,
+  NET_RX_USED,
+  NET_TX_BASE,
+  NET_TX_COUNT,
+} from '@hbft/common/guest/devices/packetNic.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import type { CpuEngine } from '@hbft/common/guest/cpu.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
@@ -29,7 +38,7 @@ function exitCode(): number[] {
 }
 
 /**
- * A counting loop at LOOP + 16 (the first 16 bytes are left for NIC record headers):
+ * A counting loop at LOOP + 16 (the first 16 bytes are left for the head of a received frame):
  * x10 += 1 (the instruction that gets patched), x11 -= 1, until x11 is 0; then EXIT.
  */
 function countingMachine(engine: CpuEngine, iterations: number): Machine {
@@ -111,22 +120,26 @@ test('device DMA through GuestMemory.writeBytes replaces a compiled instruction,
   assert.equal(results[1]!.cpu.blockStats!.pagesInvalidated, 1);
 });
 
-test('the NIC receive ring laid over code replaces a compiled instruction', () => {
+test('a packet NIC receive buffer laid over code replaces a compiled instruction', () => {
   const results = ENGINES.map((engine) => {
-    let slot = -1;
     const machine = patchMidway(engine, (m) => {
-      // The ring starts at the loop's page: the OPEN and DATA headers fill its first 16 bytes
-      // (never executed again), and the 4-byte payload lands on the loop's first instruction.
-      m.nic.write(NIC_RX_BASE, 4, LOOP);
-      m.nic.write(NIC_RX_SIZE, 4, PAGE_BYTES);
-      m.nic.write(NIC_TX_BASE, 4, RAM_BASE + 0x10_0000);
-      m.nic.write(NIC_TX_SIZE, 4, PAGE_BYTES);
-      slot = m.nic.openConnection('patch');
-      m.nic.write(NIC_CTRL, 4, NIC_CTRL_ENABLE);
-      m.nic.deliver(slot, new Uint8Array(Int32Array.of(ADD_HUNDRED).buffer));
-      // Machine.run pumps the receive ring before the CPU runs.
+      // The buffer starts at the loop's page: the frame's first 16 bytes (zero, as the page was)
+      // are never executed, and its last 4 land on the loop's first instruction.
+      const rxDescriptors = RAM_BASE + 0x10_0000;
+      m.memory.writeU32(rxDescriptors - RAM_BASE, LOOP, 'cpu');
+      m.memory.writeU32(rxDescriptors - RAM_BASE + 4, PAGE_BYTES, 'cpu');
+      m.net.write(NET_RX_BASE, 4, rxDescriptors);
+      m.net.write(NET_RX_COUNT, 4, 8);
+      m.net.write(NET_TX_BASE, 4, RAM_BASE + 0x10_1000);
+      m.net.write(NET_TX_COUNT, 4, 8);
+      m.net.write(NET_CTRL, 4, NET_CTRL_ENABLE);
+      m.net.write(NET_RX_AVAIL, 4, 1);
+      const frame = new Uint8Array(20);
+      frame.set(new Uint8Array(Int32Array.of(ADD_HUNDRED).buffer), 16);
+      assert.equal(m.net.receive(frame), 'queued');
+      // Machine.run moves queued frames into the receive buffers before the CPU runs.
     });
-    assert.equal(machine.nic.offsets(slot).rxDelivered, 4);
+    assert.equal(machine.net.read(NET_RX_USED, 4), 1, 'the frame was received');
     return machine;
   });
   assert.ok(results[1]!.cpu.blockStats!.pagesInvalidated > 0);

@@ -1,12 +1,16 @@
-// Proves the primary's replication rules on a fake clock: output is released only when its epoch
-// is acknowledged, the guest stalls when too many checkpoints wait, a silent backup is dropped,
-// the backup-loss policy decides whether output waits or flows, and output goes out unacknowledged
-// only while no backup can hold a state of this generation (the split-brain rule).
+// Proves the primary's replication rules on a fake clock, with output commit as the runtime does
+// it (the replicator says which epoch is committed, the frame ledger holds frames until then):
+// output is released only when its epoch is acknowledged, the guest stalls when too many
+// checkpoints wait, a silent backup is dropped, the backup-loss policy decides whether output
+// waits or flows, and output goes out unacknowledged only while no backup can hold a state of
+// this generation (the split-brain rule).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PrimaryReplicator, type PrimaryEffect } from '@hbft/primary/replicator.ts';
+import { FrameLedger } from '@hbft/primary/frameLedger.ts';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (frame: Uint8Array) => new TextDecoder().decode(frame);
 const types = (effects: PrimaryEffect[]) => effects.filter((e) => e.type !== 'log').map((e) => e.type);
 
 function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryReplicator>[0]> = {}) {
@@ -23,6 +27,50 @@ function replicator(overrides: Partial<ConstructorParameters<typeof PrimaryRepli
   });
 }
 
+/**
+ * The runtime's output path over a replicator (runtime.ts onGuestFrame and releaseFrames): a frame
+ * the guest sends goes out at once while the replicator releases without acks and nothing waits
+ * before it; otherwise it waits in the ledger until the replicator commits its epoch.
+ */
+class Output {
+  readonly ledger: FrameLedger;
+  private readonly sent: string[] = [];
+
+  constructor(
+    private readonly r: PrimaryReplicator,
+    firstEpoch = 0,
+  ) {
+    this.ledger = new FrameLedger({ heldBytesMax: 1 << 20, heldFramesMax: 1024 }, firstEpoch - 1);
+  }
+
+  /** The guest sends `frame` in `epoch`: true when it went out at once. */
+  guestSends(epoch: number, frame: string): boolean {
+    if (this.r.releasesWithoutAck && this.ledger.releaseAtOnce()) {
+      this.sent.push(frame);
+      return true;
+    }
+    this.ledger.hold(epoch, bytes(frame), 0);
+    return false;
+  }
+
+  /** Carries out the replicator's commits among `effects` (as the runtime does), and returns them. */
+  after(effects: PrimaryEffect[]): PrimaryEffect[] {
+    for (const effect of effects) {
+      if (effect.type === 'commit') for (const held of this.ledger.commitThrough(effect.epoch)) this.sent.push(text(held.frame));
+    }
+    return effects;
+  }
+
+  /** What went out since the last call, in order. */
+  take(): string[] {
+    return this.sent.splice(0);
+  }
+
+  get held(): number {
+    return this.ledger.heldFrames;
+  }
+}
+
 /** Brings a replicator to the protected state at time `now` (epoch 0 captured, sent, acked). */
 function protect(r: PrimaryReplicator): number {
   assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
@@ -37,38 +85,38 @@ function protect(r: PrimaryReplicator): number {
 test('output of an epoch is released only after its checkpoint is acknowledged', () => {
   const r = replicator();
   protect(r);
-  r.onOutput(1, 'c1', bytes('+OK\r\n'), false, 0);
-  r.onOutput(1, 'c2', bytes(':1\r\n'), false, 0);
-  assert.deepEqual(types(r.tick(40)), ['sendHeartbeat', 'requestCapture']);
-  assert.deepEqual(types(r.onCaptured(1, 41)), ['sendCheckpoint'], 'capture alone releases nothing');
-  r.onOutput(2, 'c1', bytes('+later\r\n'), false, 0);
-  const effects = r.onAck(1, 45);
-  const release = effects.find((e) => e.type === 'release');
-  assert.ok(release && release.type === 'release');
-  assert.deepEqual(
-    release.outputs.map((o) => o.tag),
-    ['c1', 'c2'],
-    'in order, and not epoch 2',
-  );
-  assert.equal(r.status(45).heldOutputChunks, 1);
+  const out = new Output(r, 1);
+  out.guestSends(1, '+OK');
+  out.guestSends(1, ':1');
+  assert.deepEqual(types(out.after(r.tick(40))), ['sendHeartbeat', 'requestCapture']);
+  assert.deepEqual(types(out.after(r.onCaptured(1, 41))), ['sendCheckpoint'], 'capture alone releases nothing');
+  assert.deepEqual(out.take(), []);
+  out.guestSends(2, '+later');
+  assert.deepEqual(types(out.after(r.onAck(1, 45))), ['commit']);
+  assert.equal(r.status(45).lastCommittedEpoch, 1);
+  assert.deepEqual(out.take(), ['+OK', ':1'], 'in order, and not epoch 2');
+  assert.equal(out.held, 1);
 });
 
 test('acknowledgements are cumulative', () => {
   const r = replicator({ checkpointsInFlightMax: 5 });
   protect(r);
+  const out = new Output(r, 1);
   for (const [epoch, at] of [
     [1, 40],
     [2, 60],
     [3, 80],
   ] as const) {
     r.tick(at);
-    r.onOutput(epoch, 'c', bytes(String(epoch)), false, 0);
-    r.onCaptured(epoch, at + 1);
+    out.guestSends(epoch, String(epoch));
+    out.after(r.onCaptured(epoch, at + 1));
   }
   assert.equal(r.status(85).checkpointsInFlight, 3);
-  const release = r.onAck(3, 85).find((e) => e.type === 'release');
-  assert.ok(release && release.type === 'release');
-  assert.equal(release.outputs.length, 3);
+  assert.deepEqual(
+    out.after(r.onAck(3, 85)).filter((e) => e.type === 'commit'),
+    [{ type: 'commit', epoch: 3 }],
+  );
+  assert.deepEqual(out.take(), ['1', '2', '3']);
   assert.equal(r.status(85).checkpointsInFlight, 0);
 });
 
@@ -93,21 +141,25 @@ test('the guest stalls at an epoch boundary while too many checkpoints wait, and
 test('a silent backup is dropped after the failover timeout; held output stays held', () => {
   const r = replicator();
   protect(r);
-  r.onOutput(1, 'c', bytes('x'), false, 0);
+  const out = new Output(r, 1);
+  out.guestSends(1, 'x');
   r.onBackupHeard(30);
   assert.ok(!types(r.tick(120)).includes('dropBackup'), '90 ms of silence is within the timeout');
-  const effects = r.tick(131);
+  const effects = out.after(r.tick(131));
   assert.ok(types(effects).includes('dropBackup'));
   assert.equal(r.status(131).mode, 'unprotected');
-  r.onCaptured(1, 135);
-  assert.equal(r.status(135).heldOutputChunks, 1, 'hold: output waits for a backup');
+  out.after(r.onCaptured(1, 135));
+  assert.equal(out.held, 1, 'hold: output waits for a backup');
+  assert.deepEqual(out.take(), []);
 });
 
 test('without a backup (release before the first checkpoint), output flows at once', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release' });
-  assert.deepEqual(types(r.onOutput(0, 'c', bytes('x'), false, 0)), ['release']);
+  const out = new Output(r);
+  assert.equal(out.guestSends(0, 'x'), true);
   assert.deepEqual(types(r.tick(20)), ['requestCapture']);
-  assert.deepEqual(types(r.onCaptured(0, 21)), ['discardCheckpoint'], 'nothing was held');
+  assert.deepEqual(types(out.after(r.onCaptured(0, 21))), ['discardCheckpoint', 'commit'], 'the epoch commits as it ends');
+  assert.equal(out.held, 0);
   assert.equal(r.status(21).outputHeld, false);
   assert.equal(r.status(21).outputRelease, 'unprotected');
 });
@@ -115,10 +167,12 @@ test('without a backup (release before the first checkpoint), output flows at on
 test('with --on-backup-loss continue-unsafe, output held while protected is released once the backup is lost', () => {
   const r = replicator({ onBackupLoss: 'continue-unsafe' });
   protect(r);
-  assert.deepEqual(types(r.onOutput(1, 'c', bytes('x'), false, 30)), [], 'protected: held');
+  const out = new Output(r, 1);
+  assert.equal(out.guestSends(1, 'x'), false, 'protected: held');
   r.tick(40);
-  r.onBackupLost('gone', 41);
-  assert.deepEqual(types(r.onCaptured(1, 42)), ['discardCheckpoint', 'release']);
+  out.after(r.onBackupLost('gone', 41));
+  assert.deepEqual(types(out.after(r.onCaptured(1, 42))), ['discardCheckpoint', 'commit']);
+  assert.deepEqual(out.take(), ['x']);
   assert.equal(r.status(42).outputRelease, 'unprotected');
 });
 
@@ -127,85 +181,110 @@ test('with --on-backup-loss continue-unsafe, output held while protected is rele
 
 test('a booted primary holds its output until its backup acknowledges the first checkpoint', () => {
   const r = replicator();
-  assert.deepEqual(types(r.onOutput(0, 'c', bytes('x'), false, 0)), [], 'held at boot');
+  const out = new Output(r);
+  assert.equal(out.guestSends(0, 'x'), false, 'held at boot');
   assert.equal(r.status(0).outputHeld, true);
   assert.equal(r.status(0).outputRelease, 'holding');
   r.onBackupReady(1);
   assert.equal(r.status(1).outputRelease, 'syncing');
   r.onFullSyncSent();
   r.tick(20);
-  r.onCaptured(0, 21);
-  assert.equal(r.status(21).heldOutputChunks, 1);
-  assert.ok(types(r.onAck(0, 25)).includes('release'));
+  out.after(r.onCaptured(0, 21));
+  assert.equal(out.held, 1);
+  assert.ok(types(out.after(r.onAck(0, 25))).includes('commit'));
+  assert.deepEqual(out.take(), ['x']);
   assert.equal(r.status(25).outputHeld, false);
   assert.equal(r.status(25).outputRelease, 'committed');
 });
 
 test('a promoted primary releases at once while no backup has received a checkpoint of its generation', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
-  assert.deepEqual(types(r.onOutput(50, 'c', bytes('a'), false, 0)), ['release'], 'no backup yet');
+  const out = new Output(r, 50);
+  assert.equal(out.guestSends(50, 'a'), true, 'no backup yet');
   assert.equal(r.status(0).outputHeld, false);
   // A backup connects and its full synchronisation begins: still no checkpoint has gone out.
   r.onBackupReady(5);
-  assert.deepEqual(types(r.onOutput(50, 'c', bytes('b'), false, 6)), ['release'], 'syncing, nothing sent yet');
+  assert.equal(out.guestSends(50, 'b'), true, 'syncing, nothing sent yet');
   assert.equal(r.status(6).outputRelease, 'unprotected');
   // A backup lost before any checkpoint went to it cannot take over: output keeps flowing.
   r.onBackupLost('gone before its first checkpoint', 7);
-  assert.deepEqual(types(r.onOutput(50, 'c', bytes('c'), false, 8)), ['release']);
+  assert.equal(out.guestSends(50, 'c'), true);
+  assert.deepEqual(out.take(), ['a', 'b', 'c']);
 });
 
 test('from the first checkpoint sent in its generation, a promoted primary releases only on acks', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  const out = new Output(r, 50);
   r.onBackupReady(0);
   r.onFullSyncSent();
-  r.onOutput(50, 'c', bytes('a'), false, 1);
+  out.guestSends(50, 'a');
   r.tick(20);
-  assert.deepEqual(types(r.onCaptured(50, 21)), ['sendCheckpoint']);
+  assert.deepEqual(types(out.after(r.onCaptured(50, 21))), ['commit', 'sendCheckpoint']);
   // The backup may apply checkpoint 50 before its ack arrives, and take over from it: output of
   // epoch 51 must wait for the ack of 51.
-  assert.deepEqual(types(r.onOutput(51, 'c', bytes('b'), false, 22)), [], 'held once a checkpoint is out');
+  assert.equal(out.guestSends(51, 'b'), false, 'held once a checkpoint is out');
   assert.equal(r.status(22).outputHeld, true);
   assert.equal(r.status(22).outputRelease, 'syncing');
-  r.onAck(50, 25);
-  assert.equal(r.status(25).heldOutputChunks, 1, 'the ack of 50 does not release output of 51');
+  out.after(r.onAck(50, 25));
+  assert.equal(out.held, 1, 'the ack of 50 does not release output of 51');
   r.tick(40);
-  r.onCaptured(51, 41);
-  assert.ok(types(r.onAck(51, 45)).includes('release'));
+  out.after(r.onCaptured(51, 41));
+  assert.ok(types(out.after(r.onAck(51, 45))).includes('commit'));
+  assert.deepEqual(out.take(), ['a', 'b']);
   assert.equal(r.status(45).outputRelease, 'committed');
 });
 
 test('a promoted primary that loses its backup after a checkpoint went out holds (--on-backup-loss hold)', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  const out = new Output(r, 50);
   r.onBackupReady(0);
   r.onFullSyncSent();
   r.tick(20);
-  r.onCaptured(50, 21);
-  r.onAck(50, 25);
-  r.onBackupLost('partition', 30);
+  out.after(r.onCaptured(50, 21));
+  out.after(r.onAck(50, 25));
+  out.after(r.onBackupLost('partition', 30));
   assert.equal(r.status(30).outputRelease, 'holding');
-  assert.deepEqual(types(r.onOutput(51, 'c', bytes('x'), false, 31)), [], 'held: the lost backup may take over from 50');
+  assert.equal(out.guestSends(51, 'x'), false, 'held: the lost backup may take over from 50');
   r.tick(40);
-  assert.deepEqual(types(r.onCaptured(51, 41)), ['discardCheckpoint'], 'and not released at the epoch end');
-  assert.equal(r.status(41).heldOutputChunks, 1);
+  assert.deepEqual(types(out.after(r.onCaptured(51, 41))), ['discardCheckpoint'], 'and not released at the epoch end');
+  assert.equal(out.held, 1);
   // It holds even when the backup was lost before it acknowledged anything: the checkpoint went out.
   const early = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  const earlyOut = new Output(early, 50);
   early.onBackupReady(0);
   early.onFullSyncSent();
   early.tick(20);
-  early.onCaptured(50, 21);
-  early.onBackupLost('partition', 22);
-  assert.deepEqual(types(early.onOutput(51, 'c', bytes('x'), false, 23)), []);
+  earlyOut.after(early.onCaptured(50, 21));
+  earlyOut.after(early.onBackupLost('partition', 22));
+  assert.equal(earlyOut.guestSends(51, 'x'), false);
   // A new backup synchronised again releases what waited.
   r.onBackupReady(50);
   r.onFullSyncSent();
   r.tick(60);
-  r.onCaptured(52, 61);
-  const release = r.onAck(52, 65).find((e) => e.type === 'release');
-  assert.ok(release && release.type === 'release' && release.outputs.length === 1);
+  out.after(r.onCaptured(52, 61));
+  out.after(r.onAck(52, 65));
+  assert.deepEqual(out.take(), ['x']);
+  assert.equal(out.held, 0);
+});
+
+test('an epoch is committed once: a repeated or older commit changes nothing', () => {
+  const r = replicator({ checkpointsInFlightMax: 5 });
+  protect(r);
+  r.tick(40);
+  r.onCaptured(1, 41);
+  r.tick(60);
+  r.onCaptured(2, 61);
+  assert.deepEqual(
+    r.onAck(2, 65).filter((e) => e.type === 'commit'),
+    [{ type: 'commit', epoch: 2 }],
+  );
+  assert.ok(!types(r.onAck(1, 66)).includes('commit'), 'an ack of an older epoch commits nothing');
+  assert.equal(r.status(66).lastCommittedEpoch, 2);
 });
 
 test('no epoch ends while the full synchronisation is sent: the first checkpoint is captured after its last page was read', () => {
   const r = replicator({ outputBeforeFirstCheckpoint: 'release', firstEpoch: 50 });
+  const out = new Output(r, 50);
   assert.deepEqual(types(r.onBackupReady(0)), ['startFullSync']);
   // The sync reads RAM while the guest runs: a checkpoint captured before its last read, applied
   // on top of it, would mix moments. The epoch runs on, and output still flows (none went out).
@@ -213,14 +292,14 @@ test('no epoch ends while the full synchronisation is sent: the first checkpoint
   r.onBackupHeard(150);
   assert.deepEqual(types(r.tick(200)), ['sendHeartbeat']);
   assert.ok(r.nextDeadlineMs() > 200 && r.nextDeadlineMs() <= 220, 'no overdue boundary keeps the ticker spinning');
-  assert.deepEqual(types(r.onOutput(50, 'c', bytes('a'), false, 201)), ['release']);
+  assert.equal(out.guestSends(50, 'a'), true);
   r.onFullSyncSent();
   assert.deepEqual(types(r.tick(202)), ['requestCapture']);
-  assert.deepEqual(types(r.onCaptured(50, 203)), ['sendCheckpoint']);
-  assert.deepEqual(types(r.onOutput(51, 'c', bytes('b'), false, 204)), [], 'held from the first checkpoint sent');
-  r.onAck(50, 210);
+  assert.deepEqual(types(out.after(r.onCaptured(50, 203))), ['commit', 'sendCheckpoint']);
+  assert.equal(out.guestSends(51, 'b'), false, 'held from the first checkpoint sent');
+  out.after(r.onAck(50, 210));
   assert.equal(r.status(210).mode, 'protected');
-  assert.equal(r.status(210).heldOutputChunks, 1, 'output of 51 waits for the ack of 51');
+  assert.equal(out.held, 1, 'output of 51 waits for the ack of 51');
 });
 
 test('a capture under way when the backup connects is discarded and the sync starts after it', () => {

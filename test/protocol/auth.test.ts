@@ -140,7 +140,7 @@ test('nothing but the next auth message is accepted before authentication', () =
     ['initiator', heartbeat],
     ['acceptor', frameOf(FrameKind.AUTH_PROOF, { proof: Buffer.alloc(32) })],
     ['initiator', frameOf(FrameKind.AUTH_OK, { authMode: 'hmac' })],
-    ['acceptor', frameOf(FrameKind.CHECKPOINT_BEGIN, { pageCount: 0, partCount: 0, outputPartCount: 0 })],
+    ['acceptor', frameOf(FrameKind.CHECKPOINT_BEGIN, { pageCount: 0, partCount: 0 })],
   ] as const) {
     const machine = new AuthMachine({ role, config: keyed, randomBytes: (n) => Buffer.alloc(n, 1), nowMs: 0 });
     machine.start();

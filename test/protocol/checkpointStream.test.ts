@@ -8,7 +8,6 @@ import { FrameEncoder, concatFrame, type EncodedFrame, type Frame } from '@hbft/
 import { FrameKind, bulkKinds } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import { samplePageRecords } from '@hbft/common/protocol/samples.ts';
-import { encodeSessionRecords, SESSION_RECORD_OUTPUT } from '@hbft/common/checkpoint/sessionOutput.ts';
 
 const limits = protocolLimitsFor(64 * 1024 * 1024);
 
@@ -22,8 +21,7 @@ function encodeCheckpoint(
   epoch: number,
   parts: number,
   subject: Kinds = 'checkpoint',
-  tamper: (end: { pageCount: number; partCount: number; checksum: number; outputPartCount?: number }) => void = () => {},
-  outputParts = 0,
+  tamper: (end: { pageCount: number; partCount: number; checksum: number }) => void = () => {},
 ): EncodedFrame[] {
   const encoder = new FrameEncoder(limits);
   const checksum = new CheckpointChecksum();
@@ -32,11 +30,7 @@ function encodeCheckpoint(
   const fields = { generation: 1, epoch };
   const begin =
     subject === 'checkpoint'
-      ? encoder.encode(
-          FrameKind.CHECKPOINT_BEGIN,
-          { pageCount, partCount: parts, outputPartCount: outputParts },
-          { ...fields, payload: Buffer.alloc(64, 1) },
-        )
+      ? encoder.encode(FrameKind.CHECKPOINT_BEGIN, { pageCount, partCount: parts }, { ...fields, payload: Buffer.alloc(64, 1) })
       : encoder.encode(
           FrameKind.FULL_SYNC_BEGIN,
           { memoryBytes: limits.memoryBytes, pageCount, partCount: parts },
@@ -50,30 +44,9 @@ function encodeCheckpoint(
     frames.push(pages);
     checksum.add(pages.checksum);
   }
-  for (let part = 0; part < outputParts; part++) {
-    const payload = Buffer.from(
-      encodeSessionRecords([{ type: SESSION_RECORD_OUTPUT, tag: 's:01', offset: part * 3, data: Buffer.from('abc') }], 1 << 20)[0]!.payload,
-    );
-    const output = encoder.encode(FrameKind.CHECKPOINT_OUTPUT, { part, recordCount: 1 }, { ...fields, payload });
-    frames.push(output);
-    checksum.add(output.checksum);
-  }
-  const end: { pageCount: number; partCount: number; checksum: number; outputPartCount?: number } = {
-    pageCount,
-    partCount: parts,
-    checksum: checksum.value,
-  };
-  if (subject === 'checkpoint') end.outputPartCount = outputParts;
+  const end = { pageCount, partCount: parts, checksum: checksum.value };
   tamper(end);
-  frames.push(
-    subject === 'checkpoint'
-      ? encoder.encode(
-          FrameKind.CHECKPOINT_END,
-          end as { pageCount: number; partCount: number; checksum: number; outputPartCount: number },
-          fields,
-        )
-      : encoder.encode(FrameKind.FULL_SYNC_END, end, fields),
-  );
+  frames.push(encoder.encode(subject === 'checkpoint' ? FrameKind.CHECKPOINT_END : FrameKind.FULL_SYNC_END, end, fields));
   return frames;
 }
 
@@ -150,21 +123,4 @@ test('after a refusal the checker accepts a new checkpoint', () => {
   const bad = decodeAll(encodeCheckpoint(7, 1, 'checkpoint', (end) => (end.checksum = (end.checksum ^ 1) >>> 0)));
   assert.equal(checkAll(bad, checker).at(-1)!.status, 'invalid');
   assert.equal(checkAll(decodeAll(encodeCheckpoint(8, 1)), checker).at(-1)!.status, 'complete');
-});
-
-test('session OUTPUT parts come after every PAGES part, in order, and are counted by END', () => {
-  const frames = decodeAll(encodeCheckpoint(7, 2, 'checkpoint', () => {}, 2));
-  const steps = checkAll(frames);
-  assert.equal(steps.at(-1)!.status, 'complete');
-
-  // An OUTPUT part before the last PAGES part.
-  const early = [frames[0]!, frames[1]!, frames[3]!, frames[2]!, ...frames.slice(4)];
-  const earlySteps = checkAll(early);
-  assert.ok(earlySteps.some((step) => step.status === 'invalid' && /before all 2 PAGES parts/.test(step.failure.reason)));
-
-  // An END that leaves one announced OUTPUT part out.
-  const missing = decodeAll(encodeCheckpoint(8, 1, 'checkpoint', () => {}, 1));
-  const withoutOutput = [missing[0]!, missing[1]!, missing[3]!];
-  const last = checkAll(withoutOutput).at(-1)!;
-  assert.equal(last.status, 'invalid');
 });

@@ -56,7 +56,6 @@ interface Staged {
   epoch: number;
   state: Uint8Array;
   parts: Uint8Array[];
-  outputParts: Uint8Array[];
 }
 
 /**
@@ -248,13 +247,10 @@ export class BackupReplicator {
           { type: 'log', level: 'info', message: 'full synchronisation received; waiting for the first checkpoint' },
         ];
       case FrameKind.CHECKPOINT_BEGIN:
-        this.staged = { epoch: frame.epoch, state: frame.payload, parts: [], outputParts: [] };
+        this.staged = { epoch: frame.epoch, state: frame.payload, parts: [] };
         return [];
       case FrameKind.CHECKPOINT_PAGES:
         this.stagedCheckpoint().parts.push(frame.payload);
-        return [];
-      case FrameKind.CHECKPOINT_OUTPUT:
-        this.stagedCheckpoint().outputParts.push(frame.payload);
         return [];
       case FrameKind.CHECKPOINT_END:
         return this.applyStaged(nowMs);
@@ -262,7 +258,7 @@ export class BackupReplicator {
     return [];
   }
 
-  /** The checkpoint being staged; the checker lets PAGES, OUTPUT and END through only after its BEGIN. */
+  /** The checkpoint being staged; the checker lets PAGES and END through only after its BEGIN. */
   private stagedCheckpoint(): Staged {
     assert(this.staged !== null, 'the checkpoint stream checker passed a checkpoint frame without a BEGIN');
     return this.staged;
@@ -280,7 +276,7 @@ export class BackupReplicator {
         `checkpoint ${staged.epoch} does not follow the applied checkpoint ${previous}`,
       );
     }
-    const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts, staged.outputParts);
+    const refusal = this.store.applyCheckpoint(staged.epoch, staged.state, staged.parts);
     if (refusal !== null) return this.refuse('checkpoint', staged.epoch, refusal.code, refusal.reason);
     const effects: BackupEffect[] = [{ type: 'sendAck', epoch: staged.epoch, subject: 'checkpoint' }];
     if (this.mode !== 'protecting') {

@@ -17,9 +17,7 @@ import { emptyEpochFigures, LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryRuntime, type PrimaryRuntimeOptions } from '@hbft/primary/runtime.ts';
 import type { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
 import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
-import { parkedClientMsDefault } from '@hbft/common/limits.ts';
 import { ReplicaStore } from './replicaStore.ts';
-import { ParkedPort } from './parkedPort.ts';
 import { GuestTap, type GuestNetworkConfig } from '@hbft/common/net/guestTap.ts';
 
 import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
@@ -32,8 +30,6 @@ export type PromotedOptions = Omit<
 
 export interface BackupDaemonOptions {
   listen: { host: string; port: number };
-  /** Client connections that arrive before a takeover wait at most this long (default 1 s). */
-  parkMs?: number;
   memoryBytes: number;
   auth: AuthConfig;
   timing: TimingConfig;
@@ -84,7 +80,6 @@ export class BackupDaemon {
   private guestImageHash: Buffer | null = null;
   private stopping = false;
   private standby: { worker: GuestWorker; staging: StagingRing } | null = null;
-  private parkedPort: ParkedPort | null = null;
   /** The guest's TAP while this node stands by (the runtime owns it after a takeover). */
   private guestTap: GuestTap | null = null;
   private readonly limits: ProtocolLimits;
@@ -113,9 +108,9 @@ export class BackupDaemon {
         mode: status.mode,
         epoch: status.appliedEpoch,
         heldOutputBytes: 0,
+        heldFrames: 0,
         peerConnected: status.primaryConnected,
         msSincePeerHeard: status.msSincePrimaryHeard,
-        clients: this.parkedPort?.waiting ?? 0,
       };
     });
     this.feed.start();
@@ -130,9 +125,6 @@ export class BackupDaemon {
         { ...options.promoted, memoryBytes: options.memoryBytes },
         options.guestImage,
       );
-      const parkedPort = new ParkedPort(options.parkMs ?? parkedClientMsDefault, options.logger);
-      await parkedPort.listen(options.promoted.serve.host, options.promoted.serve.port);
-      daemon.parkedPort = parkedPort;
       const listener = await listen({
         host: options.listen.host,
         port: options.listen.port,
@@ -330,8 +322,6 @@ export class BackupDaemon {
 
   private async promote(effect: Extract<BackupEffect, { type: 'promote' }>): Promise<void> {
     const logger = this.logger.child({ generation: effect.generation });
-    const parkedPort = this.parkedPort;
-    assert(parkedPort !== null, 'start() opens the parked port before any primary can connect');
     // The replicator has nothing more to do; the runtime ticks from now on.
     this.ticker?.stop();
     logger.error(
@@ -358,9 +348,7 @@ export class BackupDaemon {
           memory: this.store.memory,
           state: effect.state,
           epoch: effect.epoch,
-          sessionOutput: this.store.sessionOutput.clone(),
           standby: this.standby ?? undefined,
-          parked: parkedPort.handOver(),
         },
         guestTap: this.takeGuestTap(),
         memoryBytes: this.options.memoryBytes,
@@ -419,7 +407,6 @@ export class BackupDaemon {
     this.feed.stop();
     this.closeSession(reason);
     await this.listener?.close(reason);
-    await this.parkedPort?.close();
     await this.runtime?.stop(reason);
     if (this.runtime === null) await this.standby?.worker.stop();
     await this.takeGuestTap()?.close();

@@ -1,13 +1,6 @@
 import { PAGE_BYTES } from '@hbft/common/guest/addressMap.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { applyPageRecords, checkPageRecords } from '@hbft/common/checkpoint/pageCodec.ts';
-import {
-  decodeSessionRecords,
-  SESSION_OUTPUT_BYTES_MAX,
-  SESSION_RECORD_OUTPUT,
-  SessionOutputWindows,
-  type SessionRecord,
-} from '@hbft/common/checkpoint/sessionOutput.ts';
 import { StateFormatError } from '@hbft/common/errors.ts';
 import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 
@@ -36,8 +29,6 @@ export class ReplicaStore {
   private readonly written: Uint8Array;
   /** Pages the current full synchronisation has sent. */
   private readonly syncSent: Uint8Array;
-  /** Committed session output a resuming client may still need (from CHECKPOINT_OUTPUT). */
-  readonly sessionOutput = new SessionOutputWindows(SESSION_OUTPUT_BYTES_MAX);
 
   constructor(memoryBytes: number) {
     this.memory = new SharedArrayBuffer(memoryBytes);
@@ -103,17 +94,11 @@ export class ReplicaStore {
   }
 
   /** Applies a whole checkpoint, or nothing of it. */
-  applyCheckpoint(epoch: number, state: Uint8Array, parts: Uint8Array[], outputParts: Uint8Array[] = []): ApplyRefusal | null {
+  applyCheckpoint(epoch: number, state: Uint8Array, parts: Uint8Array[]): ApplyRefusal | null {
     if (this.syncing) return { code: ProtocolErrorCode.SYNC_ORDER, reason: 'a checkpoint arrived before the full synchronisation ended' };
     for (const [index, records] of parts.entries()) {
       const check = checkPageRecords(records, this.pageCount);
       if (!check.ok) return { code: ProtocolErrorCode.PAGE_RECORDS, reason: `part ${index}: ${check.reason}` };
-    }
-    const sessionRecords: SessionRecord[] = [];
-    for (const [index, payload] of outputParts.entries()) {
-      const decoded = decodeSessionRecords(payload);
-      if ('reason' in decoded) return { code: ProtocolErrorCode.SESSION_RECORDS, reason: `output part ${index}: ${decoded.reason}` };
-      sessionRecords.push(...decoded.records);
     }
     try {
       // Validates all of the state before changing anything (Machine.setState).
@@ -126,10 +111,6 @@ export class ReplicaStore {
       return { code: ProtocolErrorCode.STATE, reason };
     }
     for (const records of parts) this.apply(records, false);
-    for (const record of sessionRecords) {
-      if (record.type === SESSION_RECORD_OUTPUT) this.sessionOutput.append(record.tag, record.offset, record.data);
-      else this.sessionOutput.trim(record.tag, record.offset);
-    }
     this.stateBytes = Uint8Array.from(state);
     this.appliedEpochValue = epoch;
     return null;

@@ -25,7 +25,7 @@ export async function freePorts(count: number): Promise<number[]> {
 }
 
 export interface ClusterOptions {
-  /** Start a backup (default); without one the primary runs unprotected and lets output flow. */
+  /** Start a backup (default); without one the primary runs unprotected. */
   withBackup?: boolean;
   memory?: string;
   /** The backup's --memory when it should differ from the primary's (a refused handshake). */
@@ -48,11 +48,13 @@ export interface Node {
 }
 
 /**
- * A primary and a backup as real processes on loopback, for end-to-end tests: started with fresh
- * ports and key, stopped (or killed) afterwards. Logs are kept for the failure message.
+ * A primary and a backup as real processes on loopback, for end-to-end tests of replication and
+ * takeover with a guest that needs no network (a compute workload): started with fresh ports and
+ * key, stopped (or killed) afterwards. Logs are kept for the failure message. Clients reach a
+ * guest only at its own address, on a TAP in network namespaces (test/helpers/lan.ts).
  */
 export class Cluster {
-  readonly ports: { replication: number; primaryServe: number; backupServe: number; primaryHttp: number; backupHttp: number };
+  readonly ports: { replication: number; primaryHttp: number; backupHttp: number };
   primary!: Node;
   backup!: Node;
   private readonly keyFile: string;
@@ -61,8 +63,8 @@ export class Cluster {
     ports: number[],
     private readonly options: ClusterOptions,
   ) {
-    const [replication, primaryServe, backupServe, primaryHttp, backupHttp] = ports as [number, number, number, number, number];
-    this.ports = { replication, primaryServe, backupServe, primaryHttp, backupHttp };
+    const [replication, primaryHttp, backupHttp] = ports as [number, number, number];
+    this.ports = { replication, primaryHttp, backupHttp };
     const dir = mkdtempSync(join(tmpdir(), 'hbft-cluster-'));
     this.keyFile = join(dir, 'key');
     writeFileSync(this.keyFile, 'test-key-0123456789-abcdef\n');
@@ -73,14 +75,10 @@ export class Cluster {
   }
 
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
-    const cluster = new Cluster(await freePorts(5), options);
+    const cluster = new Cluster(await freePorts(3), options);
     if (options.withBackup !== false) await cluster.startBackup();
     await cluster.startPrimary();
     return cluster;
-  }
-
-  get servers(): string[] {
-    return [`127.0.0.1:${this.ports.primaryServe}`, `127.0.0.1:${this.ports.backupServe}`];
   }
 
   private spawnNode(args: string[]): Node {
@@ -101,13 +99,11 @@ export class Cluster {
   }
 
   async startBackup(extra: string[] = []): Promise<void> {
-    const { replication, backupServe, backupHttp } = this.ports;
+    const { replication, backupHttp } = this.ports;
     this.backup = this.spawnNode([
       'backup',
       '--listen',
       `127.0.0.1:${replication}`,
-      '--serve',
-      `127.0.0.1:${backupServe}`,
       '--http',
       `127.0.0.1:${backupHttp}`,
       ...this.keyArgs,
@@ -120,13 +116,11 @@ export class Cluster {
   }
 
   async startPrimary(): Promise<void> {
-    const { replication, primaryServe, primaryHttp } = this.ports;
+    const { replication, primaryHttp } = this.ports;
     const target = this.options.replicationVia ? await this.options.replicationVia(replication) : replication;
     this.primary = this.spawnNode([
       'primary',
       ...(this.options.withBackup === false ? [] : ['--backup', `127.0.0.1:${target}`]),
-      '--serve',
-      `127.0.0.1:${primaryServe}`,
       '--http',
       `127.0.0.1:${primaryHttp}`,
       ...this.keyArgs,
@@ -192,10 +186,6 @@ export class Cluster {
     return [`--- primary ---`, ...(this.primary?.log.slice(-30) ?? []), `--- backup ---`, ...(this.backup?.log.slice(-30) ?? [])].join(
       '\n',
     );
-  }
-
-  get servesWithBackup(): boolean {
-    return this.options.withBackup !== false;
   }
 
   /** Stops both nodes (SIGTERM, then SIGKILL after 5 s). */

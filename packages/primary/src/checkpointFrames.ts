@@ -6,7 +6,6 @@ import type { FrameFields } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import type { MetaOf } from '@hbft/common/protocol/messages.ts';
 import type { SendResult } from '@hbft/common/transport/connection.ts';
-import type { SessionRecordPart } from '@hbft/common/checkpoint/sessionOutput.ts';
 import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 
 const PAGE_WORDS = PAGE_BYTES / 4;
@@ -78,8 +77,6 @@ export interface StreamSpec {
   source: PageSource;
   /** CPU and device state (checkpoints only). */
   state?: Uint8Array;
-  /** Session output of the epoch (checkpoints only), sent after the pages. */
-  outputParts?: SessionRecordPart[];
   memoryBytes: number;
 }
 
@@ -110,14 +107,9 @@ export async function sendPageStream(
     if (result.backpressure) await drained();
   };
   const state = spec.state ?? new Uint8Array(0);
-  const outputParts = spec.outputParts ?? [];
   await sent(
     spec.kind === 'checkpoint'
-      ? sender.send(
-          FrameKind.CHECKPOINT_BEGIN,
-          { pageCount: spec.pages.length, partCount, outputPartCount: outputParts.length },
-          { ...header, payload: state },
-        )
+      ? sender.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: spec.pages.length, partCount }, { ...header, payload: state })
       : sender.send(FrameKind.FULL_SYNC_BEGIN, { memoryBytes: spec.memoryBytes, pageCount: spec.pages.length, partCount }, header),
     state.length,
   );
@@ -140,16 +132,10 @@ export async function sendPageStream(
     // wait behind it. One part per turn.
     if (part + 1 < partCount && !result.backpressure) await yieldToEventLoop();
   }
-  for (const [part, output] of outputParts.entries()) {
-    await sent(
-      sender.send(FrameKind.CHECKPOINT_OUTPUT, { part, recordCount: output.recordCount }, { ...header, payload: output.payload }),
-      output.payload.length,
-    );
-  }
   const totals = { pageCount: spec.pages.length, partCount, checksum: checksum.value };
   const end =
     spec.kind === 'checkpoint'
-      ? sender.send(FrameKind.CHECKPOINT_END, { ...totals, outputPartCount: outputParts.length }, header)
+      ? sender.send(FrameKind.CHECKPOINT_END, totals, header)
       : sender.send(FrameKind.FULL_SYNC_END, totals, header);
   if (!end.sent) throw aborted();
   if (end.backpressure) await drained();

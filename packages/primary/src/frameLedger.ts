@@ -15,15 +15,22 @@ export interface FrameLedgerLimits {
   heldFramesMax: number;
 }
 
+/** A frame output commit held, and when the guest transmitted it (how long commit held it). */
+export interface HeldFrame {
+  frame: Uint8Array;
+  heldAtMs: number;
+}
+
 interface EpochFrames {
   epoch: number;
-  frames: Uint8Array[];
+  frames: HeldFrame[];
 }
 
 /**
- * Output commit for the packet NIC (Remus's rule, per frame): the frames the guest transmits in
+ * Output commit (Remus's rule, per frame): the frames the guest transmits on its packet NIC in
  * epoch e are held in e's entry of the ledger until e is committed, then go out in the order the
- * guest sent them. A pure structure: the driver says when an epoch is committed (the replicator
+ * guest sent them. This is the primary's only held output and its only per-epoch bookkeeping
+ * besides the replicator's checkpoints in flight. A pure structure: the driver says when an epoch is committed (the replicator
  * decides that from every backup's acks, or releases at once when no node could take over), and
  * writes what commitThrough returns to the TAP.
  *
@@ -78,8 +85,8 @@ export class FrameLedger {
     return true;
   }
 
-  /** Holds a frame of `epoch` until that epoch is committed. */
-  hold(epoch: number, frame: Uint8Array): LedgerOutcome {
+  /** Holds a frame of `epoch`, transmitted by the guest at `nowMs`, until that epoch is committed. */
+  hold(epoch: number, frame: Uint8Array, nowMs: number): LedgerOutcome {
     assert(epoch > this.committedEpoch, `a frame of epoch ${epoch} arrives before its epoch is committed (${this.committedEpoch})`);
     if (
       this.isFenced ||
@@ -95,7 +102,7 @@ export class FrameLedger {
       this.entries.push(last);
     }
     assert(last.epoch === epoch, `frames arrive in epoch order (epoch ${epoch} after ${last.epoch})`);
-    last.frames.push(frame);
+    last.frames.push({ frame, heldAtMs: nowMs });
     this.heldBytesNow += frame.length;
     this.heldFramesNow++;
     this.counters.framesHeld++;
@@ -103,16 +110,16 @@ export class FrameLedger {
   }
 
   /** Epoch `epoch` and every one before it are committed: their frames, in order, to transmit now. */
-  commitThrough(epoch: number): Uint8Array[] {
+  commitThrough(epoch: number): HeldFrame[] {
     if (epoch <= this.committedEpoch) return [];
     this.committedEpoch = epoch;
-    const released: Uint8Array[] = [];
+    const released: HeldFrame[] = [];
     while (this.entries.length > 0 && (this.entries[0]?.epoch ?? Infinity) <= epoch) {
       const entry = this.entries.shift();
       if (entry === undefined) break;
-      for (const frame of entry.frames) {
-        released.push(frame);
-        this.heldBytesNow -= frame.length;
+      for (const held of entry.frames) {
+        released.push(held);
+        this.heldBytesNow -= held.frame.length;
       }
       this.heldFramesNow -= entry.frames.length;
     }

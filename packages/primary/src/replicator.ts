@@ -1,17 +1,6 @@
 import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy } from '@hbft/common/constants.ts';
 
-/** Output the guest produced during `epoch`, held until that epoch is committed. */
-export interface HeldOutput {
-  epoch: number;
-  tag: string;
-  bytes: Uint8Array;
-  /** The guest closed the connection after these bytes. */
-  close: boolean;
-  /** When the guest produced it (to measure how long output commit held it). */
-  producedAtMs: number;
-}
-
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** What the driver must do, in order. The state machine never touches sockets, timers or threads. */
@@ -26,8 +15,11 @@ export type PrimaryEffect =
   /** Free a captured checkpoint's staging without sending it (no backup to send it to). */
   | { type: 'discardCheckpoint'; epoch: number }
   | { type: 'sendHeartbeat' }
-  /** Output whose epochs are committed (or released unprotected): write it to the clients. */
-  | { type: 'release'; outputs: HeldOutput[]; throughEpoch: number }
+  /**
+   * Epoch `epoch` and every one before it are committed (acknowledged, or released without a
+   * backup): the driver sends their held frames (primary/src/frameLedger.ts).
+   */
+  | { type: 'commit'; epoch: number }
   /** Close the replication connections (the driver will try to reconnect later). */
   | { type: 'dropBackup'; reason: string }
   | { type: 'log'; level: LogLevel; message: string; fields?: Record<string, unknown> };
@@ -74,8 +66,6 @@ export interface PrimaryStatus {
   epoch: number;
   checkpointsInFlight: number;
   stalled: boolean;
-  heldOutputBytes: number;
-  heldOutputChunks: number;
   lastCommittedEpoch: number | null;
   lastAckLatencyMs: number | null;
   /** Time since the last acknowledgement: how far behind the backup's state may be. */
@@ -118,8 +108,6 @@ export class PrimaryReplicator {
   private nextHeartbeatAtMs: number;
   private lastHeardMs = 0;
   private readonly inFlight: InFlight[] = [];
-  private held: HeldOutput[] = [];
-  private heldBytes = 0;
   private lastCommittedEpoch: number | null = null;
   private lastAckLatencyMs: number | null = null;
   private lastAckAtMs: number | null = null;
@@ -160,8 +148,6 @@ export class PrimaryReplicator {
       epoch: this.epoch,
       checkpointsInFlight: this.inFlight.length,
       stalled: this.stalled,
-      heldOutputBytes: this.heldBytes,
-      heldOutputChunks: this.held.length,
       lastCommittedEpoch: this.lastCommittedEpoch,
       lastAckLatencyMs: this.lastAckLatencyMs,
       msSinceLastAck: this.lastAckAtMs === null ? null : nowMs - this.lastAckAtMs,
@@ -179,11 +165,6 @@ export class PrimaryReplicator {
   private releasesUnprotected(): boolean {
     if (!this.checkpointSent) return this.config.outputBeforeFirstCheckpoint === 'release';
     return this.mode === 'unprotected' && this.config.onBackupLoss === 'continue-unsafe';
-  }
-
-  /** The last epoch whose output may leave (acknowledged, or released without a backup), or null. */
-  get committedEpoch(): number | null {
-    return this.lastCommittedEpoch;
   }
 
   /** Whether output produced now may leave at once, without waiting for its epoch to commit. */
@@ -253,20 +234,6 @@ export class PrimaryReplicator {
     return effects;
   }
 
-  /**
-   * Output of epoch `epoch`. Held until that epoch commits; while no node that could take over
-   * needs to hold it first (releasesUnprotected), it is released at once (returned as an effect).
-   */
-  onOutput(epoch: number, tag: string, bytes: Uint8Array, close: boolean, nowMs: number): PrimaryEffect[] {
-    const output = { epoch, tag, bytes, close, producedAtMs: nowMs };
-    if (this.releasesUnprotected() && this.held.length === 0) {
-      return [{ type: 'release', outputs: [output], throughEpoch: this.lastCommittedEpoch ?? epoch - 1 }];
-    }
-    this.held.push(output);
-    this.heldBytes += bytes.length;
-    return [];
-  }
-
   onCaptured(epoch: number, nowMs: number): PrimaryEffect[] {
     assert(epoch === this.epoch, `captured epoch ${epoch} is the running epoch ${this.epoch}`);
     this.capturing = false;
@@ -276,7 +243,7 @@ export class PrimaryReplicator {
       // capture starts now: it reads every page after this moment, and the epoch that starts here
       // holds every page written while it runs.
       const effects: PrimaryEffect[] = [{ type: 'discardCheckpoint', epoch }];
-      if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+      if (this.releasesUnprotected()) effects.push(...this.commit(epoch));
       if (this.fullSyncWaitsForCapture) {
         this.fullSyncWaitsForCapture = false;
         effects.push(...this.startFullSync());
@@ -286,7 +253,7 @@ export class PrimaryReplicator {
     const effects: PrimaryEffect[] = [];
     // Output of this epoch and before that went out unprotected is in this checkpoint's state;
     // from here on a backup may hold that state, so nothing more is released without its ack.
-    if (this.releasesUnprotected()) effects.push(...this.release(epoch));
+    if (this.releasesUnprotected()) effects.push(...this.commit(epoch));
     if (!this.checkpointSent) {
       this.checkpointSent = true;
       effects.push({
@@ -375,22 +342,21 @@ export class PrimaryReplicator {
       this.mode = 'protected';
       effects.push({ type: 'log', level: 'info', message: 'backup synchronised: the guest is protected', fields: { epoch } });
     }
-    effects.push(...this.release(epoch), ...this.endStall(nowMs));
+    effects.push(...this.commit(epoch), ...this.endStall(nowMs));
     return effects;
   }
 
-  private release(throughEpoch: number): PrimaryEffect[] {
-    this.lastCommittedEpoch = throughEpoch;
-    let count = 0;
-    for (const output of this.held) {
-      if (output.epoch > throughEpoch) break;
-      count++;
-    }
-    if (count === 0) return [];
-    const outputs = this.held.slice(0, count);
-    this.held = this.held.slice(count);
-    for (const output of outputs) this.heldBytes -= output.bytes.length;
-    return [{ type: 'release', outputs, throughEpoch }];
+  /**
+   * Epoch `epoch` is committed. Held output is not the replicator's: it says which epoch is
+   * committed, and the driver's frame ledger releases what the guest sent through it. With one
+   * backup, committed is that backup's cumulative ack; with several it would be the least of
+   * theirs (etcd-raft's Progress), and an epoch closed early to release a reply sooner (commit on
+   * demand) is just one more epoch here.
+   */
+  private commit(epoch: number): PrimaryEffect[] {
+    if (this.lastCommittedEpoch !== null && epoch <= this.lastCommittedEpoch) return [];
+    this.lastCommittedEpoch = epoch;
+    return [{ type: 'commit', epoch }];
   }
 
   /** A stalled guest gets its epoch ended at once and resumes. */

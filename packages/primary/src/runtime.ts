@@ -1,6 +1,5 @@
 import PQueue from 'p-queue';
 import { randomBytes } from 'node:crypto';
-import type { Server, Socket } from 'node:net';
 import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import { PAGE_BYTES, PAGE_WORDS } from '@hbft/common/guest/addressMap.ts';
@@ -8,7 +7,7 @@ import { assert } from '@hbft/common/errors.ts';
 import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
 import { DELTA_CACHE_PAGES_DEFAULT, backupSilenceMs, mainThreadHungMs } from '@hbft/common/constants.ts';
 import { GuestWorker } from '@hbft/common/hypervisor/guestWorker.ts';
-import type { ConnectionOffsets, GuestWorkerReplication } from '@hbft/common/hypervisor/messages.ts';
+import type { GuestWorkerReplication } from '@hbft/common/hypervisor/messages.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import type { CapturedCheckpoint } from '@hbft/common/checkpoint/capture.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
@@ -24,11 +23,6 @@ import { LiveFeed } from '@hbft/common/http/liveFeed.ts';
 import { PrimaryReplicator, type PrimaryEffect } from './replicator.ts';
 import { PRIMARY_HEALTH_REASONS, primaryHealth, type PrimaryHealth, type PrimaryHealthReason } from './health.ts';
 import { BackupLink } from './backupLink.ts';
-import { ClientServer, PLAIN_TAG_PREFIX } from './clientServer.ts';
-import { SessionManager } from './sessions.ts';
-import { ClientFlow } from './clientFlow.ts';
-import { encodeSessionRecords, type SessionOutputWindows, type SessionRecord } from '@hbft/common/checkpoint/sessionOutput.ts';
-import { framePayloadBytesMax } from '@hbft/common/protocol/limits.ts';
 import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 import type { GuestTap } from '@hbft/common/net/guestTap.ts';
@@ -44,11 +38,8 @@ export type PrimaryBoot =
       memory: SharedArrayBuffer;
       state: Uint8Array;
       epoch: number;
-      sessionOutput: SessionOutputWindows;
       /** A worker already booted over `memory` and paused (the backup's standby), with its staging. */
       standby?: { worker: GuestWorker; staging: StagingRing };
-      /** The --serve port, already bound, and client connections that waited for the takeover. */
-      parked?: { server: Server; connections: { socket: Socket; received: Buffer }[] };
     };
 
 export interface PrimaryRuntimeOptions {
@@ -56,7 +47,6 @@ export interface PrimaryRuntimeOptions {
   boot: PrimaryBoot;
   memoryBytes: number;
   guestImageHash: Buffer;
-  serve: { host: string; port: number };
   /** Absent: no backup at all; the guest runs unprotected and its output flows. */
   backup?: { host: string; port: number; auth: AuthConfig };
   timing: TimingConfig;
@@ -77,9 +67,10 @@ export interface PrimaryRuntimeOptions {
   /** The node's live view (a promoted backup passes its own, so the timeline continues). */
   feed?: LiveFeed;
   /**
-   * The guest's packet NIC on a real network (kvnet): frames from the TAP go to the guest at
-   * once, frames from the guest leave through output commit (the frame ledger). The runtime owns
-   * it from start and closes it when it stops.
+   * The guest's packet NIC on a real network: frames from the TAP go to the guest at once, frames
+   * from the guest leave through output commit (the frame ledger). The runtime owns it from start
+   * and closes it when it stops. Without one the guest has no network: what it transmits is
+   * committed like any output and then dropped.
    */
   guestTap?: GuestTap;
 }
@@ -105,7 +96,6 @@ export class PrimaryRuntime {
   private readonly worker: GuestWorker;
   private readonly staging: StagingRing;
   private readonly replicator: PrimaryReplicator;
-  private readonly clients: ClientServer;
   private readonly link: BackupLink | null;
   private readonly sendQueue = new PQueue({ concurrency: 1 });
   private readonly captures = new Map<number, Capture>();
@@ -115,7 +105,7 @@ export class PrimaryRuntime {
   private recordBuffers: { bulk: BulkConnection; buffers: RecordBuffers } | null = null;
   private ticker: Ticker | null = null;
   private stopping = false;
-  private servingAddress: { host: string; port: number } | null = null;
+  private started = false;
   /** A takeover's steps, in ms since start() was called (logged with the announcement). */
   private readonly takeoverStepsMs: Record<string, number> = {};
   private startCalledAtMs = 0;
@@ -129,8 +119,8 @@ export class PrimaryRuntime {
   private lastHealthReason: PrimaryHealthReason | null = null;
   /** Stall time already counted in the metrics. */
   private stallMsCounted = 0;
-  /** Output commit of the guest's frames, when it has a TAP. */
-  private readonly frames: FrameLedger | null;
+  /** Output commit: the guest's frames, held per epoch until that epoch is committed. */
+  private readonly frames: FrameLedger;
   private readonly framesCounted: FrameLedgerCounters = { framesHeld: 0, framesReleased: 0, framesDropped: 0 };
 
   private constructor(options: PrimaryRuntimeOptions, worker: GuestWorker, staging: StagingRing, logger: Logger) {
@@ -154,20 +144,9 @@ export class PrimaryRuntime {
       firstEpoch,
       nowMs: performance.now(),
     });
-    this.frames = options.guestTap
-      ? new FrameLedger({ heldBytesMax: guestFrameHeldBytesMax, heldFramesMax: guestFrameHeldFramesMax }, firstEpoch - 1)
-      : null;
+    this.frames = new FrameLedger({ heldBytesMax: guestFrameHeldBytesMax, heldFramesMax: guestFrameHeldFramesMax }, firstEpoch - 1);
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
-    const flow = new ClientFlow(worker, logger);
-    const sessions = new SessionManager(
-      worker,
-      flow,
-      logger,
-      () => options.generation,
-      options.boot.kind === 'resume' ? options.boot.sessionOutput : undefined,
-    );
-    this.clients = new ClientServer(worker, logger, options.generation, sessions, flow);
     this.link = options.backup
       ? new BackupLink({
           host: options.backup.host,
@@ -215,8 +194,8 @@ export class PrimaryRuntime {
     try {
       await runtime.begin();
     } catch (error) {
-      // A port that cannot be bound, say: stop the worker and the link, or the process would
-      // stay up serving nothing.
+      // Whatever failed, stop the worker and the link, or the process would stay up serving
+      // nothing.
       await runtime.stop(`start failed: ${(error as Error).message}`);
       throw error;
     }
@@ -263,16 +242,8 @@ export class PrimaryRuntime {
   }
 
   private async begin(): Promise<void> {
-    const { worker, clients, logger } = this;
-    worker.on('output', (tag, _slot, bytes, epoch) => {
-      if (SessionManager.isSessionTag(tag)) clients.sessions.onProduced(tag, bytes, epoch);
-      this.execute(this.replicator.onOutput(epoch, tag, bytes, false, performance.now()));
-    });
-    worker.on('guestClose', (tag, _slot, epoch) =>
-      this.execute(this.replicator.onOutput(epoch, tag, new Uint8Array(0), true, performance.now())),
-    );
-    worker.on('refused', (tag, reason) => clients.onRefused(tag, reason));
-    worker.on('captured', (checkpoint, connections) => this.onCaptured(checkpoint, connections));
+    const { worker, logger } = this;
+    worker.on('captured', (checkpoint) => this.onCaptured(checkpoint));
     worker.on('frame', (bytes, epoch) => this.onGuestFrame(bytes, epoch));
     worker.on('console', (text) => this.options.onConsole?.(text));
     worker.on('halted', (exit) => logger.error({ exit }, 'the guest stopped'));
@@ -287,22 +258,9 @@ export class PrimaryRuntime {
       logger.warn('no backup configured: the guest runs UNPROTECTED and its output is released without output commit');
     }
     const boot = this.options.boot;
-    if (boot.kind === 'resume') await this.hangUpOrphans();
-    if (boot.kind === 'resume' && boot.parked !== undefined) {
-      clients.takeOver(boot.parked.server);
-      for (const parked of boot.parked.connections) clients.adopt(parked.socket, parked.received);
-    }
-    this.servingAddress = await clients.listen(this.options.serve.host, this.options.serve.port);
-    this.ticker = new Ticker(
-      TICK_MS,
-      (now) => {
-        this.execute(this.replicator.tick(now));
-        clients.sessions.expire(now);
-        clients.closeStalled(now);
-      },
-      logger,
-      { nextDeadlineMs: () => this.replicator.nextDeadlineMs() },
-    );
+    this.ticker = new Ticker(TICK_MS, (now) => this.execute(this.replicator.tick(now)), logger, {
+      nextDeadlineMs: () => this.replicator.nextDeadlineMs(),
+    });
     this.ticker.start();
     this.feed.start();
     // A resumed guest learns that its cable moved before it runs again (see announceGuest).
@@ -316,7 +274,12 @@ export class PrimaryRuntime {
     if (mac !== null) this.announceGuest(Uint8Array.from(mac));
     this.options.metrics.setRole('primary');
     this.options.metrics.generation.set(this.options.generation);
-    logger.info({ serve: `${this.servingAddress.host}:${this.servingAddress.port}` }, 'serving clients');
+    this.started = true;
+    const tap = this.options.guestTap;
+    logger.info(
+      tap ? { tap: tap.config.tapName, guest: tap.config.address } : {},
+      tap ? 'serving the guest on its own address' : 'running the guest (no network)',
+    );
   }
 
   /** Notes when a step of the start was done (for the takeover's log line). */
@@ -358,23 +321,31 @@ export class PrimaryRuntime {
   /**
    * A frame the guest transmitted in `epoch`: held in the ledger until that epoch commits (output
    * commit), or sent at once while the replicator releases output without acks and nothing held
-   * waits before it.
+   * waits before it. Without a TAP, frames are committed like any output and then dropped.
    */
   private onGuestFrame(bytes: Uint8Array, epoch: number): void {
-    const frames = this.frames;
-    const tap = this.options.guestTap;
-    if (frames === null || tap === undefined) return;
-    if (this.replicator.releasesWithoutAck && frames.releaseAtOnce()) tap.send(bytes);
-    else frames.hold(epoch, bytes);
+    const now = performance.now();
+    if (this.replicator.releasesWithoutAck && this.frames.releaseAtOnce()) this.transmit(bytes, now, now);
+    else this.frames.hold(epoch, bytes, now);
   }
 
-  /** Frames of every committed epoch go out, in order. */
-  private releaseFrames(): void {
+  /** Epoch `epoch` and every one before it are committed: their frames go out, in order. */
+  private releaseFrames(epoch: number): void {
+    const now = performance.now();
+    for (const held of this.frames.commitThrough(epoch)) this.transmit(held.frame, held.heldAtMs, now);
+  }
+
+  /** Sends a committed frame; `heldAtMs`: when the guest transmitted it (output commit's delay). */
+  private transmit(frame: Uint8Array, heldAtMs: number, nowMs: number): void {
+    this.options.guestTap?.send(frame);
+    const heldMs = nowMs - heldAtMs;
+    this.options.metrics.outputLatencySeconds.observe(heldMs / 1000);
+    this.feed.recordOutputLatency(heldMs);
+  }
+
+  /** The ledger's counters into the metrics (after each batch of effects, not per frame). */
+  private publishFrameCounts(): void {
     const frames = this.frames;
-    const committed = this.replicator.committedEpoch;
-    const tap = this.options.guestTap;
-    if (frames === null || tap === undefined) return;
-    if (committed !== null) for (const frame of frames.commitThrough(committed)) tap.send(frame);
     const metrics = this.options.metrics;
     for (const [outcome, key] of [
       ['held', 'framesHeld'],
@@ -388,27 +359,7 @@ export class PrimaryRuntime {
       }
     }
     metrics.heldFrameBytes.set(frames.heldBytes);
-  }
-
-  /**
-   * After a failover the guest still has the old primary's plain client connections open; their
-   * clients are gone with it, so the guest is told they hung up.
-   */
-  private async hangUpOrphans(): Promise<void> {
-    const slots = await this.worker.command<ConnectionOffsets[]>('nicOffsets');
-    const orphans = slots.filter((slot) => slot.tag.startsWith(PLAIN_TAG_PREFIX));
-    for (const orphan of orphans) {
-      this.clients.trackOrphan(orphan);
-      this.worker.hangUp(orphan.tag);
-    }
-    if (orphans.length > 0) this.logger.info({ connections: orphans.length }, "hung up the old primary's plain client connections");
-    this.clients.sessions.adopt(slots, performance.now());
-    this.logger.info({ sessions: this.clients.sessions.count }, 'client sessions waiting to resume');
-  }
-
-  get serveAddress(): { host: string; port: number } {
-    assert(this.servingAddress !== null, 'serveAddress is read only after start() listened for clients');
-    return this.servingAddress;
+    metrics.heldFrames.set(frames.heldFrames);
   }
 
   get guest(): GuestWorker {
@@ -422,10 +373,10 @@ export class PrimaryRuntime {
       generation: this.options.generation,
       mode: status.mode,
       epoch: status.epoch,
-      heldOutputBytes: status.heldOutputBytes,
+      heldOutputBytes: this.frames.heldBytes,
+      heldFrames: this.frames.heldFrames,
       peerConnected: status.mode !== 'unprotected',
       msSincePeerHeard: status.msSinceBackupHeard,
-      clients: this.clients.connectionCount,
     };
   }
 
@@ -444,7 +395,7 @@ export class PrimaryRuntime {
     }
   }
 
-  private onCaptured(checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]): void {
+  private onCaptured(checkpoint: CapturedCheckpoint): void {
     const metrics = this.options.metrics;
     metrics.recordEpoch(checkpoint.tracking, checkpoint.mapping, checkpoint.pauseNs, checkpoint.instret - this.lastInstret);
     // A capture that waited for staging space held the guest too (the backup is behind).
@@ -461,8 +412,6 @@ export class PrimaryRuntime {
       instructions: checkpoint.instret - this.lastInstret,
     });
     this.lastInstret = checkpoint.instret;
-    this.clients.onCaptured(connections);
-    this.clients.sessions.onCaptured(checkpoint.epoch, connections);
     this.captures.set(checkpoint.epoch, { checkpoint, queued: false, released: false });
     this.logger.debug(
       { epoch: checkpoint.epoch, dirtyPages: checkpoint.pages.length, pauseUs: Math.round(checkpoint.pauseNs / 1000) },
@@ -486,7 +435,6 @@ export class PrimaryRuntime {
           break;
         case 'startFullSync':
           this.checkpointEncoder = new PageEncoder(new DeltaCache(this.options.deltaCachePages ?? DELTA_CACHE_PAGES_DEFAULT));
-          this.clients.sessions.onFullSync();
           this.queueSend('full synchronisation', () => this.sendFullSync());
           break;
         case 'sendCheckpoint': {
@@ -498,10 +446,7 @@ export class PrimaryRuntime {
         }
         case 'discardCheckpoint': {
           const capture = this.captures.get(effect.epoch);
-          if (capture !== undefined && !capture.queued) {
-            this.releaseCapture(capture);
-            this.clients.sessions.discardEpoch(effect.epoch);
-          }
+          if (capture !== undefined && !capture.queued) this.releaseCapture(capture);
           break;
         }
         case 'sendHeartbeat':
@@ -511,9 +456,8 @@ export class PrimaryRuntime {
             { generation: this.options.generation },
           );
           break;
-        case 'release':
-          this.releaseOutput(effect.outputs);
-          this.clients.sessions.onCommitted(effect.throughEpoch);
+        case 'commit':
+          this.releaseFrames(effect.epoch);
           break;
         case 'dropBackup':
           this.link?.drop(effect.reason);
@@ -530,8 +474,7 @@ export class PrimaryRuntime {
       else this.feed.event('backup-lost', 'backup lost: the guest is unprotected');
       this.lastMode = status.mode;
     }
-    this.options.metrics.heldOutputBytes.set(status.heldOutputBytes);
-    this.releaseFrames();
+    this.publishFrameCounts();
     const stalledMs = this.replicator.stalledMs;
     if (stalledMs > this.stallMsCounted) {
       this.options.metrics.stallSeconds.inc((stalledMs - this.stallMsCounted) / 1000);
@@ -569,18 +512,6 @@ export class PrimaryRuntime {
       );
       this.link?.drop(`sending the ${what} failed: ${error.message}`);
     });
-  }
-
-  private releaseOutput(outputs: { tag: string; bytes: Uint8Array; close: boolean; producedAtMs: number }[]): void {
-    const now = performance.now();
-    for (const output of outputs) {
-      if (output.bytes.length > 0) {
-        this.clients.writeReleased(output.tag, output.bytes);
-        this.options.metrics.outputLatencySeconds.observe((now - output.producedAtMs) / 1000);
-        this.feed.recordOutputLatency(now - output.producedAtMs);
-      }
-      if (output.close) this.clients.onGuestClose(output.tag);
-    }
   }
 
   private releaseCapture(capture: Capture): void {
@@ -652,15 +583,9 @@ export class PrimaryRuntime {
 
   private async sendCheckpoint(capture: Capture): Promise<void> {
     const checkpoint = capture.checkpoint;
-    const sessions = this.clients.sessions;
-    let records: SessionRecord[] = [];
     try {
       const bulk = this.link?.bulk;
-      if (!bulk || capture.released) {
-        sessions.discardEpoch(checkpoint.epoch);
-        return;
-      }
-      records = sessions.takeCheckpointRecords(checkpoint.epoch);
+      if (!bulk || capture.released) return;
       const encoder = this.checkpointEncoder;
       assert(encoder !== null, 'checkpoints are sent only after a full synchronisation began the backup session');
       const startSlot = checkpoint.allocation.start;
@@ -671,7 +596,6 @@ export class PrimaryRuntime {
           generation: this.options.generation,
           pages: checkpoint.pages,
           state: checkpoint.state,
-          outputParts: encodeSessionRecords(records, framePayloadBytesMax),
           source: {
             words: new Int32Array(this.staging.bytes.buffer, this.staging.bytes.byteOffset),
             wordIndex: (i) => (startSlot + i) * PAGE_WORDS,
@@ -685,11 +609,9 @@ export class PrimaryRuntime {
       this.options.metrics.checkpointBytes.labels('raw').inc(result.rawBytes);
       this.options.metrics.checkpointBytes.labels('wire').inc(result.wireBytes);
       this.feed.recordCheckpointBytes(result.rawBytes, result.wireBytes);
-      records = [];
     } catch (error) {
       if (!(error instanceof StreamAbortedError)) throw error;
     } finally {
-      if (records.length > 0) sessions.giveBack(checkpoint.epoch, records);
       // The socket has taken the bytes (or the connection is gone): staging is free again.
       this.releaseCapture(capture);
     }
@@ -700,10 +622,9 @@ export class PrimaryRuntime {
     this.feed.event('deposed', `deposed: ${reason}`);
     this.fenced = true;
     // Nothing this node holds may reach the network now, nor anything the guest sends from now on.
-    const dropped = this.frames?.fence() ?? 0;
+    const dropped = this.frames.fence();
     this.options.guestTap?.detach();
-    if (this.frames !== null)
-      this.logger.warn({ frames: dropped }, 'guest frames held for output commit dropped: this node transmits nothing more');
+    this.logger.warn({ frames: dropped }, 'guest frames held for output commit dropped: this node transmits nothing more');
     this.publishHealth();
     this.options.onDeposed?.(reason);
   }
@@ -712,7 +633,7 @@ export class PrimaryRuntime {
     const status = this.replicator.status(performance.now());
     const health = this.health();
     return {
-      ready: !this.stopping && this.servingAddress !== null && health.answersClients,
+      ready: !this.stopping && this.started && health.answersClients,
       reason: health.reason,
       // Why the backup cannot be reached, while it cannot (a refused handshake names the mismatch).
       detail: this.link?.lastFailure ?? null,
@@ -725,10 +646,10 @@ export class PrimaryRuntime {
       outputRelease: status.outputRelease,
       epoch: status.epoch,
       checkpointsInFlight: status.checkpointsInFlight,
-      heldOutputBytes: status.heldOutputBytes,
+      heldOutputBytes: this.frames.heldBytes,
+      heldFrames: this.frames.heldFrames,
       stalled: status.stalled,
       fullSync: this.fullSyncProgress,
-      clients: this.clients.connectionCount,
       guest: this.worker.status,
       uptimeMs: Math.round(performance.now() - this.startedAtMs),
     };
@@ -744,7 +665,6 @@ export class PrimaryRuntime {
     this.ticker?.stop();
     this.feed.stop();
     const linkStopped = this.link?.stop(reason);
-    await this.clients.close();
     this.sendQueue.clear();
     await this.worker.stop();
     await linkStopped;

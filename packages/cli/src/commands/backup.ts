@@ -15,12 +15,12 @@ import {
   type GuestArgs,
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
-import { EXIT_DEPOSED } from './primary.ts';
+import { EXIT_DEPOSED, RETIRED_SERVE, warnRetiredServe } from './primary.ts';
 import { formatMac } from '@hbft/common/net/tapRunner.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { readImage } from '@hbft/common/guest/run.ts';
 
-type BackupArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { listen: string; serve: string; reprotect?: string; guest: string };
+type BackupArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { listen: string; serve?: string; reprotect?: string; guest: string };
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup',
@@ -34,14 +34,14 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           "the guest the primary runs: the standby warms up on it, and with --tap its name and --guest-ip give the guest's MAC (the guest's state always comes from the primary)",
       })
       .option('listen', { type: 'string', demandOption: true, describe: "HOST:PORT for the primary's replication connections" })
-      .option('serve', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT where clients reach the guest after a takeover' })
+      .option('serve', { type: 'string', hidden: true, describe: RETIRED_SERVE })
       .option('reprotect', { type: 'string', describe: 'after a takeover, replicate to a new backup at HOST:PORT as soon as one is there' })
       .epilogue('The tracking and mapper flags apply once this node has taken over and runs the guest.') as unknown as Argv<BackupArgs>,
   handler: async (argv) => {
     const { memoryBytes, timing, guest, http, peerHttp } = daemonConfigFrom(argv);
     const auth = authFrom(argv);
     const listenAt = hostPort(argv.listen, '--listen');
-    const serve = hostPort(argv.serve, '--serve');
+    warnRetiredServe(argv.serve);
     const reprotect = argv.reprotect === undefined ? undefined : hostPort(argv.reprotect, '--reprotect');
     const guestNetwork = guestNetworkConfigFrom(argv, argv.guest);
     const guestImage = readImage(resolveGuestImage(argv.guest));
@@ -52,7 +52,6 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         ...guest,
         auth,
         listen: listenAt,
-        serve,
         http,
         reprotect,
         network: guestNetwork && { tap: guestNetwork.tapName, guestIp: guestNetwork.address, mac: formatMac(guestNetwork.mac) },
@@ -74,7 +73,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           timing,
           logger,
           metrics,
-          promoted: { ...guest, serve, onConsole: (text) => process.stderr.write(text), onFullSyncProgress: drawSyncProgress },
+          promoted: { ...guest, onConsole: (text) => process.stderr.write(text), onFullSyncProgress: drawSyncProgress },
           reprotect,
           guestNetwork,
           guestImage,

@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { runCommand } from './run.ts';
-import { clientCommand } from './client.ts';
 import { loadCommand } from './load.ts';
 import { chaosCommand } from './chaos.ts';
 import { demoCommand } from './demo.ts';
@@ -17,7 +16,6 @@ export const commands: CommandModule<any, any>[] = [
   runCommand,
   primaryCommand,
   backupCommand,
-  clientCommand,
   loadCommand,
   chaosCommand,
   benchCommand,

@@ -25,7 +25,18 @@ import { formatMac } from '@hbft/common/net/tapRunner.ts';
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;
 
-type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve: string; guest: string; args: string };
+/**
+ * `--serve` was the daemons' client port (the byte-stream NIC, removed in issue 11): clients now
+ * reach the guest at its own address (--tap, --guest-ip). Still parsed, hidden, so that a script
+ * that passes it is told so instead of failing to start.
+ */
+export const RETIRED_SERVE = 'retired: clients reach the guest at its own address (--tap, --guest-ip)';
+
+export function warnRetiredServe(serve: string | undefined): void {
+  if (serve !== undefined) process.stderr.write(`hbft: --serve ${serve} is ignored (${RETIRED_SERVE})\n`);
+}
+
+type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve?: string; guest: string; args: string };
 
 export const primaryCommand: CommandModule<object, PrimaryArgs> = {
   command: 'primary',
@@ -33,10 +44,10 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
   builder: (yargs) =>
     withGuestNetworkFlags(withGuestFlags(withDaemonFlags(yargs, '127.0.0.1:9100')))
       .option('backup', { type: 'string', describe: 'HOST:PORT of the backup (without it the guest runs unprotected)' })
-      .option('serve', { type: 'string', default: '127.0.0.1:6379', describe: 'HOST:PORT where clients reach the guest' })
+      .option('serve', { type: 'string', hidden: true, describe: RETIRED_SERVE })
       .option('guest', { type: 'string', default: 'kv', describe: 'guest image: a shipped guest (kv, cfp, …) or an ELF path' })
       .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
-      .example('$0 primary --backup 10.0.0.2:7000 --serve 0.0.0.0:6379 --guest kv --key-file key', 'protect the kv guest')
+      .example('$0 primary --backup 10.0.0.2:7000 --guest kv --key-file key', 'protect the kv guest (a workload that needs no network)')
       .example(
         '$0 primary --backup 10.0.0.2:7000 --guest kvnet --tap hbft0 --guest-ip 10.0.0.10/24 --key-file key',
         'protect kvnet on TAP hbft0: clients use 10.0.0.10 and keep their connections through a takeover',
@@ -47,7 +58,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
     const keyGiven = argv['key-file'] !== undefined || argv.key !== undefined;
     const auth = argv.backup !== undefined || keyGiven ? authFrom(argv) : undefined;
     const backup = argv.backup === undefined || auth === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth };
-    const serve = hostPort(argv.serve, '--serve');
+    warnRetiredServe(argv.serve);
     const network = guestNetworkConfigFrom(argv, argv.guest);
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);
@@ -58,7 +69,6 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
         timing,
         ...guest,
         backup,
-        serve,
         http,
         guest: imagePath,
         args: guestArgsWithAddress(argv.args, network),
@@ -81,7 +91,6 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
           guestTap,
           memoryBytes,
           guestImageHash: sha256(image),
-          serve,
           backup,
           timing,
           ...guest,

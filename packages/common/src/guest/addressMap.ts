@@ -26,10 +26,6 @@ export const UART_SIZE = 0x100;
 export const UART_THR = 0x0;
 export const UART_LSR = 0x5;
 
-/** Virtual NIC: registers; the rings themselves live in guest RAM (see devices/nic.ts). */
-export const NIC_BASE = 0x1000_1000;
-export const NIC_SIZE = 0x1000;
-
 /** System information: RAM size, timebase and the guest's argument string. */
 export const SYSINFO_BASE = 0x1000_2000;
 export const SYSINFO_SIZE = 0x1000;

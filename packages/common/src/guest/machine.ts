@@ -7,7 +7,6 @@ import { Cpu, type CpuEngine, type CpuOptions, type StopReason } from './cpu.ts'
 import { Clint } from './devices/clint.ts';
 import type { Device } from './devices/device.ts';
 import { Finisher } from './devices/finisher.ts';
-import { VirtualNic } from './devices/nic.ts';
 import { PacketNic } from './devices/packetNic.ts';
 import { SysInfo } from './devices/sysinfo.ts';
 import { Uart } from './devices/uart.ts';
@@ -36,7 +35,11 @@ export interface RunResult {
 }
 
 const STATE_FORMAT = 'hbft-machine';
-const STATE_VERSION = 1;
+/**
+ * 2: the byte-stream NIC (`nic`) is gone; a version-1 state still carries it and is refused by
+ * version, with a message that says so, rather than restored without it.
+ */
+const STATE_VERSION = 2;
 const CPU_STATE_VERSION = 1;
 
 /**
@@ -51,7 +54,6 @@ export class Machine {
   readonly cpu: Cpu;
   readonly uart = new Uart();
   readonly clint: Clint;
-  readonly nic: VirtualNic;
   readonly net: PacketNic;
   readonly sysinfo: SysInfo;
   readonly finisher = new Finisher();
@@ -64,7 +66,6 @@ export class Machine {
     const memoryBytes = options.memoryBuffer?.byteLength ?? options.memoryBytes ?? MEMORY_BYTES_DEFAULT;
     this.memory = new GuestMemory(memoryBytes, options.memoryBuffer);
     this.clint = new Clint(() => this.cpu.currentCycle());
-    this.nic = new VirtualNic(this.memory);
     this.net = new PacketNic(this.memory);
     this.sysinfo = new SysInfo(memoryBytes);
     this.cpu = new Cpu(
@@ -73,13 +74,12 @@ export class Machine {
       {
         msip: () => this.clint.msip,
         mtimecmp: () => this.clint.mtimecmp,
-        meip: () => this.nic.rxPending || this.net.interruptPending,
+        meip: () => this.net.interruptPending,
       },
       { ...options.cpu, engine: options.engine },
     );
     for (const device of this.devices()) this.bus.attach(device);
     this.clint.onChange = () => this.cpu.requestExit();
-    this.nic.onInterruptChange = () => this.cpu.requestExit();
     this.net.onInterruptChange = () => this.cpu.requestExit();
     this.finisher.onExit = (code) => this.stop({ kind: 'exit', code, via: 'finisher' });
     this.memory.setStoreObserver((offset, size, source) => this.observeStore(offset, size, source));
@@ -87,7 +87,7 @@ export class Machine {
   }
 
   devices(): Device[] {
-    return [this.finisher, this.clint, this.uart, this.nic, this.net, this.sysinfo];
+    return [this.finisher, this.clint, this.uart, this.net, this.sysinfo];
   }
 
   get exit(): MachineExit | null {
@@ -148,13 +148,11 @@ export class Machine {
   }
 
   /**
-   * Runs up to `budget` instructions. Queued NIC input (streams and frames) enters the receive
-   * rings first: input
-   * arrives between runs, which makes its arrival point an instruction count.
+   * Runs up to `budget` instructions. Queued frames enter the packet NIC's receive ring first:
+   * input arrives between runs, which makes its arrival point an instruction count.
    */
   run(budget: number): RunResult {
     if (this.exitState === null && this.cpu.fatalError !== null) this.stop({ kind: 'fault', message: this.cpu.fatalError });
-    this.nic.pump();
     this.net.pump();
     const executed = this.cpu.run(budget);
     if (this.exitState === null && this.cpu.fatalError !== null) this.stop({ kind: 'fault', message: this.cpu.fatalError });
@@ -197,6 +195,10 @@ export class Machine {
     }
     const state = decoded as Record<string, unknown>;
     if (typeof state !== 'object' || state === null || state.format !== STATE_FORMAT) throw new StateFormatError('not a machine state');
+    if (state.v === 1)
+      throw new StateFormatError(
+        `machine state version 1 is not supported (expected ${STATE_VERSION}): it was saved with the byte-stream NIC, which this version no longer has`,
+      );
     if (state.v !== STATE_VERSION)
       throw new StateFormatError(`machine state version ${String(state.v)} is not supported (expected ${STATE_VERSION})`);
     if (state.ramBytes !== this.memory.ramBytes) {
@@ -216,7 +218,6 @@ export class Machine {
       new Finisher(),
       new Clint(() => 0),
       new Uart(),
-      new VirtualNic(this.memory),
       new PacketNic(this.memory),
       new SysInfo(this.memory.ramBytes),
     ];

@@ -4,7 +4,7 @@ import { median } from '../stats.ts';
 /** The part of a sample that describes the node's state rather than the interval's figures. */
 export type LiveStatus = Pick<
   LiveSample,
-  'role' | 'generation' | 'mode' | 'epoch' | 'heldOutputBytes' | 'peerConnected' | 'msSincePeerHeard' | 'clients'
+  'role' | 'generation' | 'mode' | 'epoch' | 'heldOutputBytes' | 'heldFrames' | 'peerConnected' | 'msSincePeerHeard'
 >;
 
 /** One point of the live view: a node's state over the last sample interval. */
@@ -29,12 +29,14 @@ export interface LiveSample {
   pauseUsPerEpoch: number;
   ackLatencyMs: number | null;
   outputLatencyMs: number | null;
+  /** Bytes of the guest's frames held for output commit (primary/src/frameLedger.ts). */
   heldOutputBytes: number;
+  /** The same frames, counted. */
+  heldFrames: number;
   peerConnected: boolean;
   /** Time since the last frame from the peer. */
   msSincePeerHeard: number | null;
   guestMips: number;
-  clients: number;
 }
 
 export interface LiveEvent {

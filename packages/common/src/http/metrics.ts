@@ -78,13 +78,8 @@ export class ReplicationMetrics {
   });
   readonly outputLatencySeconds = new Histogram({
     name: 'hbft_output_latency_seconds',
-    help: 'Time guest output was held before release (output commit)',
+    help: 'Time a guest frame was held before release (output commit)',
     buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
-  });
-  readonly heldOutputBytes = new Gauge({
-    name: 'hbft_held_output_bytes',
-    help: 'Guest output waiting for its epoch to commit',
     registers: [this.registry],
   });
   readonly guestFrames = new Counter({
@@ -96,6 +91,11 @@ export class ReplicationMetrics {
   readonly heldFrameBytes = new Gauge({
     name: 'hbft_held_frame_bytes',
     help: 'Bytes of guest frames held for output commit',
+    registers: [this.registry],
+  });
+  readonly heldFrames = new Gauge({
+    name: 'hbft_held_frames',
+    help: 'Guest frames held for output commit',
     registers: [this.registry],
   });
   readonly checkpointsInFlight = new Gauge({

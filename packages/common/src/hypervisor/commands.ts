@@ -17,5 +17,4 @@ export const workerCommands: Record<string, (machine: Machine, args: unknown) =>
     machine.net.setLink(true);
     return Array.from(machine.net.mac);
   },
-  nicOffsets: (machine) => machine.nic.activeSlots().map((slot) => ({ slot, tag: machine.nic.tag(slot), ...machine.nic.offsets(slot) })),
 };

@@ -19,7 +19,7 @@ import {
   STATUS_STARTING,
   STATUS_STOPPED,
 } from './control.ts';
-import type { ConnectionOffsets, FromWorker, GuestWorkerData, GuestWorkerReplication, ToWorker } from './messages.ts';
+import type { FromWorker, GuestWorkerData, GuestWorkerReplication, ToWorker } from './messages.ts';
 import type { CapturedCheckpoint } from '../checkpoint/capture.ts';
 
 export interface GuestWorkerOptions {
@@ -38,13 +38,9 @@ export interface GuestWorkerOptions {
 }
 
 export interface GuestWorkerEvents {
-  output: [tag: string, slot: number, bytes: Uint8Array, epoch: number];
   /** A frame the guest transmitted on the packet NIC during `epoch`. */
   frame: [bytes: Uint8Array, epoch: number];
-  captured: [checkpoint: CapturedCheckpoint, connections: ConnectionOffsets[]];
-  guestClose: [tag: string, slot: number, epoch: number];
-  opened: [tag: string, slot: number];
-  refused: [tag: string, reason: string];
+  captured: [checkpoint: CapturedCheckpoint];
   console: [text: string];
   halted: [exit: MachineExit];
   error: [error: Error];
@@ -134,23 +130,11 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
 
   private onMessage(message: FromWorker): void {
     switch (message.type) {
-      case 'output':
-        this.emit('output', message.tag, message.slot, message.bytes, message.epoch);
-        return;
       case 'frame':
         this.emit('frame', message.bytes, message.epoch);
         return;
       case 'captured':
-        this.emit('captured', message.checkpoint, message.connections);
-        return;
-      case 'guestClose':
-        this.emit('guestClose', message.tag, message.slot, message.epoch);
-        return;
-      case 'opened':
-        this.emit('opened', message.tag, message.slot);
-        return;
-      case 'refused':
-        this.emit('refused', message.tag, message.reason);
+        this.emit('captured', message.checkpoint);
         return;
       case 'console':
         this.emit('console', message.text);
@@ -201,7 +185,7 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
   /**
    * Ends epoch `epoch` at the next instruction boundary: the worker captures the checkpoint into
    * staging and carries on as it was (running, or paused). The result arrives as a `captured`
-   * event, after every `output` event of that epoch.
+   * event, after every `frame` event of that epoch.
    */
   requestCapture(epoch: number): void {
     Atomics.store(this.control, CTRL_CAPTURE_EPOCH, epoch | 0);
@@ -242,23 +226,6 @@ export class GuestWorker extends EventEmitter<GuestWorkerEvents> {
       this.pendingCommands.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.send({ type: 'command', id, name, args });
     });
-  }
-
-  open(tag: string): void {
-    this.send({ type: 'open', tag });
-  }
-
-  deliver(tag: string, bytes: Uint8Array): void {
-    this.send({ type: 'deliver', tag, bytes });
-  }
-
-  hangUp(tag: string): void {
-    this.send({ type: 'hangUp', tag });
-  }
-
-  /** The connection's client has taken its output up to stream offset `offset`. */
-  outputTaken(tag: string, offset: number): void {
-    this.send({ type: 'outputTaken', tag, offset });
   }
 
   /** An Ethernet frame from the network for the guest's packet NIC (queued, bounded, checked there). */

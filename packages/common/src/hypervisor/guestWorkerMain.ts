@@ -2,7 +2,6 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { HbftError } from '../errors.ts';
 import { STOP_IDLE } from '../guest/cpu.ts';
 import { Machine } from '../guest/machine.ts';
-import { NIC_FLOW_LIMITS } from '../guest/devices/nic.ts';
 import { CheckpointCapturer } from '../checkpoint/capture.ts';
 import { StagingRing } from '../checkpoint/staging.ts';
 import { createMapper } from '../tracking/mapper.ts';
@@ -35,12 +34,8 @@ const data = workerData as GuestWorkerData;
 const control = new Int32Array(data.control);
 const port = data.port;
 const machine = new Machine({ memoryBuffer: data.memory, args: data.args });
-// Clients reach this guest through the primary, which reports what they take (outputTaken).
-machine.nic.flowLimits = NIC_FLOW_LIMITS;
-const slotsByTag = new Map<string, number>();
-const tagsBySlot = new Map<number, string>();
 let doorbellSeen = Atomics.load(control, CTRL_DOORBELL);
-/** The epoch the guest is running in: its output is tagged with it. */
+/** The epoch the guest is running in: the frames it transmits are tagged with it. */
 let epoch = data.replication?.firstEpoch ?? 0;
 let capturer: CheckpointCapturer | null = null;
 
@@ -59,18 +54,6 @@ machine.uart.onOutput = (() => {
   const decoder = new TextDecoder();
   return (byte: number) => post({ type: 'console', text: decoder.decode(Uint8Array.of(byte), { stream: true }) });
 })();
-machine.nic.host = {
-  onTransmit(slot, bytes) {
-    post({ type: 'output', slot, tag: tagsBySlot.get(slot) ?? '', bytes, epoch }, [bytes.buffer as ArrayBuffer]);
-  },
-  onGuestClose(slot) {
-    const tag = tagsBySlot.get(slot) ?? '';
-    tagsBySlot.delete(slot);
-    slotsByTag.delete(tag);
-    post({ type: 'guestClose', slot, tag, epoch });
-  },
-};
-
 machine.net.host = {
   onFrame(frame) {
     post({ type: 'frame', bytes: frame, epoch }, [frame.buffer as ArrayBuffer]);
@@ -82,41 +65,10 @@ function handle(message: ToWorker): void {
     case 'frame':
       machine.net.receive(message.bytes);
       return;
-    case 'open': {
-      const slot = machine.nic.openConnection(message.tag);
-      if (slot < 0) {
-        post({ type: 'refused', tag: message.tag, reason: 'every NIC connection slot is in use' });
-        return;
-      }
-      slotsByTag.set(message.tag, slot);
-      tagsBySlot.set(slot, message.tag);
-      post({ type: 'opened', tag: message.tag, slot });
-      return;
-    }
-    case 'deliver': {
-      const slot = slotsByTag.get(message.tag);
-      if (slot === undefined || machine.nic.deliver(slot, message.bytes) !== 'over-limit') return;
-      // The main thread keeps each connection within the NIC's input bounds; if it did not, the
-      // connection ends here, with a reason, instead of a checkpoint too large to send.
-      machine.nic.hangUp(slot);
-      post({ type: 'refused', tag: message.tag, reason: 'input beyond the NIC queue limit' });
-      return;
-    }
-    case 'outputTaken': {
-      const slot = slotsByTag.get(message.tag);
-      if (slot !== undefined) machine.nic.outputTaken(slot, message.offset);
-      return;
-    }
-    case 'hangUp': {
-      const slot = slotsByTag.get(message.tag);
-      if (slot !== undefined) machine.nic.hangUp(slot);
-      return;
-    }
     case 'activate': {
       try {
         machine.setState(message.state);
         machine.cpu.holdCompiles(RESUMED_INTERPRET_INSTRUCTIONS);
-        rebuildTagMaps();
         epoch = message.firstEpoch;
         armTracking();
         post({ type: 'reply', id: message.id, ok: true, result: null });
@@ -154,16 +106,6 @@ function waitForDoorbell(timeoutMs: number): void {
   Atomics.wait(control, CTRL_DOORBELL, doorbellSeen, timeoutMs);
 }
 
-function rebuildTagMaps(): void {
-  slotsByTag.clear();
-  tagsBySlot.clear();
-  for (const slot of machine.nic.activeSlots()) {
-    const tag = machine.nic.tag(slot);
-    slotsByTag.set(tag, slot);
-    tagsBySlot.set(slot, tag);
-  }
-}
-
 /**
  * A guest resumed from a checkpoint (a takeover) runs this many instructions on the interpreter
  * before the block engine compiles anything (Cpu.holdCompiles): its clients are waiting, and
@@ -199,7 +141,6 @@ function boot(): void {
   if (data.state !== undefined) {
     machine.setState(data.state);
     machine.cpu.holdCompiles(RESUMED_INTERPRET_INSTRUCTIONS);
-    rebuildTagMaps();
   } else if (data.image !== undefined) {
     if (data.mac !== undefined) machine.net.setMac(data.mac);
     machine.loadElf(data.image, data.imageName);
@@ -228,9 +169,8 @@ function captureIfRequested(): void {
   if (requested === NO_CAPTURE) return;
   if (capturer !== null && requested === (epoch | 0)) {
     const checkpoint = capturer.capture(epoch);
-    const connections = machine.nic.activeSlots().map((slot) => ({ slot, tag: machine.nic.tag(slot), ...machine.nic.offsets(slot) }));
     epoch++;
-    post({ type: 'captured', checkpoint, connections }, [checkpoint.pages.buffer as ArrayBuffer]);
+    post({ type: 'captured', checkpoint }, [checkpoint.pages.buffer as ArrayBuffer]);
   }
   Atomics.compareExchange(control, CTRL_CAPTURE_EPOCH, requested, NO_CAPTURE);
 }

@@ -3,15 +3,8 @@ import type { MachineExit } from '../guest/machine.ts';
 import type { CapturedCheckpoint } from '../checkpoint/capture.ts';
 import type { MapperOptions } from '../tracking/mapper.ts';
 import type { TrackerOptions } from '../tracking/baseTracker.ts';
-import type { NicStreamOffsets } from '../guest/devices/nic.ts';
 
-/** Connections are named by a tag chosen by the main thread; the worker maps tags to NIC slots. */
 export type ToWorker =
-  | { type: 'open'; tag: string }
-  | { type: 'deliver'; tag: string; bytes: Uint8Array }
-  | { type: 'hangUp'; tag: string }
-  /** The connection's client has taken its output up to stream offset `offset` (NIC flow control). */
-  | { type: 'outputTaken'; tag: string; offset: number }
   /** An Ethernet frame from the network for the packet NIC. */
   | { type: 'frame'; bytes: Uint8Array }
   | { type: 'command'; id: number; name: string; args: unknown }
@@ -19,25 +12,13 @@ export type ToWorker =
   | { type: 'activate'; id: number; state: Uint8Array; firstEpoch: number };
 
 export type FromWorker =
-  | { type: 'opened'; tag: string; slot: number }
-  | { type: 'refused'; tag: string; reason: string }
-  /** Bytes the guest transmitted during epoch `epoch` (held until that epoch is committed). */
-  | { type: 'output'; tag: string; slot: number; bytes: Uint8Array; epoch: number }
-  | { type: 'captured'; checkpoint: CapturedCheckpoint; connections: ConnectionOffsets[] }
+  | { type: 'captured'; checkpoint: CapturedCheckpoint }
   /** A frame the guest transmitted on the packet NIC during `epoch` (held until it is committed). */
   | { type: 'frame'; bytes: Uint8Array; epoch: number }
-  /** The guest closed the connection during `epoch` (committed like output). */
-  | { type: 'guestClose'; tag: string; slot: number; epoch: number }
   | { type: 'console'; text: string }
   | { type: 'halted'; exit: MachineExit }
   | { type: 'reply'; id: number; ok: true; result: unknown }
   | { type: 'reply'; id: number; ok: false; error: string; code: string };
-
-/** A connection's stream positions in a captured state. */
-export interface ConnectionOffsets extends NicStreamOffsets {
-  tag: string;
-  slot: number;
-}
 
 export interface GuestWorkerReplication {
   tracking: string;

@@ -1,8 +1,8 @@
 /**
- * A checkpoint (or full sync) on the bulk channel is BEGIN, PAGES × partCount, (for checkpoints)
- * OUTPUT × outputPartCount, END. Each frame is verified by its own CRC; the checkpoint as a whole
- * is verified by chaining those CRCs: the END frame's `checksum` is the CRC-32 of the BEGIN, PAGES
- * and OUTPUT frames' checksums (u32 LE each), in order. That covers every byte of the checkpoint (header, meta and payload of every frame) and
+ * A checkpoint (or full sync) on the bulk channel is BEGIN, PAGES × partCount, END. Each frame is
+ * verified by its own CRC; the checkpoint as a whole is verified by chaining those CRCs: the END
+ * frame's `checksum` is the CRC-32 of the BEGIN and PAGES frames' checksums (u32 LE each), in
+ * order. That covers every byte of the checkpoint (header, meta and payload of every frame) and
  * its order, without a second pass over the page data. On a sealed connection (seal.ts) frames
  * carry checksum 0 and the chain proves nothing more: each frame's AEAD tag, under a nonce that is
  * its position in the stream, already covers its bytes and its order.
@@ -53,7 +53,6 @@ type CheckpointFrame = Frame<
   | typeof FrameKind.CHECKPOINT_BEGIN
   | typeof FrameKind.CHECKPOINT_PAGES
   | typeof FrameKind.CHECKPOINT_END
-  | typeof FrameKind.CHECKPOINT_OUTPUT
   | typeof FrameKind.FULL_SYNC_BEGIN
   | typeof FrameKind.FULL_SYNC_PAGES
   | typeof FrameKind.FULL_SYNC_END
@@ -67,14 +66,12 @@ interface InProgress {
   partCount: number;
   pagesSeen: number;
   partsSeen: number;
-  outputPartCount: number;
-  outputPartsSeen: number;
 }
 
 const inProgressStep: CheckpointStreamStep = { status: 'in-progress' };
 
 export function isCheckpointStreamKind(kind: FrameKind): boolean {
-  return (kind >= FrameKind.FULL_SYNC_BEGIN && kind <= FrameKind.CHECKPOINT_END) || kind === FrameKind.CHECKPOINT_OUTPUT;
+  return kind >= FrameKind.FULL_SYNC_BEGIN && kind <= FrameKind.CHECKPOINT_END;
 }
 
 /** The receiver's check of one bulk connection's checkpoint frames. Holds counts, never pages. */
@@ -102,20 +99,6 @@ export class CheckpointStreamChecker {
   private step(frame: CheckpointFrame): CheckpointStreamStep {
     const name = frameKindName(frame.kind);
     const subject: AckSubject = frame.kind <= FrameKind.FULL_SYNC_END ? 'full-sync' : 'checkpoint';
-    if (frame.kind === FrameKind.CHECKPOINT_OUTPUT) {
-      const current = this.current;
-      const mismatch = this.mismatch(frame, subject, name);
-      if (mismatch !== null) return mismatch;
-      assert(current !== null, 'mismatch() refuses a frame without a BEGIN');
-      if (current.partsSeen !== current.partCount) return invalid(`${name} before all ${current.partCount} PAGES parts`);
-      if (frame.meta.part !== current.outputPartsSeen)
-        return invalid(`${name} is part ${frame.meta.part}, expected part ${current.outputPartsSeen}`);
-      if (current.outputPartsSeen + 1 > current.outputPartCount)
-        return invalid(`${name} part ${frame.meta.part} is beyond the announced ${current.outputPartCount} parts`);
-      current.outputPartsSeen++;
-      this.checksum.add(frame.checksum);
-      return inProgressStep;
-    }
     switch (frame.kind) {
       case FrameKind.FULL_SYNC_BEGIN:
       case FrameKind.CHECKPOINT_BEGIN: {
@@ -130,8 +113,6 @@ export class CheckpointStreamChecker {
           partCount: frame.meta.partCount,
           pagesSeen: 0,
           partsSeen: 0,
-          outputPartCount: frame.kind === FrameKind.CHECKPOINT_BEGIN ? frame.meta.outputPartCount : 0,
-          outputPartsSeen: 0,
         };
         this.checksum.reset();
         this.checksum.add(frame.checksum);
@@ -170,12 +151,6 @@ export class CheckpointStreamChecker {
         }
         if (current.pagesSeen !== pageCount || current.partsSeen !== partCount) {
           return invalid(`${name} after ${current.pagesSeen} pages in ${current.partsSeen} parts, expected ${pageCount} in ${partCount}`);
-        }
-        const outputPartCount = frame.kind === FrameKind.CHECKPOINT_END ? frame.meta.outputPartCount : 0;
-        if (outputPartCount !== current.outputPartCount || current.outputPartsSeen !== outputPartCount) {
-          return invalid(
-            `${name} after ${current.outputPartsSeen} OUTPUT parts, BEGIN announced ${current.outputPartCount} and END ${outputPartCount}`,
-          );
         }
         if (checksum !== this.checksum.value) {
           return invalid(

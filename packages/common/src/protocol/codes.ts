@@ -91,8 +91,6 @@ export const ProtocolErrorCode = {
   SYNC_ORDER: 'E_SYNC_ORDER',
   /** Page records that fail their check (checkpoint/pageCodec.ts). */
   PAGE_RECORDS: 'E_PAGE_RECORDS',
-  /** Session records that fail their check (checkpoint/sessionOutput.ts). */
-  SESSION_RECORDS: 'E_SESSION_RECORDS',
   /** A machine state that does not restore (Machine.setState refused it). */
   STATE: 'E_STATE',
 } as const;

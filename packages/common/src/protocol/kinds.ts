@@ -30,11 +30,8 @@ export const FrameKind = {
   ERROR: 16,
   /** Either way: an orderly close. */
   GOODBYE: 17,
-  /**
-   * Primary → backup, after a checkpoint's PAGES: the epoch's session output and client
-   * acknowledgements (checkpoint/sessionOutput.ts), so a backup that takes over can resume sessions.
-   */
-  CHECKPOINT_OUTPUT: 18,
+  // 18 was CHECKPOINT_OUTPUT (the byte-stream sessions' output, carried for resuming clients);
+  // the guest's own TCP stack in replicated memory made it unnecessary (issue 11): retired.
 } as const;
 
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -83,7 +80,6 @@ export const bulkKinds: ReadonlySet<FrameKind> = new Set([
   FrameKind.CHECKPOINT_BEGIN,
   FrameKind.CHECKPOINT_PAGES,
   FrameKind.CHECKPOINT_END,
-  FrameKind.CHECKPOINT_OUTPUT,
   FrameKind.ERROR,
   FrameKind.GOODBYE,
 ]);

@@ -9,8 +9,11 @@ import { machineStateBytesMax } from '../limits.ts';
 import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES } from '../guest/addressMap.ts';
 import { PAGE_RECORD_BYTES_MAX, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
 
-/** Bumped on any incompatible change to the frame layout or to a kind's meta schema. */
-export const protocolVersion = 1;
+/**
+ * Bumped on any incompatible change to the frame layout or to a kind's meta schema. 2: checkpoints
+ * carry no session output (CHECKPOINT_OUTPUT and `outputPartCount` are gone).
+ */
+export const protocolVersion = 2;
 
 /** The fixed frame header (see frame.ts for the layout). */
 export const frameHeaderBytes = 36;

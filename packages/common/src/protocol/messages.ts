@@ -12,7 +12,6 @@
  */
 import { MEMORY_BYTES_MAX, MEMORY_BYTES_MIN, PAGE_BYTES } from '../guest/addressMap.ts';
 import { PAGE_RECORD_BYTES_MAX, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
-import { SESSION_RECORD_HEADER_BYTES } from '../checkpoint/sessionOutput.ts';
 import { FrameKind, type Channel } from './kinds.ts';
 import {
   authNonceBytes,
@@ -84,19 +83,11 @@ export interface HeartbeatMeta {
 
 /**
  * CHECKPOINT_BEGIN: the payload is the machine's CPU and device state (Machine.getState);
- * `pageCount` page records follow in `partCount` PAGES frames, then `outputPartCount`
- * CHECKPOINT_OUTPUT frames, then END.
+ * `pageCount` page records follow in `partCount` PAGES frames, then END.
  */
 export interface CheckpointBeginMeta {
   pageCount: number;
   partCount: number;
-  outputPartCount: number;
-}
-
-/** CHECKPOINT_OUTPUT: the payload is `recordCount` session records (checkpoint/sessionOutput.ts). */
-export interface CheckpointOutputMeta {
-  part: number;
-  recordCount: number;
 }
 
 /** FULL_SYNC_BEGIN: as CHECKPOINT_BEGIN; pages not sent are zero on the backup. */
@@ -117,13 +108,8 @@ export interface PagesMeta {
 export interface EndMeta {
   pageCount: number;
   partCount: number;
-  /** `checkpointChecksum` over the BEGIN, PAGES and OUTPUT frames, in order (checkpointStream.ts). */
+  /** `checkpointChecksum` over the BEGIN and PAGES frames, in order (checkpointStream.ts). */
   checksum: number;
-}
-
-/** CHECKPOINT_END also repeats how many OUTPUT parts there were. */
-export interface CheckpointEndMeta extends EndMeta {
-  outputPartCount: number;
 }
 
 export interface AckMeta {
@@ -152,8 +138,7 @@ export interface MetaByKind {
   [FrameKind.FULL_SYNC_END]: EndMeta;
   [FrameKind.CHECKPOINT_BEGIN]: CheckpointBeginMeta;
   [FrameKind.CHECKPOINT_PAGES]: PagesMeta;
-  [FrameKind.CHECKPOINT_END]: CheckpointEndMeta;
-  [FrameKind.CHECKPOINT_OUTPUT]: CheckpointOutputMeta;
+  [FrameKind.CHECKPOINT_END]: EndMeta;
   [FrameKind.ACK]: AckMeta;
   [FrameKind.ERROR]: ErrorMeta;
   [FrameKind.GOODBYE]: GoodbyeMeta;
@@ -169,7 +154,6 @@ export function payloadBytesMaxFor(kind: FrameKind, limits: ProtocolLimits): num
       return limits.machineStateBytesMax;
     case FrameKind.FULL_SYNC_PAGES:
     case FrameKind.CHECKPOINT_PAGES:
-    case FrameKind.CHECKPOINT_OUTPUT:
       return limits.framePayloadBytesMax;
     default:
       return 0;
@@ -293,15 +277,6 @@ const pagesSchema: Schema = {
   refine: pagesFitPayload,
 };
 const endSchema: Schema = { fields: { ...beginFields, checksum: u32 }, refine: countsAgree };
-const outputParts = uint((limits) => Math.ceil(limits.checkpointPagesMax / 4) + 1);
-/** An OUTPUT payload holds `recordCount` records, each at least a header. */
-const recordsFitPayload: Refine = (meta, payloadBytes) => {
-  const recordCount = meta.recordCount as number;
-  if (payloadBytes < recordCount * (SESSION_RECORD_HEADER_BYTES + 1)) {
-    return `${recordCount} session records cannot fit in ${payloadBytes} payload bytes`;
-  }
-  return null;
-};
 
 const schemas: Readonly<Record<FrameKind, Schema>> = {
   [FrameKind.HELLO]: { fields: { authMode, nonce: bytes([authNonceBytes]) } },
@@ -328,16 +303,9 @@ const schemas: Readonly<Record<FrameKind, Schema>> = {
   [FrameKind.FULL_SYNC_BEGIN]: { fields: { memoryBytes, ...beginFields }, refine: countsAgree },
   [FrameKind.FULL_SYNC_PAGES]: pagesSchema,
   [FrameKind.FULL_SYNC_END]: endSchema,
-  [FrameKind.CHECKPOINT_BEGIN]: { fields: { ...beginFields, outputPartCount: outputParts }, refine: countsAgree },
+  [FrameKind.CHECKPOINT_BEGIN]: { fields: beginFields, refine: countsAgree },
   [FrameKind.CHECKPOINT_PAGES]: pagesSchema,
-  [FrameKind.CHECKPOINT_END]: { fields: { ...endSchema.fields, outputPartCount: outputParts }, refine: countsAgree },
-  [FrameKind.CHECKPOINT_OUTPUT]: {
-    fields: {
-      part: uint((limits) => Math.ceil(limits.checkpointPagesMax / 4)),
-      recordCount: uint((limits) => limits.framePayloadBytesMax, 1),
-    },
-    refine: recordsFitPayload,
-  },
+  [FrameKind.CHECKPOINT_END]: endSchema,
   [FrameKind.ACK]: { fields: { subject: ackSubject } },
   [FrameKind.ERROR]: { fields: { code: errorCode, message } },
   [FrameKind.GOODBYE]: { fields: { reason: message } },

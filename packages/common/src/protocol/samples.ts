@@ -4,8 +4,6 @@
  */
 import { PAGE_BYTES } from '../guest/addressMap.ts';
 import { ENCODING_RAW, ENCODING_ZERO, PAGE_RECORD_HEADER_BYTES } from '../checkpoint/pageCodec.ts';
-import { encodeSessionRecords, SESSION_RECORD_CLIENT_ACK, SESSION_RECORD_OUTPUT } from '../checkpoint/sessionOutput.ts';
-import { assert } from '../errors.ts';
 import { FrameKind } from './kinds.ts';
 import { authNonceBytes, authProofBytes, guestImageHashBytes, protocolVersion, sessionIdBytes } from './limits.ts';
 import type { MetaOf } from './messages.ts';
@@ -34,14 +32,6 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
   const none = Buffer.alloc(0);
   const state = bytes(300, 0x5a);
   const epoch = 2 ** 40 + 7; // beyond 32 bits, to exercise the u64 field
-  const [outputPart] = encodeSessionRecords(
-    [
-      { type: SESSION_RECORD_OUTPUT, tag: 's:0011', offset: 10, data: Buffer.from('+OK\r\n') },
-      { type: SESSION_RECORD_CLIENT_ACK, tag: 's:0011', offset: 5, data: Buffer.alloc(0) },
-    ],
-    1 << 20,
-  );
-  assert(outputPart !== undefined, 'two small records make one output part');
   return [
     { kind: FrameKind.HELLO, meta: { authMode: 'hmac', nonce: bytes(authNonceBytes, 1) }, generation: 0, epoch: 0, payload: none },
     {
@@ -81,7 +71,7 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
     { kind: FrameKind.FULL_SYNC_END, meta: { pageCount: 2, partCount: 1, checksum: 0xdeadbeef }, generation: 3, epoch, payload: none },
     {
       kind: FrameKind.CHECKPOINT_BEGIN,
-      meta: { pageCount: 4, partCount: 2, outputPartCount: 1 },
+      meta: { pageCount: 4, partCount: 2 },
       generation: 3,
       epoch: epoch + 1,
       payload: state,
@@ -95,7 +85,7 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
     },
     {
       kind: FrameKind.CHECKPOINT_END,
-      meta: { pageCount: 4, partCount: 2, checksum: 1, outputPartCount: 1 },
+      meta: { pageCount: 4, partCount: 2, checksum: 1 },
       generation: 3,
       epoch: epoch + 1,
       payload: none,
@@ -103,12 +93,5 @@ export function sampleMessages(memoryBytes: number): SampleMessage[] {
     { kind: FrameKind.ACK, meta: { subject: 'checkpoint' }, generation: 3, epoch: epoch + 1, payload: none },
     { kind: FrameKind.ERROR, meta: { code: 'E_FRAME_CHECKSUM', message: 'frame 12 checksum' }, generation: 3, epoch: 0, payload: none },
     { kind: FrameKind.GOODBYE, meta: { reason: 'shutting down — ünïcode' }, generation: 3, epoch: 0, payload: none },
-    {
-      kind: FrameKind.CHECKPOINT_OUTPUT,
-      meta: { part: 0, recordCount: 2 },
-      generation: 3,
-      epoch: epoch + 1,
-      payload: Buffer.from(outputPart.payload),
-    },
   ];
 }

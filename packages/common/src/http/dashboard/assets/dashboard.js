@@ -94,7 +94,13 @@ const CHARTS = [
     yMinTop: 1024,
     series: [{ key: 'heldOutputBytes', label: 'held', color: '#ea580c' }],
   },
-  { id: 'clients', title: 'Clients', format: formatCount, yMinTop: 4, series: [{ key: 'clients', label: 'clients', color: '#0891b2' }] },
+  {
+    id: 'frames',
+    title: 'Frames held for commit',
+    format: formatCount,
+    yMinTop: 4,
+    series: [{ key: 'heldFrames', label: 'frames', color: '#0891b2' }],
+  },
 ];
 
 /** One node as the page knows it: its socket, its samples (on this page's clock) and its events. */
@@ -256,8 +262,7 @@ class NodeView {
     const facts = [
       ['epoch', latest.epoch === null ? '–' : String(latest.epoch)],
       ['its peer', heard],
-      ['clients', String(latest.clients)],
-      ['held output', formatBytes(latest.heldOutputBytes)],
+      ['held output', `${formatBytes(latest.heldOutputBytes)} in ${formatCount(latest.heldFrames)} frames`],
       [
         'last sample',
         this.state === 'up' ? formatClock(latest.t) : `${formatClock(latest.t)} (${Math.round((now - latest.t) / 1000)} s ago)`,

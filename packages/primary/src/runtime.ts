@@ -28,7 +28,7 @@ import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 import type { GuestTap } from '@hbft/common/net/guestTap.ts';
 import { formatMac } from '@hbft/common/net/tapRunner.ts';
 import { guestFrameHeldBytesMax, guestFrameHeldFramesMax } from '@hbft/common/limits.ts';
-import { FrameLedger, type FrameLedgerCounters } from './frameLedger.ts';
+import { FrameLedger, type FrameLedgerCounters, type FrameLedgerLimits } from './frameLedger.ts';
 
 export type PrimaryBoot =
   | { kind: 'image'; image: Uint8Array; imageName: string; args: string }
@@ -73,6 +73,8 @@ export interface PrimaryRuntimeOptions {
    * committed like any output and then dropped.
    */
   guestTap?: GuestTap;
+  /** Bounds of the frames output commit may hold (default: guestFrameHeldBytesMax and …FramesMax). */
+  frameLedgerLimits?: FrameLedgerLimits;
 }
 
 interface Capture {
@@ -144,7 +146,10 @@ export class PrimaryRuntime {
       firstEpoch,
       nowMs: performance.now(),
     });
-    this.frames = new FrameLedger({ heldBytesMax: guestFrameHeldBytesMax, heldFramesMax: guestFrameHeldFramesMax }, firstEpoch - 1);
+    this.frames = new FrameLedger(
+      options.frameLedgerLimits ?? { heldBytesMax: guestFrameHeldBytesMax, heldFramesMax: guestFrameHeldFramesMax },
+      firstEpoch - 1,
+    );
     this.feed = options.feed ?? new LiveFeed(() => this.liveStatus());
     this.feed.setStatusSource(() => this.liveStatus());
     this.link = options.backup

@@ -13,9 +13,11 @@ import {
   withGuestFlags,
   type DaemonArgs,
   type GuestArgs,
+  RETIRED_SERVE,
+  warnRetiredServe,
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
-import { EXIT_DEPOSED, RETIRED_SERVE, warnRetiredServe } from './primary.ts';
+import { EXIT_DEPOSED } from './primary.ts';
 import { formatMac } from '@hbft/common/net/tapRunner.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { readImage } from '@hbft/common/guest/run.ts';

@@ -229,3 +229,14 @@ export { memoryBytesFrom };
 export function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
+
+/**
+ * `--serve` was the daemons' client port (the byte-stream NIC, removed in issue 11): clients now
+ * reach the guest at its own address (--tap, --guest-ip). Still parsed, hidden, so that a script
+ * that passes it is told so instead of failing to start.
+ */
+export const RETIRED_SERVE = 'retired: clients reach the guest at its own address (--tap, --guest-ip)';
+
+export function warnRetiredServe(serve: string | undefined): void {
+  if (serve !== undefined) process.stderr.write(`hbft: --serve ${serve} is ignored (${RETIRED_SERVE})\n`);
+}

@@ -17,6 +17,8 @@ import {
   withGuestFlags,
   type DaemonArgs,
   type GuestArgs,
+  RETIRED_SERVE,
+  warnRetiredServe,
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { GuestTap, guestArgsWithAddress } from '@hbft/common/net/guestTap.ts';
@@ -24,17 +26,6 @@ import { formatMac } from '@hbft/common/net/tapRunner.ts';
 
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;
-
-/**
- * `--serve` was the daemons' client port (the byte-stream NIC, removed in issue 11): clients now
- * reach the guest at its own address (--tap, --guest-ip). Still parsed, hidden, so that a script
- * that passes it is told so instead of failing to start.
- */
-export const RETIRED_SERVE = 'retired: clients reach the guest at its own address (--tap, --guest-ip)';
-
-export function warnRetiredServe(serve: string | undefined): void {
-  if (serve !== undefined) process.stderr.write(`hbft: --serve ${serve} is ignored (${RETIRED_SERVE})\n`);
-}
 
 type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve?: string; guest: string; args: string };
 

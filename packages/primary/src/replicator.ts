@@ -79,7 +79,9 @@ export interface PrimaryStatus {
  *
  * The order the driver must follow (style.md): capture → resume → send → release on ack. Output
  * of epoch e is released only after the backup acknowledges checkpoint e (output commit); acks
- * are cumulative because the backup applies checkpoints in order. At most
+ * are cumulative because the backup applies checkpoints in order. The replicator holds no output
+ * itself: it says which epoch is committed (`commit`), and the driver's frame ledger releases the
+ * frames the guest sent through that epoch (frameLedger.ts). At most
  * `checkpointsInFlightMax` checkpoints may wait for an ack: at an epoch boundary beyond that the
  * guest is stalled, and the next ack ends the epoch and resumes it.
  *

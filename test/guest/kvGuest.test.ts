@@ -72,6 +72,18 @@ test('the same arguments give the same run; another seed or key space another ch
   assert.match(text, new RegExp(`^checksum=${CHECKSUM}$`, 'm'));
 });
 
+test('rounds=0 keeps the load running until the machine is stopped', () => {
+  const machine = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=4 rounds=0' });
+  let text = '';
+  machine.uart.onOutput = (byte) => (text += String.fromCharCode(byte));
+  machine.loadElf(readFileSync(resolveGuestImage('kv')));
+  // Past what rounds=3 needs to finish (about 7.5 M instructions), and still going.
+  while (machine.cpu.instret < 30_000_000 && !machine.halted) machine.run(1_000_000);
+  assert.equal(machine.halted, false, text);
+  assert.match(text, /kv: mb=4 rounds=0 keys=12500 seed=1: .*self-test passed/);
+  assert.doesNotMatch(text, /checksum=/);
+});
+
 test('arguments kv cannot use are refused with a message, not a trap', () => {
   const cases: [string, number, RegExp][] = [
     ['exit_after=100', 2, /kv: exit_after is an argument of the old NIC server, which is gone/],

@@ -279,7 +279,10 @@ int main(void) {
   uint32_t report_every = rounds == 0 ? 1000 : rounds >= 4 ? rounds / 4 : 1;
   for (uint32_t round = 1; rounds == 0 || round <= rounds; round++) {
     for (uint32_t r = 0; r < REQUESTS_PER_ROUND; r++) drive_one(&driver);
-    if (round % report_every == 0 || round == rounds) {
+    if (rounds == 0 && round % report_every == 0) {
+      hbft_printf("kv: round %u (no end: rounds=0) requests=%llu keys stored=%u\n", round,
+                  (unsigned long long)driver.requests, server.store.count);
+    } else if (round % report_every == 0 || round == rounds) {
       hbft_printf("kv: round %u/%u requests=%llu keys stored=%u\n", round, rounds, (unsigned long long)driver.requests,
                   server.store.count);
     }

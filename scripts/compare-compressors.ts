@@ -7,7 +7,7 @@ import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { BENCH_WORKLOAD_ARGS } from '@hbft/common/bench/guestLoad.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import { DeltaCache, PageEncoder, PageRecordWriter } from '@hbft/common/checkpoint/pageCodec.ts';
-for (const workload of ['cfp', 'cint', 'jbb', 'web'] as const) {
+for (const workload of ['cfp', 'cint', 'jbb', 'web', 'kv'] as const) {
   const m = new Machine({ memoryBytes: 128 * 1024 * 1024, args: BENCH_WORKLOAD_ARGS[workload] });
   m.loadElf(readFileSync(resolveGuestImage(workload)));
   while (m.cpu.instret < 80_000_000) m.run(1_000_000);

@@ -15,6 +15,7 @@ const CHECKSUMS: Record<string, string> = {
   cint: '7522afdae3cbc977',
   jbb: 'e24291d3b9db08ab',
   web: '35a7bee1e346c122',
+  kv: 'a24b888f8f8cf808',
 };
 
 function boot(name: string): { machine: Machine; console: () => string } {

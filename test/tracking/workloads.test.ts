@@ -9,7 +9,6 @@ import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage, type GuestName } from '@hbft/common/guest/images.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
 import type { TrackingStrategyName } from '@hbft/common/tracking/tracker.ts';
-import { encodeCommand } from '@hbft/common/session/resp.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const PAGE = 4096;
@@ -20,47 +19,29 @@ const ARGS: Record<GuestName, string> = {
   cint: 'mb=2 rounds=1000',
   jbb: 'mb=2 rounds=100000',
   web: 'mb=4 rounds=100000',
-  kv: '',
+  kv: 'mb=4 rounds=100000',
 };
 const STRATEGIES: TrackingStrategyName[] = ['origin', 'rfr', 'wfp', 'pml'];
 
-/** Boots a workload, runs it past start-up, and for kv opens connections fed with requests. */
-function boot(name: GuestName): { machine: Machine; feed: () => void } {
+/** Boots a workload and runs it past start-up. */
+function boot(name: GuestName): Machine {
   const machine = new Machine({ memoryBytes: MEMORY_BYTES, args: ARGS[name] });
   machine.loadElf(readFileSync(resolveGuestImage(name)));
-  machine.run(name === 'kv' ? 2_000_000 : 3_000_000);
-  if (name !== 'kv') return { machine, feed: () => {} };
-  const slots = [0, 1, 2].map((i) => machine.nic.openConnection(`t${i}`));
-  let n = 0;
-  return {
-    machine,
-    feed: () => {
-      for (const slot of slots) {
-        n++;
-        machine.nic.deliver(
-          slot,
-          Buffer.concat([encodeCommand(['SET', `key:${(n * 7919) % 5000}`, 'v'.repeat(40)]), encodeCommand(['INCR', `c:${n % 50}`])]),
-        );
-      }
-    },
-  };
+  machine.run(3_000_000);
+  return machine;
 }
 
-function runEpoch(machine: Machine, feed: () => void): void {
+function runEpoch(machine: Machine): void {
   let executed = 0;
-  while (executed < EPOCH_INSTRUCTIONS && !machine.halted) {
-    feed();
-    const result = machine.run(Math.min(20_000, EPOCH_INSTRUCTIONS - executed));
-    executed += result.executed;
-    if (result.stop === 2) executed += 20_000; // idle kv: count the wait as time passing
-  }
+  while (executed < EPOCH_INSTRUCTIONS && !machine.halted)
+    executed += machine.run(Math.min(20_000, EPOCH_INSTRUCTIONS - executed)).executed;
 }
 
 for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
   test(`${name}: each strategy reports exactly the pages written, on the same run as every other`, () => {
     const dirtyByStrategy = new Map<string, number[][]>();
     for (const strategy of STRATEGIES) {
-      const { machine, feed } = boot(name);
+      const machine = boot(name);
       const written = new Set<number>();
       machine.addStoreObserver((offset, size) => {
         for (let page = Math.floor(offset / PAGE); page <= Math.floor((offset + size - 1) / PAGE); page++) written.add(page);
@@ -70,7 +51,7 @@ for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
       const epochs: number[][] = [];
       for (let epoch = 0; epoch < EPOCHS; epoch++) {
         written.clear();
-        runEpoch(machine, feed);
+        runEpoch(machine);
         const result = tracker.endEpoch();
         tracker.beginEpoch();
         const dirty = [...result.dirtyPages];
@@ -95,13 +76,13 @@ for (const name of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
 
   test(`${name}: with the fast paths active every changed page is in the dirty list`, () => {
     for (const strategy of STRATEGIES) {
-      const { machine, feed } = boot(name);
+      const machine = boot(name);
       const tracker = trackMemory(machine.memory, createTracker(strategy));
       const ram = machine.memory.u8;
       const words = machine.memory.i32;
       for (let epoch = 0; epoch < 3; epoch++) {
         const before = new Int32Array(words);
-        runEpoch(machine, feed);
+        runEpoch(machine);
         const result = tracker.endEpoch();
         tracker.beginEpoch();
         const dirty = new Set(result.dirtyPages);

@@ -1,10 +1,11 @@
 /*
  * The guest runtime: what every hbft guest program links with besides the device ABI (hbft.h).
  *
- * The runtime is split so that only machine.c and nic.c touch devices or CSRs; console.c, args.c,
- * arena.c and the inline helpers below are plain C, which lets a host harness compile the guests'
- * logic with an ordinary compiler (see guests/test/). Nothing here keeps hidden state: the allocator
- * and the NIC are structs the caller owns and passes in.
+ * The runtime is split so that only machine.c touches devices or CSRs (and, in network guests, the
+ * packet NIC's driver net/hbft_netif.c); console.c, args.c, arena.c and the inline helpers below are
+ * plain C, which lets a host harness compile the guests' logic with an ordinary compiler (see
+ * guests/test/). Nothing here keeps hidden state: the allocator and the generator are structs the
+ * caller owns and passes in.
  */
 #ifndef HBFT_RT_H
 #define HBFT_RT_H
@@ -47,11 +48,9 @@ HBFT_NORETURN void hbft_exit(uint32_t code);
 /* Guest-visible time in timebase ticks (under hbft one tick per retired instruction). */
 uint64_t hbft_mtime(void);
 
-/* Sets mie.MEIE and executes wfi: returns when an external interrupt (the NIC's receive ring) is
-   pending, or spuriously; callers re-check their condition in a loop. */
-void hbft_wait_for_interrupt(void);
-/* The same, and also returns once mtime reaches deadline (the timer interrupt, mie.MTIE). The timer
-   stays armed until the next call moves it; UINT64_MAX disarms it. */
+/* Sets mie.MEIE and mie.MTIE and executes wfi: returns when an external interrupt (the packet NIC)
+   is pending, once mtime reaches deadline, or spuriously; callers re-check their condition in a
+   loop. The timer stays armed until the next call moves it; UINT64_MAX disarms it. */
 void hbft_wait_for_interrupt_until(uint64_t deadline);
 
 /* The lowest and highest addresses a heap may use: [_end, stack top - stack_reserve_bytes). */
@@ -187,55 +186,5 @@ int memcmp(const void *a, const void *b, size_t len);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t len);
-
-/* ---- nic.c: the virtual NIC ---- */
-
-/*
- * The guest's side of the NIC's two rings (hbft.h describes the record format). The receive side
- * is consumed with hbft_nic_rx_peek / hbft_nic_rx_consume; the transmit side is filled with
- * hbft_nic_tx_data / hbft_nic_tx_close and handed to the device by hbft_nic_tx_flush (the
- * TX_HEAD doorbell). Transmit records are batched until a flush or until the ring is full.
- */
-struct hbft_nic {
-  uint8_t *rx_ring;
-  uint32_t rx_ring_bytes;
-  uint32_t rx_tail; /* free-running; where the next record starts */
-  uint8_t *tx_ring;
-  uint32_t tx_ring_bytes;
-  uint32_t tx_head;    /* free-running; where the next record will be written */
-  uint32_t tx_flushed; /* tx_head at the last doorbell: the device has consumed everything before it */
-  uint32_t conn_max;
-  uint32_t record_payload_bytes_max; /* largest DATA payload either way */
-  uint32_t rx_errors;                /* malformed receive records skipped */
-};
-
-/* A receive record as the guest sees it: type is OPEN, DATA or CLOSE (PAD never escapes). */
-struct hbft_nic_rx {
-  uint32_t type;
-  uint32_t conn;
-  uint32_t length;
-  const uint8_t *payload;
-};
-
-/* 1 when the machine has a NIC (the device reports connection slots); 0 under QEMU. */
-int hbft_nic_present(void);
-/* Places both rings in the arena (ring_bytes each: a power of two within the device's limits),
-   programs the device and enables it. Returns 0, or -1 when the NIC is absent or memory is short. */
-int hbft_nic_init(struct hbft_nic *nic, struct hbft_arena *arena, uint32_t ring_bytes);
-/* The next OPEN/DATA/CLOSE record, skipping PAD records; 0 when the ring is empty. The payload
-   stays valid until hbft_nic_rx_consume. */
-int hbft_nic_rx_peek(struct hbft_nic *nic, struct hbft_nic_rx *record);
-/* Releases the record returned by the last successful peek back to the device. */
-void hbft_nic_rx_consume(struct hbft_nic *nic, const struct hbft_nic_rx *record);
-/* 1 when the device has produced records the guest has not consumed yet. */
-int hbft_nic_rx_pending(const struct hbft_nic *nic);
-/* Sleeps in wfi until the receive ring holds something. Flush pending output first. */
-void hbft_nic_wait_rx(struct hbft_nic *nic);
-/* Queues bytes for conn, split into records of at most record_payload_bytes_max. */
-void hbft_nic_tx_data(struct hbft_nic *nic, uint32_t conn, const void *bytes, uint32_t len);
-/* Queues a CLOSE for conn; the slot may be reused by the device once it has been flushed. */
-void hbft_nic_tx_close(struct hbft_nic *nic, uint32_t conn);
-/* Rings the doorbell: the device consumes every queued record before the write returns. */
-void hbft_nic_tx_flush(struct hbft_nic *nic);
 
 #endif

@@ -987,7 +987,8 @@ void kv_server_init(struct kv_server *server, struct hbft_arena *arena, uint32_t
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Self-test: a fixed conversation, run when there is no NIC (QEMU) and by the host harness
+ * Self-test: a fixed conversation, run by kv before its load, by kvnet without a packet NIC (QEMU),
+ * and by the host harness
  * --------------------------------------------------------------------------------------------- */
 
 struct exchange {

@@ -1,6 +1,6 @@
 /*
- * The kv server's engine, shared by the guests that serve it: `kv` (connections from the byte-stream
- * NIC) and `kvnet` (TCP connections through lwIP). It is plain C: the store (hash table and item
+ * The kv server's engine, shared by `kvnet` (TCP connections through lwIP) and `kv` (a load it
+ * generates itself, on connections of its own). It is plain C: the store (hash table and item
  * allocator), the RESP parser, the commands and the connection layer that turns each connection's
  * byte stream into requests and replies. Where replies go is the caller's `struct kv_transport`;
  * without one they are captured (the self-test, and the host harness in guests/test/).
@@ -22,7 +22,7 @@
 #define INPUT_BYTES_MAX HBFT_KIB(64)     /* largest request a connection may send */
 #define INPUT_BYTES_MIN HBFT_KIB(4)      /* per-connection buffer when memory is tight */
 #define ARGS_MAX 8192u                   /* arguments in one request */
-#define CONNS_MAX 4096u                  /* connection slots served, whatever the NIC offers */
+#define CONNS_MAX 4096u                  /* connection slots served, whatever the caller asks */
 #define REPLY_STAGING_BYTES HBFT_KIB(16) /* replies are gathered into records of up to this */
 #define INTEGER_TEXT_BYTES_MAX 20u       /* "-9223372036854775808" */
 #define SIZE_CLASSES_MAX 64u

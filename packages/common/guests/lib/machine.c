@@ -1,5 +1,6 @@
 /*
- * Everything in the runtime that touches a device register or a CSR, apart from the NIC (nic.c).
+ * Everything in the runtime that touches a device register or a CSR (network guests add the packet
+ * NIC's driver, net/hbft_netif.c).
  * Keeping it in one file lets a host harness replace exactly this file to run guest logic natively.
  */
 #include "hbft_rt.h"
@@ -61,14 +62,9 @@ uint64_t hbft_mtime(void) {
   }
 }
 
-void hbft_wait_for_interrupt(void) {
+void hbft_wait_for_interrupt_until(uint64_t deadline) {
   /* mstatus.MIE stays clear, so the interrupt is never taken: wfi only waits for it to be pending
      (privileged spec, section 3.3.3), and the caller polls the device afterwards. */
-  __asm__ volatile("csrs mie, %0" : : "r"(HBFT_MIE_MEIE));
-  __asm__ volatile("wfi" ::: "memory");
-}
-
-void hbft_wait_for_interrupt_until(uint64_t deadline) {
   /* mtimecmp is written high word first with an impossible value in between, so that no moment
      holds a deadline earlier than both the old and the new one (privileged spec, section 3.2.1). */
   HBFT_REG(HBFT_CLINT_MTIMECMP_HI) = 0xffffffffu;

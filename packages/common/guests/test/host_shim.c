@@ -22,8 +22,6 @@ void hbft_exit(uint32_t code) {
 
 uint64_t hbft_mtime(void) { return 0; }
 
-void hbft_wait_for_interrupt(void) {}
-
 void hbft_machine_info(struct hbft_machine_info *info) {
   info->ram_base = HBFT_RAM_BASE;
   info->ram_bytes = (uint32_t)(HOST_RAM_BYTES - 1);

@@ -3,27 +3,13 @@
  * before (and independently of) the real emulator in packages/common/src/guest/. It is a test tool,
  * not a reference: where hbft.h leaves a choice open, rvsim makes one and says so below.
  *
- * It gives what QEMU cannot: SYSINFO (RAM size, arguments), the NIC (fed from a script, with the
- * transmitted bytes written out as a transcript), exact instruction counts, and per-epoch
+ * It gives what QEMU cannot: SYSINFO (RAM size, arguments), exact instruction counts, and per-epoch
  * dirty-page statistics in the terms of the seed paper (dirty pages per epoch, ave_stride: the
  * mean length of runs of consecutive dirty pages within each 512-page L1 table).
  *
- * Usage: rvsim [-m RAM_MIB] [-a ARGS] [-n NIC_SCRIPT] [-r RECORD_MAX] [-c CONN_MAX]
- *              [-e EPOCH_INSTRUCTIONS] [-l INSTRUCTION_LIMIT] IMAGE.elf
+ * Usage: rvsim [-m RAM_MIB] [-a ARGS] [-e EPOCH_INSTRUCTIONS] [-l INSTRUCTION_LIMIT] IMAGE.elf
  *
- * NIC script: one event per line; "#" starts a comment.
- *   open CONN            a client connects on slot CONN
- *   send CONN TEXT       the client sends TEXT (C escapes: \r \n \t \\ \" \xHH; the rest of the line)
- *   sendn CONN N TEXT    the client sends TEXT N times over
- *   close CONN           the client hangs up
- *   wait                 deliver what follows only once the guest waits (wfi) with nothing pending
- * Events are delivered when the guest executes wfi, as far as the receive ring has room. When the
- * guest waits and the script is exhausted, the run ends. Choices rvsim makes: DATA payloads are
- * split at RECORD_MAX; a PAD record's length is the rest of the ring minus its header; a guest
- * CLOSE is not answered with a CLOSE from the device.
- *
- * Output: the guest's console on stdout; on stderr, the transcript of what the guest sent
- * ("conn N: TEXT" per run of DATA, "conn N: [closed]") and the statistics. The exit code is the
+ * Output: the guest's console on stdout; the statistics on stderr. The exit code is the
  * guest's (finisher) exit code, 124 for the instruction limit, 125 for a simulator error.
  */
 #include <stdint.h>
@@ -49,20 +35,12 @@ struct machine {
   const char *args;
   int exited;
   uint32_t exit_code;
-  /* NIC */
-  uint32_t rx_base, rx_size, rx_head, rx_tail, tx_base, tx_size, tx_head, tx_tail, ctrl, status;
-  uint32_t conn_max, record_max;
-  char **script;
-  uint32_t script_len, script_next;
-  uint32_t pending_offset; /* bytes of the current send event already delivered */
-  int transcript_conn;     /* the connection whose DATA run is open in the transcript, or -1 */
   /* dirty tracking */
   uint8_t *dirty;          /* one byte per page: written this epoch */
   uint64_t epoch_instructions, epoch_end;
   uint64_t epochs, dirty_pages_total, strides_total, stride_pages_total;
   uint32_t dirty_pages_max;
   uint64_t wfi_count;
-  uint64_t rx_records, rx_pads, tx_records, tx_pads;
 };
 
 static void fail(const char *message) {
@@ -97,158 +75,6 @@ static void end_epoch(struct machine *m) {
   memset(m->dirty, 0, pages);
 }
 
-/* ---- the NIC's device side ---- */
-
-static uint32_t record_bytes(uint32_t payload) { return 8 + ((payload + 7) & ~7u); }
-
-static uint8_t *ram_at(struct machine *m, uint32_t address, uint32_t len) {
-  if (address < HBFT_RAM_BASE || (uint64_t)address - HBFT_RAM_BASE + len > m->ram_bytes) fail("NIC ring outside RAM");
-  return m->ram + (address - HBFT_RAM_BASE);
-}
-
-static void mark_dirty_range(struct machine *m, uint32_t address, uint32_t len) {
-  for (uint32_t a = address & ~(PAGE_BYTES - 1); a < address + len; a += PAGE_BYTES) m->dirty[(a - HBFT_RAM_BASE) / PAGE_BYTES] = 1;
-}
-
-/* Writes one receive record; returns 0 when the ring has no room for it. */
-static int rx_produce(struct machine *m, uint32_t type, uint32_t conn, const uint8_t *payload, uint32_t len) {
-  uint32_t size = m->rx_size, need = record_bytes(len);
-  uint32_t position = m->rx_head & (size - 1), rest = size - position;
-  uint32_t total = rest < need ? rest + need : need;
-  if (size - (m->rx_head - m->rx_tail) < total) return 0;
-  if (rest < need) {
-    uint8_t *pad = ram_at(m, m->rx_base + position, 8);
-    uint32_t header[2] = {HBFT_NIC_PAD, rest - 8};
-    memcpy(pad, header, 8);
-    mark_dirty_range(m, m->rx_base + position, 8);
-    m->rx_head += rest;
-    m->rx_pads++;
-    position = 0;
-  }
-  uint8_t *slot = ram_at(m, m->rx_base + position, need);
-  uint32_t header[2] = {type | (conn << 16), len};
-  memcpy(slot, header, 8);
-  if (len > 0) memcpy(slot + 8, payload, len);
-  mark_dirty_range(m, m->rx_base + position, need);
-  m->rx_head += need;
-  m->rx_records++;
-  return 1;
-}
-
-static uint32_t unescape(const char *text, uint8_t *out) {
-  uint32_t len = 0;
-  for (const char *p = text; *p != 0 && *p != '\n'; p++) {
-    if (*p != '\\' || p[1] == 0) {
-      out[len++] = (uint8_t)*p;
-      continue;
-    }
-    p++;
-    switch (*p) {
-      case 'r': out[len++] = '\r'; break;
-      case 'n': out[len++] = '\n'; break;
-      case 't': out[len++] = '\t'; break;
-      case 'x': {
-        unsigned value = 0;
-        sscanf(p + 1, "%2x", &value);
-        out[len++] = (uint8_t)value;
-        p += 2;
-        break;
-      }
-      default: out[len++] = (uint8_t)*p; break;
-    }
-  }
-  return len;
-}
-
-/* Delivers script events until the ring is full, a "wait" is reached (returns 1 past it only when
-   asked), or the script ends. */
-static void nic_deliver(struct machine *m, int pass_wait) {
-  if (!(m->ctrl & HBFT_NIC_CTRL_ENABLE) || m->rx_size == 0) return;
-  static uint8_t payload[1 << 20];
-  while (m->script_next < m->script_len) {
-    const char *line = m->script[m->script_next];
-    unsigned conn = 0;
-    if (strncmp(line, "wait", 4) == 0) {
-      if (!pass_wait) return;
-      pass_wait = 0;
-      m->script_next++;
-    } else if (sscanf(line, "open %u", &conn) == 1) {
-      if (!rx_produce(m, HBFT_NIC_OPEN, conn, NULL, 0)) return;
-      m->script_next++;
-    } else if (sscanf(line, "close %u", &conn) == 1) {
-      if (!rx_produce(m, HBFT_NIC_CLOSE, conn, NULL, 0)) return;
-      m->script_next++;
-    } else if (sscanf(line, "send %u", &conn) == 1 || sscanf(line, "sendn %u", &conn) == 1) {
-      /* "sendn CONN COUNT TEXT" sends TEXT COUNT times, for large requests in a short script. */
-      unsigned count = 1;
-      const char *text = strchr(line, ' ');
-      text = text ? strchr(text + 1, ' ') : NULL;
-      if (strncmp(line, "sendn", 5) == 0 && text) {
-        count = (unsigned)strtoul(text + 1, NULL, 10);
-        text = strchr(text + 1, ' ');
-      }
-      uint32_t len = text ? unescape(text + 1, payload) : 0;
-      for (uint32_t copy = 1; copy < count && (copy + 1) * len <= sizeof payload; copy++) memcpy(payload + copy * len, payload, len);
-      len *= count;
-      while (m->pending_offset < len) {
-        uint32_t chunk = len - m->pending_offset < m->record_max ? len - m->pending_offset : m->record_max;
-        if (!rx_produce(m, HBFT_NIC_DATA, conn, payload + m->pending_offset, chunk)) return;
-        m->pending_offset += chunk;
-      }
-      m->pending_offset = 0;
-      m->script_next++;
-    } else {
-      fprintf(stderr, "rvsim: NIC script line not understood: %s", line);
-      exit(125);
-    }
-  }
-}
-
-static void transcript_bytes(struct machine *m, uint32_t conn, const uint8_t *bytes, uint32_t len) {
-  if (m->transcript_conn != (int)conn) {
-    if (m->transcript_conn >= 0) fputc('\n', stderr);
-    fprintf(stderr, "conn %u: ", conn);
-    m->transcript_conn = (int)conn;
-  }
-  for (uint32_t i = 0; i < len; i++) {
-    uint8_t c = bytes[i];
-    if (c == '\r') fputs("\\r", stderr);
-    else if (c == '\n') fputs("\\n", stderr);
-    else if (c == '\\') fputs("\\\\", stderr);
-    else if (c < 32 || c >= 127) fprintf(stderr, "\\x%02x", c);
-    else fputc(c, stderr);
-  }
-}
-
-/* The doorbell: consume every transmit record up to TX_HEAD. */
-static void nic_transmit(struct machine *m) {
-  uint32_t size = m->tx_size;
-  while (m->tx_tail != m->tx_head) {
-    uint32_t position = m->tx_tail & (size - 1);
-    uint32_t header[2];
-    memcpy(header, ram_at(m, m->tx_base + position, 8), 8);
-    uint32_t type = header[0] & 0xffff, conn = header[0] >> 16, len = header[1];
-    if (type == HBFT_NIC_PAD) {
-      m->tx_tail += size - position;
-      m->tx_pads++;
-      continue;
-    }
-    if (position + record_bytes(len) > size || record_bytes(len) > m->tx_head - m->tx_tail || type > HBFT_NIC_CLOSE) {
-      m->status |= HBFT_NIC_STATUS_TX_ERROR;
-      m->tx_tail = m->tx_head;
-      break;
-    }
-    if (type == HBFT_NIC_DATA) transcript_bytes(m, conn, ram_at(m, m->tx_base + position + 8, len), len);
-    if (type == HBFT_NIC_CLOSE) {
-      if (m->transcript_conn >= 0) fputc('\n', stderr);
-      fprintf(stderr, "conn %u: [closed]\n", conn);
-      m->transcript_conn = -1;
-    }
-    m->tx_tail += record_bytes(len);
-    m->tx_records++;
-  }
-}
-
 /* ---- memory and devices ---- */
 
 static uint64_t mtime(const struct machine *m) { return m->instret + m->mtime_skipped; }
@@ -270,24 +96,6 @@ static int mmio_load(struct machine *m, uint32_t address, uint32_t *value) {
       }
       *value = word;
     } else *value = 0;
-    return 1;
-  }
-  if (address >= HBFT_NIC_BASE && address < HBFT_NIC_BASE + 0x1000) {
-    switch (address - HBFT_NIC_BASE) {
-      case 0x00: *value = m->rx_base; break;
-      case 0x04: *value = m->rx_size; break;
-      case 0x08: *value = m->rx_head; break;
-      case 0x0c: *value = m->rx_tail; break;
-      case 0x10: *value = m->tx_base; break;
-      case 0x14: *value = m->tx_size; break;
-      case 0x18: *value = m->tx_head; break;
-      case 0x1c: *value = m->tx_tail; break;
-      case 0x20: *value = m->ctrl; break;
-      case 0x24: *value = (m->rx_head != m->rx_tail ? 1u : 0u) | m->status; break;
-      case 0x28: *value = m->conn_max; break;
-      case 0x2c: *value = m->record_max; break;
-      default: *value = 0;
-    }
     return 1;
   }
   if (address >= HBFT_CLINT_BASE && address < HBFT_CLINT_BASE + 0x10000) {
@@ -314,19 +122,6 @@ static int mmio_store(struct machine *m, uint32_t address, uint32_t value) {
   }
   if (address == HBFT_UART_THR) {
     fputc((int)(value & 0xff), stdout);
-    return 1;
-  }
-  if (address >= HBFT_NIC_BASE && address < HBFT_NIC_BASE + 0x1000) {
-    switch (address - HBFT_NIC_BASE) {
-      case 0x00: m->rx_base = value; break;
-      case 0x04: m->rx_size = value; break;
-      case 0x0c: m->rx_tail = value; nic_deliver(m, 0); break;
-      case 0x10: m->tx_base = value; break;
-      case 0x14: m->tx_size = value; break;
-      case 0x18: m->tx_head = value; nic_transmit(m); break;
-      case 0x20: m->ctrl = value; break;
-      default: break;
-    }
     return 1;
   }
   if (address >= HBFT_CLINT_BASE && address < HBFT_CLINT_BASE + 0x10000) {
@@ -374,7 +169,7 @@ static int store(struct machine *m, uint32_t address, uint32_t size, uint32_t va
 
 static int csr_access(struct machine *m, uint32_t csr, uint32_t *value, int write, uint32_t new_value) {
   uint32_t *reg = NULL, read_value = 0;
-  uint32_t mip = (m->rx_head != m->rx_tail ? (1u << 11) : 0) | (mtime(m) >= m->mtimecmp ? (1u << 7) : 0);
+  uint32_t mip = mtime(m) >= m->mtimecmp ? (1u << 7) : 0; /* no external interrupt source */
   switch (csr) {
     case 0x300: reg = &m->mstatus; break;
     case 0x304: reg = &m->mie; break;
@@ -407,9 +202,6 @@ static void trap(struct machine *m, uint32_t cause, uint32_t tval) {
 /* wfi: returns 0 when the machine should stop (nothing will ever wake it). */
 static int wait_for_interrupt(struct machine *m) {
   m->wfi_count++;
-  if (m->rx_head != m->rx_tail && (m->mie & (1u << 11))) return 1;
-  nic_deliver(m, 1);
-  if (m->rx_head != m->rx_tail) return 1;
   if (m->mie & (1u << 7) && m->mtimecmp > mtime(m) && m->mtimecmp != UINT64_MAX) {
     m->mtime_skipped += m->mtimecmp - mtime(m);
     return 1;
@@ -601,25 +393,18 @@ static uint32_t load_elf(struct machine *m, const char *path) {
 int main(int argc, char **argv) {
   struct machine *m = calloc(1, sizeof *m);
   uint32_t ram_mib = 256;
-  const char *nic_script = NULL;
   uint64_t limit = UINT64_MAX;
   m->args = "";
   m->epoch_instructions = 3000000; /* 20 ms at 150 MIPS */
-  m->record_max = 1500;
-  m->conn_max = 64;
-  m->transcript_conn = -1;
   int i = 1;
   for (; i < argc - 1; i += 2) {
     if (strcmp(argv[i], "-m") == 0) ram_mib = (uint32_t)atoi(argv[i + 1]);
     else if (strcmp(argv[i], "-a") == 0) m->args = argv[i + 1];
-    else if (strcmp(argv[i], "-n") == 0) nic_script = argv[i + 1];
-    else if (strcmp(argv[i], "-r") == 0) m->record_max = (uint32_t)atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "-c") == 0) m->conn_max = (uint32_t)atoi(argv[i + 1]);
     else if (strcmp(argv[i], "-e") == 0) m->epoch_instructions = strtoull(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "-l") == 0) limit = strtoull(argv[i + 1], NULL, 10);
     else break;
   }
-  if (i != argc - 1) fail("usage: rvsim [-m MiB] [-a ARGS] [-n SCRIPT] [-r RECORD_MAX] [-c CONN_MAX] [-e N] [-l N] IMAGE");
+  if (i != argc - 1) fail("usage: rvsim [-m MiB] [-a ARGS] [-e N] [-l N] IMAGE");
   m->ram_bytes = ram_mib << 20;
   m->ram = mmap(NULL, m->ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   m->dirty = calloc(m->ram_bytes / PAGE_BYTES, 1);
@@ -628,32 +413,11 @@ int main(int argc, char **argv) {
   m->pc = load_elf(m, argv[argc - 1]);
   memset(m->dirty, 0, m->ram_bytes / PAGE_BYTES); /* loading the image is not the guest's writing */
   m->epoch_end = m->epoch_instructions;
-  if (nic_script) {
-    FILE *file = fopen(nic_script, "r");
-    if (!file) fail("cannot open the NIC script");
-    char line[1 << 16];
-    m->script = calloc(1 << 16, sizeof(char *));
-    while (fgets(line, sizeof line, file)) {
-      char *p = line;
-      while (*p == ' ' || *p == '\t') p++;
-      if (*p == '#' || *p == '\n' || *p == 0) continue;
-      m->script[m->script_len++] = strdup(p);
-    }
-    fclose(file);
-  } else {
-    m->conn_max = 0; /* no NIC, as under QEMU */
-  }
   run(m, limit);
   end_epoch(m);
   fflush(stdout);
-  if (m->transcript_conn >= 0) fputc('\n', stderr);
   fprintf(stderr, "rvsim: %llu instructions, %llu wfi, exit code %u\n", (unsigned long long)m->instret,
           (unsigned long long)m->wfi_count, m->exit_code);
-  if (nic_script) {
-    fprintf(stderr, "rvsim: NIC delivered %llu records (and %llu PAD), the guest sent %llu (and %llu PAD)%s\n",
-            (unsigned long long)m->rx_records, (unsigned long long)m->rx_pads, (unsigned long long)m->tx_records,
-            (unsigned long long)m->tx_pads, m->status & HBFT_NIC_STATUS_TX_ERROR ? "; a bad record was dropped" : "");
-  }
   if (m->epochs > 0) {
     fprintf(stderr,
             "rvsim: %llu epochs of %llu instructions with writes: %.1f dirty pages per epoch (max %u), "

@@ -3,7 +3,7 @@ import { assert } from '../errors.ts';
 import type { GuestName } from '../guest/images.ts';
 import type { MapperName } from '../tracking/mapper.ts';
 import type { TrackingStrategyName } from '../tracking/tracker.ts';
-import { createBenchGuest } from './guestLoad.ts';
+import { createBenchMachine } from './guestLoad.ts';
 import { measureOnFreshThread, runGuest, type EpochTotals, type Measurement, type MeasureJob } from './trackingMeasure.ts';
 import { median } from '../stats.ts';
 
@@ -66,8 +66,6 @@ export interface TrackingRow {
   exitCostNs: number;
   epochMs: number;
   mips: number;
-  /** kv only: requests per second. */
-  requestsPerSecond: number | null;
   /** Throughput relative to `none` in the same round (median over rounds). */
   normalized: number;
   /** Lowest and highest of the per-round ratios (how much the rounds disagreed). */
@@ -130,22 +128,16 @@ class PreparedWorkload {
   ) {}
 
   warmUp(instructions: number): void {
-    const guest = createBenchGuest(this.name, this.memoryBytes);
-    const machine = guest.machine;
-    runGuest(guest, instructions);
+    const machine = createBenchMachine(this.name, this.memoryBytes);
+    runGuest(machine, instructions);
     if (machine.halted) throw new Error(`${this.name} ended during warm-up: ${JSON.stringify(machine.exit)}`);
-    // kv: let the server answer everything outstanding, so the snapshot holds no half-done work.
-    if (this.name === 'kv') for (let i = 0; i < 10_000; i++) if (machine.run(20_000).stop !== 0) break;
     this.ram = new SharedArrayBuffer(machine.memory.ramBytes);
     new Uint8Array(this.ram).set(machine.memory.u8);
     this.state = machine.getState();
     // The speed of the snapshot's continuation, to turn a measuring time into an instruction count.
     const start = performance.now();
     const startInstret = machine.cpu.instret;
-    while (performance.now() - start < CALIBRATION_MS && !machine.halted) {
-      guest.pump();
-      machine.run(20_000);
-    }
+    while (performance.now() - start < CALIBRATION_MS && !machine.halted) machine.run(20_000);
     this.instructionsPerMs = (machine.cpu.instret - startInstret) / (performance.now() - start);
   }
 
@@ -185,9 +177,9 @@ function range(values: number[]): [number, number] {
   return [Math.min(...values), Math.max(...values)];
 }
 
-/** Throughput of a measurement: requests/s for kv (what its clients see), else instructions/s. */
-function throughput(workload: GuestName, m: Measurement): number {
-  return workload === 'kv' ? m.requests / m.wallMs : m.instructions / m.wallMs;
+/** Throughput of a measurement: instructions per ms (kv too: its load runs inside the guest). */
+function throughput(m: Measurement): number {
+  return m.instructions / m.wallMs;
 }
 
 function ratio(numerator: number, denominator: number): number | null {
@@ -222,10 +214,10 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
         }
         const nativeRun = results.get('none') ?? [...results.values()][0];
         assert(nativeRun !== undefined, 'each round measures at least one strategy');
-        const native = throughput(workload, nativeRun);
+        const native = throughput(nativeRun);
         for (const [strategy, m] of results) {
           perStrategy.set(strategy, [...(perStrategy.get(strategy) ?? []), m]);
-          normalized.set(strategy, [...(normalized.get(strategy) ?? []), throughput(workload, m) / native]);
+          normalized.set(strategy, [...(normalized.get(strategy) ?? []), throughput(m) / native]);
         }
       }
       for (const strategy of options.strategies) {
@@ -240,7 +232,6 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
           exitCostNs,
           epochMs: options.epochMs,
           mips: runs.reduce((s, m) => s + m.instructions, 0) / wallMs / 1000,
-          requestsPerSecond: workload === 'kv' ? (runs.reduce((s, m) => s + m.requests, 0) / wallMs) * 1000 : null,
           normalized: median(recorded(normalized, strategy)),
           normalizedRange: range(recorded(normalized, strategy)),
           epochs,
@@ -280,11 +271,11 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
     const costNs = Math.max(...options.exitCostsNs);
     for (let round = 0; round < options.rounds; round++) {
       options.progress(`${workload}: mapping round ${round + 1}/${options.rounds}`);
-      const native = throughput(workload, await prepared.measure('none', 0, options.epochMs, options.measureMs));
+      const native = throughput(await prepared.measure('none', 0, options.epochMs, options.measureMs));
       for (const config of rotate(mappingConfigs, round)) {
         const m = await prepared.measure(config.strategy, costNs, options.epochMs, options.measureMs, { mapper: config.mapper, ...copy });
         const key = `${config.strategy}/${config.mapper}`;
-        mappingRuns.set(key, [...(mappingRuns.get(key) ?? []), { m, normalized: throughput(workload, m) / native }]);
+        mappingRuns.set(key, [...(mappingRuns.get(key) ?? []), { m, normalized: throughput(m) / native }]);
       }
     }
     for (const config of mappingConfigs) {
@@ -323,13 +314,13 @@ export async function runTrackingBench(options: TrackingBenchOptions): Promise<T
       const sweepMs = Math.max(options.measureMs, 4 * Math.max(...options.sweepEpochsMs));
       const values = new Map<string, number[]>();
       for (let round = 0; round < options.rounds; round++) {
-        const native = throughput(workload, await prepared.measure('none', 0, options.epochMs, sweepMs));
+        const native = throughput(await prepared.measure('none', 0, options.epochMs, sweepMs));
         for (const epochMs of options.sweepEpochsMs) {
           for (const strategy of rotate(sweepStrategies, round)) {
             options.progress(`${workload}: sweep ${strategy} at ${epochMs} ms, round ${round + 1}/${options.rounds}`);
             const m = await prepared.measure(strategy, costNs, epochMs, sweepMs);
             const key = `${strategy}/${epochMs}`;
-            values.set(key, [...(values.get(key) ?? []), throughput(workload, m) / native]);
+            values.set(key, [...(values.get(key) ?? []), throughput(m) / native]);
           }
         }
       }

@@ -7,7 +7,8 @@ import { createMapper, type MapperName } from '../tracking/mapper.ts';
 import { createTracker, trackMemory } from '../tracking/strategies.ts';
 import type { DirtyTracker, EpochTrackingStats, TrackingStrategyName } from '../tracking/tracker.ts';
 import { startTsWorker } from '../tsWorker.ts';
-import { createBenchGuest, type BenchGuest } from './guestLoad.ts';
+import type { Machine } from '../guest/machine.ts';
+import { createBenchMachine } from './guestLoad.ts';
 
 /**
  * One measurement of the tracking benchmark, run on a fresh worker thread. A fresh thread is a
@@ -56,7 +57,6 @@ export interface EpochTotals {
 
 export interface Measurement {
   instructions: number;
-  requests: number;
   wallMs: number;
   epochs: number;
   totals: EpochTotals;
@@ -96,17 +96,13 @@ function addTracking(totals: EpochTotals, stats: EpochTrackingStats): void {
 const SLICE_INSTRUCTIONS = 20_000;
 
 /** Runs a benchmark guest in slices until `instructions` have retired (or it halts). */
-export function runGuest(guest: BenchGuest, instructions: number): void {
-  const machine = guest.machine;
-  while (machine.cpu.instret < instructions && !machine.halted) {
-    guest.pump();
-    machine.run(SLICE_INSTRUCTIONS);
-  }
+export function runGuest(machine: Machine, instructions: number): void {
+  while (machine.cpu.instret < instructions && !machine.halted) machine.run(SLICE_INSTRUCTIONS);
 }
 
 /** Runs epochs until the instruction count or the deadline is reached; returns how many. */
 function runEpochs(
-  guest: BenchGuest,
+  machine: Machine,
   tracker: DirtyTracker,
   capturer: CheckpointCapturer | null,
   staging: StagingRing | null,
@@ -116,13 +112,11 @@ function runEpochs(
   deadline: number,
   totals: EpochTotals,
 ): number {
-  const machine = guest.machine;
   let epochs = 0;
   let now = performance.now();
   while (now < deadline && machine.cpu.instret < untilInstret && !machine.halted) {
     const epochEnd = Math.min(deadline, now + epochMs);
     while (now < epochEnd && machine.cpu.instret < untilInstret && !machine.halted) {
-      guest.pump();
       machine.run(SLICE_INSTRUCTIONS);
       now = performance.now();
     }
@@ -151,11 +145,9 @@ function runEpochs(
 
 /** The measurement itself (on the worker thread). */
 export function measure(job: MeasureJob): Measurement {
-  const guest = createBenchGuest(job.workload, job.memoryBytes);
-  const machine = guest.machine;
+  const machine = createBenchMachine(job.workload, job.memoryBytes);
   machine.memory.u8.set(new Uint8Array(job.ram));
   machine.setState(job.state);
-  guest.reset();
   const tracker = trackMemory(machine.memory, createTracker(job.strategy, { exitCostNs: job.exitCostNs }));
   const tracked = job.strategy !== 'none';
   const staging = job.copy && tracked ? new StagingRing(machine.memory.pageCount) : null;
@@ -163,7 +155,7 @@ export function measure(job: MeasureJob): Measurement {
     job.copy && staging ? new CheckpointCapturer(machine, tracker, createMapper(job.copy, machine.memory.table.l1Count), staging) : null;
   // Bounded in time as well, in case a workload goes idle before the count is reached.
   runEpochs(
-    guest,
+    machine,
     tracker,
     capturer,
     staging,
@@ -175,10 +167,9 @@ export function measure(job: MeasureJob): Measurement {
   );
   const totals = emptyTotals();
   const startInstret = machine.cpu.instret;
-  const startRequests = guest.completedRequests();
   const start = performance.now();
   const epochs = runEpochs(
-    guest,
+    machine,
     tracker,
     capturer,
     staging,
@@ -195,7 +186,7 @@ export function measure(job: MeasureJob): Measurement {
       `${job.workload}/${job.strategy}: ran only ${machine.cpu.instret - startInstret} of ${job.instructions} instructions in ${job.timeLimitMs} ms`,
     );
   }
-  return { instructions: machine.cpu.instret - startInstret, requests: guest.completedRequests() - startRequests, wallMs, epochs, totals };
+  return { instructions: machine.cpu.instret - startInstret, wallMs, epochs, totals };
 }
 
 type WorkerReply = { ok: true; measurement: Measurement } | { ok: false; message: string };

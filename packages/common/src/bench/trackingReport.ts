@@ -73,7 +73,7 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
   const out: string[] = [];
   for (const cost of report.options.exitCostsNs) {
     out.push(
-      `Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none: median of the rounds, lowest–highest in brackets; kv in requests/s):`,
+      `Tracking only, ${report.options.epochMs} ms epochs, exit cost ${cost} ns (throughput normalised to none: median of the rounds, lowest–highest in brackets):`,
       '',
     );
     const rows = report.tracking
@@ -82,7 +82,7 @@ export function formatTrackingReport(report: TrackingBenchReport): string {
         r.workload,
         r.strategy,
         ratioWithRange(r.normalized, r.normalizedRange),
-        r.workload === 'kv' ? `${num(r.requestsPerSecond ?? NaN, 0)} req/s` : `${num(r.mips, 0)} MIPS`,
+        `${num(r.mips, 0)} MIPS`,
         num(r.readFaultsPerEpoch),
         num(r.writeFaultsPerEpoch),
         num(r.dirtyPagesPerEpoch),

@@ -14,18 +14,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '@hbft/common/errors.ts';
 
 /** Limits: how long one step may take before the bench gives up with a message saying which. */
-export const READY_TIMEOUT_MS = 90_000;
+const READY_TIMEOUT_MS = 90_000;
 const LOG_BYTES_MAX = 64 * 1024;
 
 /** The bridge holds .1 of the namespace's /24; guests take the addresses below. */
 const PREFIX = 24;
-export const KV_PORT = 6379;
+const KV_PORT = 6379;
 const REPLICATION_PORT = 7000;
 /** Each node's --http inside the namespace (the benches read /metrics through `curl` run there). */
 export const PRIMARY_HTTP_PORT = 9181;
 export const BACKUP_HTTP_PORT = 9182;
 
-export const CLI = new URL('../../bin/hbft.js', import.meta.url).pathname;
+const CLI = new URL('../../bin/hbft.js', import.meta.url).pathname;
 
 /** A child process whose output is kept (bounded) for error messages. */
 export interface Child {
@@ -176,14 +176,14 @@ export class BenchNamespace {
     return result.code === 0 ? result.output : null;
   }
 
-  /** Puts a TAP device on the bridge once its daemon has created it. */
-  async bridgeTap(tap: string, owner: Child): Promise<void> {
-    const deadline = performance.now() + READY_TIMEOUT_MS;
-    while ((await run('ip', ['-n', this.name, 'link', 'show', tap], 10_000)).code !== 0) {
-      if (!running(owner) || performance.now() > deadline)
-        throw new Error(`TAP ${tap} never appeared; the daemon's output:\n${owner.log()}`);
-      await sleep(100);
-    }
+  /**
+   * A persistent TAP device, a port of the bridge, made before its daemon starts (as an operator
+   * makes it, and as the demo's topology does): a node that dies leaves its port on the bridge, like
+   * a host whose cable stays plugged in, rather than the port vanishing with the process.
+   */
+  async ensureTap(tap: string): Promise<void> {
+    if ((await run('ip', ['-n', this.name, 'link', 'show', tap], 10_000)).code !== 0)
+      await mustRun('ip', ['-n', this.name, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
     await mustRun('ip', ['-n', this.name, 'link', 'set', tap, 'master', 'br0', 'up']);
   }
 
@@ -201,18 +201,19 @@ export class BenchNamespace {
   }
 
   /**
-   * Starts kvnet on TAPs of the bridge, unprotected or as a protected pair, and waits until it
-   * answers PING at its address. TAP names carry the host byte, so that a guest and the next one
-   * (a fresh pair after a kill) never share a device name.
+   * Starts kvnet on persistent TAPs of the bridge, unprotected or as a protected pair, and waits
+   * until it answers PING at its address. TAP names carry the host byte, so that a guest and the
+   * next one (a fresh pair after a kill) never share a device; a later guest with the same host
+   * byte reuses its TAPs.
    */
   async startKvnet(options: KvnetGuestOptions): Promise<KvnetGuest> {
     const host = `${this.subnet}.${options.hostByte}`;
     const guestIp = `${host}/${PREFIX}`;
     if (!options.protected) {
       const tap = `hbu${options.hostByte}`;
+      await this.ensureTap(tap);
       const guest = this.startHbft(['run', 'kvnet', '--tap', tap, '--guest-ip', guestIp, '--memory', options.memory]);
       try {
-        await this.bridgeTap(tap, guest);
         await this.waitForPing(host, KV_PORT, [guest]);
       } catch (error) {
         await stopChild(guest);
@@ -223,6 +224,8 @@ export class BenchNamespace {
     const common = ['--guest', 'kvnet', '--guest-ip', guestIp, '--memory', options.memory, '--insecure', ...(options.daemonArgs ?? [])];
     const epoch = options.epochMs === undefined ? [] : ['--epoch-ms', String(options.epochMs)];
     const [backupTap, primaryTap] = [`hbb${options.hostByte}`, `hbp${options.hostByte}`];
+    await this.ensureTap(backupTap);
+    await this.ensureTap(primaryTap);
     const backup = this.startHbft([
       'backup',
       ...['--listen', `127.0.0.1:${REPLICATION_PORT}`, '--http', `127.0.0.1:${BACKUP_HTTP_PORT}`, '--tap', backupTap],
@@ -239,8 +242,6 @@ export class BenchNamespace {
     // take over while the bench ends.
     const children = [primary, backup];
     try {
-      await this.bridgeTap(backupTap, backup);
-      await this.bridgeTap(primaryTap, primary);
       await this.waitForPing(host, KV_PORT, children);
     } catch (error) {
       for (const child of children) await stopChild(child);

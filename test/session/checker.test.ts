@@ -1,9 +1,10 @@
 // Proves, on hand-made histories, that the checker accepts every correct outcome (including ones only
-// unknown operations explain) and names each violation — lost and duplicated increments, lost writes,
-// impossible reads, unknowns under exactly-once — and that it measures failover gaps from the history.
+// indeterminate operations explain) and names each violation — lost and duplicated increments, lost
+// writes, impossible reads — that it measures the stall clients saw across a marked instant (a kill),
+// and that a saved history reads back, while a history of the former session clients is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHistory, formatVerdict, measureFailovers, type CheckInput } from '@hbft/common/session/checker.ts';
+import { checkHistory, formatVerdict, type CheckInput } from '@hbft/common/session/checker.ts';
 import { formatHistory, HistoryRecorder, parseHistory, type Operation } from '@hbft/common/session/history.ts';
 import { ManualClock } from '@hbft/common/session/clock.ts';
 
@@ -46,11 +47,14 @@ test('lost and duplicated increments are violations', () => {
   assert.match(message, /counter c is 1 but 2 INCRs were acknowledged/);
 });
 
-test('exactly-once mode makes an unknown operation a violation', () => {
-  const operations = [incr(0, 1), incr(2, null, { result: 'unknown', error: 'E_SESSION_GAP: lost' })];
-  assert.deepEqual(rules({ operations, final: { c: '1' } }), []);
-  assert.deepEqual(rules({ operations, final: { c: '1' }, exactlyOnce: true }), ['unknown-operations']);
-  assert.match(checkHistory({ operations, final: { c: '1' }, exactlyOnce: true }).violations[0]!.message, /E_SESSION_GAP/);
+test('indeterminate operations are never violations by themselves, only bounds', () => {
+  // Three INCRs whose replies never came: anything from none to all three may have landed.
+  const unknown = [0, 10, 20].map((start) => incr(start, null, { result: 'unknown', error: 'E_PLAIN_CONNECTION: connection closed' }));
+  for (const final of [null, '1', '2', '3']) assert.deepEqual(rules({ operations: unknown, final: { c: final } }), [], String(final));
+  assert.deepEqual(rules({ operations: unknown, final: { c: '4' } }), ['counter-duplicated']);
+  const verdict = checkHistory({ operations: unknown, final: { c: '2' } });
+  assert.equal(verdict.stats.unknown, 3);
+  assert.equal(verdict.stats.ok, 0);
 });
 
 test('register histories: the final value must not lose an acknowledged write', () => {
@@ -98,26 +102,39 @@ test('keys missing from the final read or used both ways are reported', () => {
   ]);
 });
 
-test('failover gaps are measured between generations from the responses', () => {
+test('the stall across a marked kill is measured per client from the replies, indeterminate ones not counting', () => {
+  // Client 0 stalls across the kill at 100 ms and answers again at 400; client 1's request in flight
+  // at the kill times out (no reply), and it reconnects and answers at 700; client 2 never answers again.
   const operations = [
-    incr(0, 1, { generation: 1, end: 10 }),
-    incr(5, 2, { generation: 1, end: 100 }),
-    incr(90, null, { result: 'unknown', end: 900 }),
-    incr(95, 3, { generation: 2, end: 950 }),
-    incr(951, 4, { generation: 2, end: 960 }),
-    incr(961, 5, { generation: 4, end: 1500 }),
+    incr(0, 2, { client: 0, end: 90 }),
+    incr(90, 4, { client: 0, end: 400 }),
+    incr(0, 1, { client: 1, end: 80 }),
+    incr(80, null, { client: 1, result: 'unknown', end: 600 }),
+    incr(600, 5, { client: 1, end: 700 }),
+    incr(0, 3, { client: 2, end: 95 }),
+    incr(95, null, { client: 2, result: 'unknown', end: 800 }),
   ];
-  assert.deepEqual(
-    measureFailovers(operations).map(({ fromGeneration, toGeneration, gapMs }) => ({ fromGeneration, toGeneration, gapMs })),
-    [
-      { fromGeneration: 1, toGeneration: 2, gapMs: 850 },
-      { fromGeneration: 2, toGeneration: 4, gapMs: 540 },
-    ],
-  );
-  const verdict = checkHistory({ operations, final: { c: '5' }, seed: 42 });
-  assert.equal(verdict.failovers.length, 2);
-  assert.equal(verdict.stats.ok, 5);
-  assert.equal(verdict.stats.unknown, 1);
+  const verdict = checkHistory({
+    operations,
+    final: { c: '6' },
+    marks: [{ type: 'mark', at: 100, label: 'kill' }],
+    reconnects: [{ type: 'reconnect', client: 1, at: 600, reason: 'the response timeout (500 ms) passed' }],
+  });
+  assert.deepEqual(verdict.violations, []);
+  assert.equal(verdict.reconnects, 1);
+  const [mark] = verdict.stalls.marks;
+  assert.deepEqual(mark, {
+    at: 100,
+    label: 'kill',
+    clients: 2,
+    clientsWithoutReply: 1,
+    afterMarkMsP50: 300,
+    afterMarkMsMax: 600,
+    gapMsP50: 310,
+    gapMsMax: 620,
+  });
+  // Each client's longest time without a reply: 310, 620, and 705 from its last reply to its give-up.
+  assert.equal(verdict.stalls.gapMsMax, 705);
 });
 
 test('violations are capped per rule but all counted, and the text names them', () => {
@@ -138,17 +155,51 @@ test('a recorded history survives formatting and parsing', () => {
   const recorder = new HistoryRecorder(clock);
   const first = recorder.invoke(0, 'set', 'r', '0.0');
   clock.advance(2.5);
-  recorder.complete(first, 'ok', { generation: 1 });
+  recorder.complete(first, 'ok');
   const second = recorder.invoke(1, 'incr', 'c');
   clock.advance(1);
-  recorder.complete(second, 'unknown', { error: 'E_SESSION_GAP' });
-  recorder.failover(1, { from: 'a:1', to: 'b:2', fromGeneration: 1, toGeneration: 2, gapMs: 800.12345 });
-  const text = formatHistory([...recorder.operations, ...recorder.failovers, { type: 'final', at: 4, values: { r: '0.0', c: null } }]);
+  recorder.complete(second, 'unknown', { error: 'E_PLAIN_CONNECTION: connection closed' });
+  recorder.mark('SIGUSR2');
+  clock.advance(0.1234567);
+  recorder.reconnect(1, 'connection closed');
+  const header = {
+    type: 'header' as const,
+    clientKind: 'plain' as const,
+    seed: 5,
+    servers: ['10.77.0.10:6379'],
+    clients: 2,
+    keys: 1,
+    keyPrefix: 'p',
+    mix: { incr: 1, set: 1, get: 0 },
+    startedAt: '2026-12-03T08:00:00.000Z',
+  };
+  const final = { type: 'final' as const, at: 4, values: { r: '0.0', c: null } };
+  const text = formatHistory([header, ...recorder.operations, ...recorder.marks, ...recorder.reconnects, final]);
   const parsed = parseHistory(text, 'history.jsonl');
+  assert.deepEqual(parsed.header, header);
   assert.deepEqual(parsed.operations, recorder.operations);
   assert.equal(parsed.operations[0]!.end, 2.5);
-  assert.equal(parsed.failovers[0]!.gapMs, 800.123);
+  assert.deepEqual(parsed.marks, [{ type: 'mark', at: 3.5, label: 'SIGUSR2' }]);
+  assert.deepEqual(parsed.reconnects, [{ type: 'reconnect', client: 1, at: 3.623, reason: 'connection closed' }]);
   assert.deepEqual(parsed.final!.values, { r: '0.0', c: null });
   assert.throws(() => parseHistory('{"type":"op","id":1}\n', 'h.jsonl'), /h\.jsonl:1: malformed operation/);
   assert.throws(() => parseHistory('nope\n', 'h.jsonl'), /not a JSON line/);
+  assert.throws(() => parseHistory('{"type":"header","clientKind":"carrier-pigeon"}\n', 'h.jsonl'), /h\.jsonl:1: unknown client kind/);
+});
+
+test('a history of the former session clients is refused with a reason, not judged by weaker rules', () => {
+  const headerFields = { type: 'header', seed: 1, servers: ['a:1'], clients: 1, keys: 1 };
+  // Before plain clients existed the header had no client kind; later session histories said so.
+  for (const header of [headerFields, { ...headerFields, clientKind: 'session' }]) {
+    assert.throws(
+      () => parseHistory(`${JSON.stringify(header)}\n`, 'old.jsonl'),
+      (error: Error & { code?: string }) =>
+        error.code === 'E_USAGE' && /^old\.jsonl:1: a history of hbft session clients .* not checked/.test(error.message),
+    );
+  }
+  const failover = { type: 'failover', client: 0, at: 5, from: 'a:1', to: 'b:2', fromGeneration: 1, toGeneration: 2, gapMs: 3 };
+  assert.throws(
+    () => parseHistory(`${JSON.stringify(failover)}\n`, 'old.jsonl'),
+    /old\.jsonl:1: a failover entry: a history of hbft session clients/,
+  );
 });

@@ -5,13 +5,15 @@ import { assert } from '@hbft/common/errors.ts';
 import { connect as netConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Machine } from '@hbft/common/guest/machine.ts';
-import { resolveGuestImage, type GuestName } from '@hbft/common/guest/images.ts';
-import { BENCH_WORKLOAD_ARGS } from '@hbft/common/bench/guestLoad.ts';
+import type { GuestName } from '@hbft/common/guest/images.ts';
+import { BENCH_WORKLOAD_ARGS, createBenchGuest } from '@hbft/common/bench/guestLoad.ts';
 import { CheckpointCapturer } from '@hbft/common/checkpoint/capture.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
@@ -21,19 +23,23 @@ import { protocolLimitsFor } from '@hbft/common/protocol/limits.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
-import { encodeCommand, ReplyReader } from '@hbft/common/session/resp.ts';
-import { incrRoundTrips } from '@hbft/common/session/roundTrips.ts';
-import { runLoad } from '@hbft/common/session/load.ts';
+import { checkHistory } from '@hbft/common/session/checker.ts';
+import { parseHistory } from '@hbft/common/session/history.ts';
 import { SeededRandom } from '@hbft/common/random.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import { Cluster } from '../cluster.ts';
 import { markdownTable as table } from '@hbft/common/bench/table.ts';
 import { median, percentile } from '@hbft/common/stats.ts';
+import { BenchNamespace, requireNetworkBench, running, stopChild, type Child } from './benchNamespace.ts';
 
 /**
  * `hbft bench replication` (issue 4): figures of the whole replication path, each measured side by
- * side with its baseline in the same run.
+ * side with its baseline in the same run. The stream, pause and throughput parts need no client:
+ * throughput is the guest's own instructions (every workload, kv included, drives itself). The
+ * latency and failover parts are what a client sees, so they run kvnet (the Redis server on the
+ * guest's own TCP/IP) on TAPs in a network namespace, with plain RESP clients of the guest's IP
+ * inside it (root; see benchNamespace.ts).
  */
 export const REPLICATION_BENCH_PARTS = ['stream', 'pause', 'latency', 'throughput', 'failover'] as const;
 export type ReplicationBenchPart = (typeof REPLICATION_BENCH_PARTS)[number];
@@ -48,6 +54,7 @@ export interface ReplicationBenchOptions {
   latencyRequests: number;
   throughputSeconds: number;
   throughputRounds: number;
+  throughputWorkloads: GuestName[];
   failoverKills: number;
   progress: (line: string) => void;
 }
@@ -61,6 +68,7 @@ export const REPLICATION_BENCH_DEFAULTS: ReplicationBenchOptions = {
   latencyRequests: 400,
   throughputSeconds: 4,
   throughputRounds: 3,
+  throughputWorkloads: ['cfp', 'cint', 'jbb', 'web', 'kv'],
   failoverKills: 20,
   progress: () => {},
 };
@@ -293,8 +301,7 @@ function benchPause(options: ReplicationBenchOptions): PauseRow[] {
   const rows: PauseRow[] = [];
   for (const workload of ['cfp', 'cint', 'jbb', 'web'] as GuestName[]) {
     options.progress(`pause: ${workload}`);
-    const machine = new Machine({ memoryBytes: 128 * MiB, args: BENCH_WORKLOAD_ARGS[workload] });
-    machine.loadElf(readFileSync(resolveGuestImage(workload)));
+    const { machine } = createBenchGuest(workload, 128 * MiB);
     while (machine.cpu.instret < 80_000_000) machine.run(1_000_000);
     const tracker = trackMemory(machine.memory, createTracker('wfp'));
     const staging = new StagingRing(machine.memory.pageCount);
@@ -339,7 +346,7 @@ function benchPause(options: ReplicationBenchOptions): PauseRow[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Output-commit latency: request round trips on the kv guest, protected vs unprotected.
+// Output-commit latency: INCR round trips of a plain RESP client to kvnet's IP, protected vs unprotected.
 
 export interface LatencyRow {
   epochMs: number;
@@ -353,52 +360,85 @@ export interface LatencyRow {
   meetsTarget: boolean;
 }
 
+/** kvnet's memory in the latency and failover parts (what the kvnet tests use). */
+const KVNET_MEMORY = '64MiB';
+const PROBE_TIMEOUT_MS = 300_000;
+
+/** Runs the round-trip probe in the namespace against `guest`; returns its latencies. */
+async function roundTripsInNamespace(namespace: BenchNamespace, host: string, port: number, count: number, spreadMs: number) {
+  const probe = namespace.startScript(new URL('./roundTripProbe.ts', import.meta.url), [
+    host,
+    String(port),
+    String(count),
+    '50',
+    String(spreadMs),
+  ]);
+  const timer = setTimeout(() => probe.process.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+  const code = await probe.exited;
+  clearTimeout(timer);
+  const line = probe
+    .log()
+    .split('\n')
+    .find((candidate) => candidate.startsWith('{"latenciesMs"'));
+  if (code !== 0 || line === undefined) throw new Error(`the round-trip probe failed (exit ${code}):\n${probe.log()}`);
+  return (JSON.parse(line) as { latenciesMs: number[] }).latenciesMs;
+}
+
 async function benchLatency(options: ReplicationBenchOptions): Promise<LatencyRow[]> {
+  await requireNetworkBench('hbft bench replication --parts latency', [['redis-cli', 'redis-tools']]);
+  const namespace = new BenchNamespace('brep', '10.98.0');
+  await namespace.create();
   const rows: LatencyRow[] = [];
-  for (const epochMs of options.latencyEpochsMs) {
-    const measured: Record<string, number[]> = {};
-    for (const protectedRun of [true, false]) {
-      options.progress(`latency: ${epochMs} ms epochs, ${protectedRun ? 'protected' : 'unprotected'}`);
-      const cluster = await Cluster.start({
-        withBackup: protectedRun,
-        primaryArgs: ['--epoch-ms', String(epochMs)],
-        backupArgs: ['--epoch-ms', String(epochMs)],
-      });
-      try {
-        await cluster.waitProtected();
-        measured[protectedRun ? 'protected' : 'unprotected'] = await incrRoundTrips(cluster.ports.primaryServe, {
-          count: options.latencyRequests,
-          warmup: 50,
-          spreadMs: epochMs,
+  try {
+    for (const epochMs of options.latencyEpochsMs) {
+      const measured: Record<string, number[]> = {};
+      for (const protectedRun of [true, false]) {
+        options.progress(`latency: ${epochMs} ms epochs, ${protectedRun ? 'protected' : 'unprotected'}`);
+        const guest = await namespace.startKvnet({
+          protected: protectedRun,
+          hostByte: protectedRun ? 3 : 2,
+          memory: KVNET_MEMORY,
+          epochMs,
         });
-      } finally {
-        await cluster.stop();
+        try {
+          measured[protectedRun ? 'protected' : 'unprotected'] = await roundTripsInNamespace(
+            namespace,
+            guest.host,
+            guest.port,
+            options.latencyRequests,
+            epochMs,
+          );
+        } finally {
+          for (const child of guest.children) await stopChild(child);
+        }
       }
+      const { protected: protectedMs, unprotected: unprotectedMs } = measured;
+      assert(protectedMs !== undefined && unprotectedMs !== undefined, 'both runs of an epoch length were measured');
+      const base = median(unprotectedMs);
+      const added = protectedMs.map((ms) => ms - base);
+      rows.push({
+        epochMs,
+        protectedMsP50: median(protectedMs),
+        protectedMsP99: percentile(protectedMs, 0.99),
+        unprotectedMsP50: base,
+        unprotectedMsP99: percentile(unprotectedMs, 0.99),
+        addedMsP50: median(added),
+        addedMsP99: percentile(added, 0.99),
+        meetsTarget: percentile(added, 0.99) <= epochMs + 5,
+      });
     }
-    const { protected: protectedMs, unprotected: unprotectedMs } = measured;
-    assert(protectedMs !== undefined && unprotectedMs !== undefined, 'both runs of an epoch length were measured');
-    const base = median(unprotectedMs);
-    const added = protectedMs.map((ms) => ms - base);
-    rows.push({
-      epochMs,
-      protectedMsP50: median(protectedMs),
-      protectedMsP99: percentile(protectedMs, 0.99),
-      unprotectedMsP50: base,
-      unprotectedMsP99: percentile(unprotectedMs, 0.99),
-      addedMsP50: median(added),
-      addedMsP99: percentile(added, 0.99),
-      meetsTarget: percentile(added, 0.99) <= epochMs + 5,
-    });
+  } finally {
+    await namespace.destroy();
   }
   return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Throughput: guest MIPS and kv requests, protected vs unprotected.
+// Throughput: guest MIPS, protected vs unprotected.
 
 export interface ThroughputRow {
   workload: GuestName;
-  unit: 'MIPS' | 'requests/s';
+  unit: 'MIPS';
   /** Medians over the rounds. */
   protected: number;
   unprotected: number;
@@ -409,51 +449,6 @@ export interface ThroughputRow {
   rounds: number;
   /** ratio ≥ 0.8 */
   meetsTarget: boolean;
-}
-
-async function kvRequestsPerSecond(port: number, seconds: number): Promise<number> {
-  // Enough requests in flight to keep the guest busy while replies wait for the commit. A reply-
-  // driven client's next request lands just after a release and waits a whole epoch plus the
-  // commit (~23 ms), so Little's law asks ~90 k requests/s × 23 ms ≈ 2 000 in flight; 4 096
-  // measured 59 % where 2 048 measured 52 %. The same load drives both runs.
-  const connections = 32;
-  const depth = 128;
-  let completed = 0;
-  let running = true;
-  const sockets = await Promise.all(
-    Array.from({ length: connections }, async (_, c) => {
-      const socket = netConnect(port, '127.0.0.1');
-      socket.setNoDelay(true);
-      await once(socket, 'connect');
-      const reader = new ReplyReader();
-      const random = new SeededRandom(c + 1);
-      const send = (n: number) => {
-        const batch: Buffer[] = [];
-        for (let i = 0; i < n; i++) {
-          const key = `k:${random.below(100_000)}`;
-          batch.push(Buffer.from(random.below(2) === 0 ? encodeCommand(['SET', key, 'v'.repeat(64)]) : encodeCommand(['GET', key])));
-        }
-        socket.write(Buffer.concat(batch));
-      };
-      socket.on('data', (chunk: Buffer) => {
-        reader.push(chunk);
-        let replies = 0;
-        while (reader.next() !== undefined) replies++;
-        completed += replies;
-        if (running && replies > 0) send(replies);
-      });
-      send(depth);
-      return socket;
-    }),
-  );
-  await new Promise((resolve) => setTimeout(resolve, 1000)); // warm-up
-  const start = completed;
-  const started = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const rate = (completed - start) / ((performance.now() - started) / 1000);
-  running = false;
-  for (const socket of sockets) socket.destroy();
-  return rate;
 }
 
 /** Polls the primary's instruction counter; resolves with the moment (ms) it passed `target`. */
@@ -477,11 +472,12 @@ async function timeWhenInstructions(cluster: Cluster, target: number): Promise<n
  * Protected and unprotected runs alternate, `throughputRounds` of each. A batch workload's speed
  * changes with its phase, so each pair times the same stretch of its instructions: the first
  * unprotected run picks the stretch (from 3 s after start, `throughputSeconds` long) and every run
- * times it, from boot. kv serves the same client load in both runs.
+ * times it, from boot. kv is a workload like the others: it drives its own RESP load through its
+ * engine inside the guest, so no client takes part.
  */
 async function benchThroughput(options: ReplicationBenchOptions): Promise<ThroughputRow[]> {
   const rows: ThroughputRow[] = [];
-  for (const workload of ['cfp', 'cint', 'jbb', 'web', 'kv'] as GuestName[]) {
+  for (const workload of options.throughputWorkloads) {
     const figures: Record<'true' | 'false', number[]> = { true: [], false: [] };
     let stretch: { from: number; to: number } | null = null;
     for (let round = 0; round < options.throughputRounds; round++) {
@@ -493,15 +489,11 @@ async function benchThroughput(options: ReplicationBenchOptions): Promise<Throug
           withBackup: protectedRun,
           memory: '128MiB',
           guest: workload,
-          primaryArgs: workload === 'kv' ? [] : ['--args', BENCH_WORKLOAD_ARGS[workload]],
+          primaryArgs: ['--args', BENCH_WORKLOAD_ARGS[workload]],
           backupArgs: [],
         });
         try {
           await cluster.waitProtected(60_000);
-          if (workload === 'kv') {
-            figures[`${protectedRun}`].push(await kvRequestsPerSecond(cluster.ports.primaryServe, options.throughputSeconds));
-            continue;
-          }
           let started: number;
           let ended: number;
           if (stretch === null) {
@@ -530,7 +522,7 @@ async function benchThroughput(options: ReplicationBenchOptions): Promise<Throug
     const ratio = median(ratios);
     rows.push({
       workload,
-      unit: workload === 'kv' ? 'requests/s' : 'MIPS',
+      unit: 'MIPS',
       protected: median(figures.true),
       unprotected: median(figures.false),
       ratio,
@@ -544,56 +536,150 @@ async function benchThroughput(options: ReplicationBenchOptions): Promise<Throug
 }
 
 // ---------------------------------------------------------------------------------------------
-// Failover time over repeated kills.
+// Failover over repeated kills: the stall plain clients of kvnet's IP see across kill -9 of the primary.
+
+export interface FailoverKill {
+  /** From the kill to the backup's gratuitous ARP for the guest (its log), or NaN when it logged none. */
+  announcedMs: number;
+  /** Over the clients, of each client's gap spanning the kill: its last reply before it to its first after it. */
+  gapMsP50: number;
+  gapMsMax: number;
+  /** Clients that got no reply after the kill before the load ended (their connection did not come back). */
+  clientsWithoutReply: number;
+  /** Requests whose reply never came (indeterminate), and reconnections after a broken connection. */
+  unknown: number;
+  reconnects: number;
+  violations: number;
+}
 
 export interface FailoverResult {
   kills: number;
+  clients: number;
+  /** Each kill's worst client gap spanning it. */
   gapsMs: number[];
+  /** Median over kills of the time from the kill to the backup's announcement of the guest. */
+  announcedMsP50: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Kills after which some client never got a reply again. */
+  killsWithSilentClients: number;
+  unknown: number;
+  reconnects: number;
   violations: number;
   failoverTimeoutMs: number;
-  /** p99 ≤ failover timeout + 50 ms */
+  /** p99 of the worst client's stall ≤ 500 ms (issue 11), every client answered again, no violation. */
   meetsTarget: boolean;
 }
 
-async function benchFailover(options: ReplicationBenchOptions): Promise<FailoverResult> {
-  const gaps: number[] = [];
-  let violations = 0;
-  for (let kill = 0; kill < options.failoverKills; kill++) {
-    options.progress(`failover: kill ${kill + 1}/${options.failoverKills}`);
-    const cluster = await Cluster.start();
-    try {
-      await cluster.waitProtected();
-      const timer = setTimeout(() => cluster.killPrimary(), 1200 + Math.random() * 600);
-      const result = await runLoad({
-        servers: cluster.servers,
-        clients: 2,
-        durationMs: 3500,
-        keys: 4,
-        seed: kill + 1,
-        keyPrefix: `f${kill}`,
-        responseTimeoutMs: 2000,
-      });
-      clearTimeout(timer);
-      if (!result.verdict.ok) violations++;
-      const gap = result.verdict.failovers.find((g) => g.fromGeneration === 1 && g.toGeneration === 2);
-      if (gap) gaps.push(gap.gapMs);
-    } finally {
-      await cluster.stop();
-    }
+const FAILOVER_CLIENTS = 4;
+/** The issue's goal for a client's stall across a kill, including its TCP retransmission. */
+const FAILOVER_STALL_MS_GOAL = 500;
+/** Load before the kill (a random part of it is added), and after it before the load stops. */
+const FAILOVER_LEAD_MS = 1_000;
+const FAILOVER_OBSERVE_MS = 4_000;
+
+/** The time (ms since the epoch) of a daemon's first log line containing `text` (its pino "time"), or NaN. */
+function loggedAtMs(log: string, text: string): number {
+  const line = log.split('\n').find((candidate) => candidate.includes(text));
+  const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
+  return time === undefined ? Number.NaN : Number(time);
+}
+
+/** Waits until the child's output matches `pattern`, or fails naming it. */
+async function waitForOutput(child: Child, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!pattern.test(child.log())) {
+    if (!running(child) || performance.now() > deadline) throw new Error(`${what} did not start:\n${child.log()}`);
+    await sleep(50);
   }
+}
+
+async function benchFailover(options: ReplicationBenchOptions): Promise<FailoverResult> {
+  await requireNetworkBench('hbft bench replication --parts failover', [['redis-cli', 'redis-tools']]);
+  const namespace = new BenchNamespace('bfo', '10.99.0');
+  const directory = mkdtempSync(join(tmpdir(), 'hbft-bench-failover-'));
+  const random = new SeededRandom(0xfa11);
+  const kills: FailoverKill[] = [];
+  await namespace.create();
+  try {
+    for (let kill = 0; kill < options.failoverKills; kill++) {
+      options.progress(`failover: kill ${kill + 1}/${options.failoverKills}`);
+      // A fresh address (and TAP names) per pair, so that nothing of the last pair is in the way.
+      const guest = await namespace.startKvnet({ protected: true, hostByte: 10 + (kill % 200), memory: KVNET_MEMORY });
+      const { primary } = guest;
+      assert(primary !== undefined, 'a protected guest has a primary');
+      const historyFile = join(directory, `kill${kill}.jsonl`);
+      const load = namespace.startHbft([
+        'load',
+        ...['--servers', `${guest.host}:${guest.port}`, '--clients', String(FAILOVER_CLIENTS), '--keys', '4'],
+        ...['--duration-s', '600', '--seed', String(kill + 1), '--key-prefix', `f${kill}`, '--history', historyFile],
+      ]);
+      try {
+        await waitForOutput(load, /ok [1-9]/, 30_000, 'the load');
+        await sleep(FAILOVER_LEAD_MS + random.below(1_000));
+        const killedAtMs = Date.now();
+        primary.process.kill('SIGKILL');
+        // SIGUSR2 marks the kill in the history; the stall is measured across that mark.
+        load.process.kill('SIGUSR2');
+        await sleep(FAILOVER_OBSERVE_MS);
+        load.process.kill('SIGTERM');
+        const timer = setTimeout(() => load.process.kill('SIGKILL'), 60_000);
+        await load.exited;
+        clearTimeout(timer);
+        const history = parseHistory(readFileSync(historyFile, 'utf8'), historyFile);
+        if (history.final === undefined) throw new Error(`the load made no final read:\n${load.log()}`);
+        const verdict = checkHistory({
+          operations: history.operations,
+          final: history.final.values,
+          reconnects: history.reconnects,
+          marks: history.marks,
+        });
+        const [mark] = verdict.stalls.marks;
+        assert(mark !== undefined, 'the kill was marked once');
+        const violations = Object.values(verdict.violationCounts).reduce((sum, count) => sum + (count ?? 0), 0);
+        const announcedMs = loggedAtMs(guest.backup?.log() ?? '', 'announced the guest') - killedAtMs;
+        kills.push({
+          announcedMs,
+          gapMsP50: mark.gapMsP50,
+          gapMsMax: mark.gapMsMax,
+          clientsWithoutReply: mark.clientsWithoutReply,
+          unknown: verdict.stats.unknown,
+          reconnects: verdict.reconnects,
+          violations,
+        });
+        options.progress(
+          `failover: the backup announced the guest ${announcedMs.toFixed(0)} ms after the kill; stall across the kill p50 ${mark.gapMsP50.toFixed(0)} ms, max ${mark.gapMsMax.toFixed(0)} ms; ` +
+            `${verdict.stats.unknown} unknown, ${verdict.reconnects} reconnects, ${violations} violations`,
+        );
+      } finally {
+        await stopChild(load);
+        for (const child of guest.children) await stopChild(child);
+      }
+    }
+  } finally {
+    await namespace.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  }
+  const gaps = kills.map((kill) => kill.gapMsMax);
+  const announced = kills.map((kill) => kill.announcedMs).filter(Number.isFinite);
+  const sum = (field: keyof FailoverKill) => kills.reduce((total, kill) => total + kill[field], 0);
   const p99 = percentile(gaps, 0.99);
+  const killsWithSilentClients = kills.filter((kill) => kill.clientsWithoutReply > 0).length;
   return {
     kills: options.failoverKills,
+    clients: FAILOVER_CLIENTS,
     gapsMs: gaps,
+    announcedMsP50: announced.length > 0 ? median(announced) : Number.NaN,
     p50Ms: median(gaps),
     p99Ms: p99,
     maxMs: Math.max(...gaps),
-    violations,
+    killsWithSilentClients,
+    unknown: sum('unknown'),
+    reconnects: sum('reconnects'),
+    violations: sum('violations'),
     failoverTimeoutMs: FAILOVER_TIMEOUT_MS_DEFAULT,
-    meetsTarget: p99 <= FAILOVER_TIMEOUT_MS_DEFAULT + 50 && violations === 0,
+    meetsTarget: p99 <= FAILOVER_STALL_MS_GOAL && killsWithSilentClients === 0 && sum('violations') === 0,
   };
 }
 
@@ -709,8 +795,8 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
         report.throughput.map((r) => [
           r.workload,
           r.unit,
-          f(r.protected, r.unit === 'MIPS' ? 1 : 0),
-          f(r.unprotected, r.unit === 'MIPS' ? 1 : 0),
+          f(r.protected, 1),
+          f(r.unprotected, 1),
           `${f(r.ratio * 100, 0)} % (${f(r.ratioMin * 100, 0)}–${f(r.ratioMax * 100, 0)})`,
           yes(r.meetsTarget),
         ]),
@@ -721,13 +807,35 @@ export function formatReplicationReport(report: ReplicationBenchReport): string 
   if (report.failover) {
     const r = report.failover;
     out.push(
-      `Failover time over ${r.kills} kills (last response from the primary → first from the backup; target p99 ≤ timeout + 50 ms = ${r.failoverTimeoutMs + 50} ms):`,
+      `Stall of ${r.clients} plain clients of kvnet's IP across kill -9 of the primary, ${r.kills} kills (takeover: kill → the backup's gratuitous ARP; stall: each kill's worst client, last reply before it → first after it; failover timeout ${r.failoverTimeoutMs} ms; target stall p99 ≤ ${FAILOVER_STALL_MS_GOAL} ms):`,
       '',
     );
     out.push(
       table(
-        ['p50 ms', 'p99 ms', 'max ms', 'checker violations', 'met'],
-        [[f(r.p50Ms), f(r.p99Ms), f(r.maxMs), String(r.violations), yes(r.meetsTarget)]],
+        [
+          'takeover p50 ms',
+          'stall p50 ms',
+          'stall p99 ms',
+          'stall max ms',
+          'kills with a client never answered',
+          'indeterminate requests',
+          'reconnections',
+          'checker violations',
+          'met',
+        ],
+        [
+          [
+            f(r.announcedMsP50),
+            f(r.p50Ms),
+            f(r.p99Ms),
+            f(r.maxMs),
+            String(r.killsWithSilentClients),
+            String(r.unknown),
+            String(r.reconnects),
+            String(r.violations),
+            yes(r.meetsTarget),
+          ],
+        ],
       ),
       '',
     );

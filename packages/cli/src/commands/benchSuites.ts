@@ -128,6 +128,7 @@ export const trackingBenchCommand: CommandModule<object, TrackingArgs> = {
 interface ReplicationArgs {
   json: boolean;
   parts: string;
+  'throughput-workloads': string;
   'failover-kills': number;
   'stream-rounds': number;
   quick: boolean;
@@ -135,11 +136,17 @@ interface ReplicationArgs {
 
 export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
   command: 'replication',
-  describe: 'checkpoint stream, pause, output-commit latency, protected throughput and failover time',
+  describe:
+    "checkpoint stream, pause, protected throughput, and (root: kvnet on TAPs in a network namespace) output-commit latency and clients' stall across a kill",
   builder: (yargs) =>
     yargs
       .option('json', { type: 'boolean', default: false, describe: 'print only the report as JSON' })
       .option('parts', { type: 'string', default: REPLICATION_BENCH_PARTS.join(','), describe: 'which measurements to run' })
+      .option('throughput-workloads', {
+        type: 'string',
+        default: REPLICATION_BENCH_DEFAULTS.throughputWorkloads.join(','),
+        describe: 'the workloads of the throughput part',
+      })
       .option('failover-kills', {
         type: 'number',
         default: REPLICATION_BENCH_DEFAULTS.failoverKills,
@@ -154,12 +161,17 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
         type: 'boolean',
         default: false,
         describe: 'a short run to see that everything works',
-      }) as unknown as Argv<ReplicationArgs>,
+      })
+      .epilogue(
+        'The latency and failover parts need root and redis-tools; on a shared machine: flock /tmp/hbft-cluster.lock npx hbft bench replication. ' +
+          'Progress goes to stderr; the tables (or the JSON) to stdout.',
+      ) as unknown as Argv<ReplicationArgs>,
   handler: async (argv) => {
     const quick = argv.quick;
     const report = await runReplicationBench({
       ...REPLICATION_BENCH_DEFAULTS,
       parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
+      throughputWorkloads: listFlag(argv['throughput-workloads'], '--throughput-workloads', GUEST_NAMES) as GuestName[],
       failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
       streamRounds: integerFlag(argv['stream-rounds'], '--stream-rounds', 1),
       ...(quick

@@ -1,18 +1,18 @@
 /**
- * `hbft load`: clients doing INCRs, SETs and GETs against the `kv` guest while you kill the
- * primary, recording a history that a separate checker judges at the end (no acknowledged write
- * lost, none applied twice, counters within their acknowledged and indeterminate increments, reads
- * valid), with throughput, latency, failover gaps and the stalls clients saw. Session clients by
- * default; `--plain` uses ordinary RESP connections, for which a request whose reply never came is
- * indeterminate. SIGUSR2 marks an instant (a kill) whose stall the summary reports.
- * `--check FILE` judges a saved history again without running any load.
+ * `hbft load`: clients doing INCRs, SETs and GETs against the guest's Redis server (kvnet) while
+ * you kill the primary, recording a history that a separate checker judges at the end (no
+ * acknowledged write lost, none applied twice, counters within their acknowledged and
+ * indeterminate increments, reads valid), with throughput, latency and the stalls clients saw.
+ * Each client holds one ordinary RESP connection to the guest's address, Jepsen style: a request
+ * whose reply never came is indeterminate, not lost. SIGUSR2 marks an instant (a kill) whose stall
+ * the summary reports. `--check FILE` judges a saved history again without running any load.
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '@hbft/common/errors.ts';
 import { createLogger } from '@hbft/common/log.ts';
 import { checkHistory, formatVerdict, type Verdict } from '@hbft/common/session/checker.ts';
-import { formatHistoryLine, parseHistory, type HistoryEntry, type LoadClientKind } from '@hbft/common/session/history.ts';
+import { formatHistoryLine, parseHistory, type HistoryEntry } from '@hbft/common/session/history.ts';
 import { formatMix, LOAD_DEFAULTS, parseMix, runLoad, type LoadOptions, type LoadProgress } from '@hbft/common/session/load.ts';
 import { parseHostPort } from '@hbft/common/units.ts';
 import { integerFlag } from './options.ts';
@@ -33,7 +33,7 @@ interface LoadArgs {
   json: boolean;
   'key-prefix'?: string;
   'response-timeout-ms'?: number;
-  plain: boolean;
+  plain?: boolean;
   check?: string;
 }
 
@@ -48,14 +48,10 @@ export function parseServers(text: string | undefined, flag = '--servers'): stri
   return servers;
 }
 
-function formatProgress(progress: LoadProgress, clientKind: LoadClientKind): string {
-  const connections =
-    clientKind === 'plain'
-      ? `connected ${progress.connectedClients}  reconnects ${progress.reconnects}`
-      : `generation ${progress.generation}  attached ${progress.connectedClients}  failovers seen ${progress.failovers}`;
+function formatProgress(progress: LoadProgress): string {
   return (
     `hbft load: ${(progress.elapsedMs / 1000).toFixed(1)} s  ok ${progress.ok}  failed ${progress.fail}  unknown ${progress.unknown}  ` +
-    `${progress.intervalOpsPerS.toFixed(0)} ops/s  ${connections}\n`
+    `${progress.intervalOpsPerS.toFixed(0)} ops/s  connected ${progress.connectedClients}  reconnects ${progress.reconnects}\n`
   );
 }
 
@@ -65,11 +61,6 @@ function formatSummary(verdict: Verdict): string {
     `operations: ${stats.operations} in ${(stats.durationMs / 1000).toFixed(2)} s — ${stats.ok} ok, ${stats.fail} failed, ${stats.unknown} unknown; ` +
       `${stats.throughputOpsPerS} ops/s; latency p50 ${stats.latencyMsP50.toFixed(2)} ms, p99 ${stats.latencyMsP99.toFixed(2)} ms, max ${stats.latencyMsMax.toFixed(2)} ms`,
   ];
-  for (const gap of verdict.failovers) {
-    lines.push(
-      `failover: generation ${gap.fromGeneration} → ${gap.toGeneration}: ${gap.gapMs.toFixed(1)} ms without a response (last at ${gap.lastResponseBeforeMs.toFixed(1)} ms, next at ${gap.firstResponseAfterMs.toFixed(1)} ms)`,
-    );
-  }
   const { stalls } = verdict;
   lines.push(
     `stall: each client's longest time without a reply, over ${stalls.clients} clients: p50 ${stalls.gapMsP50.toFixed(1)} ms, max ${stalls.gapMsMax.toFixed(1)} ms`,
@@ -81,12 +72,7 @@ function formatSummary(verdict: Verdict): string {
         `${mark.clientsWithoutReply > 0 ? `; ${mark.clientsWithoutReply} got no reply after it` : ''})`,
     );
   }
-  if (verdict.reconnects > 0) lines.push(`plain connections: ${verdict.reconnects} reconnection(s) after a broken connection`);
-  if (verdict.clientFailovers.count > 0) {
-    lines.push(
-      `client failovers: ${verdict.clientFailovers.count}, gap median ${verdict.clientFailovers.gapMsMedian.toFixed(1)} ms, max ${verdict.clientFailovers.gapMsMax.toFixed(1)} ms (last byte from the old node to the new handshake)`,
-    );
-  }
+  if (verdict.reconnects > 0) lines.push(`connections: ${verdict.reconnects} reconnection(s) after a broken connection`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -98,18 +84,17 @@ function report(verdict: Verdict, json: boolean, extra: Record<string, unknown>)
 
 export const loadCommand: CommandModule<object, LoadArgs> = {
   command: 'load',
-  describe: 'drive the kv guest with session or plain clients, then check the history (no lost or duplicated writes)',
+  describe: "drive the guest's Redis server with plain RESP clients, then check the history (no lost or duplicated writes)",
   builder: (yargs) =>
     yargs
       .option('servers', {
         type: 'string',
-        describe: "the nodes' --serve addresses, HOST:PORT,HOST:PORT (with --plain, usually the one address of the guest)",
+        describe: "the guest's address, HOST:PORT (its IP and port 6379); several, comma-separated, are tried in turn",
       })
       .option('plain', {
         type: 'boolean',
-        default: false,
-        describe:
-          'ordinary RESP connections, one per client, instead of sessions: a request whose reply never came is indeterminate, and the client reconnects and goes on',
+        hidden: true,
+        describe: 'deprecated, and without effect: every client is a plain RESP connection',
       })
       .option('clients', {
         type: 'number',
@@ -129,17 +114,18 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       .option('key-prefix', { type: 'string', describe: 'prefix of every key (default: fresh per run)' })
       .option('response-timeout-ms', {
         type: 'number',
-        describe:
-          `sessions: move to the next node after this long without progress (default ${LOAD_DEFAULTS.sessionResponseTimeoutMs}); ` +
-          `--plain: give up on a reply after this long, the request being indeterminate, and reconnect (default ${LOAD_DEFAULTS.plainResponseTimeoutMs})`,
+        describe: `give up on a reply after this long, the request being indeterminate, and reconnect (default ${LOAD_DEFAULTS.responseTimeoutMs})`,
       })
       .option('check', { type: 'string', describe: 'judge a saved history file instead of running load' })
       .epilogue(
-        "SIGUSR2 marks an instant (send it right after killing a node): the summary and --json report, for each mark, the time from it to each client's first reply after it and the gap spanning it (p50 and max over clients). " +
+        'Each client holds one ordinary RESP connection; a request whose reply never came is indeterminate (unknown), and the client reconnects and goes on. ' +
+          "SIGUSR2 marks an instant (send it right after killing a node): the summary and --json report, for each mark, the time from it to each client's first reply after it and the gap spanning it (p50 and max over clients). " +
           `Exit status: 0 when the checker finds nothing wrong, ${EXIT_VIOLATIONS} when it finds a violation, 1 on errors, 2 on bad flags. ` +
           'Every flag is also an environment variable (HBFT_SERVERS, HBFT_SEED, ...).',
       ),
   handler: async (argv) => {
+    if (argv.plain !== undefined)
+      process.stderr.write('hbft load: --plain is deprecated and does nothing: every client is a plain RESP connection now\n');
     if (argv.check) {
       let text: string;
       try {
@@ -151,18 +137,14 @@ export const loadCommand: CommandModule<object, LoadArgs> = {
       if (!history.final) throw new UsageError(`--check: ${argv.check} has no final read (the run did not finish)`);
       const seed = history.header?.seed;
       if (seed !== undefined) process.stderr.write(`hbft load: checking ${argv.check} (seed ${seed})\n`);
-      // A history without a client kind predates plain clients: it is a session history.
-      const clientKind = history.header?.clientKind ?? 'session';
       const verdict = checkHistory({
         operations: history.operations,
         final: history.final.values,
-        failovers: history.failovers,
         reconnects: history.reconnects,
         marks: history.marks,
         seed,
-        exactlyOnce: clientKind === 'session',
       });
-      report(verdict, argv.json, { history: argv.check, clientKind, seed });
+      report(verdict, argv.json, { history: argv.check, seed });
       return;
     }
     await runLoadCommand(argv);
@@ -202,7 +184,6 @@ async function runLoadCommand(argv: LoadArgs): Promise<void> {
   const seed = argv.seed === undefined ? (Math.random() * 2 ** 32) >>> 0 || 1 : integerFlag(argv.seed, '--seed', 1);
   const responseTimeoutMs =
     argv['response-timeout-ms'] === undefined ? undefined : integerFlag(argv['response-timeout-ms'], '--response-timeout-ms', 10);
-  const clientKind: LoadClientKind = argv.plain ? 'plain' : 'session';
   const keyPrefix = argv['key-prefix'] ?? `hbft-load-${Date.now().toString(36)}`;
   const logger = createLogger({ role: 'load', level: process.env.HBFT_LOG_LEVEL ?? 'warn' });
   // The history goes to its file line by line as operations complete (each write handed to the
@@ -218,7 +199,7 @@ async function runLoadCommand(argv: LoadArgs): Promise<void> {
   }
   const marks = listenForMarks();
   process.stderr.write(
-    `hbft load: seed ${seed} (repeat the operation choices with --seed ${seed}), ${clients} ${clientKind} clients, ${keys} keys of each kind, mix ${formatMix(mix)}, ` +
+    `hbft load: seed ${seed} (repeat the operation choices with --seed ${seed}), ${clients} clients, ${keys} keys of each kind, mix ${formatMix(mix)}, ` +
       `${durationMs !== undefined ? `${durationMs / 1000} s` : ''}${durationMs !== undefined && operations !== undefined ? ' or ' : ''}${operations !== undefined ? `${operations} operations` : ''}, key prefix ${keyPrefix}\n`,
   );
   const writeEntry = (entry: HistoryEntry) => {
@@ -237,7 +218,6 @@ async function runLoadCommand(argv: LoadArgs): Promise<void> {
   try {
     result = await runLoad({
       servers,
-      clientKind,
       clients,
       keys,
       mix,
@@ -247,7 +227,7 @@ async function runLoadCommand(argv: LoadArgs): Promise<void> {
       operations,
       responseTimeoutMs,
       logger,
-      onProgress: (progress) => process.stderr.write(formatProgress(progress, clientKind)),
+      onProgress: (progress) => process.stderr.write(formatProgress(progress)),
       onEntry: writeEntry,
       signal: abort.signal,
       markSource: marks.source,
@@ -260,5 +240,5 @@ async function runLoadCommand(argv: LoadArgs): Promise<void> {
   }
   if (argv.history)
     process.stderr.write(`hbft load: history written to ${argv.history} (check again with hbft load --check ${argv.history})\n`);
-  report(result.verdict, argv.json, { clientKind, seed, keyPrefix, servers });
+  report(result.verdict, argv.json, { seed, keyPrefix, servers });
 }

@@ -1,8 +1,9 @@
 /**
  * Checks a load run's history after the fact (the Porcupine/Jepsen model: clients record what they
  * saw, a separate checker judges it). Keys start absent; counters are only INCRed, registers only
- * SET (with values unique in the run) and read. An operation whose result is `unknown` may have
- * taken effect at any time after it started; `fail` means it certainly did not.
+ * SET (with values unique in the run) and read. An operation whose result is `unknown` (a request
+ * whose reply never came: indeterminate, not lost) may have taken effect at any time after it
+ * started, or never; `fail` means it certainly did not.
  *
  * Rules, with the stable names used in violations:
  *
@@ -26,17 +27,14 @@
  *   that value's SET (or any acknowledged SET, for nil) had ended before the GET began.
  *
  * Run-wide:
- * - `unknown-operations` (only with `exactlyOnce`, for session clients): any operation left unknown.
  * - `key-mixed-use`: a key both INCRed and SET, which this checker cannot judge.
  * - `final-read-missing`: a key used in the run is absent from the final read.
  *
- * It also measures failover from the history: for each pair of consecutive generations that
- * answered, the gap from the last response of the older to the first response of the newer; and
- * the stalls clients saw (`measureStalls`), overall and across each marked instant.
+ * It also measures the stalls clients saw (`measureStalls`): overall, and across each marked
+ * instant (a kill of the primary, say), which is how a takeover's cost shows in a plain history.
  */
-import type { FailoverRecord, HistoryStats, MarkRecord, Operation, ReconnectRecord, StallStats } from './history.ts';
+import type { HistoryStats, MarkRecord, Operation, ReconnectRecord, StallStats } from './history.ts';
 import { measureStalls, summarizeOperations } from './history.ts';
-import { percentile } from '../stats.ts';
 import { assert } from '../errors.ts';
 
 export const VIOLATION_RULES = [
@@ -51,7 +49,6 @@ export const VIOLATION_RULES = [
   'read-never-written',
   'read-from-future',
   'read-stale',
-  'unknown-operations',
   'key-mixed-use',
   'final-read-missing',
 ] as const;
@@ -65,27 +62,15 @@ export interface Violation {
   operations?: number[];
 }
 
-export interface FailoverGap {
-  fromGeneration: number;
-  toGeneration: number;
-  lastResponseBeforeMs: number;
-  firstResponseAfterMs: number;
-  /** Time without any response; negative would mean the generations answered at the same time. */
-  gapMs: number;
-}
-
 export interface CheckInput {
   operations: readonly Operation[];
   /** The final read: every key used in the run, null when absent. */
   final: Readonly<Record<string, string | null>>;
-  failovers?: readonly FailoverRecord[];
-  /** Plain clients' reconnections (counted in the verdict). */
+  /** Clients' reconnections after a broken connection (counted in the verdict). */
   reconnects?: readonly ReconnectRecord[];
   /** Instants marked from outside; the verdict measures the stall across each. */
   marks?: readonly MarkRecord[];
   seed?: number;
-  /** Session clients: an unknown operation is itself a violation. */
-  exactlyOnce?: boolean;
   /** Violations listed per rule; the rest are only counted. */
   violationsPerRuleMax?: number;
 }
@@ -93,15 +78,12 @@ export interface CheckInput {
 export interface Verdict {
   ok: boolean;
   seed?: number;
-  exactlyOnce: boolean;
   violations: Violation[];
   /** Violations per rule, including those not listed. */
   violationCounts: Partial<Record<ViolationRule, number>>;
   checked: { operations: number; counters: number; registers: number; reads: number; increments: number; writes: number };
   stats: HistoryStats;
-  failovers: FailoverGap[];
-  clientFailovers: { count: number; gapMsMedian: number; gapMsMax: number };
-  /** Plain clients' reconnections: 0 when every connection survived the run. */
+  /** Reconnections after a broken connection: 0 when every connection survived the run. */
   reconnects: number;
   stalls: StallStats;
 }
@@ -167,28 +149,13 @@ export function checkHistory(input: CheckInput): Verdict {
       checkRegister(key, operations, input.final[key] ?? null, violations);
     }
   }
-  const stats = summarizeOperations(input.operations);
-  if (input.exactlyOnce && stats.unknown > 0) {
-    const unknown = input.operations.filter((operation) => operation.result === 'unknown');
-    const [first] = unknown;
-    assert(first !== undefined, 'stats.unknown counts the operations that ended unknown');
-    violations.add({
-      rule: 'unknown-operations',
-      message: `${unknown.length} operation(s) ended unknown although session clients should know every outcome; first: ${describe(first)}${first.error ? ` — ${first.error}` : ''}`,
-      operations: unknown.slice(0, 20).map((operation) => operation.id),
-    });
-  }
-  const clientGaps = (input.failovers ?? []).map((record) => record.gapMs).sort((a, b) => a - b);
   return {
     ok: violations.listed.length === 0,
     ...(input.seed !== undefined ? { seed: input.seed } : {}),
-    exactlyOnce: input.exactlyOnce ?? false,
     violations: violations.listed,
     violationCounts: violations.counts,
     checked,
-    stats,
-    failovers: measureFailovers(input.operations),
-    clientFailovers: { count: clientGaps.length, gapMsMedian: percentile(clientGaps, 0.5) || 0, gapMsMax: clientGaps.at(-1) ?? 0 },
+    stats: summarizeOperations(input.operations),
     reconnects: input.reconnects?.length ?? 0,
     stalls: measureStalls(input.operations, input.marks),
   };
@@ -369,35 +336,6 @@ function checkRegister(key: string, operations: Operation[], final: string | nul
       });
     }
   }
-}
-
-/** Gaps between consecutive generations, from the responses (ok or fail) each generation gave. */
-export function measureFailovers(operations: readonly Operation[]): FailoverGap[] {
-  const spans = new Map<number, { first: number; last: number }>();
-  for (const operation of operations) {
-    if (operation.generation === undefined || operation.result === 'unknown') continue;
-    const span = spans.get(operation.generation);
-    if (!span) spans.set(operation.generation, { first: operation.end, last: operation.end });
-    else {
-      span.first = Math.min(span.first, operation.end);
-      span.last = Math.max(span.last, operation.end);
-    }
-  }
-  const byGeneration = [...spans].sort(([a], [b]) => a - b);
-  const gaps: FailoverGap[] = [];
-  for (const [i, [toGeneration, after]] of byGeneration.entries()) {
-    const previous = byGeneration[i - 1];
-    if (previous === undefined) continue;
-    const [fromGeneration, before] = previous;
-    gaps.push({
-      fromGeneration,
-      toGeneration,
-      lastResponseBeforeMs: before.last,
-      firstResponseAfterMs: after.first,
-      gapMs: Math.round((after.first - before.last) * 1000) / 1000,
-    });
-  }
-  return gaps;
 }
 
 /** The verdict for people: one summary line, then the violations. */

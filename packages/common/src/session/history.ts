@@ -1,8 +1,8 @@
 /**
  * The history of a load run, Jepsen style: every operation a client invoked, with when it started
  * and ended (monotonic milliseconds from the start of the run) and what the client learnt, plus the
- * failovers session clients saw, the reconnections plain clients made, the instants marked from
- * outside (a kill, say) and the final read of the store. `checker.ts` judges it afterwards; the
+ * reconnections clients made after a broken connection, the instants marked from outside (a kill,
+ * say) and the final read of the store. `checker.ts` judges it afterwards; the
  * history is saved as JSON lines so that a run can be checked again or inspected.
  */
 import { UsageError } from '../errors.ts';
@@ -14,7 +14,7 @@ export const OPERATION_KINDS: readonly OperationKind[] = ['incr', 'set', 'get'];
 /**
  * `ok`: the client got the reply, so the operation took effect exactly once (or, for a read, saw the
  * value). `fail`: it certainly did not take effect (an error reply). `unknown`: the client cannot
- * tell (the session ended, or a plain connection broke or timed out, before the reply).
+ * tell (its connection broke or timed out before the reply): the operation is indeterminate.
  */
 export type OperationResult = 'ok' | 'fail' | 'unknown';
 
@@ -30,32 +30,11 @@ export interface Operation {
   /** When the result was known; for `unknown`, when the client gave up (the operation may land later). */
   end: number;
   result: OperationResult;
-  /** Generation of the node that answered (ok and fail only). */
-  generation?: number;
   /** Why the result is fail or unknown. */
   error?: string;
 }
 
-export interface FailoverRecord {
-  type: 'failover';
-  client: number;
-  /** When the client resumed on the new node. */
-  at: number;
-  from: string;
-  to: string;
-  fromGeneration: number;
-  toGeneration: number;
-  /** Client-side gap: last byte from the old node to the handshake with the new one. */
-  gapMs: number;
-}
-
-/**
- * `session`: hbft session clients, which resume across a takeover and know every outcome. `plain`:
- * ordinary RESP connections, for which a request whose reply never came is indeterminate.
- */
-export type LoadClientKind = 'session' | 'plain';
-
-/** A plain client opened a new connection after its previous one broke. */
+/** A client opened a new connection after its previous one broke. */
 export interface ReconnectRecord {
   type: 'reconnect';
   client: number;
@@ -72,10 +51,17 @@ export interface MarkRecord {
   label: string;
 }
 
+/**
+ * Every history says `plain` (ordinary RESP connections, for which a request whose reply never came
+ * is indeterminate). Histories without it, or with `session`, were written by hbft's former session
+ * clients, which were judged exactly-once; `parseHistory` refuses them rather than judge them by
+ * weaker rules than they were written for.
+ */
+export const HISTORY_CLIENT_KIND = 'plain';
+
 export interface HistoryHeader {
   type: 'header';
-  /** Absent in histories written before plain clients existed: those are session histories. */
-  clientKind?: LoadClientKind;
+  clientKind: typeof HISTORY_CLIENT_KIND;
   seed: number;
   servers: string[];
   clients: number;
@@ -92,12 +78,11 @@ export interface FinalRead {
   values: Record<string, string | null>;
 }
 
-export type HistoryEntry = HistoryHeader | Operation | FailoverRecord | ReconnectRecord | MarkRecord | FinalRead;
+export type HistoryEntry = HistoryHeader | Operation | ReconnectRecord | MarkRecord | FinalRead;
 
 export interface History {
   header?: HistoryHeader;
   operations: Operation[];
-  failovers: FailoverRecord[];
   reconnects: ReconnectRecord[];
   marks: MarkRecord[];
   final?: FinalRead;
@@ -117,12 +102,11 @@ const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /**
  * Records operations as clients invoke and complete them; times come from the injected clock.
- * `onEntry` sees each completed operation and failover as it is recorded (to write the history
- * while the run goes on).
+ * `onEntry` sees each completed operation, reconnection and mark as it is recorded (to write the
+ * history while the run goes on).
  */
 export class HistoryRecorder {
   readonly operations: Operation[] = [];
-  readonly failovers: FailoverRecord[] = [];
   readonly reconnects: ReconnectRecord[] = [];
   readonly marks: MarkRecord[] = [];
   private nextId = 0;
@@ -130,7 +114,7 @@ export class HistoryRecorder {
 
   constructor(
     private readonly clock: { nowMs(): number },
-    private readonly onEntry?: (entry: Operation | FailoverRecord | ReconnectRecord | MarkRecord) => void,
+    private readonly onEntry?: (entry: Operation | ReconnectRecord | MarkRecord) => void,
   ) {
     this.originMs = clock.nowMs();
   }
@@ -147,7 +131,7 @@ export class HistoryRecorder {
   complete(
     pending: PendingOperation,
     result: OperationResult,
-    details: { value?: string | number | null; generation?: number; error?: string } = {},
+    details: { value?: string | number | null; error?: string } = {},
   ): Operation {
     const operation: Operation = {
       type: 'op',
@@ -159,19 +143,11 @@ export class HistoryRecorder {
       start: pending.start,
       end: this.now(),
       result,
-      ...(details.generation !== undefined ? { generation: details.generation } : {}),
       ...(details.error !== undefined ? { error: details.error } : {}),
     };
     this.operations.push(operation);
     this.onEntry?.(operation);
     return operation;
-  }
-
-  failover(client: number, info: Omit<FailoverRecord, 'type' | 'client' | 'at'>): FailoverRecord {
-    const record: FailoverRecord = { type: 'failover', client, at: this.now(), ...info, gapMs: round(info.gapMs) };
-    this.failovers.push(record);
-    this.onEntry?.(record);
-    return record;
   }
 
   reconnect(client: number, reason: string): ReconnectRecord {
@@ -199,9 +175,13 @@ export function formatHistoryLine(entry: HistoryEntry): string {
   return `${JSON.stringify(entry)}\n`;
 }
 
+const SESSION_HISTORY =
+  'a history of hbft session clients (written by an hbft load from before they were removed); it was meant to be judged exactly-once, ' +
+  'which the plain-client checker does not do, so it is not checked: re-run the load with this hbft';
+
 /** Reads a saved history back; `source` names the file in errors. */
 export function parseHistory(text: string, source: string): History {
-  const history: History = { operations: [], failovers: [], reconnects: [], marks: [] };
+  const history: History = { operations: [], reconnects: [], marks: [] };
   const lines = text.split('\n');
   lines.forEach((line, index) => {
     if (line.trim() === '') return;
@@ -213,11 +193,14 @@ export function parseHistory(text: string, source: string): History {
       throw new UsageError(`${where}: not a JSON line`);
     }
     switch (entry?.type) {
-      case 'header':
-        if (entry.clientKind !== undefined && !['session', 'plain'].includes(entry.clientKind))
-          throw new UsageError(`${where}: unknown client kind ${JSON.stringify(entry.clientKind)} (session or plain)`);
+      case 'header': {
+        const kind: unknown = entry.clientKind;
+        if (kind === undefined || kind === 'session') throw new UsageError(`${where}: ${SESSION_HISTORY}`);
+        if (kind !== HISTORY_CLIENT_KIND)
+          throw new UsageError(`${where}: unknown client kind ${JSON.stringify(kind)} (expected "${HISTORY_CLIENT_KIND}")`);
         history.header = entry;
         break;
+      }
       case 'op': {
         const valid =
           Number.isInteger(entry.id) &&
@@ -232,9 +215,6 @@ export function parseHistory(text: string, source: string): History {
         history.operations.push(entry);
         break;
       }
-      case 'failover':
-        history.failovers.push(entry);
-        break;
       case 'reconnect':
         if (!Number.isInteger(entry.client) || typeof entry.at !== 'number')
           throw new UsageError(`${where}: malformed reconnect (needs client and at)`);
@@ -249,8 +229,12 @@ export function parseHistory(text: string, source: string): History {
         if (typeof entry.values !== 'object' || entry.values === null) throw new UsageError(`${where}: final read without values`);
         history.final = entry;
         break;
-      default:
-        throw new UsageError(`${where}: unknown entry type ${JSON.stringify((entry as { type?: unknown })?.type)}`);
+      default: {
+        const type = (entry as { type?: unknown })?.type;
+        // Only session clients recorded failovers (a resumed session); plain clients reconnect.
+        if (type === 'failover') throw new UsageError(`${where}: a failover entry: ${SESSION_HISTORY}`);
+        throw new UsageError(`${where}: unknown entry type ${JSON.stringify(type)}`);
+      }
     }
   });
   return history;

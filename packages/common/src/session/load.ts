@@ -3,30 +3,27 @@
  * counter keys, SET and GET on register keys, chosen by a seeded mix), recording a history; then a
  * final read of every key and the checker's verdict.
  *
- * Two kinds of client. Session clients resume across a takeover and know every outcome; one whose
- * session ends (a gap, or no node reachable) records its in-flight operation as unknown and starts
- * a new session. Plain clients (Jepsen style) hold one ordinary RESP connection each, meant to
- * survive a takeover when the guest's own TCP stack carries it: a request whose reply never came
- * (the connection reset or closed, or no reply within the response timeout) is indeterminate, and
- * the client reconnects and goes on with its next operation, never resending one.
+ * The clients are plain, Jepsen style: each holds one ordinary RESP connection to the guest's
+ * address, which survives a takeover because the guest's own TCP stack carries it. A request whose
+ * reply never came (the connection reset or closed, or no reply within the response timeout) is
+ * indeterminate, not lost: the client records it as unknown, reconnects and goes on with its next
+ * operation, never resending one.
  */
 import { HbftError, UsageError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { SeededRandom } from '../random.ts';
 import { checkHistory, type Verdict } from './checker.ts';
-import { SESSION_CLIENT_DEFAULTS, SessionClient, type ConnectFunction } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { SessionErrorCode } from './errors.ts';
 import {
+  HISTORY_CLIENT_KIND,
   HistoryRecorder,
   OPERATION_KINDS,
   type HistoryEntry,
   type HistoryHeader,
-  type LoadClientKind,
   type OperationKind,
   type PendingOperation,
 } from './history.ts';
-import { PlainClient } from './plainClient.ts';
+import { PlainClient, type ConnectFunction } from './plainClient.ts';
 import { RespError, respValueOf, type RespValue } from './resp.ts';
 
 export type OperationMix = Record<OperationKind, number>;
@@ -40,15 +37,16 @@ export const LOAD_DEFAULTS = {
   drainTimeoutMs: 15_000,
   finalReadAttempts: 3,
   mgetKeysMax: 200,
-  /** Session clients move to the next node after this long without progress. */
-  sessionResponseTimeoutMs: SESSION_CLIENT_DEFAULTS.responseTimeoutMs,
   /**
-   * A plain client gives up on a reply after this long, and the request is indeterminate. Longer
-   * than the session's: the timeout costs the connection, and the connection surviving a takeover
-   * (through the client's TCP retransmissions) is what plain runs are there to observe.
+   * A client gives up on a reply after this long, and the request is indeterminate. Long: the
+   * timeout costs the connection, and the connection surviving a takeover (through the client's TCP
+   * retransmissions) is what a run across a kill is there to observe.
    */
-  plainResponseTimeoutMs: 10_000,
+  responseTimeoutMs: 10_000,
   reconnectDeadlineMs: 30_000,
+  /** Between attempts to connect, doubling from the least to the most. */
+  connectBackoffMsMin: 20,
+  connectBackoffMsMax: 200,
 } as const;
 
 /** Reads `incr=50,set=40,get=10` (weights; kinds left out get 0). */
@@ -82,19 +80,15 @@ export interface LoadProgress {
   unknown: number;
   /** Acknowledged operations per second over the last interval. */
   intervalOpsPerS: number;
-  /** The highest generation that has answered so far (session clients; 0 for plain ones). */
-  generation: number;
-  failovers: number;
-  /** Plain clients' new connections after a broken one. */
+  /** Clients' new connections after a broken one. */
   reconnects: number;
-  /** Clients whose session is attached, or whose plain connection is open, right now. */
+  /** Clients whose connection is open right now. */
   connectedClients: number;
 }
 
 export interface LoadOptions {
+  /** HOST:PORT of the guest (usually one: its IP and port 6379); a client takes the first that answers. */
   servers: readonly string[];
-  /** Session clients (the default) or plain RESP connections. */
-  clientKind?: LoadClientKind;
   clients?: number;
   /** Stop issuing operations after this long … */
   durationMs?: number;
@@ -108,16 +102,13 @@ export interface LoadOptions {
   connect?: ConnectFunction;
   clock?: Clock;
   logger?: Logger;
-  /** Default `LOAD_DEFAULTS.sessionResponseTimeoutMs` or `plainResponseTimeoutMs` by client kind. */
+  /** Default `LOAD_DEFAULTS.responseTimeoutMs`. */
   responseTimeoutMs?: number;
-  /**
-   * A client that finds no serving node for this long gives up (E_SESSION_UNREACHABLE, or
-   * E_LOAD_UNREACHABLE for plain clients), and so does the run.
-   */
+  /** A client that cannot connect for this long gives up (E_LOAD_UNREACHABLE), and so does the run. */
   reconnectDeadlineMs?: number;
   progressIntervalMs?: number;
   onProgress?: (progress: LoadProgress) => void;
-  /** Each history entry as soon as it is known (header, operations and failovers, final read). */
+  /** Each history entry as soon as it is known (header, operations, reconnections, marks, final read). */
   onEntry?: (entry: HistoryEntry) => void;
   /** Ends the run early: no new operations, in-flight ones drain, then the final read as usual. */
   signal?: AbortSignal;
@@ -131,7 +122,7 @@ export interface LoadOptions {
 
 export interface LoadResult {
   header: HistoryHeader;
-  /** Header, operations, failovers and the final read, in that order. */
+  /** Header, operations, reconnections, marks and the final read, in that order. */
   history: HistoryEntry[];
   final: Record<string, string | null>;
   verdict: Verdict;
@@ -160,17 +151,10 @@ function pickKind(random: SeededRandom, mix: OperationMix): OperationKind {
   return 'incr';
 }
 
-/** What the run needs of a client, whichever kind it is. */
-interface ClientSlot {
-  /** Ends the client's connection; its in-flight operation becomes unknown. */
-  close(): void;
-  connected(): boolean;
-}
-
-/** One connection to read with at the end (a session or a plain connection). */
+/** One connection to read with at the end. */
 interface Reader {
   request(args: string[]): Promise<RespValue>;
-  close(): void | Promise<void>;
+  close(): void;
 }
 
 const sleep = (clock: Clock, delayMs: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, delayMs));
@@ -180,7 +164,7 @@ const sleep = (clock: Clock, delayMs: number) => new Promise<void>((resolve) => 
  * (false), or the deadline passes (an E_LOAD_UNREACHABLE error naming the last failure).
  */
 async function connectPlain(plain: PlainClient, clock: Clock, deadlineMs: number, stopped: () => boolean): Promise<boolean> {
-  let backoffMs: number = SESSION_CLIENT_DEFAULTS.backoffMsMin;
+  let backoffMs: number = LOAD_DEFAULTS.connectBackoffMsMin;
   for (;;) {
     if (stopped()) return false;
     try {
@@ -190,13 +174,12 @@ async function connectPlain(plain: PlainClient, clock: Clock, deadlineMs: number
       if (clock.nowMs() >= deadlineMs)
         throw new HbftError('E_LOAD_UNREACHABLE', `no node accepted a plain connection before the deadline: ${(error as Error).message}`);
       await sleep(clock, backoffMs);
-      backoffMs = Math.min(backoffMs * 2, SESSION_CLIENT_DEFAULTS.backoffMsMax);
+      backoffMs = Math.min(backoffMs * 2, LOAD_DEFAULTS.connectBackoffMsMax);
     }
   }
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const clientKind = options.clientKind ?? 'session';
   const clients = options.clients ?? LOAD_DEFAULTS.clients;
   const keys = options.keys ?? LOAD_DEFAULTS.keys;
   const mix = options.mix ?? LOAD_DEFAULTS.mix;
@@ -204,13 +187,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const logger = options.logger ?? silentLogger();
   if (options.durationMs === undefined && options.operations === undefined) throw new UsageError('give a duration or an operation count');
   if (!(clients >= 1 && keys >= 1)) throw new UsageError('clients and keys must be at least 1');
-  const responseTimeoutMs =
-    options.responseTimeoutMs ?? (clientKind === 'plain' ? LOAD_DEFAULTS.plainResponseTimeoutMs : LOAD_DEFAULTS.sessionResponseTimeoutMs);
+  const responseTimeoutMs = options.responseTimeoutMs ?? LOAD_DEFAULTS.responseTimeoutMs;
   const reconnectDeadlineMs = options.reconnectDeadlineMs ?? LOAD_DEFAULTS.reconnectDeadlineMs;
   const recorder = new HistoryRecorder(clock, options.onEntry);
   const header: HistoryHeader = {
     type: 'header',
-    clientKind,
+    clientKind: HISTORY_CLIENT_KIND,
     seed: options.seed,
     servers: [...options.servers],
     clients,
@@ -221,22 +203,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   options.onEntry?.(header);
   const stopMarking = options.markSource?.((label) => recorder.mark(label));
-  const sessionOptions = {
-    servers: options.servers,
-    connect: options.connect,
-    clock,
-    logger,
-    responseTimeoutMs,
-    reconnectDeadlineMs,
-  };
   const plainOptions = { servers: options.servers, connect: options.connect, clock, responseTimeoutMs };
 
-  const slots: (ClientSlot | null)[] = new Array(clients).fill(null);
+  const plainClients: (PlainClient | null)[] = new Array(clients).fill(null);
   let ticketsLeft = options.operations ?? Infinity;
   let stopping = false;
   const fatal: HbftError[] = [];
   const counts = { ok: 0, fail: 0, unknown: 0 };
-  let generationMax = 0;
 
   /** Takes a ticket and invokes the client's next operation. */
   const nextOperation = (client: number, random: SeededRandom, sequence: number): { pending: PendingOperation; args: string[] } => {
@@ -250,51 +223,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     return { pending, args };
   };
 
-  const openSession = (client: number): SessionClient => {
-    const session = new SessionClient({ ...sessionOptions, random: clientRandom(options.seed ^ 0x51ed, client) });
-    session.on('failover', (info) => {
-      recorder.failover(client, {
-        from: info.from,
-        to: info.to,
-        fromGeneration: info.fromGeneration,
-        toGeneration: info.toGeneration,
-        gapMs: info.gapMs,
-      });
-    });
-    slots[client] = { close: () => void session.close(), connected: () => !session.isClosed && session.connected };
-    return session;
-  };
-
-  const runSessionClient = async (client: number): Promise<void> => {
-    const random = clientRandom(options.seed, client);
-    let session = openSession(client);
-    let sequence = 0;
-    while (!stopping && ticketsLeft > 0) {
-      const { pending, args } = nextOperation(client, random, sequence++);
-      try {
-        const reply = await session.request(args);
-        record(pending, reply, session.generation);
-      } catch (error) {
-        const code = (error as HbftError).code;
-        recorder.complete(pending, 'unknown', { error: `${code ?? 'error'}: ${(error as Error).message}` });
-        counts.unknown++;
-        if (stopping && code === SessionErrorCode.closed) break;
-        if (code === SessionErrorCode.unreachable) {
-          fatal.push(error as HbftError);
-          break;
-        }
-        // The session cannot continue (a gap, a rejected handshake, lost input): start a new one.
-        await session.close();
-        session = openSession(client);
-      }
-    }
-    await session.close();
-  };
-
   const runPlainClient = async (client: number): Promise<void> => {
     const random = clientRandom(options.seed, client);
     const plain = new PlainClient(plainOptions);
-    slots[client] = { close: () => plain.close(), connected: () => plain.address !== null };
+    plainClients[client] = plain;
     let sequence = 0;
     let connections = 0;
     /** Why the last connection ended, when this client ended it or saw it end. */
@@ -311,7 +243,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         const { pending, args } = nextOperation(client, random, sequence++);
         try {
           const reply = respValueOf(await plain.request(args));
-          if (!record(pending, reply, undefined)) {
+          if (!record(pending, reply)) {
             // The replies and the requests are out of step: no later reply on this connection can be trusted.
             brokenReason = `unexpected reply ${JSON.stringify(reply)}`;
             plain.close();
@@ -330,10 +262,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 
   /** Records a reply; false when it is not of the type the command answers with. */
-  const record = (pending: PendingOperation, reply: RespValue, generation: number | undefined): boolean => {
-    if (generation !== undefined) generationMax = Math.max(generationMax, generation);
+  const record = (pending: PendingOperation, reply: RespValue): boolean => {
     if (reply instanceof RespError) {
-      recorder.complete(pending, 'fail', { generation, error: reply.message });
+      recorder.complete(pending, 'fail', { error: reply.message });
       counts.fail++;
       return true;
     }
@@ -349,7 +280,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       counts.unknown++;
       return false;
     }
-    recorder.complete(pending, 'ok', { generation, value: pending.op === 'set' ? undefined : (reply as string | number | null) });
+    recorder.complete(pending, 'ok', { value: pending.op === 'set' ? undefined : (reply as string | number | null) });
     counts.ok++;
     return true;
   };
@@ -365,10 +296,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       elapsedMs: now - startedMs,
       ...counts,
       intervalOpsPerS: now > lastProgress.atMs ? ((counts.ok - lastProgress.ok) * 1000) / (now - lastProgress.atMs) : 0,
-      generation: generationMax,
-      failovers: recorder.failovers.length,
       reconnects: recorder.reconnects.length,
-      connectedClients: slots.filter((slot) => slot?.connected()).length,
+      connectedClients: plainClients.filter((plain) => plain?.address != null).length,
     });
     lastProgress = { atMs: now, ok: counts.ok };
   };
@@ -382,8 +311,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   // The run: stop issuing at the deadline (or when aborted), then let in-flight operations finish
   // or give up on them.
-  const runClient = clientKind === 'plain' ? runPlainClient : runSessionClient;
-  const running = Array.from({ length: clients }, (_, client) => runClient(client));
+  const running = Array.from({ length: clients }, (_, client) => runPlainClient(client));
   let stopTimer: unknown = null;
   let drainTimer: unknown = null;
   const beginStop = () => {
@@ -392,7 +320,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     // In-flight operations get a while to finish; then their connections close and they count as unknown.
     drainTimer = clock.setTimeout(() => {
       logger.warn('in-flight operations did not finish in time; recording them as unknown');
-      for (const slot of slots) slot?.close();
+      for (const plain of plainClients) plain?.close();
     }, options.drainTimeoutMs ?? LOAD_DEFAULTS.drainTimeoutMs);
   };
   if (options.durationMs !== undefined) stopTimer = clock.setTimeout(beginStop, options.durationMs);
@@ -409,30 +337,24 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const [firstFatal] = fatal;
   if (firstFatal !== undefined) throw firstFatal;
   const usedKeys = [...new Set(recorder.operations.map((operation) => operation.key))].sort();
-  const openReader =
-    clientKind === 'plain'
-      ? async (): Promise<Reader> => {
-          const plain = new PlainClient(plainOptions);
-          await connectPlain(plain, clock, clock.nowMs() + reconnectDeadlineMs, () => false);
-          return { request: async (args) => respValueOf(await plain.request(args)), close: () => plain.close() };
-        }
-      : async (): Promise<Reader> => new SessionClient(sessionOptions);
+  const openReader = async (): Promise<Reader> => {
+    const plain = new PlainClient(plainOptions);
+    await connectPlain(plain, clock, clock.nowMs() + reconnectDeadlineMs, () => false);
+    return { request: async (args) => respValueOf(await plain.request(args)), close: () => plain.close() };
+  };
   const final = await finalRead(usedKeys, openReader, { clock, logger, budgetMs: reconnectDeadlineMs });
   const finalEntry = { type: 'final' as const, at: recorder.now(), values: final };
   options.onEntry?.(finalEntry);
   const verdict = checkHistory({
     operations: recorder.operations,
     final,
-    failovers: recorder.failovers,
     reconnects: recorder.reconnects,
     marks: recorder.marks,
     seed: options.seed,
-    // A plain client cannot know the outcome of a request whose reply never came.
-    exactlyOnce: clientKind === 'session',
   });
   return {
     header,
-    history: [header, ...recorder.operations, ...recorder.failovers, ...recorder.reconnects, ...recorder.marks, finalEntry],
+    history: [header, ...recorder.operations, ...recorder.reconnects, ...recorder.marks, finalEntry],
     final,
     verdict,
   };
@@ -440,8 +362,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
 /**
  * Reads every key with MGET on a fresh connection, retrying on a new one if one fails, within
- * `budgetMs` in all: a node that accepts a session and never answers (a primary holding its output
- * for good) would otherwise keep the reader, and the run, waiting for ever.
+ * `budgetMs` in all: a node that accepts a connection and never answers (a primary holding its
+ * output for good) would otherwise keep the reader, and the run, waiting for ever.
  */
 async function finalRead(
   keys: readonly string[],
@@ -454,7 +376,7 @@ async function finalRead(
   const open = new Set<Reader>();
   const budgetTimer = clock.setTimeout(() => {
     outOfTime = true;
-    for (const reader of open) void reader.close();
+    for (const reader of open) reader.close();
   }, budgetMs);
   try {
     for (let attempt = 0; attempt < LOAD_DEFAULTS.finalReadAttempts && !outOfTime; attempt++) {
@@ -503,6 +425,6 @@ async function readOnce(
     return values;
   } finally {
     open.delete(reader);
-    await reader.close();
+    reader.close();
   }
 }

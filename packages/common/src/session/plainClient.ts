@@ -1,19 +1,41 @@
 /**
- * A plain RESP client (what redis-cli is): no session, so after a failover it simply reconnects and
- * sees the committed state, and a command whose connection broke before the reply may or may not
- * have run. `hbft client --plain` uses it to show exactly that difference.
+ * A plain RESP client over one ordinary TCP connection (what redis-cli is). When the guest's own
+ * TCP stack carries the connection, it survives a takeover; when the connection breaks anyway, a
+ * command sent on it before the reply may or may not have run (Jepsen's indeterminate operation).
  *
- * It connects to the first address that answers a PING (a backup or a deposed primary does not
- * serve plain connections), sends commands on that connection, and reconnects on the next request
- * after a failure. It never resends a command. With a response timeout, a command whose reply does
+ * It connects to the first address that answers a PING (usually there is one: the guest's IP),
+ * sends commands on that connection, and reconnects on the next request after a failure. It never resends a command. With a response timeout, a command whose reply does
  * not come in time breaks the connection (a reply arriving later could no longer be matched to its
  * command), and the command is indeterminate like any other whose connection broke.
  */
+import net from 'node:net';
 import { HbftError } from '../errors.ts';
 import { parseHostPort } from '../units.ts';
-import { tcpConnect, type ConnectFunction, type Endpoint } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { encodeCommand, parseTypedReply, ReplyReader, type TypedReply } from './resp.ts';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** The part of a socket the client uses; `net.Socket` is one. */
+export interface ClientSocket {
+  write(bytes: Uint8Array): unknown;
+  destroy(): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** Opens a connection; failures are reported through the socket's `error`/`close` events. */
+export type ConnectFunction = (endpoint: Endpoint) => ClientSocket;
+
+export const tcpConnect: ConnectFunction = (endpoint) => {
+  const socket = net.connect({ host: endpoint.host, port: endpoint.port });
+  socket.setNoDelay(true);
+  return socket;
+};
 
 interface Waiter {
   resolve: (reply: TypedReply) => void;
@@ -21,7 +43,7 @@ interface Waiter {
 }
 
 interface PlainConnection {
-  socket: ReturnType<ConnectFunction>;
+  socket: ClientSocket;
   address: string;
   reader: ReplyReader<TypedReply>;
   waiters: Waiter[];

@@ -27,6 +27,8 @@ export interface Site {
 
 export interface PairOptions {
   memory?: string;
+  /** Both daemons with --insecure instead of a key (for tests that need the link in plaintext). */
+  insecure?: boolean;
   /** Extra flags for every daemon. */
   args?: string[];
   /** Flags for node itself in every daemon (`--cpu-prof`, say). */
@@ -134,8 +136,7 @@ export class Pair {
       String(this.options.heartbeatMs ?? PAIR_HEARTBEAT_MS),
       '--failover-timeout-ms',
       String(this.options.failoverTimeoutMs ?? PAIR_FAILOVER_TIMEOUT_MS),
-      '--key-file',
-      this.keyFile,
+      ...(this.options.insecure === true ? ['--insecure'] : ['--key-file', this.keyFile]),
       '--http',
       `${this.daemonHost}:${site.http}`,
       ...(this.options.guest === undefined ? [] : ['--guest', this.options.guest]),

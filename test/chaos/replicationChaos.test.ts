@@ -16,6 +16,7 @@ import { Cluster, type ClusterOptions } from '../helpers/cluster.ts';
 import { Lan } from '../helpers/lan.ts';
 import { PlainLoad, startKvnetPair } from '../helpers/kvnetPair.ts';
 import { testSeed } from '../helpers/seed.ts';
+import { formatVerdict } from '@hbft/common/session/checker.ts';
 
 const SOAK = Boolean(process.env.HBFT_SOAK);
 
@@ -51,18 +52,20 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
     await pair.within(50_000, async () => {
       // Every reply is a frame the primary holds until the backup acknowledges the epoch that made
       // it, so the clients' latency is the epoch's rest plus the checkpoint's round trip.
-      const measure = async (label: string, durationS: number) => {
-        const load = new PlainLoad(lan, { clients: 2, keys: 6, seed, keyPrefix: `lat-${label}-${seed}`, durationS });
+      const measure = async (label: string, durationMs: number) => {
+        const load = await PlainLoad.start(lan, { seed, keyPrefix: `lat-${label}-${seed}`, clients: 2, keys: 6 });
         loads.push(load);
-        const { code, report } = await load.finish(false);
-        assert.equal(code, 0, `the ${label} load's verdict:\n${load.log}`);
-        assert.ok(report.verdict.ok && report.verdict.stats.ok > 20, `the ${label} load did work and lost nothing:\n${load.log}`);
-        return report.verdict.stats;
+        await sleep(durationMs);
+        const { code, verdict, output } = await load.finish();
+        assert.equal(code, 0, `the ${label} load's own verdict:\n${output}`);
+        assert.ok(verdict.ok, `the ${label} load: ${formatVerdict(verdict)}\n${pair.logs()}`);
+        assert.ok(verdict.stats.ok > 10, `the ${label} load did work (${verdict.stats.ok} operations)`);
+        return verdict.stats;
       };
-      const before = await measure('before', 2);
+      const before = await measure('before', 2_000);
       for (const stream of ['upstream', 'downstream'])
         await pair.registry.addToxic('to-b', { type: 'latency', stream, attributes: { latency: 50, jitter: 10 } });
-      const during = await measure('during', SOAK ? 20 : 4);
+      const during = await measure('during', SOAK ? 20_000 : 4_000);
       t.diagnostic(
         `plain RESP latency p50: ${before.latencyMsP50.toFixed(1)} ms before, ${during.latencyMsP50.toFixed(1)} ms with 50 ± 10 ms each way ` +
           `(${before.ok} and ${during.ok} operations)`,
@@ -96,8 +99,9 @@ test('a partition longer than the failover timeout: the backup takes over and se
   let load: PlainLoad | undefined;
   try {
     await pair.within(50_000, async () => {
-      load = new PlainLoad(lan, { clients: 4, keys: 6, seed, keyPrefix: `part-${seed}`, durationS: 3600 });
-      await load.waitAnswered(50);
+      const started = await PlainLoad.start(lan, { seed, keyPrefix: `part-${seed}`, clients: 4, keys: 6 });
+      load = started;
+      await pair.waitUntil('the load is served', started.served(50), 20_000);
       await pair.partition();
       const cutAtMs = Date.now();
       // Acks already on their way when the link was cut were dropped with its connections; give
@@ -108,23 +112,23 @@ test('a partition longer than the failover timeout: the backup takes over and se
       await pair.waitPrimary(pair.sites.b, 2, 10_000);
       const tookOverMs = Date.now() - cutAtMs;
       // The clients are served by the new primary while the old one is still cut off and running.
-      const answeredAtTakeover = load.answered;
-      await load.waitAnswered(answeredAtTakeover + 50, 15_000);
+      const answeredAtTakeover = started.acknowledged();
+      await pair.waitUntil('the new primary serves the clients', started.served(50), 15_000);
       await sleep(500);
       assert.equal(pair.sites.a.process?.exitCode, null, 'the old primary still runs, cut off');
       const framesBeforeHeal = (await lan.tapFramesWritten()).get(Lan.tapOf('a')) ?? 0;
-      assert.equal(framesBeforeHeal - framesAtCut, 0, `the cut-off primary wrote no frame to its TAP (it could commit nothing)`);
+      assert.equal(framesBeforeHeal - framesAtCut, 0, 'the cut-off primary wrote no frame to its TAP (it could commit nothing)');
       const oldPrimary = pair.sites.a.runs[0]!;
       await pair.heal();
       const exitCode = await Promise.race([oldPrimary.exit, sleep(10_000, 'running')]);
       assert.equal(exitCode, 3, 'after the heal the old primary learns it was deposed and exits');
-      const { code, report } = await load.finish();
+      const { code, verdict, output } = await started.finish();
       t.diagnostic(
-        `the backup took over ${tookOverMs} ms after the cut; ${report.verdict.stats.operations} operations ` +
-          `(${report.verdict.stats.ok} ok, ${report.verdict.stats.unknown} unknown), ${answeredAtTakeover} answered before the takeover`,
+        `the backup took over ${tookOverMs} ms after the cut; ${verdict.stats.operations} operations ` +
+          `(${verdict.stats.ok} ok, ${verdict.stats.unknown} unknown), ${answeredAtTakeover} acknowledged before the takeover`,
       );
-      assert.equal(code, 0, `hbft load's verdict: nothing acknowledged lost or applied twice\n${load.log}`);
-      assert.ok(report.verdict.ok);
+      assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${pair.logs()}`);
+      assert.equal(code, 0, `hbft load's own verdict:\n${output}`);
       const b = await pair.readiness(pair.sites.b);
       assert.deepEqual([b?.body.role, b?.body.generation], ['primary', 2]);
     });

@@ -16,7 +16,7 @@
 #                                              -> the preferred role
 #   - the peer is a backup fed by another primary -> refuse (exit 1): two primaries is split brain
 # Every other setting comes from HBFT_* variables (HBFT_LISTEN, HBFT_BACKUP, HBFT_REPROTECT,
-# HBFT_SERVE, HBFT_HTTP, HBFT_KEY_FILE, HBFT_MEMORY...); each daemon ignores the ones it has no flag
+# HBFT_HTTP, HBFT_KEY_FILE, HBFT_MEMORY, HBFT_GUEST, HBFT_TAP...); each daemon ignores the ones it has no flag
 # for, so one environment serves both roles.
 #
 # HBFT_NODE_ROLE=primary|backup skips the probe and forces the role. With --dry-run among the flags

@@ -26,7 +26,8 @@
 #   A node host: bridge front0 holds its host address; its ports are uplink0 (to the LAN switch)
 #   and hbft0, the guest's persistent TAP, which keeps its bridge port when the node restarts.
 #
-#   primary :6379 (clients) :9100 (status)    backup :6379 (clients) :9101 (status)
+#   the guest (kvnet) 10.77.0.10:6379 (clients, plain RESP), on whichever node runs it
+#   primary :9100 (status)    backup :9101 (status)
 #   both :7000 (replication listen, when running as backup)
 #   chaos proxy (hbft chaos proxy, API 127.0.0.1:8474 inside the chaos namespace):
 #     repl      10.77.1.3:7001 -> backup  10.77.1.2:7000   (the primary replicates through it)
@@ -34,8 +35,7 @@
 #
 # Environment: HBFT_NETNS_PREFIX (namespace names; give each concurrent run its own),
 # HBFT_STATE_DIR (default .hbft; logs, pids, key and settings under netns-PREFIX/); for the first
-# start: HBFT_GUEST (kvnet: the guest on the LAN at 10.77.0.10; kv: the byte-stream kv served at
-# each node's own address), HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
+# start: HBFT_MEMORY (64MiB), HBFT_EPOCH_MS (20), HBFT_HEARTBEAT_MS (30), HBFT_FAILOVER_TIMEOUT_MS
 # (300), HBFT_LOG_LEVEL (info).
 set -euo pipefail
 SCRIPT_NAME=two-hosts.sh
@@ -46,7 +46,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/hbft.sh"
 # kept in the state dir so that a node restarted later runs with the same ones. The failover
 # timeout is longer than hbft's default of 100 ms because these nodes share the machine's CPUs with
 # whatever else runs here: an event-loop stall longer than the timeout is a false takeover.
-SETTINGS=(HBFT_GUEST=kvnet HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
+SETTINGS=(HBFT_MEMORY=64MiB HBFT_EPOCH_MS=20 HBFT_HEARTBEAT_MS=30 HBFT_FAILOVER_TIMEOUT_MS=300 HBFT_LOG_LEVEL=info)
 settings_file() { echo "$NETNS_STATE_DIR/settings.env"; }
 load_settings() {
   local file setting name value
@@ -148,10 +148,10 @@ node_env() {
   echo "HBFT_BACKUP=${REPL_ADDRESS[chaos]}:$CHAOS_REPL_PORT"
   echo "HBFT_LISTEN=${REPL_ADDRESS[$node]}:$REPLICATION_PORT"
   echo "HBFT_REPROTECT=${REPL_ADDRESS[chaos]}:$reprotect_port"
-  echo "HBFT_SERVE=${FRONT_ADDRESS[$node]}:$SERVE_PORT"
   echo "HBFT_HTTP=${FRONT_ADDRESS[$node]}:${HTTP_PORT[$node]}"
   echo "HBFT_KEY_FILE=$NETNS_STATE_DIR/key"
-  # The guest's NIC on this node's persistent TAP, at the guest's own address on the client LAN.
+  # The kvnet guest's NIC on this node's persistent TAP, at the guest's own address on the client LAN.
+  echo "HBFT_GUEST=kvnet"
   echo "HBFT_TAP=$GUEST_TAP"
   echo "HBFT_GUEST_IP=$GUEST_ADDRESS/24"
   cat "$(settings_file)"

@@ -3,8 +3,11 @@
 #
 # Three deployments, one vocabulary. Every deployment has two node slots, `primary` and `backup`
 # (the roles they start in; after a failover the slot called backup runs as primary, and a
-# restarted `primary` slot rejoins as backup), and a chaos proxy on the replication link:
-#   local    the demo (`npm start`): addresses and pids from $HBFT_STATE_DIR/demo.json
+# restarted `primary` slot rejoins as backup), and a chaos proxy on the replication link. In
+# every one the kvnet guest lives at its own address on a client LAN, through a TAP of the node
+# that runs it, and clients are ordinary RESP clients of that address:
+#   local    the demo (`npm start`, in network namespaces): addresses and pids from
+#            $HBFT_STATE_DIR/demo.json; the guest is reached through the demo's forwarder
 #   netns    scripts/two-hosts.sh: network namespaces on this machine (needs root)
 #   compose  docker-compose.yml: services primary, backup, chaos, client
 # The functions below hide the differences: node_readyz, node_kill9, run_load, chaos_cli.
@@ -45,8 +48,9 @@ declare -A FRONT_ADDRESS=([primary]=10.77.0.1 [backup]=10.77.0.2 [client]=10.77.
 GUEST_ADDRESS=10.77.0.10
 GUEST_TAP=hbft0
 declare -A REPL_ADDRESS=([primary]=10.77.1.1 [backup]=10.77.1.2 [chaos]=10.77.1.3)
-# Ports, the same in netns and compose (docker-compose.yml uses these numbers).
-SERVE_PORT=6379
+# Ports, the same in netns and compose (docker-compose.yml uses these numbers). GUEST_PORT is the
+# guest's own RESP port on its address; the nodes themselves serve no clients.
+GUEST_PORT=6379
 REPLICATION_PORT=7000
 CHAOS_REPL_PORT=7001      # chaos proxy "repl":      primary slot -> backup slot's :7000
 CHAOS_REPROTECT_PORT=7002 # chaos proxy "reprotect": backup slot  -> primary slot's :7000
@@ -124,6 +128,7 @@ require_demo_running() {
   pid="$(json "$DEMO_FILE" pid)" || die "$DEMO_FILE is not JSON; remove it and start the demo again (npm start)"
   [ -n "$pid" ] || die "$DEMO_FILE names no demo process (no pid): it comes from an older hbft demo; stop that demo and start it again (npm start)"
   hbft_process_alive "$pid" || die "$DEMO_FILE is stale: the demo that wrote it (pid $pid) is not running. Remove it (rm $DEMO_FILE) and start the demo again (npm start)"
+  [ "$(json "$DEMO_FILE" network)" = netns ] || die "$DEMO_FILE describes a demo on loopback ports (no \"network\": \"netns\"), which hbft no longer runs: stop that demo and start it again (npm start, as root)"
   chaos_pid="$(json "$DEMO_FILE" chaos.pid)"
   if [ -n "$chaos_pid" ] && ! hbft_process_alive "$chaos_pid"; then
     die "the demo (pid $pid) runs, but its chaos proxy (pid $chaos_pid) does not, so the replication link is gone: stop the demo (Ctrl-C) and start it again; see $STATE_DIR/logs/chaos.log"
@@ -146,15 +151,6 @@ node_http() {
     local) reachable "$(json "$DEMO_FILE" "$1.http")" ;;
     netns) echo "${FRONT_ADDRESS[$1]}:${HTTP_PORT[$1]}" ;;
     compose) echo "127.0.0.1:${HTTP_PORT[$1]}" ;;
-  esac
-}
-
-# The client address of a node slot, as reached from where run_load runs.
-node_serve() {
-  case "$MODE" in
-    local) reachable "$(json "$DEMO_FILE" "$1.serve")" ;;
-    netns) echo "${FRONT_ADDRESS[$1]}:$SERVE_PORT" ;;
-    compose) echo "$1:$SERVE_PORT" ;;
   esac
 }
 
@@ -233,39 +229,25 @@ node_kill9() {
   esac
 }
 
-# Whether clients reach the guest at its own address (its NIC on a TAP, moving with the primary):
-# then the load speaks plain RESP to that one address, and a takeover keeps its connections.
-guest_on_lan() {
-  case "$MODE" in
-    local) [ "$(json "$DEMO_FILE" network)" = netns ] ;;
-    netns) grep -qx 'HBFT_GUEST=kvnet' "$NETNS_STATE_DIR/settings.env" 2>/dev/null ;;
-    compose) true ;;
-  esac
-}
-
-# Where the guest is reached when guest_on_lan, from where run_load runs.
+# Where clients reach the guest, from where run_load runs: its own address on the LAN (the
+# same whichever node runs it), or in local mode the demo's forwarder of that address.
 guest_serve() {
   case "$MODE" in
     local) reachable "$(json "$DEMO_FILE" primary.serve)" ;;
-    netns) echo "$GUEST_ADDRESS:$SERVE_PORT" ;;
-    compose) echo "$COMPOSE_GUEST_ADDRESS:$SERVE_PORT" ;;
+    netns) echo "$GUEST_ADDRESS:$GUEST_PORT" ;;
+    compose) echo "$COMPOSE_GUEST_ADDRESS:$GUEST_PORT" ;;
   esac
 }
 
-# hbft load against both nodes, from where clients are: this machine, the client namespace, or a
-# one-off client container. A guest on the LAN is one address, with plain RESP clients.
+# hbft load with plain RESP clients of the guest, from where clients are: this machine, the client
+# namespace, or a one-off client container. A takeover keeps their connections.
 run_load() {
   local servers
-  if guest_on_lan; then
-    servers="$(guest_serve)"
-    set -- --plain "$@"
-  else
-    servers="$(node_serve primary),$(node_serve backup)"
-  fi
+  servers="$(guest_serve)"
   case "$MODE" in
-    local) hbft load --servers "$servers" "$@" ;;
-    netns) ip netns exec "$(netns_name client)" node "$CLI" load --servers "$servers" "$@" ;;
-    compose) compose run --rm --no-deps -T client hbft load --servers "$servers" "$@" ;;
+    local) hbft load --plain --servers "$servers" "$@" ;;
+    netns) ip netns exec "$(netns_name client)" node "$CLI" load --plain --servers "$servers" "$@" ;;
+    compose) compose run --rm --no-deps -T client hbft load --plain --servers "$servers" "$@" ;;
   esac
 }
 

@@ -1,5 +1,6 @@
 // Proves the dashboard works in a real browser against a real cluster: opened on the primary with
-// the backup as its peer, it draws both nodes' charts as samples stream in under kv load, and when
+// the backup as its peer, it draws both nodes' charts as samples stream in while the guest runs a
+// compute workload (web: scattered writes every epoch; the feed needs no clients), and when
 // the primary is killed it shows that node down and marks the backup's failover to generation 2 on
 // the timeline and on every chart (a screenshot is saved for a person to look at).
 import { test } from 'node:test';
@@ -8,7 +9,6 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
-import { runLoad } from '@hbft/common/session/load.ts';
 import { Cluster } from '../helpers/cluster.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -74,7 +74,11 @@ test('the dashboard shows both nodes live and marks the failover when the primar
   // A generous failover timeout: a busy machine (tests run two at a time) must not fail the primary
   // over before the page has seen it; the kill below is what this test fails over on.
   const timing = ['--failover-timeout-ms', '1500'];
-  const cluster = await Cluster.start({ primaryArgs: timing, backupArgs: timing });
+  const cluster = await Cluster.start({
+    guest: 'web',
+    primaryArgs: [...timing, '--args', 'mb=8 rounds=100000000'],
+    backupArgs: timing,
+  });
   const profile = mkdtempSync(join(tmpdir(), 'hbft-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -82,19 +86,8 @@ test('the dashboard shows both nodes live and marks the failover when the primar
     viewport: { width: 1600, height: 1000 },
   });
   const pageErrors: string[] = [];
-  let load: Promise<unknown> | null = null;
   try {
     await cluster.waitProtected();
-    load = runLoad({
-      servers: cluster.servers,
-      clients: 3,
-      durationMs: 12_000,
-      keys: 8,
-      seed: 7,
-      keyPrefix: 'dashboard',
-      responseTimeoutMs: 2_000,
-      reconnectDeadlineMs: 20_000,
-    });
     const page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
@@ -112,18 +105,18 @@ test('the dashboard shows both nodes live and marks the failover when the primar
         s.state === 'up' &&
         s.role === 'primary' &&
         s.generation === 1 &&
-        plotted(s, ['epochs', 'mips', 'pages', 'checkpoint', 'pause', 'latency', 'heartbeat', 'held', 'clients']),
+        plotted(s, ['epochs', 'mips', 'pages', 'checkpoint', 'pause', 'latency', 'heartbeat', 'held']),
     );
     // A backup applies checkpoints and hears heartbeats; it has no guest running, faults or latencies.
     const backupBefore = await waitForPanel(
       page,
       'peer',
       'the backup live',
-      (s) => s.state === 'up' && s.role === 'backup' && plotted(s, ['epochs', 'heartbeat', 'clients']),
+      (s) => s.state === 'up' && s.role === 'backup' && plotted(s, ['epochs', 'heartbeat']),
     );
-    assert.equal(primaryBefore.charts, 10);
-    assert.equal(backupBefore.charts, 10);
-    // Both panels keep receiving samples, and the primary's charts carry the load.
+    assert.ok(primaryBefore.charts >= 8, `the primary's panel draws its charts (${primaryBefore.charts})`);
+    assert.equal(backupBefore.charts, primaryBefore.charts, 'both panels draw the same charts');
+    // Both panels keep receiving samples, and the primary's charts carry the workload.
     await waitForPanel(page, 'self', 'new samples', (s) => s.samples >= primaryBefore.samples + 8);
     await waitForPanel(page, 'peer', 'new samples', (s) => s.samples >= backupBefore.samples + 8);
     await waitForPanel(page, 'self', 'dirty pages', (s) => s.dirtyPages > 0);
@@ -160,7 +153,6 @@ test('the dashboard shows both nodes live and marks the failover when the primar
     t.diagnostic(`screenshot: ${screenshot}`);
     t.diagnostic(`samples seen: primary ${primaryAfter.samples}, backup ${promoted.samples}`);
   } finally {
-    await load?.catch(() => {});
     await context.close();
     rmSync(profile, { recursive: true, force: true });
     await cluster.stop();

@@ -112,7 +112,7 @@ test('the node services run commands and settings that hbft accepts, in both rol
     { host: 'chaos', port: 7001, auth: { mode: 'hmac', key: '(set)' } },
     'the primary replicates through the chaos proxy, authenticated',
   );
-  assert.deepEqual(asPrimary.serve, { host: '0.0.0.0', port: 6379 });
+  assert.deepEqual(asPrimary.network, { tap: 'hbft0', guestIp: '172.30.77.10/24', mac: asPrimary.network.mac }, 'the guest on its TAP');
   assert.deepEqual(asPrimary.http, { host: '0.0.0.0', port: 9100 });
   // A restarted primary whose backup took over starts as a backup (deploy/hbft-node.sh decides).
   const primaryRejoining = dryRun(primary!, { HBFT_NODE_ROLE: 'backup' });
@@ -125,7 +125,7 @@ test('the node services run commands and settings that hbft accepts, in both rol
   assert.equal(asBackup.role, 'backup');
   assert.deepEqual(asBackup.listen, { host: '0.0.0.0', port: 7000 });
   assert.deepEqual(asBackup.reprotect, { host: 'chaos', port: 7002 }, 'after a takeover the backup re-protects through the chaos proxy');
-  assert.deepEqual(asBackup.serve, { host: '0.0.0.0', port: 6379 });
+  assert.deepEqual(asBackup.network, asPrimary.network, 'the same guest address and MAC on either node');
   assert.deepEqual(asBackup.http, { host: '0.0.0.0', port: 9101 });
   assert.equal(asBackup.auth.mode, 'hmac');
 
@@ -280,7 +280,10 @@ test('the ports agree with what the deployment scripts assume', () => {
   assert.match(lib, /HTTP_PORT=\(\[primary\]=9100 \[backup\]=9101\)/);
   assert.equal(hostPort(primary!.environment!.HBFT_HTTP!).port, 9100);
   assert.equal(hostPort(backup!.environment!.HBFT_HTTP!).port, 9101);
-  assert.equal(hostPort(primary!.environment!.HBFT_SERVE!).port, constant('SERVE_PORT'));
+  const client = config.services.client!.command;
+  assert.equal(hostPort(client[client.indexOf('--servers') + 1]!).port, constant('GUEST_PORT'), "the client's port is the guest's");
+  for (const service of [primary!, backup!])
+    assert.equal(service.environment!.HBFT_SERVE, undefined, 'no --serve: the nodes serve no clients');
   assert.equal(hostPort(primary!.environment!.HBFT_LISTEN!).port, constant('REPLICATION_PORT'));
   assert.equal(hostPort(primary!.environment!.HBFT_BACKUP!).port, constant('CHAOS_REPL_PORT'));
   assert.equal(hostPort(backup!.environment!.HBFT_REPROTECT!).port, constant('CHAOS_REPROTECT_PORT'));
@@ -305,7 +308,7 @@ test('the Dockerfile builds on Node 20 bookworm, installs production dependencie
       `the Dockerfile copies ${workspace}/package.json before npm ci`,
     );
   }
-  assert.ok(existsSync(join(REPO, 'packages/common/guests/images/kv.elf')), 'the guest image the services run is committed');
+  assert.ok(existsSync(join(REPO, 'packages/common/guests/images/kvnet.elf')), 'the guest image the services run is committed');
   const ignored = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n');
   for (const entry of ['.git', 'node_modules', '.hbft', 'deploy/secrets'])
     assert.ok(ignored.includes(entry), `.dockerignore leaves out ${entry}`);

@@ -15,7 +15,6 @@ export const PAIR_FAILOVER_TIMEOUT_MS = 300;
 export interface Site {
   name: 'a' | 'b';
   listen: number;
-  serve: number;
   http: number;
   /** The chaos proxy in front of this site's replication port (what the other site dials). */
   proxied: number;
@@ -28,16 +27,27 @@ export interface Site {
 
 export interface PairOptions {
   memory?: string;
+  /** Both daemons with --insecure instead of a key (for tests that need the link in plaintext). */
+  insecure?: boolean;
   /** Extra flags for every daemon. */
   args?: string[];
   /** Flags for node itself in every daemon (`--cpu-prof`, say). */
   nodeArgs?: string[];
   /** The guest image the primary boots and both roles name (default kv, named to the primary only). */
   guest?: string;
+  /** The daemons' --heartbeat-ms and --failover-timeout-ms (default PAIR_HEARTBEAT_MS, PAIR_FAILOVER_TIMEOUT_MS). */
+  heartbeatMs?: number;
+  failoverTimeoutMs?: number;
   /** Extra flags for one site's daemons (its TAP, say). */
   siteArgs?: (site: 'a' | 'b') => string[];
   /**
-   * Where things listen: the daemons' replication, client and HTTP ports on `daemonHost`, the chaos
+   * What the chaos proxy in front of a site forwards to: by default the site's replication port
+   * itself; a test can put something of its own in between there (a man in the middle that records
+   * the link, say) and return where it listens.
+   */
+  upstreamVia?: (site: 'a' | 'b', upstream: { host: string; port: number }) => Promise<{ host: string; port: number }>;
+  /**
+   * Where things listen: the daemons' replication and HTTP ports on `daemonHost`, the chaos
    * proxies (in this process) on `proxyHost`. Both 127.0.0.1 unless the daemons run in a network
    * namespace that this process reaches through a link of its own (Lan.linkToHost).
    */
@@ -63,20 +73,10 @@ export class Pair {
     ports: number[],
     private readonly options: PairOptions,
   ) {
-    const [aListen, aServe, aHttp, aProxied, bListen, bServe, bHttp, bProxied] = ports as number[] as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    const site = (name: 'a' | 'b', listen: number, serve: number, http: number, proxied: number): Site => ({
+    const [aListen, aHttp, aProxied, bListen, bHttp, bProxied] = ports as [number, number, number, number, number, number];
+    const site = (name: 'a' | 'b', listen: number, http: number, proxied: number): Site => ({
       name,
       listen,
-      serve,
       http,
       proxied,
       process: null,
@@ -84,7 +84,7 @@ export class Pair {
       runs: [],
       restarts: 0,
     });
-    this.sites = { a: site('a', aListen, aServe, aHttp, aProxied), b: site('b', bListen, bServe, bHttp, bProxied) };
+    this.sites = { a: site('a', aListen, aHttp, aProxied), b: site('b', bListen, bHttp, bProxied) };
     const dir = mkdtempSync(join(tmpdir(), 'hbft-pair-'));
     this.keyFile = join(dir, 'key');
     writeFileSync(this.keyFile, 'test-key-0123456789-abcdef\n');
@@ -92,17 +92,18 @@ export class Pair {
 
   /** Site b as the backup, site a as the primary, and waits until a checkpoint protects the guest. */
   static async start(options: PairOptions = {}): Promise<Pair> {
-    const pair = new Pair(await freePorts(8), options);
-    for (const site of [pair.sites.a, pair.sites.b]) {
-      await pair.registry.create({
-        name: `to-${site.name}`,
-        listen: { host: pair.proxyHost, port: site.proxied },
-        upstream: { host: pair.daemonHost, port: site.listen },
-        enabled: true,
-        partition: 'cut',
-      });
-    }
+    const pair = new Pair(await freePorts(6), options);
     try {
+      for (const site of [pair.sites.a, pair.sites.b]) {
+        const upstream = { host: pair.daemonHost, port: site.listen };
+        await pair.registry.create({
+          name: `to-${site.name}`,
+          listen: { host: pair.proxyHost, port: site.proxied },
+          upstream: (await options.upstreamVia?.(site.name, upstream)) ?? upstream,
+          enabled: true,
+          partition: 'cut',
+        });
+      }
       pair.startBackup(pair.sites.b);
       await pair.waitReady(pair.sites.b.http, () => true, 20_000);
       pair.startPrimary(pair.sites.a);
@@ -113,10 +114,6 @@ export class Pair {
       throw error;
     }
     return pair;
-  }
-
-  get servers(): string[] {
-    return [`${this.daemonHost}:${this.sites.a.serve}`, `${this.daemonHost}:${this.sites.b.serve}`];
   }
 
   get daemonHost(): string {
@@ -136,13 +133,10 @@ export class Pair {
       '--memory',
       this.options.memory ?? '32MiB',
       '--heartbeat-ms',
-      String(PAIR_HEARTBEAT_MS),
+      String(this.options.heartbeatMs ?? PAIR_HEARTBEAT_MS),
       '--failover-timeout-ms',
-      String(PAIR_FAILOVER_TIMEOUT_MS),
-      '--key-file',
-      this.keyFile,
-      '--serve',
-      `${this.daemonHost}:${site.serve}`,
+      String(this.options.failoverTimeoutMs ?? PAIR_FAILOVER_TIMEOUT_MS),
+      ...(this.options.insecure === true ? ['--insecure'] : ['--key-file', this.keyFile]),
       '--http',
       `${this.daemonHost}:${site.http}`,
       ...(this.options.guest === undefined ? [] : ['--guest', this.options.guest]),

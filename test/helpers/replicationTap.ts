@@ -83,12 +83,16 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
   private pendingForgeAck = false;
   private pendingAlterPages: Buffer | null = null;
 
-  private constructor(private readonly backupPort: number) {
+  private constructor(
+    private readonly backupPort: number,
+    private readonly backupHost: string,
+  ) {
     super();
   }
 
-  static async start(backupPort: number): Promise<ReplicationTap> {
-    const tap = new ReplicationTap(backupPort);
+  /** Listens on 127.0.0.1 (an ephemeral port) and forwards to the backup's replication port. */
+  static async start(backupPort: number, backupHost = '127.0.0.1'): Promise<ReplicationTap> {
+    const tap = new ReplicationTap(backupPort, backupHost);
     tap.server = net.createServer((socket) => tap.onConnection(socket));
     await new Promise<void>((resolve) => tap.server.listen(0, '127.0.0.1', resolve));
     return tap;
@@ -117,7 +121,7 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
   }
 
   private onConnection(fromPrimary: net.Socket): void {
-    const toBackup = net.connect({ host: '127.0.0.1', port: this.backupPort });
+    const toBackup = net.connect({ host: this.backupHost, port: this.backupPort });
     const record: TappedConnection = { channel: 'unknown', toBackup: [], toPrimary: [] };
     this.connections.push(record);
     for (const socket of [fromPrimary, toBackup]) {

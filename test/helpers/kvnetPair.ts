@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkHistory, type Verdict } from '@hbft/common/session/checker.ts';
-import { parseHistory } from '@hbft/common/session/history.ts';
+import { parseHistory, type History } from '@hbft/common/session/history.ts';
 import { CLI } from '../deploy/runScript.ts';
 import { Lan } from './lan.ts';
 import { Pair, type PairOptions } from './pair.ts';
@@ -142,7 +142,7 @@ export class PlainLoad {
   }
 
   /** Ends the load (in-flight operations drain, then the final read) and checks its history. */
-  async finish(timeoutMs = 60_000): Promise<{ code: number | null; verdict: Verdict; output: string }> {
+  async finish(timeoutMs = 60_000): Promise<{ code: number | null; history: History; verdict: Verdict; output: string }> {
     this.process.kill('SIGTERM');
     const timer = setTimeout(() => this.kill(), timeoutMs);
     const code = await this.exit;
@@ -165,7 +165,7 @@ export class PlainLoad {
       // A plain client cannot know the outcome of a request whose reply never came.
       exactlyOnce: false,
     });
-    return { code, verdict, output: this.output };
+    return { code, history, verdict, output: this.output };
   }
 
   kill(): void {

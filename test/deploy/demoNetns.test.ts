@@ -1,4 +1,4 @@
-// Proves `hbft demo --network netns` (what `npm start` runs as root): the protected kvnet guest on
+// Proves `hbft demo --namespaces root` (what `npm start` runs as root): the protected kvnet guest on
 // the namespace topology is reached with redis-cli on 127.0.0.1 through the forwarder, and one
 // redis-cli connection opened before scripts/kill-primary.sh gets its next INCR answered on that
 // same connection after the takeover, with the script's load (plain RESP through the same
@@ -28,7 +28,7 @@ test('the demo in namespaces: one redis-cli connection through kill-primary.sh, 
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
   const demo = spawn(
     process.execPath,
-    [CLI, 'demo', '--network', 'netns', '--dir', dir, '--base-port', String(basePort), '--memory', '32MiB', '--clients', '2'],
+    [CLI, 'demo', '--namespaces', 'root', '--dir', dir, '--base-port', String(basePort), '--memory', '32MiB', '--clients', '2'],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';

@@ -375,6 +375,9 @@ export class DemoSupervisor {
    */
   private async startTopology(): Promise<void> {
     this.holder = await TopologyHolder.start(this.options.route, this.options.prefix, this.logStream('topology'));
+    this.holder.onExit((reason) => {
+      if (!this.stopping) this.options.onFatal?.(`the holder of the namespaces exited (${reason}); see ${this.logDir}/topology.log`);
+    });
     this.socketDir = mkdtempSync(join(socketBase(), `${this.options.prefix}-`));
     const socket = (name: string) => join(this.socketDir ?? '', `${name}.sock`);
     const { a, b } = this.sites;

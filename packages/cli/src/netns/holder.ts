@@ -93,6 +93,11 @@ export class TopologyHolder {
     return holder;
   }
 
+  /** Calls `listener` once the holder has exited (and with it, on the user route, the namespaces' anchor). */
+  onExit(listener: (reason: string) => void): void {
+    this.child.once('exit', (code, signal) => listener(signal ?? `code ${code}`));
+  }
+
   get pid(): number {
     assert(this.child.pid !== undefined, 'the holder was spawned');
     return this.child.pid;

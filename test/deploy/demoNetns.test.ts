@@ -1,8 +1,9 @@
-// Proves `hbft demo --network netns` (what `npm start` runs as root): the protected kvnet guest on
+// Proves `hbft demo --namespaces root` (what `npm start` runs as root): the protected kvnet guest on
 // the namespace topology is reached with redis-cli on 127.0.0.1 through the forwarder, and one
 // redis-cli connection opened before scripts/kill-primary.sh gets its next INCR answered on that
 // same connection after the takeover, with the script's load (plain RESP through the same
-// forwarder) finding nothing lost; Ctrl-C then leaves no namespace, process or demo.json behind.
+// forwarder) finding nothing lost; after the takeover chaos.sh changes, lists and clears both
+// proxies of the link; Ctrl-C then leaves no namespace, process or demo.json behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,8 +15,16 @@ import { CLI, runCommand, runScript } from './runScript.ts';
 import { InteractiveRedisCli } from './redisCli.ts';
 import { NetnsTopology, namespaceExists, prefixForProcess } from '../../packages/cli/src/netns/topology.ts';
 
+interface ChaosProxy {
+  name: string;
+  enabled: boolean;
+  toxics: { type: string; stream: string }[];
+}
+
 interface DemoJson {
   network: string;
+  namespaces: { route: string };
+  chaos: { api: string };
   primary: { serve: string; http: string; netns: string };
   backup: { serve: string; http: string; netns: string };
 }
@@ -28,7 +37,7 @@ test('the demo in namespaces: one redis-cli connection through kill-primary.sh, 
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
   const demo = spawn(
     process.execPath,
-    [CLI, 'demo', '--network', 'netns', '--dir', dir, '--base-port', String(basePort), '--memory', '32MiB', '--clients', '2'],
+    [CLI, 'demo', '--namespaces', 'root', '--dir', dir, '--base-port', String(basePort), '--memory', '32MiB', '--clients', '2'],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';
@@ -46,6 +55,7 @@ test('the demo in namespaces: one redis-cli connection through kill-primary.sh, 
     }
     const state = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as DemoJson;
     assert.equal(state.network, 'netns');
+    assert.equal(state.namespaces.route, 'root');
     assert.equal(state.primary.netns, topology.namespace('primary'));
     const port = state.primary.serve.split(':')[1]!;
     assert.match(output, new RegExp(`redis-cli -p ${port} +\\(the guest at 10\\.77\\.0\\.10:6379`));
@@ -70,6 +80,32 @@ test('the demo in namespaces: one redis-cli connection through kill-primary.sh, 
 
     assert.equal(await cli.send('INCR demo-visits'), '2', `answered after the takeover:\n${cli.transcript}\n--- demo ---\n${output}`);
     assert.deepEqual(await cli.connections(), connection, 'on the same connection: redis-cli did not reconnect');
+
+    // After a failover the link runs through the other proxy: every chaos.sh command reaches both
+    // of them (a change to one alone was left behind by the next takeover), and status lists both.
+    const proxies = async () => (await (await fetch(`http://${state.chaos.api}/proxies`)).json()) as Record<string, ChaosProxy>;
+    const latency = await runScript('chaos.sh', ['latency', '20'], env);
+    assert.equal(latency.code, 0, latency.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(
+        proxy.toxics
+          .filter((toxic) => toxic.type === 'latency')
+          .map((toxic) => toxic.stream)
+          .sort(),
+        ['downstream', 'upstream'],
+        `latency on ${proxy.name}:\n${latency.output}`,
+      );
+    }
+    const status = await runScript('chaos.sh', ['status'], env);
+    assert.equal(status.code, 0, status.output);
+    assert.match(status.stdout, /^to-a: .*latency/m);
+    assert.match(status.stdout, /^to-b: .*latency/m);
+    const clear = await runScript('chaos.sh', ['clear'], env);
+    assert.equal(clear.code, 0, clear.output);
+    for (const proxy of Object.values(await proxies())) {
+      assert.deepEqual(proxy.toxics, [], `clear reaches ${proxy.name}:\n${clear.output}`);
+      assert.equal(proxy.enabled, true);
+    }
 
     // Ctrl-C: the terminal signals the whole foreground group, and `npm start` passes it on again.
     process.kill(-demo.pid!, 'SIGINT');

@@ -18,12 +18,20 @@ async function deadPid(): Promise<number> {
 }
 
 function writeDemo(dir: string, pid: number, chaosPid: number): void {
+  // The shape `hbft demo` writes (demo/supervisor.ts, DemoState), as an ordinary user's demo would.
   const demo = {
     mode: 'local',
+    network: 'netns',
+    namespaces: {
+      route: 'user',
+      holder: pid,
+      exec: `nsenter --target ${pid} --user --mount --preserve-credentials -- ip netns exec hbft-demo-x-client`,
+    },
     pid,
-    primary: { site: 'a', pid: null, serve: '127.0.0.1:1', http: '127.0.0.1:2', replication: '127.0.0.1:3' },
-    backup: { site: 'b', pid: null, serve: '127.0.0.1:4', http: '127.0.0.1:5', listen: '127.0.0.1:6' },
+    primary: { site: 'a', pid: null, serve: '127.0.0.1:1', http: '127.0.0.1:2', replication: '10.77.1.3:3', netns: 'hbft-demo-x-primary' },
+    backup: { site: 'b', pid: null, serve: '127.0.0.1:1', http: '127.0.0.1:5', listen: '10.77.1.2:6', netns: 'hbft-demo-x-backup' },
     chaos: { api: '127.0.0.1:7', proxies: ['to-a', 'to-b'], pid: chaosPid },
+    load: null,
   };
   writeFileSync(join(dir, 'demo.json'), JSON.stringify(demo, null, 2));
 }

@@ -1,60 +1,48 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '@hbft/common/errors.ts';
-import { DemoSupervisor, type DemoOptions } from '../demo/supervisor.ts';
+import { DEMO_TOPOLOGY_TAG, DemoSupervisor, demoPrefix, sweepStaleSocketDirs } from '../demo/supervisor.ts';
 import { integerFlag, memoryBytesFrom } from './options.ts';
-import { GUEST_ADDRESS, NetnsTopology, prefixForProcess, sweepStaleTopologies, topologyPrivilege } from '../netns/topology.ts';
-
-/** Namespaces of demos are `hbft-demo-<pid>-*`: a demo that was killed leaves them to the next. */
-const DEMO_TOPOLOGY_TAG = 'hbft-demo';
-
-/**
- * The demo's network: the namespaces when asked for or (auto) when this process may build them,
- * else loopback, saying why; --network netns without the means is an error naming what is missing.
- */
-function chooseNetwork(wanted: DemoArgs['network']): DemoOptions['network'] {
-  if (wanted === 'loopback') return { kind: 'loopback' };
-  const privilege = topologyPrivilege();
-  if (!privilege.ok) {
-    if (wanted === 'netns') throw new UsageError(`--network netns: ${privilege.missing}`);
-    process.stdout.write(`demo: on loopback, not in network namespaces: ${privilege.missing}\n`);
-    return { kind: 'loopback' };
-  }
-  const swept = sweepStaleTopologies(DEMO_TOPOLOGY_TAG);
-  if (swept.length > 0) process.stdout.write(`demo: removed the namespaces of demos that are gone: ${swept.join(', ')}\n`);
-  return { kind: 'netns', topology: new NetnsTopology(prefixForProcess(DEMO_TOPOLOGY_TAG)) };
-}
+import { GUEST_ADDRESS, sweepStaleTopologies } from '../netns/topology.ts';
+import { type NamespaceRoute, type WantedRoute, chooseRoute } from '../netns/privilege.ts';
 
 interface DemoArgs {
   dir: string;
   memory: string;
-  guest?: string;
-  network: 'auto' | 'netns' | 'loopback';
+  guest: string;
+  namespaces: WantedRoute;
   'base-port': number;
   clients: number;
   load: boolean;
 }
 
+/** Leftovers of demos that were killed outright: as root their namespaces, and their sockets. */
+function sweepStale(route: NamespaceRoute): void {
+  const swept = route === 'root' ? sweepStaleTopologies(DEMO_TOPOLOGY_TAG) : [];
+  if (swept.length > 0) process.stdout.write(`demo: removed the namespaces of demos that are gone: ${swept.join(', ')}\n`);
+  sweepStaleSocketDirs(DEMO_TOPOLOGY_TAG);
+}
+
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: 'run the local two-node demo: backup, primary, chaos proxy and a load generator (npm start)',
+  describe: 'run the local two-node demo in network namespaces: backup, primary, chaos proxy and a load generator (npm start)',
   builder: (yargs) =>
     yargs
       .option('dir', { type: 'string', default: '.hbft', describe: 'where the demo keeps its key, logs and demo.json' })
       .option('memory', { type: 'string', default: '64MiB', describe: 'guest RAM' })
-      .option('guest', { type: 'string', describe: 'guest image (default: kvnet in the namespaces, kv on loopback)' })
-      .option('network', {
-        choices: ['auto', 'netns', 'loopback'],
+      .option('guest', { type: 'string', default: 'kvnet', describe: 'guest image: a guest with a packet NIC on the LAN (kvnet)' })
+      .option('namespaces', {
+        choices: ['auto', 'root', 'user'],
         default: 'auto',
         describe:
-          "netns: the nodes in network namespaces, the guest at its own address on a client LAN and 127.0.0.1:6379 forwarded to it, so a client's connection survives a takeover (needs root); " +
-          'loopback: each node serves clients at its own port on 127.0.0.1; auto: netns when this process may build it',
+          "how to build the network namespaces (the guest at its own address on a client LAN, 127.0.0.1:6379 forwarded to it, so a client's connection survives a takeover): " +
+          "root: the machine's own (needs root); user: inside an unprivileged user namespace of this user (needs unprivileged user namespaces and a /dev/net/tun this user may open); auto: root as root, else user",
       })
       .option('base-port', {
         type: 'number',
         default: 7000,
-        describe: 'replication ports start here (7000: clients on 6379/6380, dashboards on 9100/9101)',
+        describe: 'replication ports start here (7000: the guest on 127.0.0.1:6379, dashboards on 9100/9101)',
       })
-      .option('clients', { type: 'number', default: 4, describe: 'session clients of the load generator' })
+      .option('clients', { type: 'number', default: 4, describe: 'plain RESP clients of the load generator' })
       .option('load', {
         type: 'boolean',
         default: true,
@@ -62,26 +50,28 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       }) as unknown as Argv<DemoArgs>,
   handler: async (argv) => {
     memoryBytesFrom(argv.memory);
-    const network = chooseNetwork(argv.network);
-    const guest = argv.guest ?? (network.kind === 'netns' ? 'kvnet' : 'kv');
     const basePort = integerFlag(argv['base-port'], '--base-port', 1024);
     if (basePort > 64_000) throw new UsageError("--base-port: must leave room for the demo's ports (at most 64000)");
+    const clients = integerFlag(argv.clients, '--clients', 1);
+    const route = chooseRoute(argv.namespaces);
+    sweepStale(route);
     let stopping: Promise<void> | null = null;
     const stop = () => {
       stopping ??= (async () => {
         process.stdout.write('\ndemo: stopping (the load first: it finishes its operations and makes its final read)…\n');
         await demo.stop();
-        process.stdout.write('demo: stopped; every process has exited and the ports are free\n');
+        process.stdout.write('demo: stopped; every process has exited, the namespaces are gone and the ports are free\n');
       })();
       return stopping;
     };
     const demo = new DemoSupervisor({
       dir: argv.dir,
       memory: argv.memory,
-      guest,
+      guest: argv.guest,
       basePort,
-      network,
-      clients: integerFlag(argv.clients, '--clients', 1),
+      route,
+      prefix: demoPrefix(),
+      clients,
       host: '127.0.0.1',
       onFatal: (reason) => {
         process.stdout.write(`demo: ${reason}; stopping\n`);
@@ -98,7 +88,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
     try {
-      process.stdout.write('demo: starting the chaos proxy, the backup and the primary…\n');
+      const how = route === 'root' ? 'as root' : 'in a user namespace of this user';
+      process.stdout.write(`demo: building the network namespaces (${how}), then the chaos proxy, the backup and the primary…\n`);
       await demo.start();
       await demo.waitProtected((line) => process.stdout.write(`demo: ${line}\n`));
       if (argv.load) demo.startLoad();
@@ -106,28 +97,18 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       await stop();
       throw error;
     }
-    const [primary, backup] = demo.servers();
-    const clients =
-      network.kind === 'netns'
-        ? [
-            `  clients     redis-cli -p ${primary.split(':')[1]}   (the guest at ${GUEST_ADDRESS}:6379 on the client LAN, forwarded: the connection survives a takeover)`,
-            `  namespaces  ${network.topology.prefix}-{primary,backup,client,chaos,sw}   (ip netns exec ${network.topology.namespace('client')} redis-cli -h ${GUEST_ADDRESS})`,
-          ]
-        : [
-            `  clients     redis-cli -p ${primary.split(':')[1]}   (the primary; after a takeover: -p ${backup.split(':')[1]})`,
-            `              npx hbft client --servers ${primary},${backup} INCR visits`,
-          ];
-    const history = `${argv.dir}/load-history.jsonl`;
+    const port = demo.guestServe().split(':')[1];
+    const history = demo.historyPath();
     if (!stopping)
       process.stdout.write(
         [
           '',
-          `hbft demo is running: the ${guest} guest is protected.`,
+          `hbft demo is running: the ${argv.guest} guest is protected.`,
           `  dashboard   ${demo.dashboardUrl()}`,
-          ...clients,
-          argv.load
-            ? `  load        ${argv.clients} ${network.kind === 'netns' ? 'plain RESP' : 'session'} clients, history in ${history}`
-            : '  load        off (--no-load)',
+          `  clients     redis-cli -p ${port}   (the guest at ${GUEST_ADDRESS}:6379 on the client LAN, forwarded: the connection survives a takeover)`,
+          `  namespaces  ${demo.namespaceNames()}, ${route === 'root' ? "this machine's" : 'in a user namespace of this user'}`,
+          `              (${demo.clientExecPrefix()} redis-cli -h ${GUEST_ADDRESS})`,
+          argv.load ? `  load        ${clients} plain RESP clients, history in ${history}` : '  load        off (--no-load)',
           ...(argv.load ? [`              (after Ctrl-C: npx hbft load --check ${history})`] : []),
           `  failover    scripts/kill-primary.sh        (kills the primary under load, checks nothing was lost)`,
           `  network     scripts/chaos.sh latency 100   (then: scripts/chaos.sh clear)`,

@@ -1,13 +1,15 @@
 /**
  * `hbft topology`: the network-namespace topology where clients reach the guest (see
  * netns/topology.ts), for scripts/two-hosts.sh and for people: `up` and `down` build and remove it,
+ * `hold` keeps one for as long as its input stays open (the demo's namespaces, netns/holder.ts),
  * `forward` is the forwarder that runs inside the client's namespace and carries connections from
  * a Unix socket to the guest's address (the host side of it is in `hbft demo`).
  */
 import type { CommandModule } from 'yargs';
 import { UsageError, assert } from '@hbft/common/errors.ts';
 import { formatEndpoint, parseHostPort } from '@hbft/common/units.ts';
-import { FRONT_ADDRESS, GUEST_ADDRESS, NetnsTopology, REPL_ADDRESS } from '../netns/topology.ts';
+import { FRONT_ADDRESS, GUEST_ADDRESS, NetnsTopology, REPL_ADDRESS, mountPrivateNetnsDir } from '../netns/topology.ts';
+import { HOLDER_READY_LINE } from '../netns/holder.ts';
 import { forwardUnixToTcp } from '../netns/forward.ts';
 
 interface PrefixArgs {
@@ -41,6 +43,54 @@ const downCommand: CommandModule<object, PrefixArgs> = {
   handler: (args) => {
     new NetnsTopology(args.prefix).down();
     process.stdout.write(`topology ${args.prefix}: removed\n`);
+  },
+};
+
+interface HoldArgs extends PrefixArgs {
+  'private-netns-dir': boolean;
+}
+
+const holdCommand: CommandModule<object, HoldArgs> = {
+  command: 'hold',
+  describe: 'build the topology, keep it while standard input stays open, then end every process in it and remove it',
+  builder: (yargs) =>
+    yargs.option('prefix', prefixOption).option('private-netns-dir', {
+      type: 'boolean',
+      default: false,
+      describe: 'first mount a /run/netns of its own (in a user namespace of its own only: hbft demo runs it so as an ordinary user)',
+    }) as never,
+  handler: async (args) => {
+    if (args['private-netns-dir']) mountPrivateNetnsDir();
+    const topology = new NetnsTopology(args.prefix);
+    let down = false;
+    const tearDown = () => {
+      if (down) return;
+      down = true;
+      try {
+        topology.down();
+      } catch (error) {
+        process.stderr.write(`topology-hold: ${(error as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    };
+    // Whatever happens from here on, the namespaces go when this process does.
+    process.on('exit', tearDown);
+    try {
+      topology.up();
+    } catch (error) {
+      tearDown();
+      throw error;
+    }
+    process.stdout.write(`${HOLDER_READY_LINE}: ${args.prefix}-*\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
+      process.stdin.once('end', stop);
+      process.stdin.once('close', stop);
+      process.stdin.resume();
+    });
+    tearDown();
+    process.stdin.destroy();
   },
 };
 
@@ -81,11 +131,12 @@ const forwardCommand: CommandModule<object, ForwardArgs> = {
 
 export const topologyCommand: CommandModule<object, object> = {
   command: 'topology',
-  describe: 'the network namespaces where clients reach the guest: up, down, forward',
+  describe: 'the network namespaces where clients reach the guest: up, down, hold, forward',
   builder: (yargs) =>
     yargs
       .command(upCommand)
       .command(downCommand)
+      .command(holdCommand)
       .command(forwardCommand)
       .demandCommand(1, 'name a topology subcommand (see hbft topology --help)') as never,
   handler: () => undefined,

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -7,8 +7,18 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { HbftError, assert } from '@hbft/common/errors.ts';
 import { listenOn, type ListenError } from '@hbft/common/transport/listen.ts';
-import { FRONT_ADDRESS, FRONT_PREFIX_LENGTH, GUEST_ADDRESS, GUEST_TAP, type NetnsTopology, REPL_ADDRESS } from '../netns/topology.ts';
+import {
+  FRONT_ADDRESS,
+  FRONT_PREFIX_LENGTH,
+  GUEST_ADDRESS,
+  GUEST_TAP,
+  REPL_ADDRESS,
+  type TopologyNode,
+  prefixForProcess,
+} from '../netns/topology.ts';
 import { forwardTcpToUnix } from '../netns/forward.ts';
+import { TopologyHolder } from '../netns/holder.ts';
+import type { NamespaceRoute } from '../netns/privilege.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/hbft.js', import.meta.url));
 
@@ -20,11 +30,13 @@ export interface DemoOptions {
   clients: number;
   host: string;
   /**
-   * Where the nodes run. `loopback`: on this machine's loopback, each node serving clients at its
-   * own port. `netns`: on the namespace topology (netns/topology.ts), the guest on the client LAN
-   * at its own address through the primary's TAP, reached from `host` through forwarders.
+   * How the namespace topology (netns/topology.ts) is built: as root, or in a user namespace of
+   * this user (netns/holder.ts). Either way the guest is on the client LAN at its own address
+   * through the primary's TAP, reached from `host` through forwarders.
    */
-  network: { kind: 'loopback' } | { kind: 'netns'; topology: NetnsTopology };
+  route: NamespaceRoute;
+  /** The topology's namespaces are `<prefix>-*`. */
+  prefix: string;
   /** A child the demo cannot run without has died: the caller should stop the demo. */
   onFatal?: (reason: string) => void;
 }
@@ -50,11 +62,17 @@ export interface DemoState {
   pid: number;
   dir: string;
   keyFile: string;
-  /** `netns`: the nodes run in network namespaces, `serve` and `http` are forwarded from this machine. */
-  network: 'loopback' | 'netns';
-  /** `netns`: the namespace a slot's node runs in (the scripts find its pid there). */
-  primary: { site: string; pid: number | null; serve: string; http: string; replication: string; netns?: string };
-  backup: { site: string; pid: number | null; serve: string; http: string; listen: string; netns?: string };
+  /** Always `netns`: the nodes run in network namespaces, `serve` and `http` are forwarded from this machine. */
+  network: 'netns';
+  /**
+   * How the namespaces were built (`root`: the machine's own; `user`: in a user namespace of the
+   * user who runs the demo, held by process `holder`), and `exec`: the command prefix that runs a
+   * command in the client's namespace (e.g. `<exec> redis-cli -h 10.77.0.10`).
+   */
+  namespaces: { route: NamespaceRoute; holder: number; exec: string };
+  /** `netns`: the namespace a slot's node runs in (as root the scripts find its pid there; else `pid`). */
+  primary: { site: string; pid: number | null; serve: string; http: string; replication: string; netns: string };
+  backup: { site: string; pid: number | null; serve: string; http: string; listen: string; netns: string };
   /** `proxies`: every proxy of the replication link, one per direction a takeover can send it. */
   chaos: { api: string; proxies: string[]; pid: number | null };
   load: { pid: number | null; history: string } | null;
@@ -95,20 +113,77 @@ function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   });
 }
 
+/** Where the sockets between the demo and its namespaces go: `<tmp>/<prefix>-XXXXXX`. */
+function socketBase(): string {
+  // On the user route the namespaces may see an empty /run of their own (netns/topology.ts,
+  // mountPrivateNetnsDir), so a socket under /run would be one the forwarder inside cannot make.
+  const base = tmpdir();
+  return base === '/run' || base.startsWith('/run/') ? '/tmp' : base;
+}
+
 /**
- * The local demo without Docker: a chaos proxy, two sites that take turns as primary and backup,
- * and a load generator. Every process is a real `hbft` child with its log in `<dir>/logs/`.
+ * Removes the socket directories of demos that are gone (`<prefix of a dead pid>-*`): a demo that
+ * was killed outright could not remove its own.
+ */
+export function sweepStaleSocketDirs(tag: string): string[] {
+  const pattern = new RegExp(`^${tag}-([0-9a-z]+)-[A-Za-z0-9]{6}$`);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(socketBase());
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const match = pattern.exec(name);
+    if (match?.[1] === undefined) continue;
+    const pid = Number.parseInt(match[1], 36);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (error) {
+      alive = (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) continue;
+    try {
+      rmSync(join(socketBase(), name), { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // another user's, or gone already
+    }
+  }
+  return removed;
+}
+
+/**
+ * The local demo without Docker: the namespace topology (as root, or in a user namespace of this
+ * user), a chaos proxy, two sites that take turns as primary and backup, a load generator, and the
+ * forwarders from this machine's 127.0.0.1 into the namespaces. Every process is a real `hbft`
+ * child with its log in `<dir>/logs/`.
+ *
+ * Processes, on the user route (as root the same without the user namespace):
+ *
+ *   hbft demo (this process; this machine's network: 127.0.0.1:6379, :9100, :9101, the chaos API)
+ *   ├─ unshare --user --net --mount … hbft topology hold    the topology; tears it down when its
+ *   │                                                       input (held here) ends
+ *   ├─ nsenter -t HOLDER … ip netns exec P-client hbft topology forward   Unix sockets → the LAN
+ *   ├─ … P-chaos: hbft topology forward (the chaos API), hbft chaos proxy
+ *   ├─ … P-primary / P-backup: hbft primary / hbft backup (site a / site b)
+ *   └─ … P-client: hbft load --plain
  */
 export class DemoSupervisor {
   private readonly options: DemoOptions;
   private readonly sites: Record<'a' | 'b', Site>;
   private readonly children = new Set<ChildProcess>();
+  private holder: TopologyHolder | null = null;
   private chaos: ChildProcess | null = null;
   private load: ChildProcess | null = null;
   private stopping = false;
   /** Closes each forward from this machine, with its connections. */
   private hostForwards: (() => void)[] = [];
   private socketDir: string | null = null;
+  /** Absolute: children joining the user namespace start in its root directory. */
+  private readonly dir: string;
   private readonly keyFile: string;
   private readonly statePath: string;
   private readonly logDir: string;
@@ -148,42 +223,47 @@ export class DemoSupervisor {
       this.sites.b.http = base + 101;
     }
     this.chaosApi = `${options.host}:${base + 1474}`;
-    mkdirSync(options.dir, { recursive: true });
-    this.logDir = join(options.dir, 'logs');
+    this.dir = resolve(options.dir);
+    mkdirSync(this.dir, { recursive: true });
+    this.logDir = join(this.dir, 'logs');
     mkdirSync(this.logDir, { recursive: true });
-    this.keyFile = join(options.dir, 'replication.key');
+    this.keyFile = join(this.dir, 'replication.key');
     if (!existsSync(this.keyFile)) writeFileSync(this.keyFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
-    this.statePath = join(options.dir, 'demo.json');
+    this.statePath = join(this.dir, 'demo.json');
   }
 
   private other(site: Site): Site {
     return site.name === 'a' ? this.sites.b : this.sites.a;
   }
 
-  /** The namespace topology when the demo runs on one. */
-  private get topology(): NetnsTopology | null {
-    return this.options.network.kind === 'netns' ? this.options.network.topology : null;
+  private get topology(): TopologyHolder {
+    assert(this.holder !== null, 'the topology is up before any process starts in it');
+    return this.holder;
   }
 
-  private spawnHbft(name: string, args: string[], node?: 'primary' | 'backup' | 'client' | 'chaos'): ChildProcess {
-    const topology = this.topology;
-    const argv = [process.execPath, CLI, ...args];
-    const [command, ...commandArgs] = topology !== null && node !== undefined ? topology.execArgv(node, argv) : argv;
-    assert(command !== undefined, 'an argv has a command');
+  private logStream(name: string) {
     const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
+    log.on('error', (error) => process.stderr.write(`demo: the log of ${name} cannot be written: ${error.message}\n`));
+    return log;
+  }
+
+  /** `hbft ARGS` in NODE's namespace, its output in `<dir>/logs/NAME.log`. */
+  private spawnHbft(name: string, args: string[], node: TopologyNode): ChildProcess {
+    const [command, ...commandArgs] = this.topology.execArgv(node, [process.execPath, CLI, ...args]);
+    assert(command !== undefined, 'an argv has a command');
+    const log = this.logStream(name);
     // Each child in its own process group: Ctrl-C in the terminal signals the whole foreground
     // group, and it must reach only the supervisor, which stops the load first (its final read
     // needs the nodes up) and the nodes after it. The 'exit' hook below kills what is left.
     const child = spawn(command, commandArgs, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HBFT_LOG_LEVEL: 'info' },
+      env: { ...process.env, HBFT_LOG_LEVEL: 'info', TMPDIR: socketBase() },
       detached: true,
     });
     assert(child.stdout !== null && child.stderr !== null, 'sites are spawned with stdout and stderr piped');
     // Two sources share one file: neither may end it (the first to close would, and the other's
     // next line would be a write after end, an 'error' that took the supervisor down at Ctrl-C);
     // it ends when the child has closed both. A log that cannot be written costs the log, not the demo.
-    log.on('error', (error) => process.stderr.write(`demo: the log of ${name} cannot be written: ${error.message}\n`));
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
     child.on('close', () => log.end());
@@ -192,27 +272,15 @@ export class DemoSupervisor {
     return child;
   }
 
-  /** The address a site's node serves and reports at: its host's own in the namespaces. */
-  private frontHost(site: Site): string {
-    return this.topology !== null ? FRONT_ADDRESS[site.node] : this.options.host;
-  }
-
-  /** The address a site's node replicates at (the replication network in the namespaces). */
-  private replicationHost(site: Site): string {
-    return this.topology !== null ? REPL_ADDRESS[site.node] : this.options.host;
-  }
-
-  /** Where the chaos proxy's ports are. */
-  private chaosHost(): string {
-    return this.topology !== null ? REPL_ADDRESS.chaos : this.options.host;
-  }
-
+  /** The node's flags common to both roles: the guest (kvnet) on the node's TAP, at its own address on the LAN. */
   private siteArgs(site: Site): string[] {
-    const host = this.frontHost(site);
-    // In the namespaces the guest is kvnet on the node's TAP, at its own address on the LAN.
-    const network = this.topology !== null ? ['--tap', GUEST_TAP, '--guest-ip', `${GUEST_ADDRESS}/${FRONT_PREFIX_LENGTH}`] : [];
+    const host = FRONT_ADDRESS[site.node];
+    const other = this.other(site);
     return [
-      ...network,
+      '--tap',
+      GUEST_TAP,
+      '--guest-ip',
+      `${GUEST_ADDRESS}/${FRONT_PREFIX_LENGTH}`,
       '--memory',
       this.options.memory,
       // As in docker-compose.yml and two-hosts.sh: the chaos scripts the demo points to (latency
@@ -223,28 +291,27 @@ export class DemoSupervisor {
       String(DEMO_FAILOVER_TIMEOUT_MS),
       '--key-file',
       this.keyFile,
-      '--serve',
-      `${host}:${site.serve}`,
       '--http',
       `${host}:${site.http}`,
       '--peer-http',
-      `${this.frontHost(this.other(site))}:${this.other(site).http}`,
+      `${FRONT_ADDRESS[other.node]}:${other.http}`,
     ];
   }
 
   private startBackup(site: Site): void {
     site.role = 'backup';
     // A node that takes over protects itself again through the proxy in front of the other site.
+    // The backup needs the guest's name for its MAC on the TAP.
     site.process = this.spawnHbft(
       `site-${site.name}-backup-${site.restarts}`,
       [
         'backup',
         '--listen',
-        `${this.replicationHost(site)}:${site.listen}`,
+        `${REPL_ADDRESS[site.node]}:${site.listen}`,
         '--reprotect',
-        `${this.chaosHost()}:${this.other(site).proxied}`,
-        // The backup needs the guest's name for its MAC on the TAP.
-        ...(this.topology !== null ? ['--guest', this.options.guest] : []),
+        `${REPL_ADDRESS.chaos}:${this.other(site).proxied}`,
+        '--guest',
+        this.options.guest,
         ...this.siteArgs(site),
       ],
       site.node,
@@ -256,7 +323,7 @@ export class DemoSupervisor {
     site.role = 'primary';
     site.process = this.spawnHbft(
       `site-${site.name}-primary`,
-      ['primary', '--backup', `${this.chaosHost()}:${this.other(site).proxied}`, '--guest', this.options.guest, ...this.siteArgs(site)],
+      ['primary', '--backup', `${REPL_ADDRESS.chaos}:${this.other(site).proxied}`, '--guest', this.options.guest, ...this.siteArgs(site)],
       site.node,
     );
     this.watch(site, site.process);
@@ -283,24 +350,21 @@ export class DemoSupervisor {
 
   /**
    * However this process ends (an error, an unexpected exit), no child outlives it and no
-   * demo.json is left behind for the scripts to act on.
+   * demo.json or socket is left behind for the scripts to act on. (Killed outright, it cannot run
+   * this: the holder sees its input end and removes the namespaces with everything in them.)
    */
   private readonly onProcessExit = (): void => {
     rmSync(this.statePath, { force: true });
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    this.removeTopology();
+    this.closeHostForwards();
+    this.holder?.stopNow();
   };
 
-  /** Ends whatever still runs in the namespaces and deletes them, with the forwarders' sockets. */
-  private removeTopology(): void {
+  private closeHostForwards(): void {
     for (const close of this.hostForwards) close();
     this.hostForwards = [];
-    try {
-      this.topology?.down();
-    } catch (error) {
-      process.stderr.write(`demo: ${(error as Error).message}\n`);
-    }
     if (this.socketDir !== null) rmSync(this.socketDir, { recursive: true, force: true });
+    this.socketDir = null;
   }
 
   /**
@@ -309,9 +373,12 @@ export class DemoSupervisor {
    * chaos API at its port, each through a Unix socket to a forwarder inside the client's (or the
    * chaos) namespace. Neither end of a forwarder is a node, so killing a node ends no connection.
    */
-  private async startTopology(topology: NetnsTopology): Promise<void> {
-    topology.up();
-    this.socketDir = mkdtempSync(join(tmpdir(), 'hbft-demo-'));
+  private async startTopology(): Promise<void> {
+    this.holder = await TopologyHolder.start(this.options.route, this.options.prefix, this.logStream('topology'));
+    this.holder.onExit((reason) => {
+      if (!this.stopping) this.options.onFatal?.(`the holder of the namespaces exited (${reason}); see ${this.logDir}/topology.log`);
+    });
+    this.socketDir = mkdtempSync(join(socketBase(), `${this.options.prefix}-`));
     const socket = (name: string) => join(this.socketDir ?? '', `${name}.sock`);
     const { a, b } = this.sites;
     const client = [
@@ -332,30 +399,21 @@ export class DemoSupervisor {
 
   async start(): Promise<void> {
     process.on('exit', this.onProcessExit);
-    const host = this.options.host;
-    const ports = [
-      ...Object.values(this.sites).flatMap((s) => [s.listen, s.serve, s.http, s.proxied]),
-      Number(this.chaosApi.split(':')[1]),
-    ];
-    const topology = this.topology;
-    // In the namespaces only the forwarded ports are this machine's.
-    const hostPorts =
-      topology !== null ? [this.sites.a.serve, this.sites.a.http, this.sites.b.http, Number(this.chaosApi.split(':')[1])] : ports;
-    for (const port of hostPorts) await assertPortFree(host, port);
-    if (topology !== null) await this.startTopology(topology);
     const { a, b } = this.sites;
-    const chaosHost = this.chaosHost();
+    // Only the forwarded ports are this machine's; the others are inside the namespaces.
+    for (const port of [a.serve, a.http, b.http, Number(this.chaosApi.split(':')[1])]) await assertPortFree(this.options.host, port);
+    await this.startTopology();
     this.chaos = this.spawnHbft(
       'chaos',
       [
         'chaos',
         'proxy',
         '--api',
-        topology !== null ? `127.0.0.1:${this.chaosApi.split(':')[1]}` : this.chaosApi,
+        `127.0.0.1:${this.chaosApi.split(':')[1]}`,
         '--proxy',
-        `to-b=${chaosHost}:${b.proxied}>${this.replicationHost(b)}:${b.listen}`,
+        `to-b=${REPL_ADDRESS.chaos}:${b.proxied}>${REPL_ADDRESS[b.node]}:${b.listen}`,
         '--proxy',
-        `to-a=${chaosHost}:${a.proxied}>${this.replicationHost(a)}:${a.listen}`,
+        `to-a=${REPL_ADDRESS.chaos}:${a.proxied}>${REPL_ADDRESS[a.node]}:${a.listen}`,
       ],
       'chaos',
     );
@@ -391,14 +449,24 @@ export class DemoSupervisor {
     }
   }
 
+  /** The load runs on the client's host and speaks plain RESP to the guest's own address. */
   startLoad(): void {
     if (this.stopping) return;
-    const history = join(this.options.dir, 'load-history.jsonl');
-    // In the namespaces the load runs on the client's host and speaks plain RESP to the guest.
-    const servers = this.topology !== null ? ['--plain', '--servers', `${GUEST_ADDRESS}:6379`] : ['--servers', this.servers().join(',')];
+    const history = this.historyPath();
     const load = this.spawnHbft(
       'load',
-      ['load', ...servers, '--clients', String(this.options.clients), '--duration-s', String(7 * 24 * 3600), '--history', history],
+      [
+        'load',
+        '--plain',
+        '--servers',
+        `${GUEST_ADDRESS}:6379`,
+        '--clients',
+        String(this.options.clients),
+        '--duration-s',
+        String(7 * 24 * 3600),
+        '--history',
+        history,
+      ],
       'client',
     );
     load.on('exit', (code, signal) => {
@@ -412,11 +480,22 @@ export class DemoSupervisor {
     this.writeState();
   }
 
-  /** Where clients on this machine reach the guest: each site's port, or the one forward to the guest. */
-  servers(): [siteA: string, siteB: string] {
-    const { host } = this.options;
-    if (this.topology !== null) return [`${host}:${this.sites.a.serve}`, `${host}:${this.sites.a.serve}`];
-    return [`${host}:${this.sites.a.serve}`, `${host}:${this.sites.b.serve}`];
+  historyPath(): string {
+    return join(this.dir, 'load-history.jsonl');
+  }
+
+  /** Where clients on this machine reach the guest: the forward to it. */
+  guestServe(): string {
+    return `${this.options.host}:${this.sites.a.serve}`;
+  }
+
+  /** The command prefix that runs a command in the client's namespace (for people). */
+  clientExecPrefix(): string {
+    return this.topology.execPrefix('client');
+  }
+
+  namespaceNames(): string {
+    return `${this.options.prefix}-{primary,backup,client,chaos,sw}`;
   }
 
   private async readiness(port: number): Promise<Record<string, unknown> | null> {
@@ -430,7 +509,7 @@ export class DemoSupervisor {
 
   private async waitHttp(port: number, path: string, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && !this.stopping) {
       try {
         const response = await fetch(`http://${this.options.host}:${port}${path}`, { signal: AbortSignal.timeout(STATUS_REQUEST_MS) });
         if (response.ok) return;
@@ -439,6 +518,7 @@ export class DemoSupervisor {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+    if (this.stopping) return;
     throw new HbftError('E_DEMO_START', `a demo node did not come up on port ${port} within ${timeoutMs / 1000} s; see ${this.logDir}`);
   }
 
@@ -457,34 +537,35 @@ export class DemoSupervisor {
     const backup = this.other(primary);
     const running = (child: ChildProcess | null) =>
       child !== null && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null;
-    const [serve] = this.servers();
-    const netns = (site: Site) => (this.topology !== null ? { netns: this.topology.namespace(site.node) } : {});
+    const serve = this.guestServe();
+    const topology = this.topology;
     return {
       mode: 'local',
-      network: this.options.network.kind,
+      network: 'netns',
+      namespaces: { route: topology.route, holder: topology.pid, exec: topology.execPrefix('client') },
       pid: process.pid,
-      dir: resolve(this.options.dir),
-      keyFile: resolve(this.keyFile),
+      dir: this.dir,
+      keyFile: this.keyFile,
       primary: {
         site: primary.name,
         pid: primary.process?.pid ?? null,
-        serve: this.topology !== null ? serve : `${host}:${primary.serve}`,
+        serve,
         http: `${host}:${primary.http}`,
-        replication: `${this.chaosHost()}:${backup.proxied}`,
-        ...netns(primary),
+        replication: `${REPL_ADDRESS.chaos}:${backup.proxied}`,
+        netns: topology.namespace(primary.node),
       },
       backup: {
         site: backup.name,
         pid: backup.process?.pid ?? null,
-        serve: this.topology !== null ? serve : `${host}:${backup.serve}`,
+        serve,
         http: `${host}:${backup.http}`,
-        listen: `${this.replicationHost(backup)}:${backup.listen}`,
-        ...netns(backup),
+        listen: `${REPL_ADDRESS[backup.node]}:${backup.listen}`,
+        netns: topology.namespace(backup.node),
       },
       // Both, whoever is primary now: a change made to one of them alone would follow the roles,
       // and a takeover would leave it behind on the proxy the link no longer uses.
       chaos: { api: this.chaosApi, proxies: ['to-a', 'to-b'], pid: this.chaos?.pid ?? null },
-      load: this.load ? { pid: running(this.load), history: resolve(join(this.options.dir, 'load-history.jsonl')) } : null,
+      load: this.load ? { pid: running(this.load), history: this.historyPath() } : null,
       dashboard: this.dashboardUrl(),
     };
   }
@@ -499,20 +580,21 @@ export class DemoSupervisor {
   /**
    * Removes demo.json at once (the scripts must not act on a demo that is going away), stops the
    * load first so that it drains and makes its final read while the nodes still serve, then every
-   * other child (SIGTERM, then SIGKILL after a while).
+   * other child (SIGTERM, then SIGKILL after a while), the forwards, and last the topology.
    */
   async stop(): Promise<void> {
     this.stopping = true;
     rmSync(this.statePath, { force: true });
     if (this.load) await stopChild(this.load, LOAD_STOP_MS);
     await Promise.all([...this.children].map((child) => stopChild(child, CHILD_STOP_MS)));
-    this.removeTopology();
+    this.closeHostForwards();
+    await this.holder?.stop();
     process.off('exit', this.onProcessExit);
   }
+}
 
-  /** The demo's state file, for scripts. */
-  static readState(dir: string): DemoState | null {
-    const path = join(dir, 'demo.json');
-    return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as DemoState) : null;
-  }
+/** The topology prefix of this demo process: `hbft-demo-<pid in base 36>`. */
+export const DEMO_TOPOLOGY_TAG = 'hbft-demo';
+export function demoPrefix(pid = process.pid): string {
+  return prefixForProcess(DEMO_TOPOLOGY_TAG, pid);
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { HbftError } from '@hbft/common/errors.ts';
 
 /*
@@ -76,38 +76,45 @@ function ip(args: string[]): void {
 }
 
 /**
- * What this process can do: `ok` when it can build the topology (root with `ip`, and a TUN device
- * it may open), else a sentence naming what is missing and what to do. The unprivileged route (a
- * user namespace) needs both unprivileged user namespaces and a /dev/net/tun others may open; the
- * answer says which of them this machine lacks.
+ * What building the topology needs besides root (nothing: it can be tried): the ip command and a
+ * TUN device. Inside `hbft demo`'s user namespace this process is root too (netns/privilege.ts
+ * chooses between the two routes and explains what either lacks).
  */
-export function topologyPrivilege(): { ok: true } | { ok: false; missing: string } {
-  if (runQuiet('ip', ['-V']).ok === false) {
-    return { ok: false, missing: 'the ip command (iproute2) is missing: run scripts/install-system-deps.sh' };
-  }
-  if (!existsSync('/dev/net/tun')) {
-    return { ok: false, missing: '/dev/net/tun does not exist: this kernel has no TUN/TAP support (modprobe tun)' };
-  }
-  if (process.getuid?.() === 0) return { ok: true };
+export function rootPrerequisitesMissing(): string[] {
   const missing: string[] = [];
-  try {
-    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
-  } catch {
-    missing.push(
-      '/dev/net/tun may be opened by root only here (mode 0600); an ordinary user cannot attach a TAP even inside a user namespace',
+  if (!runQuiet('ip', ['-V']).ok) missing.push('the ip command (iproute2) is missing: run scripts/install-system-deps.sh');
+  if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun does not exist: this kernel has no TUN/TAP support loaded (modprobe tun)');
+  return missing;
+}
+
+/** The uid map of the initial user namespace: a private /run/netns is never mounted there. */
+const INITIAL_UID_MAP = '0 0 4294967295';
+
+/**
+ * Gives this process's own mount namespace a /run/netns of its own (a tmpfs), so that `ip netns`
+ * works for the root of a user namespace, who may not write the machine's /run. Where /run/netns
+ * does not exist (no one has made a named namespace since boot), the tmpfs goes on /run itself and
+ * /run/netns is made in it: processes of the topology then see an empty /run, which they do not use.
+ * Refuses in the initial user namespace, where it would hide the machine's own namespaces.
+ */
+export function mountPrivateNetnsDir(): string {
+  const uidMap = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/).join(' ');
+  if (uidMap === INITIAL_UID_MAP) {
+    throw new TopologyError(
+      'a private /run/netns is only mounted in a user namespace of its own (hbft demo starts it so), not on the machine itself',
     );
   }
-  const userns = runQuiet('unshare', ['--user', '--map-root-user', '--net', 'true']);
-  if (!userns.ok) missing.push(`unprivileged user namespaces are not allowed here (unshare --user --net: ${userns.output || 'failed'})`);
-  if (missing.length === 0) {
-    missing.push(
-      'this machine would allow an unprivileged user namespace (unshare works and /dev/net/tun opens for this user), but hbft does not build the topology inside one yet',
-    );
-  }
-  return {
-    ok: false,
-    missing: `network namespaces need root here: ${missing.join('; ')}. Run it as root (sudo), or use the loopback demo (--network loopback)`,
-  };
+  const target = (() => {
+    try {
+      return statSync('/run/netns').isDirectory() ? '/run/netns' : '/run';
+    } catch {
+      return '/run';
+    }
+  })();
+  const mounted = runQuiet('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'hbft-netns', target]);
+  if (!mounted.ok) throw new TopologyError(`mount -t tmpfs on ${target} in the user namespace: ${mounted.output || 'failed'}`);
+  if (target === '/run') mkdirSync('/run/netns');
+  return target;
 }
 
 export function namespaceExists(name: string): boolean {
@@ -181,8 +188,13 @@ export class NetnsTopology {
 
   /** Builds whatever is missing (idempotent: running daemons and links that exist are left alone). */
   up(): void {
-    const privilege = topologyPrivilege();
-    if (!privilege.ok) throw new TopologyError(privilege.missing);
+    if (process.getuid?.() !== 0) {
+      throw new TopologyError(
+        'network namespaces, bridges and TAP devices need root: run it with sudo (hbft demo can also build them in a user namespace)',
+      );
+    }
+    const missing = rootPrerequisitesMissing();
+    if (missing.length > 0) throw new TopologyError(missing.join('; '));
     const sw = this.namespace('sw');
     try {
       this.ensureNamespace(sw);

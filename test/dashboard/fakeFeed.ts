@@ -24,7 +24,7 @@ export function fakeSample(epoch: number, overrides: Partial<LiveSample> = {}): 
     peerConnected: true,
     msSincePeerHeard: 4,
     guestMips: 150,
-    clients: 2,
+    heldFrames: 2,
     ...overrides,
   };
 }

@@ -162,8 +162,6 @@ export class PlainLoad {
       reconnects: history.reconnects,
       marks: history.marks,
       ...(history.header === undefined ? {} : { seed: history.header.seed }),
-      // A plain client cannot know the outcome of a request whose reply never came.
-      exactlyOnce: false,
     });
     return { code, history, verdict, output: this.output };
   }

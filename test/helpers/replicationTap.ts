@@ -57,7 +57,7 @@ function fixChecksum(frame: Buffer): void {
 }
 
 const beginKinds = new Set<number>([FrameKind.CHECKPOINT_BEGIN, FrameKind.FULL_SYNC_BEGIN]);
-const chainedKinds = new Set<number>([FrameKind.CHECKPOINT_PAGES, FrameKind.FULL_SYNC_PAGES, FrameKind.CHECKPOINT_OUTPUT]);
+const chainedKinds = new Set<number>([FrameKind.CHECKPOINT_PAGES, FrameKind.FULL_SYNC_PAGES]);
 const endKinds = new Set<number>([FrameKind.CHECKPOINT_END, FrameKind.FULL_SYNC_END]);
 
 /** The END frame `end` (unsealed) with its meta's chained checksum replaced, and its own CRC recomputed. */

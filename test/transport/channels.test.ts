@@ -157,7 +157,7 @@ test('both channels through one port: authenticated, frames flow both ways, a ch
   const fields = { generation: 4, epoch: 17 };
   const state = Buffer.alloc(200, 3);
   checksum.add(
-    bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3, outputPartCount: 0 }, { ...fields, payload: state }).checksum,
+    bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3 }, { ...fields, payload: state }).checksum,
   );
   const parts = [0, 1, 2].map((part) => samplePageRecords(part * 2, 0x30 + part));
   parts.forEach((payload, part) => {
@@ -166,7 +166,7 @@ test('both channels through one port: authenticated, frames flow both ways, a ch
     assert.equal(sent.backpressure, false);
     checksum.add(sent.checksum);
   });
-  bulk.send(FrameKind.CHECKPOINT_END, { pageCount: 6, partCount: 3, checksum: checksum.value, outputPartCount: 0 }, fields);
+  bulk.send(FrameKind.CHECKPOINT_END, { pageCount: 6, partCount: 3, checksum: checksum.value }, fields);
   assert.equal(await complete, 17);
   assert.deepEqual(received, parts);
 

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
-import { resolveGuestImage } from '@hbft/common/guest/images.ts';
+import { daemonGuestArgs, resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { readImage } from '@hbft/common/guest/run.ts';
 import { parseElf } from '@hbft/common/guest/elf.ts';
 import { PrimaryRuntime } from '@hbft/primary/runtime.ts';
@@ -27,7 +27,7 @@ import { formatMac } from '@hbft/common/net/tapRunner.ts';
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;
 
-type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve?: string; guest: string; args: string };
+type PrimaryArgs = DaemonArgs & GuestArgs & GuestNetworkArgs & { backup?: string; serve?: string; guest: string; args?: string };
 
 export const primaryCommand: CommandModule<object, PrimaryArgs> = {
   command: 'primary',
@@ -37,7 +37,10 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
       .option('backup', { type: 'string', describe: 'HOST:PORT of the backup (without it the guest runs unprotected)' })
       .option('serve', { type: 'string', hidden: true, describe: RETIRED_SERVE })
       .option('guest', { type: 'string', default: 'kv', describe: 'guest image: a shipped guest (kv, cfp, …) or an ELF path' })
-      .option('args', { type: 'string', default: '', describe: 'argument string for the guest' })
+      .option('args', {
+        type: 'string',
+        describe: 'argument string for the guest (default: none, but kv runs until stopped: rounds=0, its store a quarter of --memory)',
+      })
       .example('$0 primary --backup 10.0.0.2:7000 --guest kv --key-file key', 'protect the kv guest (a workload that needs no network)')
       .example(
         '$0 primary --backup 10.0.0.2:7000 --guest kvnet --tap hbft0 --guest-ip 10.0.0.10/24 --key-file key',
@@ -51,6 +54,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
     const backup = argv.backup === undefined || auth === undefined ? undefined : { ...hostPort(argv.backup, '--backup'), auth };
     warnRetiredServe(argv.serve);
     const network = guestNetworkConfigFrom(argv, argv.guest);
+    const guestArgs = argv.args ?? daemonGuestArgs(argv.guest, memoryBytes);
     const imagePath = resolveGuestImage(argv.guest);
     const image = readImage(imagePath);
     parseElf(image, memoryBytes, argv.guest);
@@ -62,7 +66,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
         backup,
         http,
         guest: imagePath,
-        args: guestArgsWithAddress(argv.args, network),
+        args: guestArgsWithAddress(guestArgs, network),
         network: network && { tap: network.tapName, guestIp: network.address, mac: formatMac(network.mac) },
       });
       return;
@@ -78,7 +82,7 @@ export const primaryCommand: CommandModule<object, PrimaryArgs> = {
         const guestTap = network === undefined ? undefined : await GuestTap.open(network, logger);
         const runtime = await PrimaryRuntime.start({
           generation: 1,
-          boot: { kind: 'image', image, imageName: argv.guest, args: guestArgsWithAddress(argv.args, network) },
+          boot: { kind: 'image', image, imageName: argv.guest, args: guestArgsWithAddress(guestArgs, network) },
           guestTap,
           memoryBytes,
           guestImageHash: sha256(image),

@@ -16,3 +16,15 @@ export function resolveGuestImage(nameOrPath: string): string {
   }
   return nameOrPath;
 }
+
+/**
+ * The arguments a daemon gives a shipped guest when the user gives none. `kv` drives its own load
+ * and by default stops after a fixed number of rounds (to print its checksum); a protected kv is
+ * meant to run until it is stopped, with its store sized to a quarter of the guest's RAM (at most
+ * the 64 MiB it takes by default), so that it fits whatever `--memory` says.
+ */
+export function daemonGuestArgs(nameOrPath: string, memoryBytes: number): string {
+  if (nameOrPath !== 'kv') return '';
+  const mib = Math.max(1, Math.min(64, Math.floor(memoryBytes / (4 * 1024 * 1024))));
+  return `rounds=0 mb=${mib}`;
+}

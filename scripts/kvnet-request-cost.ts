@@ -71,7 +71,7 @@ for (let i = 0; i < 50; i++) round(false);
 for (let i = 0; i < ROUNDS; i++) round(true);
 console.log(
   `${COMMAND}, ${CLIENTS} clients, ${requests} requests: ${(instructions / requests).toFixed(0)} guest instructions/request, ` +
-    `${((runMs * 1000) / requests).toFixed(2)} µs/request in Machine.run (${((instructions / runMs) / 1000).toFixed(0)} M instructions/s), ` +
+    `${((runMs * 1000) / requests).toFixed(2)} µs/request in Machine.run (${(instructions / runMs / 1000).toFixed(0)} M instructions/s), ` +
     `frames per request in ${(framesIn / requests).toFixed(2)}, out ${(framesOut / requests).toFixed(2)}`,
 );
 if (SAMPLE) {
@@ -79,7 +79,11 @@ if (SAMPLE) {
     .split('\n')
     .map((line) => line.split(' '))
     .filter((cells) => cells.length === 4 && /[tTwW]/.test(cells[2] ?? ''))
-    .map(([address, size, , name]) => ({ start: Number.parseInt(address ?? '0', 16), size: Number.parseInt(size ?? '0', 16), name: name ?? '?' }));
+    .map(([address, size, , name]) => ({
+      start: Number.parseInt(address ?? '0', 16),
+      size: Number.parseInt(size ?? '0', 16),
+      name: name ?? '?',
+    }));
   const byFunction = new Map<string, number>();
   let total = 0;
   for (const [pc, count] of samples) {
@@ -91,9 +95,12 @@ if (SAMPLE) {
   const detail = symbols.find((s) => s.name === process.env.DETAIL);
   if (detail !== undefined) {
     const pcs = [...samples].filter(([pc]) => pc >= detail.start && pc < detail.start + detail.size).sort((a, b) => b[1] - a[1]);
-    for (const [pc, count] of pcs.slice(0, 24)) console.log(`  0x${pc.toString(16)} ${((count / total) * (instructions / requests)).toFixed(0)}/request`);
+    for (const [pc, count] of pcs.slice(0, 24))
+      console.log(`  0x${pc.toString(16)} ${((count / total) * (instructions / requests)).toFixed(0)}/request`);
   }
   for (const [name, count] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 40))) {
-    console.log(`${((100 * count) / total).toFixed(1).padStart(5)} %  ${((count / total) * (instructions / requests)).toFixed(0).padStart(5)}/request  ${name}`);
+    console.log(
+      `${((100 * count) / total).toFixed(1).padStart(5)} %  ${((count / total) * (instructions / requests)).toFixed(0).padStart(5)}/request  ${name}`,
+    );
   }
 }

@@ -3,6 +3,7 @@
 # with a bridge, measured with Debian's redis-benchmark through the kernel's TCP stack. Needs root
 # and redis-tools (scripts/install-system-deps.sh). Run it under the shared lock on shared machines:
 #   flock /tmp/hbft-cluster.lock scripts/bench-kvnet-tap.sh [runs] [requests] [clients]
+# IMAGE is the guest (kvnet unless given: a name or an ELF path).
 # NODE_FLAGS are passed to the guest's node, e.g. NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
 # for a CPU profile of the unprotected path (written when the guest stops at the end).
 set -euo pipefail
@@ -24,7 +25,7 @@ ip -n "$ns" link set lo up
 ip -n "$ns" link add br0 type bridge
 ip -n "$ns" addr add 10.77.0.1/24 dev br0
 ip -n "$ns" link set br0 up
-ip netns exec "$ns" node ${NODE_FLAGS:-} packages/cli/bin/hbft.js run kvnet --tap hbft0 --guest-ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
+HBFT_TAP_LOOP_STATS=1 ip netns exec "$ns" node ${NODE_FLAGS:-} packages/cli/bin/hbft.js run "${IMAGE:-kvnet}" --tap hbft0 --guest-ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do ip -n "$ns" link show hbft0 >/dev/null 2>&1 && break; sleep 0.1; done
 ip -n "$ns" link set hbft0 master br0 up

@@ -26,6 +26,8 @@ struct driver {
   uint32_t tx_posted;
   struct hbft_netif_stats stats;
   uint32_t ticks_per_ms;
+  uint64_t now_base_ticks; /* sys_now(): now_ms * ticks_per_ms */
+  uint32_t now_ms;
 };
 
 /* One packet NIC per machine, so one driver. */
@@ -35,7 +37,18 @@ static inline void ring_barrier(void) { __asm__ volatile("fence rw, rw" ::: "mem
 
 int hbft_netif_present(void) { return HBFT_REG(HBFT_NET_ID) == HBFT_NET_ID_VALUE; }
 
-u32_t sys_now(void) { return (u32_t)(hbft_mtime() / driver.ticks_per_ms); }
+/* mtime / ticks_per_ms, exactly, without a 64-bit division (a libgcc call of ~50 instructions on
+   RV32IM) each time: the milliseconds are kept with the tick count at their start, and only the
+   ticks since then (less than 2^32 unless the guest slept for minutes) are divided. */
+u32_t sys_now(void) {
+  uint64_t since = hbft_mtime() - driver.now_base_ticks;
+  if (since >= driver.ticks_per_ms) {
+    uint32_t ms = since >> 32 == 0 ? (uint32_t)since / driver.ticks_per_ms : (uint32_t)(since / driver.ticks_per_ms);
+    driver.now_base_ticks += (uint64_t)ms * driver.ticks_per_ms;
+    driver.now_ms += ms;
+  }
+  return driver.now_ms;
+}
 
 /* lwIP wants randomness only for its first local port, which a server never uses; a fixed
    sequence keeps the guest deterministic, as replication needs. */
@@ -72,8 +85,15 @@ static err_t linkoutput(struct netif *netif, struct pbuf *p) {
     return ERR_BUF;
   }
   uint32_t slot = driver.tx_posted & (HBFT_NETIF_TX_BUFFERS - 1);
-  uint8_t *buffer = driver.tx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE;
-  pbuf_copy_partial(p, buffer, (u16_t)length, ETH_PAD_SIZE);
+  uint8_t *buffer;
+  if (p->next == NULL) {
+    /* The whole frame in one pbuf (a TCP segment whose data lwIP copied in behind its headers): the
+       descriptor points at it, as the device takes the frame before the doorbell write returns. */
+    buffer = (uint8_t *)p->payload + ETH_PAD_SIZE;
+  } else {
+    buffer = driver.tx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE;
+    pbuf_copy_partial(p, buffer, (u16_t)length, ETH_PAD_SIZE);
+  }
   driver.tx_ring[slot].address = (uint32_t)(uintptr_t)buffer;
   driver.tx_ring[slot].length = length;
   driver.tx_posted++;
@@ -201,6 +221,9 @@ void hbft_netif_poll(struct netif *netif) {
       }
     }
     post_rx_buffer();
+    if (driver.rx_consumed != used) continue;
+    /* The frames the device had filled are taken: hand their buffers back in one go (two register
+       writes for the batch, not for each frame), then look for frames that came meanwhile. */
     ring_barrier();
     HBFT_REG(HBFT_NET_RX_CONSUMED) = driver.rx_consumed;
     HBFT_REG(HBFT_NET_RX_AVAIL) = driver.rx_posted;

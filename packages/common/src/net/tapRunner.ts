@@ -41,11 +41,38 @@ export interface TapRunOptions {
   onAttached?: (tap: TapDevice) => void;
 }
 
+/** How the run loop spent its time: what `HBFT_TAP_LOOP_STATS=1` prints at the end. */
+export interface TapLoopCounters {
+  /** Machine.run calls. */
+  slices: number;
+  /** Slices that ended with the guest idle (it took everything there was). */
+  idleSlices: number;
+  /** Times the idle guest slept until a frame or its timer. */
+  waits: number;
+  /** Frames read from the TAP, and the reads that found some. */
+  framesRead: number;
+  batches: number;
+  /** Milliseconds in Machine.run, in reading the TAP, and asleep. */
+  runMs: number;
+  readMs: number;
+  waitMs: number;
+}
+
 export interface TapRunResult {
   exit: MachineExit | null;
   instructions: number;
   net: PacketNicCounters;
   tap: TapCounters;
+  loop: TapLoopCounters;
+}
+
+export function formatLoopCounters(loop: TapLoopCounters, instructions: number): string {
+  const per = (value: number, of: number): string => (of === 0 ? '-' : (value / of).toFixed(2));
+  return (
+    `${loop.slices} slices (${loop.idleSlices} ended idle, ${loop.waits} waits), ${loop.framesRead} frames in ${loop.batches} batches ` +
+    `(${per(loop.framesRead, loop.batches)} a batch), ${per(instructions, loop.framesRead)} instructions a frame; ` +
+    `ms in run ${loop.runMs.toFixed(0)}, reading ${loop.readMs.toFixed(0)}, asleep ${loop.waitMs.toFixed(0)}`
+  );
 }
 
 /**
@@ -68,22 +95,39 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
     machine.net.receive(frame);
   };
   let instructions = 0;
+  const loop: TapLoopCounters = { slices: 0, idleSlices: 0, waits: 0, framesRead: 0, batches: 0, runMs: 0, readMs: 0, waitMs: 0 };
+  const read = (): number => {
+    const from = performance.now();
+    const frames = tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
+    loop.readMs += performance.now() - from;
+    if (frames > 0) {
+      loop.batches++;
+      loop.framesRead += frames;
+    }
+    return frames;
+  };
   try {
     while (!machine.halted && options.signal?.aborted !== true) {
-      tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
+      read();
+      const ranFrom = performance.now();
       const result = machine.run(SLICE_INSTRUCTIONS);
       tap.flush();
+      loop.runMs += performance.now() - ranFrom;
+      loop.slices++;
       instructions += result.executed;
       if (result.stop !== STOP_IDLE) {
         // Let I/O callbacks and signals in between slices.
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
+      loop.idleSlices++;
       const untilTimerMs = ((machine.clint.mtimecmp - machine.cpu.currentCycle()) / TIMEBASE_HZ) * 1000;
       if (untilTimerMs > 0) {
         const waitedFrom = performance.now();
+        loop.waits++;
         await tap.waitReadable(Math.min(Math.ceil(untilTimerMs), IDLE_WAIT_MS_MAX));
-        if (tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver) > 0) continue;
+        loop.waitMs += performance.now() - waitedFrom;
+        if (read() > 0) continue;
         if (performance.now() - waitedFrom < untilTimerMs) continue;
       }
       machine.cpu.skipToTimer();
@@ -91,5 +135,6 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   } finally {
     tap.close();
   }
-  return { exit: machine.exit, instructions, net: machine.net.counters(), tap: { ...tap.counters } };
+  if (process.env.HBFT_TAP_LOOP_STATS === '1') process.stderr.write(`hbft: run loop: ${formatLoopCounters(loop, instructions)}\n`);
+  return { exit: machine.exit, instructions, net: machine.net.counters(), tap: { ...tap.counters }, loop };
 }

@@ -28,6 +28,7 @@ struct driver {
   uint32_t ticks_per_ms;
   uint64_t now_base_ticks; /* sys_now(): now_ms * ticks_per_ms */
   uint32_t now_ms;
+  uint64_t armed_deadline; /* what hbft_netif_wait last wrote to mtimecmp (0: nothing yet) */
 };
 
 /* One packet NIC per machine, so one driver. */
@@ -237,11 +238,24 @@ void hbft_netif_wait(struct netif *netif) {
   (void)netif;
   if (HBFT_REG(HBFT_NET_RX_USED) != driver.rx_consumed) return;
   if ((HBFT_REG(HBFT_NET_STATUS) & HBFT_NET_STATUS_LINK_CHANGED) != 0) return;
+  /* sys_timeouts_sleeptime() just read the clock through sys_now(), so the next timer is due at
+     tick (now_ms + sleep_ms) * ticks_per_ms exactly, with no second read of mtime; and mtimecmp is
+     written only when that moves (a deadline already passed wakes the wfi at once, as it should). */
   u32_t sleep_ms = sys_timeouts_sleeptime();
   uint64_t deadline = sleep_ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE
                           ? UINT64_MAX
-                          : hbft_mtime() + (uint64_t)sleep_ms * driver.ticks_per_ms;
-  hbft_wait_for_interrupt_until(deadline);
+                          : driver.now_base_ticks + (uint64_t)sleep_ms * driver.ticks_per_ms;
+  if (deadline != driver.armed_deadline) {
+    /* High word first with an impossible value in between, so that no moment holds a deadline
+       earlier than both the old and the new one (privileged spec, section 3.2.1). */
+    HBFT_REG(HBFT_CLINT_MTIMECMP_HI) = 0xffffffffu;
+    HBFT_REG(HBFT_CLINT_MTIMECMP_LO) = (uint32_t)deadline;
+    HBFT_REG(HBFT_CLINT_MTIMECMP_HI) = (uint32_t)(deadline >> 32);
+    driver.armed_deadline = deadline;
+  }
+  /* mstatus.MIE stays clear: wfi waits for the timer or the NIC to be pending, and the loop polls. */
+  __asm__ volatile("csrs mie, %0" : : "r"(HBFT_MIE_MEIE | HBFT_MIE_MTIE));
+  __asm__ volatile("wfi" ::: "memory");
 }
 
 void hbft_netif_stats(struct hbft_netif_stats *stats) { *stats = driver.stats; }

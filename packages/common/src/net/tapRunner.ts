@@ -89,8 +89,12 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   machine.uart.onOutput = (byte) => options.onConsole?.(decoder.decode(Uint8Array.of(byte), { stream: true }));
   machine.loadElf(options.image, options.imageName);
   machine.net.setMac(options.mac);
-  // Frames go out from a writer thread: the kernel's receive path for each runs on the other core.
-  const tap = await TapDevice.open(options.tapName, { writerThread: true });
+  // Frames go out from a writer thread (the kernel's receive path for each runs on the other core)
+  // and come in through a reader thread (no system call per frame on this one, and an idle guest
+  // waits on the reader's ring instead of a poll(2) on the thread pool). HBFT_TAP_READER_THREAD=0
+  // reads on this thread, to compare.
+  const readerThread = process.env.HBFT_TAP_READER_THREAD !== '0';
+  const tap = await TapDevice.open(options.tapName, { writerThread: true, readerThread });
   options.onAttached?.(tap);
   machine.net.host = { onFrame: (frame) => tap.send(frame) };
   const deliver = (frame: Uint8Array): void => {

@@ -31,7 +31,10 @@
 
 /* Memory: the heap (outgoing segments' data) and the pools are static arrays in .bss. */
 #define MEM_ALIGNMENT 4
-#define MEM_SIZE (4 * 1024 * 1024)
+/* The heap is pools of fixed sizes (lwippools.h), 4 MiB in all, like the first-fit heap they replace. */
+#define MEM_USE_POOLS 1
+#define MEMP_USE_CUSTOM_POOLS 1
+#define MEM_USE_POOLS_TRY_BIGGER_POOL 1
 #define MEMP_NUM_PBUF 1024
 #define PBUF_POOL_SIZE 2048
 #define PBUF_POOL_BUFSIZE 1536

@@ -6,6 +6,7 @@
 // frames in and out per request.
 // With SAMPLE=1 the guest runs on the interpreter in slices of a few instructions and the
 // program counter after each is kept: prints where the instructions go, by function (from nm).
+// KVNET_IMAGE=path measures another build of kvnet.
 // Usage: npx tsx scripts/kvnet-request-cost.ts [ROUNDS] [CLIENTS] [COMMAND: set|get|incr]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,7 +23,8 @@ const SAMPLE = process.env.SAMPLE === '1';
 const machine = new Machine({ memoryBytes: 256 * 1024 * 1024, args: 'ip=10.0.0.2/24', engine: SAMPLE ? 'interpreter' : 'blocks' });
 const samples = new Map<number, number>();
 const SAMPLE_SLICE = 17;
-machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
+const IMAGE = process.env.KVNET_IMAGE ?? resolveGuestImage('kvnet');
+machine.loadElf(readFileSync(IMAGE));
 machine.net.setMac(macBytes('02:48:42:46:54:02'));
 const segment = new EthernetSegment(machine, '10.0.0.2');
 segment.runUntilIdle();
@@ -75,7 +77,7 @@ console.log(
     `frames per request in ${(framesIn / requests).toFixed(2)}, out ${(framesOut / requests).toFixed(2)}`,
 );
 if (SAMPLE) {
-  const symbols = execFileSync('riscv64-unknown-elf-nm', ['-S', '--size-sort', resolveGuestImage('kvnet')], { encoding: 'latin1' })
+  const symbols = execFileSync('riscv64-unknown-elf-nm', ['-S', '--size-sort', IMAGE], { encoding: 'latin1' })
     .split('\n')
     .map((line) => line.split(' '))
     .filter((cells) => cells.length === 4 && /[tTwW]/.test(cells[2] ?? ''))

@@ -19,11 +19,20 @@ import { EthernetSegment, TCP_ACK, TCP_PSH, macBytes, parseFrame } from '../test
 const ROUNDS = Number(process.argv[2] ?? 400);
 const CLIENTS = Number(process.argv[3] ?? 50);
 const COMMAND = process.argv[4] ?? 'set';
+const IMAGE = process.env.KVNET_IMAGE ?? resolveGuestImage('kvnet');
 const SAMPLE = process.env.SAMPLE === '1';
 const machine = new Machine({ memoryBytes: 256 * 1024 * 1024, args: 'ip=10.0.0.2/24', engine: SAMPLE ? 'interpreter' : 'blocks' });
 const samples = new Map<number, number>();
 const SAMPLE_SLICE = 17;
-const IMAGE = process.env.KVNET_IMAGE ?? resolveGuestImage('kvnet');
+// CALLERS=function: also where that (leaf) function was called from, by its return address.
+const symbolTable = (): { start: number; size: number; name: string }[] =>
+  execFileSync('riscv64-unknown-elf-nm', ['-S', '--size-sort', IMAGE], { encoding: 'latin1' })
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((cells) => cells.length === 4 && /[tTwW]/.test(cells[2] ?? ''))
+    .map(([address, size, , name]) => ({ start: Number.parseInt(address ?? '0', 16), size: Number.parseInt(size ?? '0', 16), name: name ?? '?' }));
+const callersOf = process.env.CALLERS === undefined ? undefined : symbolTable().find((s) => s.name === process.env.CALLERS);
+const callers = new Map<number, number>();
 machine.loadElf(readFileSync(IMAGE));
 machine.net.setMac(macBytes('02:48:42:46:54:02'));
 const segment = new EthernetSegment(machine, '10.0.0.2');
@@ -51,6 +60,10 @@ const round = (measure: boolean): void => {
     for (let slice = 0; slice < 1_000_000 && machine.run(SAMPLE_SLICE).stop !== STOP_IDLE; slice++) {
       const pc = machine.cpu.pc >>> 0;
       samples.set(pc, (samples.get(pc) ?? 0) + 1);
+      if (callersOf !== undefined && pc >= callersOf.start && pc < callersOf.start + callersOf.size) {
+        const ra = machine.cpu.x[1]! >>> 0;
+        callers.set(ra, (callers.get(ra) ?? 0) + 1);
+      }
     }
   } else {
     for (let slice = 0; slice < 1000 && machine.run(200_000).stop !== STOP_IDLE; slice++);
@@ -77,15 +90,7 @@ console.log(
     `frames per request in ${(framesIn / requests).toFixed(2)}, out ${(framesOut / requests).toFixed(2)}`,
 );
 if (SAMPLE) {
-  const symbols = execFileSync('riscv64-unknown-elf-nm', ['-S', '--size-sort', IMAGE], { encoding: 'latin1' })
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((cells) => cells.length === 4 && /[tTwW]/.test(cells[2] ?? ''))
-    .map(([address, size, , name]) => ({
-      start: Number.parseInt(address ?? '0', 16),
-      size: Number.parseInt(size ?? '0', 16),
-      name: name ?? '?',
-    }));
+  const symbols = symbolTable();
   const byFunction = new Map<string, number>();
   let total = 0;
   for (const [pc, count] of samples) {
@@ -99,6 +104,17 @@ if (SAMPLE) {
     const pcs = [...samples].filter(([pc]) => pc >= detail.start && pc < detail.start + detail.size).sort((a, b) => b[1] - a[1]);
     for (const [pc, count] of pcs.slice(0, 24))
       console.log(`  0x${pc.toString(16)} ${((count / total) * (instructions / requests)).toFixed(0)}/request`);
+  }
+  if (callersOf !== undefined) {
+    const callerTotal = [...callers.values()].reduce((a, b) => a + b, 0);
+    const byCaller = new Map<string, number>();
+    for (const [ra, count] of callers) {
+      const name = symbols.find((s) => ra >= s.start && ra < s.start + s.size)?.name ?? `0x${ra.toString(16)}`;
+      byCaller.set(name, (byCaller.get(name) ?? 0) + count);
+    }
+    for (const [name, count] of [...byCaller].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+      console.log(`  ${callersOf.name} from ${name}: ${((100 * count) / callerTotal).toFixed(0)} %`);
+    }
   }
   for (const [name, count] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 40))) {
     console.log(

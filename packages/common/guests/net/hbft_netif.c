@@ -1,7 +1,10 @@
 /*
- * The packet NIC's lwIP driver. Memory: the descriptor rings and one buffer per descriptor are
- * carved from the caller's arena once; a received frame is copied into a pbuf from lwIP's pool and
- * its buffer is posted again at once, so the device never waits for lwIP to free anything.
+ * The packet NIC's lwIP driver. Memory: the descriptor rings and the buffers are carved from the
+ * caller's arena once. Receive buffers are more than the ring holds: a received frame goes to lwIP
+ * in its own buffer (a custom pbuf, no copy), a spare buffer takes its place in the ring at once,
+ * and the buffer becomes a spare again when lwIP frees the pbuf; with no spare left (lwIP or kvnet
+ * holding many frames), the frame is copied into a pbuf from lwIP's pool and its buffer posted
+ * again, so the device never waits for lwIP to free anything.
  * Transmit copies the pbuf chain into the next transmit buffer and rings the doorbell per frame:
  * the device takes the frame before the doorbell write returns, so the buffer is free again.
  */
@@ -16,10 +19,18 @@
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 
+/* A receive buffer, and the pbuf lwIP gets for the frame in it. */
+struct rx_buffer {
+  struct pbuf_custom pbuf;
+  uint8_t *data;
+  struct rx_buffer *next_spare;
+};
+
 struct driver {
   struct hbft_net_descriptor *rx_ring;
   struct hbft_net_descriptor *tx_ring;
-  uint8_t *rx_buffers;
+  struct rx_buffer *rx_in_ring[HBFT_NETIF_RX_BUFFERS]; /* the buffer of each receive descriptor */
+  struct rx_buffer *rx_spares;                         /* buffers neither in the ring nor lwIP's */
   uint8_t *tx_buffers;
   uint32_t rx_posted;
   uint32_t rx_consumed;
@@ -69,12 +80,20 @@ int atoi(const char *text) {
   return sign * value;
 }
 
-static void post_rx_buffer(void) {
+static void post_rx_buffer(struct rx_buffer *buffer) {
   uint32_t slot = driver.rx_posted & (HBFT_NETIF_RX_BUFFERS - 1);
   /* At buffer + ETH_PAD_SIZE, as lwIP lays frames out in its pbufs: the copy moves words. */
-  driver.rx_ring[slot].address = (uint32_t)(uintptr_t)(driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE);
+  driver.rx_in_ring[slot] = buffer;
+  driver.rx_ring[slot].address = (uint32_t)(uintptr_t)(buffer->data + ETH_PAD_SIZE);
   driver.rx_ring[slot].length = HBFT_NETIF_BUFFER_BYTES - ETH_PAD_SIZE;
   driver.rx_posted++;
+}
+
+/* lwIP freed a frame's pbuf: its buffer is a spare again. */
+static void rx_buffer_free(struct pbuf *p) {
+  struct rx_buffer *buffer = (struct rx_buffer *)p;
+  buffer->next_spare = driver.rx_spares;
+  driver.rx_spares = buffer;
 }
 
 static err_t linkoutput(struct netif *netif, struct pbuf *p) {
@@ -123,7 +142,9 @@ int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct
   if (driver.ticks_per_ms == 0) driver.ticks_per_ms = 1;
   driver.rx_ring = hbft_arena_alloc_or_die(arena, HBFT_NETIF_RX_BUFFERS * sizeof(struct hbft_net_descriptor), 4096, "rx ring");
   driver.tx_ring = hbft_arena_alloc_or_die(arena, HBFT_NETIF_TX_BUFFERS * sizeof(struct hbft_net_descriptor), 4096, "tx ring");
-  driver.rx_buffers = hbft_arena_alloc_or_die(arena, HBFT_NETIF_RX_BUFFERS * HBFT_NETIF_BUFFER_BYTES, 4096, "rx buffers");
+  uint32_t rx_total = HBFT_NETIF_RX_BUFFERS + HBFT_NETIF_RX_SPARES;
+  struct rx_buffer *rx = hbft_arena_alloc_or_die(arena, rx_total * sizeof(struct rx_buffer), 8, "rx buffer records");
+  uint8_t *rx_data = hbft_arena_alloc_or_die(arena, rx_total * HBFT_NETIF_BUFFER_BYTES, 4096, "rx buffers");
   driver.tx_buffers = hbft_arena_alloc_or_die(arena, HBFT_NETIF_TX_BUFFERS * HBFT_NETIF_BUFFER_BYTES, 4096, "tx buffers");
 
   HBFT_REG(HBFT_NET_RX_BASE) = (uint32_t)(uintptr_t)driver.rx_ring;
@@ -134,7 +155,17 @@ int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct
   uint32_t ctrl = HBFT_REG(HBFT_NET_CTRL);
   if ((ctrl & HBFT_NET_CTRL_ENABLE) == 0) return -1;
   driver.rx_posted = driver.rx_consumed = driver.tx_posted = 0;
-  for (uint32_t i = 0; i < HBFT_NETIF_RX_BUFFERS; i++) post_rx_buffer();
+  driver.rx_spares = NULL;
+  for (uint32_t i = 0; i < rx_total; i++) {
+    rx[i].data = rx_data + i * HBFT_NETIF_BUFFER_BYTES;
+    rx[i].pbuf.custom_free_function = rx_buffer_free;
+    if (i < HBFT_NETIF_RX_BUFFERS) {
+      post_rx_buffer(&rx[i]);
+    } else {
+      rx[i].next_spare = driver.rx_spares;
+      driver.rx_spares = &rx[i];
+    }
+  }
   ring_barrier();
   HBFT_REG(HBFT_NET_RX_AVAIL) = driver.rx_posted;
 
@@ -209,19 +240,29 @@ void hbft_netif_poll(struct netif *netif) {
   while (driver.rx_consumed != used) {
     uint32_t slot = driver.rx_consumed & (HBFT_NETIF_RX_BUFFERS - 1);
     uint32_t length = driver.rx_ring[slot].length;
-    const uint8_t *frame = driver.rx_buffers + slot * HBFT_NETIF_BUFFER_BYTES + ETH_PAD_SIZE;
+    struct rx_buffer *buffer = driver.rx_in_ring[slot];
     driver.rx_consumed++;
+    struct rx_buffer *next = buffer;
     if (length > 0 && length <= HBFT_NETIF_BUFFER_BYTES - ETH_PAD_SIZE) {
-      struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)(length + ETH_PAD_SIZE), PBUF_POOL);
+      struct pbuf *p;
+      if (driver.rx_spares != NULL) {
+        /* lwIP takes the frame where it is, and a spare takes the buffer's place in the ring. */
+        next = driver.rx_spares;
+        driver.rx_spares = next->next_spare;
+        p = pbuf_alloced_custom(PBUF_RAW, (u16_t)(length + ETH_PAD_SIZE), PBUF_REF, &buffer->pbuf, buffer->data,
+                                HBFT_NETIF_BUFFER_BYTES);
+      } else {
+        p = pbuf_alloc(PBUF_RAW, (u16_t)(length + ETH_PAD_SIZE), PBUF_POOL);
+        if (p != NULL) pbuf_take_at(p, buffer->data + ETH_PAD_SIZE, (u16_t)length, ETH_PAD_SIZE);
+      }
       if (p == NULL) {
         driver.stats.rx_no_pbuf++;
       } else {
-        pbuf_take_at(p, frame, (u16_t)length, ETH_PAD_SIZE);
         driver.stats.rx_frames++;
         if (netif->input(p, netif) != ERR_OK) pbuf_free(p);
       }
     }
-    post_rx_buffer();
+    post_rx_buffer(next);
     if (driver.rx_consumed != used) continue;
     /* The frames the device had filled are taken: hand their buffers back in one go (two register
        writes for the batch, not for each frame), then look for frames that came meanwhile. */

@@ -13,6 +13,8 @@
 
 /* Receive buffers posted at once; each holds one frame of up to HBFT_NET_FRAME_BYTES_MAX. */
 #define HBFT_NETIF_RX_BUFFERS 256u
+/* Receive buffers beyond the ring's, to stand in for those whose frames lwIP holds (see hbft_netif.c). */
+#define HBFT_NETIF_RX_SPARES 1024u
 /* Transmit descriptors; the device takes every posted frame at the doorbell, so few are needed. */
 #define HBFT_NETIF_TX_BUFFERS 64u
 #define HBFT_NETIF_BUFFER_BYTES 1536u

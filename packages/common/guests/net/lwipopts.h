@@ -38,6 +38,8 @@
 #define MEMP_NUM_PBUF 1024
 #define PBUF_POOL_SIZE 2048
 #define PBUF_POOL_BUFSIZE 1536
+/* Received frames go to lwIP in the driver's buffers (hbft_netif.c), not copied into the pool. */
+#define LWIP_SUPPORT_CUSTOM_PBUF 1
 
 /* TCP: at least 1,024 clients at once (plus room for those closing), each with a full window. */
 #define HBFT_TCP_CLIENTS_MAX 1024

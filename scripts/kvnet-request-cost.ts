@@ -6,7 +6,7 @@
 // frames in and out per request.
 // With SAMPLE=1 the guest runs on the interpreter in slices of a few instructions and the
 // program counter after each is kept: prints where the instructions go, by function (from nm).
-// KVNET_IMAGE=path measures another build of kvnet.
+// KVNET_IMAGE=path measures another build of kvnet; ENGINE=interpreter runs it without the block compiler.
 // Usage: npx tsx scripts/kvnet-request-cost.ts [ROUNDS] [CLIENTS] [COMMAND: set|get|incr]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -21,7 +21,11 @@ const CLIENTS = Number(process.argv[3] ?? 50);
 const COMMAND = process.argv[4] ?? 'set';
 const IMAGE = process.env.KVNET_IMAGE ?? resolveGuestImage('kvnet');
 const SAMPLE = process.env.SAMPLE === '1';
-const machine = new Machine({ memoryBytes: 256 * 1024 * 1024, args: 'ip=10.0.0.2/24', engine: SAMPLE ? 'interpreter' : 'blocks' });
+const machine = new Machine({
+  memoryBytes: 256 * 1024 * 1024,
+  args: 'ip=10.0.0.2/24',
+  engine: SAMPLE ? 'interpreter' : ((process.env.ENGINE as 'blocks' | 'interpreter' | undefined) ?? 'blocks'),
+});
 const samples = new Map<number, number>();
 const SAMPLE_SLICE = 17;
 // CALLERS=function: also where that (leaf) function was called from, by its return address.
@@ -30,7 +34,11 @@ const symbolTable = (): { start: number; size: number; name: string }[] =>
     .split('\n')
     .map((line) => line.split(' '))
     .filter((cells) => cells.length === 4 && /[tTwW]/.test(cells[2] ?? ''))
-    .map(([address, size, , name]) => ({ start: Number.parseInt(address ?? '0', 16), size: Number.parseInt(size ?? '0', 16), name: name ?? '?' }));
+    .map(([address, size, , name]) => ({
+      start: Number.parseInt(address ?? '0', 16),
+      size: Number.parseInt(size ?? '0', 16),
+      name: name ?? '?',
+    }));
 const callersOf = process.env.CALLERS === undefined ? undefined : symbolTable().find((s) => s.name === process.env.CALLERS);
 const callers = new Map<number, number>();
 machine.loadElf(readFileSync(IMAGE));
@@ -89,6 +97,7 @@ console.log(
     `${((runMs * 1000) / requests).toFixed(2)} µs/request in Machine.run (${(instructions / runMs / 1000).toFixed(0)} M instructions/s), ` +
     `frames per request in ${(framesIn / requests).toFixed(2)}, out ${(framesOut / requests).toFixed(2)}`,
 );
+if (machine.cpu.blockStats !== undefined) console.log(`block cache: ${JSON.stringify(machine.cpu.blockStats)}`);
 if (SAMPLE) {
   const symbols = symbolTable();
   const byFunction = new Map<string, number>();

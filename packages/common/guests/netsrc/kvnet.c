@@ -324,8 +324,10 @@ static err_t reset_for_output(uint32_t slot, struct tcp_pcb *pcb) {
 }
 
 /* Runs the connection's input while it takes replies: what the engine buffered first, then the
-   pending pbufs, each byte acknowledged to the window once the engine has taken it. */
-static err_t feed(uint32_t slot, struct tcp_pcb *pcb) {
+   pending pbufs, each byte acknowledged to the window once the engine has taken it. `output`: send
+   what was queued now; lwIP's input path (on_receive, on_sent) calls tcp_output itself right after
+   its callbacks return, so only the poll callback asks (lwIP's timer may skip it). */
+static err_t feed(uint32_t slot, struct tcp_pcb *pcb, int output) {
   spill_drain(slot, pcb);
   if (kvnet.spills[slot].head == NULL) kv_conn_resume(&kvnet.server, slot);
   while (kvnet.pcbs[slot] == pcb && kvnet.pending[slot] != NULL && tcp_transport_writable(NULL, slot)) {
@@ -337,7 +339,7 @@ static err_t feed(uint32_t slot, struct tcp_pcb *pcb) {
   }
   if (kvnet.pcbs[slot] != pcb) return ERR_OK;
   if (kvnet.overflowed[slot]) return reset_for_output(slot, pcb);
-  tcp_output(pcb);
+  if (output) tcp_output(pcb);
   return ERR_OK;
 }
 
@@ -355,7 +357,7 @@ static err_t on_receive(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
   kvnet.last_input_ms[slot] = sys_now();
   if (kvnet.pending[slot] == NULL) kvnet.pending[slot] = p;
   else pbuf_cat(kvnet.pending[slot], p);
-  return feed(slot, pcb);
+  return feed(slot, pcb, 0);
 }
 
 /* The client acknowledged replies: room in the send buffer, so held input may run. */
@@ -363,7 +365,7 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
   (void)length;
   uint32_t slot = (uint32_t)(uintptr_t)arg;
   if (kvnet.pcbs[slot] != pcb) return ERR_OK;
-  return feed(slot, pcb);
+  return feed(slot, pcb, 0);
 }
 
 /* lwIP's periodic call: replies that waited for lwIP memory (not for the client) move on. */
@@ -371,7 +373,7 @@ static err_t on_poll(void *arg, struct tcp_pcb *pcb) {
   uint32_t slot = (uint32_t)(uintptr_t)arg;
   if (kvnet.pcbs[slot] != pcb) return ERR_OK;
   if (kvnet.spills[slot].head == NULL && kvnet.pending[slot] == NULL) return ERR_OK;
-  return feed(slot, pcb);
+  return feed(slot, pcb, 1);
 }
 
 /* Frees the slot of the connection idle longest, if it has been idle KVNET_IDLE_EVICT_MS. */

@@ -298,7 +298,12 @@ class TapReader {
     try {
       if (head !== Atomics.load(this.header, RING_TAIL)) return;
       const waited = Atomics.waitAsync(this.header, RING_HEAD, head, timeoutMs);
-      if (waited.async) await waited.value;
+      if (!waited.async) return;
+      // A pending waitAsync does not keep the event loop alive (nor do the unref'd threads): a
+      // timer for the same timeout does, so an idle guest's process waits instead of exiting.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([waited.value, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
     } finally {
       Atomics.store(this.header, RING_READER_WAITING, 0);
     }

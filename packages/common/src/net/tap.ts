@@ -60,7 +60,7 @@ const RING_CLOSED = 3;
 const RING_FRAMES_WRITTEN = 4;
 const RING_WRITE_ERRORS = 5;
 const RING_HEADER_INT32S = 8;
-/** Frames queued before the writer is woken even without a flush(). */
+/** Frames queued before the writer is woken even without a flush() (unless the caller says otherwise). */
 const WRITER_FRAMES_PER_WAKE_MAX = 64;
 /** A length that says "the ring wraps here". */
 const RING_WRAP = 0xffffffff;
@@ -114,7 +114,10 @@ class TapWriter {
   ringFull = 0;
   private unflushed = 0;
 
-  constructor(fd: number, threads: SharedArrayBuffer) {
+  private readonly framesPerWake: number;
+
+  constructor(fd: number, threads: SharedArrayBuffer, framesPerWake: number) {
+    this.framesPerWake = framesPerWake;
     const shared = new SharedArrayBuffer(RING_HEADER_INT32S * 4 + WRITE_RING_BYTES);
     this.header = new Int32Array(shared, 0, RING_HEADER_INT32S);
     this.ring = new Uint8Array(shared, RING_HEADER_INT32S * 4, WRITE_RING_BYTES);
@@ -144,7 +147,7 @@ class TapWriter {
     this.ring.set(frame, start + 4);
     Atomics.store(this.header, RING_HEAD, (next + needed) | 0);
     this.unflushed++;
-    if (this.unflushed >= WRITER_FRAMES_PER_WAKE_MAX) this.flush();
+    if (this.unflushed >= this.framesPerWake) this.flush();
     return true;
   }
 
@@ -329,6 +332,8 @@ class TapReader {
 export interface TapOpenOptions {
   /** Write frames from a thread of its own (see the comment at the top); send() then never blocks on the kernel. */
   writerThread?: boolean;
+  /** Frames queued before send() wakes the writer itself, without waiting for flush() (default 64). */
+  writerFramesPerWake?: number;
   /** Read frames from a thread of its own (see the comment at the top); readFrames() then makes no system call. */
   readerThread?: boolean;
 }
@@ -405,7 +410,8 @@ export class TapDevice {
     // How many threads use the descriptor: the last of them to end closes it.
     const threads = new SharedArrayBuffer(THREADS_HEADER_INT32S * 4);
     new Int32Array(threads)[0] = (options.writerThread === true ? 1 : 0) + (options.readerThread === true ? 1 : 0);
-    this.writer = options.writerThread === true ? new TapWriter(fd, threads) : null;
+    this.writer =
+      options.writerThread === true ? new TapWriter(fd, threads, options.writerFramesPerWake ?? WRITER_FRAMES_PER_WAKE_MAX) : null;
     this.reader = options.readerThread === true ? new TapReader(fd, threads) : null;
     this.pollfd.writeInt32LE(fd, 0);
     this.pollfd.writeInt16LE(POLLIN, 4);

@@ -9,6 +9,8 @@ import { TapDevice, type TapCounters } from './tap.ts';
 const TAP_FRAMES_PER_SLICE_MAX = 256;
 /** Instructions per run slice: about a millisecond, so frames wait little for the next slice. */
 const SLICE_INSTRUCTIONS = 200_000;
+/** Frames the guest transmits before the writer thread is woken for them (besides at each slice's end). */
+const WRITER_WAKE_FRAMES = 64;
 /** A busy guest lets the event loop turn (signals, I/O callbacks) at least this often. */
 const YIELD_EVERY_MS = 2;
 /** Longest sleep of an idle guest before the loop looks again (signals, a timer that moved). */
@@ -94,7 +96,15 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   // waits on the reader's ring instead of a poll(2) on the thread pool). HBFT_TAP_READER_THREAD=0
   // reads on this thread, to compare.
   const readerThread = process.env.HBFT_TAP_READER_THREAD !== '0';
-  const tap = await TapDevice.open(options.tapName, { writerThread: true, readerThread });
+  // Replies go to the writer every few frames, not only at the end of a slice, so the kernel and the
+  // clients work on the first replies of a batch while the guest runs the rest of it.
+  // HBFT_TAP_WRITER_WAKE_FRAMES changes how many, to compare.
+  const wakeFrames = Number(process.env.HBFT_TAP_WRITER_WAKE_FRAMES ?? WRITER_WAKE_FRAMES);
+  const tap = await TapDevice.open(options.tapName, {
+    writerThread: true,
+    readerThread,
+    writerFramesPerWake: Number.isInteger(wakeFrames) && wakeFrames > 0 ? wakeFrames : WRITER_WAKE_FRAMES,
+  });
   options.onAttached?.(tap);
   machine.net.host = { onFrame: (frame) => tap.send(frame) };
   const deliver = (frame: Uint8Array): void => {

@@ -69,7 +69,7 @@ const round = (measure: boolean): void => {
       const pc = machine.cpu.pc >>> 0;
       samples.set(pc, (samples.get(pc) ?? 0) + 1);
       if (callersOf !== undefined && pc >= callersOf.start && pc < callersOf.start + callersOf.size) {
-        const ra = machine.cpu.x[1]! >>> 0;
+        const ra = (machine.cpu.x[1] ?? 0) >>> 0;
         callers.set(ra, (callers.get(ra) ?? 0) + 1);
       }
     }

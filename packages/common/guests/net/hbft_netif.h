@@ -13,9 +13,17 @@
 
 /* Receive buffers posted at once; each holds one frame of up to HBFT_NET_FRAME_BYTES_MAX. */
 #define HBFT_NETIF_RX_BUFFERS 256u
+/* Receive buffers beyond the ring's, to stand in for those whose frames lwIP holds (see hbft_netif.c). */
+#define HBFT_NETIF_RX_SPARES 1024u
 /* Transmit descriptors; the device takes every posted frame at the doorbell, so few are needed. */
 #define HBFT_NETIF_TX_BUFFERS 64u
 #define HBFT_NETIF_BUFFER_BYTES 1536u
+
+/* CTRL bit 1 (packetNic.ts): checksum offload, asked for with the enabling write and read back set
+   only when the device does it. (Not yet in hbft.h, whose owner may move it there.) */
+#ifndef HBFT_NET_CTRL_CHECKSUM_OFFLOAD
+#define HBFT_NET_CTRL_CHECKSUM_OFFLOAD HBFT_U(2)
+#endif
 
 struct hbft_netif_config {
   uint32_t ip;      /* host byte order, e.g. 0x0a000002 for 10.0.0.2 */

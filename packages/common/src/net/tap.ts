@@ -1,4 +1,5 @@
 import { closeSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { TapError } from '../errors.ts';
 import { ETHERNET_FRAME_BYTES_MAX, ETHERNET_HEADER_BYTES } from '../guest/devices/packetNic.ts';
@@ -22,6 +23,13 @@ import { ETHERNET_FRAME_BYTES_MAX, ETHERNET_HEADER_BYTES } from '../guest/device
  * the unprotected guest's main thread under redis-benchmark. With `writerThread`, send() copies the
  * frame into a shared ring and a thread of its own writes it, in order, on the other core; a frame
  * that finds the ring full is dropped and counted, as the kernel's own full queue would drop it.
+ *
+ * Reads: with `readerThread`, a thread of its own waits in poll(2) and reads every frame into a
+ * shared ring of the same layout as the writer's; readFrames() then only copies frames out of it
+ * (no system call and no FFI call per frame on the main thread), and waitReadable() waits on the
+ * ring with Atomics.waitAsync instead of a poll(2) on libuv's thread pool. A frame that finds the
+ * ring full is dropped and counted (the guest's TCP peers retransmit it), as a NIC's full ring
+ * drops. The descriptor is closed by whichever of the two threads ends last.
  */
 
 const TUN_DEVICE = '/dev/net/tun';
@@ -52,7 +60,7 @@ const RING_CLOSED = 3;
 const RING_FRAMES_WRITTEN = 4;
 const RING_WRITE_ERRORS = 5;
 const RING_HEADER_INT32S = 8;
-/** Frames queued before the writer is woken even without a flush(). */
+/** Frames queued before the writer is woken even without a flush() (unless the caller says otherwise). */
 const WRITER_FRAMES_PER_WAKE_MAX = 64;
 /** A length that says "the ring wraps here". */
 const RING_WRAP = 0xffffffff;
@@ -65,7 +73,7 @@ const RING_WRAP = 0xffffffff;
 const WRITER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { writeSync, closeSync } = require('node:fs');
-const { fd, shared, ringBytes } = workerData;
+const { fd, shared, threads, ringBytes } = workerData;
 const header = new Int32Array(shared, 0, ${RING_HEADER_INT32S});
 const ring = new Uint8Array(shared, ${RING_HEADER_INT32S * 4}, ringBytes);
 const lengths = new DataView(shared, ${RING_HEADER_INT32S * 4}, ringBytes);
@@ -93,7 +101,7 @@ for (;;) {
   }
   Atomics.store(header, ${RING_TAIL}, (tail + 4 + ((length + 3) & ~3)) | 0);
 }
-closeSync(fd);
+if (Atomics.sub(new Int32Array(threads), 0, 1) === 1) closeSync(fd);
 `;
 
 /** The main thread's side of the writer thread's ring. */
@@ -106,12 +114,15 @@ class TapWriter {
   ringFull = 0;
   private unflushed = 0;
 
-  constructor(fd: number) {
+  private readonly framesPerWake: number;
+
+  constructor(fd: number, threads: SharedArrayBuffer, framesPerWake: number) {
+    this.framesPerWake = framesPerWake;
     const shared = new SharedArrayBuffer(RING_HEADER_INT32S * 4 + WRITE_RING_BYTES);
     this.header = new Int32Array(shared, 0, RING_HEADER_INT32S);
     this.ring = new Uint8Array(shared, RING_HEADER_INT32S * 4, WRITE_RING_BYTES);
     this.lengths = new DataView(shared, RING_HEADER_INT32S * 4, WRITE_RING_BYTES);
-    this.worker = new Worker(WRITER_SOURCE, { eval: true, workerData: { fd, shared, ringBytes: WRITE_RING_BYTES } });
+    this.worker = new Worker(WRITER_SOURCE, { eval: true, workerData: { fd, shared, threads, ringBytes: WRITE_RING_BYTES } });
     this.worker.unref();
   }
 
@@ -136,7 +147,7 @@ class TapWriter {
     this.ring.set(frame, start + 4);
     Atomics.store(this.header, RING_HEAD, (next + needed) | 0);
     this.unflushed++;
-    if (this.unflushed >= WRITER_FRAMES_PER_WAKE_MAX) this.flush();
+    if (this.unflushed >= this.framesPerWake) this.flush();
     return true;
   }
 
@@ -155,7 +166,7 @@ class TapWriter {
     return Atomics.load(this.header, RING_WRITE_ERRORS) + this.ringFull;
   }
 
-  /** Frames still queued are written, then the thread closes the descriptor and ends. */
+  /** Frames still queued are written, then the thread ends (closing the descriptor if it is the last). */
   close(): void {
     this.flush();
     Atomics.store(this.header, RING_CLOSED, 1);
@@ -163,9 +174,168 @@ class TapWriter {
   }
 }
 
+/** The reader thread's ring header: the slots of the writer's, and these. */
+const RING_READER_WAITING = 6;
+const RING_BAD_FRAMES = 7;
+/** The threads that still use the descriptor (the last to end closes it). */
+const THREADS_HEADER_INT32S = 1;
+const READ_RING_BYTES = 2 * 1024 * 1024;
+/** The reader's poll(2) timeout: how soon it notices that the device closed. */
+const READER_POLL_MS = 50;
+
+/**
+ * The reader thread: poll(2) until the TAP is readable, then read(2) every frame into the ring
+ * (a frame that does not fit is counted and dropped), and wake the main thread if it waits.
+ * Plain JavaScript, evaluated in the worker; it loads koffi itself.
+ */
+const READER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { closeSync } = require('node:fs');
+const { fd, shared, threads, ringBytes, koffiPath, frameMin, frameMax } = workerData;
+const koffi = require(koffiPath);
+const libc = koffi.load('libc.so.6');
+const read = libc.func('long read(int fd, void *buffer, unsigned long count)');
+const poll = libc.func('int poll(void *fds, unsigned long count, int timeout)');
+const header = new Int32Array(shared, 0, ${RING_HEADER_INT32S});
+const ring = new Uint8Array(shared, ${RING_HEADER_INT32S * 4}, ringBytes);
+const lengths = new DataView(shared, ${RING_HEADER_INT32S * 4}, ringBytes);
+const live = new Int32Array(threads);
+const buffer = Buffer.alloc(${READ_BUFFER_BYTES});
+const pollfd = Buffer.alloc(8);
+pollfd.writeInt32LE(fd, 0);
+pollfd.writeInt16LE(${POLLIN}, 4);
+while (Atomics.load(header, ${RING_CLOSED}) === 0) {
+  if (poll(pollfd, 1, ${READER_POLL_MS}) <= 0) continue;
+  let added = 0;
+  for (;;) {
+    const bytes = Number(read(fd, buffer, buffer.length));
+    if (bytes < 0) break;
+    if (bytes < frameMin || bytes > frameMax) {
+      Atomics.add(header, ${RING_BAD_FRAMES}, 1);
+      continue;
+    }
+    const head = Atomics.load(header, ${RING_HEAD});
+    const used = (head - Atomics.load(header, ${RING_TAIL})) >>> 0;
+    const at = (head >>> 0) % ringBytes;
+    const needed = 4 + ((bytes + 3) & ~3);
+    const skip = at + needed > ringBytes ? ringBytes - at : 0;
+    if (used + skip + needed > ringBytes) {
+      Atomics.add(header, ${RING_WRITE_ERRORS}, 1);
+      continue;
+    }
+    let next = head;
+    if (skip > 0) {
+      lengths.setUint32(at, ${RING_WRAP}, true);
+      next = (next + skip) | 0;
+    }
+    const start = (next >>> 0) % ringBytes;
+    lengths.setUint32(start, bytes, true);
+    ring.set(buffer.subarray(0, bytes), start + 4);
+    Atomics.store(header, ${RING_HEAD}, (next + needed) | 0);
+    Atomics.add(header, ${RING_FRAMES_WRITTEN}, 1);
+    added++;
+  }
+  if (added > 0 && Atomics.load(header, ${RING_READER_WAITING}) !== 0) Atomics.notify(header, ${RING_HEAD});
+}
+if (Atomics.sub(live, 0, 1) === 1) closeSync(fd);
+`;
+
+/** The main thread's side of the reader thread's ring. */
+class TapReader {
+  private readonly header: Int32Array;
+  private readonly ring: Uint8Array;
+  private readonly lengths: DataView;
+  private readonly worker: Worker;
+
+  constructor(fd: number, threads: SharedArrayBuffer) {
+    const shared = new SharedArrayBuffer(RING_HEADER_INT32S * 4 + READ_RING_BYTES);
+    this.header = new Int32Array(shared, 0, RING_HEADER_INT32S);
+    this.ring = new Uint8Array(shared, RING_HEADER_INT32S * 4, READ_RING_BYTES);
+    this.lengths = new DataView(shared, RING_HEADER_INT32S * 4, READ_RING_BYTES);
+    const koffiPath = createRequire(import.meta.url).resolve('koffi');
+    this.worker = new Worker(READER_SOURCE, {
+      eval: true,
+      workerData: {
+        fd,
+        shared,
+        threads,
+        ringBytes: READ_RING_BYTES,
+        koffiPath,
+        frameMin: ETHERNET_HEADER_BYTES,
+        frameMax: ETHERNET_FRAME_BYTES_MAX,
+      },
+    });
+    this.worker.unref();
+  }
+
+  /** Hands out the frames in the ring (each a copy), at most framesMax; returns how many. */
+  readFrames(framesMax: number, onFrame: (frame: Uint8Array) => void): number {
+    let frames = 0;
+    let tail = Atomics.load(this.header, RING_TAIL);
+    const head = Atomics.load(this.header, RING_HEAD);
+    while (tail !== head && frames < framesMax) {
+      const at = (tail >>> 0) % READ_RING_BYTES;
+      const length = this.lengths.getUint32(at, true);
+      if (length === RING_WRAP) {
+        tail = (tail + (READ_RING_BYTES - at)) | 0;
+        continue;
+      }
+      const frame = this.ring.slice(at + 4, at + 4 + length);
+      tail = (tail + 4 + ((length + 3) & ~3)) | 0;
+      Atomics.store(this.header, RING_TAIL, tail);
+      frames++;
+      onFrame(frame);
+    }
+    Atomics.store(this.header, RING_TAIL, tail);
+    return frames;
+  }
+
+  get pending(): boolean {
+    return Atomics.load(this.header, RING_HEAD) !== Atomics.load(this.header, RING_TAIL);
+  }
+
+  /** Resolves when the ring has a frame, or after timeoutMs. */
+  async waitReadable(timeoutMs: number): Promise<void> {
+    const head = Atomics.load(this.header, RING_HEAD);
+    Atomics.store(this.header, RING_READER_WAITING, 1);
+    try {
+      if (head !== Atomics.load(this.header, RING_TAIL)) return;
+      const waited = Atomics.waitAsync(this.header, RING_HEAD, head, timeoutMs);
+      if (!waited.async) return;
+      // A pending waitAsync does not keep the event loop alive (nor do the unref'd threads): a
+      // timer for the same timeout does, so an idle guest's process waits instead of exiting.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([waited.value, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+    } finally {
+      Atomics.store(this.header, RING_READER_WAITING, 0);
+    }
+  }
+
+  get framesRead(): number {
+    return Atomics.load(this.header, RING_FRAMES_WRITTEN);
+  }
+
+  get badFrames(): number {
+    return Atomics.load(this.header, RING_BAD_FRAMES);
+  }
+
+  get dropped(): number {
+    return Atomics.load(this.header, RING_WRITE_ERRORS);
+  }
+
+  close(): void {
+    Atomics.store(this.header, RING_CLOSED, 1);
+  }
+}
+
 export interface TapOpenOptions {
   /** Write frames from a thread of its own (see the comment at the top); send() then never blocks on the kernel. */
   writerThread?: boolean;
+  /** Frames queued before send() wakes the writer itself, without waiting for flush() (default 64). */
+  writerFramesPerWake?: number;
+  /** Read frames from a thread of its own (see the comment at the top); readFrames() then makes no system call. */
+  readerThread?: boolean;
 }
 
 interface Libc {
@@ -216,6 +386,8 @@ export interface TapCounters {
   framesWritten: number;
   /** Reads that were not an Ethernet frame (shorter than its header, or longer than the NIC takes). */
   readBadFrames: number;
+  /** Frames the reader thread found no room for in its ring (dropped). */
+  readDropped: number;
   /** Writes the kernel refused (its queue full, or the interface down): the frame is lost. */
   writeErrors: number;
 }
@@ -228,13 +400,19 @@ export class TapDevice {
   private readonly buffer = Buffer.alloc(READ_BUFFER_BYTES);
   private readonly pollfd = Buffer.alloc(8);
   private readonly writer: TapWriter | null;
-  private readonly ownCounters: TapCounters = { framesRead: 0, framesWritten: 0, readBadFrames: 0, writeErrors: 0 };
+  private readonly reader: TapReader | null;
+  private readonly ownCounters: TapCounters = { framesRead: 0, framesWritten: 0, readBadFrames: 0, readDropped: 0, writeErrors: 0 };
 
   private constructor(name: string, fd: number, c: Libc, options: TapOpenOptions) {
     this.name = name;
     this.fd = fd;
     this.libc = c;
-    this.writer = options.writerThread === true ? new TapWriter(fd) : null;
+    // How many threads use the descriptor: the last of them to end closes it.
+    const threads = new SharedArrayBuffer(THREADS_HEADER_INT32S * 4);
+    new Int32Array(threads)[0] = (options.writerThread === true ? 1 : 0) + (options.readerThread === true ? 1 : 0);
+    this.writer =
+      options.writerThread === true ? new TapWriter(fd, threads, options.writerFramesPerWake ?? WRITER_FRAMES_PER_WAKE_MAX) : null;
+    this.reader = options.readerThread === true ? new TapReader(fd, threads) : null;
     this.pollfd.writeInt32LE(fd, 0);
     this.pollfd.writeInt16LE(POLLIN, 4);
   }
@@ -270,12 +448,22 @@ export class TapDevice {
   }
 
   get counters(): TapCounters {
-    if (this.writer === null) return { ...this.ownCounters };
-    return { ...this.ownCounters, framesWritten: this.writer.framesWritten, writeErrors: this.writer.writeErrors };
+    const counters = { ...this.ownCounters };
+    if (this.writer !== null) {
+      counters.framesWritten = this.writer.framesWritten;
+      counters.writeErrors = this.writer.writeErrors;
+    }
+    if (this.reader !== null) {
+      counters.framesRead = this.reader.framesRead;
+      counters.readBadFrames = this.reader.badFrames;
+      counters.readDropped = this.reader.dropped;
+    }
+    return counters;
   }
 
   /** Reads the frames waiting now (at most framesMax) and hands each to onFrame; never blocks. */
   readFrames(framesMax: number, onFrame: (frame: Uint8Array) => void): number {
+    if (this.reader !== null) return this.closed ? 0 : this.reader.readFrames(framesMax, onFrame);
     let frames = 0;
     while (!this.closed && frames < framesMax) {
       const bytes = this.libc.read(this.fd, this.buffer, READ_BUFFER_BYTES);
@@ -321,13 +509,15 @@ export class TapDevice {
   /** Resolves when a frame can be read, or after timeoutMs (on the thread pool: no loop blocking). */
   async waitReadable(timeoutMs: number): Promise<void> {
     if (this.closed) return;
+    if (this.reader !== null) return this.reader.waitReadable(Math.max(0, Math.min(timeoutMs, 1000)));
     await this.libc.pollAsync(this.pollfd, Math.max(0, Math.min(timeoutMs, 1000)));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.writer !== null) this.writer.close();
-    else closeSync(this.fd);
+    this.writer?.close();
+    this.reader?.close();
+    if (this.writer === null && this.reader === null) closeSync(this.fd);
   }
 }

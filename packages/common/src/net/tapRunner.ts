@@ -9,6 +9,10 @@ import { TapDevice, type TapCounters } from './tap.ts';
 const TAP_FRAMES_PER_SLICE_MAX = 256;
 /** Instructions per run slice: about a millisecond, so frames wait little for the next slice. */
 const SLICE_INSTRUCTIONS = 200_000;
+/** Frames the guest transmits before the writer thread is woken for them (besides at each slice's end). */
+const WRITER_WAKE_FRAMES = 64;
+/** A busy guest lets the event loop turn (signals, I/O callbacks) at least this often. */
+const YIELD_EVERY_MS = 2;
 /** Longest sleep of an idle guest before the loop looks again (signals, a timer that moved). */
 const IDLE_WAIT_MS_MAX = 100;
 
@@ -41,11 +45,38 @@ export interface TapRunOptions {
   onAttached?: (tap: TapDevice) => void;
 }
 
+/** How the run loop spent its time: what `HBFT_TAP_LOOP_STATS=1` prints at the end. */
+export interface TapLoopCounters {
+  /** Machine.run calls. */
+  slices: number;
+  /** Slices that ended with the guest idle (it took everything there was). */
+  idleSlices: number;
+  /** Times the idle guest slept until a frame or its timer. */
+  waits: number;
+  /** Frames read from the TAP, and the reads that found some. */
+  framesRead: number;
+  batches: number;
+  /** Milliseconds in Machine.run, in reading the TAP, and asleep. */
+  runMs: number;
+  readMs: number;
+  waitMs: number;
+}
+
 export interface TapRunResult {
   exit: MachineExit | null;
   instructions: number;
   net: PacketNicCounters;
   tap: TapCounters;
+  loop: TapLoopCounters;
+}
+
+export function formatLoopCounters(loop: TapLoopCounters, instructions: number): string {
+  const per = (value: number, of: number): string => (of === 0 ? '-' : (value / of).toFixed(2));
+  return (
+    `${loop.slices} slices (${loop.idleSlices} ended idle, ${loop.waits} waits), ${loop.framesRead} frames in ${loop.batches} batches ` +
+    `(${per(loop.framesRead, loop.batches)} a batch), ${per(instructions, loop.framesRead)} instructions a frame; ` +
+    `ms in run ${loop.runMs.toFixed(0)}, reading ${loop.readMs.toFixed(0)}, asleep ${loop.waitMs.toFixed(0)}`
+  );
 }
 
 /**
@@ -60,30 +91,74 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   machine.uart.onOutput = (byte) => options.onConsole?.(decoder.decode(Uint8Array.of(byte), { stream: true }));
   machine.loadElf(options.image, options.imageName);
   machine.net.setMac(options.mac);
-  // Frames go out from a writer thread: the kernel's receive path for each runs on the other core.
-  const tap = await TapDevice.open(options.tapName, { writerThread: true });
+  // Frames go out from a writer thread (the kernel's receive path for each runs on the other core)
+  // and come in through a reader thread (no system call per frame on this one, and an idle guest
+  // waits on the reader's ring instead of a poll(2) on the thread pool). HBFT_TAP_READER_THREAD=0
+  // reads on this thread, to compare.
+  const readerThread = process.env.HBFT_TAP_READER_THREAD !== '0';
+  // Replies go to the writer every few frames, not only at the end of a slice, so the kernel and the
+  // clients work on the first replies of a batch while the guest runs the rest of it.
+  // HBFT_TAP_WRITER_WAKE_FRAMES changes how many, to compare.
+  const wakeFrames = Number(process.env.HBFT_TAP_WRITER_WAKE_FRAMES ?? WRITER_WAKE_FRAMES);
+  const tap = await TapDevice.open(options.tapName, {
+    writerThread: true,
+    readerThread,
+    writerFramesPerWake: Number.isInteger(wakeFrames) && wakeFrames > 0 ? wakeFrames : WRITER_WAKE_FRAMES,
+  });
   options.onAttached?.(tap);
   machine.net.host = { onFrame: (frame) => tap.send(frame) };
   const deliver = (frame: Uint8Array): void => {
     machine.net.receive(frame);
   };
   let instructions = 0;
+  const loop: TapLoopCounters = { slices: 0, idleSlices: 0, waits: 0, framesRead: 0, batches: 0, runMs: 0, readMs: 0, waitMs: 0 };
+  const read = (): number => {
+    const from = performance.now();
+    const frames = tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
+    loop.readMs += performance.now() - from;
+    if (frames > 0) {
+      loop.batches++;
+      loop.framesRead += frames;
+    }
+    return frames;
+  };
   try {
+    let yieldedAt = performance.now();
+    let justRead = false;
     while (!machine.halted && options.signal?.aborted !== true) {
-      tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver);
+      if (!justRead) read();
+      justRead = false;
+      const ranFrom = performance.now();
       const result = machine.run(SLICE_INSTRUCTIONS);
       tap.flush();
+      const ranTo = performance.now();
+      loop.runMs += ranTo - ranFrom;
+      loop.slices++;
       instructions += result.executed;
-      if (result.stop !== STOP_IDLE) {
-        // Let I/O callbacks and signals in between slices.
-        await new Promise((resolve) => setImmediate(resolve));
+      // Frames that came while the guest ran go straight in (an idle guest does not sleep first:
+      // a poll through the thread pool would take longer than reading them).
+      if (result.stop === STOP_IDLE) {
+        loop.idleSlices++;
+        justRead = read() > 0;
+      }
+      if (result.stop !== STOP_IDLE || justRead) {
+        // Let I/O callbacks and signals in now and then, not after every slice: a turn of the
+        // event loop costs as much as a good part of a request.
+        if (ranTo - yieldedAt >= YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yieldedAt = performance.now();
+        }
         continue;
       }
       const untilTimerMs = ((machine.clint.mtimecmp - machine.cpu.currentCycle()) / TIMEBASE_HZ) * 1000;
       if (untilTimerMs > 0) {
         const waitedFrom = performance.now();
+        loop.waits++;
         await tap.waitReadable(Math.min(Math.ceil(untilTimerMs), IDLE_WAIT_MS_MAX));
-        if (tap.readFrames(TAP_FRAMES_PER_SLICE_MAX, deliver) > 0) continue;
+        yieldedAt = performance.now();
+        loop.waitMs += yieldedAt - waitedFrom;
+        justRead = read() > 0;
+        if (justRead) continue;
         if (performance.now() - waitedFrom < untilTimerMs) continue;
       }
       machine.cpu.skipToTimer();
@@ -91,5 +166,6 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   } finally {
     tap.close();
   }
-  return { exit: machine.exit, instructions, net: machine.net.counters(), tap: { ...tap.counters } };
+  if (process.env.HBFT_TAP_LOOP_STATS === '1') process.stderr.write(`hbft: run loop: ${formatLoopCounters(loop, instructions)}\n`);
+  return { exit: machine.exit, instructions, net: machine.net.counters(), tap: { ...tap.counters }, loop };
 }

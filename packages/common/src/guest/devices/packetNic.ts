@@ -16,7 +16,10 @@ import { expectBytes, expectDeviceState, expectUint32, type Device, type DeviceS
  *   0x0c STATUS       bit 0 link up (RO), bit 1 receive pending (RO), bit 2 configuration refused,
  *                     bit 3 bad transmit descriptor skipped, bit 4 the link state changed (mip.MEIP
  *                     is set while it is); writing 1s clears bits 2, 3 and 4
- *   0x10 CTRL         bit 0 enable (write after the rings are set; enabling resets the indices)
+ *   0x10 CTRL         bit 0 enable (write after the rings are set; enabling resets the indices);
+ *                     bit 1 checksum offload, taken only with the write that enables: a guest that
+ *                     reads it back set may leave IPv4 header and TCP checksums to the device (see
+ *                     "Checksum offload" below); a device without it reads the bit back clear
  *   0x14 FRAME_MAX    RO  largest frame either way (Ethernet header + 1500, no FCS)
  *   0x18 RX_BASE      receive descriptor ring (8-byte aligned, in RAM), writable while disabled
  *   0x1c RX_COUNT     its descriptors: a power of two, 1..NET_RING_DESCRIPTORS_MAX
@@ -36,7 +39,15 @@ import { expectBytes, expectDeviceState, expectUint32, type Device, type DeviceS
  * BASE + 8 * (i & (COUNT - 1)). Receive: the guest writes the buffer's address and capacity and
  * advances RX_AVAIL; the device writes a frame into the buffer, overwrites the length with the
  * frame's, and advances RX_USED. Transmit: the guest writes the frame's address and length.
- * This is virtio-net's split ring reduced to what a single-queue NIC without offloads needs.
+ * This is virtio-net's split ring reduced to what a single-queue NIC needs.
+ *
+ * Checksum offload (CTRL bit 1), as a real NIC's: on transmit the device fills in the IPv4 header
+ * checksum of every IPv4 frame and the TCP checksum of every unfragmented TCP segment (whatever
+ * the guest left there). On receive it verifies both and drops a frame whose checksum is wrong
+ * (counted in rxBadChecksum and RX_DROPPED), so the guest need not verify them; a frame it cannot
+ * check (an IPv4 header or segment cut short, a fragment) goes to the guest, whose stack drops it.
+ * Emulated, a checksum costs the host a fraction of a microsecond and the guest a few hundred
+ * instructions.
  */
 export const NET_ID = 0x00;
 export const NET_MAC_LO = 0x04;
@@ -58,6 +69,7 @@ export const NET_RX_DROPPED = 0x3c;
 /** "hbnt" */
 export const NET_ID_VALUE = 0x6862_6e74;
 export const NET_CTRL_ENABLE = 1;
+export const NET_CTRL_CHECKSUM_OFFLOAD = 2;
 export const NET_STATUS_LINK_UP = 1;
 export const NET_STATUS_RX_PENDING = 2;
 export const NET_STATUS_CONFIG_ERROR = 4;
@@ -75,7 +87,78 @@ export const NET_RX_QUEUE_FRAMES_MAX = 256;
 export const MAC_BYTES = 6;
 
 /** What happened to a frame handed to receive(). */
-export type ReceiveOutcome = 'queued' | 'runt' | 'oversize' | 'queue-full' | 'link-down';
+export type ReceiveOutcome = 'queued' | 'runt' | 'oversize' | 'queue-full' | 'link-down' | 'bad-checksum';
+
+const ETHERTYPE_IPV4 = 0x0800;
+const IP_PROTOCOL_TCP = 6;
+/** Offsets in a frame: the EtherType, then the IPv4 header's fields (after the 14-byte Ethernet header). */
+const ETHERTYPE_OFFSET = 12;
+const IP_OFFSET = ETHERNET_HEADER_BYTES;
+const IP_HEADER_BYTES_MIN = 20;
+const IP_TOTAL_LENGTH = 2;
+const IP_FRAGMENT = 6;
+const IP_PROTOCOL = 9;
+const IP_CHECKSUM = 10;
+const IP_SOURCE = 12;
+const TCP_CHECKSUM = 16;
+const TCP_HEADER_BYTES_MIN = 20;
+
+/** The ones' complement sum of bytes [from, to) as 16-bit big-endian words, folded to 16 bits (RFC 1071). */
+function onesComplementSum(frame: Uint8Array, from: number, to: number, initial: number): number {
+  let sum = initial;
+  let i = from;
+  for (; i + 1 < to; i += 2) sum += (frame[i]! << 8) | frame[i + 1]!;
+  if (i < to) sum += frame[i]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/**
+ * Where a frame's IPv4 header and (unfragmented) TCP segment are, or null when it is no IPv4 frame
+ * whose header is all there. tcpOffset is -1 when there is no whole TCP segment to checksum.
+ */
+function ipv4Layout(frame: Uint8Array): { headerBytes: number; tcpOffset: number; tcpEnd: number } | null {
+  if (frame.length < IP_OFFSET + IP_HEADER_BYTES_MIN) return null;
+  if (((frame[ETHERTYPE_OFFSET]! << 8) | frame[ETHERTYPE_OFFSET + 1]!) !== ETHERTYPE_IPV4) return null;
+  const versionAndLength = frame[IP_OFFSET]!;
+  const headerBytes = (versionAndLength & 0x0f) * 4;
+  if (versionAndLength >> 4 !== 4 || headerBytes < IP_HEADER_BYTES_MIN || IP_OFFSET + headerBytes > frame.length) return null;
+  const totalLength = (frame[IP_OFFSET + IP_TOTAL_LENGTH]! << 8) | frame[IP_OFFSET + IP_TOTAL_LENGTH + 1]!;
+  const fragment = ((frame[IP_OFFSET + IP_FRAGMENT]! << 8) | frame[IP_OFFSET + IP_FRAGMENT + 1]!) & 0x3fff;
+  const whole = totalLength >= headerBytes + TCP_HEADER_BYTES_MIN && IP_OFFSET + totalLength <= frame.length && fragment === 0;
+  const tcp = whole && frame[IP_OFFSET + IP_PROTOCOL] === IP_PROTOCOL_TCP;
+  return { headerBytes, tcpOffset: tcp ? IP_OFFSET + headerBytes : -1, tcpEnd: IP_OFFSET + totalLength };
+}
+
+/** The TCP checksum's sum over the pseudo header and the segment, its checksum field included. */
+function tcpSum(frame: Uint8Array, tcpOffset: number, tcpEnd: number): number {
+  // Pseudo header: source and destination addresses, protocol, TCP length.
+  const pseudo = onesComplementSum(frame, IP_OFFSET + IP_SOURCE, IP_OFFSET + IP_SOURCE + 8, IP_PROTOCOL_TCP + (tcpEnd - tcpOffset));
+  return onesComplementSum(frame, tcpOffset, tcpEnd, pseudo);
+}
+
+/** Whether an IPv4 frame's header and TCP checksums are right (true for frames it cannot check). */
+export function ipv4ChecksumsOk(frame: Uint8Array): boolean {
+  const layout = ipv4Layout(frame);
+  if (layout === null) return true;
+  if (onesComplementSum(frame, IP_OFFSET, IP_OFFSET + layout.headerBytes, 0) !== 0xffff) return false;
+  return layout.tcpOffset < 0 || tcpSum(frame, layout.tcpOffset, layout.tcpEnd) === 0xffff;
+}
+
+/** Fills in an IPv4 frame's header checksum and its TCP segment's checksum (in place). */
+export function fillIpv4Checksums(frame: Uint8Array): void {
+  const layout = ipv4Layout(frame);
+  if (layout === null) return;
+  frame[IP_OFFSET + IP_CHECKSUM] = frame[IP_OFFSET + IP_CHECKSUM + 1] = 0;
+  const header = ~onesComplementSum(frame, IP_OFFSET, IP_OFFSET + layout.headerBytes, 0) & 0xffff;
+  frame[IP_OFFSET + IP_CHECKSUM] = header >> 8;
+  frame[IP_OFFSET + IP_CHECKSUM + 1] = header & 0xff;
+  if (layout.tcpOffset < 0) return;
+  frame[layout.tcpOffset + TCP_CHECKSUM] = frame[layout.tcpOffset + TCP_CHECKSUM + 1] = 0;
+  const tcp = ~tcpSum(frame, layout.tcpOffset, layout.tcpEnd) & 0xffff;
+  frame[layout.tcpOffset + TCP_CHECKSUM] = tcp >> 8;
+  frame[layout.tcpOffset + TCP_CHECKSUM + 1] = tcp & 0xff;
+}
 
 export interface PacketNicCounters {
   rxFrames: number;
@@ -92,12 +175,15 @@ export interface PacketNicCounters {
   rxLinkDown: number;
   /** Did not fit the guest's next receive buffer. */
   rxTooLargeForBuffer: number;
+  /** IPv4 frames whose IP header or TCP checksum was wrong, with checksum offload on (dropped). */
+  rxBadChecksum: number;
   /** Transmit descriptors with a bad length or address (skipped). */
   txErrors: number;
   /** Frames the guest transmitted while the link was down (not passed on). */
   txLinkDown: number;
 }
 
+/** The counters of a state's `counters` array, in order (rxBadChecksum came later: a field of its own). */
 const COUNTER_NAMES: (keyof PacketNicCounters)[] = [
   'rxFrames',
   'rxBytes',
@@ -113,7 +199,7 @@ const COUNTER_NAMES: (keyof PacketNicCounters)[] = [
 ];
 
 function zeroCounters(): PacketNicCounters {
-  return Object.fromEntries(COUNTER_NAMES.map((name) => [name, 0])) as unknown as PacketNicCounters;
+  return { ...(Object.fromEntries(COUNTER_NAMES.map((name) => [name, 0])) as unknown as PacketNicCounters), rxBadChecksum: 0 };
 }
 
 export interface PacketNicHost {
@@ -121,6 +207,8 @@ export interface PacketNicHost {
   onFrame(frame: Uint8Array): void;
 }
 
+/** CTRL's checksum offload bit and the rxBadChecksum counter (a field of its own, not in `counters`)
+    came later without a new version: a state without them (no offload, nothing dropped) is the same. */
 const STATE_VERSION = 1;
 const REGISTER_COUNT = 11;
 
@@ -165,6 +253,11 @@ export class PacketNic implements Device {
 
   get enabled(): boolean {
     return (this.ctrl & NET_CTRL_ENABLE) !== 0;
+  }
+
+  /** The guest turned checksum offload on (CTRL bit 1 with the enabling write). */
+  get checksumOffload(): boolean {
+    return (this.ctrl & NET_CTRL_CHECKSUM_OFFLOAD) !== 0;
   }
 
   /** Filled receive buffers the guest has not taken yet. */
@@ -236,6 +329,9 @@ export class PacketNic implements Device {
       case 'link-down':
         this.counterValues.rxLinkDown++;
         break;
+      case 'bad-checksum':
+        this.counterValues.rxBadChecksum++;
+        break;
     }
     return outcome;
   }
@@ -245,6 +341,7 @@ export class PacketNic implements Device {
     if (frame.length < ETHERNET_HEADER_BYTES) return 'runt';
     if (frame.length > ETHERNET_FRAME_BYTES_MAX) return 'oversize';
     if (this.queue.length >= NET_RX_QUEUE_FRAMES_MAX) return 'queue-full';
+    if (this.checksumOffload && !ipv4ChecksumsOk(frame)) return 'bad-checksum';
     return 'queued';
   }
 
@@ -331,7 +428,7 @@ export class PacketNic implements Device {
         return this.txUsed;
       case NET_RX_DROPPED: {
         const c = this.counterValues;
-        return (c.rxRunts + c.rxOversize + c.rxQueueFull + c.rxLinkDown + c.rxTooLargeForBuffer) >>> 0;
+        return (c.rxRunts + c.rxOversize + c.rxQueueFull + c.rxLinkDown + c.rxTooLargeForBuffer + c.rxBadChecksum) >>> 0;
       }
       default:
         return 0;
@@ -415,7 +512,7 @@ export class PacketNic implements Device {
       this.status &= ~NET_STATUS_CONFIG_ERROR;
       this.rxAvail = this.rxUsed = this.rxConsumed = 0;
       this.txAvail = this.txUsed = 0;
-      this.ctrl = NET_CTRL_ENABLE;
+      this.ctrl = NET_CTRL_ENABLE | (value & NET_CTRL_CHECKSUM_OFFLOAD);
     } else if (!enable && this.enabled) {
       const wasPending = this.rxPending;
       this.ctrl = 0;
@@ -449,7 +546,9 @@ export class PacketNic implements Device {
       }
       this.counterValues.txFrames++;
       this.counterValues.txBytes += length;
-      this.host.onFrame(Uint8Array.from(this.memory.readBytes(offset, length)));
+      const frame = Uint8Array.from(this.memory.readBytes(offset, length));
+      if (this.checksumOffload) fillIpv4Checksums(frame);
+      this.host.onFrame(frame);
     }
   }
 
@@ -472,6 +571,7 @@ export class PacketNic implements Device {
         this.txUsed,
       ],
       counters: COUNTER_NAMES.map((name) => this.counterValues[name]),
+      rxBadChecksum: this.counterValues.rxBadChecksum,
       queue: this.queue.map((frame) => Uint8Array.from(frame)),
     };
   }
@@ -487,6 +587,10 @@ export class PacketNic implements Device {
     }
     const regValues = regs.map((_, i) => expectUint32(this.name, regs as unknown as Record<string, unknown>, String(i)));
     const counters = record.counters;
+    const badChecksum = record.rxBadChecksum ?? 0;
+    if (typeof badChecksum !== 'number' || !Number.isSafeInteger(badChecksum) || badChecksum < 0) {
+      throw new StateFormatError('net state: "rxBadChecksum" must be a non-negative integer');
+    }
     if (
       !Array.isArray(counters) ||
       counters.length !== COUNTER_NAMES.length ||
@@ -523,7 +627,10 @@ export class PacketNic implements Device {
       this.txAvail,
       this.txUsed,
     ] = regValues as [number, number, number, number, number, number, number, number, number, number, number];
-    this.counterValues = Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, counters[i] as number])) as unknown as PacketNicCounters;
+    this.counterValues = {
+      ...(Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, counters[i] as number])) as unknown as PacketNicCounters),
+      rxBadChecksum: badChecksum,
+    };
     this.queue = frames;
   }
 }

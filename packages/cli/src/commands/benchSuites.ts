@@ -219,7 +219,7 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
         describe: 'loaded: plain connections opened at once in each burst',
       })
       .option('burst-every-s', { type: 'number', default: FALSE_TAKEOVER_DEFAULTS.burstEveryS, describe: 'loaded: seconds between bursts' })
-      .option('seed', { type: 'number', default: 1, describe: 'seed of the session load' })
+      .option('seed', { type: 'number', default: 1, describe: 'seed of the load (loaded)' })
       .option('daemon-args', {
         type: 'string',
         default: '',
@@ -231,7 +231,7 @@ export const falseTakeoverBenchCommand: CommandModule<object, FalseTakeoverArgs>
         describe: 'where the logs of a pair that took over go ("" for nowhere)',
       })
       .epilogue(
-        'Each daemon pair uses free ports. Progress goes to stderr; the report (or the JSON) to stdout.',
+        'Each pair runs kvnet on TAPs in a network namespace of its own (root; redis-tools and curl). On a shared machine: flock /tmp/hbft-cluster.lock npx hbft bench false-takeovers. Progress goes to stderr; the report (or the JSON) to stdout.',
       ) as unknown as Argv<FalseTakeoverArgs>,
   handler: async (argv) => {
     const [load] = listFlag(argv.load, '--load', FALSE_TAKEOVER_LOADS);

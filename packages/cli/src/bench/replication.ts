@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import type { GuestName } from '@hbft/common/guest/images.ts';
-import { BENCH_WORKLOAD_ARGS, createBenchGuest } from '@hbft/common/bench/guestLoad.ts';
+import { BENCH_WORKLOAD_ARGS, createBenchMachine } from '@hbft/common/bench/guestLoad.ts';
 import { CheckpointCapturer } from '@hbft/common/checkpoint/capture.ts';
 import { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import { DeltaCache, PageEncoder } from '@hbft/common/checkpoint/pageCodec.ts';
@@ -301,7 +301,7 @@ function benchPause(options: ReplicationBenchOptions): PauseRow[] {
   const rows: PauseRow[] = [];
   for (const workload of ['cfp', 'cint', 'jbb', 'web'] as GuestName[]) {
     options.progress(`pause: ${workload}`);
-    const { machine } = createBenchGuest(workload, 128 * MiB);
+    const machine = createBenchMachine(workload, 128 * MiB);
     while (machine.cpu.instret < 80_000_000) machine.run(1_000_000);
     const tracker = trackMemory(machine.memory, createTracker('wfp'));
     const staging = new StagingRing(machine.memory.pageCount);

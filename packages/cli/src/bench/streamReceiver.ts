@@ -34,7 +34,7 @@ const daemon = await BackupDaemon.start({
   timing: { epochMs: 20, heartbeatMs: 1000, failoverTimeoutMs: 3_600_000 },
   logger: pino({ level: 'warn' }),
   metrics: new ReplicationMetrics('backup', 0),
-  promoted: { serve: { host: '127.0.0.1', port: 0 }, tracking: 'wfp', trackerOptions: {}, mapper: {}, checkpointsInFlightMax: 2 },
+  promoted: { tracking: 'wfp', trackerOptions: {}, mapper: {}, checkpointsInFlightMax: 2 },
 });
 process.stdout.write(`${JSON.stringify({ raw: (raw.address() as { port: number }).port, backup: daemon.listenAddress.port })}\n`);
 process.on('SIGTERM', () => void daemon.stop().then(() => process.exit(0)));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kills the primary with SIGKILL in the middle of a load run and reports what the clients saw:
 # the failover time and the checker's verdict (no acknowledged write lost, none applied twice).
-# The load is plain RESP clients of the guest's own address (`hbft load --plain`): the guest moves
+# The load is plain RESP clients of the guest's own address (`hbft load`): the guest moves
 # to the backup with its address, and the clients keep their connections.
 #
 #   scripts/kill-primary.sh [--mode local|netns|compose] [--seconds N] [--clients N] [--no-rejoin]

@@ -245,9 +245,9 @@ run_load() {
   local servers
   servers="$(guest_serve)"
   case "$MODE" in
-    local) hbft load --plain --servers "$servers" "$@" ;;
-    netns) ip netns exec "$(netns_name client)" node "$CLI" load --plain --servers "$servers" "$@" ;;
-    compose) compose run --rm --no-deps -T client hbft load --plain --servers "$servers" "$@" ;;
+    local) hbft load --servers "$servers" "$@" ;;
+    netns) ip netns exec "$(netns_name client)" node "$CLI" load --servers "$servers" "$@" ;;
+    compose) compose run --rm --no-deps -T client hbft load --servers "$servers" "$@" ;;
   esac
 }
 

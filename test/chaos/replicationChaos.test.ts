@@ -1,6 +1,6 @@
 // Proves how replication behaves on a bad link between real primary and backup processes (the
 // link runs through the chaos proxy). The kvnet guest on TAPs, with plain RESP clients of its own
-// address (`hbft load --plain`): with 50 ± 10 ms latency there is no false failover, output latency
+// address (`hbft load`): with 50 ± 10 ms latency there is no false failover, output latency
 // grows with the round trip and nothing is lost; a partition longer than the failover timeout
 // makes the backup take over and serve the clients, while the old primary writes not one frame to
 // its TAP (it can commit nothing) and exits once the link is back. A compute workload with no

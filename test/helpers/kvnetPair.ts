@@ -80,7 +80,6 @@ export class PlainLoad {
       [
         CLI,
         'load',
-        '--plain',
         ...['--servers', `${lan.guestIp}:6379`],
         ...['--clients', String(options.clients ?? 4), '--keys', String(options.keys ?? 8)],
         ...['--seed', String(options.seed), '--key-prefix', options.keyPrefix],

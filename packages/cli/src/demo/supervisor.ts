@@ -169,7 +169,7 @@ export function sweepStaleSocketDirs(tag: string): string[] {
  *   ├─ nsenter -t HOLDER … ip netns exec P-client hbft topology forward   Unix sockets → the LAN
  *   ├─ … P-chaos: hbft topology forward (the chaos API), hbft chaos proxy
  *   ├─ … P-primary / P-backup: hbft primary / hbft backup (site a / site b)
- *   └─ … P-client: hbft load --plain
+ *   └─ … P-client: hbft load
  */
 export class DemoSupervisor {
   private readonly options: DemoOptions;
@@ -457,7 +457,6 @@ export class DemoSupervisor {
       'load',
       [
         'load',
-        '--plain',
         '--servers',
         `${GUEST_ADDRESS}:6379`,
         '--clients',

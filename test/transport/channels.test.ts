@@ -156,9 +156,7 @@ test('both channels through one port: authenticated, frames flow both ways, a ch
   const checksum = new CheckpointChecksum();
   const fields = { generation: 4, epoch: 17 };
   const state = Buffer.alloc(200, 3);
-  checksum.add(
-    bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3 }, { ...fields, payload: state }).checksum,
-  );
+  checksum.add(bulk.send(FrameKind.CHECKPOINT_BEGIN, { pageCount: 6, partCount: 3 }, { ...fields, payload: state }).checksum);
   const parts = [0, 1, 2].map((part) => samplePageRecords(part * 2, 0x30 + part));
   parts.forEach((payload, part) => {
     const sent = bulk.send(FrameKind.CHECKPOINT_PAGES, { part, pageCount: 2 }, { ...fields, payload });

@@ -42,14 +42,6 @@ export function expectUint32(device: string, record: Record<string, unknown>, fi
   return value;
 }
 
-export function expectSafeUint(device: string, record: Record<string, unknown>, field: string): number {
-  const value = record[field];
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new StateFormatError(`${device} state: field "${field}" must be a non-negative integer`);
-  }
-  return value;
-}
-
 export function expectBytes(device: string, record: Record<string, unknown>, field: string): Uint8Array {
   const value = record[field];
   if (!(value instanceof Uint8Array)) throw new StateFormatError(`${device} state: field "${field}" must be bytes`);

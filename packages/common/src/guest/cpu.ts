@@ -96,9 +96,9 @@ const MASK_64 = (1n << 64n) - 1n;
 const RAM_XOR = RAM_BASE | 0;
 /**
  * Zero-budget calls of `interpret` made by the constructor (see there). V8 allocates a function's
- * feedback vector once it has run about 8 × its bytecode size; one such call runs its entry and
- * exit code (about 3 KB of bytecode), and with 20 calls the entry still had no feedback in 3 of 4
- * runs, with 200 in none (node 20, `--trace-deopt`).
+ * feedback vector only once the function has used up a budget proportional to its bytecode size
+ * (--interrupt-budget-factor-for-feedback-allocation); with 20 calls the entry still had no
+ * feedback in 3 of 4 runs, with 200 in none of 6 (node 20, `--trace-deopt`, web).
  */
 const INTERPRET_PRIMING_CALLS = 200;
 
@@ -477,7 +477,7 @@ export class Cpu implements BlockRuntime {
       // table (--switch-table-spread-threshold); `inst & 0x7f` spans 0x03..0x73 with 12 cases and
       // compiles to a chain of compares.
       const op = (inst >> 2) & 31;
-      // OP-IMM, the most frequent opcode, before the jump table: one well-predicted compare.
+      // OP-IMM (addi, li, mv, the immediate shifts and logic) before the jump table: one compare.
       if (op === 4) {
         // OP-IMM
         const a = x[(inst >> 15) & 31]!;

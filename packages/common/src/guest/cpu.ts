@@ -94,6 +94,13 @@ export interface InterruptLines {
 const MASK_64 = (1n << 64n) - 1n;
 /** XOR with this turns a RAM address into its offset (RAM_BASE is 0x8000_0000). */
 const RAM_XOR = RAM_BASE | 0;
+/**
+ * Zero-budget calls of `interpret` made by the constructor (see there). V8 allocates a function's
+ * feedback vector only once the function has used up a budget proportional to its bytecode size
+ * (--interrupt-budget-factor-for-feedback-allocation); with 20 calls the entry still had no
+ * feedback in 3 of 4 runs, with 200 in none of 6 (node 20, `--trace-deopt`, web).
+ */
+const INTERPRET_PRIMING_CALLS = 200;
 
 // The interpreter inlines these as literals (0xe6, 0x06) for speed.
 assert(PTE_STORE_FAST_MASK === 0xe6 && PTE_STORE_FAST_VALUE === 0x06 && PTE_PRESENT === 1, 'interpreter page-entry literals');
@@ -171,6 +178,15 @@ export class Cpu implements BlockRuntime {
     this.mu8 = memory.u8;
     this.blocks =
       engine === 'blocks' ? new BlockCache(memory, this.x, this, options.blockEntriesBeforeCompile, options.cachedBlocksMax) : null;
+    // Calls that run nothing and change nothing, so that interpret's entry and exit code has type
+    // feedback before its first real call. Without them the first call's entry ran before V8 gave
+    // the function a feedback vector, V8 compiled the whole function while that call was still in
+    // its loop, found no feedback for `this.x` and compiled a deoptimisation at its entry, and
+    // from then on every call ran its loop in the code compiled on-stack (OSR) for that first
+    // call, leaving it through a deoptimisation at the exit: 100 deoptimisations per 100 M
+    // instructions, and a loop compiled from what one call had seen. 85c091b's interpreter did
+    // the same. With them, calls after the first run a regular optimised compile.
+    for (let i = 0; i < INTERPRET_PRIMING_CALLS; i++) this.interpret(0);
   }
 
   /**
@@ -438,14 +454,15 @@ export class Cpu implements BlockRuntime {
         }
       }
       // Fetch at 2-byte alignment (IALIGN = 16 with the C extension, Unprivileged ISA §1.5 and
-      // ch. 16). At a word boundary the word is read as one instruction; a compressed parcel
-      // there (its low bits not 11, so no opcode below matches) reaches the switch's default,
-      // which expands it and dispatches again. Only a pc % 4 = 2 takes a test before the switch:
-      // all of RV32IM code pays one bit test for C (fetchParcels reads that instruction).
-      let inst: number;
-      let len = 4;
-      if ((pc & 2) === 0) {
-        inst = m32[(pc ^ RAM_XOR) >> 2]!;
+      // ch. 16). A 32-bit instruction at a word boundary, all that RV32IM code holds, is read as
+      // one word and advances the pc by 4; everything else (a compressed parcel, which has its low
+      // bits not 11, or a 32-bit instruction at pc % 4 = 2) goes through fetchParcels, which
+      // returns the 32-bit expansion and its length. So RV32IM code pays one well-predicted test
+      // for C, and the dispatch below sees 32-bit encodings only.
+      let inst = m32[(pc ^ RAM_XOR) >> 2]!;
+      let next: number;
+      if ((pc & 2) === 0 && (inst & 3) === 3) {
+        next = (pc + 4) | 0;
       } else {
         inst = this.fetchParcels(pc, n);
         if (inst === 0) {
@@ -453,321 +470,310 @@ export class Cpu implements BlockRuntime {
           if (this.exitLoop) break;
           continue;
         }
-        len = this.fetchedBytes;
+        next = (pc + this.fetchedBytes) | 0;
       }
-      // Runs once, or twice for a compressed parcel at a word boundary (its expansion).
-      dispatch: for (;;) {
-        const rd = (inst >> 7) & 31;
-        switch (inst & 0x7f) {
-          case 0x13: {
-            // OP-IMM
-            const a = x[(inst >> 15) & 31]!;
-            const imm = inst >> 20;
-            let v: number;
+      const rd = (inst >> 7) & 31;
+      // On opcode[6:2] (opcode[1:0] is 11 here): dense small cases, which V8 compiles to a jump
+      // table (--switch-table-spread-threshold); `inst & 0x7f` spans 0x03..0x73 with 12 cases and
+      // compiles to a chain of compares.
+      const op = (inst >> 2) & 31;
+      // OP-IMM (addi, li, mv, the immediate shifts and logic) before the jump table: one compare.
+      if (op === 4) {
+        // OP-IMM
+        const a = x[(inst >> 15) & 31]!;
+        const imm = inst >> 20;
+        let v: number;
+        switch ((inst >> 12) & 7) {
+          case 0:
+            v = (a + imm) | 0;
+            break;
+          case 1:
+            if (inst >>> 25 !== 0) {
+              this.illegal(pc, n, inst);
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+            }
+            v = a << (imm & 31);
+            break;
+          case 2:
+            v = a < imm ? 1 : 0;
+            break;
+          case 3:
+            v = a >>> 0 < imm >>> 0 ? 1 : 0;
+            break;
+          case 4:
+            v = a ^ imm;
+            break;
+          case 5: {
+            const f7 = inst >>> 25;
+            if (f7 === 0) v = a >>> (imm & 31);
+            else if (f7 === 0x20) v = a >> (imm & 31);
+            else {
+              this.illegal(pc, n, inst);
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+            }
+            break;
+          }
+          case 6:
+            v = a | imm;
+            break;
+          default:
+            v = a & imm;
+            break;
+        }
+        if (rd !== 0) x[rd] = v;
+        pc = next;
+        continue;
+      }
+      switch (op) {
+        case 12: {
+          // OP and M extension
+          const a = x[(inst >> 15) & 31]!;
+          const b = x[(inst >> 20) & 31]!;
+          const f7 = inst >>> 25;
+          let v: number;
+          if (f7 === 0) {
             switch ((inst >> 12) & 7) {
               case 0:
-                v = (a + imm) | 0;
+                v = (a + b) | 0;
                 break;
               case 1:
-                if (inst >>> 25 !== 0) {
-                  this.illegal(pc, n, inst);
-                  pc = this.pc;
-                  if (this.exitLoop) break loop;
-                  continue loop;
-                }
-                v = a << (imm & 31);
+                v = a << (b & 31);
                 break;
               case 2:
-                v = a < imm ? 1 : 0;
+                v = a < b ? 1 : 0;
                 break;
               case 3:
-                v = a >>> 0 < imm >>> 0 ? 1 : 0;
+                v = a >>> 0 < b >>> 0 ? 1 : 0;
                 break;
               case 4:
-                v = a ^ imm;
-                break;
-              case 5: {
-                const f7 = inst >>> 25;
-                if (f7 === 0) v = a >>> (imm & 31);
-                else if (f7 === 0x20) v = a >> (imm & 31);
-                else {
-                  this.illegal(pc, n, inst);
-                  pc = this.pc;
-                  if (this.exitLoop) break loop;
-                  continue loop;
-                }
-                break;
-              }
-              case 6:
-                v = a | imm;
-                break;
-              default:
-                v = a & imm;
-                break;
-            }
-            if (rd !== 0) x[rd] = v;
-            pc = (pc + len) | 0;
-            break;
-          }
-          case 0x33: {
-            // OP and M extension
-            const a = x[(inst >> 15) & 31]!;
-            const b = x[(inst >> 20) & 31]!;
-            const f7 = inst >>> 25;
-            let v: number;
-            if (f7 === 0) {
-              switch ((inst >> 12) & 7) {
-                case 0:
-                  v = (a + b) | 0;
-                  break;
-                case 1:
-                  v = a << (b & 31);
-                  break;
-                case 2:
-                  v = a < b ? 1 : 0;
-                  break;
-                case 3:
-                  v = a >>> 0 < b >>> 0 ? 1 : 0;
-                  break;
-                case 4:
-                  v = a ^ b;
-                  break;
-                case 5:
-                  v = a >>> (b & 31);
-                  break;
-                case 6:
-                  v = a | b;
-                  break;
-                default:
-                  v = a & b;
-                  break;
-              }
-            } else if (f7 === 1) {
-              v = mulDiv((inst >> 12) & 7, a, b);
-            } else if (f7 === 0x20 && ((inst >> 12) & 7) === 0) {
-              v = (a - b) | 0;
-            } else if (f7 === 0x20 && ((inst >> 12) & 7) === 5) {
-              v = a >> (b & 31);
-            } else {
-              this.illegal(pc, n, inst);
-              pc = this.pc;
-              if (this.exitLoop) break loop;
-              continue loop;
-            }
-            if (rd !== 0) x[rd] = v;
-            pc = (pc + len) | 0;
-            break;
-          }
-          case 0x03: {
-            // LOAD
-            const address = (x[(inst >> 15) & 31]! + (inst >> 20)) | 0;
-            const f3 = (inst >> 12) & 7;
-            let v = 0;
-            let slow = true;
-            if ((frames[address >>> 12]! & 1) !== 0) {
-              const offset = address ^ RAM_XOR;
-              if (f3 === 2) {
-                if ((offset & 3) === 0) {
-                  v = m32[offset >> 2]!;
-                  slow = false;
-                }
-              } else if (f3 === 4) {
-                v = mu8[offset]!;
-                slow = false;
-              } else if (f3 === 0) {
-                v = m8[offset]!;
-                slow = false;
-              } else if ((offset & 1) === 0) {
-                if (f3 === 5) {
-                  v = mu16[offset >> 1]!;
-                  slow = false;
-                } else if (f3 === 1) {
-                  v = m16[offset >> 1]!;
-                  slow = false;
-                }
-              }
-            }
-            if (slow) {
-              this.pc = pc;
-              this.sliceRemaining = n + 1;
-              v = this.loadSlow(address, f3, inst);
-              if (this.trapped) {
-                this.trapped = false;
-                pc = this.pc;
-                if (this.exitLoop) break loop;
-                continue loop;
-              }
-            }
-            if (rd !== 0) x[rd] = v;
-            pc = (pc + len) | 0;
-            break;
-          }
-          case 0x23: {
-            // STORE
-            const address = (x[(inst >> 15) & 31]! + (((inst >> 25) << 5) | ((inst >> 7) & 31))) | 0;
-            const value = x[(inst >> 20) & 31]!;
-            const f3 = (inst >> 12) & 7;
-            let slow = true;
-            // WRITABLE | DIRTY set, WATCHED, CODE and RESERVED clear (PTE_STORE_FAST_MASK / _VALUE).
-            if ((frames[address >>> 12]! & 0xe6) === 0x06) {
-              const offset = address ^ RAM_XOR;
-              if (f3 === 2) {
-                if ((offset & 3) === 0) {
-                  m32[offset >> 2] = value;
-                  slow = false;
-                }
-              } else if (f3 === 0) {
-                m8[offset] = value;
-                slow = false;
-              } else if (f3 === 1 && (offset & 1) === 0) {
-                m16[offset >> 1] = value;
-                slow = false;
-              }
-            }
-            if (slow) {
-              this.pc = pc;
-              this.sliceRemaining = n + 1;
-              this.storeSlow(address, f3, value, inst);
-              if (this.trapped) {
-                this.trapped = false;
-                pc = this.pc;
-                if (this.exitLoop) break loop;
-                continue loop;
-              }
-              pc = (pc + len) | 0;
-              if (this.exitLoop) break loop;
-              continue loop;
-            }
-            pc = (pc + len) | 0;
-            break;
-          }
-          case 0x63: {
-            // BRANCH
-            const a = x[(inst >> 15) & 31]!;
-            const b = x[(inst >> 20) & 31]!;
-            let taken: boolean;
-            switch ((inst >> 12) & 7) {
-              case 0:
-                taken = a === b;
-                break;
-              case 1:
-                taken = a !== b;
-                break;
-              case 4:
-                taken = a < b;
+                v = a ^ b;
                 break;
               case 5:
-                taken = a >= b;
+                v = a >>> (b & 31);
                 break;
               case 6:
-                taken = a >>> 0 < b >>> 0;
-                break;
-              case 7:
-                taken = a >>> 0 >= b >>> 0;
+                v = a | b;
                 break;
               default:
-                this.illegal(pc, n, inst);
-                pc = this.pc;
-                if (this.exitLoop) break loop;
-                continue loop;
+                v = a & b;
+                break;
             }
-            if (taken) {
-              const target =
-                (pc + (((inst >> 31) << 12) | (((inst >> 7) & 1) << 11) | (((inst >> 25) & 0x3f) << 5) | (((inst >> 8) & 0xf) << 1))) | 0;
-              pc = target;
-            } else {
-              pc = (pc + len) | 0;
+          } else if (f7 === 1) {
+            v = mulDiv((inst >> 12) & 7, a, b);
+          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 0) {
+            v = (a - b) | 0;
+          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 5) {
+            v = a >> (b & 31);
+          } else {
+            this.illegal(pc, n, inst);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = v;
+          pc = next;
+          break;
+        }
+        case 0: {
+          // LOAD
+          const address = (x[(inst >> 15) & 31]! + (inst >> 20)) | 0;
+          const f3 = (inst >> 12) & 7;
+          let v = 0;
+          let slow = true;
+          if ((frames[address >>> 12]! & 1) !== 0) {
+            const offset = address ^ RAM_XOR;
+            if (f3 === 2) {
+              if ((offset & 3) === 0) {
+                v = m32[offset >> 2]!;
+                slow = false;
+              }
+            } else if (f3 === 4) {
+              v = mu8[offset]!;
+              slow = false;
+            } else if (f3 === 0) {
+              v = m8[offset]!;
+              slow = false;
+            } else if ((offset & 1) === 0) {
+              if (f3 === 5) {
+                v = mu16[offset >> 1]!;
+                slow = false;
+              } else if (f3 === 1) {
+                v = m16[offset >> 1]!;
+                slow = false;
+              }
             }
-            break;
           }
-          case 0x6f: {
-            // JAL
-            const target =
-              (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
-            if (rd !== 0) x[rd] = (pc + len) | 0;
-            pc = target;
-            break;
-          }
-          case 0x67: {
-            // JALR
-            if (((inst >> 12) & 7) !== 0) {
-              this.illegal(pc, n, inst);
-              pc = this.pc;
-              if (this.exitLoop) break loop;
-              continue loop;
-            }
-            const target = ((x[(inst >> 15) & 31]! + (inst >> 20)) & ~1) | 0;
-            if (rd !== 0) x[rd] = (pc + len) | 0;
-            pc = target;
-            break;
-          }
-          case 0x37:
-            // LUI
-            if (rd !== 0) x[rd] = inst & 0xfffff000;
-            pc = (pc + len) | 0;
-            break;
-          case 0x17:
-            // AUIPC
-            if (rd !== 0) x[rd] = (pc + (inst & 0xfffff000)) | 0;
-            pc = (pc + len) | 0;
-            break;
-          case 0x0f: {
-            // MISC-MEM: fence and fence.i. Stores to code are seen at once by both engines (a write
-            // to a page drops its compiled blocks), so fence.i has nothing left to do.
-            const f3 = (inst >> 12) & 7;
-            if (f3 !== 0 && f3 !== 1) {
-              this.illegal(pc, n, inst);
-              pc = this.pc;
-              if (this.exitLoop) break loop;
-              continue loop;
-            }
-            pc = (pc + len) | 0;
-            break;
-          }
-          case 0x2f: {
-            // AMO (the A extension, Unprivileged ISA ch. 8): always the slow path.
+          if (slow) {
             this.pc = pc;
             this.sliceRemaining = n + 1;
-            this.atomic(inst, x[(inst >> 15) & 31]!, x[(inst >> 20) & 31]!);
+            v = this.loadSlow(address, f3, inst);
             if (this.trapped) {
               this.trapped = false;
               pc = this.pc;
               if (this.exitLoop) break loop;
               continue loop;
             }
-            if (rd !== 0) x[rd] = this.atomicValue;
-            pc = (pc + 4) | 0;
-            if (this.exitLoop) break loop;
-            break;
           }
-          case 0x73: {
-            // SYSTEM
+          if (rd !== 0) x[rd] = v;
+          pc = next;
+          break;
+        }
+        case 8: {
+          // STORE
+          const address = (x[(inst >> 15) & 31]! + (((inst >> 25) << 5) | ((inst >> 7) & 31))) | 0;
+          const value = x[(inst >> 20) & 31]!;
+          const f3 = (inst >> 12) & 7;
+          let slow = true;
+          // WRITABLE | DIRTY set, WATCHED, CODE and RESERVED clear (PTE_STORE_FAST_MASK / _VALUE).
+          if ((frames[address >>> 12]! & 0xe6) === 0x06) {
+            const offset = address ^ RAM_XOR;
+            if (f3 === 2) {
+              if ((offset & 3) === 0) {
+                m32[offset >> 2] = value;
+                slow = false;
+              }
+            } else if (f3 === 0) {
+              m8[offset] = value;
+              slow = false;
+            } else if (f3 === 1 && (offset & 1) === 0) {
+              m16[offset >> 1] = value;
+              slow = false;
+            }
+          }
+          if (slow) {
             this.pc = pc;
             this.sliceRemaining = n + 1;
-            this.system(inst);
-            this.trapped = false;
-            pc = this.pc;
-            if (this.exitLoop) break loop;
-            break;
-          }
-          default:
-            if ((inst & 3) !== 3) {
-              // A compressed parcel at a word boundary: the word's low half.
-              inst = this.fetchParcels(pc, n);
-              if (inst === 0) {
-                pc = this.pc;
-                if (this.exitLoop) break loop;
-                continue loop;
-              }
-              len = 2;
-              continue dispatch;
+            this.storeSlow(address, f3, value, inst);
+            if (this.trapped) {
+              this.trapped = false;
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
             }
+            pc = next;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          pc = next;
+          break;
+        }
+        case 24: {
+          // BRANCH
+          const a = x[(inst >> 15) & 31]!;
+          const b = x[(inst >> 20) & 31]!;
+          let taken: boolean;
+          switch ((inst >> 12) & 7) {
+            case 0:
+              taken = a === b;
+              break;
+            case 1:
+              taken = a !== b;
+              break;
+            case 4:
+              taken = a < b;
+              break;
+            case 5:
+              taken = a >= b;
+              break;
+            case 6:
+              taken = a >>> 0 < b >>> 0;
+              break;
+            case 7:
+              taken = a >>> 0 >= b >>> 0;
+              break;
+            default:
+              this.illegal(pc, n, inst);
+              pc = this.pc;
+              if (this.exitLoop) break loop;
+              continue loop;
+          }
+          if (taken) {
+            const target =
+              (pc + (((inst >> 31) << 12) | (((inst >> 7) & 1) << 11) | (((inst >> 25) & 0x3f) << 5) | (((inst >> 8) & 0xf) << 1))) | 0;
+            pc = target;
+          } else {
+            pc = next;
+          }
+          break;
+        }
+        case 27: {
+          // JAL
+          const target = (pc + (((inst >> 31) << 20) | (inst & 0xff000) | (((inst >> 20) & 1) << 11) | (((inst >> 21) & 0x3ff) << 1))) | 0;
+          if (rd !== 0) x[rd] = next;
+          pc = target;
+          break;
+        }
+        case 25: {
+          // JALR
+          if (((inst >> 12) & 7) !== 0) {
             this.illegal(pc, n, inst);
             pc = this.pc;
             if (this.exitLoop) break loop;
             continue loop;
+          }
+          const target = ((x[(inst >> 15) & 31]! + (inst >> 20)) & ~1) | 0;
+          if (rd !== 0) x[rd] = next;
+          pc = target;
+          break;
         }
-        break;
+        case 13:
+          // LUI
+          if (rd !== 0) x[rd] = inst & 0xfffff000;
+          pc = next;
+          break;
+        case 5:
+          // AUIPC
+          if (rd !== 0) x[rd] = (pc + (inst & 0xfffff000)) | 0;
+          pc = next;
+          break;
+        case 3: {
+          // MISC-MEM: fence and fence.i. Stores to code are seen at once by both engines (a write
+          // to a page drops its compiled blocks), so fence.i has nothing left to do.
+          const f3 = (inst >> 12) & 7;
+          if (f3 !== 0 && f3 !== 1) {
+            this.illegal(pc, n, inst);
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          pc = next;
+          break;
+        }
+        case 11: {
+          // AMO (the A extension, Unprivileged ISA ch. 8): always the slow path.
+          this.pc = pc;
+          this.sliceRemaining = n + 1;
+          this.atomic(inst, x[(inst >> 15) & 31]!, x[(inst >> 20) & 31]!);
+          if (this.trapped) {
+            this.trapped = false;
+            pc = this.pc;
+            if (this.exitLoop) break loop;
+            continue loop;
+          }
+          if (rd !== 0) x[rd] = this.atomicValue;
+          pc = next;
+          if (this.exitLoop) break loop;
+          break;
+        }
+        case 28: {
+          // SYSTEM
+          this.pc = pc;
+          this.sliceRemaining = n + 1;
+          this.system(inst);
+          this.trapped = false;
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          break;
+        }
+        default:
+          this.illegal(pc, n, inst);
+          pc = this.pc;
+          if (this.exitLoop) break loop;
+          continue loop;
       }
     }
     this.pc = pc;

@@ -4,6 +4,7 @@ import type { Logger } from '@hbft/common/log.ts';
 import { BACKUP_RECONNECT_FIRST_MS, BACKUP_RECONNECT_MAX_MS, BACKUP_RECONNECT_MS } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
+import { ProtocolErrorCode } from '@hbft/common/protocol/codes.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolVersion, sessionIdBytes, type ProtocolLimits } from '@hbft/common/protocol/limits.ts';
 import type { Channel } from '@hbft/common/protocol/kinds.ts';
@@ -156,7 +157,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
       control?.close('handshake failed');
       bulk?.close('handshake failed');
       const reason = (error as Error).message;
-      if (/E_DEPOSED/.test(reason)) {
+      if (error instanceof HandshakeRefused && isDeposition(error.info)) {
         this.emit('deposed', reason);
         return;
       }
@@ -182,7 +183,7 @@ export class BackupLink extends EventEmitter<BackupLinkEvents> {
     this.controlConnection?.close('the other channel closed');
     this.bulkConnection?.close('the other channel closed');
     const reason = `${info.code}: ${info.reason}`;
-    if (/E_DEPOSED/.test(reason)) {
+    if (isDeposition(info)) {
       this.emit('deposed', reason);
       return;
     }
@@ -215,6 +216,23 @@ export type PrimaryIdentity = Pick<
   'memoryBytes' | 'guestImageHash' | 'generation' | 'instanceId' | 'handshakeTimeoutMs'
 >;
 
+/** A channel closed before its handshake was answered: the close says why. */
+class HandshakeRefused extends Error {
+  constructor(readonly info: CloseInfo) {
+    super(`${info.code}: ${info.reason}`);
+  }
+}
+
+/**
+ * The backup said that this primary is deposed: its ERROR frame carries E_DEPOSED. Only that code
+ * counts. A reason's text does not, because a reason may quote another one: a deposed peer that
+ * closes its link says why ("deposed: … E_DEPOSED …"), and a primary that read its own deposition
+ * there would fence itself although it is the one that took over.
+ */
+function isDeposition(info: CloseInfo): boolean {
+  return info.by === 'peer' && info.peerCode === ProtocolErrorCode.DEPOSED;
+}
+
 /**
  * Sends HANDSHAKE on one channel and waits for HANDSHAKE_OK (resolves with the backup's applied
  * epoch) or the refusal (rejects with its code and reason). The heartbeat thread uses it too.
@@ -241,7 +259,7 @@ export function primaryHandshake(
     };
     const onClose = (info: CloseInfo) => {
       cleanup();
-      reject(new Error(`${info.code}: ${info.reason}`));
+      reject(new HandshakeRefused(info));
     };
     const cleanup = () => {
       clearTimeout(timer);

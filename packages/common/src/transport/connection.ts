@@ -33,6 +33,11 @@ export interface CloseInfo {
   readonly reason: string;
   /** local: this node decided; peer: the peer sent ERROR or GOODBYE; transport: the socket ended or failed. */
   readonly by: 'local' | 'peer' | 'transport';
+  /**
+   * The code of the peer's ERROR frame, when that is what ended the connection. Decisions (a
+   * deposition, say) go by this code, never by text in a reason: a reason may quote another one.
+   */
+  readonly peerCode?: string;
 }
 
 export const closeCodeGoodbye = 'GOODBYE';
@@ -260,7 +265,12 @@ export abstract class FrameConnection extends EventEmitter<ConnectionEvents> {
 
   private dispatch(frame: Frame): void {
     if (frame.kind === FrameKind.ERROR) {
-      this.finish({ code: ProtocolErrorCode.PEER_ERROR, reason: `peer: ${frame.meta.code}: ${frame.meta.message}`, by: 'peer' });
+      this.finish({
+        code: ProtocolErrorCode.PEER_ERROR,
+        reason: `peer: ${frame.meta.code}: ${frame.meta.message}`,
+        by: 'peer',
+        peerCode: frame.meta.code,
+      });
       return;
     }
     if (frame.kind === FrameKind.GOODBYE) {

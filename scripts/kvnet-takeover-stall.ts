@@ -18,15 +18,16 @@ const KILLS = Number(process.argv[2] ?? 4);
 const OUT = process.argv[3] ?? '/tmp/kvnet-stall';
 const CLIENTS = 20;
 mkdirSync(OUT, { recursive: true });
+// Clients reach the guest at its own address: a node has no client port of its own.
 const PORTS = {
-  a: { listen: '127.0.0.1:7001', serve: '127.0.0.1:6381', http: '127.0.0.1:9181' },
-  b: { listen: '127.0.0.1:7002', serve: '127.0.0.1:6382', http: '127.0.0.1:9182' },
+  a: { listen: '127.0.0.1:7001', http: '127.0.0.1:9181' },
+  b: { listen: '127.0.0.1:7002', http: '127.0.0.1:9182' },
 };
 const nowMs = () => performance.timeOrigin + performance.now();
 const keyFile = join(OUT, 'key');
 writeFileSync(keyFile, 'kvnet-takeover-test-key-0123456789\n');
 
-const lan = await Lan.create('stall', '10.77.14', ['a', 'b']);
+const lan = await Lan.create('stall', '10.77.18', ['a', 'b']);
 const flags = (name: 'a' | 'b') => lan.kvnetNodeFlags(name, { keyFile, memory: '64MiB', ...PORTS[name] });
 const other = (name: 'a' | 'b') => (name === 'a' ? 'b' : 'a');
 const backup = (name: 'a' | 'b') =>

@@ -15,7 +15,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatVerdict } from '@hbft/common/session/checker.ts';
 import { SeededRandom } from '@hbft/common/random.ts';
-import { Lan } from '../helpers/lan.ts';
+import { Lan, loggedAtMs } from '../helpers/lan.ts';
 import { Pair, type Site } from '../helpers/pair.ts';
 import { applyEvent, killThenPartition, schedule, sleep, waitSettled, type NemesisEvent } from '../helpers/nemesis.ts';
 import { describeMarkStalls, PlainLoad } from '../helpers/plainLoad.ts';
@@ -69,13 +69,6 @@ function overlappingWriters(samples: readonly TapSample[]): string[] {
     if (grew.length > 1) overlaps.push(`${new Date(before.startMs).toISOString()}–${new Date(after.endMs).toISOString()}`);
   }
   return overlaps;
-}
-
-/** The time a run logged a line matching `pattern` (its pino "time"), if it did. */
-function loggedAtMs(log: readonly string[], pattern: RegExp): number | undefined {
-  const line = log.find((candidate) => pattern.test(candidate));
-  const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
-  return time === undefined ? undefined : Number(time);
 }
 
 /**

@@ -166,9 +166,7 @@ export class LanNode {
 
   /** The time (ms since the epoch) the node logged its first line matching `pattern`, if any. */
   loggedAtMs(pattern: RegExp): number | undefined {
-    const line = this.log.find((candidate) => pattern.test(candidate));
-    const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
-    return time === undefined ? undefined : Number(time);
+    return loggedAtMs(this.log, pattern);
   }
 
   tail(lines = 25): string {
@@ -187,6 +185,13 @@ export class LanNode {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** The time (ms since the epoch, pino's "time") of the first line of `log` matching `pattern`, if any. */
+export function loggedAtMs(log: readonly string[], pattern: RegExp): number | undefined {
+  const line = log.find((candidate) => pattern.test(candidate));
+  const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
+  return time === undefined ? undefined : Number(time);
 }
 
 async function mustRun(command: string, args: string[]): Promise<void> {

@@ -151,8 +151,6 @@ export class PlainLoad {
       reconnects: history.reconnects,
       marks: history.marks,
       ...(history.header === undefined ? {} : { seed: history.header.seed }),
-      // A plain client cannot know the outcome of a request whose reply never came.
-      exactlyOnce: false,
     });
     return { code, history, verdict, output: this.output };
   }
@@ -214,4 +212,44 @@ export function stallsWithin(
     gapMsMax: Math.max(0, ...longest),
     repliesWithin,
   };
+}
+
+/** A wall-clock instant (ms since the epoch, as in the daemons' logs) in the history's time. */
+export function historyMsAt(history: History, wallMs: number): number {
+  assert.ok(history.header, 'the history has its header');
+  return wallMs - Date.parse(history.header.startedAt);
+}
+
+/**
+ * Fills the guest with `count` values of `valueBytes` bytes (keys `fill:N`) through `redis-cli
+ * --pipe` in the LAN's namespace, so that its memory holds that much more to synchronise. Several
+ * connections at once: a protected guest's TCP acknowledgements wait for its epoch to commit, so
+ * one connection moves one window per commit.
+ */
+export async function fillGuest(lan: Lan, count: number, valueBytes: number, connections = 8, timeoutMs = 120_000): Promise<void> {
+  const value = 'v'.repeat(valueBytes);
+  await Promise.all(
+    Array.from({ length: connections }, async (_, connection) => {
+      const keys = Array.from({ length: count }, (_, i) => `fill:${i}`).filter((_, i) => i % connections === connection);
+      const pipe = lan.spawn('redis-cli', ['-h', lan.guestIp, '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let output = '';
+      pipe.stdout?.on('data', (chunk: Buffer) => (output += chunk));
+      pipe.stderr?.on('data', (chunk: Buffer) => (output += chunk));
+      const exit = new Promise<number | null>((resolve) => pipe.once('exit', (code) => resolve(code)));
+      const timer = setTimeout(() => pipe.kill('SIGKILL'), timeoutMs);
+      // redis-cli that gives up stops reading: its exit status and output say why, not EPIPE.
+      let stdinError: Error | null = null;
+      pipe.stdin?.on('error', (error) => (stdinError = error));
+      for (const key of keys) {
+        if (stdinError !== null || pipe.exitCode !== null) break;
+        const command = `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${value.length}\r\n${value}\r\n`;
+        if (!pipe.stdin?.write(command)) await new Promise((resolve) => pipe.stdin?.once('drain', resolve).once('close', resolve));
+      }
+      pipe.stdin?.end();
+      const code = await exit;
+      clearTimeout(timer);
+      assert.equal(code, 0, `redis-cli --pipe filled the guest (stdin: ${stdinError ?? 'ok'}):\n${output}`);
+      assert.match(output, new RegExp(`errors: 0, replies: ${keys.length}\\b`), `every SET of the filler succeeded:\n${output}`);
+    }),
+  );
 }

@@ -1,6 +1,6 @@
 // Measures what a re-protection costs (the scenario of reprotect.test.ts (b) without the slow link
 // and the mid-sync stall): the kvnet guest on TAPs in a network namespace, holding VALUES values of
-// 60,000 bytes, under plain RESP load (`hbft load --plain` to the guest's address); a partition,
+// 3,800 bytes, under plain RESP load (`hbft load --plain` to the guest's address); a partition,
 // the takeover, the heal, and the survivor's full synchronisation of the restarted node. Prints
 // the survivor's steps of the re-protection, its event-loop and heartbeat-thread stalls from "full
 // synchronisation started" to "synchronised" (and the largest), and the stall the clients saw
@@ -13,7 +13,8 @@ import { Pair } from '../test/helpers/pair.ts';
 import { describeMarkStalls, fillGuest, historyMsAt, PlainLoad, stallsWithin } from '../test/helpers/plainLoad.ts';
 
 const MEMORY = process.argv[2] ?? '64MiB';
-const VALUES = Number(process.argv[3] ?? 352);
+const VALUES = Number(process.argv[3] ?? 5_600);
+const VALUE_BYTES = 3_800;
 const SYNC_STARTED = /backup connected: full synchronisation started/;
 const SYNCHRONISED = /backup synchronised: the guest is protected/;
 
@@ -28,8 +29,8 @@ try {
   });
   const { a, b } = pair.sites;
   const fillStartedMs = performance.now();
-  await fillGuest(lan, VALUES, 60_000);
-  console.log(`filled the guest with ${VALUES} values of 60,000 bytes in ${(performance.now() - fillStartedMs).toFixed(0)} ms`);
+  await fillGuest(lan, VALUES, VALUE_BYTES);
+  console.log(`filled the guest with ${VALUES} values of ${VALUE_BYTES} bytes in ${(performance.now() - fillStartedMs).toFixed(0)} ms`);
   load = await PlainLoad.start(lan, { seed: 7, keyPrefix: `probe${Date.now().toString(36)}` });
   await pair.waitUntil('the load is served', load.served(50), 20_000);
   await pair.partition();

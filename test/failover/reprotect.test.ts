@@ -21,6 +21,9 @@ import { testSeed } from '../helpers/seed.ts';
 
 type Run = Site['runs'][number];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** About 20 MiB, in values that fit a kvnet connection's own 4 KiB input buffer (larger ones share a few buffers). */
+const FILL_VALUES = 5_600;
+const FILL_VALUE_BYTES = 3_800;
 const SYNC_STARTED = /backup connected: full synchronisation started/;
 const SYNCHRONISED = /backup synchronised: the guest is protected/;
 
@@ -121,8 +124,10 @@ test('partition, takeover, slow heal, then a stall while the survivor re-protect
       // About 20 MiB of values, so that the survivor's full synchronisation of its new backup fills
       // the bulk channel's write buffer (16 MiB) and waits for it to drain.
       const fillStartedMs = performance.now();
-      await fillGuest(lan, 352, 60_000);
-      t.diagnostic(`filled the guest with 352 values of 60,000 bytes in ${(performance.now() - fillStartedMs).toFixed(0)} ms`);
+      await fillGuest(lan, FILL_VALUES, FILL_VALUE_BYTES);
+      t.diagnostic(
+        `filled the guest with ${FILL_VALUES} values of ${FILL_VALUE_BYTES} bytes in ${(performance.now() - fillStartedMs).toFixed(0)} ms`,
+      );
       load = await PlainLoad.start(lan, { seed, keyPrefix: `reprotect-b${seed}` });
       await pair.waitUntil('the load is served', load.served(50), 20_000);
       await pair.partition();

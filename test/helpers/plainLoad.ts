@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { checkHistory, type Verdict } from '@hbft/common/session/checker.ts';
 import { parseHistory, type History, type Operation } from '@hbft/common/session/history.ts';
 import { percentile } from '@hbft/common/stats.ts';
@@ -220,6 +221,20 @@ export function historyMsAt(history: History, wallMs: number): number {
   return wallMs - Date.parse(history.header.startedAt);
 }
 
+/** Until a stream that refused a write drains, or closes (its reader gave up). */
+function drainedOrClosed(stream: Writable | null): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream === null) return resolve();
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
 /**
  * Fills the guest with `count` values of `valueBytes` bytes (keys `fill:N`) through `redis-cli
  * --pipe` in the LAN's namespace, so that its memory holds that much more to synchronise. Several
@@ -243,7 +258,7 @@ export async function fillGuest(lan: Lan, count: number, valueBytes: number, con
       for (const key of keys) {
         if (stdinError !== null || pipe.exitCode !== null) break;
         const command = `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${value.length}\r\n${value}\r\n`;
-        if (!pipe.stdin?.write(command)) await new Promise((resolve) => pipe.stdin?.once('drain', resolve).once('close', resolve));
+        if (!pipe.stdin?.write(command)) await drainedOrClosed(pipe.stdin);
       }
       pipe.stdin?.end();
       const code = await exit;

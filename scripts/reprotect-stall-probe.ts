@@ -9,6 +9,7 @@
 // PROF_DIR=DIR adds --cpu-prof to the daemons.
 import { formatVerdict } from '@hbft/common/session/checker.ts';
 import { Lan, loggedAtMs } from '../test/helpers/lan.ts';
+import { roles } from '../test/helpers/nemesis.ts';
 import { Pair } from '../test/helpers/pair.ts';
 import { describeMarkStalls, fillGuest, historyMsAt, PlainLoad, stallsWithin } from '../test/helpers/plainLoad.ts';
 
@@ -27,28 +28,35 @@ try {
     ...lan.kvnetPairOptions(link, MEMORY),
     nodeArgs: process.env.PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR}`] : [],
   });
-  const { a, b } = pair.sites;
   const fillStartedMs = performance.now();
   await fillGuest(lan, VALUES, VALUE_BYTES);
   console.log(`filled the guest with ${VALUES} values of ${VALUE_BYTES} bytes in ${(performance.now() - fillStartedMs).toFixed(0)} ms`);
   load = await PlainLoad.start(lan, { seed: 7, keyPrefix: `probe${Date.now().toString(36)}` });
   await pair.waitUntil('the load is served', load.served(50), 20_000);
+  // Whoever is the primary now (a busy machine may have moved it already) is partitioned away.
+  const current = await roles(pair);
+  if (current === null) throw new Error('no primary serves');
+  const generation = Number((await pair.readiness(current.primary))?.body.generation);
+  console.log(`partition: site ${current.primary.name} is the primary of generation ${generation}`);
   await pair.partition();
   load.mark();
-  await pair.waitPrimary(b, 2);
+  await pair.waitPrimary(current.backup, generation + 1);
   await pair.heal();
   try {
-    await pair.waitProtected(a, 60_000);
+    await pair.waitProtected(current.primary, 60_000);
   } catch {
-    console.log('site a was not protected within 60 s');
+    console.log(`site ${current.primary.name} was not protected within 60 s`);
   }
   await pair.waitUntil('the load is served after the re-protection', load.served(50), 30_000);
   const { verdict, history } = await load.finish();
-  const survivor = b.runs.at(-1);
-  if (survivor === undefined) throw new Error('site b never ran');
+  const run = current.backup.runs.at(-1);
+  if (run === undefined) throw new Error(`site ${current.backup.name} never ran`);
+  // Its log from its takeover on.
+  const takeover = run.log.findLastIndex((line) => /PRIMARY FAILED/.test(line));
+  const survivor = { ...run, log: run.log.slice(Math.max(0, takeover)) };
   console.log(formatVerdict(verdict));
   for (const line of describeMarkStalls(verdict)) console.log(line);
-  console.log(`survivor (site b) exit ${survivor.child.exitCode ?? 'running'}, pid ${survivor.child.pid}`);
+  console.log(`survivor (site ${current.backup.name}) exit ${survivor.child.exitCode ?? 'running'}, pid ${survivor.child.pid}`);
   let inSync = false;
   let stallMsMax = 0;
   for (const line of survivor.log) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, REPO, runCommand, type ScriptResult } from '../deploy/runScript.ts';
+import type { PairOptions } from './pair.ts';
 
 /**
  * A client network in one network namespace, built with plain `ip` commands the way an operator
@@ -74,12 +75,33 @@ export class Lan {
     return `tap-${node}`;
   }
 
-  /** The flags both roles of a kvnet node share on this LAN: its TAP, the guest's address, its own ports. */
-  kvnetNodeFlags(node: string, options: { keyFile: string; memory: string; serve: string; http: string }): string[] {
+  /**
+   * The flags both roles of a kvnet node share on this LAN: its TAP, the guest's address, its own
+   * ports. `serve` only while the daemons still have a client port of their own (issue 11 §6
+   * removes it; clients reach the guest's address).
+   */
+  kvnetNodeFlags(node: string, options: { keyFile: string; memory: string; serve?: string; http: string }): string[] {
     return [
       ...['--guest', 'kvnet', '--tap', Lan.tapOf(node), '--guest-ip', this.guestAddress, '--memory', options.memory],
-      ...['--key-file', options.keyFile, '--serve', options.serve, '--http', options.http],
+      ...['--key-file', options.keyFile, '--http', options.http],
+      ...(options.serve === undefined ? [] : ['--serve', options.serve]),
     ];
+  }
+
+  /**
+   * What a Pair (test/helpers/pair.ts) needs to run the kvnet guest on this LAN: each site on its
+   * TAP, the daemons in the namespace on its end of `link` (Lan.linkToHost), the chaos proxies of
+   * the replication link here on the other end.
+   */
+  kvnetPairOptions(link: { hostIp: string; namespaceIp: string }, memory = '64MiB'): PairOptions {
+    return {
+      memory,
+      guest: 'kvnet',
+      siteArgs: (site) => ['--tap', Lan.tapOf(site), '--guest-ip', this.guestAddress],
+      daemonHost: link.namespaceIp,
+      proxyHost: link.hostIp,
+      launch: (argv, options) => this.spawn(process.execPath, argv, options),
+    };
   }
 
   /** Runs a command in the namespace to its end. */
@@ -144,9 +166,7 @@ export class LanNode {
 
   /** The time (ms since the epoch) the node logged its first line matching `pattern`, if any. */
   loggedAtMs(pattern: RegExp): number | undefined {
-    const line = this.log.find((candidate) => pattern.test(candidate));
-    const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
-    return time === undefined ? undefined : Number(time);
+    return loggedAtMs(this.log, pattern);
   }
 
   tail(lines = 25): string {
@@ -165,6 +185,13 @@ export class LanNode {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** The time (ms since the epoch, pino's "time") of the first line of `log` matching `pattern`, if any. */
+export function loggedAtMs(log: readonly string[], pattern: RegExp): number | undefined {
+  const line = log.find((candidate) => pattern.test(candidate));
+  const time = line === undefined ? undefined : /"time":(\d+)/.exec(line)?.[1];
+  return time === undefined ? undefined : Number(time);
 }
 
 async function mustRun(command: string, args: string[]): Promise<void> {

@@ -60,17 +60,6 @@ function partitionMs(random: SeededRandom): number {
   return 200 + random.below(PAIR_FAILOVER_TIMEOUT_MS * 8);
 }
 
-/** How long the load should last for `events`: each wait and partition, a few seconds per kill, and the end. */
-export function scheduleMs(events: readonly NemesisEvent[]): number {
-  return events.reduce(
-    (sum, event) =>
-      sum +
-      event.afterMs +
-      (event.kind === 'partition' ? event.forMs : event.kind === 'kill-then-partition' ? event.gapMs + event.forMs + 3_000 : 3_000),
-    4_000,
-  );
-}
-
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The site serving as the primary of the highest generation, and the other one. */

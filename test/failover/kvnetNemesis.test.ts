@@ -1,5 +1,5 @@
 // Proves that the kvnet pair on TAPs (the guest's own TCP/IP, its frames held per epoch until the
-// backup acks) survives seeded schedules of faults under plain RESP clients (`hbft load --plain` to
+// backup acks) survives seeded schedules of faults under plain RESP clients (`hbft load` to
 // the guest's address, Jepsen style: a request whose reply never came is indeterminate): kill -9s
 // of the primary or the backup, the killed node restarted as the new backup; cuts and stalls of
 // the replication link in both directions, with or without a protected pair first; a kill right

@@ -65,7 +65,6 @@ export class PlainLoad {
       [
         CLI,
         'load',
-        '--plain', // plain RESP connections (the one client kind once session clients are gone)
         ...['--servers', `${lan.guestIp}:6379`],
         ...['--clients', String(options.clients ?? 4), '--keys', String(options.keys ?? 8)],
         ...['--seed', String(options.seed), '--key-prefix', options.keyPrefix],

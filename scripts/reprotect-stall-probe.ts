@@ -1,6 +1,6 @@
 // Measures what a re-protection costs (the scenario of reprotect.test.ts (b) without the slow link
 // and the mid-sync stall): the kvnet guest on TAPs in a network namespace, holding VALUES values of
-// 3,800 bytes, under plain RESP load (`hbft load --plain` to the guest's address); a partition,
+// 3,800 bytes, under plain RESP load (`hbft load` to the guest's address); a partition,
 // the takeover, the heal, and the survivor's full synchronisation of the restarted node. Prints
 // the survivor's steps of the re-protection, its event-loop and heartbeat-thread stalls from "full
 // synchronisation started" to "synchronised" (and the largest), and the stall the clients saw

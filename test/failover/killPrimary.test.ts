@@ -1,6 +1,6 @@
 // Proves failover end to end with real processes and unmodified clients: the kvnet guest (its own
-// TCP/IP) protected by a pair on TAPs in a network namespace, plain RESP clients (`hbft load
-// --plain` to the guest's address, Jepsen style: a request whose reply never came is
+// TCP/IP) protected by a pair on TAPs in a network namespace, plain RESP clients (`hbft
+// load` to the guest's address, Jepsen style: a request whose reply never came is
 // indeterminate), and kill -9 of the primary at a seeded random moment. The backup takes over and
 // is the primary of generation 2; the checker, run on the recorded history, finds no acknowledged
 // write lost, none applied twice, and every counter within its acknowledged and indeterminate

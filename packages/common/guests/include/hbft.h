@@ -83,6 +83,8 @@
 
 #define HBFT_NET_ID_VALUE HBFT_U(0x68626e74)
 #define HBFT_NET_CTRL_ENABLE HBFT_U(1)
+/* Checksum offload: asked for with the enabling write, read back set only when the device does it. */
+#define HBFT_NET_CTRL_CHECKSUM_OFFLOAD HBFT_U(2)
 #define HBFT_NET_STATUS_LINK_UP HBFT_U(1)
 #define HBFT_NET_STATUS_RX_PENDING HBFT_U(2)
 #define HBFT_NET_STATUS_CONFIG_ERROR HBFT_U(4)

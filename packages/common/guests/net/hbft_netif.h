@@ -19,12 +19,6 @@
 #define HBFT_NETIF_TX_BUFFERS 64u
 #define HBFT_NETIF_BUFFER_BYTES 1536u
 
-/* CTRL bit 1 (packetNic.ts): checksum offload, asked for with the enabling write and read back set
-   only when the device does it. (Not yet in hbft.h, whose owner may move it there.) */
-#ifndef HBFT_NET_CTRL_CHECKSUM_OFFLOAD
-#define HBFT_NET_CTRL_CHECKSUM_OFFLOAD HBFT_U(2)
-#endif
-
 struct hbft_netif_config {
   uint32_t ip;      /* host byte order, e.g. 0x0a000002 for 10.0.0.2 */
   uint32_t netmask; /* host byte order */

@@ -22,13 +22,14 @@ import { crc32 } from 'node:zlib';
 import msgpack from 'msgpack-lite';
 import { encodeFrameUnchecked, encodeMeta, concatFrame, metaCodec } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { controlPath, heartbeatPath } from '@hbft/common/transport/control.ts';
 
 const headerBytes = 36;
 const tagBytes = 16;
 const sealedFlag = 1;
 const offsets = { flags: 6, kind: 5, generation: 8, epoch: 12, sequence: 20, metaBytes: 24, payloadBytes: 28, checksum: 32 };
 
-export type TapChannel = 'bulk' | 'control' | 'unknown';
+export type TapChannel = 'bulk' | 'control' | 'heartbeat' | 'unknown';
 
 /** One proxied connection: what each side sent. */
 export interface TappedConnection {
@@ -147,8 +148,16 @@ export class ReplicationTap extends EventEmitter<TapEvents> {
     fromPrimary.on('data', (chunk: Buffer) => {
       record.toBackup.push(Buffer.from(chunk));
       if (record.channel === 'unknown') {
-        const first = chunk.subarray(0, 4).toString('latin1');
-        record.channel = first === 'HBFT' ? 'bulk' : first === 'GET ' ? 'control' : 'unknown';
+        // The control and heartbeat channels are both WebSocket upgrades: told apart by their path,
+        // so that an attack on the control channel never lands on the heartbeat thread's connection.
+        const first = chunk.toString('latin1', 0, Math.min(chunk.length, 64));
+        record.channel = first.startsWith('HBFT')
+          ? 'bulk'
+          : first.startsWith(`GET ${controlPath} `)
+            ? 'control'
+            : first.startsWith(`GET ${heartbeatPath} `)
+              ? 'heartbeat'
+              : 'unknown';
       }
       if (record.channel !== 'bulk') {
         toBackup.write(chunk);

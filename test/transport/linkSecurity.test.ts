@@ -75,7 +75,7 @@ for (const insecure of [false, true]) {
         bulk.length > 0 && control.length > 0,
         `both channels went through the tap (bulk ${bulk.length} B, control ${control.length} B)`,
       );
-      const everything = Buffer.concat([bulk, control]);
+      const everything = Buffer.concat([bulk, control, tap.captured('heartbeat')]);
       t.diagnostic(`captured ${bulk.length} bulk and ${control.length} control bytes`);
       if (insecure) {
         assert.ok(everything.includes(value), `the plaintext link shows the value (so the sealed run's check can fail)\n${pair.logs()}`);

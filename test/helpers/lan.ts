@@ -18,6 +18,8 @@ export class Lan {
   /** The guest's address with its prefix, e.g. 10.77.12.10/24. */
   readonly guestAddress: string;
   readonly guestIp: string;
+  /** The host ends of the links to the host (linkToHost), deleted with the LAN. */
+  private readonly hostLinks: string[] = [];
 
   private constructor(namespace: string, subnet: string) {
     this.namespace = namespace;
@@ -55,6 +57,14 @@ export class Lan {
     const hostIp = `${subnet}.1`;
     const namespaceIp = `${subnet}.2`;
     await runCommand('ip', ['link', 'del', hostSide]);
+    // A run that was killed leaves its veth behind, and a namespace's own end of one outlives
+    // `ip netns del` for a while: either way another host interface may still hold this address,
+    // and the daemons' ports would then be unreachable from here. Such an interface goes first.
+    const holders = await runCommand('ip', ['-j', 'addr', 'show', 'to', `${hostIp}/32`]);
+    for (const { ifname } of JSON.parse(holders.stdout || '[]') as { ifname: string }[]) {
+      if (ifname.startsWith('hv')) await runCommand('ip', ['link', 'del', ifname]);
+    }
+    this.hostLinks.push(hostSide);
     await mustRun('ip', ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', 'host0', 'netns', this.namespace]);
     await mustRun('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostSide]);
     await mustRun('ip', ['link', 'set', hostSide, 'up']);
@@ -124,6 +134,8 @@ export class Lan {
   }
 
   async destroy(): Promise<void> {
+    // Deleting the host's end removes the pair at once; the namespace's teardown is asynchronous.
+    for (const link of this.hostLinks) await runCommand('ip', ['link', 'del', link]);
     await runCommand('ip', ['netns', 'del', this.namespace]);
   }
 }

@@ -207,7 +207,7 @@ export class Pair {
 
   async readiness(site: Site): Promise<{ status: number; body: Record<string, unknown> } | null> {
     try {
-      const response = await fetch(`http://${this.daemonHost}:${site.http}/readyz`);
+      const response = await fetch(`http://${this.daemonHost}:${site.http}/readyz`, { signal: AbortSignal.timeout(2_000) });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     } catch {
       return null;
@@ -222,7 +222,7 @@ export class Pair {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       try {
-        const response = await fetch(`http://${this.daemonHost}:${port}/readyz`);
+        const response = await fetch(`http://${this.daemonHost}:${port}/readyz`, { signal: AbortSignal.timeout(2_000) });
         if (accept((await response.json()) as Record<string, unknown>, response.status)) return;
       } catch {
         // not up yet

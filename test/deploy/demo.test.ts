@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, REPO, runCommand } from './runScript.ts';
+import { CLI, interruptDemo, REPO, runCommand } from './runScript.ts';
 import { InteractiveRedisCli } from './redisCli.ts';
 import { NOBODY, asNobody, whyNobodyCannotRun, withTunMode } from './asUser.ts';
 
@@ -139,13 +139,7 @@ test('npm start as an ordinary user: namespaces in a user namespace, one redis-c
     assert.equal(await cli.send('INCR demo-visits'), '3', `answered after the takeover:\n${cli.transcript}\n--- demo ---\n${output}`);
     assert.deepEqual(await cli.connections(), connection, 'on the same connection: redis-cli did not reconnect');
 
-    process.kill(-demo.pid!, 'SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    if (demo.exitCode === null) process.kill(-demo.pid!, 'SIGINT');
-    const stopped = await Promise.race([
-      exited.then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 60_000)),
-    ]);
+    const stopped = await interruptDemo(demo, exited);
     assert.ok(stopped, `the demo exits within 60 s of Ctrl-C, also with a client connected:\n${output}`);
     assert.match(output, /demo: stopped; every process has exited/);
     assert.equal(existsSync(join(dir, 'demo.json')), false, 'demo.json is gone');

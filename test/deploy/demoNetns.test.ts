@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runCommand, runScript } from './runScript.ts';
+import { CLI, interruptDemo, runCommand, runScript } from './runScript.ts';
 import { InteractiveRedisCli } from './redisCli.ts';
 import { NetnsTopology, namespaceExists, prefixForProcess } from '../../packages/cli/src/netns/topology.ts';
 
@@ -107,14 +107,7 @@ test('the demo in namespaces: one redis-cli connection through kill-primary.sh, 
       assert.equal(proxy.enabled, true);
     }
 
-    // Ctrl-C: the terminal signals the whole foreground group, and `npm start` passes it on again.
-    process.kill(-demo.pid!, 'SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    if (demo.exitCode === null) process.kill(-demo.pid!, 'SIGINT');
-    const stopped = await Promise.race([
-      exited.then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 60_000)),
-    ]);
+    const stopped = await interruptDemo(demo, exited);
     assert.ok(stopped, `the demo exits within 60 s of Ctrl-C, also with a client connected:\n${output}`);
     assert.match(output, /demo: stopped; every process has exited/);
     assert.equal(existsSync(join(dir, 'demo.json')), false, 'demo.json is gone');

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export const REPO = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 export const CLI = `${REPO}/packages/cli/bin/hbft.js`;
@@ -56,4 +56,15 @@ export function runCommand(
 /** scripts/NAME with arguments and extra environment. */
 export function runScript(name: string, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<ScriptResult> {
   return runCommand('bash', [`${REPO}/scripts/${name}`, ...args], { env, timeoutMs });
+}
+
+/**
+ * Ctrl-C to a demo started detached (its own process group): the terminal signals the whole
+ * foreground group, and `npm start` passes it on again. True if it exited within `timeoutMs`.
+ */
+export async function interruptDemo(demo: ChildProcess, exited: Promise<unknown>, timeoutMs = 60_000): Promise<boolean> {
+  process.kill(-demo.pid!, 'SIGINT');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  if (demo.exitCode === null) process.kill(-demo.pid!, 'SIGINT');
+  return Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]);
 }

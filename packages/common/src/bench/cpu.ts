@@ -5,7 +5,6 @@ import { BENCH_WORKLOAD_ARGS } from './guestLoad.ts';
 import { ContenderThread, type ContenderJob } from './cpuContender.ts';
 import { CPU_ENGINES, type CpuEngine } from '../guest/cpu.ts';
 import { resolveGuestImage, type GuestName } from '../guest/images.ts';
-import { Machine } from '../guest/machine.ts';
 
 /**
  * The CPU benchmark: guest instructions per second of each engine on each workload, natively (no
@@ -14,17 +13,17 @@ import { Machine } from '../guest/machine.ts';
  * caller), the baseline's two engines run the rv32im build too, so that a change to the engines
  * is measured against the code before it in the same run.
  *
- * Every image is warmed up once here, on this revision's block engine; each engine then starts
- * from a copy of that state (RAM and CPU, as a backup restores) on a fresh thread of its own
- * (cpuContender.ts: no engine inherits JIT state from another's runs), and the threads take turns
- * in short rounds, so that ratios compare runs made side by side on a machine whose load drifts.
+ * Each engine runs on a fresh thread of its own (cpuContender.ts: no engine inherits JIT state
+ * from another's runs), which loads the image and runs the same instructions past start-up; the
+ * threads then take turns in short rounds, so that ratios compare runs made side by side on a
+ * machine whose load drifts.
  */
 export interface CpuBenchOptions {
   workloads: GuestName[];
   /** Measured wall time per workload, image and engine, split over the rounds. */
   seconds: number;
   rounds: number;
-  /** Instructions run once (on the block engine) before the state is copied: past start-up. */
+  /** Instructions each contender runs before its turns: past the program's start-up. */
   warmupInstructions: number;
   /** Wall time each engine runs after the copy before measuring (V8 compiles the hot code). */
   engineWarmupSeconds: number;
@@ -120,10 +119,7 @@ interface Contender {
   roundMips: number[];
 }
 
-/**
- * Warms `image` up on this revision's block engine, starts each contender's thread from a copy of
- * that state, and lets them take turns; fills in their totals.
- */
+/** Starts each contender's thread on `image`, and lets them take turns; fills in their totals. */
 async function measureImage(
   options: CpuBenchOptions,
   label: string,
@@ -131,15 +127,7 @@ async function measureImage(
   image: Uint8Array,
   contenders: Contender[],
 ): Promise<void> {
-  const warm = new Machine({ memoryBytes: options.memoryBytes, args, engine: 'blocks' });
-  warm.loadElf(image, `${label}.elf`);
-  options.progress(`${label}: warming up (${options.warmupInstructions / 1e6}M instructions)`);
-  for (let done = 0; done < options.warmupInstructions; ) {
-    done += warm.run(Math.min(options.sliceInstructions, options.warmupInstructions - done)).executed;
-  }
-  const ram = new SharedArrayBuffer(warm.memory.u8.length);
-  new Uint8Array(ram).set(warm.memory.u8);
-  const state = warm.getState();
+  options.progress(`${label}: each engine runs ${options.warmupInstructions / 1e6}M instructions past start-up`);
   const threads: ContenderThread[] = [];
   try {
     // One at a time: each thread's warm-up runs alone, as its turns do.
@@ -149,8 +137,9 @@ async function measureImage(
         engine: contender.engine,
         memoryBytes: options.memoryBytes,
         args,
-        ram,
-        state,
+        image,
+        imageName: `${label}.elf`,
+        warmupInstructions: options.warmupInstructions,
         sliceInstructions: options.sliceInstructions,
         warmupSeconds: options.engineWarmupSeconds,
       };

@@ -1,5 +1,5 @@
 import { parentPort, workerData, type Worker } from 'node:worker_threads';
-import { assert } from '../errors.ts';
+import { assert, HbftError } from '../errors.ts';
 import type { CpuEngine } from '../guest/cpu.ts';
 import type { MachineOptions } from '../guest/machine.ts';
 import { startTsWorker } from '../tsWorker.ts';
@@ -10,6 +10,10 @@ import { startTsWorker } from '../tsWorker.ts';
  * runs: in one isolate, the same interpreter measured 0.80–0.92× of an identical copy of itself
  * when its class had run the block-engine warm-up and the copy's had not (the engines of one
  * revision share `Cpu.interpret`). The threads take turns; only one runs at a time.
+ *
+ * Each thread loads the image and runs the same number of instructions before its turns, so
+ * every contender starts at the same point of the program. It does not start from a copy of
+ * another machine's state: a baseline revision may not read this revision's state format.
  */
 export interface ContenderJob {
   /** The `guest/machine.ts` to import: this revision's or a baseline's. */
@@ -17,9 +21,11 @@ export interface ContenderJob {
   engine: CpuEngine;
   memoryBytes: number;
   args: string;
-  /** The warmed-up RAM and machine state to start from (the RAM is copied, not shared). */
-  ram: SharedArrayBuffer;
-  state: Uint8Array;
+  /** The ELF image and its name, as `Machine.loadElf` takes them. */
+  image: Uint8Array;
+  imageName: string;
+  /** Instructions run before the turns, past the program's start-up (not timed). */
+  warmupInstructions: number;
   sliceInstructions: number;
   /** Wall time run before the first measured turn, so that V8 compiles the hot code. */
   warmupSeconds: number;
@@ -32,8 +38,6 @@ export interface BenchMachine {
   readonly exit: unknown;
   loadElf(bytes: Uint8Array, name?: string): unknown;
   run(budget: number): { executed: number };
-  getState(): Uint8Array;
-  setState(state: Uint8Array): void;
 }
 
 export interface Turn {
@@ -89,7 +93,7 @@ export class ContenderThread {
       const onMessage = (reply: Reply): void => {
         cleanUp();
         if (reply.ok) resolve(reply.turn);
-        else reject(new Error(`${this.name}: ${reply.message}`));
+        else reject(new HbftError('E_BENCH_CONTENDER', `${this.name}: ${reply.message}`));
       };
       const onError = (error: Error): void => {
         cleanUp();
@@ -97,7 +101,7 @@ export class ContenderThread {
       };
       const onExit = (code: number): void => {
         cleanUp();
-        reject(new Error(`${this.name}: the measuring thread exited with code ${code} before replying`));
+        reject(new HbftError('E_BENCH_CONTENDER', `${this.name}: the measuring thread exited with code ${code} before replying`));
       };
       const cleanUp = (): void => {
         this.worker.off('message', onMessage);
@@ -111,7 +115,7 @@ export class ContenderThread {
   }
 }
 
-/** The thread's side: restore, warm up, then one turn per request. */
+/** The thread's side: load, run past start-up, warm up, then one turn per request. */
 async function serve(job: ContenderJob): Promise<void> {
   const port = parentPort;
   assert(port !== null, 'a contender runs on a worker thread');
@@ -120,8 +124,11 @@ async function serve(job: ContenderJob): Promise<void> {
   try {
     const module = (await import(job.machineModuleUrl)) as { Machine: new (options: MachineOptions) => BenchMachine };
     machine = new module.Machine({ memoryBytes: job.memoryBytes, args: job.args, engine: job.engine });
-    machine.memory.u8.set(new Uint8Array(job.ram));
-    machine.setState(job.state);
+    machine.loadElf(job.image, job.imageName);
+    for (let done = 0; done < job.warmupInstructions; ) {
+      done += machine.run(Math.min(job.sliceInstructions, job.warmupInstructions - done)).executed;
+      assert(!machine.halted, `the benchmark workload ended during its ${job.warmupInstructions} warm-up instructions`);
+    }
     port.postMessage({ ok: true, turn: runFor(machine, job.warmupSeconds, job.sliceInstructions) } satisfies Reply);
   } catch (error) {
     fail(error);

@@ -38,7 +38,7 @@ function parseWorkloads(text: string): GuestName[] {
 const cpuBenchCommand: CommandModule<object, CpuBenchArgs> = {
   command: 'cpu',
   describe:
-    'guest MIPS of the compiled-block engine and the interpreter on cfp, cint, jbb and web (their rv32im and rv32imac builds), without tracking',
+    "guest MIPS (millions of instructions per CPU second, so that other processes' load counts less) of the compiled-block engine and the interpreter on cfp, cint, jbb and web (their rv32im and rv32imac builds), without tracking",
   builder: (yargs) =>
     yargs
       .option('json', { type: 'boolean', default: false, describe: 'print only the result as JSON' })

@@ -59,9 +59,13 @@ export const CPU_BENCH_DEFAULTS: CpuBenchOptions = {
 };
 
 export interface EngineMeasurement {
+  /** Millions of guest instructions per CPU second of the process (see cpuContender.ts's Turn). */
   mips: number;
   instructions: number;
+  /** Wall time of the turns. */
   seconds: number;
+  /** CPU time of the turns. */
+  cpuSeconds: number;
   /** MIPS of each round's turn. */
   roundMips: number[];
 }
@@ -116,6 +120,7 @@ interface Contender {
   machineModuleUrl: string;
   instructions: number;
   seconds: number;
+  cpuSeconds: number;
   roundMips: number[];
 }
 
@@ -156,9 +161,11 @@ async function measureImage(
         const run = await thread.turn(options.seconds / options.rounds);
         contender.instructions += run.instructions;
         contender.seconds += run.seconds;
-        contender.roundMips.push(run.instructions / run.seconds / 1e6);
+        contender.cpuSeconds += run.cpuSeconds;
+        const mips = run.instructions / run.cpuSeconds / 1e6;
+        contender.roundMips.push(mips);
         options.progress(
-          `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${(run.instructions / run.seconds / 1e6).toFixed(0)} MIPS`,
+          `${label}: round ${round + 1}/${options.rounds} ${contender.name}: ${mips.toFixed(0)} MIPS (${((100 * run.cpuSeconds) / run.seconds).toFixed(0)} % of the wall time on a CPU)`,
         );
       }
     }
@@ -171,7 +178,8 @@ function measurementOf(contender: Contender): EngineMeasurement {
   return {
     instructions: contender.instructions,
     seconds: contender.seconds,
-    mips: contender.instructions / contender.seconds / 1e6,
+    cpuSeconds: contender.cpuSeconds,
+    mips: contender.instructions / contender.cpuSeconds / 1e6,
     roundMips: contender.roundMips,
   };
 }
@@ -194,6 +202,7 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<CpuBenchRes
     machineModuleUrl,
     instructions: 0,
     seconds: 0,
+    cpuSeconds: 0,
     roundMips: [],
   });
   for (const workload of options.workloads) {

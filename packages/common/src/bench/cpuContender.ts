@@ -42,12 +42,20 @@ export interface BenchMachine {
 
 export interface Turn {
   instructions: number;
+  /** Wall time of the turn. */
   seconds: number;
+  /**
+   * CPU time the process spent in the turn (user + system, all threads: while a contender runs,
+   * the others and the main thread wait for a message). Other processes' load on the machine
+   * stretches the wall time but not this, so the benchmark's MIPS are per CPU second.
+   */
+  cpuSeconds: number;
 }
 
 /** Runs `machine` for about `seconds` of wall time; returns the instructions executed and the time taken. */
 export function runFor(machine: BenchMachine, seconds: number, sliceInstructions: number): Turn {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const deadline = started + seconds * 1000;
   let instructions = 0;
   let now = started;
@@ -57,7 +65,8 @@ export function runFor(machine: BenchMachine, seconds: number, sliceInstructions
     assert(!machine.halted, `the benchmark workload ended (${JSON.stringify(machine.exit)}); give it more rounds`);
     now = performance.now();
   }
-  return { instructions, seconds: (now - started) / 1000 };
+  const cpu = process.cpuUsage(cpuStarted);
+  return { instructions, seconds: (now - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 type Request = { turnSeconds: number } | { stop: true };

@@ -235,9 +235,10 @@ export class BenchNamespace {
   }
 
   /**
-   * Starts kvnet on TAPs of the bridge (persistent, unless its daemons are to make them), unprotected or as a protected pair, and waits until it answers PING at its address. TAP
-   * names carry the host byte, so that a guest and the next one (a fresh pair after a kill) never
-   * share a device; a later guest with the same host byte reuses its persistent TAPs.
+   * Starts kvnet on TAPs of the bridge (persistent, unless its daemons are to make them),
+   * unprotected or as a protected pair, and waits until it answers PING at its address. TAP names
+   * carry the host byte, so that a guest and the next one (a fresh pair after a kill) never share a
+   * device; a later guest with the same host byte reuses its persistent TAPs.
    */
   async startKvnet(options: KvnetGuestOptions): Promise<KvnetGuest> {
     const host = `${this.subnet}.${options.hostByte}`;

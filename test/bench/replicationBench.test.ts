@@ -28,27 +28,56 @@ test('the replication report shows MIPS for every workload and the stall across 
         meetsTarget: true,
       },
     ],
-    failover: {
-      kills: 3,
-      clients: 4,
-      gapsMs: [310, 420, 650],
-      announcedMsP50: 305.5,
-      p50Ms: 420,
-      p99Ms: 645.6,
-      maxMs: 650,
-      killsWithSilentClients: 1,
-      unknown: 2,
-      reconnects: 1,
-      violations: 0,
-      failoverTimeoutMs: 300,
-      meetsTarget: false,
-    },
+    failover: [
+      {
+        taps: 'persistent',
+        kills: 3,
+        clients: 4,
+        gapsMs: [310, 420, 650],
+        takeoversBeforeKill: 0,
+        announcedMsP50: 305.5,
+        p50Ms: 420,
+        p99Ms: 645.6,
+        maxMs: 650,
+        killsWithSilentClients: 1,
+        unknown: 2,
+        reconnects: 1,
+        violations: 0,
+        failoverTimeoutMs: 300,
+        meetsTarget: false,
+      },
+      {
+        taps: 'daemon',
+        kills: 4,
+        clients: 4,
+        gapsMs: [320, 330, 340],
+        takeoversBeforeKill: 1,
+        announcedMsP50: 306,
+        p50Ms: 330,
+        p99Ms: 339.8,
+        maxMs: 340,
+        killsWithSilentClients: 0,
+        unknown: 0,
+        reconnects: 0,
+        violations: 0,
+        failoverTimeoutMs: 300,
+        meetsTarget: true,
+      },
+    ],
   };
   const text = formatReplicationReport(report);
   assert.match(text, /\| kv +\| MIPS \| 80\.5 +\| 100\.3 +\| 80 % \(70–90\) \| yes \|/);
   assert.doesNotMatch(text, /requests\/s/);
   assert.match(text, /Stall of 4 plain clients of kvnet's IP across kill -9 of the primary, 3 kills .* target stall p99 ≤ 500 ms/);
-  assert.match(text, /\| 305\.5 +\| 420\.0 +\| 645\.6 +\| 650\.0 +\| 1 +\| 2 +\| 1 +\| 0 +\| NO +\|/);
+  assert.match(
+    text,
+    /\| the operator, before the daemons \(persistent\) +\| 305\.5 +\| 420\.0 +\| 645\.6 +\| 650\.0 +\| 1 +\| 0 +\| 2 +\| 1 +\| 0 +\| NO +\|/,
+  );
+  assert.match(
+    text,
+    /\| the daemons \(--tap creates them\) +\| 306\.0 +\| 330\.0 +\| 339\.8 +\| 340\.0 +\| 0 +\| 1 +\| 0 +\| 0 +\| 0 +\| yes +\|/,
+  );
+  assert.match(text, /Worst client's stall per kill, daemon TAPs \(ms\): 320, 330, 340/);
 });
 
 test('the false-takeover report counts the load of plain clients', () => {
@@ -82,4 +111,7 @@ test('bad bench flags exit 2 naming what is accepted, before anything starts', a
   const part = await run(['bench', 'replication', '--parts', 'requests']);
   assert.equal(part.code, 2, part.err);
   assert.match(part.err, /--parts: unknown "requests"; accepted: stream, pause, latency, throughput, failover/);
+  const taps = await run(['bench', 'replication', '--parts', 'failover', '--failover-taps', 'operator']);
+  assert.equal(taps.code, 2, taps.err);
+  assert.match(taps.err, /--failover-taps: unknown "operator"; accepted: persistent, daemon/);
 });

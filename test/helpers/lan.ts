@@ -28,7 +28,10 @@ export class Lan {
     this.guestAddress = `${this.guestIp}/24`;
   }
 
-  /** Builds the namespace, its bridge and a TAP per node (named `tap-<node>`). */
+  /**
+   * Builds the namespace, its bridge and a persistent TAP per node of `nodes` (named `tap-<node>`);
+   * a node left out makes its own (see bridgeDaemonTap).
+   */
   static async create(name: string, subnet: string, nodes: string[]): Promise<Lan> {
     assert.equal(process.getuid?.(), 0, 'this test needs root: it makes a network namespace, a bridge and TAP devices (CI runs as root)');
     const lan = new Lan(`hbft-t${process.pid.toString(36)}-${name}`, subnet);
@@ -37,6 +40,11 @@ export class Lan {
     const ns = ['-n', lan.namespace];
     await mustRun('ip', [...ns, 'link', 'set', 'lo', 'up']);
     await mustRun('ip', [...ns, 'link', 'add', 'br0', 'type', 'bridge']);
+    // The bridge keeps a MAC of its own (the random one it was made with), as systemd-networkd's
+    // bridges do: one left to the kernel takes its ports' lowest, and takes another when that port
+    // goes (a daemon that made its TAP dies), while the guest's ARP cache still holds the old one
+    // for the client's address and its replies go nowhere until the client's ARP probe, seconds later.
+    await mustRun('ip', [...ns, 'link', 'set', 'br0', 'address', await lan.bridgeMac()]);
     await mustRun('ip', [...ns, 'addr', 'add', `${lan.clientIp}/24`, 'dev', 'br0']);
     await mustRun('ip', [...ns, 'link', 'set', 'br0', 'up']);
     for (const node of nodes) {
@@ -71,6 +79,29 @@ export class Lan {
     await mustRun('ip', ['-n', this.namespace, 'addr', 'add', `${namespaceIp}/30`, 'dev', 'host0']);
     await mustRun('ip', ['-n', this.namespace, 'link', 'set', 'host0', 'up']);
     return { hostIp, namespaceIp };
+  }
+
+  /**
+   * Puts on the bridge the TAP that `node`'s daemon made (its `--tap` named a device that did not
+   * exist), once it appears, as a deployment's hook would; `mac` first gives it that address (a
+   * test choosing which port the kernel would otherwise pick the bridge's MAC from).
+   */
+  async bridgeDaemonTap(tap: string, node: LanNode, mac?: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while ((await runCommand('ip', ['-n', this.namespace, 'link', 'show', tap])).code !== 0) {
+      if (!node.running) assert.fail(`${node.name} exited before its TAP ${tap} appeared:\n${node.tail()}`);
+      if (performance.now() > deadline) assert.fail(`${node.name}: no TAP ${tap} within ${timeoutMs} ms:\n${node.tail()}`);
+      await sleep(20);
+    }
+    if (mac !== undefined) await mustRun('ip', ['-n', this.namespace, 'link', 'set', tap, 'address', mac]);
+    await mustRun('ip', ['-n', this.namespace, 'link', 'set', tap, 'master', 'br0', 'up']);
+  }
+
+  /** The bridge's MAC address now. */
+  async bridgeMac(): Promise<string> {
+    const result = await runCommand('ip', ['-n', this.namespace, '-j', 'link', 'show', 'br0']);
+    assert.equal(result.code, 0, result.output);
+    return (JSON.parse(result.stdout) as [{ address: string }])[0].address;
   }
 
   /** Frames each TAP's node has written to it so far (the TAP's receive counter), by TAP name. */

@@ -110,8 +110,19 @@ export interface KvnetGuest {
   backup?: Child;
 }
 
+/**
+ * Who makes the guest's TAP devices: `persistent` ones are made before the daemons and stay ports
+ * of the bridge when a daemon dies (as an operator, the demo's topology and the tests make them);
+ * `daemon` lets each daemon's `--tap` create its own, which the bench then puts on the bridge, and
+ * which goes away, with its bridge port, when the daemon dies.
+ */
+export const TAP_MODES = ['persistent', 'daemon'] as const;
+export type TapMode = (typeof TAP_MODES)[number];
+
 export interface KvnetGuestOptions {
   protected: boolean;
+  /** Who makes the TAP devices (default persistent). */
+  taps?: TapMode;
   /** The last byte of the guest's address on the bridge's /24 (2–254, one per guest alive at a time). */
   hostByte: number;
   memory: string;
@@ -143,6 +154,15 @@ export class BenchNamespace {
     await mustRun('ip', ['netns', 'add', this.name]);
     await mustRun('ip', ['-n', this.name, 'link', 'set', 'lo', 'up']);
     await mustRun('ip', ['-n', this.name, 'link', 'add', 'br0', 'type', 'bridge']);
+    // The bridge keeps a MAC of its own (the random one it was made with), as systemd-networkd's
+    // bridges do. Left to the kernel, it takes its ports' lowest and another when that port goes:
+    // when a daemon that made its TAP died, the guest's ARP cache still held the old MAC for the
+    // clients' address (the bridge's), and its replies went nowhere until a client's ARP probe
+    // 5-10 s later (BENCHMARKS.md, the failover section).
+    const shown = await run('ip', ['-n', this.name, '-j', 'link', 'show', 'br0'], 10_000);
+    const address = shown.code === 0 ? (JSON.parse(shown.output) as { address?: string }[])[0]?.address : undefined;
+    if (address === undefined) throw new Error(`the bridge br0 has no MAC address: ${shown.output}`);
+    await mustRun('ip', ['-n', this.name, 'link', 'set', 'br0', 'address', address]);
     await mustRun('ip', ['-n', this.name, 'addr', 'add', `${this.bridgeIp}/${PREFIX}`, 'dev', 'br0']);
     await mustRun('ip', ['-n', this.name, 'link', 'set', 'br0', 'up']);
   }
@@ -187,6 +207,20 @@ export class BenchNamespace {
     await mustRun('ip', ['-n', this.name, 'link', 'set', tap, 'master', 'br0', 'up']);
   }
 
+  /**
+   * Puts a TAP device its daemon created (`--tap` of a device that did not exist) on the bridge,
+   * once it has appeared, as a deployment's hook would (udev, networkd): its port goes with the daemon.
+   */
+  async bridgeDaemonTap(tap: string, owner: Child): Promise<void> {
+    const deadline = performance.now() + READY_TIMEOUT_MS;
+    while ((await run('ip', ['-n', this.name, 'link', 'show', tap], 10_000)).code !== 0) {
+      if (!running(owner) || performance.now() > deadline)
+        throw new Error(`TAP ${tap} never appeared; the daemon's output:\n${owner.log()}`);
+      await sleep(50);
+    }
+    await mustRun('ip', ['-n', this.name, 'link', 'set', tap, 'master', 'br0', 'up']);
+  }
+
   /** Waits until a server answers PING (for a protected guest: once the backup holds its state). */
   async waitForPing(host: string, port: number, owners: Child[]): Promise<void> {
     const deadline = performance.now() + READY_TIMEOUT_MS;
@@ -201,19 +235,20 @@ export class BenchNamespace {
   }
 
   /**
-   * Starts kvnet on persistent TAPs of the bridge, unprotected or as a protected pair, and waits
-   * until it answers PING at its address. TAP names carry the host byte, so that a guest and the
-   * next one (a fresh pair after a kill) never share a device; a later guest with the same host
-   * byte reuses its TAPs.
+   * Starts kvnet on TAPs of the bridge (persistent, unless its daemons are to make them),
+   * unprotected or as a protected pair, and waits until it answers PING at its address. TAP names
+   * carry the host byte, so that a guest and the next one (a fresh pair after a kill) never share a
+   * device; a later guest with the same host byte reuses its persistent TAPs.
    */
   async startKvnet(options: KvnetGuestOptions): Promise<KvnetGuest> {
     const host = `${this.subnet}.${options.hostByte}`;
     const guestIp = `${host}/${PREFIX}`;
     if (!options.protected) {
       const tap = `hbu${options.hostByte}`;
-      await this.ensureTap(tap);
+      if (options.taps !== 'daemon') await this.ensureTap(tap);
       const guest = this.startHbft(['run', 'kvnet', '--tap', tap, '--guest-ip', guestIp, '--memory', options.memory]);
       try {
+        if (options.taps === 'daemon') await this.bridgeDaemonTap(tap, guest);
         await this.waitForPing(host, KV_PORT, [guest]);
       } catch (error) {
         await stopChild(guest);
@@ -224,8 +259,11 @@ export class BenchNamespace {
     const common = ['--guest', 'kvnet', '--guest-ip', guestIp, '--memory', options.memory, '--insecure', ...(options.daemonArgs ?? [])];
     const epoch = options.epochMs === undefined ? [] : ['--epoch-ms', String(options.epochMs)];
     const [backupTap, primaryTap] = [`hbb${options.hostByte}`, `hbp${options.hostByte}`];
-    await this.ensureTap(backupTap);
-    await this.ensureTap(primaryTap);
+    const daemonTaps = options.taps === 'daemon';
+    if (!daemonTaps) {
+      await this.ensureTap(backupTap);
+      await this.ensureTap(primaryTap);
+    }
     const backup = this.startHbft([
       'backup',
       ...['--listen', `127.0.0.1:${REPLICATION_PORT}`, '--http', `127.0.0.1:${BACKUP_HTTP_PORT}`, '--tap', backupTap],
@@ -242,6 +280,10 @@ export class BenchNamespace {
     // take over while the bench ends.
     const children = [primary, backup];
     try {
+      if (daemonTaps) {
+        await this.bridgeDaemonTap(backupTap, backup);
+        await this.bridgeDaemonTap(primaryTap, primary);
+      }
       await this.waitForPing(host, KV_PORT, children);
     } catch (error) {
       for (const child of children) await stopChild(child);

@@ -13,6 +13,7 @@ import {
   runReplicationBench,
   type ReplicationBenchPart,
 } from '../bench/replication.ts';
+import { TAP_MODES } from '../bench/benchNamespace.ts';
 import {
   FALSE_TAKEOVER_DEFAULTS,
   FALSE_TAKEOVER_LOADS,
@@ -130,6 +131,7 @@ interface ReplicationArgs {
   parts: string;
   'throughput-workloads': string;
   'failover-kills': number;
+  'failover-taps': string;
   'stream-rounds': number;
   quick: boolean;
 }
@@ -150,7 +152,13 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       .option('failover-kills', {
         type: 'number',
         default: REPLICATION_BENCH_DEFAULTS.failoverKills,
-        describe: 'primaries to kill for the failover figure',
+        describe: 'primaries to kill for the failover figure (per --failover-taps mode)',
+      })
+      .option('failover-taps', {
+        type: 'string',
+        default: REPLICATION_BENCH_DEFAULTS.failoverTaps.join(','),
+        describe:
+          "who makes the guest's TAPs in the failover part: persistent (made before the daemons) and/or daemon (--tap creates them); kills alternate between them",
       })
       .option('stream-rounds', {
         type: 'number',
@@ -173,6 +181,7 @@ export const replicationBenchCommand: CommandModule<object, ReplicationArgs> = {
       parts: listFlag(argv.parts, '--parts', REPLICATION_BENCH_PARTS) as ReplicationBenchPart[],
       throughputWorkloads: listFlag(argv['throughput-workloads'], '--throughput-workloads', GUEST_NAMES) as GuestName[],
       failoverKills: quick ? 2 : integerFlag(argv['failover-kills'], '--failover-kills', 1),
+      failoverTaps: listFlag(argv['failover-taps'], '--failover-taps', TAP_MODES),
       streamRounds: integerFlag(argv['stream-rounds'], '--stream-rounds', 1),
       ...(quick
         ? {

@@ -18,7 +18,8 @@ import { HbftError } from '@hbft/common/errors.ts';
  *
  * The TAP is persistent and made here, on its node's bridge, so a node process that dies and is
  * started again attaches to the same bridge port (a TAP a process creates goes away with it, and
- * with it its place on the bridge). Cutting a node's repl0 cuts the replication link and nothing else.
+ * with it its place on the bridge). Each node's bridge has a MAC set, so no port coming or going
+ * changes it. Cutting a node's repl0 cuts the replication link and nothing else.
  */
 
 export const TOPOLOGY_NODES = ['primary', 'backup', 'client', 'chaos'] as const;
@@ -258,7 +259,16 @@ export class NetnsTopology {
   /** A node host: its bridge with its host address, the uplink to the LAN and the guest's TAP on it. */
   private ensureGuestHost(node: GuestNode): void {
     const ns = this.namespace(node);
-    if (!this.hasLink(ns, FRONT_LINK)) ip(['-n', ns, 'link', 'add', FRONT_LINK, 'type', 'bridge']);
+    if (!this.hasLink(ns, FRONT_LINK)) {
+      ip(['-n', ns, 'link', 'add', FRONT_LINK, 'type', 'bridge']);
+      // The host's bridge keeps a MAC of its own (the random one it was made with), as
+      // systemd-networkd's bridges do: left to the kernel it takes its ports' lowest, and another
+      // when that port goes, while neighbours' ARP caches (a guest's among them) keep the old one.
+      const shown = runQuiet('ip', ['-n', ns, '-j', 'link', 'show', FRONT_LINK]);
+      const address = shown.ok ? (JSON.parse(shown.output) as { address?: string }[])[0]?.address : undefined;
+      if (address === undefined) throw new TopologyError(`the bridge ${FRONT_LINK} in ${ns} has no MAC address: ${shown.output}`);
+      ip(['-n', ns, 'link', 'set', FRONT_LINK, 'address', address]);
+    }
     ip(['-n', ns, 'addr', 'replace', `${FRONT_ADDRESS[node]}/${FRONT_PREFIX_LENGTH}`, 'dev', FRONT_LINK]);
     ip(['-n', ns, 'link', 'set', FRONT_LINK, 'up']);
     this.ensureVeth(node, 'front', UPLINK);

@@ -95,7 +95,18 @@ export class GuestTap {
   /** Opens (attaches to, or creates) the TAP device; throws TapError naming what is missing. */
   static async open(config: GuestNetworkConfig, logger: Logger): Promise<GuestTap> {
     const tap = await TapDevice.open(config.tapName);
-    logger.info({ tap: config.tapName, guest: config.address }, 'attached to the TAP device');
+    if (!tap.created) logger.info({ tap: config.tapName, guest: config.address }, 'attached to the TAP device');
+    else if (tap.createdMac.error === undefined) {
+      logger.info(
+        { tap: config.tapName, guest: config.address, tapMac: tap.createdMac.mac },
+        'created the TAP device (it goes when this process does; its MAC is one no bridge takes as its own)',
+      );
+    } else {
+      logger.warn(
+        { tap: config.tapName, guest: config.address, err: tap.createdMac.error },
+        'created the TAP device, but could not give it a high MAC: a bridge may take its MAC and change it when this process dies',
+      );
+    }
     return new GuestTap(config, tap, logger);
   }
 

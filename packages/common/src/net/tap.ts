@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -40,6 +41,23 @@ const POLLIN = 1;
 const TUNSETIFF = 0x4004_54ca;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
+/** _IOR('T', 210, unsigned int): the device's name and flags. */
+const TUNGETIFF = 0x8004_54d2;
+/** A device made with `ip tuntap add` (it outlives its users); one TUNSETIFF creates is not. */
+const IFF_PERSIST = 0x0800;
+/** Sets the interface's hardware address; the TUN descriptor takes it too (drivers/net/tun.c). */
+const SIOCSIFHWADDR = 0x8924;
+const ARPHRD_ETHER = 1;
+/** Where struct ifreq's sockaddr (family, then the address) starts: after the name. */
+const IFREQ_SOCKADDR_OFFSET = 16;
+/**
+ * The first byte of a TAP's own MAC when this process creates the device (libvirt's rule): above
+ * every vendor's and nearly every random locally administered MAC, so that a bridge whose MAC is
+ * left to the kernel (its ports' lowest) never takes it from this port. Otherwise the bridge would
+ * change its MAC when the process dies and its port goes, and hosts that cached the old one (the
+ * guest's ARP cache holding the bridge's own address, for a client on the bridge) send into a void.
+ */
+const CREATED_TAP_MAC_FIRST_BYTE = 0xfe;
 const IFNAMSIZ = 16;
 /** struct ifreq: the name, then a union of at most 24 bytes (the flags are its first short). */
 const IFREQ_BYTES = 40;
@@ -403,8 +421,22 @@ export class TapDevice {
   private readonly reader: TapReader | null;
   private readonly ownCounters: TapCounters = { framesRead: 0, framesWritten: 0, readBadFrames: 0, readDropped: 0, writeErrors: 0 };
 
-  private constructor(name: string, fd: number, c: Libc, options: TapOpenOptions) {
+  /** Whether opening created the device (it goes away when this process closes it, or dies). */
+  readonly created: boolean;
+  /** The MAC this process gave the device it created (the device's own, not the guest's), or why it could not. */
+  readonly createdMac: { mac?: string; error?: string };
+
+  private constructor(
+    name: string,
+    fd: number,
+    c: Libc,
+    options: TapOpenOptions,
+    created: boolean,
+    createdMac: { mac?: string; error?: string },
+  ) {
     this.name = name;
+    this.created = created;
+    this.createdMac = createdMac;
     this.fd = fd;
     this.libc = c;
     // How many threads use the descriptor: the last of them to end closes it.
@@ -444,7 +476,31 @@ export class TapDevice {
         errno === 1 ? ' (needs CAP_NET_ADMIN in this network namespace)' : errno === 16 ? ' (in use by another process, or not a TAP)' : '';
       throw new TapError(`cannot create TAP device ${name}: ioctl(TUNSETIFF) failed with ${describeErrno(errno)}${hint}`);
     }
-    return new TapDevice(name, fd, c, options);
+    const created = TapDevice.createdHere(fd, c);
+    const mac = created ? TapDevice.setCreatedMac(fd, c, name) : {};
+    return new TapDevice(name, fd, c, options, created, mac);
+  }
+
+  /** Whether TUNSETIFF created the device (not persistent: nobody else made it beforehand). */
+  private static createdHere(fd: number, c: Libc): boolean {
+    const request = Buffer.alloc(IFREQ_BYTES);
+    if (c.ioctl(fd, TUNGETIFF, request) < 0) return false;
+    return (request.readUInt16LE(IFNAMSIZ) & IFF_PERSIST) === 0;
+  }
+
+  /**
+   * Gives a device this process created a MAC no bridge takes as its own (see
+   * CREATED_TAP_MAC_FIRST_BYTE): the MAC, or why the kernel refused (the device works without it).
+   */
+  private static setCreatedMac(fd: number, c: Libc, name: string): { mac?: string; error?: string } {
+    const mac = randomBytes(6);
+    mac[0] = CREATED_TAP_MAC_FIRST_BYTE;
+    const request = Buffer.alloc(IFREQ_BYTES);
+    request.write(name, 0, IFNAMSIZ - 1, 'ascii');
+    request.writeUInt16LE(ARPHRD_ETHER, IFREQ_SOCKADDR_OFFSET);
+    mac.copy(request, IFREQ_SOCKADDR_OFFSET + 2);
+    if (c.ioctl(fd, SIOCSIFHWADDR, request) < 0) return { error: `ioctl(SIOCSIFHWADDR) failed with ${describeErrno(c.errno())}` };
+    return { mac: [...mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':') };
   }
 
   get counters(): TapCounters {

@@ -396,9 +396,11 @@ export class BackupReplicator {
   }
 
   /**
-   * The earliest moment `tick` has something to do: the next heartbeat, or the takeover if nothing
-   * is heard from the primary before then. Frames only move the takeover later, so the driver may
-   * sleep until this.
+   * The earliest moment `tick` has something to do: the next heartbeat, or the takeover (after the
+   * timeout, or after the grace once the primary's connections closed) if nothing is heard from
+   * the primary before then. Frames only move the takeover later, so the driver may sleep until
+   * this; a close that comes while it sleeps moves the takeover earlier, which the ticker sees
+   * within TICK_WAIT_MS_MAX (its longest sleep), well inside the grace.
    */
   nextDeadlineMs(): number {
     if (this.mode === 'promoted') return Infinity;

@@ -435,6 +435,15 @@ test("closed: the backup's own close (closePrimary) or an ERROR from the primary
     assert.equal(ticked.promotedAt, 302, `${first}: only the timeout takes over`);
     assert.match(ticked.reason, /^no frame from the primary/);
   }
+  // The replicator itself refused a checkpoint (closePrimary): the closes reported after it count
+  // for nothing, even when every one reads as the primary's (it died just then, or closed first).
+  const { primary, replicator } = await heardUntil200();
+  await primary.checkpoint();
+  const refused = feed(replicator, await primary.checkpoint(), 200);
+  assert.ok(refused.some((e) => e.type === 'closePrimary' && e.code === 'E_EPOCH_ORDER'));
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 205);
+  const ticked = tickEachMs(replicator, 205, 400);
+  assert.equal(ticked.promotedAt, 302, 'after its own closePrimary only the timeout takes over');
 });
 
 test('closed: a reconnecting primary or a frame within the grace cancels the takeover', async () => {

@@ -302,6 +302,7 @@ export class BackupReplicator {
       return [{ type: 'log', level: 'warn', message: `unexpected ${frame.kind} frame from the primary (ignored)` }];
     }
     if (frame.generation !== this.generation) {
+      this.closingPrimary();
       return [
         {
           type: 'closePrimary',
@@ -389,6 +390,7 @@ export class BackupReplicator {
    */
   private refuse(subject: AckSubject, epoch: number, code: ProtocolErrorCode, reason: string): BackupEffect[] {
     this.staged = null;
+    this.closingPrimary();
     return [
       { type: 'log', level: 'error', message: `refused ${subject} ${epoch}: ${reason} (nothing of it was applied)`, fields: { code } },
       { type: 'closePrimary', code, reason: `${subject} ${epoch} refused: ${reason}` },
@@ -463,6 +465,16 @@ export class BackupReplicator {
       { type: 'promote', generation: this.generation, epoch: epoch + 1, state, reason },
     );
     return effects;
+  }
+
+  /**
+   * This node closes the primary's session (closePrimary): however the closes of its channels
+   * look from here on — the primary's side may close some first, or die just then — they do not
+   * count, so the record is dropped until the primary opens a new session.
+   */
+  private closingPrimary(): void {
+    this.channels = null;
+    this.closedAtMs = null;
   }
 
   private silenceReason(silentMs: number): string {

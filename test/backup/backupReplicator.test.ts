@@ -1,7 +1,8 @@
 // Proves the backup's apply rules with real frames from the primary's stream builder: a full sync
 // plus checkpoints reproduces the primary exactly; a damaged, incomplete or out-of-order checkpoint
 // changes nothing and closes the connection; only a backup with a consistent checkpoint promotes;
-// and the failure detector, on a fake clock, takes over only from a primary silent on every channel.
+// and the failure detector, on a fake clock, takes over only from a primary silent on every channel,
+// or, sooner, from one whose every channel was closed from its side (and not by this node).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -86,7 +87,13 @@ class Primary {
 
 function backup(now = 0) {
   const store = new ReplicaStore(MEMORY_BYTES);
-  const replicator = new BackupReplicator(store, { heartbeatMs: 20, failoverTimeoutMs: 100, memoryBytes: MEMORY_BYTES, nowMs: now });
+  const replicator = new BackupReplicator(store, {
+    heartbeatMs: 20,
+    failoverTimeoutMs: 100,
+    closedGraceMs: 60,
+    memoryBytes: MEMORY_BYTES,
+    nowMs: now,
+  });
   assert.deepEqual(replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, now), {
     ok: true,
   });
@@ -338,4 +345,150 @@ test('detector: a frame between the suspicion and its confirmation clears it; a 
     promote && promote.type === 'promote' && /no frame from the primary for 109 ms \(timeout 100 ms\)/.test(promote.reason),
     promote?.type === 'promote' ? promote.reason : '',
   );
+});
+
+// Closed connections: every channel of the primary's session closed from its side (a killed or
+// stopped process) is taken over after the grace (60 ms here) instead of the timeout (100 ms).
+const CHANNELS = ['control', 'bulk', 'heartbeat'] as const;
+
+function openSession(replicator: BackupReplicator, sessionId: string, nowMs: number): void {
+  const verdict = replicator.acceptPrimary({ generation: 1, memoryBytes: MEMORY_BYTES, guestImageHash: 'abc', instanceId: 'i1' }, nowMs);
+  assert.deepEqual(verdict, { ok: true });
+  for (const channel of CHANNELS) replicator.onChannelOpened(sessionId, channel);
+}
+
+/** A protecting backup whose primary (session s1) sent heartbeats every 20 ms up to 200 ms, ticked every millisecond. */
+async function heardUntil200() {
+  const heartbeat = heartbeatFrame();
+  const { primary, replicator } = await protecting(0);
+  openSession(replicator, 's1', 0);
+  for (let now = 1; now <= 200; now++) {
+    if (now % 20 === 0) replicator.onFrame(heartbeat, now);
+    assert.equal(promotes(replicator.tick(now)), false);
+  }
+  return { primary, replicator, heartbeat };
+}
+
+/** Ticks every millisecond from `fromMs` to `toMs`: when it took over and with what reason. */
+function tickEachMs(replicator: BackupReplicator, fromMs: number, toMs: number, each?: (nowMs: number) => void) {
+  for (let now = fromMs; now <= toMs; now++) {
+    each?.(now);
+    const promote = replicator.tick(now).find((e) => e.type === 'promote');
+    if (promote?.type === 'promote') return { promotedAt: now as number | null, reason: promote.reason };
+  }
+  return { promotedAt: null as number | null, reason: '' };
+}
+
+test('closed: every channel closed by the primary (FIN/RST) is taken over after the grace, by the timeout path', async () => {
+  const { replicator } = await heardUntil200();
+  const logged = CHANNELS.flatMap((channel) => replicator.onChannelClosed('s1', channel, 'vanished', 205));
+  assert.ok(
+    logged.some((e) => e.type === 'log' && /every connection of the primary was closed from its side/.test(e.message)),
+    'the last close is logged',
+  );
+  assert.equal(tickEachMs(replicator, 205, 264).promotedAt, null);
+  assert.equal(replicator.nextDeadlineMs(), 265, 'the grace ends 60 ms after the last close (before the heartbeat due at 280)');
+  const ticked = tickEachMs(replicator, 265, 400);
+  assert.equal(ticked.promotedAt, 266, 'grace passed at 265 (suspected), confirmed at the next tick; the timeout would be at 302');
+  assert.match(ticked.reason, /^the primary's connections closed \(control: FIN\/RST, bulk: FIN\/RST, heartbeat: FIN\/RST\) 61 ms ago/);
+  assert.equal(replicator.status(266).mode, 'promoted');
+  assert.equal(replicator.status(266).generation, 2);
+});
+
+test('closed: a primary that says GOODBYE on every channel (SIGTERM) is taken over after the grace too', async () => {
+  const { replicator } = await heardUntil200();
+  replicator.onChannelClosed('s1', 'control', 'goodbye', 205);
+  replicator.onChannelClosed('s1', 'bulk', 'vanished', 206);
+  assert.equal(tickEachMs(replicator, 205, 209).promotedAt, null);
+  replicator.onChannelClosed('s1', 'heartbeat', 'goodbye', 210);
+  assert.equal(tickEachMs(replicator, 210, 400).promotedAt, 271, 'the grace counts from the last close');
+});
+
+test('closed: one channel or two closed is not enough: the primary is taken over only by the timeout', async () => {
+  // Only the control channel closed, and the primary goes on sending on bulk and heartbeat: alive.
+  const { primary, replicator, heartbeat } = await heardUntil200();
+  replicator.onChannelClosed('s1', 'control', 'vanished', 205);
+  const alive = tickEachMs(replicator, 205, 1_000, (now) => {
+    if (now % 20 === 0) replicator.onFrame(heartbeat, now);
+  });
+  assert.equal(alive.promotedAt, null);
+  void primary;
+  // Control and bulk closed from the primary's side (its link dropped and reconnects) while its
+  // heartbeat thread's channel stays open: silent from then on, it is taken over by the timeout.
+  const { replicator: other } = await heardUntil200();
+  other.onChannelClosed('s1', 'control', 'goodbye', 205);
+  other.onChannelClosed('s1', 'bulk', 'goodbye', 205);
+  const ticked = tickEachMs(other, 205, 400);
+  assert.equal(ticked.promotedAt, 302, 'silence past 100 ms at 301 (suspected), confirmed at 302, as without the closes');
+  assert.match(ticked.reason, /^no frame from the primary for 102 ms \(timeout 100 ms\)$/);
+});
+
+test("closed: the backup's own close (closePrimary) or an ERROR from the primary does not count", async () => {
+  for (const first of ['local', 'error'] as const) {
+    const { replicator } = await heardUntil200();
+    // This node refused a checkpoint and closed the first channel; the others then closed from the
+    // primary's side (its link drops the rest) — or the primary died just then. Either way: the timeout.
+    replicator.onChannelClosed('s1', 'control', first, 205);
+    replicator.onChannelClosed('s1', 'bulk', 'vanished', 205);
+    replicator.onChannelClosed('s1', 'heartbeat', 'vanished', 205);
+    const ticked = tickEachMs(replicator, 205, 400);
+    assert.equal(ticked.promotedAt, 302, `${first}: only the timeout takes over`);
+    assert.match(ticked.reason, /^no frame from the primary/);
+  }
+  // The replicator itself refused a checkpoint (closePrimary): the closes reported after it count
+  // for nothing, even when every one reads as the primary's (it died just then, or closed first).
+  const { primary, replicator } = await heardUntil200();
+  await primary.checkpoint();
+  const refused = feed(replicator, await primary.checkpoint(), 200);
+  assert.ok(refused.some((e) => e.type === 'closePrimary' && e.code === 'E_EPOCH_ORDER'));
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 205);
+  const ticked = tickEachMs(replicator, 205, 400);
+  assert.equal(ticked.promotedAt, 302, 'after its own closePrimary only the timeout takes over');
+});
+
+test('closed: a reconnecting primary or a frame within the grace cancels the takeover', async () => {
+  const { replicator, heartbeat } = await heardUntil200();
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 205);
+  tickEachMs(replicator, 205, 240);
+  // The primary was alive (something on the path cut its connections): it authenticates again.
+  openSession(replicator, 's2', 241);
+  // The old session's channels say nothing about the new one.
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 242);
+  const resumed = tickEachMs(replicator, 241, 1_000, (now) => {
+    if (now % 20 === 0) replicator.onFrame(heartbeat, now);
+  });
+  assert.equal(resumed.promotedAt, null, 'the new session is heard: no takeover');
+  // The new session's channels all close in turn: judged afresh.
+  for (const channel of CHANNELS) replicator.onChannelClosed('s2', channel, 'vanished', 1_001);
+  assert.equal(tickEachMs(replicator, 1_001, 1_200).promotedAt, 1_062);
+
+  // A frame after the suspicion, before its confirmation, clears it as a frame clears a silence.
+  const { replicator: other } = await heardUntil200();
+  for (const channel of CHANNELS) other.onChannelClosed('s1', channel, 'goodbye', 205);
+  assert.equal(tickEachMs(other, 205, 265).promotedAt, null, 'suspected at 265');
+  other.onFrame(heartbeat, 265.5);
+  const ticked = tickEachMs(other, 266, 600);
+  assert.equal(ticked.promotedAt, 367, 'the closed path is off; the timeout counts from the frame');
+  assert.match(ticked.reason, /^no frame from the primary/);
+});
+
+test('closed: the grace counts only while the backup runs, like silence', async () => {
+  const { replicator } = await heardUntil200();
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 205);
+  replicator.tick(205);
+  // The backup stalls from 205 to 500: of that, 25 ms count (SILENCE_PER_TICK_MS_MAX).
+  assert.equal(promotes(replicator.tick(500)), false);
+  assert.equal(tickEachMs(replicator, 501, 700).promotedAt, 536, 'the other 35 ms of the grace are watched from 500 on');
+});
+
+test('closed: a backup without a consistent checkpoint says it cannot take over', async () => {
+  const primary = new Primary();
+  const { replicator } = backup(0);
+  for (const channel of CHANNELS) replicator.onChannelOpened('s1', channel);
+  feed(replicator, await primary.fullSync(), 0);
+  for (const channel of CHANNELS) replicator.onChannelClosed('s1', channel, 'vanished', 10);
+  const effects: BackupEffect[] = [];
+  for (let now = 10; now <= 90; now++) effects.push(...replicator.tick(now));
+  assert.ok(!promotes(effects));
+  assert.ok(effects.some((e) => e.type === 'log' && /connections closed but .* cannot take over/.test(e.message)));
 });

@@ -56,7 +56,10 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     listen: { host: '127.0.0.1', port: 0 },
     memoryBytes: MEMORY_BYTES,
     auth: { mode: 'hmac', key },
-    timing: { epochMs: 20, heartbeatMs: 20, failoverTimeoutMs: 600_000 },
+    // This daemon must never take over: its test primaries come and go (each link's stop says
+    // GOODBYE on every channel, as a stopped primary does). The takeover after closed
+    // connections waits 3 heartbeat intervals, the one after silence the timeout: both 10 min.
+    timing: { epochMs: 20, heartbeatMs: 200_000, failoverTimeoutMs: 600_000 },
     logger,
     metrics: new ReplicationMetrics('backup', 0),
     promoted: { tracking: 'wfp', trackerOptions: {}, mapper: {}, checkpointsInFlightMax: 2 },

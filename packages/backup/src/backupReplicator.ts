@@ -1,4 +1,4 @@
-import { FrameKind } from '@hbft/common/protocol/kinds.ts';
+import { FrameKind, type Channel } from '@hbft/common/protocol/kinds.ts';
 import { CheckpointStreamChecker, isCheckpointStreamKind } from '@hbft/common/protocol/checkpointStream.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import type { AckSubject } from '@hbft/common/protocol/messages.ts';
@@ -23,6 +23,11 @@ export type BackupMode = 'waiting' | 'syncing' | 'protecting' | 'promoted';
 export interface BackupReplicatorConfig {
   heartbeatMs: number;
   failoverTimeoutMs: number;
+  /**
+   * How long after every channel of the primary was closed from its side the backup takes over
+   * (unless a frame or a re-authenticated primary comes first); at most failoverTimeoutMs.
+   */
+  closedGraceMs: number;
   memoryBytes: number;
   nowMs: number;
 }
@@ -40,6 +45,28 @@ export type PrimaryVerdict =
   | { ok: true }
   /** `fenceSelf`: the caller is the newer primary, so this node — a promoted one — must stop. */
   | { ok: false; code: ProtocolErrorCode; reason: string; fenceSelf?: boolean };
+
+/**
+ * How one channel of the primary's session ended, as the driver saw it (CloseInfo in
+ * transport/connection.ts):
+ * - `vanished`: FIN or RST with no GOODBYE or ERROR before it — the primary's kernel closed the
+ *   socket because its process died (kill -9, a crash), or something on the path cut it;
+ * - `goodbye`: the primary said GOODBYE — it is stopping (SIGTERM), or dropping the link to
+ *   reconnect (then its heartbeat thread's channel stays open);
+ * - `error`: the primary sent ERROR, or its bytes broke the protocol — it is alive and refused
+ *   something (or the link garbles), which has its own meaning;
+ * - `local`: this node closed it (closePrimary, a replaced session, shutdown).
+ * Only the first two are the primary's side closing the channel.
+ */
+export type ChannelEnd = 'vanished' | 'goodbye' | 'error' | 'local';
+
+/** The channels of the primary's latest session, and how those that closed ended. */
+interface SessionChannels {
+  sessionId: string;
+  open: Set<Channel>;
+  /** Closed channels and how each ended. */
+  ended: Map<Channel, ChannelEnd>;
+}
 
 export interface BackupStatus {
   mode: BackupMode;
@@ -76,6 +103,17 @@ interface Staged {
  * (ticker.ts), so the confirming tick sees every frame that waited in the kernel while this
  * node's thread was busy. A backup holding a consistent state then promotes itself (effect
  * `promote`), and one without says loudly that it cannot.
+ *
+ * Closed connections: a primary process that dies (kill -9, a crash) or stops (SIGTERM) has its
+ * connections closed at once, by its kernel (FIN or RST) or by its own GOODBYE. When every channel
+ * of the primary's latest session (control, bulk, and its heartbeat thread's if it joined) was
+ * closed from the primary's side, the primary is suspected after closedGraceMs (counted like
+ * silence, only while this node runs) instead of the whole timeout, and taken over by the same
+ * path: confirmed at the next tick, the same promote effect. A frame or a re-authenticated primary
+ * before then cancels it. One channel closed is not enough (the primary's heartbeat thread still
+ * speaks while its link reconnects), nor is a close this node made (closePrimary: the primary
+ * reconnects and resynchronises) or an ERROR from the primary (it is alive). A partition or a dead
+ * host closes nothing, so the timeout alone decides there, exactly as before.
  */
 export class BackupReplicator {
   private readonly config: BackupReplicatorConfig;
@@ -98,8 +136,19 @@ export class BackupReplicator {
   /** Silence since the last frame, counted while this node ran (see SILENCE_PER_TICK_MS_MAX). */
   private silenceMs = 0;
   private lastTickMs: number;
+  /** Why the current suspicion was raised (meaningful while suspectedAtMs is set). */
+  private suspectedBecause: 'silence' | 'closed' = 'silence';
+  private channels: SessionChannels | null = null;
+  /** When the last channel of the primary's session was closed from its side; null otherwise. */
+  private closedAtMs: number | null = null;
+  /** Time since closedAtMs, counted while this node ran, like silenceMs. */
+  private closedWatchedMs = 0;
 
   constructor(store: ReplicaStore, config: BackupReplicatorConfig) {
+    assert(
+      config.closedGraceMs >= 0 && config.closedGraceMs <= config.failoverTimeoutMs,
+      'the closed-connection grace is at most the failover timeout',
+    );
     this.store = store;
     this.config = config;
     this.lastTickMs = config.nowMs;
@@ -194,6 +243,41 @@ export class BackupReplicator {
     this.lastHeardMs = nowMs;
     this.silenceMs = 0;
     this.suspectedAtMs = null;
+    this.closedAtMs = null;
+  }
+
+  /**
+   * A channel of an accepted primary session is open (control and bulk after acceptPrimary, the
+   * heartbeat channel when it joins). A new session id starts a new record: the closes of an
+   * older session's channels say nothing about the primary that replaced it.
+   */
+  onChannelOpened(sessionId: string, channel: Channel): void {
+    if (this.channels?.sessionId !== sessionId) this.channels = { sessionId, open: new Set(), ended: new Map() };
+    this.channels.open.add(channel);
+    this.channels.ended.delete(channel);
+  }
+
+  /**
+   * A channel of the primary's session closed (see ChannelEnd). When the last open one closes and
+   * the primary's side closed every one, the closed-connection grace starts (see the class
+   * comment); the next tick after it has passed raises the suspicion.
+   */
+  onChannelClosed(sessionId: string, channel: Channel, end: ChannelEnd, nowMs: number): BackupEffect[] {
+    const channels = this.channels;
+    if (channels?.sessionId !== sessionId || !channels.open.delete(channel)) return [];
+    channels.ended.set(channel, end);
+    if (this.mode === 'promoted' || channels.open.size > 0) return [];
+    const ends = [...channels.ended];
+    if (!ends.every(([, how]) => how === 'vanished' || how === 'goodbye')) return [];
+    this.closedAtMs = nowMs;
+    this.closedWatchedMs = 0;
+    return [
+      {
+        type: 'log',
+        level: 'warn',
+        message: `every connection of the primary was closed from its side (${describeEnds(ends)}): it is taken over in ${this.config.closedGraceMs} ms unless it comes back`,
+      },
+    ];
   }
 
   /** True while a checkpoint is staged: the payloads of its frames are still referenced here. */
@@ -218,6 +302,7 @@ export class BackupReplicator {
       return [{ type: 'log', level: 'warn', message: `unexpected ${frame.kind} frame from the primary (ignored)` }];
     }
     if (frame.generation !== this.generation) {
+      this.closingPrimary();
       return [
         {
           type: 'closePrimary',
@@ -305,6 +390,7 @@ export class BackupReplicator {
    */
   private refuse(subject: AckSubject, epoch: number, code: ProtocolErrorCode, reason: string): BackupEffect[] {
     this.staged = null;
+    this.closingPrimary();
     return [
       { type: 'log', level: 'error', message: `refused ${subject} ${epoch}: ${reason} (nothing of it was applied)`, fields: { code } },
       { type: 'closePrimary', code, reason: `${subject} ${epoch} refused: ${reason}` },
@@ -312,9 +398,11 @@ export class BackupReplicator {
   }
 
   /**
-   * The earliest moment `tick` has something to do: the next heartbeat, or the takeover if nothing
-   * is heard from the primary before then. Frames only move the takeover later, so the driver may
-   * sleep until this.
+   * The earliest moment `tick` has something to do: the next heartbeat, or the takeover (after the
+   * timeout, or after the grace once the primary's connections closed) if nothing is heard from
+   * the primary before then. Frames only move the takeover later, so the driver may sleep until
+   * this; a close that comes while it sleeps moves the takeover earlier, which the ticker sees
+   * within TICK_WAIT_MS_MAX (its longest sleep), well inside the grace.
    */
   nextDeadlineMs(): number {
     if (this.mode === 'promoted') return Infinity;
@@ -323,13 +411,18 @@ export class BackupReplicator {
     // A suspicion is confirmed (or cleared) at the very next tick.
     if (this.suspectedAtMs !== null) return this.suspectedAtMs;
     const countedFromMs = Math.max(this.lastTickMs, this.lastHeardMs);
-    return Math.min(heartbeat, countedFromMs + (this.config.failoverTimeoutMs - this.silenceMs) + 1);
+    const silenceDueMs = countedFromMs + (this.config.failoverTimeoutMs - this.silenceMs) + 1;
+    const closedDueMs =
+      this.closedAtMs === null ? Infinity : Math.max(this.lastTickMs, this.closedAtMs) + (this.config.closedGraceMs - this.closedWatchedMs);
+    return Math.min(heartbeat, silenceDueMs, closedDueMs);
   }
 
   tick(nowMs: number): BackupEffect[] {
     if (this.mode === 'promoted') return [];
-    // Silence since the later of the last tick and the last frame, up to the per-tick limit.
-    this.silenceMs += Math.max(0, Math.min(nowMs - Math.max(this.lastTickMs, this.lastHeardMs), SILENCE_PER_TICK_MS_MAX));
+    // Silence since the later of the last tick and the last frame, up to the per-tick limit; the
+    // same for the time since the primary's connections closed.
+    this.silenceMs += watchedSince(Math.max(this.lastTickMs, this.lastHeardMs), nowMs);
+    if (this.closedAtMs !== null) this.closedWatchedMs += watchedSince(Math.max(this.lastTickMs, this.closedAtMs), nowMs);
     this.lastTickMs = nowMs;
     const effects: BackupEffect[] = [];
     if (this.primaryConnected && nowMs >= this.nextHeartbeatAtMs) {
@@ -337,10 +430,14 @@ export class BackupReplicator {
       this.nextHeartbeatAtMs = nowMs + this.config.heartbeatMs;
     }
     const silentMs = Math.round(nowMs - this.lastHeardMs);
-    if (this.mode === 'waiting' || this.silenceMs <= this.config.failoverTimeoutMs) return effects;
+    if (this.mode === 'waiting') return effects;
+    const closedPast = this.closedAtMs !== null && this.closedWatchedMs >= this.config.closedGraceMs;
+    if (this.silenceMs <= this.config.failoverTimeoutMs && !closedPast) return effects;
     if (this.suspectedAtMs === null) {
-      // Frames may be waiting in the sockets behind this node's own stall: judge at the next tick.
+      // Frames (or a reconnecting primary) may be waiting in the sockets behind this node's own
+      // stall: judge at the next tick.
       this.suspectedAtMs = nowMs;
+      this.suspectedBecause = this.silenceMs > this.config.failoverTimeoutMs ? 'silence' : 'closed';
       return effects;
     }
     const state = this.store.state;
@@ -351,7 +448,10 @@ export class BackupReplicator {
         effects.push({
           type: 'log',
           level: 'error',
-          message: `the primary is silent (${silentMs} ms) but this backup holds no consistent checkpoint yet (${this.mode}); it cannot take over`,
+          message:
+            this.suspectedBecause === 'closed'
+              ? `the primary's connections closed but this backup holds no consistent checkpoint yet (${this.mode}); it cannot take over`
+              : `the primary is silent (${silentMs} ms) but this backup holds no consistent checkpoint yet (${this.mode}); it cannot take over`,
         });
       }
       return effects;
@@ -359,14 +459,48 @@ export class BackupReplicator {
     this.mode = 'promoted';
     this.generation++;
     this.primaryConnected = false;
-    const watchedMs = Math.round(this.silenceMs);
-    const reason =
-      `no frame from the primary for ${silentMs} ms` +
-      `${watchedMs < silentMs - 1 ? ` (${watchedMs} ms of it while this node ran)` : ''} (timeout ${this.config.failoverTimeoutMs} ms)`;
+    const reason = this.suspectedBecause === 'closed' ? this.closedReason(nowMs, silentMs) : this.silenceReason(silentMs);
     effects.push(
       { type: 'closePrimary', code: ProtocolErrorCode.DEPOSED, reason: `the backup took over at generation ${this.generation}` },
       { type: 'promote', generation: this.generation, epoch: epoch + 1, state, reason },
     );
     return effects;
   }
+
+  /**
+   * This node closes the primary's session (closePrimary): however the closes of its channels
+   * look from here on — the primary's side may close some first, or die just then — they do not
+   * count, so the record is dropped until the primary opens a new session.
+   */
+  private closingPrimary(): void {
+    this.channels = null;
+    this.closedAtMs = null;
+  }
+
+  private silenceReason(silentMs: number): string {
+    const watchedMs = Math.round(this.silenceMs);
+    return (
+      `no frame from the primary for ${silentMs} ms` +
+      `${watchedMs < silentMs - 1 ? ` (${watchedMs} ms of it while this node ran)` : ''} (timeout ${this.config.failoverTimeoutMs} ms)`
+    );
+  }
+
+  private closedReason(nowMs: number, silentMs: number): string {
+    const closedAtMs = this.closedAtMs;
+    assert(closedAtMs !== null, 'a closed-connection suspicion is confirmed only while the connections are closed');
+    const ends = describeEnds([...(this.channels?.ended ?? [])]);
+    return (
+      `the primary's connections closed (${ends}) ${Math.round(nowMs - closedAtMs)} ms ago and it did not come back ` +
+      `(grace ${this.config.closedGraceMs} ms; last frame ${silentMs} ms ago)`
+    );
+  }
+}
+
+/** Of the time from `fromMs` to `nowMs`, what this node watched: at most SILENCE_PER_TICK_MS_MAX per tick. */
+function watchedSince(fromMs: number, nowMs: number): number {
+  return Math.max(0, Math.min(nowMs - fromMs, SILENCE_PER_TICK_MS_MAX));
+}
+
+function describeEnds(ends: Array<[Channel, ChannelEnd]>): string {
+  return ends.map(([channel, end]) => `${channel}: ${end === 'vanished' ? 'FIN/RST' : end}`).join(', ');
 }

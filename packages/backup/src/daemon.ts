@@ -2,12 +2,12 @@ import type { Logger } from '@hbft/common/log.ts';
 import { Ticker } from '@hbft/common/ticker.ts';
 import { formatEndpoint } from '@hbft/common/units.ts';
 import { assert } from '@hbft/common/errors.ts';
-import type { BackupLossPolicy, TimingConfig } from '@hbft/common/constants.ts';
+import { PRIMARY_CLOSED_GRACE_HEARTBEATS, type BackupLossPolicy, type TimingConfig } from '@hbft/common/constants.ts';
 import type { AuthConfig } from '@hbft/common/protocol/auth.ts';
 import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { FrameKind } from '@hbft/common/protocol/kinds.ts';
 import { protocolLimitsFor, type ProtocolLimits } from '@hbft/common/protocol/limits.ts';
-import type { FrameConnection } from '@hbft/common/transport/connection.ts';
+import { closeCodeGoodbye, type CloseInfo, type FrameConnection } from '@hbft/common/transport/connection.ts';
 import { ProtocolErrorCode, protocolFailure } from '@hbft/common/protocol/codes.ts';
 import { listen, type ReplicationListener } from '@hbft/common/transport/listener.ts';
 import { BodyPool } from '@hbft/common/transport/bodyPool.ts';
@@ -20,7 +20,7 @@ import type { StagingRing } from '@hbft/common/checkpoint/staging.ts';
 import { ReplicaStore } from './replicaStore.ts';
 import { GuestTap, type GuestNetworkConfig } from '@hbft/common/net/guestTap.ts';
 
-import { BackupReplicator, type BackupEffect } from './backupReplicator.ts';
+import { BackupReplicator, type BackupEffect, type ChannelEnd } from './backupReplicator.ts';
 
 /** What the node needs to run as a primary after it takes over. */
 export type PromotedOptions = Omit<
@@ -63,6 +63,17 @@ interface PrimarySession {
 const TICK_MS = 1;
 
 /**
+ * How a channel's close reads for the failure detector (ChannelEnd): a close by the transport
+ * with nothing cut mid-frame or a frame cut off is the peer's kernel closing the socket (FIN or
+ * RST); a WebSocket protocol error is bad bytes, not a close.
+ */
+function channelEnd(info: CloseInfo): ChannelEnd {
+  if (info.by === 'local') return 'local';
+  if (info.by === 'peer') return info.code === closeCodeGoodbye ? 'goodbye' : 'error';
+  return info.code === ProtocolErrorCode.CONNECTION_LOST || info.code === ProtocolErrorCode.FRAME_TRUNCATED ? 'vanished' : 'error';
+}
+
+/**
  * The backup daemon's driver: the replication listener, the pairing of a primary's two channels,
  * and the BackupReplicator's effects; when that says `promote`, the node becomes a primary over
  * the replica's memory (PrimaryRuntime with a resumed boot). The listener stays up afterwards so
@@ -75,6 +86,15 @@ export class BackupDaemon {
   private readonly logger: Logger;
   private listener: ReplicationListener | null = null;
   private session: PrimarySession | null = null;
+  /**
+   * A session that ended because the primary's side closed one of its channels: its other
+   * channels stay open for the closed-connection grace, so that the replicator learns whether the
+   * primary closes them too (its process is gone) — closing them here first would hide that.
+   * Their frames are not read (the session is over); they are closed when the grace ends, a new
+   * session starts, or the node takes over.
+   */
+  private ending: { session: PrimarySession; timer: NodeJS.Timeout } | null = null;
+  private readonly closedGraceMs: number;
   private ticker: Ticker | null = null;
   private runtime: PrimaryRuntime | null = null;
   private guestImageHash: Buffer | null = null;
@@ -94,9 +114,11 @@ export class BackupDaemon {
     this.store = new ReplicaStore(options.memoryBytes);
     this.limits = protocolLimitsFor(options.memoryBytes);
     this.bodies = new BodyPool(this.limits.frameMetaBytesMax + this.limits.framePayloadBytesMax);
+    this.closedGraceMs = Math.min(PRIMARY_CLOSED_GRACE_HEARTBEATS * options.timing.heartbeatMs, options.timing.failoverTimeoutMs);
     this.replicator = new BackupReplicator(this.store, {
       heartbeatMs: options.timing.heartbeatMs,
       failoverTimeoutMs: options.timing.failoverTimeoutMs,
+      closedGraceMs: this.closedGraceMs,
       memoryBytes: options.memoryBytes,
       nowMs: performance.now(),
     });
@@ -224,13 +246,22 @@ export class BackupDaemon {
     this.guestImageHash = meta.guestImageHash;
     if (connection.channel === 'control') session.control = connection;
     else session.bulk = connection;
+    this.replicator.onChannelOpened(id, connection.channel);
     connection.on('frame', (next) => {
       if (this.session === session) this.execute(this.replicator.onFrame(next, performance.now()));
       this.recycle(next.payload.buffer);
     });
     connection.on('close', (info) => {
+      const end = channelEnd(info);
+      this.execute(this.replicator.onChannelClosed(id, connection.channel, end, performance.now()));
       if (this.session !== session) return;
-      this.closeSession(`${connection.channel} channel closed`);
+      // The session is over either way (the primary's link closes both channels and starts a
+      // new one); if the primary's side closed this one, its other channels are watched a
+      // little longer (see `ending`).
+      this.session = null;
+      if (end === 'vanished' || end === 'goodbye') this.watchEnding(session);
+      else this.closeChannels(session, `${connection.channel} channel closed`);
+      this.options.metrics.peerConnected.set(0);
       this.feed.event('primary-lost', `primary connection lost: ${info.code}: ${info.reason}`);
       this.execute(this.replicator.onPrimaryDisconnected(`${info.code}: ${info.reason}`));
       this.recycle(null);
@@ -255,14 +286,18 @@ export class BackupDaemon {
       this.refuse(connection, ProtocolErrorCode.HANDSHAKE, 'the heartbeat channel names no open session of this backup');
       return;
     }
-    session.heartbeat?.close('replaced by a new heartbeat channel');
+    // The replaced channel's close is not reported: the channel itself stays open.
+    const replaced = session.heartbeat;
     session.heartbeat = connection;
+    this.replicator.onChannelOpened(id, 'heartbeat');
+    replaced?.close('replaced by a new heartbeat channel');
     connection.on('frame', (next) => {
       if (this.session === session && session.heartbeat === connection) this.execute(this.replicator.onFrame(next, performance.now()));
     });
     connection.on('close', (info) => {
       if (session.heartbeat !== connection) return;
       session.heartbeat = null;
+      this.execute(this.replicator.onChannelClosed(id, 'heartbeat', channelEnd(info), performance.now()));
       if (this.session === session) this.logger.warn({ code: info.code, reason: info.reason }, 'heartbeat channel of the primary lost');
     });
     connection.send(
@@ -276,14 +311,36 @@ export class BackupDaemon {
     connection.fail(protocolFailure(code, reason.slice(0, 1000)));
   }
 
+  /** Closes the current session and whatever is left of an ending one. */
   private closeSession(reason: string): void {
+    this.closeEnding(reason);
     const session = this.session;
     if (!session) return;
     this.session = null;
+    this.closeChannels(session, reason);
+    this.options.metrics.peerConnected.set(0);
+  }
+
+  private closeChannels(session: PrimarySession, reason: string): void {
     session.control?.close(reason);
     session.bulk?.close(reason);
     session.heartbeat?.close(reason);
-    this.options.metrics.peerConnected.set(0);
+  }
+
+  /** Keeps an ended session's open channels for the closed-connection grace (see `ending`). */
+  private watchEnding(session: PrimarySession): void {
+    this.closeEnding('replaced by a newer ending session');
+    const timer = setTimeout(() => this.closeEnding('the primary closed another channel of this session'), this.closedGraceMs + TICK_MS);
+    timer.unref();
+    this.ending = { session, timer };
+  }
+
+  private closeEnding(reason: string): void {
+    const ending = this.ending;
+    if (ending === null) return;
+    this.ending = null;
+    clearTimeout(ending.timer);
+    this.closeChannels(ending.session, reason);
   }
 
   private execute(effects: BackupEffect[]): void {
@@ -301,9 +358,8 @@ export class BackupDaemon {
           this.session?.control?.send(FrameKind.HEARTBEAT, { sentAtMs: Math.max(0, performance.now()) }, { generation });
           break;
         case 'closePrimary': {
-          const session = this.session;
-          if (session) {
-            for (const connection of [session.control, session.bulk, session.heartbeat]) {
+          for (const session of [this.session, this.ending?.session]) {
+            for (const connection of [session?.control, session?.bulk, session?.heartbeat]) {
               if (connection) this.refuse(connection, effect.code, effect.reason);
             }
           }

@@ -17,6 +17,15 @@ export const HEARTBEAT_MS_DEFAULT = 20;
 export const FAILOVER_TIMEOUT_MS_DEFAULT = 300;
 /** A peer is declared dead only after this many heartbeat intervals of silence. */
 export const FAILOVER_TIMEOUT_HEARTBEATS_MIN = 3;
+/**
+ * When every connection of the primary (control, bulk and its heartbeat thread's) was closed from
+ * the primary's side (FIN or RST from its kernel, or its GOODBYE), the backup takes over after this
+ * many heartbeat intervals (capped at the failover timeout) unless a frame or a re-authenticated
+ * primary comes first. A killed or crashed process is closed by its kernel within a round trip;
+ * the grace is for a live primary whose connections something on the path cut, which reconnects
+ * BACKUP_RECONNECT_FIRST_MS later. A partition or a dead host closes nothing and keeps the timeout.
+ */
+export const PRIMARY_CLOSED_GRACE_HEARTBEATS = 3;
 /** The longest a daemon's ticker sleeps between two ticks while it has nothing due (ticker.ts). */
 export const TICK_WAIT_MS_MAX = 10;
 /**
@@ -63,6 +72,11 @@ assert(CHECKPOINTS_IN_FLIGHT_MAX_DEFAULT >= 1, 'at least one checkpoint may be i
 assert(
   BACKUP_RECONNECT_FIRST_MS <= BACKUP_RECONNECT_MS && BACKUP_RECONNECT_MS <= BACKUP_RECONNECT_MAX_MS,
   'reconnection delays grow from the first to the cap',
+);
+assert(
+  PRIMARY_CLOSED_GRACE_HEARTBEATS * HEARTBEAT_MS_DEFAULT >= 2 * BACKUP_RECONNECT_FIRST_MS &&
+    PRIMARY_CLOSED_GRACE_HEARTBEATS * HEARTBEAT_MS_DEFAULT < FAILOVER_TIMEOUT_MS_DEFAULT,
+  'the closed-connection grace leaves a reconnecting primary time to come back, and is shorter than the timeout',
 );
 assert(SILENCE_PER_TICK_MS_MAX >= 2 * TICK_WAIT_MS_MAX, 'a backup that ticks on time, even a little late, counts all of the silence');
 assert(SILENCE_PER_TICK_MS_MAX <= FAILOVER_TIMEOUT_MS_DEFAULT / 3, 'one stall of the backup is never most of the timeout');

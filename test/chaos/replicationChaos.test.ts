@@ -1,8 +1,9 @@
 // Proves how replication behaves on a bad link between real primary and backup processes (the
 // link runs through the chaos proxy). The kvnet guest on TAPs, with plain RESP clients of its own
 // address (`hbft load`): with 50 ± 10 ms latency there is no false failover, output latency
-// grows with the round trip and nothing is lost; a partition longer than the failover timeout
-// makes the backup take over and serve the clients, while the old primary writes not one frame to
+// grows with the round trip and nothing is lost; a partition of the link, cut (its connections
+// closed, which the backup takes for a crashed primary) or stalled (open and silent until the
+// failover timeout), makes the backup take over and serve the clients, while the old primary writes not one frame to
 // its TAP (it can commit nothing) and exits once the link is back. A compute workload with no
 // clients: at 1 Mbit/s the primary stalls its guest and neither daemon's memory grows without bound.
 // The loads' seeds are printed; HBFT_SEED replays them.
@@ -95,54 +96,65 @@ test('50 ± 10 ms of latency: no false failover, output latency grows by the rou
   }
 });
 
-test('a partition longer than the failover timeout: the backup takes over and serves, the old primary releases nothing', {
-  timeout: 60_000,
-}, async (t) => {
-  const seed = testSeed();
-  t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
-  const { lan, pair } = await startKvnetPair('chaospart', 21);
-  let load: PlainLoad | undefined;
-  try {
-    await pair.within(50_000, async () => {
-      const started = await PlainLoad.start(lan, { seed, keyPrefix: `part-${seed}`, clients: 4, keys: 6 });
-      load = started;
-      await pair.waitUntil('the load is served', started.served(50), 20_000);
-      await pair.partition();
-      const cutAtMs = Date.now();
-      // Acks already on their way when the link was cut were dropped with its connections; give
-      // the primary a moment to release what it had been acked before, then count.
-      await sleep(100);
-      const framesAtCut = (await lan.tapFramesWritten()).get(Lan.tapOf('a')) ?? 0;
-      assert.ok(framesAtCut > 0, 'the counter below counts: the primary wrote the replies so far to its TAP');
-      await pair.waitPrimary(pair.sites.b, 2, 10_000);
-      const tookOverMs = Date.now() - cutAtMs;
-      // The clients are served by the new primary while the old one is still cut off and running.
-      const answeredAtTakeover = started.acknowledged();
-      await pair.waitUntil('the new primary serves the clients', started.served(50), 15_000);
-      await sleep(500);
-      assert.equal(pair.sites.a.process?.exitCode, null, 'the old primary still runs, cut off');
-      const framesBeforeHeal = (await lan.tapFramesWritten()).get(Lan.tapOf('a')) ?? 0;
-      assert.equal(framesBeforeHeal - framesAtCut, 0, 'the cut-off primary wrote no frame to its TAP (it could commit nothing)');
-      const oldPrimary = pair.sites.a.runs[0]!;
-      await pair.heal();
-      const exitCode = await Promise.race([oldPrimary.exit, sleep(10_000, 'running')]);
-      assert.equal(exitCode, 3, 'after the heal the old primary learns it was deposed and exits');
-      const { code, verdict, output } = await started.finish();
-      t.diagnostic(
-        `the backup took over ${tookOverMs} ms after the cut; ${verdict.stats.operations} operations ` +
-          `(${verdict.stats.ok} ok, ${verdict.stats.unknown} unknown), ${answeredAtTakeover} acknowledged before the takeover`,
-      );
-      assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${pair.logs()}`);
-      assert.equal(code, 0, `hbft load's own verdict:\n${output}`);
-      const b = await pair.readiness(pair.sites.b);
-      assert.deepEqual([b?.body.role, b?.body.generation], ['primary', 2]);
-    });
-  } finally {
-    load?.kill();
-    await pair.stop();
-    await lan.destroy();
-  }
-});
+for (const [mode, subnet, how] of [
+  ['cut', 21, 'its connections closed, as a crashed primary looks: taken over after the closed-connection grace'],
+  ['stall', 22, 'its connections open and silent, as dropped packets look: taken over after the failover timeout'],
+] as const) {
+  test(`a partition of the replication link (${mode}: ${how}): the backup takes over and serves, the old primary releases nothing`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const seed = testSeed();
+    t.diagnostic(`seed ${seed} (replay with HBFT_SEED=${seed})`);
+    const { lan, pair } = await startKvnetPair(`chaos${mode}`, subnet);
+    let load: PlainLoad | undefined;
+    try {
+      await pair.within(50_000, async () => {
+        const started = await PlainLoad.start(lan, { seed, keyPrefix: `part-${seed}`, clients: 4, keys: 6 });
+        load = started;
+        await pair.waitUntil('the load is served', started.served(50), 20_000);
+        await pair.partition(mode);
+        const cutAtMs = Date.now();
+        // Acks already on their way when the link was cut were dropped with its connections; give
+        // the primary a moment to release what it had been acked before, then count.
+        await sleep(100);
+        const framesAtCut = (await lan.tapFramesWritten()).get(Lan.tapOf('a')) ?? 0;
+        assert.ok(framesAtCut > 0, 'the counter below counts: the primary wrote the replies so far to its TAP');
+        await pair.waitPrimary(pair.sites.b, 2, 10_000);
+        const tookOverMs = Date.now() - cutAtMs;
+        // The takeover came by the path this partition is meant to take.
+        const reason = mode === 'cut' ? /connections closed/ : /no frame from the primary for/;
+        assert.ok(
+          pair.sites.b.runs.at(-1)?.log.some((line) => reason.test(line)),
+          `the backup's log gives the reason ${reason}:\n${pair.logs()}`,
+        );
+        // The clients are served by the new primary while the old one is still cut off and running.
+        const answeredAtTakeover = started.acknowledged();
+        await pair.waitUntil('the new primary serves the clients', started.served(50), 15_000);
+        await sleep(500);
+        assert.equal(pair.sites.a.process?.exitCode, null, 'the old primary still runs, cut off');
+        const framesBeforeHeal = (await lan.tapFramesWritten()).get(Lan.tapOf('a')) ?? 0;
+        assert.equal(framesBeforeHeal - framesAtCut, 0, 'the cut-off primary wrote no frame to its TAP (it could commit nothing)');
+        const oldPrimary = pair.sites.a.runs[0]!;
+        await pair.heal();
+        const exitCode = await Promise.race([oldPrimary.exit, sleep(10_000, 'running')]);
+        assert.equal(exitCode, 3, 'after the heal the old primary learns it was deposed and exits');
+        const { code, verdict, output } = await started.finish();
+        t.diagnostic(
+          `the backup took over ${tookOverMs} ms after the ${mode}; ${verdict.stats.operations} operations ` +
+            `(${verdict.stats.ok} ok, ${verdict.stats.unknown} unknown), ${answeredAtTakeover} acknowledged before the takeover`,
+        );
+        assert.ok(verdict.ok, `${formatVerdict(verdict)}\n${pair.logs()}`);
+        assert.equal(code, 0, `hbft load's own verdict:\n${output}`);
+        const b = await pair.readiness(pair.sites.b);
+        assert.deepEqual([b?.body.role, b?.body.generation], ['primary', 2]);
+      });
+    } finally {
+      load?.kill();
+      await pair.stop();
+      await lan.destroy();
+    }
+  });
+}
 
 test("1 Mbit/s: the primary stalls its guest and both daemons' memory stays bounded", { timeout: 60_000 }, async (t) => {
   const { registry, cluster } = await throughProxy({ guest: 'web', memory: '64MiB', primaryArgs: ['--args', 'mb=24 rounds=100000000'] });

@@ -5,7 +5,8 @@ import { PAIR_FAILOVER_TIMEOUT_MS, type Pair, type Site } from './pair.ts';
 /**
  * A seeded schedule of faults for a Pair (Jepsen's nemesis): kills of the primary or the backup,
  * partitions of the replication link through its chaos proxies (both directions; `cut` closes the
- * connections, `stall` holds them silent), each healed before the next event. The failover tests
+ * connections, which the backup takes for a crashed primary after the closed-connection grace;
+ * `stall` holds them silent until the failover timeout), each healed before the next event. The failover tests
  * share it, whatever the guest and the clients.
  *
  * `protectedFirst`: the event waits until the backup holds a checkpoint (else it may strike

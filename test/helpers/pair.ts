@@ -196,8 +196,8 @@ export class Pair {
   }
 
   /** Cuts both proxies of the link (connections closed, new ones refused). */
-  async partition(): Promise<void> {
-    for (const name of ['to-a', 'to-b']) await this.registry.update(name, { enabled: false, partition: 'cut' });
+  async partition(mode: 'cut' | 'stall' = 'cut'): Promise<void> {
+    for (const name of ['to-a', 'to-b']) await this.registry.update(name, { enabled: false, partition: mode });
   }
 
   /** Both proxies back, every toxic gone (`chaos clear`). */

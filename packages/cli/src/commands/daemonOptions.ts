@@ -27,11 +27,16 @@ import { guestNetworkFrom, type GuestNetworkConfig } from '@hbft/common/net/gues
 export function withDaemonFlags<T>(yargs: Argv<T>, httpDefault: string) {
   return withMemory(yargs)
     .option('epoch-ms', { type: 'number', default: EPOCH_MS_DEFAULT, describe: 'checkpoint epoch length' })
-    .option('heartbeat-ms', { type: 'number', default: HEARTBEAT_MS_DEFAULT, describe: 'heartbeat interval, both ways' })
+    .option('heartbeat-ms', {
+      type: 'number',
+      default: HEARTBEAT_MS_DEFAULT,
+      describe:
+        "heartbeat interval, both ways; a backup takes over 3 heartbeats after every connection of its primary closed from the primary's side (a crashed process)",
+    })
     .option('failover-timeout-ms', {
       type: 'number',
       default: FAILOVER_TIMEOUT_MS_DEFAULT,
-      describe: 'silence after which the peer is declared dead (at least 3 × --heartbeat-ms)',
+      describe: 'silence after which the peer is declared dead (at least 3 × --heartbeat-ms); what a partition or a dead host costs',
     })
     .option('key-file', { type: 'string', describe: 'file holding the pre-shared replication key (or set HBFT_KEY)' })
     .option('key', { type: 'string', hidden: true, describe: 'the key itself; prefer HBFT_KEY or --key-file' })
@@ -85,7 +90,7 @@ export function withGuestNetworkFlags<T>(yargs: Argv<T>) {
       type: 'string',
       describe:
         "attach the guest's packet NIC to this TAP device: an existing one (persistent, already on a bridge: " +
-        '`ip tuntap add dev NAME mode tap; ip link set NAME master br0 up`) or a new one (needs CAP_NET_ADMIN)',
+        '`ip tuntap add dev NAME mode tap; ip link set NAME master br0 up`) or a new one (needs CAP_NET_ADMIN; it goes with the process, and gets a MAC starting fe: so that a bridge never takes it as its own)',
     })
     .option('guest-ip', {
       type: 'string',

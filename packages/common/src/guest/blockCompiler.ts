@@ -54,13 +54,17 @@ export const BLOCK_ENTRIES_BEFORE_COMPILE = 16;
 /**
  * Bounds of a region. Larger regions keep control inside longer (each call of a region from the
  * CPU's loop is a megamorphic call, ~30 ns here, against a few ns per guest instruction), but cost
- * more to compile, and V8 optimises a function only for the code it has seen run: a rarely taken
- * block inside a region deoptimises all of it when it runs, which is why only blocks that have run
- * are included. On kvnet's request path (short blocks between calls, returns and MMIO) regions of
- * loops alone averaged 5.3 instructions a call, 675 calls a GET; these bounds, 26 and 139.
+ * more to compile, a block may be compiled into several regions, and V8 runs a new region slowly
+ * until it has optimised it (longer for a larger one), and optimises it only for the code it has
+ * seen run: a rarely taken block inside a region deoptimises all of it when it runs, which is why
+ * only blocks that have run are included. On kvnet's request path (short blocks between calls,
+ * returns and MMIO) regions of loops alone averaged 5.3 instructions a call, 675 calls a GET; with
+ * these bounds 20 and 176, with 16 and 256 24 and 152, with 32 and 512 26 and 139. But the larger
+ * bounds cost web its first seconds (46–87 M instructions/s in the first second against ~670 for
+ * loop-only regions, 320–370 with these) and 0.79× of its MIPS in `hbft bench cpu` (these: 1.11×).
  */
-export const REGION_BLOCKS_MAX = 32;
-export const REGION_INSTRUCTIONS_MAX = 512;
+export const REGION_BLOCKS_MAX = 8;
+export const REGION_INSTRUCTIONS_MAX = 128;
 /**
  * A page whose blocks were dropped this often is left to the interpreter: it holds data written
  * next to running code (as in the ISA tests), and recompiling after every store would cost far

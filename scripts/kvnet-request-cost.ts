@@ -55,6 +55,7 @@ const request = (i: number): Uint8Array => {
   return encodeCommand(['SET', key, 'xxx']);
 };
 let runMs = 0;
+let cpuUs = 0;
 let instructions = 0;
 let framesIn = 0;
 let framesOut = 0;
@@ -63,6 +64,7 @@ const round = (measure: boolean): void => {
   const frames = clients.map((client, i) => client.segmentFrame(TCP_ACK | TCP_PSH, request(i)));
   const instret = machine.cpu.instret;
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   for (const frame of frames) machine.net.receive(frame);
   if (SAMPLE && measure) {
     for (let slice = 0; slice < 1_000_000 && machine.run(SAMPLE_SLICE).stop !== STOP_IDLE; slice++) {
@@ -77,6 +79,7 @@ const round = (measure: boolean): void => {
     for (let slice = 0; slice < 1000 && machine.run(200_000).stop !== STOP_IDLE; slice++);
   }
   const elapsed = performance.now() - started;
+  const cpu = process.cpuUsage(cpuStarted);
   const out = segment.transmitted.splice(0);
   for (const frame of out) {
     const parsed = parseFrame(frame);
@@ -85,6 +88,7 @@ const round = (measure: boolean): void => {
   for (const client of clients) client.take();
   if (!measure) return;
   runMs += elapsed;
+  cpuUs += cpu.user + cpu.system;
   instructions += Number(machine.cpu.instret - instret);
   framesIn += frames.length;
   framesOut += out.length;
@@ -94,7 +98,7 @@ for (let i = 0; i < 50; i++) round(false);
 for (let i = 0; i < ROUNDS; i++) round(true);
 console.log(
   `${COMMAND}, ${CLIENTS} clients, ${requests} requests: ${(instructions / requests).toFixed(0)} guest instructions/request, ` +
-    `${((runMs * 1000) / requests).toFixed(2)} µs/request in Machine.run (${(instructions / runMs / 1000).toFixed(0)} M instructions/s), ` +
+    `${((runMs * 1000) / requests).toFixed(2)} µs/request in Machine.run (${(instructions / runMs / 1000).toFixed(0)} M instructions/s; CPU time ${(cpuUs / requests).toFixed(2)} µs/request), ` +
     `frames per request in ${(framesIn / requests).toFixed(2)}, out ${(framesOut / requests).toFixed(2)}`,
 );
 if (machine.cpu.blockStats !== undefined) console.log(`block cache: ${JSON.stringify(machine.cpu.blockStats)}`);

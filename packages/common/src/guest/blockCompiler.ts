@@ -12,10 +12,11 @@ import { PTE_PRESENT, PTE_STORE_FAST_MASK, PTE_STORE_FAST_VALUE } from './shadow
  * The basic-block compiler: the CPU's fast engine (design.md §5: ≈2× the interpreter). A block is
  * the straight-line run of instructions from a start pc up to and including the first branch or
  * jump, never crossing a 4 KiB page and at most BLOCK_INSTRUCTIONS_MAX long. A hot block is
- * compiled into a region: one JS function (`new Function`) holding the block and, when it heads a
- * loop whose blocks are all hot, the rest of that loop (BlockCache says which). The function keeps
- * the registers in locals, runs block after block while control stays among its blocks (a
- * `switch` on the pc), performs every load and store with the interpreter's inline page-entry
+ * compiled into a region: one JS function (`new Function`) holding the block and the blocks of its
+ * page that control is likely to reach from it and that have run (BlockCache says which: branch
+ * and jump targets, and the return point of a call). The function keeps the registers in locals,
+ * runs block after block while control stays among its blocks (a `switch` on the pc, or straight
+ * on into the next case when that is where a block goes), performs every load and store with the interpreter's inline page-entry
  * check and the interpreter's slow paths, writes the registers back on the way out, and returns
  * how many instructions it executed.
  *
@@ -51,12 +52,19 @@ export const CACHED_BLOCKS_MAX = 16_384;
  */
 export const BLOCK_ENTRIES_BEFORE_COMPILE = 16;
 /**
- * Bounds of a region. Larger regions keep more loops inside, but cost more to compile, and V8
- * optimises a function only for the code it has seen run: a rarely taken block inside a region
- * deoptimises all of it when it runs.
+ * Bounds of a region. Larger regions keep control inside longer (each call of a region from the
+ * CPU's loop is a megamorphic call, ~30 ns here, against a few ns per guest instruction), but cost
+ * more to compile, a block may be compiled into several regions, and V8 runs a new region slowly
+ * until it has optimised it (longer for a larger one), and optimises it only for the code it has
+ * seen run: a rarely taken block inside a region deoptimises all of it when it runs, which is why
+ * only blocks that have run are included. On kvnet's request path (short blocks between calls,
+ * returns and MMIO) regions of loops alone averaged 5.3 instructions a call, 675 calls a GET; with
+ * these bounds 20 and 176, with 16 and 256 24 and 152, with 32 and 512 26 and 139. But the larger
+ * bounds cost web its first seconds (46–87 M instructions/s in the first second against ~670 for
+ * loop-only regions, 320–370 with these) and 0.79× of its MIPS in `hbft bench cpu` (these: 1.11×).
  */
-export const REGION_BLOCKS_MAX = 16;
-export const REGION_INSTRUCTIONS_MAX = 256;
+export const REGION_BLOCKS_MAX = 8;
+export const REGION_INSTRUCTIONS_MAX = 128;
 /**
  * A page whose blocks were dropped this often is left to the interpreter: it holds data written
  * next to running code (as in the ISA tests), and recompiling after every store would cost far
@@ -266,6 +274,13 @@ interface BlockContext {
   isLoop: boolean;
   /** Goes on to the block at `pc`: through the region's dispatch, or out of a one-block region. */
   leave: string;
+  /** The start of the block whose case follows this one in the region's source (-1: none), which control may fall into. */
+  fallThroughPc: number;
+}
+
+/** Goes on to the block at the fixed address `target`: falls into the next case when it starts there. */
+function goTo(context: BlockContext, target: number): string {
+  return target === context.fallThroughPc && target !== -1 ? `pc = ${literal(target)};` : `pc = ${literal(target)}; ${context.leave}`;
 }
 
 /** The slice's remaining count, including instruction k. */
@@ -445,13 +460,18 @@ function controlSource(context: BlockContext, inst: number, pc: number): string 
         // Round again in place while the budget holds a whole pass; else back through dispatch.
         return `c += ${count};\nif (${condition}) { if (c <= n - ${count}) continue; pc = ${literal(target)}; ${context.leave} }\npc = ${next}; ${context.leave}`;
       }
+      // Whichever way leads into the next case falls into it; the other goes through the dispatch.
+      if (context.endPc === context.fallThroughPc)
+        return `c += ${count};\nif (${condition}) { pc = ${literal(target)}; ${context.leave} }\n${goTo(context, context.endPc)}`;
+      if (target === context.fallThroughPc)
+        return `c += ${count};\nif (!(${condition})) { pc = ${next}; ${context.leave} }\n${goTo(context, target)}`;
       return `c += ${count}; pc = ${condition} ? ${literal(target)} : ${next}; ${context.leave}`;
     }
     case 0x6f: {
       const target = branchTarget(inst, pc);
       const link = assign(rd, next);
       if (context.isLoop) return `${link}\nc += ${count};\nif (c <= n - ${count}) continue;\npc = ${literal(target)}; ${context.leave}`;
-      return `${link}\nc += ${count}; pc = ${literal(target)}; ${context.leave}`;
+      return `${link}\nc += ${count}; ${goTo(context, target)}`;
     }
     default:
       // JALR: the target is computed before rd is written (rd may be rs1).
@@ -501,29 +521,17 @@ function fixedSuccessors(block: BlockWords): number[] {
   }
 }
 
-/**
- * The blocks (the first being the root) that lie on a cycle through the root: a loop the region
- * can run in place. The rest are left out: control leaving the loop goes back to the caller,
- * and code that runs rarely would make V8 deoptimise the region when it does.
- */
-function loopThrough(blocks: BlockWords[]): BlockWords[] {
-  const root = blocks[0]!.startPc;
-  const reachesRoot = new Set<number>();
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const block of blocks) {
-      if (reachesRoot.has(block.startPc)) continue;
-      if (fixedSuccessors(block).some((target) => target === root || reachesRoot.has(target))) {
-        reachesRoot.add(block.startPc);
-        changed = true;
-      }
-    }
-  }
-  return reachesRoot.has(root) ? blocks.filter((block) => reachesRoot.has(block.startPc)) : [blocks[0]!];
+/** Fixed successors, and after a call (JAL or JALR that links) the instruction it returns to. */
+function likelySuccessors(block: BlockWords): number[] {
+  const last = block.words[block.words.length - 1]!;
+  const opcode = last & 0x7f;
+  const successors = fixedSuccessors(block);
+  if ((opcode === 0x6f || opcode === 0x67) && ((last >> 7) & 31) !== 0) successors.push(block.endPc);
+  return successors;
 }
 
 /** One block's code: a `case` of the region's dispatch, or (`alone`) the whole of a one-block region. */
-function blockSource(block: BlockWords, alone: boolean): string {
+function blockSource(block: BlockWords, alone: boolean, fallThroughPc: number): string {
   const { startPc, words, pcs, endPc } = block;
   const count = words.length;
   const last = words[count - 1]!;
@@ -536,6 +544,7 @@ function blockSource(block: BlockWords, alone: boolean): string {
     count,
     isLoop: (lastOpcode === 0x63 || lastOpcode === 0x6f) && branchTarget(last, lastPc) === startPc,
     leave: alone ? 'e = c; break exit;' : 'continue dispatch;',
+    fallThroughPc: alone ? -1 : fallThroughPc,
   };
   // Alone, the entry pc is checked here instead of by the dispatch (an odd pc, possible only from
   // a restored state, finds the region of the parcel below; the interpreter handles it).
@@ -546,7 +555,7 @@ function blockSource(block: BlockWords, alone: boolean): string {
     if (code !== '') body += `${code}\n`;
   }
   // Ended by the page edge, the length bound or an instruction left to the interpreter.
-  if (blockKind(last) !== KIND_END) body += `c += ${count}; pc = ${literal(endPc)}; ${context.leave}\n`;
+  if (blockKind(last) !== KIND_END) body += `c += ${count}; ${goTo(context, endPc)}\n`;
   if (context.isLoop) body += '}\n';
   return alone ? body : `case ${literal(startPc)}: { // ${count} instructions at ${hex(startPc)}\n${body}}\n`;
 }
@@ -565,14 +574,17 @@ export function generateRegionSource(blocks: BlockWords[]): string {
   let written = 0;
   let cases = '';
   let instructions = 0;
-  for (const block of blocks) {
+  // In address order, so that a block's fall-through is often the next case (see goTo).
+  const ordered = [...blocks].sort((a, b) => (a.startPc >>> 0) - (b.startPc >>> 0));
+  for (let i = 0; i < ordered.length; i++) {
+    const block = ordered[i]!;
     assert(block.words.length > 0, 'a block has at least one instruction');
     for (let k = 0; k < block.words.length; k++) {
       read |= readMask(block.words[k]!);
       written |= writeMask(block.words[k]!);
     }
     instructions += block.words.length;
-    cases += blockSource(block, blocks.length === 1);
+    cases += blockSource(block, blocks.length === 1, i + 1 < ordered.length ? ordered[i + 1]!.startPc : -1);
   }
   let declarations = '';
   let writeBack = '';
@@ -613,7 +625,7 @@ export function compileRegion(blocks: BlockWords[], runtime: BlockRuntime, regis
 export interface BlockCacheStats {
   /** Hot blocks compiled, each as the root of its region. */
   blocksCompiled: number;
-  /** Compiled blocks in the cache now. */
+  /** Compiled blocks in the cache now (a block in two regions counts twice). */
   blocksCached: number;
   /** Pages whose blocks were dropped because the page was written. */
   pagesInvalidated: number;
@@ -625,11 +637,13 @@ export interface BlockCacheStats {
  * Compiled code by RAM page, and the bookkeeping that keeps it true to RAM.
  *
  * A block is compiled once it is hot (BLOCK_ENTRIES_BEFORE_COMPILE entries), as the root of its
- * own region: the root plus the blocks reachable from it through branches and jumps with fixed
- * targets in the same page that are already compiled (hot themselves), up to REGION_BLOCKS_MAX.
- * So a loop whose blocks are all hot runs inside one function, with its registers in locals,
+ * own region: the root plus the blocks of the same page reachable from it through branches and
+ * jumps with fixed targets and through calls' return points, each already compiled or entered at
+ * least a quarter as often as a root must be (so it has run: a path never taken stays out), up to
+ * REGION_BLOCKS_MAX. The blocks after the root were entered about as often as it was when it became
+ * hot, so a function's hot paths and loops run inside one function, with its registers in locals,
  * while cold paths stay out of it. A region is built once; blocks that become hot later are the
- * roots of their own regions (the last block of a loop to become hot gets the whole loop).
+ * roots of their own regions, and a block may be in several regions.
  *
  * A page with blocks carries PTE_CODE, so the first write to it reaches `onCodeWrite` through
  * GuestMemory and drops them all. A page rewritten again and again under its running code gets
@@ -716,26 +730,31 @@ export class BlockCache implements CodeCache {
     const blocks = [scanBlock(mu16, pc)];
     const included = new Set<number>([pc]);
     let instructions = blocks[0]!.words.length;
-    // Breadth first through fixed targets to compiled blocks of this page.
+    const entries = this.entriesByPage[page];
+    const entriesToInclude = this.entriesBeforeCompile >> 2;
+    // Breadth first through the likely successors in this page that are compiled or have run often enough.
     for (let i = 0; i < blocks.length && blocks.length < REGION_BLOCKS_MAX; i++) {
-      for (const target of fixedSuccessors(blocks[i]!)) {
+      for (const target of likelySuccessors(blocks[i]!)) {
         if (included.has(target) || ((target ^ pc) & ~((1 << PAGE_SHIFT) - 1)) !== 0) continue;
-        if (table[(target >>> 1) & (PARCELS_PER_PAGE - 1)] === undefined) continue;
+        const parcel = (target >>> 1) & (PARCELS_PER_PAGE - 1);
+        if (table[parcel] === undefined && (entries === undefined || entries[parcel]! < entriesToInclude)) continue;
         const block = scanBlock(mu16, target);
+        if (block.words.length === 0) continue;
         if (blocks.length === REGION_BLOCKS_MAX || instructions + block.words.length > REGION_INSTRUCTIONS_MAX) break;
         included.add(target);
         blocks.push(block);
         instructions += block.words.length;
       }
     }
-    const fn = compileRegion(loopThrough(blocks), this.runtime, this.registers, this.memory);
+    const fn = compileRegion(blocks, this.runtime, this.registers, this.memory);
     // A call with no budget runs only the exit (writing back unchanged registers), so that V8
     // has type feedback for it before it optimises the region, often while inside a long loop;
     // without it every later exit deoptimises the region.
     fn(0);
     table[(pc >>> 1) & (PARCELS_PER_PAGE - 1)] = fn;
-    this.blocksByPage[page] = this.blocksByPage[page]! + 1;
-    this.cached++;
+    // The cache's bound counts every block compiled, as each costs its own code in every region it is in.
+    this.blocksByPage[page] = this.blocksByPage[page]! + blocks.length;
+    this.cached += blocks.length;
     this.stats.blocksCompiled++;
     this.stats.blocksCached = this.cached;
     return fn;

@@ -187,6 +187,14 @@ export class Cpu implements BlockRuntime {
     // instructions, and a loop compiled from what one call had seen. 85c091b's interpreter did
     // the same. With them, calls after the first run a regular optimised compile.
     for (let i = 0; i < INTERPRET_PRIMING_CALLS; i++) this.interpret(0);
+    // The counters pass 2^31 after a few seconds of guest time. Held as small integers until then,
+    // V8 would change this object's layout at that moment, and every compiled region that reads
+    // the CPU would deoptimise (web: 234 deoptimisations in one second, the same region again and
+    // again, and half the MIPS for seconds). So they are held as doubles from the start.
+    this.instret = 2 ** 53;
+    this.idleCycles = 2 ** 53;
+    this.instret = 0;
+    this.idleCycles = 0;
   }
 
   /**

@@ -30,7 +30,8 @@ import { connectBulk } from '@hbft/common/transport/bulk.ts';
 import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
-import { nonZeroPages, sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { sendFullSync } from '../helpers/fullSync.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const KEY = Buffer.from('the-right-key-0123456789');
@@ -156,19 +157,7 @@ before(async () => {
   });
   // A good primary brings the backup to a consistent state.
   const good = await connected();
-  const pages = await nonZeroPages(source.memory.i32);
-  await sendPageStream(
-    {
-      kind: 'full-sync',
-      epoch: 0,
-      generation: 1,
-      pages,
-      memoryBytes: MEMORY_BYTES,
-      source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 },
-    },
-    good.bulk!,
-    new PageEncoder(null),
-  );
+  await sendFullSync(good.bulk!, source.memory.i32);
   for (; epoch < 3; epoch++) {
     const acked = ackOf(good, epoch);
     await sendCheckpoint(good, epoch);

@@ -18,7 +18,8 @@ import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BodyPool } from '@hbft/common/transport/bodyPool.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
-import { nonZeroPages, sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { sendFullSync } from '../helpers/fullSync.ts';
 
 test('the pool hands out its buffers again only after release, ignores memory it did not make, and keeps a bounded number', () => {
   const pool = new BodyPool(1 << 20, 1 << 16, 2);
@@ -83,19 +84,7 @@ test('pipelined checkpoints with multi-megabyte parts leave the replica equal to
     link.on('frame', (frame: Frame) => {
       if (frame.kind === FrameKind.ACK && frame.meta.subject === 'checkpoint') acks.push(frame.epoch);
     });
-    const pages = await nonZeroPages(source.memory.i32);
-    await sendPageStream(
-      {
-        kind: 'full-sync',
-        epoch: 0,
-        generation: 1,
-        pages,
-        memoryBytes: MEMORY_BYTES,
-        source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 },
-      },
-      link.bulk!,
-      new PageEncoder(null),
-    );
+    await sendFullSync(link.bulk!, source.memory.i32);
     const encoder = new PageEncoder(new DeltaCache(4096));
     const epochs = 12;
     let largest = 0;

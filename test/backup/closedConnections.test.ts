@@ -21,8 +21,9 @@ import type { Frame } from '@hbft/common/protocol/frame.ts';
 import { ReplicationMetrics } from '@hbft/common/http/metrics.ts';
 import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
-import { nonZeroPages, sendPageStream } from '@hbft/primary/checkpointFrames.ts';
+import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import type { PrimaryRuntime } from '@hbft/primary/runtime.ts';
+import { sendFullSync } from '../helpers/fullSync.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const KEY = Buffer.from('the-right-key-0123456789');
@@ -73,19 +74,7 @@ async function protectedPair() {
   const ready = once(link, 'ready');
   link.start();
   await ready;
-  const pages = await nonZeroPages(source.memory.i32);
-  await sendPageStream(
-    {
-      kind: 'full-sync',
-      epoch: 0,
-      generation: 1,
-      pages,
-      memoryBytes: MEMORY_BYTES,
-      source: { words: source.memory.i32, wordIndex: (i) => pages[i]! * 1024 },
-    },
-    link.bulk!,
-    new PageEncoder(null),
-  );
+  await sendFullSync(link.bulk!, source.memory.i32);
   const pair = {
     daemon,
     link,

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { SeededRandom } from '@hbft/common/random.ts';
 import { mainThreadHungMs } from '@hbft/common/constants.ts';
 import { Cluster } from '../helpers/cluster.ts';
+import { waitForLine } from '../helpers/logLines.ts';
 import { testSeed } from '../helpers/seed.ts';
 
 /** The tests pin the timeout: what they prove is relative to it, whatever the default. */
@@ -16,16 +17,6 @@ const TIMING = ['--heartbeat-ms', '20', '--failover-timeout-ms', String(TIMEOUT_
 const STALL_MS = 3 * TIMEOUT_MS;
 const STALLS = 5;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitForLine(lines: string[], pattern: RegExp, timeoutMs: number): Promise<string | undefined> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    const line = lines.find((l) => pattern.test(l));
-    if (line !== undefined) return line;
-    await sleep(50);
-  }
-  return undefined;
-}
 
 test('a primary whose main thread is blocked for 300 ms is not taken over; a killed one is', { timeout: 90_000 }, async (t) => {
   const seed = testSeed();

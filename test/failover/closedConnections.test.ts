@@ -6,20 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from '../helpers/cluster.ts';
+import { waitForLine } from '../helpers/logLines.ts';
 
 const TIMEOUT_MS = 5_000;
 const TIMING = ['--heartbeat-ms', '20', '--failover-timeout-ms', String(TIMEOUT_MS)];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitForLine(lines: string[], pattern: RegExp, timeoutMs: number): Promise<string | undefined> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    const line = lines.find((l) => pattern.test(l));
-    if (line !== undefined) return line;
-    await sleep(10);
-  }
-  return undefined;
-}
 
 /** A protected pair whose primary's heartbeat thread has joined (so the session has three channels). */
 async function protectedCluster(): Promise<Cluster> {

@@ -5,10 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
-import { Writable } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { pino } from 'pino';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
@@ -32,20 +30,13 @@ import { BackupDaemon } from '@hbft/backup/daemon.ts';
 import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import { sendFullSync } from '../helpers/fullSync.ts';
+import { linesLogger } from '../helpers/logLines.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const KEY = Buffer.from('the-right-key-0123456789');
 const limits = protocolLimitsFor(MEMORY_BYTES);
 const logLines: string[] = [];
-const logger = pino(
-  { level: 'debug' },
-  new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  }),
-);
+const logger = linesLogger(logLines, 'debug');
 
 let daemon: BackupDaemon;
 const source = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=2 rounds=1000' });

@@ -7,9 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { createTracker, trackMemory } from '@hbft/common/tracking/strategies.ts';
@@ -24,6 +22,7 @@ import { BackupLink } from '@hbft/primary/backupLink.ts';
 import { sendPageStream } from '@hbft/primary/checkpointFrames.ts';
 import type { PrimaryRuntime } from '@hbft/primary/runtime.ts';
 import { sendFullSync } from '../helpers/fullSync.ts';
+import { linesLogger } from '../helpers/logLines.ts';
 
 const MEMORY_BYTES = 16 * 1024 * 1024;
 const KEY = Buffer.from('the-right-key-0123456789');
@@ -34,15 +33,7 @@ const TIMING = { epochMs: 20, heartbeatMs: 50, failoverTimeoutMs: 600_000 };
 /** A backup daemon and a primary (a guest machine and its link) that has synchronised it and had checkpoint 0 applied. */
 async function protectedPair() {
   const lines: string[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(...chunk.toString().split('\n').filter(Boolean));
-        done();
-      },
-    }),
-  );
+  const logger = linesLogger(lines, 'info');
   const source = new Machine({ memoryBytes: MEMORY_BYTES, args: 'mb=2 rounds=1000' });
   source.loadElf(readFileSync(resolveGuestImage('cfp')));
   source.run(2_000_000);

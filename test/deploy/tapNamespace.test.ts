@@ -63,7 +63,8 @@ test('redis-cli and redis-benchmark reach kvnet through a TAP device on a bridge
     node.stderr!.on('data', (chunk: Buffer) => (log += chunk));
     const exited = new Promise<number | null>((resolve) => node!.once('exit', (code) => resolve(code)));
 
-    for (let i = 0; i < 200 && !log.includes('kvnet: listening'); i++) await sleep(50);
+    // The guest's console reaches stdout in pieces: wait for the whole line.
+    for (let i = 0; i < 200 && !/kvnet: listening on \S+\n/.test(log); i++) await sleep(50);
     assert.match(log, /attached to TAP hbfttap0, MAC ([0-9a-f]{2}:){5}[0-9a-f]{2}/);
     assert.match(log, /kvnet: listening on 10\.77\.9\.2:6379/);
     await mustRun('ip', ['-n', NAMESPACE, 'link', 'set', TAP, 'master', 'br0', 'up']);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { addBridgeArgs } from '@hbft/cli/netns/bridge.ts';
 import { CLI, REPO, runCommand, type ScriptResult } from '../deploy/runScript.ts';
 import type { PairOptions } from './pair.ts';
 
@@ -39,12 +40,8 @@ export class Lan {
     await mustRun('ip', ['netns', 'add', lan.namespace]);
     const ns = ['-n', lan.namespace];
     await mustRun('ip', [...ns, 'link', 'set', 'lo', 'up']);
-    await mustRun('ip', [...ns, 'link', 'add', 'br0', 'type', 'bridge']);
-    // The bridge keeps a MAC of its own (the random one it was made with), as systemd-networkd's
-    // bridges do: one left to the kernel takes its ports' lowest, and takes another when that port
-    // goes (a daemon that made its TAP dies), while the guest's ARP cache still holds the old one
-    // for the client's address and its replies go nowhere until the client's ARP probe, seconds later.
-    await mustRun('ip', [...ns, 'link', 'set', 'br0', 'address', await lan.bridgeMac()]);
+    // A MAC of its own, so that no port coming or going changes it (netns/bridge.ts).
+    await mustRun('ip', [...ns, ...addBridgeArgs('br0')]);
     await mustRun('ip', [...ns, 'addr', 'add', `${lan.clientIp}/24`, 'dev', 'br0']);
     await mustRun('ip', [...ns, 'link', 'set', 'br0', 'up']);
     for (const node of nodes) {

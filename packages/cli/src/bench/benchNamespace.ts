@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '@hbft/common/errors.ts';
+import { addBridgeArgs } from '../netns/bridge.ts';
 
 /** Limits: how long one step may take before the bench gives up with a message saying which. */
 const READY_TIMEOUT_MS = 90_000;
@@ -153,16 +154,8 @@ export class BenchNamespace {
     await run('ip', ['netns', 'del', this.name], 10_000);
     await mustRun('ip', ['netns', 'add', this.name]);
     await mustRun('ip', ['-n', this.name, 'link', 'set', 'lo', 'up']);
-    await mustRun('ip', ['-n', this.name, 'link', 'add', 'br0', 'type', 'bridge']);
-    // The bridge keeps a MAC of its own (the random one it was made with), as systemd-networkd's
-    // bridges do. Left to the kernel, it takes its ports' lowest and another when that port goes:
-    // when a daemon that made its TAP died, the guest's ARP cache still held the old MAC for the
-    // clients' address (the bridge's), and its replies went nowhere until a client's ARP probe
-    // 5-10 s later (BENCHMARKS.md, the failover section).
-    const shown = await run('ip', ['-n', this.name, '-j', 'link', 'show', 'br0'], 10_000);
-    const address = shown.code === 0 ? (JSON.parse(shown.output) as { address?: string }[])[0]?.address : undefined;
-    if (address === undefined) throw new Error(`the bridge br0 has no MAC address: ${shown.output}`);
-    await mustRun('ip', ['-n', this.name, 'link', 'set', 'br0', 'address', address]);
+    // A MAC of its own, so that no port coming or going changes it (netns/bridge.ts).
+    await mustRun('ip', ['-n', this.name, ...addBridgeArgs('br0')]);
     await mustRun('ip', ['-n', this.name, 'addr', 'add', `${this.bridgeIp}/${PREFIX}`, 'dev', 'br0']);
     await mustRun('ip', ['-n', this.name, 'link', 'set', 'br0', 'up']);
   }

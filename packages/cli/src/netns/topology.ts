@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { HbftError } from '@hbft/common/errors.ts';
+import { addBridgeArgs } from './bridge.ts';
 
 /*
  * Where clients reach the guest (issue 11 §7): two node "hosts", a client and a chaos proxy in
@@ -259,16 +260,8 @@ export class NetnsTopology {
   /** A node host: its bridge with its host address, the uplink to the LAN and the guest's TAP on it. */
   private ensureGuestHost(node: GuestNode): void {
     const ns = this.namespace(node);
-    if (!this.hasLink(ns, FRONT_LINK)) {
-      ip(['-n', ns, 'link', 'add', FRONT_LINK, 'type', 'bridge']);
-      // The host's bridge keeps a MAC of its own (the random one it was made with), as
-      // systemd-networkd's bridges do: left to the kernel it takes its ports' lowest, and another
-      // when that port goes, while neighbours' ARP caches (a guest's among them) keep the old one.
-      const shown = runQuiet('ip', ['-n', ns, '-j', 'link', 'show', FRONT_LINK]);
-      const address = shown.ok ? (JSON.parse(shown.output) as { address?: string }[])[0]?.address : undefined;
-      if (address === undefined) throw new TopologyError(`the bridge ${FRONT_LINK} in ${ns} has no MAC address: ${shown.output}`);
-      ip(['-n', ns, 'link', 'set', FRONT_LINK, 'address', address]);
-    }
+    // The host's bridge keeps a MAC of its own (bridge.ts).
+    if (!this.hasLink(ns, FRONT_LINK)) ip(['-n', ns, ...addBridgeArgs(FRONT_LINK)]);
     ip(['-n', ns, 'addr', 'replace', `${FRONT_ADDRESS[node]}/${FRONT_PREFIX_LENGTH}`, 'dev', FRONT_LINK]);
     ip(['-n', ns, 'link', 'set', FRONT_LINK, 'up']);
     this.ensureVeth(node, 'front', UPLINK);

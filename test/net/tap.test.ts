@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TapError } from '@hbft/common/errors.ts';
 import { TapDevice } from '@hbft/common/net/tap.ts';
-import { formatMac, guestMac } from '@hbft/common/net/tapRunner.ts';
+import { formatMac } from '@hbft/common/net/mac.ts';
+import { guestMac } from '@hbft/common/net/tapRunner.ts';
 
 const hbft = fileURLToPath(new URL('../../packages/cli/bin/hbft.js', import.meta.url));
 

@@ -26,7 +26,7 @@ import { BackupLink } from './backupLink.ts';
 import { nonZeroPages, RecordBuffers, sendPageStream, StreamAbortedError } from './checkpointFrames.ts';
 import type { BulkConnection } from '@hbft/common/transport/bulk.ts';
 import type { GuestTap } from '@hbft/common/net/guestTap.ts';
-import { formatMac } from '@hbft/common/net/tapRunner.ts';
+import { formatMac } from '@hbft/common/net/mac.ts';
 import { guestFrameHeldBytesMax, guestFrameHeldFramesMax } from '@hbft/common/limits.ts';
 import { FrameLedger, type FrameLedgerCounters, type FrameLedgerLimits } from './frameLedger.ts';
 

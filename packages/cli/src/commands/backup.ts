@@ -18,7 +18,7 @@ import {
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { EXIT_DEPOSED } from './primary.ts';
-import { formatMac } from '@hbft/common/net/tapRunner.ts';
+import { formatMac } from '@hbft/common/net/mac.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { readImage } from '@hbft/common/guest/run.ts';
 

@@ -22,7 +22,7 @@ import {
 } from './daemonOptions.ts';
 import { drawSyncProgress, runDaemon } from './daemonLifecycle.ts';
 import { GuestTap, guestArgsWithAddress } from '@hbft/common/net/guestTap.ts';
-import { formatMac } from '@hbft/common/net/tapRunner.ts';
+import { formatMac } from '@hbft/common/net/mac.ts';
 
 /** Exit status of a primary that learned its backup took over. */
 export const EXIT_DEPOSED = 3;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { formatMac } from '@hbft/common/net/mac.ts';
 
 /**
  * The `ip` arguments that make a Linux bridge with a MAC of its own (a random locally administered
@@ -11,5 +12,5 @@ export function addBridgeArgs(name: string): string[] {
   const mac = randomBytes(6);
   // Locally administered, unicast: the first byte's low bits 10.
   mac.writeUInt8((mac.readUInt8(0) & 0xfc) | 0x02, 0);
-  return ['link', 'add', name, 'address', [...mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':'), 'type', 'bridge'];
+  return ['link', 'add', name, 'address', formatMac(mac), 'type', 'bridge'];
 }

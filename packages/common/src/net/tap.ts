@@ -3,6 +3,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { TapError } from '../errors.ts';
+import { formatMac } from './mac.ts';
 import { ETHERNET_FRAME_BYTES_MAX, ETHERNET_HEADER_BYTES } from '../guest/devices/packetNic.ts';
 
 /*
@@ -500,7 +501,7 @@ export class TapDevice {
     request.writeUInt16LE(ARPHRD_ETHER, IFREQ_SOCKADDR_OFFSET);
     mac.copy(request, IFREQ_SOCKADDR_OFFSET + 2);
     if (c.ioctl(fd, SIOCSIFHWADDR, request) < 0) return { error: `ioctl(SIOCSIFHWADDR) failed with ${describeErrno(c.errno())}` };
-    return { mac: [...mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':') };
+    return { mac: formatMac(mac) };
   }
 
   get counters(): TapCounters {

@@ -27,10 +27,6 @@ export function guestMac(identity: string): Uint8Array {
   return mac;
 }
 
-export function formatMac(mac: Uint8Array): string {
-  return [...mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
-}
-
 export interface TapRunOptions {
   image: Uint8Array;
   imageName: string;

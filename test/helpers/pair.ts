@@ -21,8 +21,20 @@ export interface Site {
   process: ChildProcess | null;
   role: 'primary' | 'backup';
   /** Every process this site ran, with its log lines. */
-  runs: { role: string; log: string[]; exit: Promise<number | null>; child: ChildProcess; exitedAtMs?: number }[];
+  runs: SiteRun[];
   restarts: number;
+}
+
+/** One process a site ran. */
+export interface SiteRun {
+  role: string;
+  log: string[];
+  exit: Promise<number | null>;
+  child: ChildProcess;
+  /** When `Pair.kill` sent it SIGKILL (ms since the epoch). */
+  killedAtMs?: number;
+  /** When its exit was seen (ms since the epoch). */
+  exitedAtMs?: number;
 }
 
 export interface PairOptions {
@@ -161,7 +173,7 @@ export class Pair {
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     site.process = child;
     site.role = role;
-    const run: Site['runs'][number] = { role, log, exit, child };
+    const run: SiteRun = { role, log, exit, child };
     site.runs.push(run);
     child.on('exit', () => (run.exitedAtMs = Date.now()));
     // As the demo: a site whose process dies is started again as the backup.
@@ -192,6 +204,8 @@ export class Pair {
   }
 
   kill(site: Site): void {
+    const run = site.runs.find((candidate) => candidate.child === site.process);
+    if (run !== undefined && run.exitedAtMs === undefined) run.killedAtMs ??= Date.now();
     site.process?.kill('SIGKILL');
   }
 

@@ -65,10 +65,6 @@ const interesting: unknown[] = [
   { a: 1 },
 ];
 
-function pick<T>(random: SeededRandom, items: readonly T[]): T {
-  return items[random.below(items.length)]!;
-}
-
 function randomBuffer(random: SeededRandom, length: number): Buffer {
   return Buffer.from(random.bytes(length));
 }
@@ -78,7 +74,7 @@ function randomValue(random: SeededRandom, depth = 0): unknown {
   const choice = random.below(depth > 2 ? 5 : 7);
   switch (choice) {
     case 0:
-      return pick(random, interesting);
+      return random.pick(interesting);
     case 1:
       return random.nextU32() - 2 ** 31;
     case 2:
@@ -93,7 +89,7 @@ function randomValue(random: SeededRandom, depth = 0): unknown {
       const map: Record<string, unknown> = {};
       for (let i = random.below(5); i > 0; i--) {
         // defineProperty, so that a "__proto__" key is an own key on the wire, as a hostile peer would send it.
-        const key = pick(random, ['nonce', 'proof', 'part', 'pageCount', 'x', '__proto__', 'code']);
+        const key = random.pick(['nonce', 'proof', 'part', 'pageCount', 'x', '__proto__', 'code']);
         Object.defineProperty(map, key, { value: randomValue(random, depth + 1), enumerable: true, writable: true, configurable: true });
       }
       return map;
@@ -106,15 +102,15 @@ function mutatedMeta(random: SeededRandom, sample: SampleMessage): Record<string
   const meta: Record<string, unknown> = { ...(sample.meta as unknown as Record<string, unknown>) };
   const keys = Object.keys(meta);
   const action = random.below(4);
-  if (action === 0 && keys.length > 0) delete meta[pick(random, keys)];
+  if (action === 0 && keys.length > 0) delete meta[random.pick(keys)];
   else if (action === 1) meta[`f${random.below(3)}`] = randomValue(random);
-  else if (keys.length > 0) meta[pick(random, keys)] = random.chance(0.5) ? pick(random, interesting) : randomValue(random);
+  else if (keys.length > 0) meta[random.pick(keys)] = random.chance(0.5) ? random.pick(interesting) : randomValue(random);
   return meta;
 }
 
 /** One frame's bytes, valid or broken in one of several ways; the checksum is usually right, so breakage reaches meta checks. */
 function fuzzFrame(random: SeededRandom, sequence: number): Buffer {
-  const sample = pick(random, samples);
+  const sample = random.pick(samples);
   const strategy = random.below(6);
   let metaBytes = encodeMeta(sample.meta);
   let payload: Buffer = sample.payload;
@@ -135,7 +131,7 @@ function fuzzFrame(random: SeededRandom, sequence: number): Buffer {
       kind,
       sequence: random.chance(0.95) ? sequence : random.nextU32(),
       generation: random.nextU32(),
-      epoch: random.chance(0.9) ? random.below(2 ** 40) : pick(random, [2 ** 53 - 1, 2 ** 53, 2 ** 64 - 2 ** 12]),
+      epoch: random.chance(0.9) ? random.below(2 ** 40) : random.pick([2 ** 53 - 1, 2 ** 53, 2 ** 64 - 2 ** 12]),
       flags: random.chance(0.97) ? 0 : random.below(0x10000),
       version: random.chance(0.97) ? protocolVersion : random.below(256),
       metaBytes,
@@ -227,12 +223,12 @@ test(`fuzz: the validators never throw on arbitrary values (seed ${seed})`, (t) 
   let iteration = 0;
   try {
     for (; iteration < iterations; iteration++) {
-      const kind = pick(random, frameKinds);
+      const kind = random.pick(frameKinds);
       const sample = samples.find((s) => s.kind === kind)!;
       let meta = random.chance(0.5) ? mutatedMeta(random, sample) : randomValue(random);
       // What msgpack-lite makes of a "__proto__" key: an object whose prototype is the value.
       if (random.chance(0.1))
-        meta = Object.setPrototypeOf({ ...sample.meta }, pick(random, [Buffer.prototype, Array.prototype, String.prototype, {}, null]));
+        meta = Object.setPrototypeOf({ ...sample.meta }, random.pick([Buffer.prototype, Array.prototype, String.prototype, {}, null]));
       const payloadBytes = random.chance(0.5) ? sample.payload.length : random.below(framePayloadBytesMax * 2);
       const result = validateMeta(kind as FrameKind, meta, payloadBytes, limits);
       assert.ok(result === null || typeof result === 'string');

@@ -34,6 +34,11 @@ export class SeededRandom {
     return this.nextU32() / 2 ** 32 < p;
   }
 
+  /** One of `items` (which must not be empty), each as likely. */
+  pick<T>(items: readonly T[]): T {
+    return items[this.below(items.length)]!;
+  }
+
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.nextU32() & 0xff;

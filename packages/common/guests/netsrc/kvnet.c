@@ -328,6 +328,12 @@ static err_t reset_for_output(uint32_t slot, struct tcp_pcb *pcb) {
    what was queued now; lwIP's input path (on_receive, on_sent) calls tcp_output itself right after
    its callbacks return, so only the poll callback asks (lwIP's timer may skip it). */
 static err_t feed(uint32_t slot, struct tcp_pcb *pcb, int output) {
+  if (kvnet.spills[slot].head == NULL && kvnet.pending[slot] == NULL && kvnet.server.conns[slot].input_bytes == 0 &&
+      !kvnet.overflowed[slot]) {
+    /* Nothing waits (on_sent of a client that reads its replies, every request): nothing to run. */
+    if (output) tcp_output(pcb);
+    return ERR_OK;
+  }
   spill_drain(slot, pcb);
   if (kvnet.spills[slot].head == NULL) kv_conn_resume(&kvnet.server, slot);
   while (kvnet.pcbs[slot] == pcb && kvnet.pending[slot] != NULL && tcp_transport_writable(NULL, slot)) {

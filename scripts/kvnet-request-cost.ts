@@ -6,10 +6,11 @@
 // frames in and out per request.
 // With SAMPLE=1 the guest runs on the interpreter in slices of a few instructions and the
 // program counter after each is kept: prints where the instructions go, by function (from nm).
+// DUMP=file writes every sampled pc with its count per request (for addr2line).
 // KVNET_IMAGE=path measures another build of kvnet; ENGINE=interpreter runs it without the block compiler.
 // Usage: npx tsx scripts/kvnet-request-cost.ts [ROUNDS] [CLIENTS] [COMMAND: set|get|incr]
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { STOP_IDLE } from '@hbft/common/guest/cpu.ts';
 import { Machine } from '@hbft/common/guest/machine.ts';
 import { resolveGuestImage } from '@hbft/common/guest/images.ts';
@@ -27,7 +28,8 @@ const machine = new Machine({
   engine: SAMPLE ? 'interpreter' : ((process.env.ENGINE as 'blocks' | 'interpreter' | undefined) ?? 'blocks'),
 });
 const samples = new Map<number, number>();
-const SAMPLE_SLICE = 17;
+// SLICE=1 counts every instruction (exact, slower); the default 17 samples.
+const SAMPLE_SLICE = Number(process.env.SLICE ?? 17);
 // CALLERS=function: also where that (leaf) function was called from, by its return address.
 const symbolTable = (): { start: number; size: number; name: string }[] =>
   execFileSync('riscv64-unknown-elf-nm', ['-S', '--size-sort', IMAGE], { encoding: 'latin1' })
@@ -111,6 +113,11 @@ if (SAMPLE) {
     const name = symbol?.name ?? `0x${pc.toString(16)}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + count);
     total += count;
+  }
+  // DUMP=file: every sampled pc and its count per request, one "0xpc count" a line (for addr2line).
+  if (process.env.DUMP !== undefined) {
+    const lines = [...samples].map(([pc, count]) => `0x${pc.toString(16)} ${((count / total) * (instructions / requests)).toFixed(2)}`);
+    writeFileSync(process.env.DUMP, `${lines.join('\n')}\n`);
   }
   const detail = symbols.find((s) => s.name === process.env.DETAIL);
   if (detail !== undefined) {

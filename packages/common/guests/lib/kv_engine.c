@@ -8,9 +8,17 @@
 static inline uint8_t *item_key(struct kv_item *item) { return item->data; }
 static inline uint8_t *item_value(struct kv_item *item) { return item->data + item->key_bytes; }
 
+/* FNV-1a, four bytes a round (the loop's own cost was a third of the hash's). */
 static uint32_t hash_key(const uint8_t *key, uint32_t len) {
   uint32_t hash = 2166136261u;
-  for (uint32_t i = 0; i < len; i++) hash = (hash ^ key[i]) * 16777619u;
+  uint32_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    hash = (hash ^ key[i]) * 16777619u;
+    hash = (hash ^ key[i + 1]) * 16777619u;
+    hash = (hash ^ key[i + 2]) * 16777619u;
+    hash = (hash ^ key[i + 3]) * 16777619u;
+  }
+  for (; i < len; i++) hash = (hash ^ key[i]) * 16777619u;
   return hash;
 }
 
@@ -75,13 +83,48 @@ static void item_free(struct kv_store *store, struct kv_item *item) {
   store->free_lists[item->size_class] = item;
 }
 
+/* A word of memory that may alias anything (the loads below read byte arrays a word at a time). */
+typedef uint32_t __attribute__((may_alias)) kv_word;
+
+/* Whether an item's key (word-aligned: item->data follows a header of words) equals key[0, len),
+   which may have any alignment (it points into a client's request). Words are compared once key is
+   aligned, the item's side then shifted together from its aligned words, so no load is misaligned
+   (the machine traps on those) and a 16-byte key costs a few words, not 16 byte compares. The
+   item's words read lie within round_up(len, 4) bytes of its data, inside the item. */
+static inline int key_equal(const uint8_t *item_key, const uint8_t *key, uint32_t len) {
+  uint32_t i = 0;
+  while (i < len && ((uintptr_t)(key + i) & 3u) != 0) {
+    if (item_key[i] != key[i]) return 0;
+    i++;
+  }
+  const kv_word *item_words = (const kv_word *)(const void *)item_key;
+  if (i == 0) {
+    for (; i + 4 <= len; i += 4) {
+      if (item_words[i / 4] != *(const kv_word *)(const void *)(key + i)) return 0;
+    }
+  } else {
+    /* item_key + i is i bytes into item_words[0]: each word of key is two item words spliced. */
+    uint32_t shift = 8u * i;
+    uint32_t low = item_words[0];
+    for (uint32_t w = 1; i + 4 <= len; i += 4, w++) {
+      uint32_t high = item_words[w];
+      if (((low >> shift) | (high << (32u - shift))) != *(const kv_word *)(const void *)(key + i)) return 0;
+      low = high;
+    }
+  }
+  for (; i < len; i++) {
+    if (item_key[i] != key[i]) return 0;
+  }
+  return 1;
+}
+
 /* The link that points at the item with this key (so callers can unlink it), or NULL. */
 static struct kv_item **store_find_link(struct kv_store *store, const uint8_t *key, uint32_t key_bytes,
                                         uint32_t hash) {
   struct kv_item **link = &store->buckets[hash & store->bucket_mask];
   for (; *link != NULL; link = &(*link)->next) {
     struct kv_item *item = *link;
-    if (item->hash == hash && item->key_bytes == key_bytes && memcmp(item->data, key, key_bytes) == 0) return link;
+    if (item->hash == hash && item->key_bytes == key_bytes && key_equal(item->data, key, key_bytes)) return link;
   }
   return NULL;
 }
@@ -91,11 +134,11 @@ static struct kv_item *store_get(struct kv_store *store, const uint8_t *key, uin
   return link != NULL ? *link : NULL;
 }
 
-/* Sets key to value. Returns 0, or -1 when memory is exhausted (the old value then stays). */
-static int store_set(struct kv_store *store, const uint8_t *key, uint32_t key_bytes, const uint8_t *value,
-                     uint32_t value_bytes) {
-  uint32_t hash = hash_key(key, key_bytes);
-  struct kv_item **link = store_find_link(store, key, key_bytes, hash);
+/* Sets key (whose hash is `hash`) to value, given what store_find_link returned for it, so that a
+   command that looked the key up already does not look again. Returns 0, or -1 when memory is
+   exhausted (the old value then stays). */
+static int store_set_at(struct kv_store *store, struct kv_item **link, const uint8_t *key, uint32_t key_bytes,
+                        uint32_t hash, const uint8_t *value, uint32_t value_bytes) {
   if (link != NULL && item_capacity(store, *link) >= key_bytes + value_bytes) {
     /* memmove: a value may come from this very item (SET k GET-then-set paths never do today). */
     memmove(item_value(*link), value, value_bytes);
@@ -121,6 +164,13 @@ static int store_set(struct kv_store *store, const uint8_t *key, uint32_t key_by
     store->count++;
   }
   return 0;
+}
+
+/* Sets key to value. Returns 0, or -1 when memory is exhausted (the old value then stays). */
+static int store_set(struct kv_store *store, const uint8_t *key, uint32_t key_bytes, const uint8_t *value,
+                     uint32_t value_bytes) {
+  uint32_t hash = hash_key(key, key_bytes);
+  return store_set_at(store, store_find_link(store, key, key_bytes, hash), key, key_bytes, hash, value, value_bytes);
 }
 
 static int store_delete(struct kv_store *store, const uint8_t *key, uint32_t key_bytes) {
@@ -282,22 +332,39 @@ void kv_reply_flush(struct kv_server *server) {
   server->staging_bytes = 0;
 }
 
-static void reply_bytes(struct kv_server *server, uint32_t conn, const void *bytes, uint32_t len) {
+/* Room for the next len (at most REPLY_STAGING_BYTES) bytes of conn's replies in the staging
+   buffer, which the caller fills: what is staged for another connection, or what would leave too
+   little room, is sent first. */
+static inline uint8_t *reply_reserve(struct kv_server *server, uint32_t conn, uint32_t len) {
   if (server->staging_bytes > 0 && server->staging_conn != conn) kv_reply_flush(server);
   server->staging_conn = conn;
-  if (server->staging_bytes + len > REPLY_STAGING_BYTES) {
-    kv_reply_flush(server);
-    if (len > REPLY_STAGING_BYTES) {
-      transport_send(server, conn, bytes, len);
-      return;
-    }
-  }
-  memcpy(server->staging + server->staging_bytes, bytes, len);
+  if (server->staging_bytes + len > REPLY_STAGING_BYTES) kv_reply_flush(server);
+  uint8_t *room = server->staging + server->staging_bytes;
   server->staging_bytes += len;
+  return room;
 }
 
-static void reply_text(struct kv_server *server, uint32_t conn, const char *text) {
-  reply_bytes(server, conn, text, (uint32_t)strlen(text));
+/* memcpy, with the few bytes of most replies copied inline (a call costs more than they do). */
+static inline void copy_bytes(uint8_t *out, const uint8_t *bytes, uint32_t len) {
+  if (len > 8) {
+    memcpy(out, bytes, len);
+    return;
+  }
+  for (uint32_t i = 0; i < len; i++) out[i] = bytes[i];
+}
+
+static void reply_bytes(struct kv_server *server, uint32_t conn, const void *bytes, uint32_t len) {
+  if (len > REPLY_STAGING_BYTES) {
+    kv_reply_flush(server);
+    transport_send(server, conn, bytes, len);
+    return;
+  }
+  copy_bytes(reply_reserve(server, conn, len), bytes, len);
+}
+
+/* (Inline, so that a literal's length is folded rather than counted by strlen.) */
+static inline void reply_text(struct kv_server *server, uint32_t conn, const char *text) {
+  reply_bytes(server, conn, text, (uint32_t)__builtin_strlen(text));
 }
 
 /* A "-ERR ..." line; CR and LF inside it (echoed client bytes) would break the protocol, so they
@@ -331,8 +398,33 @@ static void reply_array(struct kv_server *server, uint32_t conn, uint32_t count)
   reply_prefixed_number(server, conn, '*', count);
 }
 
+/* Writes value in decimal into out (at least 10 bytes); returns the length. */
+static inline uint32_t format_u32(uint32_t value, uint8_t *out) {
+  uint32_t len = 1;
+  for (uint32_t bound = 10; len < 10 && value >= bound; bound *= 10) len++;
+  for (uint32_t i = len; i > 0; i--) {
+    out[i - 1] = (uint8_t)('0' + value % 10);
+    value /= 10;
+  }
+  return len;
+}
+
+/* "$<len>\r\n<bytes>\r\n", staged in one piece when it fits. */
 static void reply_bulk(struct kv_server *server, uint32_t conn, const void *bytes, uint32_t len) {
-  reply_prefixed_number(server, conn, '$', len);
+  uint8_t head[16];
+  head[0] = '$';
+  uint32_t head_bytes = 1 + format_u32(len, head + 1);
+  head[head_bytes++] = '\r';
+  head[head_bytes++] = '\n';
+  if (len <= REPLY_STAGING_BYTES - head_bytes - 2) {
+    uint8_t *out = reply_reserve(server, conn, head_bytes + len + 2);
+    copy_bytes(out, head, head_bytes);
+    copy_bytes(out + head_bytes, (const uint8_t *)bytes, len);
+    out[head_bytes + len] = '\r';
+    out[head_bytes + len + 1] = '\n';
+    return;
+  }
+  reply_bytes(server, conn, head, head_bytes);
   reply_bytes(server, conn, bytes, len);
   reply_bytes(server, conn, "\r\n", 2);
 }
@@ -372,8 +464,9 @@ static uint32_t find_crlf(const uint8_t *bytes, uint32_t len, uint32_t from) {
   return UINT32_MAX;
 }
 
-/* Parses the number on a "*<n>\r\n" or "$<n>\r\n" header starting at `at` (after the marker). */
-static enum parse_status parse_header_number(const uint8_t *bytes, uint32_t len, uint32_t at, int64_t *value,
+/* Parses the number on a "*<n>\r\n" or "$<n>\r\n" header starting at `at` (after the marker).
+   (Out of line: header_number_fast below takes what clients send.) */
+static __attribute__((noinline)) enum parse_status parse_header_number(const uint8_t *bytes, uint32_t len, uint32_t at, int64_t *value,
                                              uint32_t *next) {
   uint32_t end = find_crlf(bytes, len, at);
   if (end == UINT32_MAX) {
@@ -385,50 +478,96 @@ static enum parse_status parse_header_number(const uint8_t *bytes, uint32_t len,
   return PARSE_DONE;
 }
 
+/* The header numbers clients send, in one pass: 1 to 9 digits without a leading zero (or "0"), then
+   CRLF. Returns 0 for anything else (signs, long numbers, a line not complete yet, garbage), which
+   parse_header_number then parses; for what this takes, the first CRLF follows the digits, so it
+   returns what parse_header_number would. `at` <= len. */
+static inline int header_number_fast(const uint8_t *bytes, uint32_t len, uint32_t at, uint32_t *value,
+                                     uint32_t *next) {
+  /* One or two digits (every count and length redis-benchmark sends), without the loop. */
+  if (len - at >= 3) {
+    uint32_t first = (uint32_t)bytes[at] - '0';
+    if (first <= 9) {
+      if (bytes[at + 1] == '\r') {
+        if (bytes[at + 2] != '\n') return 0;
+        *value = first;
+        *next = at + 3;
+        return 1;
+      }
+      uint32_t second = (uint32_t)bytes[at + 1] - '0';
+      if (second <= 9 && first != 0 && len - at >= 4 && bytes[at + 2] == '\r' && bytes[at + 3] == '\n') {
+        *value = first * 10 + second;
+        *next = at + 4;
+        return 1;
+      }
+    }
+  }
+  uint32_t i = at, small = 0;
+  uint32_t digits_end = len - at > 9 ? at + 9 : len;
+  for (; i < digits_end; i++) {
+    uint32_t digit = (uint32_t)bytes[i] - '0';
+    if (digit > 9) break;
+    small = small * 10 + digit;
+  }
+  if (i == at || i + 1 >= len || bytes[i] != '\r' || bytes[i + 1] != '\n' || (bytes[at] == '0' && i != at + 1)) return 0;
+  *value = small;
+  *next = i + 2;
+  return 1;
+}
+
 static struct parse_result parse_multibulk(const uint8_t *bytes, uint32_t len, uint32_t bulk_bytes_max,
                                            struct request *request) {
   struct parse_result result = {PARSE_NEED_MORE, 0, NULL};
-  int64_t count;
-  uint32_t at;
-  enum parse_status status = parse_header_number(bytes, len, 1, &count, &at);
-  if (status != PARSE_DONE) {
-    if (status == PARSE_ERROR) result.error = "Protocol error: invalid multibulk length";
-    result.status = status;
-    return result;
+  uint32_t count, at;
+  if (!header_number_fast(bytes, len, 1, &count, &at)) {
+    int64_t count64;
+    enum parse_status status = parse_header_number(bytes, len, 1, &count64, &at);
+    if (status != PARSE_DONE) {
+      if (status == PARSE_ERROR) result.error = "Protocol error: invalid multibulk length";
+      result.status = status;
+      return result;
+    }
+    /* Negative counts ("*-1") are empty requests, like "*0". */
+    count = count64 < 0 ? 0 : count64 > (int64_t)ARGS_MAX ? ARGS_MAX + 1 : (uint32_t)count64;
   }
-  if (count > (int64_t)ARGS_MAX) {
+  if (count > ARGS_MAX) {
     result.status = PARSE_ERROR;
     result.error = "Protocol error: too many arguments in one request";
     return result;
   }
-  request->argc = 0;
-  for (int64_t i = 0; i < count; i++) {
+  const uint8_t **argv = request->argv;
+  uint32_t *arg_bytes = request->arg_bytes;
+  for (uint32_t i = 0; i < count; i++) {
     if (at >= len) return result;
     if (bytes[at] != '$') {
       result.status = PARSE_ERROR;
       result.error = "Protocol error: expected '$' before an argument";
       return result;
     }
-    int64_t bulk_bytes;
-    uint32_t data;
-    status = parse_header_number(bytes, len, at + 1, &bulk_bytes, &data);
-    if (status == PARSE_NEED_MORE) return result;
-    if (status == PARSE_ERROR || bulk_bytes < 0 || bulk_bytes > (int64_t)bulk_bytes_max) {
+    uint32_t bulk_bytes, data;
+    if (!header_number_fast(bytes, len, at + 1, &bulk_bytes, &data)) {
+      int64_t bulk64;
+      enum parse_status status = parse_header_number(bytes, len, at + 1, &bulk64, &data);
+      if (status == PARSE_NEED_MORE) return result;
+      bulk_bytes = status == PARSE_DONE && bulk64 >= 0 && bulk64 <= (int64_t)bulk_bytes_max ? (uint32_t)bulk64 : UINT32_MAX;
+    }
+    if (bulk_bytes > bulk_bytes_max) {
       result.status = PARSE_ERROR;
       result.error = "Protocol error: invalid bulk length";
       return result;
     }
-    if ((uint64_t)len - data < (uint64_t)bulk_bytes + 2) return result;
+    /* data <= len (it follows a CRLF inside the bytes), and bulk_bytes + 2 cannot wrap. */
+    if (len - data < bulk_bytes + 2) return result;
     if (bytes[data + bulk_bytes] != '\r' || bytes[data + bulk_bytes + 1] != '\n') {
       result.status = PARSE_ERROR;
       result.error = "Protocol error: argument not followed by CRLF";
       return result;
     }
-    request->argv[request->argc] = bytes + data;
-    request->arg_bytes[request->argc] = (uint32_t)bulk_bytes;
-    request->argc++;
-    at = data + (uint32_t)bulk_bytes + 2;
+    argv[i] = bytes + data;
+    arg_bytes[i] = bulk_bytes;
+    at = data + bulk_bytes + 2;
   }
+  request->argc = count;
   /* "*0" and "*-1" are empty requests: consumed, and nothing to run (as in Redis). */
   result.status = PARSE_DONE;
   result.consumed = at;
@@ -498,17 +637,19 @@ static struct parse_result parse_request(const uint8_t *bytes, uint32_t len, uin
  * Commands
  * --------------------------------------------------------------------------------------------- */
 
-/* Case-insensitive comparison of an argument with a lower-case name. */
-static int arg_is(const struct request *request, uint32_t index, const char *name) {
-  uint32_t len = request->arg_bytes[index];
+/* Case-insensitive comparison of an argument with a name of lower-case letters (every command,
+   subcommand and option name is one): for such a name, c | 0x20 equals a name byte exactly when c
+   is that letter in either case. The lengths are compared first, and inlined with a literal name
+   (its length folded) a command's name costs a few instructions to tell apart from another. */
+static inline int arg_is_name(const struct request *request, uint32_t index, const char *name, uint32_t name_bytes) {
+  if (request->arg_bytes[index] != name_bytes) return 0;
   const uint8_t *arg = request->argv[index];
-  for (uint32_t i = 0; i < len; i++) {
-    uint8_t c = arg[i];
-    if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + ('a' - 'A'));
-    if (name[i] == 0 || (uint8_t)name[i] != c) return 0;
+  for (uint32_t i = 0; i < name_bytes; i++) {
+    if ((uint8_t)(arg[i] | 0x20u) != (uint8_t)name[i]) return 0;
   }
-  return name[len] == 0;
+  return 1;
 }
+#define arg_is(request, index, name) arg_is_name(request, index, name, (uint32_t)__builtin_strlen(name))
 
 static void reply_wrong_arity(struct kv_server *server, uint32_t conn, const char *name) {
   char message[96];
@@ -535,6 +676,14 @@ static void command_get(struct kv_server *server, uint32_t conn, const struct re
 
 /* SET key value [NX | XX] [GET]; expiry options are refused because keys never expire here. */
 static void command_set(struct kv_server *server, uint32_t conn, const struct request *request) {
+  if (request->argc == 3) {
+    /* No options: nothing depends on the old value, so the key is looked up once, by store_set. */
+    if (store_set(&server->store, request->argv[1], request->arg_bytes[1], request->argv[2], request->arg_bytes[2]) != 0)
+      reply_oom(server, conn);
+    else
+      reply_text(server, conn, "+OK\r\n");
+    return;
+  }
   int only_if_absent = 0, only_if_present = 0, return_old = 0;
   for (uint32_t i = 3; i < request->argc; i++) {
     if (arg_is(request, i, "nx")) only_if_absent = 1;
@@ -572,7 +721,12 @@ static void command_set(struct kv_server *server, uint32_t conn, const struct re
 
 /* INCR, INCRBY, DECR, DECRBY: the value must be a strict 64-bit integer; overflow is an error. */
 static void command_add(struct kv_server *server, uint32_t conn, const struct request *request, int64_t delta) {
-  struct kv_item *item = store_get(&server->store, request->argv[1], request->arg_bytes[1]);
+  /* The key is looked up once: its link serves the read and the write. */
+  const uint8_t *key = request->argv[1];
+  uint32_t key_bytes = request->arg_bytes[1];
+  uint32_t hash = hash_key(key, key_bytes);
+  struct kv_item **link = store_find_link(&server->store, key, key_bytes, hash);
+  struct kv_item *item = link != NULL ? *link : NULL;
   int64_t value = 0;
   if (item != NULL && !parse_i64(item_value(item), item->value_bytes, &value)) {
     reply_error(server, conn, "ERR value is not an integer or out of range");
@@ -583,13 +737,17 @@ static void command_add(struct kv_server *server, uint32_t conn, const struct re
     return;
   }
   value += delta;
-  uint8_t text[INTEGER_TEXT_BYTES_MAX];
-  uint32_t len = format_i64(value, text);
-  if (store_set(&server->store, request->argv[1], request->arg_bytes[1], text, len) != 0) {
+  /* ":<value>\r\n": the value's text is stored from the middle of its reply line. */
+  uint8_t line[INTEGER_TEXT_BYTES_MAX + 3];
+  line[0] = ':';
+  uint32_t len = format_i64(value, line + 1);
+  if (store_set_at(&server->store, link, key, key_bytes, hash, line + 1, len) != 0) {
     reply_oom(server, conn);
     return;
   }
-  reply_integer(server, conn, value);
+  line[len + 1] = '\r';
+  line[len + 2] = '\n';
+  reply_bytes(server, conn, line, len + 3);
 }
 
 static void command_incrby(struct kv_server *server, uint32_t conn, const struct request *request, int negate) {

@@ -18,6 +18,21 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
+#include "lwip/prot/etharp.h"
+#include "lwip/prot/icmp.h"
+#include "lwip/prot/ip4.h"
+#include "lwip/prot/tcp.h"
+
+/* lwIP's headers are not packed (arch/cc.h): they must still be exactly the wire's layout. */
+_Static_assert(sizeof(struct eth_addr) == ETH_HWADDR_LEN, "struct eth_addr is not 6 bytes");
+_Static_assert(sizeof(struct eth_hdr) == SIZEOF_ETH_HDR, "struct eth_hdr has padding");
+_Static_assert(sizeof(struct etharp_hdr) == SIZEOF_ETHARP_HDR, "struct etharp_hdr has padding");
+_Static_assert(sizeof(struct ip_hdr) == IP_HLEN, "struct ip_hdr has padding");
+_Static_assert(sizeof(struct tcp_hdr) == TCP_HLEN, "struct tcp_hdr has padding");
+_Static_assert(sizeof(struct icmp_echo_hdr) == 8, "struct icmp_echo_hdr has padding");
+/* ... and at word-aligned addresses: a received frame's pbuf payload is its (word-aligned) buffer,
+   the frame at ETH_PAD_SIZE, so its IP header is SIZEOF_ETH_HDR (14 + ETH_PAD_SIZE) bytes in. */
+_Static_assert(HBFT_NETIF_BUFFER_BYTES % 4 == 0 && SIZEOF_ETH_HDR % 4 == 0, "received IP headers would not be word-aligned");
 
 /* A receive buffer, and the pbuf lwIP gets for the frame in it. */
 struct rx_buffer {

@@ -319,6 +319,85 @@ static void test_fuzz(void) {
   expect(server, 3, "PING\r\n", "+PONG\r\n");
 }
 
+/* key_equal compares words spliced from an aligned item key with a key at any alignment: every
+   length and alignment, equal and with any one byte changed. */
+static void test_key_compare_alignments(void) {
+  int all_ok = 1;
+  static uint32_t item_words[16];
+  static uint8_t probe[80];
+  uint8_t *item = (uint8_t *)item_words;
+  for (uint32_t len = 0; len <= 40; len++) {
+    for (uint32_t i = 0; i < len; i++) item[i] = (uint8_t)(0x41 + i * 7);
+    for (uint32_t offset = 0; offset < 4; offset++) {
+      uint8_t *key = probe + offset;
+      memcpy(key, item, len);
+      if (!key_equal(item, key, len)) all_ok = 0;
+      for (uint32_t i = 0; i < len; i++) {
+        key[i] ^= 0x20;
+        if (key_equal(item, key, len)) all_ok = 0;
+        key[i] ^= 0x20;
+      }
+    }
+  }
+  check(all_ok, "key_equal: every length to 40 at every alignment, and every single-byte difference");
+}
+
+/* SET and GET of keys of every length to 40 that arrive at every alignment. */
+static void test_keys_at_every_alignment(void) {
+  struct kv_server *server = new_server(16u << 20, 2);
+  static char buffer[256];
+  char key[48], request[160], expected[96];
+  int all_ok = 1;
+  for (uint32_t len = 1; len <= 40; len++) {
+    for (uint32_t i = 0; i < len; i++) key[i] = (char)('a' + (i * 5 + len) % 26);
+    key[len] = 0;
+    for (uint32_t offset = 0; offset < 4; offset++) {
+      snprintf(request, sizeof request, "*3\r\n$3\r\nSET\r\n$%u\r\n%s\r\n$2\r\n%u%u\r\n", len, key, len % 10, offset);
+      memcpy(buffer + offset, request, strlen(request) + 1);
+      server->capture_bytes = 0;
+      send_text(server, 0, buffer + offset);
+      if (server->capture_bytes != 5 || memcmp(server->capture, "+OK\r\n", 5) != 0) all_ok = 0;
+      snprintf(request, sizeof request, "*2\r\n$3\r\nGET\r\n$%u\r\n%s\r\n", len, key);
+      memcpy(buffer + 3 - offset, request, strlen(request) + 1);
+      server->capture_bytes = 0;
+      send_text(server, 1, buffer + 3 - offset);
+      snprintf(expected, sizeof expected, "$2\r\n%u%u\r\n", len % 10, offset);
+      if (server->capture_bytes != strlen(expected) || memcmp(server->capture, expected, strlen(expected)) != 0) all_ok = 0;
+    }
+  }
+  check(all_ok, "keys of every length to 40 at every alignment: SET, then GET from another alignment");
+  check(server->store.count == 40, "... one item per key");
+}
+
+/* header_number_fast takes only what parse_header_number would parse, and to the same value and
+   end: every string of up to 5 bytes from digits, CR, LF, '-', '+' and 'x'. */
+static void test_header_number_fast(void) {
+  static const char alphabet[] = "0123456789\r\n-+x";
+  const uint32_t letters = sizeof alphabet - 1;
+  uint8_t text[5];
+  int all_ok = 1;
+  uint32_t taken = 0;
+  for (uint32_t len = 0; len <= 5; len++) {
+    uint32_t combinations = 1;
+    for (uint32_t i = 0; i < len; i++) combinations *= letters;
+    for (uint32_t n = 0; n < combinations; n++) {
+      uint32_t rest = n;
+      for (uint32_t i = 0; i < len; i++) {
+        text[i] = (uint8_t)alphabet[rest % letters];
+        rest /= letters;
+      }
+      uint32_t value, next, general_next = 0;
+      int64_t general_value = 0;
+      if (!header_number_fast(text, len, 0, &value, &next)) continue;
+      taken++;
+      if (parse_header_number(text, len, 0, &general_value, &general_next) != PARSE_DONE || general_value != value ||
+          general_next != next)
+        all_ok = 0;
+    }
+  }
+  check(all_ok && taken > 100, "header_number_fast agrees with parse_header_number wherever it answers");
+}
+
 int main(void) {
   test_self_test_script();
   test_pipelining_and_splits();
@@ -329,6 +408,9 @@ int main(void) {
   test_connections_interleaved_and_reused();
   test_memory_reuse_and_oom();
   test_fuzz();
+  test_key_compare_alignments();
+  test_keys_at_every_alignment();
+  test_header_number_fast();
   printf("kv host test: %d passed, %d failed\n", checks_run - checks_failed, checks_failed);
   return checks_failed == 0 ? 0 : 1;
 }

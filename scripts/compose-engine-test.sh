@@ -326,6 +326,7 @@ check "the client service's verdict is OK" client_verdict_ok
 
 # ---- one redis-cli connection kept open through two kills ----
 coproc CLI { exec redis-cli -h "$GUEST" 2>&1; }
+# shellcheck disable=SC2153 # coproc sets CLI_PID
 cli_pid=$CLI_PID
 ask() { # ask COMMAND: one line to the kept redis-cli, its one-line reply into $reply
   echo "$1" >&"${CLI[1]}"
@@ -399,7 +400,6 @@ fi
 check "the pair is protected again after the chaos" wait_protected 60
 
 # ---- a clean stop ----
-exec {CLI[1]}>&-
 kill "$cli_pid" 2>/dev/null || true
 cli_pid=""
 say "+ ${COMPOSE[*]} stop   (SIGTERM through the init to the daemons)"

@@ -237,7 +237,7 @@ EOF
     cp "$NODE_EXTRA_CA_CERTS" "$rootfs/etc/hbft-standin/ca.crt"
     changes+=(--change 'ENV NODE_EXTRA_CA_CERTS=/etc/hbft-standin/ca.crt')
   fi
-  chroot "$rootfs" node -e 'process.exit(0)' || die "the stand-in's node does not run (its libraries?)"
+  env -u NODE_EXTRA_CA_CERTS chroot "$rootfs" node -e 'process.exit(0)' || die "the stand-in's node does not run (its libraries?)"
   tar -C "$rootfs" -c . | docker import "${changes[@]}" - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
   say "stand-in $BASE_IMAGE imported ($(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{ printf "%d MB", $1 / 1e6 }'))"

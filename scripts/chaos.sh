@@ -25,7 +25,10 @@
 # chaos container (NET_ADMIN), which delays or drops real packets on everything the chaos container
 # sends, so each direction of the link once. This script keeps the netem settings in
 # .hbft/compose-netem.env so that one change does not undo another; `clear` deletes the qdisc.
-# This machine's kernel has no netem, so that path is only exercised where Docker runs.
+# netem needs the Docker host's kernel to have it (sch_netem); where it has none, the script says
+# so and changes nothing (the proxy works everywhere). scripts/compose-engine-test.sh runs the
+# proxy path under a real Docker engine; the netem path has not run (that machine's kernel has no
+# netem either).
 set -euo pipefail
 SCRIPT_NAME=chaos.sh
 # shellcheck source=scripts/lib/hbft.sh
@@ -157,8 +160,6 @@ via_netem() {
     heal) partitioned=0 ;;
     clear) delay_ms=0 jitter_ms=0 loss_pct=0 rate="" partitioned=0 ;;
   esac
-  mkdir -p "$STATE_DIR"
-  printf 'delay_ms=%s\njitter_ms=%s\nloss_pct=%s\nrate=%s\npartitioned=%s\n' "$delay_ms" "$jitter_ms" "$loss_pct" "$rate" "$partitioned" >"$NETEM_STATE"
   local -a netem=()
   [ "$delay_ms" = 0 ] || netem+=(delay "${delay_ms}ms" "${jitter_ms}ms")
   if [ "$partitioned" = 1 ]; then netem+=(loss 100%); elif [ "$loss_pct" != 0 ]; then netem+=(loss "${loss_pct}%"); fi
@@ -168,8 +169,19 @@ via_netem() {
     rm -f "$NETEM_STATE"
     say "netem removed from the chaos container's $NETEM_DEVICE: the link is clean"
   else
-    run compose exec -T -u root chaos tc qdisc replace dev "$NETEM_DEVICE" root netem "${netem[@]}"
+    echo "+ compose exec -T -u root chaos tc qdisc replace dev $NETEM_DEVICE root netem ${netem[*]}"
+    local out
+    if ! out="$(compose exec -T -u root chaos tc qdisc replace dev "$NETEM_DEVICE" root netem "${netem[@]}" 2>&1)"; then
+      [ -z "$out" ] || echo "$out" >&2
+      if grep -q 'qdisc kind is unknown' <<<"$out"; then
+        die "the Docker host's kernel has no netem (sch_netem; try 'modprobe sch_netem' on the host): nothing changed. Without --via netem the chaos proxy does the same: scripts/chaos.sh --mode compose $action ${operands[*]}"
+      fi
+      die "tc could not set netem in the chaos container (see above): nothing changed"
+    fi
     say "netem on the chaos container's $NETEM_DEVICE: ${netem[*]}"
+    # Kept only once in force, so that a failed change is not the base of the next one.
+    mkdir -p "$STATE_DIR"
+    printf 'delay_ms=%s\njitter_ms=%s\nloss_pct=%s\nrate=%s\npartitioned=%s\n' "$delay_ms" "$jitter_ms" "$loss_pct" "$rate" "$partitioned" >"$NETEM_STATE"
   fi
 }
 

@@ -66,16 +66,32 @@ say "the $victim node runs as primary (generation $generation); the $survivor no
 # ---- load, kill, verdict ----
 work="$(mktemp -d "${TMPDIR:-/tmp}/hbft-kill-primary.XXXXXX")"
 load_pid=""
+# compose: the load runs in a one-off container of the client service, named so that the script can
+# signal it and remove it (docker compose run --name; docker-compose v1 has the same flag).
+load_container="" victim_container=""
+if [ "$MODE" = compose ]; then
+  load_container="hbft-kill-primary-load-$$"
+  victim_container="$(compose ps -q "$victim")"
+  [ -n "$victim_container" ] || die "the $victim service has no container (compose ps -q $victim)"
+  command -v docker >/dev/null 2>&1 || die "--mode compose needs the docker client too (to signal the load and the victim's container)"
+fi
 cleanup() {
   if [ -n "$load_pid" ] && kill -0 "$load_pid" 2>/dev/null; then kill -TERM "$load_pid" 2>/dev/null || true; fi
+  if [ -n "$load_container" ]; then docker rm -f "$load_container" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # SIGUSR2 to the load process itself: $load_pid is the subshell that runs run_load, whose child
-# (possibly through `ip netns exec`, which execs) is the hbft load process.
+# (possibly through `ip netns exec`, which execs) is the hbft load process. In compose that child is
+# the compose client, whose default action on SIGUSR2 is to die (and take the load's verdict with
+# it): the signal goes to the load's container instead, whose init (init: true) passes it on.
 mark_load() {
   local child
+  if [ -n "$load_container" ]; then
+    docker kill --signal USR2 "$load_container" >/dev/null || warn "could not mark the kill in the load (docker kill --signal USR2 $load_container)"
+    return
+  fi
   for child in $(pgrep -P "$load_pid" || true); do
     if tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | grep -q 'hbft.* load '; then kill -USR2 "$child"; fi
   done
@@ -85,7 +101,12 @@ history_args=()
 # The history file is written by the load process; in compose it runs in a container.
 [ "$MODE" != compose ] && history_args=(--history "$work/history.jsonl")
 say "load: $clients plain RESP clients for $seconds s against the guest at $(guest_serve)"
-run_load --clients "$clients" --duration-s "$seconds" "${history_args[@]}" >"$work/load.out" 2>"$work/load.err" &
+if [ -n "$load_container" ]; then
+  compose run --rm --no-deps -T --name "$load_container" client \
+    hbft load --servers "$(guest_serve)" --clients "$clients" --duration-s "$seconds" >"$work/load.out" 2>"$work/load.err" &
+else
+  run_load --clients "$clients" --duration-s "$seconds" "${history_args[@]}" >"$work/load.out" 2>"$work/load.err" &
+fi
 load_pid=$!
 
 # The kill comes halfway through the load's own clock (its progress lines on stderr), once the
@@ -110,11 +131,26 @@ say "kill -9 of the $victim node (primary, generation $generation), $elapsed s i
 # survivor is watched at the address it has now.
 survivor_http=""
 [ "$MODE" = local ] && survivor_http="$(node_http "$survivor")"
-node_kill9 "$victim"
 # Plain clients cannot see a takeover in their replies (the guest's address is the same whichever
 # node runs it): the load marks the kill's instant instead and reports how long its clients went
 # without a reply across it.
-mark_load
+if [ -n "$victim_container" ]; then
+  # compose: the docker client, not the compose one, which needs a second or more to start
+  # (docker-compose v1 is Python). `docker kill` answers only once the container is gone and its
+  # network torn down, by when the survivor may have taken over already, so the mark goes out
+  # while it runs, not after. Like `compose kill`, it leaves the container stopped (restart:
+  # unless-stopped does not bring it back); `compose start` below does.
+  echo "+ docker kill --signal KILL $victim_container   (the $victim service)"
+  kill_started_ms="$(date +%s%3N)"
+  docker kill --signal KILL "$victim_container" >/dev/null &
+  kill_pid=$!
+  mark_load
+  wait "$kill_pid" || die "docker kill --signal KILL $victim_container (the $victim service) failed"
+  say "docker kill returned after $(($(date +%s%3N) - kill_started_ms)) ms (the engine waits for the container to be gone)"
+else
+  node_kill9 "$victim"
+  mark_load
+fi
 
 # The takeover as the survivor's status server reports it.
 expected="primary $((generation + 1))"

@@ -242,6 +242,11 @@ test('healthchecks, start order, signals, the secret and the networks are as int
     const service = services[name]!;
     assert.equal(healthUrl(service), `http://127.0.0.1:${httpPort(service)}/healthz`, `${name} healthcheck hits its own /healthz`);
     assert.equal(service.init, true, `${name}: an init as PID 1 passes signals on`);
+    // The init runs as root and the daemon as `node`: with every capability dropped but these, it
+    // may signal another user's process only with KILL (under a real engine, without it, `docker
+    // compose stop` made the init exit with "forwarding signal: Operation not permitted").
+    assert.equal(service.user, 'root');
+    assert.ok(service.cap_add?.includes('KILL'), `${name}: the root init may pass SIGTERM to the daemon of another user`);
     assert.equal(service.stop_signal ?? 'SIGTERM', 'SIGTERM');
     assert.ok(service.stop_grace_period, `${name}: a stop grace period`);
     assert.deepEqual(

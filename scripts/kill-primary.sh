@@ -101,12 +101,7 @@ history_args=()
 # The history file is written by the load process; in compose it runs in a container.
 [ "$MODE" != compose ] && history_args=(--history "$work/history.jsonl")
 say "load: $clients plain RESP clients for $seconds s against the guest at $(guest_serve)"
-if [ -n "$load_container" ]; then
-  compose run --rm --no-deps -T --name "$load_container" client \
-    hbft load --servers "$(guest_serve)" --clients "$clients" --duration-s "$seconds" >"$work/load.out" 2>"$work/load.err" &
-else
-  run_load --clients "$clients" --duration-s "$seconds" "${history_args[@]}" >"$work/load.out" 2>"$work/load.err" &
-fi
+LOAD_CONTAINER="$load_container" run_load --clients "$clients" --duration-s "$seconds" "${history_args[@]}" >"$work/load.out" 2>"$work/load.err" &
 load_pid=$!
 
 # The kill comes halfway through the load's own clock (its progress lines on stderr), once the

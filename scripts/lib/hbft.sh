@@ -225,7 +225,7 @@ node_kill9() {
       [ -n "$pid" ] || die "cannot find the process of the $1 node (nothing listens on $(node_http "$1"))"
       run kill -9 "$pid"
       ;;
-    compose) run compose kill -s SIGKILL "$1" ;;
+    compose) die "node_kill9: in compose mode kill-primary.sh kills the container through docker itself" ;;
   esac
 }
 
@@ -240,14 +240,15 @@ guest_serve() {
 }
 
 # hbft load with plain RESP clients of the guest, from where clients are: this machine, the client
-# namespace, or a one-off client container. A takeover keeps their connections.
+# namespace, or a one-off client container (named $LOAD_CONTAINER when set, so that it can be
+# signalled through docker). A takeover keeps their connections.
 run_load() {
   local servers
   servers="$(guest_serve)"
   case "$MODE" in
     local) hbft load --servers "$servers" "$@" ;;
     netns) ip netns exec "$(netns_name client)" node "$CLI" load --servers "$servers" "$@" ;;
-    compose) compose run --rm --no-deps -T client hbft load --servers "$servers" "$@" ;;
+    compose) compose run --rm --no-deps -T ${LOAD_CONTAINER:+--name "$LOAD_CONTAINER"} client hbft load --servers "$servers" "$@" ;;
   esac
 }
 

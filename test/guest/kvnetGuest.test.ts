@@ -390,6 +390,36 @@ test('a TCP connection survives a save/restore: the restored machine answers the
   assert.ok(!client.reset && !client.finReceived, 'no reset, no reconnect');
 });
 
+test('after a link change the guest asks its neighbours for their MACs again, and sends to the MAC a neighbour answers with', () => {
+  const { machine, segment } = bootKvnet();
+  const client = segment.connect();
+  assert.equal(segment.send(client, command('SET', 'k', 'v')), '+OK\r\n');
+  machine.net.setLink(false);
+  machine.net.setLink(true);
+  segment.runUntilIdle();
+  const asked = segment.transmitted
+    .splice(0)
+    .map(parseFrame)
+    .filter((frame) => frame.arp?.operation === 1);
+  assert.ok(
+    asked.some((frame) => frame.arp?.targetIp === segment.clientIp && frame.arp.senderIp === segment.guestIp),
+    'an ARP request for the client, which the guest had cached',
+  );
+  // The client's segment now reaches the guest through another MAC (as through a router or a bridge
+  // whose address changed): its answer says so.
+  const movedMac = macBytes('02:00:00:00:00:77');
+  machine.net.receive(
+    ethernetFrame(segment.guestMac, movedMac, ETHERTYPE_ARP, arpPacket(2, movedMac, segment.clientIp, segment.guestMac, segment.guestIp)),
+  );
+  machine.net.receive(client.segmentFrame(TCP_ACK | TCP_PSH, command('GET', 'k')));
+  segment.runUntilIdle();
+  const replies = segment.transmitted.map(parseFrame).filter((frame) => frame.tcp?.destinationPort === client.port);
+  assert.ok(replies.length > 0, 'the guest answered the GET');
+  for (const reply of replies) assert.deepEqual(reply.destination, movedMac, 'sent to the MAC the client answered with');
+  segment.exchange();
+  assert.match(segment.send(client, command('INFO')), /link_changes:1\r\narp_refreshes:1\r\n/);
+});
+
 test('told of a link change after a takeover, the guest announces itself, sends again what its client has not acknowledged, and asks with duplicate ACKs for what it never saw', () => {
   const { machine, segment } = bootKvnet();
   const waiting = segment.connect();

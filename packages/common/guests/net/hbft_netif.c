@@ -225,7 +225,13 @@ int hbft_netif_start(struct netif *netif, struct hbft_arena *arena, const struct
  *   (the old primary's last released segment may have advertised another), and the three after it
  *   are duplicate ACKs, which a client whose request died with the old primary (its
  *   acknowledgement was never released) takes as the signal for a fast retransmission (RFC 5681
- *   section 3.2) instead of waiting for its own retransmission timer.
+ *   section 3.2) instead of waiting for its own retransmission timer;
+ * - every neighbour in the ARP cache is asked for its address again (an ARP request each): the
+ *   cache learns only from ARP, and the new host's segment may reach a neighbour through another
+ *   MAC (a router, a bridge whose address changed with its ports). The entries stay in use until
+ *   the answers come, so nothing waits for them; a neighbour that answers with another MAC is
+ *   used by that MAC from its answer on. Linux does the same by flushing its neighbours on a
+ *   carrier change, which here would hold every retransmission above behind a resolution.
  */
 static void recover_after_link_change(struct netif *netif) {
   uint32_t status = HBFT_REG(HBFT_NET_STATUS);
@@ -245,6 +251,15 @@ static void recover_after_link_change(struct netif *netif) {
       }
     }
     tcp_output(pcb);
+  }
+  for (size_t i = 0; i < ARP_TABLE_SIZE; i++) {
+    ip4_addr_t *neighbour;
+    struct netif *on;
+    struct eth_addr *mac;
+    if (etharp_get_entry(i, &neighbour, &on, &mac) && on == netif) {
+      etharp_request(netif, neighbour);
+      driver.stats.arp_refreshes++;
+    }
   }
 }
 

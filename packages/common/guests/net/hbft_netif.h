@@ -47,6 +47,7 @@ struct hbft_netif_stats {
   uint32_t tx_dropped; /* no transmit buffer free, or a frame too large */
   uint32_t rx_no_pbuf; /* lwIP's pool was empty: the frame was dropped (TCP retransmits) */
   uint32_t link_changes; /* link changes the device signalled (takeovers) */
+  uint32_t arp_refreshes; /* ARP requests sent to cached neighbours after a link change */
 };
 void hbft_netif_stats(struct hbft_netif_stats *stats);
 

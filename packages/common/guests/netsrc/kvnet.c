@@ -437,10 +437,12 @@ static uint32_t tcp_transport_info(void *context, char *out, uint32_t capacity) 
                                "# Network\r\nconnection_slots:%u\r\nconnections_open:%u\r\nconnections_accepted:%u\r\n"
                                "connections_refused:%u\r\nconnections_evicted_idle:%u\r\nconnections_reset_for_output:%u\r\n"
                                "replies_spilled:%u\r\nspill_chunks_in_use:%u\r\nspill_chunks:%u\r\n"
-                               "half_open_dropped:%u\r\npcb_lookups_fast:%u\r\npcb_lookups_walked:%u\r\nrx_frames:%u\r\ntx_frames:%u\r\nrx_dropped_no_pbuf:%u\r\ntx_dropped:%u\r\n",
+                               "half_open_dropped:%u\r\npcb_lookups_fast:%u\r\npcb_lookups_walked:%u\r\nrx_frames:%u\r\ntx_frames:%u\r\nrx_dropped_no_pbuf:%u\r\ntx_dropped:%u\r\n"
+                               "link_changes:%u\r\narp_refreshes:%u\r\n",
                                kvnet.server.conn_count, open, kvnet.accepted, kvnet.refused, kvnet.evicted,
                                kvnet.reset_for_output, kvnet.spilled_replies, kvnet.chunk_count - kvnet.free_chunk_count,
-                               kvnet.chunk_count, kvnet.half_open_dropped, kvnet.lookups_fast, kvnet.lookups_walked, net.rx_frames, net.tx_frames, net.rx_no_pbuf, net.tx_dropped);
+                               kvnet.chunk_count, kvnet.half_open_dropped, kvnet.lookups_fast, kvnet.lookups_walked, net.rx_frames, net.tx_frames, net.rx_no_pbuf, net.tx_dropped,
+                               net.link_changes, net.arp_refreshes);
   return len < capacity ? len : capacity - 1;
 }
 

@@ -9,8 +9,12 @@ import { TapDevice, type TapCounters } from './tap.ts';
 const TAP_FRAMES_PER_SLICE_MAX = 256;
 /** Instructions per run slice: about a millisecond, so frames wait little for the next slice. */
 const SLICE_INSTRUCTIONS = 200_000;
-/** Frames the guest transmits before the writer thread is woken for them (besides at each slice's end). */
-const WRITER_WAKE_FRAMES = 64;
+/**
+ * Frames the guest transmits before the writer thread is woken for them (besides at each slice's
+ * end). 8 against 64 (a batch is ~20-36 frames, so 64 meant once a batch): 45-51k requests/s
+ * against 35-38k under redis-benchmark -c 50 (2 was slower, 16 the same).
+ */
+const WRITER_WAKE_FRAMES = 8;
 /** A busy guest lets the event loop turn (signals, I/O callbacks) at least this often. */
 const YIELD_EVERY_MS = 2;
 /** Longest sleep of an idle guest before the loop looks again (signals, a timer that moved). */
@@ -87,19 +91,22 @@ export async function runOnTap(options: TapRunOptions): Promise<TapRunResult> {
   machine.uart.onOutput = (byte) => options.onConsole?.(decoder.decode(Uint8Array.of(byte), { stream: true }));
   machine.loadElf(options.image, options.imageName);
   machine.net.setMac(options.mac);
-  // Frames go out from a writer thread (the kernel's receive path for each runs on the other core)
-  // and come in through a reader thread (no system call per frame on this one, and an idle guest
-  // waits on the reader's ring instead of a poll(2) on the thread pool). HBFT_TAP_READER_THREAD=0
-  // reads on this thread, to compare.
-  const readerThread = process.env.HBFT_TAP_READER_THREAD !== '0';
-  // Replies go to the writer every few frames, not only at the end of a slice, so the kernel and the
-  // clients work on the first replies of a batch while the guest runs the rest of it.
-  // HBFT_TAP_WRITER_WAKE_FRAMES changes how many, to compare.
+  // Frames go out from a writer thread (the kernel's receive path for each runs on the other core),
+  // woken every few frames so that the kernel and the clients work on the first replies of a batch
+  // while the guest runs the rest of it, and under SCHED_BATCH so that waking it never takes this
+  // thread's core (tap.ts). Frames come in on this thread, read(2) through koffi between slices:
+  // cheaper in all than a reader thread woken for nearly every frame (poll, read, the EAGAIN read,
+  // the wake of this thread), and it leaves the other core to the writer and the clients (see
+  // BENCHMARKS.md, "hbft bench network"). An idle guest waits in poll(2) on the thread pool.
+  // HBFT_TAP_READER_THREAD=1, HBFT_TAP_WRITER_WAKE_FRAMES=N and HBFT_TAP_THREADS_BATCH=0 change
+  // these, to compare.
+  const readerThread = process.env.HBFT_TAP_READER_THREAD === '1';
   const wakeFrames = Number(process.env.HBFT_TAP_WRITER_WAKE_FRAMES ?? WRITER_WAKE_FRAMES);
   const tap = await TapDevice.open(options.tapName, {
     writerThread: true,
     readerThread,
     writerFramesPerWake: Number.isInteger(wakeFrames) && wakeFrames > 0 ? wakeFrames : WRITER_WAKE_FRAMES,
+    threadsBatchPolicy: process.env.HBFT_TAP_THREADS_BATCH !== '0',
   });
   options.onAttached?.(tap);
   machine.net.host = { onFrame: (frame) => tap.send(frame) };

@@ -34,9 +34,10 @@ export class SeededRandom {
     return this.nextU32() / 2 ** 32 < p;
   }
 
-  /** One of `items` (which must not be empty), each as likely. */
+  /** One of `items`, each as likely. */
   pick<T>(items: readonly T[]): T {
-    return items[this.below(items.length)]!;
+    if (items.length === 0) throw new RangeError('SeededRandom.pick: no items to pick from');
+    return items[this.below(items.length)] as T;
   }
 
   bytes(n: number): Uint8Array {

@@ -6,34 +6,18 @@
 # that used any, the requests/s of each run and the machine's idle share. Needs root and
 # redis-tools. Run it under the shared lock on shared machines:
 #   flock /tmp/hbft-cluster.lock scripts/bench-kvnet-threads.sh [runs] [requests] [clients]
-# HBFT_ROOT is the checkout whose hbft runs (this one unless given: another to compare with).
+# HBFT_ROOT is the checkout whose hbft runs (this one unless given: another to compare with); IMAGE
+# and NODE_FLAGS as in scripts/lib/kvnet-tap.sh.
 # Threads by id: the main thread's id is the process's; the TAP's writer thread is created before
 # its reader thread (tap.ts), so it has the lower id of the two busy workers.
 set -euo pipefail
 runs=${1:-2}
 requests=${2:-50000}
 clients=${3:-50}
+# shellcheck source=scripts/lib/kvnet-tap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kvnet-tap.sh"
 cd "${HBFT_ROOT:-$(dirname "${BASH_SOURCE[0]}")/..}"
-ns=hbft-bench-threads-$$
-log=$(mktemp)
-ip netns add "$ns"
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  ip netns del "$ns" 2>/dev/null || true
-  rm -f "$log"
-}
-trap cleanup EXIT
-ip -n "$ns" link set lo up
-ip -n "$ns" link add br0 type bridge
-ip -n "$ns" addr add 10.77.0.1/24 dev br0
-ip -n "$ns" link set br0 up
-HBFT_TAP_LOOP_STATS=1 ip netns exec "$ns" node packages/cli/bin/hbft.js run kvnet --tap hbft0 --guest-ip 10.77.0.2/24 --memory 256MiB >"$log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do ip -n "$ns" link show hbft0 >/dev/null 2>&1 && break; sleep 0.1; done
-ip -n "$ns" link set hbft0 master br0 up
-for _ in $(seq 150); do ip netns exec "$ns" redis-cli -h 10.77.0.2 PING >/dev/null 2>&1 && break; sleep 0.2; done
-# The guest's node process (ip netns exec execs it: $pid is node itself).
+kvnet_tap_start hbft-bench-threads
 node_pid=$pid
 
 # "tid utime stime comm policy" for every thread of the node process (clock ticks).
@@ -85,7 +69,5 @@ for run in $(seq "$runs"); do
   }'
   rm -f "$bench_out" "$bench_out.time"
 done
-kill -INT "$pid"
-wait "$pid" || true
-pid=
+kvnet_tap_stop
 grep -E 'run loop|error' "$log" || true

@@ -4,20 +4,12 @@
 // and state (what a promoted standby runs: no compiled blocks). Prints wall time, instructions and
 // blocks compiled for each, over a few rounds after the switch.
 // Usage: npx tsx scripts/kvnet-resume-cost.ts [ROUNDS]
-import { readFileSync } from 'node:fs';
 import { Machine } from '@hbft/common/guest/machine.ts';
-import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
-import { EthernetSegment, macBytes } from '../test/helpers/ethernetClient.ts';
+import { KVNET_MEMORY_BYTES, bootKvnet } from '../test/helpers/kvnetMachine.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 100);
-const MEMORY_BYTES = 64 * 1024 * 1024;
-const machine = new Machine({ memoryBytes: MEMORY_BYTES, args: 'ip=10.0.0.2/24' });
-machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
-machine.net.setMac(macBytes('02:48:42:46:54:02'));
-const segment = new EthernetSegment(machine, '10.0.0.2');
-segment.runUntilIdle();
-segment.resolveGuest();
+const { machine, segment } = bootKvnet();
 const clients = Array.from({ length: 20 }, () => segment.connect());
 const round = () => {
   const started = performance.now();
@@ -33,7 +25,7 @@ const show = (label: string, m: Machine) => {
   );
 };
 show('warm machine, 20 INCRs per round', machine);
-const copy = new SharedArrayBuffer(MEMORY_BYTES);
+const copy = new SharedArrayBuffer(KVNET_MEMORY_BYTES);
 new Uint8Array(copy).set(machine.memory.u8);
 const resumed = new Machine({
   memoryBuffer: copy,

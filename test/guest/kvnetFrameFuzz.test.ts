@@ -9,15 +9,12 @@
 // HBFT_SEED replays a run; `npm run test:soak` sends many more frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { fillIpv4Checksums } from '@hbft/common/guest/devices/packetNic.ts';
-import { Machine } from '@hbft/common/guest/machine.ts';
-import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
 import {
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
-  EthernetSegment,
+  type EthernetSegment,
   TCP_ACK,
   TCP_PSH,
   TCP_SYN,
@@ -27,24 +24,13 @@ import {
   ipv4,
   macBytes,
 } from '../helpers/ethernetClient.ts';
+import { bootKvnet } from '../helpers/kvnetMachine.ts';
 import { SeededRandom, testSeed } from '../helpers/seed.ts';
 
 const SOAK = Boolean(process.env.HBFT_SOAK);
 const FRAMES = SOAK ? 60_000 : 4_000;
 const BATCH = 40;
 const ETH_HEADER = 14;
-
-function bootKvnet(): { machine: Machine; segment: EthernetSegment; console: () => string } {
-  const machine = new Machine({ memoryBytes: 64 * 1024 * 1024, args: 'ip=10.0.0.2/24' });
-  machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
-  machine.net.setMac(macBytes('02:48:42:46:54:02'));
-  let output = '';
-  machine.uart.onOutput = (byte) => (output += String.fromCharCode(byte));
-  const segment = new EthernetSegment(machine, '10.0.0.2');
-  segment.runUntilIdle();
-  segment.resolveGuest();
-  return { machine, segment, console: () => output };
-}
 
 /** An IPv4 packet's header length in bytes, from its first byte. */
 const ipHeaderBytes = (frame: Uint8Array): number => (frame[ETH_HEADER]! & 0x0f) * 4;

@@ -6,14 +6,12 @@
 // a TCP connection survives a save/restore of the machine, as it must survive a failover.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Machine } from '@hbft/common/guest/machine.ts';
-import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
+import { KVNET_GUEST_MAC, KVNET_MEMORY_BYTES, bootKvnet } from '../helpers/kvnetMachine.ts';
 import { SeededRandom, testSeed } from '../helpers/seed.ts';
 import {
   ETHERTYPE_ARP,
-  EthernetSegment,
   TCP_ACK,
   TCP_PSH,
   TCP_SYN,
@@ -24,32 +22,13 @@ import {
   parseFrame,
 } from '../helpers/ethernetClient.ts';
 
-const MEMORY_BYTES = 64 * 1024 * 1024;
-const GUEST_MAC = macBytes('02:48:42:46:54:02');
-
-function bootKvnet(
-  args = 'ip=10.0.0.2/24',
-  memoryBytes = MEMORY_BYTES,
-): { machine: Machine; segment: EthernetSegment; console: () => string } {
-  const machine = new Machine({ memoryBytes, args });
-  machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
-  machine.net.setMac(GUEST_MAC);
-  let output = '';
-  machine.uart.onOutput = (byte) => (output += String.fromCharCode(byte));
-  const segment = new EthernetSegment(machine, '10.0.0.2');
-  segment.runUntilIdle();
-  assert.match(output, /kvnet: listening on 10\.0\.0\.2:6379/);
-  segment.resolveGuest();
-  return { machine, segment, console: () => output };
-}
-
 function command(...args: (string | number)[]): Uint8Array {
   return encodeCommand(args);
 }
 
 test('the guest answers ARP for its address with the MAC the host gave its NIC', () => {
   const { segment } = bootKvnet();
-  assert.deepEqual(segment.guestMac, GUEST_MAC);
+  assert.deepEqual(segment.guestMac, KVNET_GUEST_MAC);
   // A request for another address goes unanswered.
   segment.exchange([
     ethernetFrame(
@@ -375,11 +354,11 @@ test('a TCP connection survives a save/restore: the restored machine answers the
   );
 
   // The backup resumes from the checkpoint on its own RAM.
-  const backup = new Machine({ memoryBytes: MEMORY_BYTES });
+  const backup = new Machine({ memoryBytes: KVNET_MEMORY_BYTES });
   backup.memory.u8.set(checkpointRam);
   backup.setState(checkpointState);
   segment.attach(backup);
-  assert.deepEqual(backup.net.mac, GUEST_MAC, 'the MAC moved with the state');
+  assert.deepEqual(backup.net.mac, KVNET_GUEST_MAC, 'the MAC moved with the state');
 
   // The client never saw an acknowledgement of INCR, so its TCP sends the same segment again.
   client.sndNxt = clientBefore.sndNxt;
@@ -433,7 +412,7 @@ test('told of a link change after a takeover, the guest announces itself, sends 
   const checkpointRam = Uint8Array.from(machine.memory.u8);
   const checkpointState = machine.getState();
 
-  const backup = new Machine({ memoryBytes: MEMORY_BYTES });
+  const backup = new Machine({ memoryBytes: KVNET_MEMORY_BYTES });
   backup.memory.u8.set(checkpointRam);
   backup.setState(checkpointState);
   segment.attach(backup);

@@ -4,11 +4,8 @@
 // right checksums that the device, not lwIP, computed, and a corrupted segment never reaches lwIP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { RAM_BASE } from '@hbft/common/guest/addressMap.ts';
 import { GuestMemory } from '@hbft/common/guest/memory.ts';
-import { Machine } from '@hbft/common/guest/machine.ts';
-import { resolveGuestImage } from '@hbft/common/guest/images.ts';
 import {
   NET_CTRL,
   NET_CTRL_CHECKSUM_OFFLOAD,
@@ -25,18 +22,9 @@ import {
   ipv4ChecksumsOk,
 } from '@hbft/common/guest/devices/packetNic.ts';
 import { encodeCommand } from '@hbft/common/session/resp.ts';
+import { bootKvnet } from '../helpers/kvnetMachine.ts';
 import { SeededRandom, testSeed } from '../helpers/seed.ts';
-import {
-  ETHERTYPE_IPV4,
-  EthernetSegment,
-  TCP_ACK,
-  TCP_PSH,
-  ethernetFrame,
-  ipv4,
-  ipv4TcpPacket,
-  macBytes,
-  parseFrame,
-} from '../helpers/ethernetClient.ts';
+import { ETHERTYPE_IPV4, TCP_ACK, TCP_PSH, ethernetFrame, ipv4, ipv4TcpPacket, macBytes, parseFrame } from '../helpers/ethernetClient.ts';
 
 const RX_RING = RAM_BASE + 0x1000;
 const TX_RING = RAM_BASE + 0x2000;
@@ -135,13 +123,8 @@ test('the device offloads only when the enabling write asks for it, and then dro
 });
 
 test('kvnet leaves its checksums to the device: its frames are right, and a corrupted request never reaches it', () => {
-  const machine = new Machine({ memoryBytes: 64 * 1024 * 1024, args: 'ip=10.0.0.2/24' });
-  machine.loadElf(readFileSync(resolveGuestImage('kvnet')));
-  machine.net.setMac(macBytes('02:48:42:46:54:02'));
-  const segment = new EthernetSegment(machine, '10.0.0.2');
-  segment.runUntilIdle();
+  const { machine, segment } = bootKvnet();
   assert.ok(machine.net.checksumOffload, 'the guest asked for checksum offload');
-  segment.resolveGuest();
   const client = segment.connect();
   assert.equal(segment.send(client, encodeCommand(['SET', 'k', 'v'])), '+OK\r\n');
   // Every frame the guest sent so far had right checksums (the segment counts wrong ones).
